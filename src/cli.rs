@@ -1,0 +1,100 @@
+//! The command line, as the user typed it: every verb and flag, and nothing
+//! else. Turning these into resolved settings happens in `run`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kolla",
+    version,
+    about = "Build one container image per cloud service; deploy, upgrade and roll back each service atomically."
+)]
+pub struct Cli {
+    /// Folder holding globals.yml.
+    #[arg(long, global = true, env = "KOLLA_CONFIG_DIR", value_name = "DIR")]
+    pub config_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Render and build the image tree, parents first (what CI runs).
+    Build(BuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Build only images whose name matches one of these regexes (and,
+    /// unless --skip-parents, their parents).
+    #[arg(value_name = "REGEX")]
+    pub patterns: Vec<String>,
+
+    /// Folder of image folders (<name>/Dockerfile.tera + files).
+    #[arg(long, env = "KOLLA_IMAGES_DIR", value_name = "DIR", default_value = "images")]
+    pub images_dir: PathBuf,
+
+    /// Images built at once (parents always before children).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub threads: u16,
+
+    /// Image tag (overrides globals.yml `tag`).
+    #[arg(long)]
+    pub tag: Option<String>,
+
+    /// Repository namespace (overrides globals.yml `namespace`).
+    #[arg(long)]
+    pub namespace: Option<String>,
+
+    /// Registry host[:port] (overrides globals.yml `registry`).
+    #[arg(long)]
+    pub registry: Option<String>,
+
+    /// Base image the tree's root builds FROM (overrides globals.yml `base_image`).
+    #[arg(long)]
+    pub base_image: Option<String>,
+
+    /// Push every built or up-to-date image to the registry.
+    #[arg(long)]
+    pub push: bool,
+
+    /// Extra attempts for an image whose build fails.
+    #[arg(long, default_value_t = 0)]
+    pub retries: u32,
+
+    /// Build the images of this profile (globals.yml `profiles`).
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// Print the selected images and exit.
+    #[arg(long, conflicts_with_all = ["list_dependencies", "render_only"])]
+    pub list_images: bool,
+
+    /// Print the selected images as a tree of parents and children and exit.
+    #[arg(long, conflicts_with = "render_only")]
+    pub list_dependencies: bool,
+
+    /// Write the rendered Dockerfiles (and context files) to DIR; build nothing.
+    #[arg(long, value_name = "DIR")]
+    pub render_only: Option<PathBuf>,
+
+    /// A Tera template that {% extends "<image>/Dockerfile.tera" %} and replaces
+    /// blocks; repeat to override several images or to layer overrides.
+    #[arg(long, value_name = "FILE")]
+    pub template_override: Vec<PathBuf>,
+
+    /// Do not build the parents of matched images; they must already exist.
+    #[arg(long)]
+    pub skip_parents: bool,
+
+    /// Write the summary as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub summary_json: Option<PathBuf>,
+
+    /// Write each image's build log to DIR/<image>.log.
+    #[arg(long, value_name = "DIR")]
+    pub logs_dir: Option<PathBuf>,
+}

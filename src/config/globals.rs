@@ -1,0 +1,223 @@
+//! `globals.yml`: the settings every image and service shares (registry,
+//! namespace, tag, base image, build profiles). Missing keys take Kolla's
+//! defaults; unknown keys are an error, so a typo never goes unnoticed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use super::ConfigError;
+
+/// The file name looked up inside `--config-dir`.
+pub const GLOBALS_FILE: &str = "globals.yml";
+
+/// Settings shared by the image builder and the deployer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Globals {
+    /// Registry host (and port) images are pushed to and pulled from. None
+    /// means images live only on the engines that build them.
+    pub registry: Option<String>,
+    /// Repository path under the registry, e.g. `kolla`.
+    pub namespace: String,
+    /// Tag given to every image of one build.
+    pub tag: String,
+    /// The image the tree's root (`base`) starts from.
+    pub base_image: String,
+    pub base_distro: String,
+    pub base_distro_release: String,
+    pub openstack_release: String,
+    /// `binary`: services come from the distribution's packages.
+    pub install_type: String,
+    pub maintainer: String,
+    /// Named sets of image regexes, selected with `kolla build --profile`.
+    pub profiles: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for Globals {
+    fn default() -> Self {
+        let profile = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
+        Globals {
+            registry: None,
+            namespace: "kolla".into(),
+            tag: "zed".into(),
+            base_image: "debian:bookworm".into(),
+            base_distro: "debian".into(),
+            base_distro_release: "bookworm".into(),
+            openstack_release: "zed".into(),
+            install_type: "binary".into(),
+            maintainer: "kolla project".into(),
+            profiles: BTreeMap::from([
+                ("infra".into(), profile(&["^mariadb$", "^memcached$", "^rabbitmq$", "^data$"])),
+                ("main".into(), profile(&["^keystone", "^glance", "^nova", "^placement"])),
+                ("default".into(), profile(&[".*"])),
+            ]),
+        }
+    }
+}
+
+/// Docker's tag grammar.
+static TAG: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$").expect("static regex"));
+/// One path component of a repository name.
+static PATH_COMPONENT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$").expect("static regex")
+});
+/// A registry host with an optional port.
+static REGISTRY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]+)?$")
+        .expect("static regex")
+});
+
+/// Whether `name` may be used as one component of an image repository.
+pub fn is_valid_path_component(name: &str) -> bool {
+    PATH_COMPONENT.is_match(name)
+}
+
+impl Globals {
+    /// Read `globals.yml` from `dir`. With `required` false (the default
+    /// directory), a missing directory or file means "all defaults"; with it
+    /// true (the operator named the directory), a missing directory is an
+    /// error.
+    pub fn load(dir: &Path, required: bool) -> Result<Globals, ConfigError> {
+        if !dir.is_dir() {
+            return if required {
+                Err(ConfigError::MissingDir(dir.to_path_buf()))
+            } else {
+                Ok(Globals::default())
+            };
+        }
+        let path = dir.join(GLOBALS_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Globals::default()),
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        Globals::parse(&text, &path)
+    }
+
+    /// Parse globals from YAML text; `path` is only used in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Globals, ConfigError> {
+        // An empty file (or one holding only comments) means all defaults.
+        let globals: Globals = if text.lines().all(|l| {
+            let l = l.trim();
+            l.is_empty() || l.starts_with('#') || l == "---"
+        }) {
+            Globals::default()
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| ConfigError::Yaml {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?
+        };
+        globals.validate(path)?;
+        Ok(globals)
+    }
+
+    /// Check every value that ends up in an image reference against
+    /// Docker's grammar, so a bad value fails here and not mid-build.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        if !TAG.is_match(&self.tag) {
+            return Err(invalid(format!(
+                "tag {:?} is not a valid Docker tag (letters, digits, '_', '.', '-'; at most 128)",
+                self.tag
+            )));
+        }
+        if self.namespace.split('/').any(|c| !is_valid_path_component(c)) {
+            return Err(invalid(format!(
+                "namespace {:?} is not a valid repository path (lowercase letters, digits, separators)",
+                self.namespace
+            )));
+        }
+        if let Some(registry) = &self.registry
+            && !REGISTRY.is_match(registry)
+        {
+            return Err(invalid(format!(
+                "registry {registry:?} is not a host[:port]"
+            )));
+        }
+        if self.base_image.trim().is_empty() {
+            return Err(invalid("base_image is empty".into()));
+        }
+        for (name, patterns) in &self.profiles {
+            for pattern in patterns {
+                if let Err(e) = Regex::new(pattern) {
+                    return Err(invalid(format!(
+                        "profile {name}: {pattern:?} is not a valid regex: {e}"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `registry/namespace/` (or `namespace/`): what every image of the tree
+    /// starts with.
+    pub fn image_prefix(&self) -> String {
+        match &self.registry {
+            Some(registry) => format!("{registry}/{}/", self.namespace),
+            None => format!("{}/", self.namespace),
+        }
+    }
+
+    /// The full reference of image `name` of this build.
+    pub fn image_ref(&self, name: &str) -> String {
+        format!("{}{name}:{}", self.image_prefix(), self.tag)
+    }
+}
+
+/// Where `globals.yml` is read from when `--config-dir` is not given.
+pub fn default_config_dir() -> PathBuf {
+    PathBuf::from("/etc/kolla")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Globals, ConfigError> {
+        Globals::parse(text, Path::new("globals.yml"))
+    }
+
+    #[test]
+    fn empty_file_means_defaults() {
+        assert_eq!(parse("# nothing\n").unwrap(), Globals::default());
+    }
+
+    #[test]
+    fn values_override_defaults() {
+        let g = parse("registry: 127.0.0.1:4000\ntag: \"1.2.3\"\n").unwrap();
+        assert_eq!(g.registry.as_deref(), Some("127.0.0.1:4000"));
+        assert_eq!(g.image_ref("glance-api"), "127.0.0.1:4000/kolla/glance-api:1.2.3");
+        assert_eq!(g.namespace, Globals::default().namespace);
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_line() {
+        let err = parse("tag: zed\nregsitry: x\n").unwrap_err().to_string();
+        assert!(err.starts_with("globals.yml:"), "{err}");
+        assert!(err.contains("regsitry"), "{err}");
+        assert!(err.contains('2'), "line missing: {err}");
+    }
+
+    #[test]
+    fn wrong_type_is_an_error() {
+        let err = parse("profiles: 3\n").unwrap_err().to_string();
+        assert!(err.contains("globals.yml"), "{err}");
+    }
+
+    #[test]
+    fn bad_tag_and_namespace_are_refused() {
+        assert!(parse("tag: \"a b\"\n").unwrap_err().to_string().contains("tag"));
+        assert!(parse("namespace: Kolla\n").unwrap_err().to_string().contains("namespace"));
+        assert!(parse("registry: \"http://x\"\n").unwrap_err().to_string().contains("registry"));
+        assert!(parse("profiles: {p: [\"(\"]}\n").unwrap_err().to_string().contains("profile p"));
+    }
+}

@@ -1,0 +1,26 @@
+//! Reading and validating the operator's files. Nothing here talks to Docker;
+//! everything returns typed values or an error that names the file and line.
+
+pub mod globals;
+
+pub use globals::Globals;
+
+use std::path::PathBuf;
+
+/// A configuration file that could not be used. Every variant names the file
+/// so the operator knows where to look; YAML errors carry line and column.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Yaml { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("config directory {0} does not exist (pass --config-dir or create it)")]
+    MissingDir(PathBuf),
+}

@@ -1,0 +1,358 @@
+//! The one place that talks to a Docker engine (through bollard). Everything
+//! else in kolla speaks in plain types: `ImageInfo`, `BuildRequest`, `RunOutput`.
+//!
+//! Engine errors are mapped once, here, into `EngineError`, so callers can
+//! tell "not found" from "conflict" from "unreachable" without matching
+//! message text.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::errors::Error as BollardError;
+use bollard::models::ContainerCreateBody;
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
+    ListImagesOptionsBuilder, LogsOptionsBuilder, PushImageOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+};
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+/// Seconds before a request without an answer is abandoned. Only response
+/// headers are covered (bollard does not time stream bodies), so this must
+/// stay above the longest graceful stop the engine may take to answer.
+const REQUEST_TIMEOUT_SECS: u64 = 300;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(
+        "cannot reach the Docker engine at {endpoint}: {source}\n  hint: is dockerd running, and is DOCKER_HOST (or the node's `docker` endpoint) right?"
+    )]
+    Unreachable {
+        endpoint: String,
+        #[source]
+        source: BollardError,
+    },
+    #[error("{what}: not found")]
+    NotFound { what: String },
+    #[error("{what}: conflict: {message}")]
+    Conflict { what: String, message: String },
+    #[error("{message}")]
+    BuildFailed { message: String },
+    #[error("{what}: {message}")]
+    StreamFailed { what: String, message: String },
+    #[error("{what}: {source}")]
+    Api {
+        what: String,
+        #[source]
+        source: BollardError,
+    },
+}
+
+impl EngineError {
+    fn from_api(what: impl Into<String>, source: BollardError) -> EngineError {
+        let what = what.into();
+        match source {
+            BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            } => EngineError::NotFound { what },
+            BollardError::DockerResponseServerError {
+                status_code: 409,
+                message,
+            } => EngineError::Conflict { what, message },
+            BollardError::DockerStreamError { error } => EngineError::StreamFailed {
+                what,
+                message: error,
+            },
+            source => EngineError::Api { what, source },
+        }
+    }
+}
+
+/// What kolla needs to know about an image on a node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageInfo {
+    pub id: String,
+    pub labels: HashMap<String, String>,
+    pub repo_digests: Vec<String>,
+}
+
+/// One image build: the tar of the context (with `Dockerfile` at its root),
+/// the tag to give the result and the labels to stamp on it.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    pub tag: String,
+    pub labels: HashMap<String, String>,
+    pub context_tar: Bytes,
+}
+
+/// What a one-shot container printed and how it exited.
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    pub exit_code: i64,
+    pub output: String,
+}
+
+/// A connection to one Docker engine. Cheap to clone: clones share the
+/// underlying HTTP connection pool.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    docker: Docker,
+    endpoint: String,
+}
+
+impl Engine {
+    /// Connect to `endpoint` (`unix://...`, `tcp://...`), or to DOCKER_HOST,
+    /// or to the local socket; agree on an API version and check the engine
+    /// answers, so an unreachable engine is one clear error up front.
+    pub async fn connect(endpoint: Option<&str>) -> Result<Engine, EngineError> {
+        let endpoint = endpoint
+            .map(str::to_string)
+            .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
+            .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string());
+        let unreachable = |source| EngineError::Unreachable {
+            endpoint: endpoint.clone(),
+            source,
+        };
+        let docker = if let Some(path) = endpoint.strip_prefix("unix://") {
+            Docker::connect_with_unix(path, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+        } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
+            Docker::connect_with_http(&endpoint, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+        } else {
+            Docker::connect_with_unix(&endpoint, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+        }
+        .map_err(unreachable)?;
+        let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
+            .await
+            .map_err(|_| unreachable(BollardError::RequestTimeoutError))?
+            .map_err(unreachable)?;
+        docker.ping().await.map_err(unreachable)?;
+        Ok(Engine { docker, endpoint })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The image `reference` (name:tag, name@digest or id), or None.
+    pub async fn image(&self, reference: &str) -> Result<Option<ImageInfo>, EngineError> {
+        match self.docker.inspect_image(reference).await {
+            Ok(inspect) => Ok(Some(ImageInfo {
+                id: inspect.id.unwrap_or_default(),
+                labels: inspect.config.and_then(|c| c.labels).unwrap_or_default(),
+                repo_digests: inspect.repo_digests.unwrap_or_default(),
+            })),
+            Err(e) => match EngineError::from_api(format!("image {reference}"), e) {
+                EngineError::NotFound { .. } => Ok(None),
+                e => Err(e),
+            },
+        }
+    }
+
+    /// Build an image with the engine's builder. Each line the builder
+    /// prints goes to `on_line`; the first error the builder reports fails
+    /// the build. Returns the new image's id.
+    pub async fn build(
+        &self,
+        request: BuildRequest,
+        mut on_line: impl FnMut(&str),
+    ) -> Result<String, EngineError> {
+        let options = BuildImageOptionsBuilder::default()
+            .dockerfile("Dockerfile")
+            .t(&request.tag)
+            .labels(&request.labels)
+            .rm(true)
+            .forcerm(true)
+            .build();
+        let mut stream = self.docker.build_image(
+            options,
+            None,
+            Some(bollard::body_full(request.context_tar)),
+        );
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(detail) = info.error_detail {
+                        return Err(EngineError::BuildFailed {
+                            message: detail.message.unwrap_or_else(|| "build failed".into()),
+                        });
+                    }
+                    if let Some(text) = info.stream.as_deref().or(info.status.as_deref()) {
+                        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                            on_line(line);
+                        }
+                    }
+                }
+                Err(BollardError::DockerStreamError { error }) => {
+                    return Err(EngineError::BuildFailed { message: error });
+                }
+                Err(e) => return Err(EngineError::from_api(format!("build {}", request.tag), e)),
+            }
+        }
+        match self.image(&request.tag).await? {
+            Some(info) => Ok(info.id),
+            None => Err(EngineError::BuildFailed {
+                message: format!("the builder finished but {} does not exist", request.tag),
+            }),
+        }
+    }
+
+    /// Push `reference` (which must name its registry) and return the
+    /// manifest digest the registry reported.
+    pub async fn push(
+        &self,
+        reference: &str,
+        mut on_line: impl FnMut(&str),
+    ) -> Result<Option<String>, EngineError> {
+        let (name, tag) = split_tag(reference);
+        let options = PushImageOptionsBuilder::default().tag(tag).build();
+        let mut stream = self.docker.push_image(name, Some(options), None);
+        let mut digest = None;
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| EngineError::from_api(format!("push {reference}"), e))?;
+            if let Some(detail) = info.error_detail {
+                return Err(EngineError::StreamFailed {
+                    what: format!("push {reference}"),
+                    message: detail.message.unwrap_or_else(|| "push failed".into()),
+                });
+            }
+            if let Some(status) = info.status.as_deref() {
+                if let Some(found) = status
+                    .split_whitespace()
+                    .find(|w| w.starts_with("sha256:"))
+                    .filter(|_| status.contains("digest:"))
+                {
+                    digest = Some(found.to_string());
+                }
+                on_line(status);
+            }
+        }
+        Ok(digest)
+    }
+
+    /// Pull `reference` (name:tag or name@digest).
+    pub async fn pull(&self, reference: &str) -> Result<(), EngineError> {
+        let options = CreateImageOptionsBuilder::default()
+            .from_image(reference)
+            .build();
+        let mut stream = self.docker.create_image(Some(options), None, None);
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| EngineError::from_api(format!("pull {reference}"), e))?;
+            if let Some(detail) = info.error_detail {
+                return Err(EngineError::StreamFailed {
+                    what: format!("pull {reference}"),
+                    message: detail.message.unwrap_or_else(|| "pull failed".into()),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Remove an image reference (untags; deletes the image once no tag or
+    /// container holds it). A missing image is not an error.
+    pub async fn remove_image(&self, reference: &str) -> Result<(), EngineError> {
+        let options = RemoveImageOptionsBuilder::default().force(true).build();
+        match self.docker.remove_image(reference, Some(options), None).await {
+            Ok(_) => Ok(()),
+            Err(e) => match EngineError::from_api(format!("image {reference}"), e) {
+                EngineError::NotFound { .. } => Ok(()),
+                e => Err(e),
+            },
+        }
+    }
+
+    /// Tags (`name:tag`) of every image whose reference matches `pattern`
+    /// (Docker's `reference` filter, e.g. `kolla/*`).
+    pub async fn image_tags_matching(&self, pattern: &str) -> Result<Vec<String>, EngineError> {
+        let filters = HashMap::from([("reference", vec![pattern])]);
+        let options = ListImagesOptionsBuilder::default().filters(&filters).build();
+        let images = self
+            .docker
+            .list_images(Some(options))
+            .await
+            .map_err(|e| EngineError::from_api("list images", e))?;
+        Ok(images
+            .into_iter()
+            .flat_map(|i| i.repo_tags)
+            .filter(|t| t != "<none>:<none>")
+            .collect())
+    }
+
+    /// Run `cmd` in a fresh container of `image` until it exits, collect its
+    /// output, and remove the container. `labels` mark it as kolla's.
+    pub async fn run_to_completion(
+        &self,
+        name: &str,
+        image: &str,
+        cmd: &[&str],
+        labels: HashMap<String, String>,
+    ) -> Result<RunOutput, EngineError> {
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::default().name(name).build();
+        let what = format!("container {name}");
+        self.docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(|e| EngineError::from_api(&what, e))?;
+        let result = self.start_wait_logs(name).await;
+        let remove = RemoveContainerOptionsBuilder::default().force(true).build();
+        let removed = self.docker.remove_container(name, Some(remove)).await;
+        let output = result?;
+        removed.map_err(|e| EngineError::from_api(&what, e))?;
+        Ok(output)
+    }
+
+    async fn start_wait_logs(&self, name: &str) -> Result<RunOutput, EngineError> {
+        let what = format!("container {name}");
+        self.docker
+            .start_container(name, None)
+            .await
+            .map_err(|e| EngineError::from_api(&what, e))?;
+        let mut exit_code = 0;
+        let mut wait = self.docker.wait_container(name, None);
+        while let Some(item) = wait.next().await {
+            match item {
+                Ok(response) => exit_code = response.status_code,
+                Err(BollardError::DockerContainerWaitError { code, .. }) => exit_code = code,
+                Err(e) => return Err(EngineError::from_api(&what, e)),
+            }
+        }
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .build();
+        let mut logs = self.docker.logs(name, Some(options));
+        let mut output = String::new();
+        while let Some(item) = logs.next().await {
+            let chunk = item.map_err(|e| EngineError::from_api(&what, e))?;
+            output.push_str(&chunk.to_string());
+        }
+        Ok(RunOutput { exit_code, output })
+    }
+}
+
+/// Split `name:tag` at the tag's colon (not a registry port's).
+pub fn split_tag(reference: &str) -> (&str, &str) {
+    match reference.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name, tag),
+        _ => (reference, "latest"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_tag;
+
+    #[test]
+    fn split_tag_ignores_registry_port() {
+        assert_eq!(split_tag("127.0.0.1:4000/kolla/x:zed"), ("127.0.0.1:4000/kolla/x", "zed"));
+        assert_eq!(split_tag("127.0.0.1:4000/kolla/x"), ("127.0.0.1:4000/kolla/x", "latest"));
+        assert_eq!(split_tag("kolla/x:1.0"), ("kolla/x", "1.0"));
+    }
+}

@@ -1,0 +1,567 @@
+//! Building the selected images on an engine: parents before children,
+//! independent images in parallel, an up-to-date image skipped without
+//! calling the builder, a failure marking exactly its descendants
+//! `parent_failed`. The outcome of every image is data (`ImageResult`), never
+//! a log line or an early exit, so the summary can always be printed.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use regex::Regex;
+use serde::Serialize;
+use tokio::task::JoinSet;
+
+use super::ImagesError;
+use super::render::{self, RenderedImage, Tree};
+use crate::config::Globals;
+use crate::engine::{BuildRequest, Engine};
+use crate::progress::Progress;
+
+/// Label holding the content hash an image was built from.
+pub const LABEL_BUILD_HASH: &str = "kolla.build-hash";
+/// Label holding the tree name of the image (`glance-api`).
+pub const LABEL_IMAGE_NAME: &str = "kolla.image-name";
+/// Label holding the kolla version that built the image.
+pub const LABEL_VERSION: &str = "kolla.version";
+
+/// Which images to build, chosen before anything runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Selection {
+    /// Images to build, parents first.
+    pub build: Vec<String>,
+    /// Parents of selected images that are not selected themselves
+    /// (`--skip-parents`): they must already be on the engine.
+    pub prebuilt_parents: BTreeSet<String>,
+}
+
+/// Pick the images matching any of `patterns` (all images when there are
+/// none) plus, unless `skip_parents`, every ancestor of those. A pattern
+/// that matches nothing is an error: it is almost always a typo.
+pub fn select(tree: &Tree, patterns: &[String], skip_parents: bool) -> Result<Selection, ImagesError> {
+    let mut matched = BTreeSet::new();
+    for pattern in patterns {
+        let regex = Regex::new(pattern).map_err(|e| ImagesError::BadRegex {
+            pattern: pattern.clone(),
+            message: e.to_string(),
+        })?;
+        let hits: Vec<&String> = tree.order.iter().filter(|n| regex.is_match(n)).collect();
+        if hits.is_empty() {
+            return Err(ImagesError::NoMatch {
+                pattern: pattern.clone(),
+            });
+        }
+        matched.extend(hits.into_iter().cloned());
+    }
+    if patterns.is_empty() {
+        matched = tree.order.iter().cloned().collect();
+    }
+    let mut wanted = matched.clone();
+    if !skip_parents {
+        for name in &matched {
+            wanted.extend(tree.ancestors(name));
+        }
+    }
+    let build: Vec<String> = tree.order.iter().filter(|n| wanted.contains(*n)).cloned().collect();
+    let prebuilt_parents = build
+        .iter()
+        .flat_map(|n| tree.images[n].parents.iter())
+        .filter(|p| !wanted.contains(*p))
+        .cloned()
+        .collect();
+    Ok(Selection {
+        build,
+        prebuilt_parents,
+    })
+}
+
+/// The patterns of profile `name` from globals.yml.
+pub fn profile_patterns(globals: &Globals, name: &str) -> Result<Vec<String>, ImagesError> {
+    globals
+        .profiles
+        .get(name)
+        .cloned()
+        .ok_or_else(|| ImagesError::UnknownProfile {
+            name: name.to_string(),
+            known: globals.profiles.keys().cloned().collect(),
+        })
+}
+
+/// The dependency tree as indented text, roots first.
+pub fn dependency_tree_text(tree: &Tree, only: &[String]) -> String {
+    fn walk(tree: &Tree, name: &str, depth: usize, only: &BTreeSet<&str>, out: &mut String) {
+        out.push_str(&format!("{}{name}\n", "    ".repeat(depth)));
+        // `tree.images` is a BTreeMap: children come out sorted by name.
+        for (child, image) in &tree.images {
+            if only.contains(child.as_str()) && image.parents.first().map(String::as_str) == Some(name) {
+                walk(tree, child, depth + 1, only, out);
+            }
+        }
+    }
+    let only: BTreeSet<&str> = only.iter().map(String::as_str).collect();
+    let mut out = String::new();
+    for (name, image) in &tree.images {
+        let is_root = image.parents.first().is_none_or(|p| !only.contains(p.as_str()));
+        if only.contains(name.as_str()) && is_root {
+            walk(tree, name, 0, &only, &mut out);
+        }
+    }
+    out
+}
+
+/// How one image ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Built,
+    UpToDate,
+    Failed,
+    ParentFailed,
+    /// Not built because the run was interrupted.
+    Cancelled,
+}
+
+impl Status {
+    pub fn is_success(self) -> bool {
+        matches!(self, Status::Built | Status::UpToDate)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Built => "built",
+            Status::UpToDate => "up_to_date",
+            Status::Failed => "failed",
+            Status::ParentFailed => "parent_failed",
+            Status::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageResult {
+    pub name: String,
+    pub reference: String,
+    pub status: Status,
+    pub image_id: Option<String>,
+    pub build_hash: Option<String>,
+    pub duration_secs: f64,
+    pub attempts: u32,
+    /// Manifest digest the registry reported, with `--push`.
+    pub pushed_digest: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub images: Vec<ImageResult>,
+    pub duration_secs: f64,
+    pub cancelled: bool,
+}
+
+impl Summary {
+    pub fn success(&self) -> bool {
+        !self.cancelled && self.images.iter().all(|i| i.status.is_success())
+    }
+
+    pub fn with_status(&self, status: Status) -> Vec<&ImageResult> {
+        self.images.iter().filter(|i| i.status == status).collect()
+    }
+
+    /// The summary an operator reads at the end of a run.
+    pub fn human(&self) -> String {
+        let mut out = String::new();
+        for status in [
+            Status::Built,
+            Status::UpToDate,
+            Status::Failed,
+            Status::ParentFailed,
+            Status::Cancelled,
+        ] {
+            let images = self.with_status(status);
+            if images.is_empty() {
+                continue;
+            }
+            out.push_str(&format!("{} ({}):\n", status.as_str(), images.len()));
+            for image in images {
+                out.push_str(&format!("  {:<24} {:>7.1}s", image.name, image.duration_secs));
+                if let Some(error) = &image.error {
+                    out.push_str(&format!("  {}", first_line(error)));
+                }
+                out.push('\n');
+            }
+        }
+        out.push_str(&format!(
+            "{} images in {:.1}s: {} built, {} up to date, {} failed, {} parent_failed{}\n",
+            self.images.len(),
+            self.duration_secs,
+            self.with_status(Status::Built).len(),
+            self.with_status(Status::UpToDate).len(),
+            self.with_status(Status::Failed).len(),
+            self.with_status(Status::ParentFailed).len(),
+            if self.cancelled { ", interrupted" } else { "" },
+        ));
+        out
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().find(|l| !l.trim().is_empty()).unwrap_or(text).trim()
+}
+
+/// How to build, beyond which images.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub threads: usize,
+    /// Extra attempts for an image whose build fails.
+    pub retries: u32,
+    pub push: bool,
+    pub logs_dir: Option<PathBuf>,
+}
+
+/// Build `selection` on `engine`, stopping early (and reporting what ran)
+/// when `interrupted` resolves.
+pub async fn build_images(
+    engine: &Engine,
+    tree: &Tree,
+    globals: &Globals,
+    selection: &Selection,
+    options: &BuildOptions,
+    progress: Arc<Progress>,
+    interrupted: impl std::future::Future<Output = ()>,
+) -> Result<Summary, ImagesError> {
+    let started = Instant::now();
+    // Ids of the images this run builds FROM without building them.
+    let mut ids: HashMap<String, String> = HashMap::new();
+    for parent in &selection.prebuilt_parents {
+        let reference = globals.image_ref(parent);
+        let image = engine.image(&reference).await.ok().flatten();
+        match image {
+            Some(image) => {
+                ids.insert(parent.clone(), image.id);
+            }
+            None => {
+                let image = selection
+                    .build
+                    .iter()
+                    .find(|n| tree.images[*n].parents.contains(parent))
+                    .cloned()
+                    .unwrap_or_default();
+                return Err(ImagesError::MissingParent {
+                    image,
+                    parent: parent.clone(),
+                    reference,
+                });
+            }
+        }
+    }
+    if let Some(dir) = &options.logs_dir {
+        std::fs::create_dir_all(dir).map_err(|source| ImagesError::Read {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+
+    progress.begin(selection.build.len());
+    let mut results: BTreeMap<String, ImageResult> = BTreeMap::new();
+    let mut running = JoinSet::new();
+    let mut running_names: BTreeSet<String> = BTreeSet::new();
+    let mut cancelled = false;
+    tokio::pin!(interrupted);
+
+    loop {
+        // Settle every image whose parents have failed, then start what is
+        // ready, up to the thread limit.
+        for name in &selection.build {
+            if results.contains_key(name) || running_names.contains(name) {
+                continue;
+            }
+            let image = &tree.images[name];
+            let failed_parent = image.parents.iter().find(|p| {
+                results.get(*p).is_some_and(|r| !r.status.is_success())
+            });
+            if let Some(parent) = failed_parent {
+                let result = not_built(globals, name, Status::ParentFailed, Some(format!("parent {parent} did not build")));
+                progress.finish(name, result.status, &result.error);
+                results.insert(name.clone(), result);
+                continue;
+            }
+            if running.len() >= options.threads.max(1) {
+                continue;
+            }
+            let parent_ids: Option<Vec<String>> = image.parents.iter().map(|p| ids.get(p).cloned()).collect();
+            let Some(parent_ids) = parent_ids else { continue };
+            running_names.insert(name.clone());
+            let job = Job {
+                engine: engine.clone(),
+                image: image.clone(),
+                reference: globals.image_ref(name),
+                parent_ids,
+                options: options.clone(),
+                progress: progress.clone(),
+            };
+            running.spawn(job.run());
+        }
+        if running.is_empty() {
+            break;
+        }
+        tokio::select! {
+            joined = running.join_next() => {
+                let Some(joined) = joined else { continue };
+                let result = match joined {
+                    Ok(result) => result,
+                    // A panicking build task is a bug; the image still
+                    // gets a result so the summary stays whole.
+                    Err(e) => {
+                        let name = running_names.iter().find(|n| !results.contains_key(*n)).cloned().unwrap_or_default();
+                        not_built(globals, &name, Status::Failed, Some(format!("build task failed: {e}")))
+                    }
+                };
+                running_names.remove(&result.name);
+                if let Some(id) = &result.image_id
+                    && result.status.is_success() {
+                    ids.insert(result.name.clone(), id.clone());
+                }
+                progress.finish(&result.name, result.status, &result.error);
+                results.insert(result.name.clone(), result);
+            }
+            () = &mut interrupted => {
+                cancelled = true;
+                // Dropping the tasks drops their requests; the engine stops
+                // a build whose client has gone away.
+                running.abort_all();
+                while running.join_next().await.is_some() {}
+                break;
+            }
+        }
+    }
+    for name in &selection.build {
+        if !results.contains_key(name) {
+            let result = not_built(globals, name, Status::Cancelled, Some("interrupted before it finished".into()));
+            progress.finish(name, result.status, &result.error);
+            results.insert(name.clone(), result);
+        }
+    }
+    progress.end();
+    let images = selection
+        .build
+        .iter()
+        .filter_map(|n| results.remove(n))
+        .collect();
+    Ok(Summary {
+        images,
+        duration_secs: started.elapsed().as_secs_f64(),
+        cancelled,
+    })
+}
+
+fn not_built(globals: &Globals, name: &str, status: Status, error: Option<String>) -> ImageResult {
+    ImageResult {
+        name: name.to_string(),
+        reference: globals.image_ref(name),
+        status,
+        image_id: None,
+        build_hash: None,
+        duration_secs: 0.0,
+        attempts: 0,
+        pushed_digest: None,
+        error,
+    }
+}
+
+/// One image's build, run as its own task.
+struct Job {
+    engine: Engine,
+    image: RenderedImage,
+    reference: String,
+    parent_ids: Vec<String>,
+    options: BuildOptions,
+    progress: Arc<Progress>,
+}
+
+impl Job {
+    async fn run(self) -> ImageResult {
+        let started = Instant::now();
+        let name = self.image.name.clone();
+        self.progress.start(&name);
+        let mut log = self.open_log();
+        let hash = render::content_hash(&self.image, &self.parent_ids);
+        let mut result = ImageResult {
+            name: name.clone(),
+            reference: self.reference.clone(),
+            status: Status::Failed,
+            image_id: None,
+            build_hash: Some(hash.clone()),
+            duration_secs: 0.0,
+            attempts: 0,
+            pushed_digest: None,
+            error: None,
+        };
+        let outcome = self.build_or_skip(&hash, &mut log, &mut result).await;
+        if let Err(error) = outcome {
+            write_log(&mut log, &format!("ERROR: {error}"));
+            result.status = Status::Failed;
+            result.error = Some(error);
+        }
+        result.duration_secs = started.elapsed().as_secs_f64();
+        result
+    }
+
+    async fn build_or_skip(
+        &self,
+        hash: &str,
+        log: &mut Option<std::fs::File>,
+        result: &mut ImageResult,
+    ) -> Result<(), String> {
+        let existing = self.engine.image(&self.reference).await.map_err(|e| e.to_string())?;
+        let up_to_date = existing
+            .as_ref()
+            .filter(|i| i.labels.get(LABEL_BUILD_HASH).map(String::as_str) == Some(hash));
+        if let Some(image) = up_to_date {
+            write_log(log, &format!("{}: up to date (build hash {hash})", self.reference));
+            result.status = Status::UpToDate;
+            result.image_id = Some(image.id.clone());
+        } else {
+            let context = render::context_tar(&self.image).map_err(|e| format!("cannot make the build context: {e}"))?;
+            let labels = HashMap::from([
+                (LABEL_BUILD_HASH.to_string(), hash.to_string()),
+                (LABEL_IMAGE_NAME.to_string(), self.image.name.clone()),
+                (LABEL_VERSION.to_string(), env!("CARGO_PKG_VERSION").to_string()),
+            ]);
+            let mut last_error = String::new();
+            let mut built = None;
+            for attempt in 1..=self.options.retries + 1 {
+                result.attempts = attempt;
+                if attempt > 1 {
+                    self.progress.line(&self.image.name, &format!("retry {attempt}: {}", first_line(&last_error)));
+                    tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt - 1))).await;
+                }
+                let request = BuildRequest {
+                    tag: self.reference.clone(),
+                    labels: labels.clone(),
+                    context_tar: context.clone().into(),
+                };
+                let outcome = self
+                    .engine
+                    .build(request, |line| {
+                        write_log(log, line);
+                        self.progress.line(&self.image.name, line);
+                    })
+                    .await;
+                match outcome {
+                    Ok(id) => {
+                        built = Some(id);
+                        break;
+                    }
+                    Err(e) => last_error = e.to_string(),
+                }
+            }
+            let id = built.ok_or(last_error)?;
+            result.status = Status::Built;
+            result.image_id = Some(id);
+        }
+        if self.options.push {
+            self.progress.line(&self.image.name, &format!("pushing {}", self.reference));
+            let digest = self
+                .engine
+                .push(&self.reference, |line| write_log(log, line))
+                .await
+                .map_err(|e| format!("push failed: {e}"))?;
+            result.pushed_digest = digest;
+        }
+        Ok(())
+    }
+
+    fn open_log(&self) -> Option<std::fs::File> {
+        let dir = self.options.logs_dir.as_ref()?;
+        std::fs::File::create(dir.join(format!("{}.log", self.image.name))).ok()
+    }
+}
+
+fn write_log(log: &mut Option<std::fs::File>, line: &str) {
+    if let Some(file) = log {
+        let _ = writeln!(file, "{}", line.trim_end());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::images::catalog::ImageSource;
+    use crate::images::render::render_tree;
+
+    fn tree() -> Tree {
+        let source = |name: &str, from: &str| ImageSource {
+            name: name.into(),
+            template_path: PathBuf::from(format!("images/{name}/Dockerfile.tera")),
+            template: format!("FROM {from}\n"),
+            files: vec![],
+        };
+        let child = |parent: &str| format!("{{{{ image_prefix }}}}{parent}:{{{{ tag }}}}");
+        render_tree(
+            vec![
+                source("base", "{{ base_image }}"),
+                source("openstack-base", &child("base")),
+                source("glance-base", &child("openstack-base")),
+                source("glance-api", &child("glance-base")),
+                source("nova-base", &child("openstack-base")),
+                source("nova-api", &child("nova-base")),
+                source("mariadb", &child("base")),
+            ],
+            &Globals::default(),
+            &[],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn select_adds_parents_unless_skipped() {
+        let t = tree();
+        let s = select(&t, &["^glance-api$".into()], false).unwrap();
+        assert_eq!(s.build, vec!["base", "openstack-base", "glance-base", "glance-api"]);
+        assert!(s.prebuilt_parents.is_empty());
+        let s = select(&t, &["^glance-api$".into()], true).unwrap();
+        assert_eq!(s.build, vec!["glance-api"]);
+        assert_eq!(s.prebuilt_parents, BTreeSet::from(["glance-base".to_string()]));
+        assert_eq!(select(&t, &[], false).unwrap().build.len(), 7);
+    }
+
+    #[test]
+    fn pattern_matching_nothing_or_invalid_is_an_error() {
+        let t = tree();
+        let err = select(&t, &["nova".into(), "^swift".into()], false).unwrap_err();
+        assert_eq!(err.to_string(), "\"^swift\" matches no image; `kolla build --list-images` lists them");
+        assert!(matches!(select(&t, &["(".into()], false), Err(ImagesError::BadRegex { .. })));
+    }
+
+    #[test]
+    fn unknown_profile_lists_known_ones() {
+        let err = profile_patterns(&Globals::default(), "nope").unwrap_err().to_string();
+        assert_eq!(err, "unknown profile \"nope\"; globals.yml defines: default, infra, main");
+    }
+
+    #[test]
+    fn dependency_tree_is_indented_by_parent() {
+        let t = tree();
+        let all = select(&t, &[], false).unwrap().build;
+        assert_eq!(
+            dependency_tree_text(&t, &all),
+            "base\n    mariadb\n    openstack-base\n        glance-base\n            glance-api\n        nova-base\n            nova-api\n"
+        );
+        let some = select(&t, &["nova-api".into()], true).unwrap().build;
+        assert_eq!(dependency_tree_text(&t, &some), "nova-api\n");
+    }
+
+    #[test]
+    fn summary_fails_on_any_unsuccessful_image() {
+        let g = Globals::default();
+        let ok = ImageResult { status: Status::UpToDate, ..not_built(&g, "a", Status::Built, None) };
+        let summary = Summary { images: vec![ok.clone()], duration_secs: 1.0, cancelled: false };
+        assert!(summary.success());
+        let bad = not_built(&g, "b", Status::ParentFailed, Some("parent a did not build".into()));
+        let summary = Summary { images: vec![ok, bad], duration_secs: 1.0, cancelled: false };
+        assert!(!summary.success());
+        assert!(summary.human().contains("parent_failed (1):\n  b"), "{}", summary.human());
+    }
+}

@@ -1,0 +1,437 @@
+//! Rendering: `Dockerfile.tera` + globals (+ an operator's override) -> the
+//! Dockerfile that is built, and the tar that carries it to the engine.
+//! Pure: text and bytes in, text and bytes out; no engine, no environment,
+//! no clock (a template sees only what `template_context` puts in).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use regex::Regex;
+use sha2::{Digest, Sha256};
+
+use super::ImagesError;
+use super::catalog::{self, ContextFile, ImageSource, TEMPLATE_FILE};
+use crate::config::Globals;
+
+/// An operator's `--template-override` file: a Tera template that
+/// `{% extends "<image>/Dockerfile.tera" %}` and replaces some of its blocks
+/// (or extends another override, to layer them).
+#[derive(Debug, Clone)]
+pub struct Override {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl Override {
+    pub fn read(path: &Path) -> Result<Override, ImagesError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ImagesError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Override {
+            path: path.to_path_buf(),
+            text,
+        })
+    }
+
+    /// The name this override is registered under, so others can extend it.
+    fn template_name(&self) -> String {
+        self.path.display().to_string()
+    }
+}
+
+/// One image, rendered and with its parents known.
+#[derive(Debug, Clone)]
+pub struct RenderedImage {
+    pub name: String,
+    pub template_path: PathBuf,
+    pub dockerfile: String,
+    pub files: Vec<ContextFile>,
+    /// Images of the tree this one is built FROM.
+    pub parents: Vec<String>,
+}
+
+/// The whole rendered tree and a parents-first order of its images.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    pub images: BTreeMap<String, RenderedImage>,
+    pub order: Vec<String>,
+}
+
+impl Tree {
+    /// Every image that (transitively) builds FROM `name`.
+    pub fn descendants(&self, name: &str) -> BTreeSet<String> {
+        let mut found = BTreeSet::new();
+        for candidate in &self.order {
+            let image = &self.images[candidate];
+            if image
+                .parents
+                .iter()
+                .any(|p| p == name || found.contains(p))
+            {
+                found.insert(candidate.clone());
+            }
+        }
+        found
+    }
+
+    /// Every image `name` (transitively) builds FROM.
+    pub fn ancestors(&self, name: &str) -> BTreeSet<String> {
+        let mut found = BTreeSet::new();
+        let mut todo = vec![name.to_string()];
+        while let Some(next) = todo.pop() {
+            for parent in self.images.get(&next).map(|i| &i.parents).into_iter().flatten() {
+                if found.insert(parent.clone()) {
+                    todo.push(parent.clone());
+                }
+            }
+        }
+        found
+    }
+}
+
+/// The name an image's template is registered under in Tera, and what an
+/// override `extends`.
+pub fn template_name(image: &str) -> String {
+    format!("{image}/{TEMPLATE_FILE}")
+}
+
+/// What every template may use. Anything else is an undefined variable and
+/// an error naming the template line.
+pub fn template_context(globals: &Globals) -> tera::Context {
+    let mut context = tera::Context::new();
+    context.insert("registry", &globals.registry.clone().unwrap_or_default());
+    context.insert("namespace", &globals.namespace);
+    context.insert("tag", &globals.tag);
+    context.insert("image_prefix", &globals.image_prefix());
+    context.insert("base_image", &globals.base_image);
+    context.insert("base_distro", &globals.base_distro);
+    context.insert("base_distro_release", &globals.base_distro_release);
+    context.insert("openstack_release", &globals.openstack_release);
+    context.insert("install_type", &globals.install_type);
+    context.insert("maintainer", &globals.maintainer);
+    context.insert("kolla_version", env!("CARGO_PKG_VERSION"));
+    context
+}
+
+static EXTENDS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"\{%-?\s*extends\s+"([^"]+)"\s*-?%\}"#).expect("static regex")
+});
+
+/// Render every image of the tree, resolve parents from the FROM lines and
+/// order the tree parents first. Any bad template, unknown parent or cycle
+/// fails the whole call, before anything is built.
+pub fn render_tree(
+    sources: Vec<ImageSource>,
+    globals: &Globals,
+    overrides: &[Override],
+) -> Result<Tree, ImagesError> {
+    let mut tera = tera::Tera::default();
+    for source in &sources {
+        tera.add_raw_template(&template_name(&source.name), &source.template)
+            .map_err(|e| ImagesError::Template {
+                path: source.template_path.clone(),
+                message: e.to_string(),
+            })?;
+    }
+    let leaf_overrides = register_overrides(&mut tera, &sources, overrides)?;
+
+    let names: BTreeSet<String> = sources.iter().map(|s| s.name.clone()).collect();
+    let base_context = template_context(globals);
+    let mut images = BTreeMap::new();
+    for source in sources {
+        let mut context = base_context.clone();
+        context.insert("image_name", &source.name);
+        let (entry, entry_path) = match leaf_overrides.get(&source.name) {
+            Some(o) => (o.template_name(), o.path.clone()),
+            None => (template_name(&source.name), source.template_path.clone()),
+        };
+        let dockerfile = tera
+            .render(&entry, &context)
+            .map_err(|e| ImagesError::Template {
+                path: entry_path,
+                message: e.to_string(),
+            })?;
+        let parents = catalog::parents_of(&dockerfile, &source.template_path, &names, globals)?;
+        images.insert(
+            source.name.clone(),
+            RenderedImage {
+                name: source.name,
+                template_path: source.template_path,
+                dockerfile,
+                files: source.files,
+                parents,
+            },
+        );
+    }
+    let parents = images
+        .iter()
+        .map(|(name, image)| (name.clone(), image.parents.clone()))
+        .collect();
+    let order = catalog::topological_order(&parents)?;
+    Ok(Tree { images, order })
+}
+
+/// Register the overrides in Tera and return, per image, the override to
+/// render instead of the image's own template: the last of its chain.
+fn register_overrides<'a>(
+    tera: &mut tera::Tera,
+    sources: &[ImageSource],
+    overrides: &'a [Override],
+) -> Result<BTreeMap<String, &'a Override>, ImagesError> {
+    let error = |o: &Override, message: String| ImagesError::Override {
+        path: o.path.clone(),
+        message,
+    };
+    // What each override extends, checked before Tera sees it so that the
+    // error can say which images exist.
+    let mut extends = BTreeMap::new();
+    for o in overrides {
+        let Some(target) = EXTENDS.captures(&o.text).map(|c| c[1].to_string()) else {
+            return Err(error(
+                o,
+                "an override must start with {% extends \"<image>/Dockerfile.tera\" %}".into(),
+            ));
+        };
+        let known_image = sources.iter().any(|s| template_name(&s.name) == target);
+        let known_override = overrides.iter().any(|x| x.template_name() == target);
+        if !known_image && !known_override {
+            return Err(error(
+                o,
+                format!("extends {target:?}, which is neither an image template (<image>/{TEMPLATE_FILE}) nor another override"),
+            ));
+        }
+        extends.insert(o.template_name(), target);
+    }
+    // Parents before children, so Tera can check each override's blocks
+    // against the template it extends.
+    let mut pending: Vec<&Override> = overrides.iter().collect();
+    let mut registered = BTreeSet::new();
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut rest = Vec::new();
+        for o in pending {
+            let target = &extends[&o.template_name()];
+            if tera.contains_template(target) && !registered.contains(&o.template_name()) {
+                tera.add_raw_template(&o.template_name(), &o.text)
+                    .map_err(|e| error(o, e.to_string()))?;
+                registered.insert(o.template_name());
+            } else {
+                rest.push(o);
+            }
+        }
+        if rest.len() == before {
+            return Err(error(rest[0], "overrides extend each other in a cycle".into()));
+        }
+        pending = rest;
+    }
+    // The image at the root of each chain, and the chain's last override.
+    let mut leaves: BTreeMap<String, &Override> = BTreeMap::new();
+    for o in overrides {
+        if extends.values().any(|t| *t == o.template_name()) {
+            continue;
+        }
+        let mut root = extends[&o.template_name()].clone();
+        while let Some(next) = extends.get(&root) {
+            root = next.clone();
+        }
+        let image = root.trim_end_matches(&format!("/{TEMPLATE_FILE}")).to_string();
+        if let Some(other) = leaves.insert(image.clone(), o) {
+            return Err(error(
+                o,
+                format!(
+                    "{} also overrides {image}; layer them (one extends the other) instead",
+                    other.path.display()
+                ),
+            ));
+        }
+    }
+    Ok(leaves)
+}
+
+/// The content hash of one image: its rendered Dockerfile, every context
+/// file (path, mode, bytes) and the ids of the images it builds FROM. Equal
+/// hashes mean the builder would produce the same image, so it is skipped.
+pub fn content_hash(image: &RenderedImage, parent_ids: &[String]) -> String {
+    let mut hasher = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(bytes);
+    };
+    field(b"kolla-build-hash-v1");
+    field(image.dockerfile.as_bytes());
+    for file in &image.files {
+        field(file.path.as_bytes());
+        field(&file.mode.to_le_bytes());
+        field(&file.data);
+    }
+    for id in parent_ids {
+        field(id.as_bytes());
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// The build context as a tar: `Dockerfile` plus the context files, owned by
+/// root with mtime 0 so the same inputs give the same bytes.
+pub fn context_tar(image: &RenderedImage) -> Result<Vec<u8>, std::io::Error> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut append = |path: &str, mode: u32, data: &[u8]| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(mode);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder.append_data(&mut header, path, data)
+    };
+    append("Dockerfile", 0o644, image.dockerfile.as_bytes())?;
+    for file in &image.files {
+        append(&file.path, file.mode, &file.data)?;
+    }
+    builder.into_inner()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(name: &str, template: &str) -> ImageSource {
+        ImageSource {
+            name: name.into(),
+            template_path: PathBuf::from(format!("images/{name}/Dockerfile.tera")),
+            template: template.into(),
+            files: vec![],
+        }
+    }
+
+    fn tree() -> Vec<ImageSource> {
+        vec![
+            source("base", "FROM {{ base_image }}\n{% block base_footer %}{% endblock %}\n"),
+            source(
+                "app",
+                "FROM {{ image_prefix }}base:{{ tag }}\nLABEL name={{ image_name }}\n{% block app_footer %}{% endblock %}\n",
+            ),
+        ]
+    }
+
+    #[test]
+    fn renders_with_globals_and_finds_parents() {
+        let g = Globals::default();
+        let t = render_tree(tree(), &g, &[]).unwrap();
+        assert_eq!(t.order, vec!["base", "app"]);
+        assert_eq!(t.images["app"].dockerfile, "FROM kolla/base:zed\nLABEL name=app\n\n");
+        assert_eq!(t.images["app"].parents, vec!["base"]);
+        assert_eq!(t.images["base"].dockerfile, "FROM debian:bookworm\n\n");
+        assert_eq!(t.descendants("base"), BTreeSet::from(["app".to_string()]));
+        assert_eq!(t.ancestors("app"), BTreeSet::from(["base".to_string()]));
+    }
+
+    #[test]
+    fn override_replaces_a_block_of_one_image() {
+        let o = Override {
+            path: PathBuf::from("my-override.tera"),
+            text: "{% extends \"app/Dockerfile.tera\" %}{% block app_footer %}RUN echo {{ tag }}{% endblock %}".into(),
+        };
+        let t = render_tree(tree(), &Globals::default(), &[o]).unwrap();
+        assert_eq!(
+            t.images["app"].dockerfile,
+            "FROM kolla/base:zed\nLABEL name=app\nRUN echo zed\n"
+        );
+        assert_eq!(t.images["base"].dockerfile, "FROM debian:bookworm\n\n");
+    }
+
+    #[test]
+    fn layered_overrides_apply_in_order() {
+        let first = Override {
+            path: PathBuf::from("one.tera"),
+            text: "{% extends \"app/Dockerfile.tera\" %}{% block app_footer %}RUN one{% endblock %}".into(),
+        };
+        let second = Override {
+            path: PathBuf::from("two.tera"),
+            text: "{% extends \"one.tera\" %}{% block app_footer %}{{ super() }} two{% endblock %}".into(),
+        };
+        let t = render_tree(tree(), &Globals::default(), &[second, first]).unwrap();
+        assert!(t.images["app"].dockerfile.ends_with("RUN one two\n"), "{}", t.images["app"].dockerfile);
+    }
+
+    #[test]
+    fn override_errors_name_the_file() {
+        let bad_target = Override {
+            path: PathBuf::from("o.tera"),
+            text: "{% extends \"nope/Dockerfile.tera\" %}".into(),
+        };
+        let err = render_tree(tree(), &Globals::default(), &[bad_target]).unwrap_err().to_string();
+        assert!(err.starts_with("o.tera: extends \"nope/Dockerfile.tera\""), "{err}");
+        let bad_block = Override {
+            path: PathBuf::from("o.tera"),
+            text: "{% extends \"app/Dockerfile.tera\" %}{% block typo %}x{% endblock %}".into(),
+        };
+        let err = render_tree(tree(), &Globals::default(), &[bad_block]).unwrap_err().to_string();
+        assert!(err.starts_with("o.tera:") && err.contains("typo"), "{err}");
+    }
+
+    #[test]
+    fn syntax_error_and_undefined_variable_name_file_and_line() {
+        let mut t = tree();
+        t[1].template = "FROM {{ image_prefix }}base:{{ tag }}\nRUN {% if %}\n".into();
+        let err = render_tree(t, &Globals::default(), &[]).unwrap_err().to_string();
+        assert!(err.starts_with("images/app/Dockerfile.tera:"), "{err}");
+        assert!(err.contains(":2:"), "line missing: {err}");
+
+        let mut t = tree();
+        t[1].template = "FROM {{ image_prefix }}base:{{ tag }}\nRUN {{ no_such_var }}\n".into();
+        let err = render_tree(t, &Globals::default(), &[]).unwrap_err().to_string();
+        assert!(err.starts_with("images/app/Dockerfile.tera:"), "{err}");
+        assert!(err.contains("no_such_var") && err.contains(":2:"), "{err}");
+    }
+
+    #[test]
+    fn unknown_parent_and_cycle_are_errors() {
+        let mut t = tree();
+        t[1].template = "FROM {{ image_prefix }}nothere:{{ tag }}\n".into();
+        let err = render_tree(t, &Globals::default(), &[]).unwrap_err().to_string();
+        assert!(err.contains("images/app/Dockerfile.tera:1: FROM kolla/nothere:zed"), "{err}");
+
+        let mut t = tree();
+        t[0].template = "FROM {{ image_prefix }}app:{{ tag }}\n".into();
+        let err = render_tree(t, &Globals::default(), &[]).unwrap_err().to_string();
+        assert!(err.contains("cycle"), "{err}");
+    }
+
+    #[test]
+    fn hash_changes_with_each_input() {
+        let g = Globals::default();
+        let t = render_tree(tree(), &g, &[]).unwrap();
+        let app = &t.images["app"];
+        let h = content_hash(app, &["sha256:1".into()]);
+        assert_eq!(h, content_hash(app, &["sha256:1".into()]));
+        assert_ne!(h, content_hash(app, &["sha256:2".into()]));
+        let mut with_file = app.clone();
+        with_file.files.push(ContextFile { path: "a".into(), mode: 0o644, data: b"x".to_vec() });
+        let h2 = content_hash(&with_file, &["sha256:1".into()]);
+        assert_ne!(h, h2);
+        with_file.files[0].mode = 0o755;
+        assert_ne!(h2, content_hash(&with_file, &["sha256:1".into()]));
+    }
+
+    #[test]
+    fn context_tar_is_reproducible_and_holds_the_dockerfile() {
+        let t = render_tree(tree(), &Globals::default(), &[]).unwrap();
+        let mut app = t.images["app"].clone();
+        app.files.push(ContextFile { path: "bin/start".into(), mode: 0o755, data: b"#!/bin/sh\n".to_vec() });
+        let a = context_tar(&app).unwrap();
+        assert_eq!(a, context_tar(&app).unwrap());
+        let mut archive = tar::Archive::new(a.as_slice());
+        let entries: Vec<(String, u32)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.path().unwrap().display().to_string(), e.header().mode().unwrap())
+            })
+            .collect();
+        assert_eq!(entries, vec![("Dockerfile".into(), 0o644), ("bin/start".into(), 0o755)]);
+    }
+}

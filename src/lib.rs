@@ -1,0 +1,15 @@
+//! kolla: build one container image per cloud service, and deploy, upgrade
+//! and roll back each service on Docker hosts.
+//!
+//! The binary (`main.rs`) is a thin shell over this library so that the
+//! integration tests drive the same code paths the operator does. Data flows
+//! one way: `cli` (what the user typed) -> `config` (typed, validated files)
+//! -> `images::render` / `images::catalog` (pure) -> `images::build` +
+//! `engine` (effects) -> `progress` (what the user sees).
+
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod images;
+pub mod progress;
+pub mod run;

@@ -1,0 +1,159 @@
+//! The verbs: resolve what the user typed into settings, then call the
+//! modules that do the work. Errors come back typed so `main` can map them
+//! to exit codes: bad input is 2, a failed run is 1.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::cli::{BuildArgs, Cli, Command};
+use crate::config::{ConfigError, Globals, globals};
+use crate::engine::Engine;
+use crate::images::build::{self, BuildOptions};
+use crate::images::render::{self, Override};
+use crate::images::{ImagesError, catalog};
+use crate::progress::Progress;
+
+/// How a verb ended, when it ran to the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// The work ran and some of it failed (details already printed).
+    Failed,
+    /// The operator interrupted the run (Ctrl-C).
+    Interrupted,
+}
+
+/// Exit codes, as documented in the README.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILED: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// Whether an error is the operator's input (exit 2) rather than a failure
+/// of the work (exit 1).
+pub fn is_usage_error(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|e| e.is::<ConfigError>() || e.is::<ImagesError>())
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    let (config_dir, required) = match &cli.config_dir {
+        Some(dir) => (dir.clone(), true),
+        None => (globals::default_config_dir(), false),
+    };
+    let globals = Globals::load(&config_dir, required)?;
+    match cli.command {
+        Command::Build(args) => build(globals, &config_dir, args).await,
+    }
+}
+
+/// Apply the command line's overrides to globals.yml and validate the result.
+fn resolve_globals(mut globals: Globals, config_dir: &Path, args: &BuildArgs) -> Result<Globals, ConfigError> {
+    if let Some(tag) = &args.tag {
+        globals.tag = tag.clone();
+    }
+    if let Some(namespace) = &args.namespace {
+        globals.namespace = namespace.clone();
+    }
+    if let Some(registry) = &args.registry {
+        globals.registry = Some(registry.clone());
+    }
+    if let Some(base) = &args.base_image {
+        globals.base_image = base.clone();
+    }
+    let origin = config_dir.join(globals::GLOBALS_FILE);
+    globals.validate(&origin)?;
+    if args.push && globals.registry.is_none() {
+        return Err(ConfigError::Invalid {
+            path: origin,
+            message: "--push needs a registry: set `registry` in globals.yml or pass --registry".into(),
+        });
+    }
+    Ok(globals)
+}
+
+async fn build(globals: Globals, config_dir: &Path, args: BuildArgs) -> anyhow::Result<Outcome> {
+    let globals = resolve_globals(globals, config_dir, &args)?;
+    let overrides = args
+        .template_override
+        .iter()
+        .map(|p| Override::read(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let sources = catalog::load_tree(&args.images_dir)?;
+    let tree = render::render_tree(sources, &globals, &overrides)?;
+
+    let mut patterns = args.patterns.clone();
+    if let Some(profile) = &args.profile {
+        patterns.extend(build::profile_patterns(&globals, profile)?);
+    }
+    let selection = build::select(&tree, &patterns, args.skip_parents)?;
+
+    if args.list_images {
+        for name in &selection.build {
+            println!("{name}");
+        }
+        return Ok(Outcome::Success);
+    }
+    if args.list_dependencies {
+        print!("{}", build::dependency_tree_text(&tree, &selection.build));
+        return Ok(Outcome::Success);
+    }
+    if let Some(dir) = &args.render_only {
+        write_rendered(&tree, &selection.build, dir)?;
+        eprintln!("rendered {} images into {}", selection.build.len(), dir.display());
+        return Ok(Outcome::Success);
+    }
+
+    let engine = Engine::connect(None).await?;
+    let options = BuildOptions {
+        threads: usize::from(args.threads),
+        retries: args.retries,
+        push: args.push,
+        logs_dir: args.logs_dir.clone(),
+    };
+    let progress = Arc::new(Progress::for_stderr());
+    let interrupted = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            // No signal handler: never report an interruption.
+            std::future::pending::<()>().await;
+        }
+    };
+    let summary = build::build_images(&engine, &tree, &globals, &selection, &options, progress, interrupted).await?;
+    print!("{}", summary.human());
+    if let Some(path) = &args.summary_json {
+        let json = serde_json::to_string_pretty(&summary)?;
+        std::fs::write(path, json + "\n").with_context(|| format!("{}: cannot write the summary", path.display()))?;
+    }
+    Ok(if summary.cancelled {
+        Outcome::Interrupted
+    } else if summary.success() {
+        Outcome::Success
+    } else {
+        Outcome::Failed
+    })
+}
+
+/// `--render-only`: each image's rendered Dockerfile and context files under
+/// `dir/<image>/`, exactly what the builder would receive.
+fn write_rendered(tree: &render::Tree, names: &[String], dir: &Path) -> anyhow::Result<()> {
+    for name in names {
+        let image = &tree.images[name];
+        let target = dir.join(name);
+        let write = |path: &Path, data: &[u8]| -> anyhow::Result<()> {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).with_context(|| format!("{}: cannot create", parent.display()))?;
+            }
+            std::fs::write(path, data).with_context(|| format!("{}: cannot write", path.display()))
+        };
+        write(&target.join("Dockerfile"), image.dockerfile.as_bytes())?;
+        for file in &image.files {
+            write(&target.join(&file.path), &file.data)?;
+        }
+    }
+    Ok(())
+}
