@@ -78,12 +78,11 @@ pub struct ImageInfo {
     pub repo_digests: Vec<String>,
 }
 
-/// One image build: the tar of the context (with `Dockerfile` at its root),
-/// the tag to give the result and the labels to stamp on it.
+/// One image build: the tar of the context (with `Dockerfile` at its root)
+/// and the tag to give the result.
 #[derive(Debug, Clone)]
 pub struct BuildRequest {
     pub tag: String,
-    pub labels: HashMap<String, String>,
     pub context_tar: Bytes,
 }
 
@@ -161,7 +160,6 @@ impl Engine {
         let options = BuildImageOptionsBuilder::default()
             .dockerfile("Dockerfile")
             .t(&request.tag)
-            .labels(&request.labels)
             .rm(true)
             .forcerm(true)
             .build();

@@ -147,6 +147,10 @@ pub struct ImageResult {
     pub image_id: Option<String>,
     pub build_hash: Option<String>,
     pub duration_secs: f64,
+    /// When the image's job started and ended, in seconds from the start of
+    /// the run (0 for images that never started).
+    pub started_secs: f64,
+    pub finished_secs: f64,
     pub attempts: u32,
     /// Manifest digest the registry reported, with `--push`.
     pub pushed_digest: Option<String>,
@@ -300,6 +304,7 @@ pub async fn build_images(
                 parent_ids,
                 options: options.clone(),
                 progress: progress.clone(),
+                run_started: started,
             };
             running.spawn(job.run());
         }
@@ -364,6 +369,8 @@ fn not_built(globals: &Globals, name: &str, status: Status, error: Option<String
         image_id: None,
         build_hash: None,
         duration_secs: 0.0,
+        started_secs: 0.0,
+        finished_secs: 0.0,
         attempts: 0,
         pushed_digest: None,
         error,
@@ -378,6 +385,7 @@ struct Job {
     parent_ids: Vec<String>,
     options: BuildOptions,
     progress: Arc<Progress>,
+    run_started: Instant,
 }
 
 impl Job {
@@ -394,6 +402,8 @@ impl Job {
             image_id: None,
             build_hash: Some(hash.clone()),
             duration_secs: 0.0,
+            started_secs: started.duration_since(self.run_started).as_secs_f64(),
+            finished_secs: 0.0,
             attempts: 0,
             pushed_digest: None,
             error: None,
@@ -405,6 +415,7 @@ impl Job {
             result.error = Some(error);
         }
         result.duration_secs = started.elapsed().as_secs_f64();
+        result.finished_secs = self.run_started.elapsed().as_secs_f64();
         result
     }
 
@@ -423,12 +434,14 @@ impl Job {
             result.status = Status::UpToDate;
             result.image_id = Some(image.id.clone());
         } else {
-            let context = render::context_tar(&self.image).map_err(|e| format!("cannot make the build context: {e}"))?;
-            let labels = HashMap::from([
-                (LABEL_BUILD_HASH.to_string(), hash.to_string()),
-                (LABEL_IMAGE_NAME.to_string(), self.image.name.clone()),
-                (LABEL_VERSION.to_string(), env!("CARGO_PKG_VERSION").to_string()),
-            ]);
+            let labels = [
+                (LABEL_BUILD_HASH, hash),
+                (LABEL_IMAGE_NAME, self.image.name.as_str()),
+                (LABEL_VERSION, env!("CARGO_PKG_VERSION")),
+            ];
+            let context = render::context_tar(&self.image, &labels)
+                .map_err(|e| format!("cannot make the build context: {e}"))?;
+            let context = bytes::Bytes::from(context);
             let mut last_error = String::new();
             let mut built = None;
             for attempt in 1..=self.options.retries + 1 {
@@ -439,8 +452,7 @@ impl Job {
                 }
                 let request = BuildRequest {
                     tag: self.reference.clone(),
-                    labels: labels.clone(),
-                    context_tar: context.clone().into(),
+                    context_tar: context.clone(),
                 };
                 let outcome = self
                     .engine

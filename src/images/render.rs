@@ -273,8 +273,10 @@ pub fn content_hash(image: &RenderedImage, parent_ids: &[String]) -> String {
 }
 
 /// The build context as a tar: `Dockerfile` plus the context files, owned by
-/// root with mtime 0 so the same inputs give the same bytes.
-pub fn context_tar(image: &RenderedImage) -> Result<Vec<u8>, std::io::Error> {
+/// root with mtime 0 so the same inputs give the same bytes. `labels` are
+/// stamped on the final stage in one LABEL instruction (one layer commit,
+/// where the engine's `labels` build option costs one per label).
+pub fn context_tar(image: &RenderedImage, labels: &[(&str, &str)]) -> Result<Vec<u8>, std::io::Error> {
     let mut builder = tar::Builder::new(Vec::new());
     let mut append = |path: &str, mode: u32, data: &[u8]| {
         let mut header = tar::Header::new_gnu();
@@ -286,7 +288,20 @@ pub fn context_tar(image: &RenderedImage) -> Result<Vec<u8>, std::io::Error> {
         header.set_entry_type(tar::EntryType::Regular);
         builder.append_data(&mut header, path, data)
     };
-    append("Dockerfile", 0o644, image.dockerfile.as_bytes())?;
+    let mut dockerfile = image.dockerfile.clone();
+    if !labels.is_empty() {
+        if !dockerfile.ends_with('\n') {
+            dockerfile.push('\n');
+        }
+        dockerfile.push_str("LABEL");
+        for (key, value) in labels {
+            // serde_json's string escaping is the Dockerfile's double-quoted form.
+            let value = serde_json::Value::String(value.to_string());
+            dockerfile.push_str(&format!(" {key}={value}"));
+        }
+        dockerfile.push('\n');
+    }
+    append("Dockerfile", 0o644, dockerfile.as_bytes())?;
     for file in &image.files {
         append(&file.path, file.mode, &file.data)?;
     }
@@ -421,17 +436,29 @@ mod tests {
         let t = render_tree(tree(), &Globals::default(), &[]).unwrap();
         let mut app = t.images["app"].clone();
         app.files.push(ContextFile { path: "bin/start".into(), mode: 0o755, data: b"#!/bin/sh\n".to_vec() });
-        let a = context_tar(&app).unwrap();
-        assert_eq!(a, context_tar(&app).unwrap());
+        let a = context_tar(&app, &[("kolla.build-hash", "h\"1")]).unwrap();
+        assert_eq!(a, context_tar(&app, &[("kolla.build-hash", "h\"1")]).unwrap());
         let mut archive = tar::Archive::new(a.as_slice());
-        let entries: Vec<(String, u32)> = archive
+        let entries: Vec<(String, u32, String)> = archive
             .entries()
             .unwrap()
             .map(|e| {
-                let e = e.unwrap();
-                (e.path().unwrap().display().to_string(), e.header().mode().unwrap())
+                let mut e = e.unwrap();
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut e, &mut text).unwrap();
+                (e.path().unwrap().display().to_string(), e.header().mode().unwrap(), text)
             })
             .collect();
-        assert_eq!(entries, vec![("Dockerfile".into(), 0o644), ("bin/start".into(), 0o755)]);
+        assert_eq!(
+            entries,
+            vec![
+                (
+                    "Dockerfile".into(),
+                    0o644,
+                    "FROM kolla/base:zed\nLABEL name=app\n\nLABEL kolla.build-hash=\"h\\\"1\"\n".into()
+                ),
+                ("bin/start".into(), 0o755, "#!/bin/sh\n".into())
+            ]
+        );
     }
 }

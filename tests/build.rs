@@ -1,0 +1,239 @@
+//! `kolla build` against the real engine, on the busybox fixture tree:
+//! fx-base -> fx-lib -> fx-app-{a,b,c}; fx-base -> fx-tool;
+//! fx-base -> fx-broken (fails) -> fx-broken-child.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{Sandbox, describe, stderr};
+use serde_json::Value;
+
+/// name -> the image's summary entry.
+fn by_name(summary: &Value) -> BTreeMap<String, Value> {
+    summary["images"]
+        .as_array()
+        .expect("images array")
+        .iter()
+        .map(|i| (i["name"].as_str().expect("name").to_string(), i.clone()))
+        .collect()
+}
+
+fn names_with(summary: &Value, status: &str) -> Vec<String> {
+    by_name(summary)
+        .into_iter()
+        .filter(|(_, i)| i["status"] == status)
+        .map(|(n, _)| n)
+        .collect()
+}
+
+fn parents() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("fx-lib", "fx-base"),
+        ("fx-tool", "fx-base"),
+        ("fx-broken", "fx-base"),
+        ("fx-app-a", "fx-lib"),
+        ("fx-app-b", "fx-lib"),
+        ("fx-app-c", "fx-lib"),
+        ("fx-broken-child", "fx-broken"),
+    ]
+}
+
+#[test]
+fn cold_build_then_noop_then_one_file_changed() {
+    let sandbox = Sandbox::new("cycle");
+    let logs = sandbox.dir.path().join("logs");
+
+    // Cold: everything builds but the broken image and its child.
+    let (output, summary) = sandbox.build_with_summary(&["--threads", "2", "--logs-dir", logs.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert_eq!(
+        names_with(&summary, "built"),
+        vec!["fx-app-a", "fx-app-b", "fx-app-c", "fx-base", "fx-lib", "fx-tool"]
+    );
+    assert_eq!(names_with(&summary, "failed"), vec!["fx-broken"]);
+    assert_eq!(names_with(&summary, "parent_failed"), vec!["fx-broken-child"]);
+    let images = by_name(&summary);
+    assert!(
+        images["fx-broken"]["error"].as_str().unwrap().contains("returned a non-zero code: 3"),
+        "{}",
+        images["fx-broken"]
+    );
+    assert!(sandbox.image(&sandbox.image_ref("fx-broken-child")).is_none());
+    assert!(sandbox.image(&sandbox.image_ref("fx-broken")).is_none());
+
+    // Parents finish before their children start.
+    for (child, parent) in parents() {
+        if images[child]["status"] == "parent_failed" {
+            continue;
+        }
+        let started = images[child]["started_secs"].as_f64().unwrap();
+        let parent_done = images[parent]["finished_secs"].as_f64().unwrap();
+        assert!(started >= parent_done, "{child} started at {started}, before {parent} finished at {parent_done}");
+    }
+    // Two threads: images that become ready together run together.
+    let overlap = |a: &str, b: &str| {
+        let (a, b) = (&images[a], &images[b]);
+        a["started_secs"].as_f64().unwrap() < b["finished_secs"].as_f64().unwrap()
+            && b["started_secs"].as_f64().unwrap() < a["finished_secs"].as_f64().unwrap()
+    };
+    assert!(overlap("fx-app-a", "fx-app-b"), "fx-app-a and fx-app-b did not run in parallel: {images:#?}");
+
+    // Every built image carries the hash the summary reports.
+    let mut ids = BTreeMap::new();
+    for name in names_with(&summary, "built") {
+        let image = sandbox.image(&sandbox.image_ref(&name)).expect("built image exists");
+        assert_eq!(
+            image.labels.get("kolla.build-hash").map(String::as_str),
+            images[&name]["build_hash"].as_str()
+        );
+        assert_eq!(Some(image.id.as_str()), images[&name]["image_id"].as_str());
+        ids.insert(name, image.id);
+    }
+    let broken_log = std::fs::read_to_string(logs.join("fx-broken.log")).expect("fx-broken.log");
+    assert!(broken_log.contains("fixture failing on purpose"), "{broken_log}");
+    let human = String::from_utf8_lossy(&output.stdout);
+    assert!(human.contains("failed (1):\n  fx-broken"), "{human}");
+    assert!(human.contains("parent_failed (1):\n  fx-broken-child"), "{human}");
+
+    // No-op: the same selection minus the broken branch is all up to date,
+    // with the very same image ids (the builder was never called).
+    let (output, summary) = sandbox.build_with_summary(&["^fx-app", "^fx-tool$"]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(
+        names_with(&summary, "up_to_date"),
+        vec!["fx-app-a", "fx-app-b", "fx-app-c", "fx-base", "fx-lib", "fx-tool"]
+    );
+    for (name, image) in by_name(&summary) {
+        assert_eq!(image["attempts"], 0, "{name} called the builder");
+        assert_eq!(image["image_id"].as_str(), Some(ids[&name].as_str()));
+    }
+
+    // One context file of fx-lib changes: fx-lib and its children rebuild.
+    std::fs::write(sandbox.images_dir.join("fx-lib/lib.txt"), "fixture library v2\n").unwrap();
+    let (output, summary) = sandbox.build_with_summary(&["^fx-app", "^fx-tool$"]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    assert_eq!(names_with(&summary, "built"), vec!["fx-app-a", "fx-app-b", "fx-app-c", "fx-lib"]);
+    assert_eq!(names_with(&summary, "up_to_date"), vec!["fx-base", "fx-tool"]);
+    for name in ["fx-lib", "fx-app-a"] {
+        let image = sandbox.image(&sandbox.image_ref(name)).unwrap();
+        assert_ne!(image.id, ids[name], "{name} kept its old image");
+    }
+}
+
+#[test]
+fn template_override_changes_output_and_rebuilds_only_that_image() {
+    let sandbox = Sandbox::new("override");
+    let render_plain = sandbox.dir.path().join("plain");
+    let output = sandbox.build(&["^fx-tool$", "--render-only", render_plain.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let plain = std::fs::read_to_string(render_plain.join("fx-tool/Dockerfile")).unwrap();
+    assert!(plain.contains(&format!("FROM {}/fx-base:zed", sandbox.namespace)), "{plain}");
+    assert!(!plain.contains("overridden"), "{plain}");
+    // Context files come along with the Dockerfile.
+    assert!(render_plain.join("fx-base/busybox").is_file());
+
+    let override_file = sandbox.dir.path().join("override.tera");
+    std::fs::write(
+        &override_file,
+        "{% extends \"fx-tool/Dockerfile.tera\" %}\n{% block fx_tool_footer %}RUN echo overridden {{ tag }} > /override.txt{% endblock %}\n",
+    )
+    .unwrap();
+    let render_over = sandbox.dir.path().join("over");
+    let output = sandbox.build(&[
+        "^fx-tool$",
+        "--render-only",
+        render_over.to_str().unwrap(),
+        "--template-override",
+        override_file.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let over = std::fs::read_to_string(render_over.join("fx-tool/Dockerfile")).unwrap();
+    assert!(over.contains("RUN echo overridden zed > /override.txt"), "{over}");
+    assert_eq!(
+        std::fs::read_to_string(render_over.join("fx-base/Dockerfile")).unwrap(),
+        std::fs::read_to_string(render_plain.join("fx-base/Dockerfile")).unwrap()
+    );
+
+    let (output, _) = sandbox.build_with_summary(&["^fx-tool$"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let (output, summary) =
+        sandbox.build_with_summary(&["^fx-tool$", "--template-override", override_file.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(names_with(&summary, "built"), vec!["fx-tool"]);
+    assert_eq!(names_with(&summary, "up_to_date"), vec!["fx-base"]);
+}
+
+#[test]
+fn push_to_registry_and_pull_back_by_digest() {
+    let sandbox = Sandbox::new("push");
+    let (output, summary) = sandbox.build_with_summary(&["^fx-tool$", "--registry", common::REGISTRY, "--push"]);
+    assert!(
+        output.status.success(),
+        "push failed; is the test registry running on {} (tools/test starts it)?\n{}",
+        common::REGISTRY,
+        describe(&output)
+    );
+    let images = by_name(&summary);
+    let digest = images["fx-tool"]["pushed_digest"].as_str().expect("a pushed digest").to_string();
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    let hash = images["fx-tool"]["build_hash"].as_str().unwrap().to_string();
+    let reference = format!("{}/{}/fx-tool:zed", common::REGISTRY, sandbox.namespace);
+
+    // Drop every local copy, then pull by digest: the registry holds the
+    // very image that was built.
+    let rt = common::runtime();
+    for tag in sandbox.own_tags() {
+        rt.block_on(sandbox.engine.remove_image(&tag)).unwrap();
+    }
+    assert!(sandbox.image(&reference).is_none());
+    let by_digest = format!("{}/{}/fx-tool@{digest}", common::REGISTRY, sandbox.namespace);
+    rt.block_on(sandbox.engine.pull(&by_digest)).expect("pull by digest");
+    let pulled = sandbox.image(&by_digest).expect("pulled image");
+    assert_eq!(pulled.labels.get("kolla.build-hash"), Some(&hash));
+    rt.block_on(sandbox.engine.remove_image(&by_digest)).unwrap();
+}
+
+#[test]
+fn push_without_registry_is_a_usage_error() {
+    let sandbox = Sandbox::new("push-usage");
+    let output = sandbox.build(&["--push"]);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert!(stderr(&output).contains("--push needs a registry"), "{}", describe(&output));
+}
+
+#[test]
+fn list_images_and_dependencies() {
+    let sandbox = Sandbox::new("list");
+    let output = sandbox.build(&["--list-images", "^fx-app-b$"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "fx-base\nfx-lib\nfx-app-b\n");
+    let output = sandbox.build(&["--list-dependencies"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "fx-base\n    fx-broken\n        fx-broken-child\n    fx-lib\n        fx-app-a\n        fx-app-b\n        fx-app-c\n    fx-tool\n"
+    );
+    // A profile from globals.yml selects by its regexes.
+    std::fs::write(sandbox.config_dir.join("globals.yml"), "profiles:\n  tools: [\"^fx-tool$\"]\n").unwrap();
+    let output = sandbox.build(&["--list-images", "--profile", "tools"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "fx-base\nfx-tool\n");
+}
+
+#[test]
+fn unreachable_engine_is_a_clear_error() {
+    let sandbox = Sandbox::new("unreachable");
+    let missing = sandbox.dir.path().join("no-such-docker.sock");
+    let output = common::kolla_command()
+        .env("DOCKER_HOST", format!("unix://{}", missing.display()))
+        .args(["--config-dir", sandbox.config_dir.to_str().unwrap(), "build", "--images-dir"])
+        .arg(&sandbox.images_dir)
+        .args(["--namespace", &sandbox.namespace, "--base-image", "scratch"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let err = stderr(&output);
+    assert!(err.contains("cannot reach the Docker engine at unix://"), "{err}");
+    assert!(err.contains("no-such-docker.sock"), "{err}");
+}
