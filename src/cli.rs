@@ -34,7 +34,12 @@ pub struct BuildArgs {
     pub patterns: Vec<String>,
 
     /// Folder of image folders (<name>/Dockerfile.tera + files).
-    #[arg(long, env = "KOLLA_IMAGES_DIR", value_name = "DIR", default_value = "images")]
+    #[arg(
+        long,
+        env = "KOLLA_IMAGES_DIR",
+        value_name = "DIR",
+        default_value = "images"
+    )]
     pub images_dir: PathBuf,
 
     /// Images built at once (parents always before children).

@@ -13,8 +13,8 @@ use bollard::errors::Error as BollardError;
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
-    ListImagesOptionsBuilder, LogsOptionsBuilder, PushImageOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+    ListContainersOptionsBuilder, ListImagesOptionsBuilder, LogsOptionsBuilder,
+    PushImageOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
 };
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -117,9 +117,17 @@ impl Engine {
         let docker = if let Some(path) = endpoint.strip_prefix("unix://") {
             Docker::connect_with_unix(path, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
         } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
-            Docker::connect_with_http(&endpoint, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+            Docker::connect_with_http(
+                &endpoint,
+                REQUEST_TIMEOUT_SECS,
+                bollard::API_DEFAULT_VERSION,
+            )
         } else {
-            Docker::connect_with_unix(&endpoint, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+            Docker::connect_with_unix(
+                &endpoint,
+                REQUEST_TIMEOUT_SECS,
+                bollard::API_DEFAULT_VERSION,
+            )
         }
         .map_err(unreachable)?;
         let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
@@ -163,11 +171,9 @@ impl Engine {
             .rm(true)
             .forcerm(true)
             .build();
-        let mut stream = self.docker.build_image(
-            options,
-            None,
-            Some(bollard::body_full(request.context_tar)),
-        );
+        let mut stream =
+            self.docker
+                .build_image(options, None, Some(bollard::body_full(request.context_tar)));
         while let Some(item) = stream.next().await {
             match item {
                 Ok(info) => {
@@ -248,10 +254,16 @@ impl Engine {
     }
 
     /// Remove an image reference (untags; deletes the image once no tag or
-    /// container holds it). A missing image is not an error.
-    pub async fn remove_image(&self, reference: &str) -> Result<(), EngineError> {
-        let options = RemoveImageOptionsBuilder::default().force(true).build();
-        match self.docker.remove_image(reference, Some(options), None).await {
+    /// container holds it). A missing image is not an error. Without
+    /// `force`, an image still tagged elsewhere or used by a container is a
+    /// `Conflict` and stays.
+    pub async fn remove_image(&self, reference: &str, force: bool) -> Result<(), EngineError> {
+        let options = RemoveImageOptionsBuilder::default().force(force).build();
+        match self
+            .docker
+            .remove_image(reference, Some(options), None)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) => match EngineError::from_api(format!("image {reference}"), e) {
                 EngineError::NotFound { .. } => Ok(()),
@@ -264,7 +276,9 @@ impl Engine {
     /// (Docker's `reference` filter, e.g. `kolla/*`).
     pub async fn image_tags_matching(&self, pattern: &str) -> Result<Vec<String>, EngineError> {
         let filters = HashMap::from([("reference", vec![pattern])]);
-        let options = ListImagesOptionsBuilder::default().filters(&filters).build();
+        let options = ListImagesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
         let images = self
             .docker
             .list_images(Some(options))
@@ -275,6 +289,22 @@ impl Engine {
             .flat_map(|i| i.repo_tags)
             .filter(|t| t != "<none>:<none>")
             .collect())
+    }
+
+    /// Ids of containers (running or not) matching one engine filter, e.g.
+    /// `("label", "kolla.service")` or `("ancestor", "kolla/base:zed")`.
+    pub async fn container_ids(&self, key: &str, value: &str) -> Result<Vec<String>, EngineError> {
+        let filters = HashMap::from([(key, vec![value])]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let containers = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| EngineError::from_api("list containers", e))?;
+        Ok(containers.into_iter().filter_map(|c| c.id).collect())
     }
 
     /// Run `cmd` in a fresh container of `image` until it exits, collect its
@@ -349,8 +379,14 @@ mod tests {
 
     #[test]
     fn split_tag_ignores_registry_port() {
-        assert_eq!(split_tag("127.0.0.1:4000/kolla/x:zed"), ("127.0.0.1:4000/kolla/x", "zed"));
-        assert_eq!(split_tag("127.0.0.1:4000/kolla/x"), ("127.0.0.1:4000/kolla/x", "latest"));
+        assert_eq!(
+            split_tag("127.0.0.1:4000/kolla/x:zed"),
+            ("127.0.0.1:4000/kolla/x", "zed")
+        );
+        assert_eq!(
+            split_tag("127.0.0.1:4000/kolla/x"),
+            ("127.0.0.1:4000/kolla/x", "latest")
+        );
         assert_eq!(split_tag("kolla/x:1.0"), ("kolla/x", "1.0"));
     }
 }

@@ -10,7 +10,10 @@ use kolla::run::{self, Outcome, exit};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -26,7 +29,11 @@ fn main() -> ExitCode {
             for cause in error.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
-            ExitCode::from(if run::is_usage_error(&error) { exit::USAGE } else { exit::FAILED })
+            ExitCode::from(if run::is_usage_error(&error) {
+                exit::USAGE
+            } else {
+                exit::FAILED
+            })
         }
     }
 }

@@ -58,7 +58,9 @@ impl Progress {
     pub fn start(&self, name: &str) {
         match self {
             Progress::Terminal(t) => {
-                let bar = t.multi.insert_before(&t.overall, ProgressBar::new_spinner());
+                let bar = t
+                    .multi
+                    .insert_before(&t.overall, ProgressBar::new_spinner());
                 bar.set_style(
                     ProgressStyle::with_template("{spinner} {prefix:<24} {elapsed:>4} {wide_msg}")
                         .unwrap_or_else(|_| ProgressStyle::default_spinner()),
@@ -86,7 +88,10 @@ impl Progress {
             }
             Progress::Plain => {
                 let line = line.trim();
-                if line.starts_with("Step ") || line.starts_with("retry ") || line.starts_with("pushing ") {
+                if line.starts_with("Step ")
+                    || line.starts_with("retry ")
+                    || line.starts_with("pushing ")
+                {
                     eprintln!("{name}: {line}");
                 }
             }

@@ -53,7 +53,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
 }
 
 /// Apply the command line's overrides to globals.yml and validate the result.
-fn resolve_globals(mut globals: Globals, config_dir: &Path, args: &BuildArgs) -> Result<Globals, ConfigError> {
+fn resolve_globals(
+    mut globals: Globals,
+    config_dir: &Path,
+    args: &BuildArgs,
+) -> Result<Globals, ConfigError> {
     if let Some(tag) = &args.tag {
         globals.tag = tag.clone();
     }
@@ -71,7 +75,8 @@ fn resolve_globals(mut globals: Globals, config_dir: &Path, args: &BuildArgs) ->
     if args.push && globals.registry.is_none() {
         return Err(ConfigError::Invalid {
             path: origin,
-            message: "--push needs a registry: set `registry` in globals.yml or pass --registry".into(),
+            message: "--push needs a registry: set `registry` in globals.yml or pass --registry"
+                .into(),
         });
     }
     Ok(globals)
@@ -105,7 +110,11 @@ async fn build(globals: Globals, config_dir: &Path, args: BuildArgs) -> anyhow::
     }
     if let Some(dir) = &args.render_only {
         write_rendered(&tree, &selection.build, dir)?;
-        eprintln!("rendered {} images into {}", selection.build.len(), dir.display());
+        eprintln!(
+            "rendered {} images into {}",
+            selection.build.len(),
+            dir.display()
+        );
         return Ok(Outcome::Success);
     }
 
@@ -123,11 +132,21 @@ async fn build(globals: Globals, config_dir: &Path, args: BuildArgs) -> anyhow::
             std::future::pending::<()>().await;
         }
     };
-    let summary = build::build_images(&engine, &tree, &globals, &selection, &options, progress, interrupted).await?;
+    let summary = build::build_images(
+        &engine,
+        &tree,
+        &globals,
+        &selection,
+        &options,
+        progress,
+        interrupted,
+    )
+    .await?;
     print!("{}", summary.human());
     if let Some(path) = &args.summary_json {
         let json = serde_json::to_string_pretty(&summary)?;
-        std::fs::write(path, json + "\n").with_context(|| format!("{}: cannot write the summary", path.display()))?;
+        std::fs::write(path, json + "\n")
+            .with_context(|| format!("{}: cannot write the summary", path.display()))?;
     }
     Ok(if summary.cancelled {
         Outcome::Interrupted
@@ -146,7 +165,8 @@ fn write_rendered(tree: &render::Tree, names: &[String], dir: &Path) -> anyhow::
         let target = dir.join(name);
         let write = |path: &Path, data: &[u8]| -> anyhow::Result<()> {
             if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).with_context(|| format!("{}: cannot create", parent.display()))?;
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("{}: cannot create", parent.display()))?;
             }
             std::fs::write(path, data).with_context(|| format!("{}: cannot write", path.display()))
         };

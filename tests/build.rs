@@ -45,21 +45,34 @@ fn cold_build_then_noop_then_one_file_changed() {
     let logs = sandbox.dir.path().join("logs");
 
     // Cold: everything builds but the broken image and its child.
-    let (output, summary) = sandbox.build_with_summary(&["--threads", "2", "--logs-dir", logs.to_str().unwrap()]);
+    let (output, summary) =
+        sandbox.build_with_summary(&["--threads", "2", "--logs-dir", logs.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
     assert_eq!(
         names_with(&summary, "built"),
-        vec!["fx-app-a", "fx-app-b", "fx-app-c", "fx-base", "fx-lib", "fx-tool"]
+        vec![
+            "fx-app-a", "fx-app-b", "fx-app-c", "fx-base", "fx-lib", "fx-tool"
+        ]
     );
     assert_eq!(names_with(&summary, "failed"), vec!["fx-broken"]);
-    assert_eq!(names_with(&summary, "parent_failed"), vec!["fx-broken-child"]);
+    assert_eq!(
+        names_with(&summary, "parent_failed"),
+        vec!["fx-broken-child"]
+    );
     let images = by_name(&summary);
     assert!(
-        images["fx-broken"]["error"].as_str().unwrap().contains("returned a non-zero code: 3"),
+        images["fx-broken"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("returned a non-zero code: 3"),
         "{}",
         images["fx-broken"]
     );
-    assert!(sandbox.image(&sandbox.image_ref("fx-broken-child")).is_none());
+    assert!(
+        sandbox
+            .image(&sandbox.image_ref("fx-broken-child"))
+            .is_none()
+    );
     assert!(sandbox.image(&sandbox.image_ref("fx-broken")).is_none());
 
     // Parents finish before their children start.
@@ -69,7 +82,10 @@ fn cold_build_then_noop_then_one_file_changed() {
         }
         let started = images[child]["started_secs"].as_f64().unwrap();
         let parent_done = images[parent]["finished_secs"].as_f64().unwrap();
-        assert!(started >= parent_done, "{child} started at {started}, before {parent} finished at {parent_done}");
+        assert!(
+            started >= parent_done,
+            "{child} started at {started}, before {parent} finished at {parent_done}"
+        );
     }
     // Two threads: images that become ready together run together.
     let overlap = |a: &str, b: &str| {
@@ -77,12 +93,17 @@ fn cold_build_then_noop_then_one_file_changed() {
         a["started_secs"].as_f64().unwrap() < b["finished_secs"].as_f64().unwrap()
             && b["started_secs"].as_f64().unwrap() < a["finished_secs"].as_f64().unwrap()
     };
-    assert!(overlap("fx-app-a", "fx-app-b"), "fx-app-a and fx-app-b did not run in parallel: {images:#?}");
+    assert!(
+        overlap("fx-app-a", "fx-app-b"),
+        "fx-app-a and fx-app-b did not run in parallel: {images:#?}"
+    );
 
     // Every built image carries the hash the summary reports.
     let mut ids = BTreeMap::new();
     for name in names_with(&summary, "built") {
-        let image = sandbox.image(&sandbox.image_ref(&name)).expect("built image exists");
+        let image = sandbox
+            .image(&sandbox.image_ref(&name))
+            .expect("built image exists");
         assert_eq!(
             image.labels.get("kolla.build-hash").map(String::as_str),
             images[&name]["build_hash"].as_str()
@@ -91,10 +112,16 @@ fn cold_build_then_noop_then_one_file_changed() {
         ids.insert(name, image.id);
     }
     let broken_log = std::fs::read_to_string(logs.join("fx-broken.log")).expect("fx-broken.log");
-    assert!(broken_log.contains("fixture failing on purpose"), "{broken_log}");
+    assert!(
+        broken_log.contains("fixture failing on purpose"),
+        "{broken_log}"
+    );
     let human = String::from_utf8_lossy(&output.stdout);
     assert!(human.contains("failed (1):\n  fx-broken"), "{human}");
-    assert!(human.contains("parent_failed (1):\n  fx-broken-child"), "{human}");
+    assert!(
+        human.contains("parent_failed (1):\n  fx-broken-child"),
+        "{human}"
+    );
 
     // No-op: the same selection minus the broken branch is all up to date,
     // with the very same image ids (the builder was never called).
@@ -102,7 +129,9 @@ fn cold_build_then_noop_then_one_file_changed() {
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     assert_eq!(
         names_with(&summary, "up_to_date"),
-        vec!["fx-app-a", "fx-app-b", "fx-app-c", "fx-base", "fx-lib", "fx-tool"]
+        vec![
+            "fx-app-a", "fx-app-b", "fx-app-c", "fx-base", "fx-lib", "fx-tool"
+        ]
     );
     for (name, image) in by_name(&summary) {
         assert_eq!(image["attempts"], 0, "{name} called the builder");
@@ -110,11 +139,21 @@ fn cold_build_then_noop_then_one_file_changed() {
     }
 
     // One context file of fx-lib changes: fx-lib and its children rebuild.
-    std::fs::write(sandbox.images_dir.join("fx-lib/lib.txt"), "fixture library v2\n").unwrap();
+    std::fs::write(
+        sandbox.images_dir.join("fx-lib/lib.txt"),
+        "fixture library v2\n",
+    )
+    .unwrap();
     let (output, summary) = sandbox.build_with_summary(&["^fx-app", "^fx-tool$"]);
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
-    assert_eq!(names_with(&summary, "built"), vec!["fx-app-a", "fx-app-b", "fx-app-c", "fx-lib"]);
-    assert_eq!(names_with(&summary, "up_to_date"), vec!["fx-base", "fx-tool"]);
+    assert_eq!(
+        names_with(&summary, "built"),
+        vec!["fx-app-a", "fx-app-b", "fx-app-c", "fx-lib"]
+    );
+    assert_eq!(
+        names_with(&summary, "up_to_date"),
+        vec!["fx-base", "fx-tool"]
+    );
     for name in ["fx-lib", "fx-app-a"] {
         let image = sandbox.image(&sandbox.image_ref(name)).unwrap();
         assert_ne!(image.id, ids[name], "{name} kept its old image");
@@ -128,7 +167,10 @@ fn template_override_changes_output_and_rebuilds_only_that_image() {
     let output = sandbox.build(&["^fx-tool$", "--render-only", render_plain.to_str().unwrap()]);
     assert!(output.status.success(), "{}", describe(&output));
     let plain = std::fs::read_to_string(render_plain.join("fx-tool/Dockerfile")).unwrap();
-    assert!(plain.contains(&format!("FROM {}/fx-base:zed", sandbox.namespace)), "{plain}");
+    assert!(
+        plain.contains(&format!("FROM {}/fx-base:zed", sandbox.namespace)),
+        "{plain}"
+    );
     assert!(!plain.contains("overridden"), "{plain}");
     // Context files come along with the Dockerfile.
     assert!(render_plain.join("fx-base/busybox").is_file());
@@ -149,7 +191,10 @@ fn template_override_changes_output_and_rebuilds_only_that_image() {
     ]);
     assert!(output.status.success(), "{}", describe(&output));
     let over = std::fs::read_to_string(render_over.join("fx-tool/Dockerfile")).unwrap();
-    assert!(over.contains("RUN echo overridden zed > /override.txt"), "{over}");
+    assert!(
+        over.contains("RUN echo overridden zed > /override.txt"),
+        "{over}"
+    );
     assert_eq!(
         std::fs::read_to_string(render_over.join("fx-base/Dockerfile")).unwrap(),
         std::fs::read_to_string(render_plain.join("fx-base/Dockerfile")).unwrap()
@@ -157,8 +202,11 @@ fn template_override_changes_output_and_rebuilds_only_that_image() {
 
     let (output, _) = sandbox.build_with_summary(&["^fx-tool$"]);
     assert!(output.status.success(), "{}", describe(&output));
-    let (output, summary) =
-        sandbox.build_with_summary(&["^fx-tool$", "--template-override", override_file.to_str().unwrap()]);
+    let (output, summary) = sandbox.build_with_summary(&[
+        "^fx-tool$",
+        "--template-override",
+        override_file.to_str().unwrap(),
+    ]);
     assert!(output.status.success(), "{}", describe(&output));
     assert_eq!(names_with(&summary, "built"), vec!["fx-tool"]);
     assert_eq!(names_with(&summary, "up_to_date"), vec!["fx-base"]);
@@ -167,7 +215,8 @@ fn template_override_changes_output_and_rebuilds_only_that_image() {
 #[test]
 fn push_to_registry_and_pull_back_by_digest() {
     let sandbox = Sandbox::new("push");
-    let (output, summary) = sandbox.build_with_summary(&["^fx-tool$", "--registry", common::REGISTRY, "--push"]);
+    let (output, summary) =
+        sandbox.build_with_summary(&["^fx-tool$", "--registry", common::REGISTRY, "--push"]);
     assert!(
         output.status.success(),
         "push failed; is the test registry running on {} (tools/test starts it)?\n{}",
@@ -175,23 +224,36 @@ fn push_to_registry_and_pull_back_by_digest() {
         describe(&output)
     );
     let images = by_name(&summary);
-    let digest = images["fx-tool"]["pushed_digest"].as_str().expect("a pushed digest").to_string();
+    let digest = images["fx-tool"]["pushed_digest"]
+        .as_str()
+        .expect("a pushed digest")
+        .to_string();
     assert!(digest.starts_with("sha256:"), "{digest}");
-    let hash = images["fx-tool"]["build_hash"].as_str().unwrap().to_string();
+    let hash = images["fx-tool"]["build_hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let reference = format!("{}/{}/fx-tool:zed", common::REGISTRY, sandbox.namespace);
 
     // Drop every local copy, then pull by digest: the registry holds the
     // very image that was built.
     let rt = common::runtime();
     for tag in sandbox.own_tags() {
-        rt.block_on(sandbox.engine.remove_image(&tag)).unwrap();
+        rt.block_on(sandbox.engine.remove_image(&tag, true))
+            .unwrap();
     }
     assert!(sandbox.image(&reference).is_none());
-    let by_digest = format!("{}/{}/fx-tool@{digest}", common::REGISTRY, sandbox.namespace);
-    rt.block_on(sandbox.engine.pull(&by_digest)).expect("pull by digest");
+    let by_digest = format!(
+        "{}/{}/fx-tool@{digest}",
+        common::REGISTRY,
+        sandbox.namespace
+    );
+    rt.block_on(sandbox.engine.pull(&by_digest))
+        .expect("pull by digest");
     let pulled = sandbox.image(&by_digest).expect("pulled image");
     assert_eq!(pulled.labels.get("kolla.build-hash"), Some(&hash));
-    rt.block_on(sandbox.engine.remove_image(&by_digest)).unwrap();
+    rt.block_on(sandbox.engine.remove_image(&by_digest, true))
+        .unwrap();
 }
 
 #[test]
@@ -199,7 +261,11 @@ fn push_without_registry_is_a_usage_error() {
     let sandbox = Sandbox::new("push-usage");
     let output = sandbox.build(&["--push"]);
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
-    assert!(stderr(&output).contains("--push needs a registry"), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("--push needs a registry"),
+        "{}",
+        describe(&output)
+    );
 }
 
 #[test]
@@ -207,7 +273,10 @@ fn list_images_and_dependencies() {
     let sandbox = Sandbox::new("list");
     let output = sandbox.build(&["--list-images", "^fx-app-b$"]);
     assert!(output.status.success(), "{}", describe(&output));
-    assert_eq!(String::from_utf8_lossy(&output.stdout), "fx-base\nfx-lib\nfx-app-b\n");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "fx-base\nfx-lib\nfx-app-b\n"
+    );
     let output = sandbox.build(&["--list-dependencies"]);
     assert!(output.status.success(), "{}", describe(&output));
     assert_eq!(
@@ -215,10 +284,17 @@ fn list_images_and_dependencies() {
         "fx-base\n    fx-broken\n        fx-broken-child\n    fx-lib\n        fx-app-a\n        fx-app-b\n        fx-app-c\n    fx-tool\n"
     );
     // A profile from globals.yml selects by its regexes.
-    std::fs::write(sandbox.config_dir.join("globals.yml"), "profiles:\n  tools: [\"^fx-tool$\"]\n").unwrap();
+    std::fs::write(
+        sandbox.config_dir.join("globals.yml"),
+        "profiles:\n  tools: [\"^fx-tool$\"]\n",
+    )
+    .unwrap();
     let output = sandbox.build(&["--list-images", "--profile", "tools"]);
     assert!(output.status.success(), "{}", describe(&output));
-    assert_eq!(String::from_utf8_lossy(&output.stdout), "fx-base\nfx-tool\n");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "fx-base\nfx-tool\n"
+    );
 }
 
 #[test]
@@ -227,13 +303,125 @@ fn unreachable_engine_is_a_clear_error() {
     let missing = sandbox.dir.path().join("no-such-docker.sock");
     let output = common::kolla_command()
         .env("DOCKER_HOST", format!("unix://{}", missing.display()))
-        .args(["--config-dir", sandbox.config_dir.to_str().unwrap(), "build", "--images-dir"])
+        .args([
+            "--config-dir",
+            sandbox.config_dir.to_str().unwrap(),
+            "build",
+            "--images-dir",
+        ])
         .arg(&sandbox.images_dir)
         .args(["--namespace", &sandbox.namespace, "--base-image", "scratch"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
     let err = stderr(&output);
-    assert!(err.contains("cannot reach the Docker engine at unix://"), "{err}");
+    assert!(
+        err.contains("cannot reach the Docker engine at unix://"),
+        "{err}"
+    );
     assert!(err.contains("no-such-docker.sock"), "{err}");
+}
+
+#[test]
+fn interrupt_cancels_the_running_build_and_prints_a_partial_summary() {
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
+
+    let sandbox = Sandbox::new("interrupt");
+    let slow = sandbox.images_dir.join("fx-slow");
+    std::fs::create_dir_all(&slow).unwrap();
+    std::fs::write(
+        slow.join("Dockerfile.tera"),
+        "FROM {{ image_prefix }}fx-base:{{ tag }}\nRUN echo slow-start && sleep 60\n",
+    )
+    .unwrap();
+    let summary_path = sandbox.dir.path().join("summary.json");
+    // One thread: fx-slow runs, fx-tool waits its turn.
+    let mut child = common::kolla_command()
+        .args([
+            "--config-dir",
+            sandbox.config_dir.to_str().unwrap(),
+            "build",
+            "--images-dir",
+        ])
+        .arg(&sandbox.images_dir)
+        .args([
+            "--namespace",
+            &sandbox.namespace,
+            "--base-image",
+            "scratch",
+            "--threads",
+            "1",
+        ])
+        .args(["^fx-slow$", "^fx-tool$", "--summary-json"])
+        .arg(&summary_path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines() {
+            let line = line.unwrap_or_default();
+            if line.contains("fx-slow: Step 2/") {
+                let _ = seen_tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    seen_rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("fx-slow never reached its slow step");
+    // Let the builder start the step's container before interrupting.
+    std::thread::sleep(Duration::from_millis(1500));
+    let signalled = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(20),
+            "kolla did not stop after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let waited = signalled.elapsed();
+    let log = reader.join().unwrap();
+    assert_eq!(exit.code(), Some(130), "{log}");
+    assert!(waited < Duration::from_secs(10), "took {waited:?} to stop");
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
+    assert_eq!(summary["cancelled"], true);
+    assert_eq!(names_with(&summary, "built"), vec!["fx-base"]);
+    assert_eq!(
+        names_with(&summary, "cancelled"),
+        vec!["fx-slow", "fx-tool"]
+    );
+    assert!(sandbox.image(&sandbox.image_ref("fx-slow")).is_none());
+    // The engine stops the step's container once its client has gone.
+    let base = sandbox.image_ref("fx-base");
+    let rt = common::runtime();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let left = rt
+            .block_on(sandbox.engine.container_ids("ancestor", &base))
+            .unwrap();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "build containers still there: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

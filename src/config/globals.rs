@@ -51,8 +51,14 @@ impl Default for Globals {
             install_type: "binary".into(),
             maintainer: "kolla project".into(),
             profiles: BTreeMap::from([
-                ("infra".into(), profile(&["^mariadb$", "^memcached$", "^rabbitmq$", "^data$"])),
-                ("main".into(), profile(&["^keystone", "^glance", "^nova", "^placement"])),
+                (
+                    "infra".into(),
+                    profile(&["^mariadb$", "^memcached$", "^rabbitmq$", "^data$"]),
+                ),
+                (
+                    "main".into(),
+                    profile(&["^keystone", "^glance", "^nova", "^placement"]),
+                ),
                 ("default".into(), profile(&[".*"])),
             ]),
         }
@@ -63,9 +69,8 @@ impl Default for Globals {
 static TAG: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$").expect("static regex"));
 /// One path component of a repository name.
-static PATH_COMPONENT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$").expect("static regex")
-});
+static PATH_COMPONENT: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$").expect("static regex"));
 /// A registry host with an optional port.
 static REGISTRY: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]+)?$")
@@ -130,7 +135,11 @@ impl Globals {
                 self.tag
             )));
         }
-        if self.namespace.split('/').any(|c| !is_valid_path_component(c)) {
+        if self
+            .namespace
+            .split('/')
+            .any(|c| !is_valid_path_component(c))
+        {
             return Err(invalid(format!(
                 "namespace {:?} is not a valid repository path (lowercase letters, digits, separators)",
                 self.namespace
@@ -195,7 +204,10 @@ mod tests {
     fn values_override_defaults() {
         let g = parse("registry: 127.0.0.1:4000\ntag: \"1.2.3\"\n").unwrap();
         assert_eq!(g.registry.as_deref(), Some("127.0.0.1:4000"));
-        assert_eq!(g.image_ref("glance-api"), "127.0.0.1:4000/kolla/glance-api:1.2.3");
+        assert_eq!(
+            g.image_ref("glance-api"),
+            "127.0.0.1:4000/kolla/glance-api:1.2.3"
+        );
         assert_eq!(g.namespace, Globals::default().namespace);
     }
 
@@ -215,9 +227,29 @@ mod tests {
 
     #[test]
     fn bad_tag_and_namespace_are_refused() {
-        assert!(parse("tag: \"a b\"\n").unwrap_err().to_string().contains("tag"));
-        assert!(parse("namespace: Kolla\n").unwrap_err().to_string().contains("namespace"));
-        assert!(parse("registry: \"http://x\"\n").unwrap_err().to_string().contains("registry"));
-        assert!(parse("profiles: {p: [\"(\"]}\n").unwrap_err().to_string().contains("profile p"));
+        assert!(
+            parse("tag: \"a b\"\n")
+                .unwrap_err()
+                .to_string()
+                .contains("tag")
+        );
+        assert!(
+            parse("namespace: Kolla\n")
+                .unwrap_err()
+                .to_string()
+                .contains("namespace")
+        );
+        assert!(
+            parse("registry: \"http://x\"\n")
+                .unwrap_err()
+                .to_string()
+                .contains("registry")
+        );
+        assert!(
+            parse("profiles: {p: [\"(\"]}\n")
+                .unwrap_err()
+                .to_string()
+                .contains("profile p")
+        );
     }
 }

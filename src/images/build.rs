@@ -40,7 +40,11 @@ pub struct Selection {
 /// Pick the images matching any of `patterns` (all images when there are
 /// none) plus, unless `skip_parents`, every ancestor of those. A pattern
 /// that matches nothing is an error: it is almost always a typo.
-pub fn select(tree: &Tree, patterns: &[String], skip_parents: bool) -> Result<Selection, ImagesError> {
+pub fn select(
+    tree: &Tree,
+    patterns: &[String],
+    skip_parents: bool,
+) -> Result<Selection, ImagesError> {
     let mut matched = BTreeSet::new();
     for pattern in patterns {
         let regex = Regex::new(pattern).map_err(|e| ImagesError::BadRegex {
@@ -64,7 +68,12 @@ pub fn select(tree: &Tree, patterns: &[String], skip_parents: bool) -> Result<Se
             wanted.extend(tree.ancestors(name));
         }
     }
-    let build: Vec<String> = tree.order.iter().filter(|n| wanted.contains(*n)).cloned().collect();
+    let build: Vec<String> = tree
+        .order
+        .iter()
+        .filter(|n| wanted.contains(*n))
+        .cloned()
+        .collect();
     let prebuilt_parents = build
         .iter()
         .flat_map(|n| tree.images[n].parents.iter())
@@ -95,7 +104,9 @@ pub fn dependency_tree_text(tree: &Tree, only: &[String]) -> String {
         out.push_str(&format!("{}{name}\n", "    ".repeat(depth)));
         // `tree.images` is a BTreeMap: children come out sorted by name.
         for (child, image) in &tree.images {
-            if only.contains(child.as_str()) && image.parents.first().map(String::as_str) == Some(name) {
+            if only.contains(child.as_str())
+                && image.parents.first().map(String::as_str) == Some(name)
+            {
                 walk(tree, child, depth + 1, only, out);
             }
         }
@@ -103,7 +114,10 @@ pub fn dependency_tree_text(tree: &Tree, only: &[String]) -> String {
     let only: BTreeSet<&str> = only.iter().map(String::as_str).collect();
     let mut out = String::new();
     for (name, image) in &tree.images {
-        let is_root = image.parents.first().is_none_or(|p| !only.contains(p.as_str()));
+        let is_root = image
+            .parents
+            .first()
+            .is_none_or(|p| !only.contains(p.as_str()));
         if only.contains(name.as_str()) && is_root {
             walk(tree, name, 0, &only, &mut out);
         }
@@ -189,7 +203,10 @@ impl Summary {
             }
             out.push_str(&format!("{} ({}):\n", status.as_str(), images.len()));
             for image in images {
-                out.push_str(&format!("  {:<24} {:>7.1}s", image.name, image.duration_secs));
+                out.push_str(&format!(
+                    "  {:<24} {:>7.1}s",
+                    image.name, image.duration_secs
+                ));
                 if let Some(error) = &image.error {
                     out.push_str(&format!("  {}", first_line(error)));
                 }
@@ -211,7 +228,10 @@ impl Summary {
 }
 
 fn first_line(text: &str) -> &str {
-    text.lines().find(|l| !l.trim().is_empty()).unwrap_or(text).trim()
+    text.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(text)
+        .trim()
 }
 
 /// How to build, beyond which images.
@@ -282,11 +302,17 @@ pub async fn build_images(
                 continue;
             }
             let image = &tree.images[name];
-            let failed_parent = image.parents.iter().find(|p| {
-                results.get(*p).is_some_and(|r| !r.status.is_success())
-            });
+            let failed_parent = image
+                .parents
+                .iter()
+                .find(|p| results.get(*p).is_some_and(|r| !r.status.is_success()));
             if let Some(parent) = failed_parent {
-                let result = not_built(globals, name, Status::ParentFailed, Some(format!("parent {parent} did not build")));
+                let result = not_built(
+                    globals,
+                    name,
+                    Status::ParentFailed,
+                    Some(format!("parent {parent} did not build")),
+                );
                 progress.finish(name, result.status, &result.error);
                 results.insert(name.clone(), result);
                 continue;
@@ -294,8 +320,11 @@ pub async fn build_images(
             if running.len() >= options.threads.max(1) {
                 continue;
             }
-            let parent_ids: Option<Vec<String>> = image.parents.iter().map(|p| ids.get(p).cloned()).collect();
-            let Some(parent_ids) = parent_ids else { continue };
+            let parent_ids: Option<Vec<String>> =
+                image.parents.iter().map(|p| ids.get(p).cloned()).collect();
+            let Some(parent_ids) = parent_ids else {
+                continue;
+            };
             running_names.insert(name.clone());
             let job = Job {
                 engine: engine.clone(),
@@ -343,7 +372,12 @@ pub async fn build_images(
     }
     for name in &selection.build {
         if !results.contains_key(name) {
-            let result = not_built(globals, name, Status::Cancelled, Some("interrupted before it finished".into()));
+            let result = not_built(
+                globals,
+                name,
+                Status::Cancelled,
+                Some("interrupted before it finished".into()),
+            );
             progress.finish(name, result.status, &result.error);
             results.insert(name.clone(), result);
         }
@@ -425,12 +459,19 @@ impl Job {
         log: &mut Option<std::fs::File>,
         result: &mut ImageResult,
     ) -> Result<(), String> {
-        let existing = self.engine.image(&self.reference).await.map_err(|e| e.to_string())?;
+        let existing = self
+            .engine
+            .image(&self.reference)
+            .await
+            .map_err(|e| e.to_string())?;
         let up_to_date = existing
             .as_ref()
             .filter(|i| i.labels.get(LABEL_BUILD_HASH).map(String::as_str) == Some(hash));
         if let Some(image) = up_to_date {
-            write_log(log, &format!("{}: up to date (build hash {hash})", self.reference));
+            write_log(
+                log,
+                &format!("{}: up to date (build hash {hash})", self.reference),
+            );
             result.status = Status::UpToDate;
             result.image_id = Some(image.id.clone());
         } else {
@@ -447,7 +488,10 @@ impl Job {
             for attempt in 1..=self.options.retries + 1 {
                 result.attempts = attempt;
                 if attempt > 1 {
-                    self.progress.line(&self.image.name, &format!("retry {attempt}: {}", first_line(&last_error)));
+                    self.progress.line(
+                        &self.image.name,
+                        &format!("retry {attempt}: {}", first_line(&last_error)),
+                    );
                     tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt - 1))).await;
                 }
                 let request = BuildRequest {
@@ -474,7 +518,8 @@ impl Job {
             result.image_id = Some(id);
         }
         if self.options.push {
-            self.progress.line(&self.image.name, &format!("pushing {}", self.reference));
+            self.progress
+                .line(&self.image.name, &format!("pushing {}", self.reference));
             let digest = self
                 .engine
                 .push(&self.reference, |line| write_log(log, line))
@@ -531,11 +576,17 @@ mod tests {
     fn select_adds_parents_unless_skipped() {
         let t = tree();
         let s = select(&t, &["^glance-api$".into()], false).unwrap();
-        assert_eq!(s.build, vec!["base", "openstack-base", "glance-base", "glance-api"]);
+        assert_eq!(
+            s.build,
+            vec!["base", "openstack-base", "glance-base", "glance-api"]
+        );
         assert!(s.prebuilt_parents.is_empty());
         let s = select(&t, &["^glance-api$".into()], true).unwrap();
         assert_eq!(s.build, vec!["glance-api"]);
-        assert_eq!(s.prebuilt_parents, BTreeSet::from(["glance-base".to_string()]));
+        assert_eq!(
+            s.prebuilt_parents,
+            BTreeSet::from(["glance-base".to_string()])
+        );
         assert_eq!(select(&t, &[], false).unwrap().build.len(), 7);
     }
 
@@ -543,14 +594,25 @@ mod tests {
     fn pattern_matching_nothing_or_invalid_is_an_error() {
         let t = tree();
         let err = select(&t, &["nova".into(), "^swift".into()], false).unwrap_err();
-        assert_eq!(err.to_string(), "\"^swift\" matches no image; `kolla build --list-images` lists them");
-        assert!(matches!(select(&t, &["(".into()], false), Err(ImagesError::BadRegex { .. })));
+        assert_eq!(
+            err.to_string(),
+            "\"^swift\" matches no image; `kolla build --list-images` lists them"
+        );
+        assert!(matches!(
+            select(&t, &["(".into()], false),
+            Err(ImagesError::BadRegex { .. })
+        ));
     }
 
     #[test]
     fn unknown_profile_lists_known_ones() {
-        let err = profile_patterns(&Globals::default(), "nope").unwrap_err().to_string();
-        assert_eq!(err, "unknown profile \"nope\"; globals.yml defines: default, infra, main");
+        let err = profile_patterns(&Globals::default(), "nope")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "unknown profile \"nope\"; globals.yml defines: default, infra, main"
+        );
     }
 
     #[test]
@@ -568,12 +630,32 @@ mod tests {
     #[test]
     fn summary_fails_on_any_unsuccessful_image() {
         let g = Globals::default();
-        let ok = ImageResult { status: Status::UpToDate, ..not_built(&g, "a", Status::Built, None) };
-        let summary = Summary { images: vec![ok.clone()], duration_secs: 1.0, cancelled: false };
+        let ok = ImageResult {
+            status: Status::UpToDate,
+            ..not_built(&g, "a", Status::Built, None)
+        };
+        let summary = Summary {
+            images: vec![ok.clone()],
+            duration_secs: 1.0,
+            cancelled: false,
+        };
         assert!(summary.success());
-        let bad = not_built(&g, "b", Status::ParentFailed, Some("parent a did not build".into()));
-        let summary = Summary { images: vec![ok, bad], duration_secs: 1.0, cancelled: false };
+        let bad = not_built(
+            &g,
+            "b",
+            Status::ParentFailed,
+            Some("parent a did not build".into()),
+        );
+        let summary = Summary {
+            images: vec![ok, bad],
+            duration_secs: 1.0,
+            cancelled: false,
+        };
         assert!(!summary.success());
-        assert!(summary.human().contains("parent_failed (1):\n  b"), "{}", summary.human());
+        assert!(
+            summary.human().contains("parent_failed (1):\n  b"),
+            "{}",
+            summary.human()
+        );
     }
 }

@@ -50,12 +50,11 @@ pub fn load_tree(dir: &Path) -> Result<Vec<ImageSource>, ImagesError> {
         if !is_valid_path_component(&name) {
             return Err(ImagesError::BadName { path: entry, name });
         }
-        let template = std::fs::read_to_string(&template_path).map_err(|source| {
-            ImagesError::Read {
+        let template =
+            std::fs::read_to_string(&template_path).map_err(|source| ImagesError::Read {
                 path: template_path.clone(),
                 source,
-            }
-        })?;
+            })?;
         let mut files = Vec::new();
         collect_files(&entry, &entry, &mut files)?;
         files.retain(|f| f.path != TEMPLATE_FILE);
@@ -111,7 +110,11 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<ContextFile>) -> Result<
             path: relative,
             // Only the executable bit matters to a build; the rest would
             // make the content hash depend on the operator's umask.
-            mode: if meta.permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 },
+            mode: if meta.permissions().mode() & 0o111 != 0 {
+                0o755
+            } else {
+                0o644
+            },
             data,
         });
     }
@@ -252,7 +255,8 @@ mod tests {
 
     #[test]
     fn from_lines_reads_platform_and_alias() {
-        let froms = from_lines("# c\nFROM --platform=linux/amd64 a:1 AS build\nRUN x\nfrom build\n");
+        let froms =
+            from_lines("# c\nFROM --platform=linux/amd64 a:1 AS build\nRUN x\nfrom build\n");
         assert_eq!(froms.len(), 2);
         assert_eq!(froms[0].line, 2);
         assert_eq!(froms[0].reference, "a:1");
@@ -266,7 +270,10 @@ mod tests {
         let tree = names(&["base", "openstack-base"]);
         let path = Path::new("images/x/Dockerfile.tera");
         let df = format!("FROM {}\n", g.image_ref("openstack-base"));
-        assert_eq!(parents_of(&df, path, &tree, &g).unwrap(), vec!["openstack-base"]);
+        assert_eq!(
+            parents_of(&df, path, &tree, &g).unwrap(),
+            vec!["openstack-base"]
+        );
         let df = format!("FROM {}\n", g.base_image);
         assert!(parents_of(&df, path, &tree, &g).unwrap().is_empty());
         // Right name, wrong tag: not ours, and not the base either.
@@ -289,7 +296,10 @@ mod tests {
             ("a".to_string(), vec![]),
             ("d".to_string(), vec!["a".to_string()]),
         ]);
-        assert_eq!(topological_order(&parents).unwrap(), vec!["a", "b", "c", "d"]);
+        assert_eq!(
+            topological_order(&parents).unwrap(),
+            vec!["a", "b", "c", "d"]
+        );
     }
 
     #[test]

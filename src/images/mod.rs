@@ -18,11 +18,15 @@ pub enum ImagesError {
         #[source]
         source: std::io::Error,
     },
-    #[error("images directory {0} does not exist (pass --images-dir, or run from a kolla checkout)")]
+    #[error(
+        "images directory {0} does not exist (pass --images-dir, or run from a kolla checkout)"
+    )]
     MissingDir(PathBuf),
     #[error("{0}: no image folder (with a Dockerfile.tera) in it")]
     EmptyTree(PathBuf),
-    #[error("{path}: image name {name:?} is not a valid repository name (lowercase letters, digits, '.', '_', '-')")]
+    #[error(
+        "{path}: image name {name:?} is not a valid repository name (lowercase letters, digits, '.', '_', '-')"
+    )]
     BadName { path: PathBuf, name: String },
     #[error("{path}: {message}")]
     Template { path: PathBuf, message: String },

@@ -65,11 +65,7 @@ impl Tree {
         let mut found = BTreeSet::new();
         for candidate in &self.order {
             let image = &self.images[candidate];
-            if image
-                .parents
-                .iter()
-                .any(|p| p == name || found.contains(p))
-            {
+            if image.parents.iter().any(|p| p == name || found.contains(p)) {
                 found.insert(candidate.clone());
             }
         }
@@ -81,7 +77,13 @@ impl Tree {
         let mut found = BTreeSet::new();
         let mut todo = vec![name.to_string()];
         while let Some(next) = todo.pop() {
-            for parent in self.images.get(&next).map(|i| &i.parents).into_iter().flatten() {
+            for parent in self
+                .images
+                .get(&next)
+                .map(|i| &i.parents)
+                .into_iter()
+                .flatten()
+            {
                 if found.insert(parent.clone()) {
                     todo.push(parent.clone());
                 }
@@ -115,9 +117,8 @@ pub fn template_context(globals: &Globals) -> tera::Context {
     context
 }
 
-static EXTENDS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"\{%-?\s*extends\s+"([^"]+)"\s*-?%\}"#).expect("static regex")
-});
+static EXTENDS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"\{%-?\s*extends\s+"([^"]+)"\s*-?%\}"#).expect("static regex"));
 
 /// Render every image of the tree, resolve parents from the FROM lines and
 /// order the tree parents first. Any bad template, unknown parent or cycle
@@ -199,7 +200,9 @@ fn register_overrides<'a>(
         if !known_image && !known_override {
             return Err(error(
                 o,
-                format!("extends {target:?}, which is neither an image template (<image>/{TEMPLATE_FILE}) nor another override"),
+                format!(
+                    "extends {target:?}, which is neither an image template (<image>/{TEMPLATE_FILE}) nor another override"
+                ),
             ));
         }
         extends.insert(o.template_name(), target);
@@ -222,7 +225,10 @@ fn register_overrides<'a>(
             }
         }
         if rest.len() == before {
-            return Err(error(rest[0], "overrides extend each other in a cycle".into()));
+            return Err(error(
+                rest[0],
+                "overrides extend each other in a cycle".into(),
+            ));
         }
         pending = rest;
     }
@@ -236,7 +242,9 @@ fn register_overrides<'a>(
         while let Some(next) = extends.get(&root) {
             root = next.clone();
         }
-        let image = root.trim_end_matches(&format!("/{TEMPLATE_FILE}")).to_string();
+        let image = root
+            .trim_end_matches(&format!("/{TEMPLATE_FILE}"))
+            .to_string();
         if let Some(other) = leaves.insert(image.clone(), o) {
             return Err(error(
                 o,
@@ -276,7 +284,10 @@ pub fn content_hash(image: &RenderedImage, parent_ids: &[String]) -> String {
 /// root with mtime 0 so the same inputs give the same bytes. `labels` are
 /// stamped on the final stage in one LABEL instruction (one layer commit,
 /// where the engine's `labels` build option costs one per label).
-pub fn context_tar(image: &RenderedImage, labels: &[(&str, &str)]) -> Result<Vec<u8>, std::io::Error> {
+pub fn context_tar(
+    image: &RenderedImage,
+    labels: &[(&str, &str)],
+) -> Result<Vec<u8>, std::io::Error> {
     let mut builder = tar::Builder::new(Vec::new());
     let mut append = |path: &str, mode: u32, data: &[u8]| {
         let mut header = tar::Header::new_gnu();
@@ -323,7 +334,10 @@ mod tests {
 
     fn tree() -> Vec<ImageSource> {
         vec![
-            source("base", "FROM {{ base_image }}\n{% block base_footer %}{% endblock %}\n"),
+            source(
+                "base",
+                "FROM {{ base_image }}\n{% block base_footer %}{% endblock %}\n",
+            ),
             source(
                 "app",
                 "FROM {{ image_prefix }}base:{{ tag }}\nLABEL name={{ image_name }}\n{% block app_footer %}{% endblock %}\n",
@@ -336,7 +350,10 @@ mod tests {
         let g = Globals::default();
         let t = render_tree(tree(), &g, &[]).unwrap();
         assert_eq!(t.order, vec!["base", "app"]);
-        assert_eq!(t.images["app"].dockerfile, "FROM kolla/base:zed\nLABEL name=app\n\n");
+        assert_eq!(
+            t.images["app"].dockerfile,
+            "FROM kolla/base:zed\nLABEL name=app\n\n"
+        );
         assert_eq!(t.images["app"].parents, vec!["base"]);
         assert_eq!(t.images["base"].dockerfile, "FROM debian:bookworm\n\n");
         assert_eq!(t.descendants("base"), BTreeSet::from(["app".to_string()]));
@@ -361,14 +378,21 @@ mod tests {
     fn layered_overrides_apply_in_order() {
         let first = Override {
             path: PathBuf::from("one.tera"),
-            text: "{% extends \"app/Dockerfile.tera\" %}{% block app_footer %}RUN one{% endblock %}".into(),
+            text:
+                "{% extends \"app/Dockerfile.tera\" %}{% block app_footer %}RUN one{% endblock %}"
+                    .into(),
         };
         let second = Override {
             path: PathBuf::from("two.tera"),
-            text: "{% extends \"one.tera\" %}{% block app_footer %}{{ super() }} two{% endblock %}".into(),
+            text: "{% extends \"one.tera\" %}{% block app_footer %}{{ super() }} two{% endblock %}"
+                .into(),
         };
         let t = render_tree(tree(), &Globals::default(), &[second, first]).unwrap();
-        assert!(t.images["app"].dockerfile.ends_with("RUN one two\n"), "{}", t.images["app"].dockerfile);
+        assert!(
+            t.images["app"].dockerfile.ends_with("RUN one two\n"),
+            "{}",
+            t.images["app"].dockerfile
+        );
     }
 
     #[test]
@@ -377,13 +401,20 @@ mod tests {
             path: PathBuf::from("o.tera"),
             text: "{% extends \"nope/Dockerfile.tera\" %}".into(),
         };
-        let err = render_tree(tree(), &Globals::default(), &[bad_target]).unwrap_err().to_string();
-        assert!(err.starts_with("o.tera: extends \"nope/Dockerfile.tera\""), "{err}");
+        let err = render_tree(tree(), &Globals::default(), &[bad_target])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("o.tera: extends \"nope/Dockerfile.tera\""),
+            "{err}"
+        );
         let bad_block = Override {
             path: PathBuf::from("o.tera"),
             text: "{% extends \"app/Dockerfile.tera\" %}{% block typo %}x{% endblock %}".into(),
         };
-        let err = render_tree(tree(), &Globals::default(), &[bad_block]).unwrap_err().to_string();
+        let err = render_tree(tree(), &Globals::default(), &[bad_block])
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("o.tera:") && err.contains("typo"), "{err}");
     }
 
@@ -391,13 +422,17 @@ mod tests {
     fn syntax_error_and_undefined_variable_name_file_and_line() {
         let mut t = tree();
         t[1].template = "FROM {{ image_prefix }}base:{{ tag }}\nRUN {% if %}\n".into();
-        let err = render_tree(t, &Globals::default(), &[]).unwrap_err().to_string();
+        let err = render_tree(t, &Globals::default(), &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("images/app/Dockerfile.tera:"), "{err}");
         assert!(err.contains(":2:"), "line missing: {err}");
 
         let mut t = tree();
         t[1].template = "FROM {{ image_prefix }}base:{{ tag }}\nRUN {{ no_such_var }}\n".into();
-        let err = render_tree(t, &Globals::default(), &[]).unwrap_err().to_string();
+        let err = render_tree(t, &Globals::default(), &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("images/app/Dockerfile.tera:"), "{err}");
         assert!(err.contains("no_such_var") && err.contains(":2:"), "{err}");
     }
@@ -406,12 +441,19 @@ mod tests {
     fn unknown_parent_and_cycle_are_errors() {
         let mut t = tree();
         t[1].template = "FROM {{ image_prefix }}nothere:{{ tag }}\n".into();
-        let err = render_tree(t, &Globals::default(), &[]).unwrap_err().to_string();
-        assert!(err.contains("images/app/Dockerfile.tera:1: FROM kolla/nothere:zed"), "{err}");
+        let err = render_tree(t, &Globals::default(), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("images/app/Dockerfile.tera:1: FROM kolla/nothere:zed"),
+            "{err}"
+        );
 
         let mut t = tree();
         t[0].template = "FROM {{ image_prefix }}app:{{ tag }}\n".into();
-        let err = render_tree(t, &Globals::default(), &[]).unwrap_err().to_string();
+        let err = render_tree(t, &Globals::default(), &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("cycle"), "{err}");
     }
 
@@ -424,7 +466,11 @@ mod tests {
         assert_eq!(h, content_hash(app, &["sha256:1".into()]));
         assert_ne!(h, content_hash(app, &["sha256:2".into()]));
         let mut with_file = app.clone();
-        with_file.files.push(ContextFile { path: "a".into(), mode: 0o644, data: b"x".to_vec() });
+        with_file.files.push(ContextFile {
+            path: "a".into(),
+            mode: 0o644,
+            data: b"x".to_vec(),
+        });
         let h2 = content_hash(&with_file, &["sha256:1".into()]);
         assert_ne!(h, h2);
         with_file.files[0].mode = 0o755;
@@ -435,9 +481,16 @@ mod tests {
     fn context_tar_is_reproducible_and_holds_the_dockerfile() {
         let t = render_tree(tree(), &Globals::default(), &[]).unwrap();
         let mut app = t.images["app"].clone();
-        app.files.push(ContextFile { path: "bin/start".into(), mode: 0o755, data: b"#!/bin/sh\n".to_vec() });
+        app.files.push(ContextFile {
+            path: "bin/start".into(),
+            mode: 0o755,
+            data: b"#!/bin/sh\n".to_vec(),
+        });
         let a = context_tar(&app, &[("kolla.build-hash", "h\"1")]).unwrap();
-        assert_eq!(a, context_tar(&app, &[("kolla.build-hash", "h\"1")]).unwrap());
+        assert_eq!(
+            a,
+            context_tar(&app, &[("kolla.build-hash", "h\"1")]).unwrap()
+        );
         let mut archive = tar::Archive::new(a.as_slice());
         let entries: Vec<(String, u32, String)> = archive
             .entries()
@@ -446,7 +499,11 @@ mod tests {
                 let mut e = e.unwrap();
                 let mut text = String::new();
                 std::io::Read::read_to_string(&mut e, &mut text).unwrap();
-                (e.path().unwrap().display().to_string(), e.header().mode().unwrap(), text)
+                (
+                    e.path().unwrap().display().to_string(),
+                    e.header().mode().unwrap(),
+                    text,
+                )
             })
             .collect();
         assert_eq!(
@@ -455,7 +512,8 @@ mod tests {
                 (
                     "Dockerfile".into(),
                     0o644,
-                    "FROM kolla/base:zed\nLABEL name=app\n\nLABEL kolla.build-hash=\"h\\\"1\"\n".into()
+                    "FROM kolla/base:zed\nLABEL name=app\n\nLABEL kolla.build-hash=\"h\\\"1\"\n"
+                        .into()
                 ),
                 ("bin/start".into(), 0o755, "#!/bin/sh\n".into())
             ]

@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -43,6 +44,9 @@ pub struct Sandbox {
     pub images_dir: PathBuf,
     pub config_dir: PathBuf,
     pub engine: Engine,
+    /// Ids of images this sandbox built, so that images a rebuild left
+    /// untagged are removed too.
+    built_ids: RefCell<Vec<String>>,
 }
 
 impl Sandbox {
@@ -68,6 +72,7 @@ impl Sandbox {
             images_dir,
             config_dir,
             engine,
+            built_ids: RefCell::new(Vec::new()),
         }
     }
 
@@ -88,14 +93,29 @@ impl Sandbox {
 
     /// `kolla build ... --summary-json`, returning the output and the summary.
     pub fn build_with_summary(&self, args: &[&str]) -> (Output, serde_json::Value) {
-        let path = self.dir.path().join(format!("summary-{}.json", COUNTER.fetch_add(1, Ordering::SeqCst)));
+        let path = self.dir.path().join(format!(
+            "summary-{}.json",
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
         let mut full = args.to_vec();
         full.extend_from_slice(&["--summary-json", path.to_str().expect("utf-8 path")]);
         let output = self.build(&full);
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!("no summary at {}: {e}\n{}", path.display(), describe(&output))
+            panic!(
+                "no summary at {}: {e}\n{}",
+                path.display(),
+                describe(&output)
+            )
         });
-        (output, serde_json::from_str(&text).expect("summary is JSON"))
+        let summary: serde_json::Value = serde_json::from_str(&text).expect("summary is JSON");
+        for image in summary["images"].as_array().into_iter().flatten() {
+            if let (Some(id), Some("built")) =
+                (image["image_id"].as_str(), image["status"].as_str())
+            {
+                self.built_ids.borrow_mut().push(id.to_string());
+            }
+        }
+        (output, summary)
     }
 
     /// Run the kolla binary with this sandbox's config dir.
@@ -120,8 +140,14 @@ impl Sandbox {
     pub fn own_tags(&self) -> Vec<String> {
         let rt = runtime();
         let mut tags = Vec::new();
-        for pattern in [format!("{}/*", self.namespace), format!("{REGISTRY}/{}/*", self.namespace)] {
-            tags.extend(rt.block_on(self.engine.image_tags_matching(&pattern)).expect("list images"));
+        for pattern in [
+            format!("{}/*", self.namespace),
+            format!("{REGISTRY}/{}/*", self.namespace),
+        ] {
+            tags.extend(
+                rt.block_on(self.engine.image_tags_matching(&pattern))
+                    .expect("list images"),
+            );
         }
         tags
     }
@@ -131,14 +157,21 @@ impl Drop for Sandbox {
     fn drop(&mut self) {
         let rt = runtime();
         for tag in self.own_tags() {
-            let _ = rt.block_on(self.engine.remove_image(&tag));
+            let _ = rt.block_on(self.engine.remove_image(&tag, true));
+        }
+        // Without force: an id another sandbox's tag shares (the builder's
+        // cache can give two sandboxes one image) stays. Children first.
+        for id in self.built_ids.borrow().iter().rev() {
+            let _ = rt.block_on(self.engine.remove_image(id, false));
         }
     }
 }
 
 pub fn kolla_command() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kolla"));
-    command.env_remove("KOLLA_CONFIG_DIR").env_remove("KOLLA_IMAGES_DIR");
+    command
+        .env_remove("KOLLA_CONFIG_DIR")
+        .env_remove("KOLLA_IMAGES_DIR");
     command
 }
 
