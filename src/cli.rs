@@ -91,6 +91,10 @@ pub struct BuildArgs {
     #[arg(long, value_name = "FILE")]
     pub template_override: Vec<PathBuf>,
 
+    /// Build even images that are up to date, without the builder's cache.
+    #[arg(long)]
+    pub no_cache: bool,
+
     /// Do not build the parents of matched images; they must already exist.
     #[arg(long)]
     pub skip_parents: bool,

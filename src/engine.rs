@@ -84,6 +84,8 @@ pub struct ImageInfo {
 pub struct BuildRequest {
     pub tag: String,
     pub context_tar: Bytes,
+    /// Build every step afresh instead of reusing the builder's cache.
+    pub no_cache: bool,
 }
 
 /// What a one-shot container printed and how it exited.
@@ -168,6 +170,7 @@ impl Engine {
         let options = BuildImageOptionsBuilder::default()
             .dockerfile("Dockerfile")
             .t(&request.tag)
+            .nocache(request.no_cache)
             .rm(true)
             .forcerm(true)
             .build();

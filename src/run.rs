@@ -123,6 +123,7 @@ async fn build(globals: Globals, config_dir: &Path, args: BuildArgs) -> anyhow::
         threads: usize::from(args.threads),
         retries: args.retries,
         push: args.push,
+        no_cache: args.no_cache,
         logs_dir: args.logs_dir.clone(),
     };
     let progress = Arc::new(Progress::for_stderr());

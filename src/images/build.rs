@@ -241,6 +241,9 @@ pub struct BuildOptions {
     /// Extra attempts for an image whose build fails.
     pub retries: u32,
     pub push: bool,
+    /// Rebuild every selected image, bypassing the content hash and the
+    /// builder's layer cache.
+    pub no_cache: bool,
     pub logs_dir: Option<PathBuf>,
 }
 
@@ -466,6 +469,7 @@ impl Job {
             .map_err(|e| e.to_string())?;
         let up_to_date = existing
             .as_ref()
+            .filter(|_| !self.options.no_cache)
             .filter(|i| i.labels.get(LABEL_BUILD_HASH).map(String::as_str) == Some(hash));
         if let Some(image) = up_to_date {
             write_log(
@@ -497,6 +501,7 @@ impl Job {
                 let request = BuildRequest {
                     tag: self.reference.clone(),
                     context_tar: context.clone(),
+                    no_cache: self.options.no_cache,
                 };
                 let outcome = self
                     .engine

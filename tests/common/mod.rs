@@ -43,6 +43,8 @@ pub struct Sandbox {
     pub dir: tempfile::TempDir,
     pub images_dir: PathBuf,
     pub config_dir: PathBuf,
+    /// What the tree's root builds FROM.
+    pub base_image: String,
     pub engine: Engine,
     /// Ids of images this sandbox built, so that images a rebuild left
     /// untagged are removed too.
@@ -53,6 +55,21 @@ impl Sandbox {
     /// A copy of `tests/fixtures/images` with busybox in `fx-base/`, and a
     /// unique namespace derived from `name`.
     pub fn new(name: &str) -> Sandbox {
+        let sandbox = Sandbox::empty(name, "scratch");
+        copy_tree(&fixtures().join("images"), &sandbox.images_dir);
+        let busybox = busybox_path();
+        std::fs::copy(&busybox, sandbox.images_dir.join("fx-base/busybox")).expect("copy busybox");
+        sandbox
+    }
+
+    /// The project's own image tree (read in place) on `base_image`.
+    pub fn for_project_images(name: &str, base_image: &str) -> Sandbox {
+        let mut sandbox = Sandbox::empty(name, base_image);
+        sandbox.images_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("images");
+        sandbox
+    }
+
+    fn empty(name: &str, base_image: &str) -> Sandbox {
         let engine = engine();
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let namespace = format!("kolla-test-{name}-{}-{n}", std::process::id());
@@ -61,9 +78,6 @@ impl Sandbox {
             .tempdir()
             .expect("temporary directory");
         let images_dir = dir.path().join("images");
-        copy_tree(&fixtures().join("images"), &images_dir);
-        let busybox = busybox_path();
-        std::fs::copy(&busybox, images_dir.join("fx-base/busybox")).expect("copy busybox");
         let config_dir = dir.path().join("config");
         std::fs::create_dir_all(&config_dir).expect("config dir");
         Sandbox {
@@ -71,6 +85,7 @@ impl Sandbox {
             dir,
             images_dir,
             config_dir,
+            base_image: base_image.to_string(),
             engine,
             built_ids: RefCell::new(Vec::new()),
         }
@@ -85,7 +100,7 @@ impl Sandbox {
             "--namespace",
             &self.namespace,
             "--base-image",
-            "scratch",
+            &self.base_image,
         ];
         full.extend_from_slice(args);
         self.kolla(&full)
