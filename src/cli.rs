@@ -91,6 +91,10 @@ pub struct BuildArgs {
     #[arg(long, value_name = "FILE")]
     pub template_override: Vec<PathBuf>,
 
+    /// Seconds one image's build may take before it counts as failed.
+    #[arg(long, value_name = "SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub build_timeout: u64,
+
     /// Build even images that are up to date, without the builder's cache.
     #[arg(long)]
     pub no_cache: bool,

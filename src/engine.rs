@@ -6,6 +6,7 @@
 //! message text.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bollard::Docker;
@@ -34,6 +35,10 @@ pub enum EngineError {
         #[source]
         source: BollardError,
     },
+    #[error(
+        "refusing plain {endpoint}: only a loopback engine may be reached without TLS\n  hint: set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH (ca.pem, cert.pem, key.pem)"
+    )]
+    Insecure { endpoint: String },
     #[error("{what}: not found")]
     NotFound { what: String },
     #[error("{what}: conflict: {message}")]
@@ -70,6 +75,62 @@ impl EngineError {
     }
 }
 
+/// Client certificate files for a TLS endpoint; the CA verifies the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Where an engine listens: `unix:///path`, or `tcp://host:port` (with TLS
+/// unless the host is loopback).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    pub url: String,
+    pub tls: Option<TlsFiles>,
+}
+
+impl Endpoint {
+    /// The endpoint the docker CLI would use: DOCKER_HOST (default the
+    /// local socket), with TLS when DOCKER_TLS_VERIFY is set, from the
+    /// certificates in DOCKER_CERT_PATH (default ~/.docker).
+    pub fn from_env() -> Endpoint {
+        let url = std::env::var("DOCKER_HOST")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string());
+        let verify = std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty() && v != "0");
+        let tls = verify.then(|| {
+            let dir = std::env::var_os("DOCKER_CERT_PATH")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))
+                .unwrap_or_else(|| PathBuf::from(".docker"));
+            TlsFiles {
+                ca: dir.join("ca.pem"),
+                cert: dir.join("cert.pem"),
+                key: dir.join("key.pem"),
+            }
+        });
+        Endpoint { url, tls }
+    }
+}
+
+/// Whether a `tcp://host:port` URL names a loopback address, the only kind
+/// kolla reaches without TLS.
+pub fn is_loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// What kolla needs to know about an image on a node.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageInfo {
@@ -104,32 +165,33 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Connect to `endpoint` (`unix://...`, `tcp://...`), or to DOCKER_HOST,
-    /// or to the local socket; agree on an API version and check the engine
+    /// Connect to `endpoint`, agree on an API version and check the engine
     /// answers, so an unreachable engine is one clear error up front.
-    pub async fn connect(endpoint: Option<&str>) -> Result<Engine, EngineError> {
-        let endpoint = endpoint
-            .map(str::to_string)
-            .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
-            .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string());
+    pub async fn connect(endpoint: &Endpoint) -> Result<Engine, EngineError> {
+        let url = endpoint.url.clone();
         let unreachable = |source| EngineError::Unreachable {
-            endpoint: endpoint.clone(),
+            endpoint: url.clone(),
             source,
         };
-        let docker = if let Some(path) = endpoint.strip_prefix("unix://") {
-            Docker::connect_with_unix(path, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
-        } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
-            Docker::connect_with_http(
-                &endpoint,
+        let version = bollard::API_DEFAULT_VERSION;
+        let docker = if let Some(path) = url.strip_prefix("unix://") {
+            Docker::connect_with_unix(path, REQUEST_TIMEOUT_SECS, version)
+        } else if let Some(tls) = &endpoint.tls {
+            Docker::connect_with_ssl(
+                &url,
+                &tls.key,
+                &tls.cert,
+                &tls.ca,
                 REQUEST_TIMEOUT_SECS,
-                bollard::API_DEFAULT_VERSION,
+                version,
             )
+        } else if url.starts_with("tcp://") || url.starts_with("http://") {
+            if !is_loopback_url(&url) {
+                return Err(EngineError::Insecure { endpoint: url });
+            }
+            Docker::connect_with_http(&url, REQUEST_TIMEOUT_SECS, version)
         } else {
-            Docker::connect_with_unix(
-                &endpoint,
-                REQUEST_TIMEOUT_SECS,
-                bollard::API_DEFAULT_VERSION,
-            )
+            Docker::connect_with_unix(&url, REQUEST_TIMEOUT_SECS, version)
         }
         .map_err(unreachable)?;
         let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
@@ -137,6 +199,7 @@ impl Engine {
             .map_err(|_| unreachable(BollardError::RequestTimeoutError))?
             .map_err(unreachable)?;
         docker.ping().await.map_err(unreachable)?;
+        let endpoint = url;
         Ok(Engine { docker, endpoint })
     }
 
@@ -378,7 +441,27 @@ pub fn split_tag(reference: &str) -> (&str, &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::split_tag;
+    use super::{is_loopback_url, split_tag};
+
+    #[test]
+    fn only_loopback_counts_as_loopback() {
+        for url in [
+            "tcp://127.0.0.1:2375",
+            "tcp://localhost:2375",
+            "tcp://[::1]:2375",
+            "tcp://127.3.4.5",
+        ] {
+            assert!(is_loopback_url(url), "{url}");
+        }
+        for url in [
+            "tcp://10.0.0.11:2376",
+            "tcp://node1:2375",
+            "tcp://[2001:db8::1]:2375",
+            "tcp://127.0.0.1.example:1",
+        ] {
+            assert!(!is_loopback_url(url), "{url}");
+        }
+    }
 
     #[test]
     fn split_tag_ignores_registry_port() {

@@ -9,7 +9,7 @@ use anyhow::Context;
 
 use crate::cli::{BuildArgs, Cli, Command};
 use crate::config::{ConfigError, Globals, globals};
-use crate::engine::Engine;
+use crate::engine::{Endpoint, Engine, EngineError};
 use crate::images::build::{self, BuildOptions};
 use crate::images::render::{self, Override};
 use crate::images::{ImagesError, catalog};
@@ -36,9 +36,14 @@ pub mod exit {
 /// Whether an error is the operator's input (exit 2) rather than a failure
 /// of the work (exit 1).
 pub fn is_usage_error(error: &anyhow::Error) -> bool {
-    error
-        .chain()
-        .any(|e| e.is::<ConfigError>() || e.is::<ImagesError>())
+    error.chain().any(|e| {
+        e.is::<ConfigError>()
+            || e.is::<ImagesError>()
+            || matches!(
+                e.downcast_ref::<EngineError>(),
+                Some(EngineError::Insecure { .. })
+            )
+    })
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
@@ -118,12 +123,13 @@ async fn build(globals: Globals, config_dir: &Path, args: BuildArgs) -> anyhow::
         return Ok(Outcome::Success);
     }
 
-    let engine = Engine::connect(None).await?;
+    let engine = Engine::connect(&Endpoint::from_env()).await?;
     let options = BuildOptions {
         threads: usize::from(args.threads),
         retries: args.retries,
         push: args.push,
         no_cache: args.no_cache,
+        timeout: std::time::Duration::from_secs(args.build_timeout),
         logs_dir: args.logs_dir.clone(),
     };
     let progress = Arc::new(Progress::for_stderr());

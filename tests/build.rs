@@ -425,3 +425,51 @@ fn interrupt_cancels_the_running_build_and_prints_a_partial_summary() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn plain_tcp_to_a_remote_engine_is_refused() {
+    let sandbox = Sandbox::new("insecure");
+    // A documentation address: the check refuses it before any connection.
+    let output = common::kolla_command()
+        .env("DOCKER_HOST", "tcp://192.0.2.10:2375")
+        .env_remove("DOCKER_TLS_VERIFY")
+        .args([
+            "--config-dir",
+            sandbox.config_dir.to_str().unwrap(),
+            "build",
+            "--images-dir",
+        ])
+        .arg(&sandbox.images_dir)
+        .args(["--namespace", &sandbox.namespace, "--base-image", "scratch"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("refusing plain tcp://192.0.2.10:2375"),
+        "{}",
+        describe(&output)
+    );
+}
+
+#[test]
+fn a_build_past_its_timeout_fails_after_its_retries() {
+    let sandbox = Sandbox::new("timeout");
+    let slow = sandbox.images_dir.join("fx-slow");
+    std::fs::create_dir_all(&slow).unwrap();
+    std::fs::write(
+        slow.join("Dockerfile.tera"),
+        "FROM {{ image_prefix }}fx-base:{{ tag }}\nRUN sleep 60\n",
+    )
+    .unwrap();
+    let (output, _) = sandbox.build_with_summary(&["^fx-base$"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let (output, summary) =
+        sandbox.build_with_summary(&["^fx-slow$", "--build-timeout", "2", "--retries", "1"]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let slow = &by_name(&summary)["fx-slow"];
+    assert_eq!(slow["status"], "failed");
+    assert_eq!(slow["attempts"], 2);
+    assert_eq!(slow["error"], "build timed out after 2s");
+    assert!(slow["duration_secs"].as_f64().unwrap() >= 4.0, "{slow}");
+    assert_eq!(by_name(&summary)["fx-base"]["status"], "up_to_date");
+}

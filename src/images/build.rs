@@ -244,6 +244,9 @@ pub struct BuildOptions {
     /// Rebuild every selected image, bypassing the content hash and the
     /// builder's layer cache.
     pub no_cache: bool,
+    /// How long one build attempt may take. The engine API has no timeout
+    /// of its own for a build's output stream.
+    pub timeout: Duration,
     pub logs_dir: Option<PathBuf>,
 }
 
@@ -503,19 +506,20 @@ impl Job {
                     context_tar: context.clone(),
                     no_cache: self.options.no_cache,
                 };
-                let outcome = self
-                    .engine
-                    .build(request, |line| {
-                        write_log(log, line);
-                        self.progress.line(&self.image.name, line);
-                    })
-                    .await;
-                match outcome {
-                    Ok(id) => {
+                let build = self.engine.build(request, |line| {
+                    write_log(log, line);
+                    self.progress.line(&self.image.name, line);
+                });
+                match tokio::time::timeout(self.options.timeout, build).await {
+                    Ok(Ok(id)) => {
                         built = Some(id);
                         break;
                     }
-                    Err(e) => last_error = e.to_string(),
+                    Ok(Err(e)) => last_error = e.to_string(),
+                    Err(_) => {
+                        last_error =
+                            format!("build timed out after {}s", self.options.timeout.as_secs())
+                    }
                 }
             }
             let id = built.ok_or(last_error)?;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use kolla::engine::Engine;
+use kolla::engine::{Endpoint, Engine};
 
 /// The local registry the push tests use (started by tools/test).
 pub const REGISTRY: &str = "127.0.0.1:4000";
@@ -29,7 +29,7 @@ pub fn runtime() -> tokio::runtime::Runtime {
 
 /// Connect to the engine the tests use, or fail the test saying why.
 pub fn engine() -> Engine {
-    match runtime().block_on(Engine::connect(None)) {
+    match runtime().block_on(Engine::connect(&Endpoint::from_env())) {
         Ok(engine) => engine,
         Err(e) => panic!(
             "this test needs a running Docker engine and could not reach one:\n{e}\n\
