@@ -170,16 +170,24 @@ fn write_rendered(tree: &render::Tree, names: &[String], dir: &Path) -> anyhow::
     for name in names {
         let image = &tree.images[name];
         let target = dir.join(name);
-        let write = |path: &Path, data: &[u8]| -> anyhow::Result<()> {
+        let write = |path: &Path, data: &[u8], mode: u32| -> anyhow::Result<()> {
+            use std::os::unix::fs::PermissionsExt;
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent)
                     .with_context(|| format!("{}: cannot create", parent.display()))?;
             }
-            std::fs::write(path, data).with_context(|| format!("{}: cannot write", path.display()))
+            std::fs::write(path, data)
+                .with_context(|| format!("{}: cannot write", path.display()))?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .with_context(|| format!("{}: cannot set its mode", path.display()))
         };
-        write(&target.join("Dockerfile"), image.dockerfile.as_bytes())?;
+        write(
+            &target.join("Dockerfile"),
+            image.dockerfile.as_bytes(),
+            0o644,
+        )?;
         for file in &image.files {
-            write(&target.join(&file.path), &file.data)?;
+            write(&target.join(&file.path), &file.data, file.mode)?;
         }
     }
     Ok(())

@@ -1,5 +1,5 @@
 //! `kolla build` against the real engine, on the busybox fixture tree:
-//! fx-base -> fx-lib -> fx-app-{a,b,c}; fx-base -> fx-tool;
+//! fx-base -> fx-lib -> fx-app-{a,b,c,d,e}; fx-base -> fx-tool, fx-tool-b;
 //! fx-base -> fx-broken (fails) -> fx-broken-child.
 
 mod common;
@@ -35,6 +35,9 @@ fn parents() -> Vec<(&'static str, &'static str)> {
         ("fx-app-a", "fx-lib"),
         ("fx-app-b", "fx-lib"),
         ("fx-app-c", "fx-lib"),
+        ("fx-app-d", "fx-lib"),
+        ("fx-app-e", "fx-lib"),
+        ("fx-tool-b", "fx-base"),
         ("fx-broken-child", "fx-broken"),
     ]
 }
@@ -51,7 +54,15 @@ fn cold_build_then_noop_then_one_file_changed() {
     assert_eq!(
         names_with(&summary, "built"),
         vec![
-            "fx-app-a", "fx-app-b", "fx-app-c", "fx-base", "fx-lib", "fx-tool"
+            "fx-app-a",
+            "fx-app-b",
+            "fx-app-c",
+            "fx-app-d",
+            "fx-app-e",
+            "fx-base",
+            "fx-lib",
+            "fx-tool",
+            "fx-tool-b"
         ]
     );
     assert_eq!(names_with(&summary, "failed"), vec!["fx-broken"]);
@@ -125,12 +136,20 @@ fn cold_build_then_noop_then_one_file_changed() {
 
     // No-op: the same selection minus the broken branch is all up to date,
     // with the very same image ids (the builder was never called).
-    let (output, summary) = sandbox.build_with_summary(&["^fx-app", "^fx-tool$"]);
+    let (output, summary) = sandbox.build_with_summary(&["^fx-app", "^fx-tool"]);
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     assert_eq!(
         names_with(&summary, "up_to_date"),
         vec![
-            "fx-app-a", "fx-app-b", "fx-app-c", "fx-base", "fx-lib", "fx-tool"
+            "fx-app-a",
+            "fx-app-b",
+            "fx-app-c",
+            "fx-app-d",
+            "fx-app-e",
+            "fx-base",
+            "fx-lib",
+            "fx-tool",
+            "fx-tool-b"
         ]
     );
     for (name, image) in by_name(&summary) {
@@ -144,15 +163,17 @@ fn cold_build_then_noop_then_one_file_changed() {
         "fixture library v2\n",
     )
     .unwrap();
-    let (output, summary) = sandbox.build_with_summary(&["^fx-app", "^fx-tool$"]);
+    let (output, summary) = sandbox.build_with_summary(&["^fx-app", "^fx-tool"]);
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
     assert_eq!(
         names_with(&summary, "built"),
-        vec!["fx-app-a", "fx-app-b", "fx-app-c", "fx-lib"]
+        vec![
+            "fx-app-a", "fx-app-b", "fx-app-c", "fx-app-d", "fx-app-e", "fx-lib"
+        ]
     );
     assert_eq!(
         names_with(&summary, "up_to_date"),
-        vec!["fx-base", "fx-tool"]
+        vec!["fx-base", "fx-tool", "fx-tool-b"]
     );
     for name in ["fx-lib", "fx-app-a"] {
         let image = sandbox.image(&sandbox.image_ref(name)).unwrap();
@@ -172,8 +193,14 @@ fn template_override_changes_output_and_rebuilds_only_that_image() {
         "{plain}"
     );
     assert!(!plain.contains("overridden"), "{plain}");
-    // Context files come along with the Dockerfile.
-    assert!(render_plain.join("fx-base/busybox").is_file());
+    // Context files come along with the Dockerfile, executable bit and all.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let busybox = std::fs::metadata(render_plain.join("fx-base/busybox")).unwrap();
+        assert_eq!(busybox.permissions().mode() & 0o777, 0o755);
+        let dockerfile = std::fs::metadata(render_plain.join("fx-base/Dockerfile")).unwrap();
+        assert_eq!(dockerfile.permissions().mode() & 0o777, 0o644);
+    }
 
     let override_file = sandbox.dir.path().join("override.tera");
     std::fs::write(
@@ -281,7 +308,7 @@ fn list_images_and_dependencies() {
     assert!(output.status.success(), "{}", describe(&output));
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
-        "fx-base\n    fx-broken\n        fx-broken-child\n    fx-lib\n        fx-app-a\n        fx-app-b\n        fx-app-c\n    fx-tool\n"
+        "fx-base\n    fx-broken\n        fx-broken-child\n    fx-lib\n        fx-app-a\n        fx-app-b\n        fx-app-c\n        fx-app-d\n        fx-app-e\n    fx-tool\n    fx-tool-b\n"
     );
     // A profile from globals.yml selects by its regexes.
     std::fs::write(

@@ -299,11 +299,12 @@ pub async fn build_images(
     let mut running_names: BTreeSet<String> = BTreeSet::new();
     let mut cancelled = false;
     tokio::pin!(interrupted);
+    let queue = schedule_order(tree, selection);
 
     loop {
         // Settle every image whose parents have failed, then start what is
         // ready, up to the thread limit.
-        for name in &selection.build {
+        for name in &queue {
             if results.contains_key(name) || running_names.contains(name) {
                 continue;
             }
@@ -399,6 +400,28 @@ pub async fn build_images(
         duration_secs: started.elapsed().as_secs_f64(),
         cancelled,
     })
+}
+
+/// The order ready images are started in: those that unblock the most
+/// other selected images first, so a free thread never waits on a parent
+/// that could have started earlier; then the tree's order.
+pub fn schedule_order(tree: &Tree, selection: &Selection) -> Vec<String> {
+    let selected: BTreeSet<&String> = selection.build.iter().collect();
+    let mut order: Vec<(usize, usize, String)> = selection
+        .build
+        .iter()
+        .enumerate()
+        .map(|(position, name)| {
+            let unblocks = tree
+                .descendants(name)
+                .iter()
+                .filter(|d| selected.contains(d))
+                .count();
+            (usize::MAX - unblocks, position, name.clone())
+        })
+        .collect();
+    order.sort();
+    order.into_iter().map(|(_, _, name)| name).collect()
 }
 
 fn not_built(globals: &Globals, name: &str, status: Status, error: Option<String>) -> ImageResult {
@@ -597,6 +620,24 @@ mod tests {
             BTreeSet::from(["glance-base".to_string()])
         );
         assert_eq!(select(&t, &[], false).unwrap().build.len(), 7);
+    }
+
+    #[test]
+    fn images_that_unblock_more_start_first() {
+        let t = tree();
+        let all = select(&t, &[], false).unwrap();
+        assert_eq!(
+            schedule_order(&t, &all),
+            vec![
+                "base",
+                "openstack-base",
+                "glance-base",
+                "nova-base",
+                "glance-api",
+                "mariadb",
+                "nova-api"
+            ]
+        );
     }
 
     #[test]

@@ -280,6 +280,41 @@ pub fn content_hash(image: &RenderedImage, parent_ids: &[String]) -> String {
     hex::encode(hasher.finalize())
 }
 
+/// `dockerfile` with `labels` set on its final stage. When the last
+/// instruction already is a LABEL, the labels join it: every instruction
+/// costs the engine's builder a commit, and on slow storage a commit is the
+/// bulk of a small image's build.
+pub fn stamp_labels(dockerfile: &str, labels: &[(&str, &str)]) -> String {
+    if labels.is_empty() {
+        return dockerfile.to_string();
+    }
+    // serde_json's string escaping is the Dockerfile's double-quoted form.
+    let pairs: String = labels
+        .iter()
+        .map(|(key, value)| format!(" {key}={}", serde_json::Value::String(value.to_string())))
+        .collect();
+    let mut lines: Vec<&str> = dockerfile.lines().collect();
+    let is_instruction = |l: &&str| !l.trim().is_empty() && !l.trim_start().starts_with('#');
+    if let Some(last) = lines.iter().rposition(is_instruction) {
+        let mut start = last;
+        while start > 0 && lines[start - 1].trim_end().ends_with('\\') {
+            start -= 1;
+        }
+        let keyword = lines[start].split_whitespace().next().unwrap_or("");
+        if keyword.eq_ignore_ascii_case("LABEL") {
+            let joined = format!("{}{pairs}", lines[last].trim_end());
+            lines[last] = &joined;
+            return lines.join("\n") + "\n";
+        }
+    }
+    let mut out = dockerfile.to_string();
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str(&format!("LABEL{pairs}\n"));
+    out
+}
+
 /// The build context as a tar: `Dockerfile` plus the context files, owned by
 /// root with mtime 0 so the same inputs give the same bytes. `labels` are
 /// stamped on the final stage in one LABEL instruction (one layer commit,
@@ -299,19 +334,7 @@ pub fn context_tar(
         header.set_entry_type(tar::EntryType::Regular);
         builder.append_data(&mut header, path, data)
     };
-    let mut dockerfile = image.dockerfile.clone();
-    if !labels.is_empty() {
-        if !dockerfile.ends_with('\n') {
-            dockerfile.push('\n');
-        }
-        dockerfile.push_str("LABEL");
-        for (key, value) in labels {
-            // serde_json's string escaping is the Dockerfile's double-quoted form.
-            let value = serde_json::Value::String(value.to_string());
-            dockerfile.push_str(&format!(" {key}={value}"));
-        }
-        dockerfile.push('\n');
-    }
+    let dockerfile = stamp_labels(&image.dockerfile, labels);
     append("Dockerfile", 0o644, dockerfile.as_bytes())?;
     for file in &image.files {
         append(&file.path, file.mode, &file.data)?;
@@ -478,6 +501,25 @@ mod tests {
     }
 
     #[test]
+    fn labels_join_a_trailing_label_instruction() {
+        let labels = [("kolla.build-hash", "abc"), ("kolla.image-name", "x")];
+        assert_eq!(
+            stamp_labels("FROM a\nRUN b\n", &labels),
+            "FROM a\nRUN b\nLABEL kolla.build-hash=\"abc\" kolla.image-name=\"x\"\n"
+        );
+        assert_eq!(
+            stamp_labels("FROM a\nLABEL t=1 \\\n      u=2\n\n# end\n", &labels),
+            "FROM a\nLABEL t=1 \\\n      u=2 kolla.build-hash=\"abc\" kolla.image-name=\"x\"\n\n# end\n"
+        );
+        // A LABEL that is not the last instruction is left alone.
+        assert_eq!(
+            stamp_labels("FROM a\nLABEL t=1\nUSER x", &labels[..1]),
+            "FROM a\nLABEL t=1\nUSER x\nLABEL kolla.build-hash=\"abc\"\n"
+        );
+        assert_eq!(stamp_labels("FROM a\n", &[]), "FROM a\n");
+    }
+
+    #[test]
     fn context_tar_is_reproducible_and_holds_the_dockerfile() {
         let t = render_tree(tree(), &Globals::default(), &[]).unwrap();
         let mut app = t.images["app"].clone();
@@ -512,8 +554,7 @@ mod tests {
                 (
                     "Dockerfile".into(),
                     0o644,
-                    "FROM kolla/base:zed\nLABEL name=app\n\nLABEL kolla.build-hash=\"h\\\"1\"\n"
-                        .into()
+                    "FROM kolla/base:zed\nLABEL name=app kolla.build-hash=\"h\\\"1\"\n\n".into()
                 ),
                 ("bin/start".into(), 0o755, "#!/bin/sh\n".into())
             ]
