@@ -15,8 +15,6 @@ use crate::images::build::Status;
 pub enum Progress {
     Terminal(TerminalProgress),
     Plain,
-    /// Nothing at all (used by `--output json` style callers and tests).
-    Quiet,
 }
 
 pub struct TerminalProgress {
@@ -51,7 +49,6 @@ impl Progress {
         match self {
             Progress::Terminal(t) => t.overall.set_length(total as u64),
             Progress::Plain => eprintln!("build: {total} images"),
-            Progress::Quiet => {}
         }
     }
 
@@ -72,7 +69,6 @@ impl Progress {
                 }
             }
             Progress::Plain => eprintln!("{name}: started"),
-            Progress::Quiet => {}
         }
     }
 
@@ -95,7 +91,6 @@ impl Progress {
                     eprintln!("{name}: {line}");
                 }
             }
-            Progress::Quiet => {}
         }
     }
 
@@ -114,7 +109,6 @@ impl Progress {
                 let _ = t.multi.println(format!("{} {name}{detail}", paint(status)));
             }
             Progress::Plain => eprintln!("{name}: {}{detail}", status.as_str()),
-            Progress::Quiet => {}
         }
     }
 

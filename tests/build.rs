@@ -27,6 +27,19 @@ fn names_with(summary: &Value, status: &str) -> Vec<String> {
         .collect()
 }
 
+/// Every fixture image but the broken branch, sorted.
+const ALL_GOOD: [&str; 9] = [
+    "fx-app-a",
+    "fx-app-b",
+    "fx-app-c",
+    "fx-app-d",
+    "fx-app-e",
+    "fx-base",
+    "fx-lib",
+    "fx-tool",
+    "fx-tool-b",
+];
+
 fn parents() -> Vec<(&'static str, &'static str)> {
     vec![
         ("fx-lib", "fx-base"),
@@ -51,20 +64,7 @@ fn cold_build_then_noop_then_one_file_changed() {
     let (output, summary) =
         sandbox.build_with_summary(&["--threads", "2", "--logs-dir", logs.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
-    assert_eq!(
-        names_with(&summary, "built"),
-        vec![
-            "fx-app-a",
-            "fx-app-b",
-            "fx-app-c",
-            "fx-app-d",
-            "fx-app-e",
-            "fx-base",
-            "fx-lib",
-            "fx-tool",
-            "fx-tool-b"
-        ]
-    );
+    assert_eq!(names_with(&summary, "built"), ALL_GOOD);
     assert_eq!(names_with(&summary, "failed"), vec!["fx-broken"]);
     assert_eq!(
         names_with(&summary, "parent_failed"),
@@ -138,20 +138,7 @@ fn cold_build_then_noop_then_one_file_changed() {
     // with the very same image ids (the builder was never called).
     let (output, summary) = sandbox.build_with_summary(&["^fx-app", "^fx-tool"]);
     assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
-    assert_eq!(
-        names_with(&summary, "up_to_date"),
-        vec![
-            "fx-app-a",
-            "fx-app-b",
-            "fx-app-c",
-            "fx-app-d",
-            "fx-app-e",
-            "fx-base",
-            "fx-lib",
-            "fx-tool",
-            "fx-tool-b"
-        ]
-    );
+    assert_eq!(names_with(&summary, "up_to_date"), ALL_GOOD);
     for (name, image) in by_name(&summary) {
         assert_eq!(image["attempts"], 0, "{name} called the builder");
         assert_eq!(image["image_id"].as_str(), Some(ids[&name].as_str()));
@@ -328,16 +315,9 @@ fn list_images_and_dependencies() {
 fn unreachable_engine_is_a_clear_error() {
     let sandbox = Sandbox::new("unreachable");
     let missing = sandbox.dir.path().join("no-such-docker.sock");
-    let output = common::kolla_command()
+    let output = sandbox
+        .build_command(&[])
         .env("DOCKER_HOST", format!("unix://{}", missing.display()))
-        .args([
-            "--config-dir",
-            sandbox.config_dir.to_str().unwrap(),
-            "build",
-            "--images-dir",
-        ])
-        .arg(&sandbox.images_dir)
-        .args(["--namespace", &sandbox.namespace, "--base-image", "scratch"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
@@ -364,23 +344,8 @@ fn interrupt_cancels_the_running_build_and_prints_a_partial_summary() {
     .unwrap();
     let summary_path = sandbox.dir.path().join("summary.json");
     // One thread: fx-slow runs, fx-tool waits its turn.
-    let mut child = common::kolla_command()
-        .args([
-            "--config-dir",
-            sandbox.config_dir.to_str().unwrap(),
-            "build",
-            "--images-dir",
-        ])
-        .arg(&sandbox.images_dir)
-        .args([
-            "--namespace",
-            &sandbox.namespace,
-            "--base-image",
-            "scratch",
-            "--threads",
-            "1",
-        ])
-        .args(["^fx-slow$", "^fx-tool$", "--summary-json"])
+    let mut child = sandbox
+        .build_command(&["--threads", "1", "^fx-slow$", "^fx-tool$", "--summary-json"])
         .arg(&summary_path)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -457,17 +422,10 @@ fn interrupt_cancels_the_running_build_and_prints_a_partial_summary() {
 fn plain_tcp_to_a_remote_engine_is_refused() {
     let sandbox = Sandbox::new("insecure");
     // A documentation address: the check refuses it before any connection.
-    let output = common::kolla_command()
+    let output = sandbox
+        .build_command(&[])
         .env("DOCKER_HOST", "tcp://192.0.2.10:2375")
         .env_remove("DOCKER_TLS_VERIFY")
-        .args([
-            "--config-dir",
-            sandbox.config_dir.to_str().unwrap(),
-            "build",
-            "--images-dir",
-        ])
-        .arg(&sandbox.images_dir)
-        .args(["--namespace", &sandbox.namespace, "--base-image", "scratch"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));

@@ -296,7 +296,7 @@ pub async fn build_images(
     progress.begin(selection.build.len());
     let mut results: BTreeMap<String, ImageResult> = BTreeMap::new();
     let mut running = JoinSet::new();
-    let mut running_names: BTreeSet<String> = BTreeSet::new();
+    let mut running_names: BTreeMap<tokio::task::Id, String> = BTreeMap::new();
     let mut cancelled = false;
     tokio::pin!(interrupted);
     let queue = schedule_order(tree, selection);
@@ -305,7 +305,7 @@ pub async fn build_images(
         // Settle every image whose parents have failed, then start what is
         // ready, up to the thread limit.
         for name in &queue {
-            if results.contains_key(name) || running_names.contains(name) {
+            if results.contains_key(name) || running_names.values().any(|n| n == name) {
                 continue;
             }
             let image = &tree.images[name];
@@ -332,7 +332,6 @@ pub async fn build_images(
             let Some(parent_ids) = parent_ids else {
                 continue;
             };
-            running_names.insert(name.clone());
             let job = Job {
                 engine: engine.clone(),
                 image: image.clone(),
@@ -342,24 +341,27 @@ pub async fn build_images(
                 progress: progress.clone(),
                 run_started: started,
             };
-            running.spawn(job.run());
+            let task = running.spawn(job.run());
+            running_names.insert(task.id(), name.clone());
         }
         if running.is_empty() {
             break;
         }
         tokio::select! {
-            joined = running.join_next() => {
+            joined = running.join_next_with_id() => {
                 let Some(joined) = joined else { continue };
                 let result = match joined {
-                    Ok(result) => result,
+                    Ok((task, result)) => {
+                        running_names.remove(&task);
+                        result
+                    }
                     // A panicking build task is a bug; the image still
                     // gets a result so the summary stays whole.
                     Err(e) => {
-                        let name = running_names.iter().find(|n| !results.contains_key(*n)).cloned().unwrap_or_default();
+                        let name = running_names.remove(&e.id()).unwrap_or_default();
                         not_built(globals, &name, Status::Failed, Some(format!("build task failed: {e}")))
                     }
                 };
-                running_names.remove(&result.name);
                 if let Some(id) = &result.image_id
                     && result.status.is_success() {
                     ids.insert(result.name.clone(), id.clone());

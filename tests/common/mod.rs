@@ -93,17 +93,29 @@ impl Sandbox {
 
     /// `kolla build` on this sandbox's tree and namespace, with `args` after.
     pub fn build(&self, args: &[&str]) -> Output {
-        let mut full = vec![
-            "build",
-            "--images-dir",
-            self.images_dir.to_str().expect("utf-8 path"),
-            "--namespace",
-            &self.namespace,
-            "--base-image",
-            &self.base_image,
-        ];
-        full.extend_from_slice(args);
-        self.kolla(&full)
+        self.build_command(args)
+            .output()
+            .expect("run the kolla binary")
+    }
+
+    /// The `kolla build` command `build` runs, for tests that need to set
+    /// its environment or spawn it.
+    pub fn build_command(&self, args: &[&str]) -> Command {
+        let mut command = kolla_command();
+        command
+            .arg("--config-dir")
+            .arg(&self.config_dir)
+            .arg("build")
+            .arg("--images-dir")
+            .arg(&self.images_dir)
+            .args([
+                "--namespace",
+                &self.namespace,
+                "--base-image",
+                &self.base_image,
+            ])
+            .args(args);
+        command
     }
 
     /// `kolla build ... --summary-json`, returning the output and the summary.
@@ -131,13 +143,6 @@ impl Sandbox {
             }
         }
         (output, summary)
-    }
-
-    /// Run the kolla binary with this sandbox's config dir.
-    pub fn kolla(&self, args: &[&str]) -> Output {
-        let mut command = kolla_command();
-        command.arg("--config-dir").arg(&self.config_dir).args(args);
-        command.output().expect("run the kolla binary")
     }
 
     pub fn image_ref(&self, name: &str) -> String {
