@@ -1,7 +1,9 @@
 //! Reading and validating the operator's files. Nothing here talks to Docker;
 //! everything returns typed values or an error that names the file and line.
 
+pub mod compose;
 pub mod globals;
+pub mod interpolate;
 
 pub use globals::Globals;
 

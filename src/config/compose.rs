@@ -1,0 +1,1416 @@
+//! Compose files -> typed services. A node with role `R` runs
+//! `compose/R.yml`; this module reads such a file into `ServiceSpec`s.
+//!
+//! The format is the Compose Spec (so `docker-compose config` accepts our
+//! files and operators already know it), restricted to the keys kolla
+//! supports: any other key is an error naming file:line, never silently
+//! dropped. Kolla's own settings live under `x-kolla`. YAML anchors and
+//! merge keys work; string values are interpolated (`${VAR}`, see
+//! `interpolate`) from the environment, a `.env` beside the file, and
+//! globals.yml, in that order. The legacy v1 layout of the original Kolla
+//! files (services at the top level, `net:`, `name:`) is read too.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::ConfigError;
+use super::interpolate::interpolate;
+
+/// How a dependency must be before its dependent starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Condition {
+    Started,
+    Healthy,
+    CompletedSuccessfully,
+}
+
+/// A volume mounted into a service.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Mount {
+    /// A named volume (`source` Some) or an anonymous one (None).
+    Volume {
+        source: Option<String>,
+        target: String,
+        read_only: bool,
+    },
+    /// A host path.
+    Bind {
+        source: PathBuf,
+        target: String,
+        read_only: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Port {
+    pub host_ip: Option<String>,
+    pub published: Option<u16>,
+    pub target: u16,
+    pub protocol: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Healthcheck {
+    /// `["CMD", ...]`, `["CMD-SHELL", "..."]`, or `["NONE"]`.
+    pub test: Vec<String>,
+    pub interval: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub retries: Option<u32>,
+    pub start_period: Option<Duration>,
+    pub disable: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ulimit {
+    pub soft: i64,
+    pub hard: i64,
+}
+
+/// Whether the old container stops before the new one starts (the default,
+/// required with host networking) or after the new one is healthy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum UpdateOrder {
+    #[default]
+    StopFirst,
+    StartFirst,
+}
+
+/// Config templates rendered with globals and passwords and uploaded into
+/// the container before it starts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ConfigTemplates {
+    /// Folder (or file) of Tera templates, resolved against the compose
+    /// file's folder.
+    pub src: PathBuf,
+    /// Where the rendered files land in the container.
+    pub dest: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct KollaSettings {
+    /// A data container: created, never started, never recreated or removed
+    /// (except by `destroy --purge-data`).
+    pub data: bool,
+    pub config: Option<ConfigTemplates>,
+    /// A one-shot job (e.g. `glance-manage db_sync`) run before the service
+    /// starts, once per image and config change; it must exit 0.
+    pub bootstrap: Option<Vec<String>>,
+    pub update_order: UpdateOrder,
+}
+
+/// One service, resolved: interpolated, defaults applied, references checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceSpec {
+    pub name: String,
+    /// Line of the service in its file, for errors found later.
+    pub line: u64,
+    pub image: String,
+    pub command: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub environment: BTreeMap<String, String>,
+    pub network_mode: Option<String>,
+    pub pid: Option<String>,
+    pub ipc: Option<String>,
+    pub privileged: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub security_opt: Vec<String>,
+    pub user: Option<String>,
+    pub volumes: Vec<Mount>,
+    pub volumes_from: Vec<String>,
+    pub depends_on: BTreeMap<String, Condition>,
+    pub healthcheck: Option<Healthcheck>,
+    pub restart: Option<String>,
+    pub init: Option<bool>,
+    pub ulimits: BTreeMap<String, Ulimit>,
+    pub tmpfs: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    pub ports: Vec<Port>,
+    pub profiles: Vec<String>,
+    pub stop_grace_period: Option<Duration>,
+    pub kolla: KollaSettings,
+}
+
+/// A compose file, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComposeFile {
+    pub path: PathBuf,
+    /// Sorted by name.
+    pub services: Vec<ServiceSpec>,
+    /// Top-level named volumes, by the key services use.
+    pub volumes: BTreeMap<String, VolumeSpec>,
+}
+
+/// A top-level named volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeSpec {
+    /// The engine's name for it (`name:`, else the key).
+    pub name: String,
+    /// Made outside kolla: never created or removed by it.
+    pub external: bool,
+    pub driver: Option<String>,
+}
+
+impl ComposeFile {
+    pub fn service(&self, name: &str) -> Option<&ServiceSpec> {
+        self.services.iter().find(|s| s.name == name)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// What the YAML holds, before interpolation and checks.
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum StringOrList {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Environment {
+    Map(BTreeMap<String, Option<String>>),
+    List(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DependsLong {
+    condition: Option<String>,
+    #[serde(default)]
+    required: Option<bool>,
+    #[serde(default)]
+    restart: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum DependsOn {
+    List(Vec<String>),
+    Map(BTreeMap<String, DependsLong>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MountLong {
+    #[serde(rename = "type")]
+    kind: String,
+    source: Option<String>,
+    target: String,
+    #[serde(default)]
+    read_only: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawMount {
+    Short(String),
+    Long(MountLong),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PortLong {
+    target: u16,
+    published: Option<String>,
+    host_ip: Option<String>,
+    protocol: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawPort {
+    Short(String),
+    Long(PortLong),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHealthcheck {
+    test: Option<StringOrList>,
+    interval: Option<String>,
+    timeout: Option<String>,
+    retries: Option<u32>,
+    start_period: Option<String>,
+    #[serde(default)]
+    disable: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawUlimit {
+    Single(i64),
+    Pair { soft: i64, hard: i64 },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfigTemplates {
+    src: String,
+    dest: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBootstrap {
+    command: StringOrList,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKolla {
+    #[serde(default)]
+    data: bool,
+    config: Option<RawConfigTemplates>,
+    bootstrap: Option<RawBootstrap>,
+    update_order: Option<String>,
+}
+
+/// The service keys kolla supports. `net` and `name` are the legacy v1
+/// spellings of `network_mode` and `container_name`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    image: Option<String>,
+    command: Option<StringOrList>,
+    entrypoint: Option<StringOrList>,
+    environment: Option<Environment>,
+    env_file: Option<StringOrList>,
+    network_mode: Option<String>,
+    net: Option<String>,
+    container_name: Option<String>,
+    name: Option<String>,
+    pid: Option<String>,
+    ipc: Option<String>,
+    #[serde(default)]
+    privileged: bool,
+    #[serde(default)]
+    cap_add: Vec<String>,
+    #[serde(default)]
+    cap_drop: Vec<String>,
+    #[serde(default)]
+    security_opt: Vec<String>,
+    user: Option<String>,
+    #[serde(default)]
+    volumes: Vec<Spanned<RawMount>>,
+    #[serde(default)]
+    volumes_from: Vec<Spanned<String>>,
+    depends_on: Option<Spanned<DependsOn>>,
+    healthcheck: Option<RawHealthcheck>,
+    restart: Option<String>,
+    init: Option<bool>,
+    #[serde(default)]
+    ulimits: BTreeMap<String, RawUlimit>,
+    tmpfs: Option<StringOrList>,
+    labels: Option<Environment>,
+    #[serde(default)]
+    ports: Vec<Spanned<RawPort>>,
+    #[serde(default)]
+    profiles: Vec<String>,
+    stop_grace_period: Option<String>,
+    #[serde(rename = "x-kolla", default)]
+    kolla: RawKolla,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVolume {
+    driver: Option<String>,
+    #[serde(default)]
+    external: bool,
+    name: Option<String>,
+}
+
+/// Top-level keys of a Compose Spec file. `x-*` keys hold anchors and are
+/// otherwise ignored (checked separately, as serde cannot mix a key pattern
+/// with deny_unknown_fields).
+#[derive(Debug, Deserialize)]
+struct RawFile {
+    services: BTreeMap<String, Spanned<RawService>>,
+    #[serde(default)]
+    volumes: BTreeMap<String, Option<RawVolume>>,
+}
+
+const TOP_LEVEL_KEYS: &[&str] = &["version", "name", "services", "volumes"];
+
+// ---------------------------------------------------------------------------
+
+/// Variables for interpolation, in priority order: the process environment
+/// (as passed in by the caller), the `.env` beside the file, globals.
+#[derive(Debug, Clone, Default)]
+pub struct Variables {
+    pub environment: BTreeMap<String, String>,
+    pub globals: BTreeMap<String, String>,
+}
+
+/// Read and resolve one compose file.
+pub fn load(path: &Path, variables: &Variables) -> Result<ComposeFile, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let dotenv_path = dir.join(".env");
+    let dotenv = match std::fs::read_to_string(&dotenv_path) {
+        Ok(text) => parse_dotenv(&text, &dotenv_path)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: dotenv_path,
+                source,
+            });
+        }
+    };
+    parse(&text, path, variables, &dotenv)
+}
+
+/// `.env`: `KEY=value` lines, `#` comments, optional quotes around values.
+pub fn parse_dotenv(text: &str, path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut vars = BTreeMap::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: format!("line {}: expected KEY=value", index + 1),
+            });
+        };
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+            .unwrap_or(value);
+        vars.insert(key.trim().to_string(), value.to_string());
+    }
+    Ok(vars)
+}
+
+/// Parse compose YAML `text` (of file `path`, for errors and relative paths).
+pub fn parse(
+    text: &str,
+    path: &Path,
+    variables: &Variables,
+    dotenv: &BTreeMap<String, String>,
+) -> Result<ComposeFile, ConfigError> {
+    let yaml_error = |e: serde_saphyr::Error| ConfigError::Yaml {
+        path: path.to_path_buf(),
+        message: e.to_string().trim_start_matches("error: ").to_string(),
+    };
+    // The top level decides the layout: v1 files have services at the top.
+    let top: BTreeMap<String, serde::de::IgnoredAny> =
+        serde_saphyr::from_str(text).map_err(yaml_error)?;
+    let raw = if top.contains_key("services") {
+        for key in top.keys() {
+            if !key.starts_with("x-") && !TOP_LEVEL_KEYS.contains(&key.as_str()) {
+                return Err(ConfigError::Yaml {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "line {}: unknown top-level key `{key}`, expected one of {} or an x- extension",
+                        line_of_key(text, key),
+                        TOP_LEVEL_KEYS.join(", ")
+                    ),
+                });
+            }
+        }
+        serde_saphyr::from_str::<RawFile>(text).map_err(yaml_error)?
+    } else {
+        let services: BTreeMap<String, Spanned<RawService>> =
+            serde_saphyr::from_str(text).map_err(yaml_error)?;
+        RawFile {
+            services,
+            volumes: BTreeMap::new(),
+        }
+    };
+    let lookup = |name: &str| {
+        variables
+            .environment
+            .get(name)
+            .or_else(|| dotenv.get(name))
+            .or_else(|| variables.globals.get(name))
+            .cloned()
+    };
+    let resolver = Resolver {
+        path,
+        lookup: &lookup,
+    };
+    let mut services = Vec::new();
+    for (name, raw) in raw.services {
+        services.push(resolver.service(&name, raw)?);
+    }
+    let volumes = raw
+        .volumes
+        .into_iter()
+        .map(|(key, spec)| {
+            let spec = spec.unwrap_or(RawVolume {
+                driver: None,
+                external: false,
+                name: None,
+            });
+            let volume = VolumeSpec {
+                name: spec.name.unwrap_or_else(|| key.clone()),
+                external: spec.external,
+                driver: spec.driver,
+            };
+            (key, volume)
+        })
+        .collect();
+    let file = ComposeFile {
+        path: path.to_path_buf(),
+        services,
+        volumes,
+    };
+    check_references(&file)?;
+    Ok(file)
+}
+
+/// The 1-based line where `key:` starts a line at the top level, or 1.
+fn line_of_key(text: &str, key: &str) -> usize {
+    text.lines()
+        .position(|l| l.starts_with(&format!("{key}:")) || l.starts_with(&format!("\"{key}\":")))
+        .map_or(1, |i| i + 1)
+}
+
+struct Resolver<'a> {
+    path: &'a Path,
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Resolver<'_> {
+    fn error(&self, line: u64, service: &str, message: impl std::fmt::Display) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            message: format!("line {line}: service {service}: {message}"),
+        }
+    }
+
+    fn text(
+        &self,
+        line: u64,
+        service: &str,
+        field: &str,
+        value: &str,
+    ) -> Result<String, ConfigError> {
+        interpolate(value, self.lookup)
+            .map_err(|e| self.error(line, service, format!("{field}: {e}")))
+    }
+
+    fn texts(
+        &self,
+        line: u64,
+        service: &str,
+        field: &str,
+        values: &[String],
+    ) -> Result<Vec<String>, ConfigError> {
+        values
+            .iter()
+            .map(|v| self.text(line, service, field, v))
+            .collect()
+    }
+
+    /// `command:`-style values: a list as is, a string split like a shell.
+    fn argv(
+        &self,
+        line: u64,
+        service: &str,
+        field: &str,
+        value: Option<StringOrList>,
+    ) -> Result<Option<Vec<String>>, ConfigError> {
+        match value {
+            None => Ok(None),
+            Some(StringOrList::Many(list)) => self.texts(line, service, field, &list).map(Some),
+            Some(StringOrList::One(text)) => {
+                let text = self.text(line, service, field, &text)?;
+                shell_words::split(&text)
+                    .map(Some)
+                    .map_err(|e| self.error(line, service, format!("{field}: {e}")))
+            }
+        }
+    }
+
+    fn duration(
+        &self,
+        line: u64,
+        service: &str,
+        field: &str,
+        value: Option<String>,
+    ) -> Result<Option<Duration>, ConfigError> {
+        let Some(value) = value else { return Ok(None) };
+        let value = self.text(line, service, field, &value)?;
+        parse_duration(&value).map(Some).ok_or_else(|| {
+            self.error(
+                line,
+                service,
+                format!("{field}: {value:?} is not a duration like 30s, 1m30s or 500ms"),
+            )
+        })
+    }
+
+    fn key_values(
+        &self,
+        line: u64,
+        service: &str,
+        field: &str,
+        value: Option<Environment>,
+    ) -> Result<BTreeMap<String, String>, ConfigError> {
+        let mut out = BTreeMap::new();
+        match value {
+            None => {}
+            Some(Environment::Map(map)) => {
+                for (key, value) in map {
+                    // `KEY:` with no value takes KEY from the environment.
+                    let value = match value {
+                        Some(v) => self.text(line, service, field, &v)?,
+                        None => (self.lookup)(&key).unwrap_or_default(),
+                    };
+                    out.insert(key, value);
+                }
+            }
+            Some(Environment::List(list)) => {
+                for item in list {
+                    let item = self.text(line, service, field, &item)?;
+                    match item.split_once('=') {
+                        Some((k, v)) => out.insert(k.to_string(), v.to_string()),
+                        None => out.insert(item.clone(), (self.lookup)(&item).unwrap_or_default()),
+                    };
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn service(&self, name: &str, raw: Spanned<RawService>) -> Result<ServiceSpec, ConfigError> {
+        let line = raw.defined.line();
+        let raw = raw.value;
+        let err = |message: String| self.error(line, name, message);
+        if !super::globals::is_valid_path_component(name)
+            && !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        {
+            return Err(err(
+                "a service name may use only letters, digits, '_', '.', '-'".into(),
+            ));
+        }
+        let image = match raw.image {
+            Some(image) => self.text(line, name, "image", &image)?,
+            None => return Err(err("no image".into())),
+        };
+        if image.trim().is_empty() {
+            return Err(err("image is empty (is its variable set?)".into()));
+        }
+
+        let mut environment = BTreeMap::new();
+        if let Some(files) = raw.env_file {
+            let files = match files {
+                StringOrList::One(f) => vec![f],
+                StringOrList::Many(list) => list,
+            };
+            let dir = self.path.parent().unwrap_or(Path::new("."));
+            for file in files {
+                let file = dir.join(self.text(line, name, "env_file", &file)?);
+                let text = std::fs::read_to_string(&file)
+                    .map_err(|e| err(format!("env_file {}: {e}", file.display())))?;
+                environment.extend(parse_dotenv(&text, &file)?);
+            }
+        }
+        environment.extend(self.key_values(line, name, "environment", raw.environment)?);
+
+        let network_mode = match (raw.network_mode, raw.net) {
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    "both network_mode and net (its legacy name) are set".into()
+                ));
+            }
+            (mode, net) => mode
+                .or(net)
+                .map(|m| self.text(line, name, "network_mode", &m))
+                .transpose()?,
+        };
+        if let Some(mode) = &network_mode
+            && !matches!(mode.as_str(), "host" | "bridge" | "none")
+            && !mode.starts_with("container:")
+            && !mode.starts_with("service:")
+        {
+            return Err(err(format!(
+                "network_mode {mode:?}: kolla supports host, bridge, none, service:NAME and container:NAME"
+            )));
+        }
+
+        let mut volumes = Vec::new();
+        for mount in raw.volumes {
+            let mount_line = mount.referenced.line();
+            volumes.push(self.mount(mount_line, name, mount.value)?);
+        }
+
+        let mut volumes_from = Vec::new();
+        for entry in raw.volumes_from {
+            let value = self.text(entry.referenced.line(), name, "volumes_from", &entry.value)?;
+            // `service:name` / `container:name` long forms, `:ro` suffix.
+            let value = value.trim_start_matches("service:").to_string();
+            volumes_from.push((value, entry.referenced.line()));
+        }
+
+        let mut depends_on = BTreeMap::new();
+        if let Some(depends) = raw.depends_on {
+            let depends_line = depends.referenced.line();
+            match depends.value {
+                DependsOn::List(list) => {
+                    for dependency in list {
+                        depends_on.insert(dependency, Condition::Started);
+                    }
+                }
+                DependsOn::Map(map) => {
+                    for (dependency, long) in map {
+                        let condition = match long.condition.as_deref() {
+                            None | Some("service_started") => Condition::Started,
+                            Some("service_healthy") => Condition::Healthy,
+                            Some("service_completed_successfully") => {
+                                Condition::CompletedSuccessfully
+                            }
+                            Some(other) => {
+                                return Err(self.error(depends_line, name, format!(
+                                    "depends_on {dependency}: unknown condition {other:?} (service_started, service_healthy, service_completed_successfully)"
+                                )));
+                            }
+                        };
+                        let _ = (long.required, long.restart);
+                        depends_on.insert(dependency, condition);
+                    }
+                }
+            }
+        }
+
+        let healthcheck = match raw.healthcheck {
+            None => None,
+            Some(h) => {
+                let test = match h.test {
+                    None => Vec::new(),
+                    Some(StringOrList::One(shell)) => vec![
+                        "CMD-SHELL".to_string(),
+                        self.text(line, name, "healthcheck.test", &shell)?,
+                    ],
+                    Some(StringOrList::Many(list)) => {
+                        self.texts(line, name, "healthcheck.test", &list)?
+                    }
+                };
+                if !h.disable
+                    && !matches!(
+                        test.first().map(String::as_str),
+                        Some("CMD" | "CMD-SHELL" | "NONE")
+                    )
+                {
+                    return Err(err(
+                        "healthcheck.test must start with CMD, CMD-SHELL or NONE".into(),
+                    ));
+                }
+                Some(Healthcheck {
+                    test,
+                    interval: self.duration(line, name, "healthcheck.interval", h.interval)?,
+                    timeout: self.duration(line, name, "healthcheck.timeout", h.timeout)?,
+                    retries: h.retries,
+                    start_period: self.duration(
+                        line,
+                        name,
+                        "healthcheck.start_period",
+                        h.start_period,
+                    )?,
+                    disable: h.disable,
+                })
+            }
+        };
+
+        let restart = raw
+            .restart
+            .map(|r| self.text(line, name, "restart", &r))
+            .transpose()?;
+        if let Some(policy) = &restart {
+            let valid = matches!(
+                policy.as_str(),
+                "no" | "always" | "unless-stopped" | "on-failure"
+            ) || policy
+                .strip_prefix("on-failure:")
+                .is_some_and(|n| n.parse::<u32>().is_ok());
+            if !valid {
+                return Err(err(format!(
+                    "restart {policy:?}: expected no, always, unless-stopped or on-failure[:N]"
+                )));
+            }
+        }
+
+        let ulimits = raw
+            .ulimits
+            .into_iter()
+            .map(|(key, value)| {
+                let limit = match value {
+                    RawUlimit::Single(n) => Ulimit { soft: n, hard: n },
+                    RawUlimit::Pair { soft, hard } => Ulimit { soft, hard },
+                };
+                (key, limit)
+            })
+            .collect();
+
+        let tmpfs = match raw.tmpfs {
+            None => Vec::new(),
+            Some(StringOrList::One(one)) => vec![self.text(line, name, "tmpfs", &one)?],
+            Some(StringOrList::Many(list)) => self.texts(line, name, "tmpfs", &list)?,
+        };
+
+        let mut ports = Vec::new();
+        for port in raw.ports {
+            ports.push(self.port(port.referenced.line(), name, port.value)?);
+        }
+        if network_mode.as_deref() == Some("host") && !ports.is_empty() {
+            return Err(err("ports have no effect with network_mode: host (the service binds the host's ports itself)".into()));
+        }
+
+        let kolla = self.kolla(line, name, raw.kolla)?;
+        let container_name = match (raw.container_name, raw.name) {
+            (Some(n), _) | (None, Some(n)) => Some(self.text(line, name, "container_name", &n)?),
+            (None, None) => None,
+        };
+        if let Some(container_name) = container_name
+            && container_name != name
+        {
+            return Err(err(format!(
+                "container_name {container_name:?} differs from the service name; kolla names each container after its service (rename the service)"
+            )));
+        }
+
+        Ok(ServiceSpec {
+            name: name.to_string(),
+            line,
+            image,
+            command: self.argv(line, name, "command", raw.command)?,
+            entrypoint: self.argv(line, name, "entrypoint", raw.entrypoint)?,
+            environment,
+            network_mode,
+            pid: raw
+                .pid
+                .map(|v| self.text(line, name, "pid", &v))
+                .transpose()?,
+            ipc: raw
+                .ipc
+                .map(|v| self.text(line, name, "ipc", &v))
+                .transpose()?,
+            privileged: raw.privileged,
+            cap_add: self.texts(line, name, "cap_add", &raw.cap_add)?,
+            cap_drop: self.texts(line, name, "cap_drop", &raw.cap_drop)?,
+            security_opt: self.texts(line, name, "security_opt", &raw.security_opt)?,
+            user: raw
+                .user
+                .map(|v| self.text(line, name, "user", &v))
+                .transpose()?,
+            volumes,
+            volumes_from: volumes_from.into_iter().map(|(v, _)| v).collect(),
+            depends_on,
+            healthcheck,
+            restart,
+            init: raw.init,
+            ulimits,
+            tmpfs,
+            labels: self.key_values(line, name, "labels", raw.labels)?,
+            ports,
+            profiles: raw.profiles,
+            stop_grace_period: self.duration(
+                line,
+                name,
+                "stop_grace_period",
+                raw.stop_grace_period,
+            )?,
+            kolla,
+        })
+    }
+
+    fn mount(&self, line: u64, service: &str, raw: RawMount) -> Result<Mount, ConfigError> {
+        let err = |message: String| self.error(line, service, format!("volumes: {message}"));
+        match raw {
+            RawMount::Short(text) => {
+                let text = self.text(line, service, "volumes", &text)?;
+                let parts: Vec<&str> = text.split(':').collect();
+                let (source, target, mode) = match parts.as_slice() {
+                    [target] => (None, *target, None),
+                    [source, target] => (Some(*source), *target, None),
+                    [source, target, mode] => (Some(*source), *target, Some(*mode)),
+                    _ => return Err(err(format!("{text:?} is not SOURCE:TARGET[:MODE]"))),
+                };
+                let read_only = match mode {
+                    None | Some("rw") => false,
+                    Some("ro") => true,
+                    Some(other)
+                        if other
+                            .split(',')
+                            .all(|m| ["ro", "rw", "z", "Z"].contains(&m)) =>
+                    {
+                        other.split(',').any(|m| m == "ro")
+                    }
+                    Some(other) => return Err(err(format!("mode {other:?}: expected ro or rw"))),
+                };
+                if !target.starts_with('/') {
+                    return Err(err(format!("target {target:?} must be an absolute path")));
+                }
+                Ok(match source {
+                    None => Mount::Volume {
+                        source: None,
+                        target: target.to_string(),
+                        read_only,
+                    },
+                    Some(s) if s.starts_with('/') || s.starts_with('.') || s.starts_with('~') => {
+                        Mount::Bind {
+                            source: self.bind_source(s),
+                            target: target.to_string(),
+                            read_only,
+                        }
+                    }
+                    Some(s) => Mount::Volume {
+                        source: Some(s.to_string()),
+                        target: target.to_string(),
+                        read_only,
+                    },
+                })
+            }
+            RawMount::Long(long) => {
+                let target = self.text(line, service, "volumes.target", &long.target)?;
+                let source = long
+                    .source
+                    .map(|s| self.text(line, service, "volumes.source", &s))
+                    .transpose()?;
+                match long.kind.as_str() {
+                    "volume" => Ok(Mount::Volume {
+                        source,
+                        target,
+                        read_only: long.read_only,
+                    }),
+                    "bind" => match source {
+                        Some(s) => Ok(Mount::Bind {
+                            source: self.bind_source(&s),
+                            target,
+                            read_only: long.read_only,
+                        }),
+                        None => Err(err("a bind mount needs a source".into())),
+                    },
+                    other => Err(err(format!(
+                        "type {other:?}: kolla supports volume and bind"
+                    ))),
+                }
+            }
+        }
+    }
+
+    fn bind_source(&self, source: &str) -> PathBuf {
+        let path = PathBuf::from(source);
+        if path.is_absolute() {
+            path
+        } else {
+            self.path.parent().unwrap_or(Path::new(".")).join(path)
+        }
+    }
+
+    fn port(&self, line: u64, service: &str, raw: RawPort) -> Result<Port, ConfigError> {
+        let err = |message: String| self.error(line, service, format!("ports: {message}"));
+        let number = |text: &str| {
+            text.parse::<u16>()
+                .map_err(|_| err(format!("{text:?} is not a port number")))
+        };
+        match raw {
+            RawPort::Short(text) => {
+                let text = self.text(line, service, "ports", &text)?;
+                let (spec, protocol) = match text.split_once('/') {
+                    Some((spec, protocol)) => (spec, protocol.to_string()),
+                    None => (text.as_str(), "tcp".to_string()),
+                };
+                let parts: Vec<&str> = spec.rsplitn(3, ':').collect();
+                let (host_ip, published, target) = match parts.as_slice() {
+                    [target] => (None, None, number(target)?),
+                    [target, published] => (None, Some(number(published)?), number(target)?),
+                    [target, published, ip] => (
+                        Some(ip.to_string()),
+                        (!published.is_empty())
+                            .then(|| number(published))
+                            .transpose()?,
+                        number(target)?,
+                    ),
+                    _ => {
+                        return Err(err(format!(
+                            "{text:?} is not [[IP:]PUBLISHED:]TARGET[/PROTOCOL]"
+                        )));
+                    }
+                };
+                Ok(Port {
+                    host_ip,
+                    published,
+                    target,
+                    protocol,
+                })
+            }
+            RawPort::Long(long) => Ok(Port {
+                host_ip: long.host_ip,
+                published: long.published.map(|p| number(&p)).transpose()?,
+                target: long.target,
+                protocol: long.protocol.unwrap_or_else(|| "tcp".into()),
+            }),
+        }
+    }
+
+    fn kolla(&self, line: u64, service: &str, raw: RawKolla) -> Result<KollaSettings, ConfigError> {
+        let update_order = match raw.update_order.as_deref() {
+            None | Some("stop-first") => UpdateOrder::StopFirst,
+            Some("start-first") => UpdateOrder::StartFirst,
+            Some(other) => {
+                return Err(self.error(
+                    line,
+                    service,
+                    format!("x-kolla.update_order {other:?}: expected stop-first or start-first"),
+                ));
+            }
+        };
+        let config = match raw.config {
+            None => None,
+            Some(c) => {
+                let src = self.text(line, service, "x-kolla.config.src", &c.src)?;
+                let dest = self.text(line, service, "x-kolla.config.dest", &c.dest)?;
+                if !dest.starts_with('/') {
+                    return Err(self.error(
+                        line,
+                        service,
+                        format!("x-kolla.config.dest {dest:?} must be an absolute path"),
+                    ));
+                }
+                Some(ConfigTemplates {
+                    src: self.bind_source(&src),
+                    dest,
+                })
+            }
+        };
+        let bootstrap = match raw.bootstrap {
+            None => None,
+            Some(b) => self.argv(line, service, "x-kolla.bootstrap.command", Some(b.command))?,
+        };
+        if raw.data && (bootstrap.is_some() || config.is_some()) {
+            return Err(self.error(
+                line,
+                service,
+                "a data container (x-kolla.data) never runs, so it takes no config or bootstrap",
+            ));
+        }
+        Ok(KollaSettings {
+            data: raw.data,
+            config,
+            bootstrap,
+            update_order,
+        })
+    }
+}
+
+/// References between services: volumes_from, depends_on and
+/// `network_mode: service:X` must name services of the file, and named
+/// volumes must be declared at the top level (as compose requires).
+fn check_references(file: &ComposeFile) -> Result<(), ConfigError> {
+    let names: BTreeSet<&str> = file.services.iter().map(|s| s.name.as_str()).collect();
+    let error = |service: &ServiceSpec, message: String| ConfigError::Invalid {
+        path: file.path.clone(),
+        message: format!("line {}: service {}: {message}", service.line, service.name),
+    };
+    for service in &file.services {
+        for source in &service.volumes_from {
+            let name = source.split(':').next().unwrap_or(source);
+            if !names.contains(name) {
+                return Err(error(
+                    service,
+                    format!("volumes_from names {name:?}, which is not a service in this file"),
+                ));
+            }
+        }
+        for dependency in service.depends_on.keys() {
+            if !names.contains(dependency.as_str()) {
+                return Err(error(
+                    service,
+                    format!("depends_on names {dependency:?}, which is not a service in this file"),
+                ));
+            }
+            if dependency == &service.name {
+                return Err(error(service, "depends on itself".into()));
+            }
+        }
+        if let Some(other) = service
+            .network_mode
+            .as_deref()
+            .and_then(|m| m.strip_prefix("service:"))
+            && !names.contains(other)
+        {
+            return Err(error(
+                service,
+                format!("network_mode names {other:?}, which is not a service in this file"),
+            ));
+        }
+        for mount in &service.volumes {
+            if let Mount::Volume {
+                source: Some(volume),
+                ..
+            } = mount
+                && !file.volumes.contains_key(volume)
+            {
+                return Err(error(
+                    service,
+                    format!("volume {volume:?} is not declared under the top-level volumes:"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Compose durations: `1h2m3s`, `1m30s`, `10s`, `1.5s`, `500ms`, `20us`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = Duration::ZERO;
+    while !rest.is_empty() {
+        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let number: f64 = rest[..number_len].parse().ok()?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 0.001,
+            "us" => 0.000_001,
+            _ => return None,
+        };
+        total += Duration::from_secs_f64(number * seconds);
+        rest = &rest[unit_len..];
+    }
+    Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars() -> Variables {
+        Variables {
+            environment: BTreeMap::from([("TAG".to_string(), "from-env".to_string())]),
+            globals: BTreeMap::from([
+                ("TAG".to_string(), "zed".to_string()),
+                ("IMAGE_PREFIX".to_string(), "kolla/".to_string()),
+                ("REGISTRY".to_string(), "127.0.0.1:4000".to_string()),
+            ]),
+        }
+    }
+
+    fn parse_text(text: &str) -> Result<ComposeFile, ConfigError> {
+        parse(
+            text,
+            Path::new("compose/compute.yml"),
+            &vars(),
+            &BTreeMap::new(),
+        )
+    }
+
+    const COMPUTE: &str = r#"
+x-service: &service
+  restart: unless-stopped
+  environment:
+    KOLLA_CONFIG_STRATEGY: COPY_ALWAYS
+services:
+  computedata:
+    image: ${REGISTRY}/kolla/data:${TAG}
+    volumes: [/var/lib/nova, "/var/lib/libvirt"]
+    x-kolla: {data: true}
+  nova-libvirt:
+    <<: *service
+    image: ${IMAGE_PREFIX}nova-libvirt:${TAG:-latest}
+    network_mode: host
+    pid: host
+    privileged: true
+    volumes_from: [computedata]
+    healthcheck:
+      test: virsh version
+      interval: 1m30s
+      retries: 3
+  nova-compute:
+    <<: *service
+    image: ${IMAGE_PREFIX}nova-compute:${TAG}
+    network_mode: host
+    command: nova-compute --config-file "/etc/nova/nova.conf"
+    volumes_from: [computedata]
+    volumes:
+      - nova_logs:/var/log/kolla/nova
+      - /run:/run:ro
+    depends_on: {nova-libvirt: {condition: service_healthy}}
+    healthcheck: {test: [CMD, healthcheck_port, nova-compute, "5672"]}
+    stop_grace_period: 90s
+    x-kolla:
+      config: {src: nova/, dest: /etc/nova}
+      bootstrap: {command: [nova-manage, db, sync]}
+volumes:
+  nova_logs:
+"#;
+
+    #[test]
+    fn reads_a_compute_file_with_anchors_and_interpolation() {
+        let file = parse_text(COMPUTE).unwrap();
+        let names: Vec<&str> = file.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, vec!["computedata", "nova-compute", "nova-libvirt"]);
+        let data = file.service("computedata").unwrap();
+        assert_eq!(data.image, "127.0.0.1:4000/kolla/data:from-env");
+        assert!(data.kolla.data);
+        assert_eq!(data.volumes.len(), 2);
+        let compute = file.service("nova-compute").unwrap();
+        assert_eq!(compute.image, "kolla/nova-compute:from-env");
+        assert_eq!(compute.restart.as_deref(), Some("unless-stopped"));
+        assert_eq!(compute.environment["KOLLA_CONFIG_STRATEGY"], "COPY_ALWAYS");
+        assert_eq!(
+            compute.command.as_deref().unwrap(),
+            ["nova-compute", "--config-file", "/etc/nova/nova.conf"]
+        );
+        assert_eq!(compute.depends_on["nova-libvirt"], Condition::Healthy);
+        assert_eq!(compute.volumes_from, vec!["computedata"]);
+        assert_eq!(
+            compute.volumes,
+            vec![
+                Mount::Volume {
+                    source: Some("nova_logs".into()),
+                    target: "/var/log/kolla/nova".into(),
+                    read_only: false
+                },
+                Mount::Bind {
+                    source: "/run".into(),
+                    target: "/run".into(),
+                    read_only: true
+                },
+            ]
+        );
+        assert_eq!(compute.stop_grace_period, Some(Duration::from_secs(90)));
+        assert_eq!(
+            compute.kolla.bootstrap.as_deref().unwrap(),
+            ["nova-manage", "db", "sync"]
+        );
+        let config = compute.kolla.config.as_ref().unwrap();
+        assert_eq!(config.src, Path::new("compose/nova/"));
+        assert_eq!(config.dest, "/etc/nova");
+        let libvirt = file.service("nova-libvirt").unwrap();
+        assert!(libvirt.privileged);
+        assert_eq!(libvirt.pid.as_deref(), Some("host"));
+        let health = libvirt.healthcheck.as_ref().unwrap();
+        assert_eq!(health.test, vec!["CMD-SHELL", "virsh version"]);
+        assert_eq!(health.interval, Some(Duration::from_secs(90)));
+        assert_eq!(file.volumes["nova_logs"].name, "nova_logs");
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let text = "services:\n  a:\n    image: x\n    privilegd: true\n";
+        let err = parse_text(text).unwrap_err().to_string();
+        assert!(
+            err.starts_with("compose/compute.yml: line 4 column 5: unknown field `privilegd`"),
+            "{err}"
+        );
+        let err = parse_text("services: {}\nnetworks: {}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 2: unknown top-level key `networks`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_and_malformed_yaml_name_the_line() {
+        let err = parse_text("services:\n  a:\n    image: x\n    privileged: maybe\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 4"), "{err}");
+        let err = parse_text("services:\n  a:\n    image: [x\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("compose/compute.yml: line"), "{err}");
+    }
+
+    #[test]
+    fn references_must_name_services_of_the_file() {
+        let text =
+            "services:\n  a:\n    image: x\n  b:\n    image: y\n    volumes_from: [nodata]\n";
+        let err = parse_text(text).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "compose/compute.yml: line 5: service b: volumes_from names \"nodata\", which is not a service in this file"
+        );
+        let text = "services:\n  a:\n    image: x\n    depends_on: [ghost]\n";
+        assert!(
+            parse_text(text)
+                .unwrap_err()
+                .to_string()
+                .contains("depends_on names \"ghost\"")
+        );
+        let text = "services:\n  a:\n    image: x\n    volumes: [undeclared:/data]\n";
+        assert!(
+            parse_text(text)
+                .unwrap_err()
+                .to_string()
+                .contains("not declared under the top-level volumes")
+        );
+    }
+
+    #[test]
+    fn required_variable_names_service_and_field() {
+        let text = "services:\n  glance-api:\n    image: \"${GLANCE_IMAGE:?set GLANCE_IMAGE}\"\n";
+        let err = parse_text(text).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "compose/compute.yml: line 3: service glance-api: image: required variable GLANCE_IMAGE is not set: set GLANCE_IMAGE"
+        );
+    }
+
+    #[test]
+    fn dotenv_sits_between_environment_and_globals() {
+        let dotenv = BTreeMap::from([
+            ("TAG".to_string(), "dotenv".to_string()),
+            ("IMAGE_PREFIX".to_string(), "mine/".to_string()),
+        ]);
+        let text = "services:\n  a:\n    image: ${IMAGE_PREFIX}a:${TAG}\n";
+        let file = parse(text, Path::new("c.yml"), &vars(), &dotenv).unwrap();
+        assert_eq!(file.services[0].image, "mine/a:from-env");
+        let parsed = parse_dotenv(
+            "# c\nA=1\nexport B=\"two words\"\nC='x'\n",
+            Path::new(".env"),
+        )
+        .unwrap();
+        assert_eq!(parsed["A"], "1");
+        assert_eq!(parsed["B"], "two words");
+        assert_eq!(parsed["C"], "x");
+        assert!(parse_dotenv("novalue\n", Path::new(".env")).is_err());
+    }
+
+    #[test]
+    fn legacy_v1_layout_is_read() {
+        let text = "glance-data:\n  image: kolla/data:zed\n  volumes: [/var/lib/glance]\nglance-api:\n  image: kolla/glance-api:zed\n  name: glance-api\n  net: host\n  volumes_from: [glance-data]\n";
+        let file = parse_text(text).unwrap();
+        let api = file.service("glance-api").unwrap();
+        assert_eq!(api.network_mode.as_deref(), Some("host"));
+        assert_eq!(api.volumes_from, vec!["glance-data"]);
+        let err = parse_text("a:\n  image: x\n  name: other\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("container_name \"other\" differs"), "{err}");
+    }
+
+    #[test]
+    fn short_and_long_syntaxes() {
+        let text = r#"
+services:
+  web:
+    image: x
+    environment: ["A=1", "B=two=2"]
+    ports: ["8080:80", "127.0.0.1:9000:90/udp", {target: 443, published: "8443"}]
+    labels: {team: infra}
+    ulimits: {nofile: {soft: 1024, hard: 2048}, nproc: 512}
+    tmpfs: /run
+    entrypoint: [/bin/sh, -c]
+    restart: on-failure:3
+"#;
+        let file = parse_text(text).unwrap();
+        let web = &file.services[0];
+        assert_eq!(web.environment["B"], "two=2");
+        assert_eq!(
+            web.ports,
+            vec![
+                Port {
+                    host_ip: None,
+                    published: Some(8080),
+                    target: 80,
+                    protocol: "tcp".into()
+                },
+                Port {
+                    host_ip: Some("127.0.0.1".into()),
+                    published: Some(9000),
+                    target: 90,
+                    protocol: "udp".into()
+                },
+                Port {
+                    host_ip: None,
+                    published: Some(8443),
+                    target: 443,
+                    protocol: "tcp".into()
+                },
+            ]
+        );
+        assert_eq!(web.labels["team"], "infra");
+        assert_eq!(
+            web.ulimits["nofile"],
+            Ulimit {
+                soft: 1024,
+                hard: 2048
+            }
+        );
+        assert_eq!(
+            web.ulimits["nproc"],
+            Ulimit {
+                soft: 512,
+                hard: 512
+            }
+        );
+        assert_eq!(web.tmpfs, vec!["/run"]);
+        assert_eq!(web.entrypoint.as_deref().unwrap(), ["/bin/sh", "-c"]);
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let cases = [
+            ("    restart: sometimes\n", "restart \"sometimes\""),
+            ("    network_mode: mynet\n", "network_mode \"mynet\""),
+            (
+                "    network_mode: host\n    ports: [\"80:80\"]\n",
+                "ports have no effect",
+            ),
+            ("    stop_grace_period: soon\n", "not a duration"),
+            (
+                "    healthcheck: {test: [curl, x]}\n",
+                "must start with CMD",
+            ),
+            (
+                "    depends_on: {b: {condition: service_ready}}\n",
+                "unknown condition",
+            ),
+            (
+                "    volumes: [\"data:relative\"]\n",
+                "must be an absolute path",
+            ),
+            ("    x-kolla: {update_order: sideways}\n", "update_order"),
+            (
+                "    x-kolla: {data: true, bootstrap: {command: x}}\n",
+                "data container",
+            ),
+        ];
+        for (extra, want) in cases {
+            let text = format!("services:\n  b:\n    image: y\n  a:\n    image: x\n{extra}");
+            let err = parse_text(&text).map(|_| ()).unwrap_err().to_string();
+            assert!(err.contains(want), "{extra:?}: {err}");
+            assert!(err.contains("service a"), "{extra:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1h2m3s"), Some(Duration::from_secs(3723)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10"), None);
+        assert_eq!(parse_duration(""), None);
+        assert_eq!(parse_duration("5d"), None);
+    }
+}
