@@ -116,21 +116,6 @@ impl Endpoint {
     }
 }
 
-/// Whether a `tcp://host:port` URL names a loopback address, the only kind
-/// kolla reaches without TLS.
-pub fn is_loopback_url(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = rest.split('/').next().unwrap_or(rest);
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(v6),
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
-    };
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
 /// What kolla needs to know about an image on a node.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageInfo {
@@ -186,7 +171,7 @@ impl Engine {
                 version,
             )
         } else if url.starts_with("tcp://") || url.starts_with("http://") {
-            if !is_loopback_url(&url) {
+            if !crate::config::is_loopback_url(&url) {
                 return Err(EngineError::Insecure { endpoint: url });
             }
             Docker::connect_with_http(&url, REQUEST_TIMEOUT_SECS, version)
@@ -441,7 +426,8 @@ pub fn split_tag(reference: &str) -> (&str, &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::{is_loopback_url, split_tag};
+    use super::split_tag;
+    use crate::config::is_loopback_url;
 
     #[test]
     fn only_loopback_counts_as_loopback() {

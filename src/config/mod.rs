@@ -4,8 +4,25 @@
 pub mod compose;
 pub mod globals;
 pub mod interpolate;
+pub mod inventory;
 
 pub use globals::Globals;
+pub use inventory::Inventory;
+
+/// Whether a `tcp://host:port` URL names a loopback address, the only kind
+/// kolla reaches without TLS.
+pub fn is_loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
 
 use std::path::PathBuf;
 

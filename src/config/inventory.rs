@@ -1,0 +1,333 @@
+//! The inventory: which nodes exist, how to reach each one's Docker engine,
+//! and which roles it has. A role `R` means the node runs `compose/R.yml`.
+//! `inventory/all-in-one.yml` (this machine, roles controller + compute) is
+//! built in and used when no `--inventory` is given.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::ConfigError;
+
+/// The all-in-one inventory, used when the operator names none.
+pub const ALL_IN_ONE: &str = include_str!("../../inventory/all-in-one.yml");
+
+/// How a node's engine applies `privileged: true`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrivilegedMode {
+    /// The engine's own `--privileged`.
+    #[default]
+    Native,
+    /// Every capability the engine can grant, AppArmor and seccomp
+    /// unconfined, and access to every device: for engines that refuse
+    /// `--privileged` because they cannot grant all capabilities.
+    Explicit,
+}
+
+/// Client certificate files, resolved against the inventory's folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsPaths {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub name: String,
+    /// `unix:///...` or `tcp://host:port`; None means the environment's
+    /// engine (DOCKER_HOST, or the local socket).
+    pub docker: Option<String>,
+    pub tls: Option<TlsPaths>,
+    pub roles: Vec<String>,
+    pub privileged: PrivilegedMode,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inventory {
+    /// Where it was read from ("<built-in all-in-one>" for the default).
+    pub origin: PathBuf,
+    /// Sorted by name.
+    pub nodes: Vec<Node>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    ca: String,
+    cert: String,
+    key: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    docker: Option<String>,
+    tls: Option<RawTls>,
+    roles: Vec<String>,
+    #[serde(default)]
+    privileged: PrivilegedMode,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInventory {
+    nodes: BTreeMap<String, RawNode>,
+}
+
+impl Inventory {
+    /// The inventory at `path`, or the built-in all-in-one.
+    pub fn load(path: Option<&Path>) -> Result<Inventory, ConfigError> {
+        match path {
+            None => Inventory::parse(ALL_IN_ONE, Path::new("<built-in all-in-one inventory>")),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                Inventory::parse(&text, path)
+            }
+        }
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Inventory, ConfigError> {
+        let raw: RawInventory = serde_saphyr::from_str(text).map_err(|e| ConfigError::Yaml {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_start_matches("error: ").to_string(),
+        })?;
+        let invalid = |node: &str, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message: format!("node {node}: {message}"),
+        };
+        if raw.nodes.is_empty() {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: "no nodes".into(),
+            });
+        }
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let mut nodes = Vec::new();
+        for (name, node) in raw.nodes {
+            if !super::globals::is_valid_path_component(&name) {
+                return Err(invalid(
+                    &name,
+                    "a node name may use lowercase letters, digits, '.', '_', '-'".into(),
+                ));
+            }
+            if node.roles.is_empty() {
+                return Err(invalid(
+                    &name,
+                    "no roles (a role R deploys compose/R.yml)".into(),
+                ));
+            }
+            if let Some(role) = node
+                .roles
+                .iter()
+                .find(|r| !super::globals::is_valid_path_component(r))
+            {
+                return Err(invalid(
+                    &name,
+                    format!("role {role:?} is not a valid file name"),
+                ));
+            }
+            let tls = node.tls.map(|t| TlsPaths {
+                ca: dir.join(t.ca),
+                cert: dir.join(t.cert),
+                key: dir.join(t.key),
+            });
+            if let Some(url) = &node.docker {
+                if url.starts_with("ssh://") {
+                    return Err(invalid(
+                        &name,
+                        format!("{url}: ssh endpoints are not supported; use tcp:// with tls"),
+                    ));
+                }
+                if !(url.starts_with("unix://") || url.starts_with("tcp://")) {
+                    return Err(invalid(
+                        &name,
+                        format!("docker {url:?}: expected unix:///path or tcp://host:port"),
+                    ));
+                }
+                if url.starts_with("tcp://")
+                    && tls.is_none()
+                    && !crate::config::is_loopback_url(url)
+                {
+                    return Err(invalid(
+                        &name,
+                        format!(
+                            "{url} is plain TCP to a remote engine; add tls: {{ca, cert, key}} (only loopback may go without TLS)"
+                        ),
+                    ));
+                }
+            } else if tls.is_some() {
+                return Err(invalid(
+                    &name,
+                    "tls without a docker: tcp:// endpoint".into(),
+                ));
+            }
+            nodes.push(Node {
+                name,
+                docker: node.docker,
+                tls,
+                roles: node.roles,
+                privileged: node.privileged,
+            });
+        }
+        Ok(Inventory {
+            origin: path.to_path_buf(),
+            nodes,
+        })
+    }
+
+    /// Nodes whose name or one of whose roles is in `selectors` (every node
+    /// when there are none). A selector matching nothing is an error that
+    /// lists what exists.
+    pub fn select(&self, selectors: &[String]) -> Result<Vec<&Node>, ConfigError> {
+        if selectors.is_empty() {
+            return Ok(self.nodes.iter().collect());
+        }
+        for selector in selectors {
+            let known = self
+                .nodes
+                .iter()
+                .any(|n| &n.name == selector || n.roles.contains(selector));
+            if !known {
+                let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
+                let mut roles: Vec<&str> = self
+                    .nodes
+                    .iter()
+                    .flat_map(|n| n.roles.iter().map(String::as_str))
+                    .collect();
+                roles.sort();
+                roles.dedup();
+                return Err(ConfigError::Invalid {
+                    path: self.origin.clone(),
+                    message: format!(
+                        "no node or role named {selector:?}; nodes: {}; roles: {}",
+                        names.join(", "),
+                        roles.join(", ")
+                    ),
+                });
+            }
+        }
+        Ok(self
+            .nodes
+            .iter()
+            .filter(|n| {
+                selectors
+                    .iter()
+                    .any(|s| &n.name == s || n.roles.contains(s))
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Inventory, ConfigError> {
+        Inventory::parse(text, Path::new("inventory/test.yml"))
+    }
+
+    #[test]
+    fn built_in_all_in_one_is_the_local_engine_with_both_roles() {
+        let inventory = Inventory::load(None).unwrap();
+        assert_eq!(inventory.nodes.len(), 1);
+        let node = &inventory.nodes[0];
+        assert_eq!(node.docker, None);
+        assert_eq!(node.roles, vec!["controller", "compute"]);
+        assert_eq!(node.privileged, PrivilegedMode::Native);
+    }
+
+    #[test]
+    fn shipped_multinode_example_parses() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/inventory/multinode.yml"
+        ))
+        .unwrap();
+        let inventory = Inventory::parse(&text, Path::new("inventory/multinode.yml")).unwrap();
+        let compute2 = inventory
+            .nodes
+            .iter()
+            .find(|n| n.name == "compute2")
+            .unwrap();
+        assert_eq!(compute2.privileged, PrivilegedMode::Explicit);
+        assert_eq!(
+            compute2.tls.as_ref().unwrap().ca,
+            Path::new("inventory/certs/ca.pem")
+        );
+    }
+
+    #[test]
+    fn plain_tcp_to_a_remote_node_is_refused() {
+        let err = parse("nodes:\n  c1: {docker: \"tcp://10.0.0.11:2375\", roles: [compute]}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("inventory/test.yml: node c1: tcp://10.0.0.11:2375 is plain TCP"),
+            "{err}"
+        );
+        assert!(
+            parse("nodes:\n  c1: {docker: \"tcp://127.0.0.1:2375\", roles: [compute]}\n").is_ok()
+        );
+        assert!(
+            parse("nodes:\n  c1: {docker: \"ssh://me@host\", roles: [compute]}\n")
+                .unwrap_err()
+                .to_string()
+                .contains("ssh")
+        );
+    }
+
+    #[test]
+    fn bad_inventories_name_file_and_node() {
+        let err = parse("nodes:\n  c1:\n    roles: [compute]\n    rolez: [x]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("inventory/test.yml: line 4"), "{err}");
+        assert!(
+            parse("nodes:\n  c1: {roles: []}\n")
+                .unwrap_err()
+                .to_string()
+                .contains("node c1: no roles")
+        );
+        assert!(
+            parse("nodes: {}\n")
+                .unwrap_err()
+                .to_string()
+                .contains("no nodes")
+        );
+        assert!(parse("nodes:\n  c1: {roles: [x], privileged: sometimes}\n").is_err());
+    }
+
+    #[test]
+    fn select_by_name_or_role() {
+        let inventory = parse(
+            "nodes:\n  ctl: {roles: [controller]}\n  c1: {roles: [compute]}\n  c2: {roles: [compute]}\n",
+        )
+        .unwrap();
+        let names = |selectors: &[&str]| -> Vec<String> {
+            let selectors: Vec<String> = selectors.iter().map(|s| s.to_string()).collect();
+            inventory
+                .select(&selectors)
+                .unwrap()
+                .iter()
+                .map(|n| n.name.clone())
+                .collect()
+        };
+        assert_eq!(names(&[]), vec!["c1", "c2", "ctl"]);
+        assert_eq!(names(&["compute"]), vec!["c1", "c2"]);
+        assert_eq!(names(&["ctl", "c2"]), vec!["c2", "ctl"]);
+        let err = inventory
+            .select(&["storage".to_string()])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "inventory/test.yml: no node or role named \"storage\"; nodes: c1, c2, ctl; roles: compute, controller"
+        );
+    }
+}
