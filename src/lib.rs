@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod deploy;
 pub mod engine;
 pub mod images;
 pub mod progress;
