@@ -11,14 +11,22 @@ use std::time::Duration;
 
 use bollard::Docker;
 use bollard::errors::Error as BollardError;
-use bollard::models::ContainerCreateBody;
+use bollard::models::{
+    ContainerCreateBody, ContainerUpdateBody, HealthConfig, HostConfig,
+    PortBinding as ApiPortBinding, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
+    VolumeCreateRequest,
+};
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
-    ListContainersOptionsBuilder, ListImagesOptionsBuilder, LogsOptionsBuilder,
-    PushImageOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+    EventsOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
+    LogsOptionsBuilder, PushImageOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveImageOptionsBuilder, RemoveVolumeOptionsBuilder, RenameContainerOptionsBuilder,
+    StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use bytes::Bytes;
 use futures_util::StreamExt;
+
+use crate::deploy::spec::ContainerSpec;
 
 /// Seconds before a request without an answer is abandoned. Only response
 /// headers are covered (bollard does not time stream bodies), so this must
@@ -416,6 +424,405 @@ impl Engine {
     }
 }
 
+/// A container as one list call shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerListing {
+    pub id: String,
+    /// Without the engine's leading `/`.
+    pub name: String,
+    pub labels: HashMap<String, String>,
+    /// `created`, `running`, `exited`, ...
+    pub state: String,
+    /// The engine's status text, which carries the health: `Up 3s (healthy)`.
+    pub status: String,
+    pub image: String,
+}
+
+/// What a wait for a container ended on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitOutcome {
+    Healthy,
+    /// Running, and still running when the window closed (no healthcheck).
+    StillRunning,
+    Unhealthy,
+    /// Exited with this code.
+    Exited(i64),
+    TimedOut,
+}
+
+/// What to wait for after a start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitGoal {
+    /// Healthy (if the container has a healthcheck) or still running once
+    /// `window` has passed (if not).
+    Up { window: Duration },
+    /// Exited (for one-shot jobs).
+    Exited,
+}
+
+/// The engine's create request for `spec`. Pure, so the mapping is tested
+/// without an engine.
+pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
+    let restart_policy = spec.restart_policy.as_deref().map(restart_policy);
+    let port_bindings = (!spec.ports.is_empty()).then(|| {
+        let mut map: HashMap<String, Option<Vec<ApiPortBinding>>> = HashMap::new();
+        for port in &spec.ports {
+            map.entry(format!("{}/{}", port.container_port, port.protocol))
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_with(Vec::new)
+                .push(ApiPortBinding {
+                    host_ip: port.host_ip.clone(),
+                    host_port: port.host_port.map(|p| p.to_string()),
+                });
+        }
+        map
+    });
+    let exposed: Vec<String> = spec
+        .ports
+        .iter()
+        .map(|p| format!("{}/{}", p.container_port, p.protocol))
+        .collect();
+    let non_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        cmd: spec.command.clone(),
+        entrypoint: spec.entrypoint.clone(),
+        env: non_empty(&spec.env),
+        user: spec.user.clone(),
+        labels: Some(
+            spec.labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        volumes: non_empty(&spec.anonymous_volumes),
+        exposed_ports: non_empty(&exposed),
+        stop_timeout: spec.stop_timeout_secs,
+        healthcheck: spec.healthcheck.as_ref().map(|h| HealthConfig {
+            test: Some(h.test.clone()),
+            interval: h.interval_ns,
+            timeout: h.timeout_ns,
+            retries: h.retries,
+            start_period: h.start_period_ns,
+            ..Default::default()
+        }),
+        host_config: Some(HostConfig {
+            binds: non_empty(&spec.binds),
+            volumes_from: non_empty(&spec.volumes_from),
+            network_mode: spec.network_mode.clone(),
+            pid_mode: spec.pid_mode.clone(),
+            ipc_mode: spec.ipc_mode.clone(),
+            privileged: Some(spec.privileged),
+            cap_add: non_empty(&spec.cap_add),
+            cap_drop: non_empty(&spec.cap_drop),
+            security_opt: non_empty(&spec.security_opt),
+            device_cgroup_rules: non_empty(&spec.device_cgroup_rules),
+            restart_policy,
+            init: spec.init,
+            ulimits: (!spec.ulimits.is_empty()).then(|| {
+                spec.ulimits
+                    .iter()
+                    .map(|(name, soft, hard)| ResourcesUlimits {
+                        name: Some(name.clone()),
+                        soft: Some(*soft),
+                        hard: Some(*hard),
+                    })
+                    .collect()
+            }),
+            tmpfs: (!spec.tmpfs.is_empty()).then(|| spec.tmpfs.clone().into_iter().collect()),
+            port_bindings,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// `no`, `always`, `unless-stopped`, `on-failure[:N]` as the engine's type.
+fn restart_policy(policy: &str) -> RestartPolicy {
+    let (name, retries) = match policy.split_once(':') {
+        Some((name, n)) => (name, n.parse().ok()),
+        None => (policy, None),
+    };
+    let name = match name {
+        "always" => RestartPolicyNameEnum::ALWAYS,
+        "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
+        "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
+        _ => RestartPolicyNameEnum::NO,
+    };
+    RestartPolicy {
+        name: Some(name),
+        maximum_retry_count: retries,
+    }
+}
+
+impl Engine {
+    /// Every container (running or not) carrying `label` (`key=value`):
+    /// one call, however many containers there are.
+    pub async fn list_containers(&self, label: &str) -> Result<Vec<ContainerListing>, EngineError> {
+        let filters = HashMap::from([("label", vec![label])]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let containers = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| EngineError::from_api("list containers", e))?;
+        Ok(containers
+            .into_iter()
+            .map(|c| ContainerListing {
+                id: c.id.unwrap_or_default(),
+                name: c
+                    .names
+                    .and_then(|n| n.into_iter().next())
+                    .unwrap_or_default()
+                    .trim_start_matches('/')
+                    .to_string(),
+                labels: c.labels.unwrap_or_default(),
+                state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+                status: c.status.unwrap_or_default(),
+                image: c.image.unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// Create (not start) the container `spec` describes; returns its id.
+    pub async fn create_container(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
+        let options = CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
+        let response = self
+            .docker
+            .create_container(Some(options), create_body(spec))
+            .await
+            .map_err(|e| EngineError::from_api(format!("create container {}", spec.name), e))?;
+        Ok(response.id)
+    }
+
+    pub async fn start_container(&self, name: &str) -> Result<(), EngineError> {
+        self.docker
+            .start_container(name, None)
+            .await
+            .map_err(|e| EngineError::from_api(format!("start container {name}"), e))
+    }
+
+    /// Stop gracefully, killing after `grace` (the engine's default when
+    /// None). Stopping a stopped container is not an error.
+    pub async fn stop_container(&self, name: &str, grace: Option<i64>) -> Result<(), EngineError> {
+        let mut options = StopContainerOptionsBuilder::default();
+        if let Some(secs) = grace {
+            options = options.t(i32::try_from(secs).unwrap_or(i32::MAX));
+        }
+        match self
+            .docker
+            .stop_container(name, Some(options.build()))
+            .await
+        {
+            Ok(()) => Ok(()),
+            // 304: already stopped.
+            Err(BollardError::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(EngineError::from_api(format!("stop container {name}"), e)),
+        }
+    }
+
+    /// Remove a container (force: even if running). Its anonymous volumes
+    /// go too only with `volumes`. A missing container is not an error.
+    pub async fn remove_container(&self, name: &str, volumes: bool) -> Result<(), EngineError> {
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(volumes)
+            .build();
+        match self.docker.remove_container(name, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) => match EngineError::from_api(format!("remove container {name}"), e) {
+                EngineError::NotFound { .. } => Ok(()),
+                e => Err(e),
+            },
+        }
+    }
+
+    pub async fn rename_container(&self, name: &str, new_name: &str) -> Result<(), EngineError> {
+        let options = RenameContainerOptionsBuilder::default()
+            .name(new_name)
+            .build();
+        self.docker
+            .rename_container(name, options)
+            .await
+            .map_err(|e| EngineError::from_api(format!("rename container {name} to {new_name}"), e))
+    }
+
+    pub async fn set_restart_policy(&self, name: &str, policy: &str) -> Result<(), EngineError> {
+        let body = ContainerUpdateBody {
+            restart_policy: Some(restart_policy(policy)),
+            ..Default::default()
+        };
+        self.docker
+            .update_container(name, body)
+            .await
+            .map_err(|e| EngineError::from_api(format!("update container {name}"), e))
+    }
+
+    /// Unpack `tar` into folder `dest` of a (created or running) container.
+    pub async fn upload(&self, name: &str, dest: &str, tar: Bytes) -> Result<(), EngineError> {
+        let options = UploadToContainerOptionsBuilder::default()
+            .path(dest)
+            .build();
+        self.docker
+            .upload_to_container(name, Some(options), bollard::body_full(tar))
+            .await
+            .map_err(|e| EngineError::from_api(format!("upload config into {name}:{dest}"), e))
+    }
+
+    /// The last `lines` lines a container printed (stdout and stderr).
+    pub async fn logs_tail(&self, name: &str, lines: usize) -> Result<String, EngineError> {
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .tail(&lines.to_string())
+            .build();
+        let mut logs = self.docker.logs(name, Some(options));
+        let mut output = String::new();
+        while let Some(item) = logs.next().await {
+            let chunk = item.map_err(|e| EngineError::from_api(format!("logs of {name}"), e))?;
+            output.push_str(&chunk.to_string());
+        }
+        Ok(output)
+    }
+
+    /// State, health and exit code of one container.
+    async fn container_status(
+        &self,
+        name: &str,
+    ) -> Result<(String, Option<String>, i64, bool), EngineError> {
+        let inspect = self
+            .docker
+            .inspect_container(name, None)
+            .await
+            .map_err(|e| EngineError::from_api(format!("container {name}"), e))?;
+        let has_healthcheck = inspect
+            .config
+            .as_ref()
+            .and_then(|c| c.healthcheck.as_ref())
+            .and_then(|h| h.test.as_ref())
+            .is_some_and(|t| t.first().map(String::as_str) != Some("NONE"));
+        let state = inspect.state.unwrap_or_default();
+        Ok((
+            state.status.map(|s| s.to_string()).unwrap_or_default(),
+            state.health.and_then(|h| h.status).map(|s| s.to_string()),
+            state.exit_code.unwrap_or(0),
+            has_healthcheck,
+        ))
+    }
+
+    /// Wait for a started container to reach `goal`, following the
+    /// engine's event stream (health_status, die) rather than polling; give
+    /// up after `timeout`.
+    pub async fn wait_for(
+        &self,
+        name: &str,
+        goal: WaitGoal,
+        timeout: Duration,
+    ) -> Result<WaitOutcome, EngineError> {
+        let filters = HashMap::from([("container", vec![name]), ("type", vec!["container"])]);
+        let options = EventsOptionsBuilder::default().filters(&filters).build();
+        // Subscribe first, then look: nothing can happen unseen between.
+        let mut events = self.docker.events(Some(options));
+        let deadline = tokio::time::Instant::now() + timeout;
+        let (state, health, exit_code, has_healthcheck) = self.container_status(name).await?;
+        let up_window = match goal {
+            WaitGoal::Up { window } => Some(window),
+            WaitGoal::Exited => None,
+        };
+        if state == "exited" || state == "dead" {
+            return Ok(WaitOutcome::Exited(exit_code));
+        }
+        if up_window.is_some() && has_healthcheck {
+            match health.as_deref() {
+                Some("healthy") => return Ok(WaitOutcome::Healthy),
+                Some("unhealthy") => return Ok(WaitOutcome::Unhealthy),
+                _ => {}
+            }
+        }
+        // Without a healthcheck "up" means still running when the window
+        // closes; with one, the window does not apply.
+        let window_end = match up_window {
+            Some(window) if !has_healthcheck => Some(tokio::time::Instant::now() + window),
+            _ => None,
+        };
+        loop {
+            let until = window_end.map_or(deadline, |w| w.min(deadline));
+            let next = tokio::time::timeout_at(until, events.next()).await;
+            let event = match next {
+                Err(_) if window_end.is_some_and(|w| w <= deadline) => {
+                    let (state, _, exit_code, _) = self.container_status(name).await?;
+                    return Ok(if state == "running" {
+                        WaitOutcome::StillRunning
+                    } else {
+                        WaitOutcome::Exited(exit_code)
+                    });
+                }
+                Err(_) => return Ok(WaitOutcome::TimedOut),
+                Ok(None) => return Ok(WaitOutcome::TimedOut),
+                Ok(Some(Err(e))) => {
+                    return Err(EngineError::from_api(format!("events of {name}"), e));
+                }
+                Ok(Some(Ok(event))) => event,
+            };
+            let action = event.action.unwrap_or_default();
+            if action == "die" {
+                let code = event
+                    .actor
+                    .and_then(|a| a.attributes)
+                    .and_then(|a| a.get("exitCode").and_then(|c| c.parse().ok()))
+                    .unwrap_or(-1);
+                return Ok(WaitOutcome::Exited(code));
+            }
+            if up_window.is_some() && has_healthcheck {
+                match action.as_str() {
+                    "health_status: healthy" => return Ok(WaitOutcome::Healthy),
+                    "health_status: unhealthy" => return Ok(WaitOutcome::Unhealthy),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Create a named volume (labelled); an existing one is kept as is.
+    pub async fn create_volume(
+        &self,
+        name: &str,
+        driver: Option<&str>,
+        labels: HashMap<String, String>,
+    ) -> Result<(), EngineError> {
+        let request = VolumeCreateRequest {
+            name: Some(name.to_string()),
+            driver: driver.map(str::to_string),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        self.docker
+            .create_volume(request)
+            .await
+            .map(|_| ())
+            .map_err(|e| EngineError::from_api(format!("create volume {name}"), e))
+    }
+
+    /// Remove a named volume; a missing one is not an error.
+    pub async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        let options = RemoveVolumeOptionsBuilder::default().force(false).build();
+        match self.docker.remove_volume(name, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) => match EngineError::from_api(format!("remove volume {name}"), e) {
+                EngineError::NotFound { .. } => Ok(()),
+                e => Err(e),
+            },
+        }
+    }
+}
+
 /// Split `name:tag` at the tag's colon (not a registry port's).
 pub fn split_tag(reference: &str) -> (&str, &str) {
     match reference.rsplit_once(':') {
@@ -426,8 +833,71 @@ pub fn split_tag(reference: &str) -> (&str, &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::split_tag;
+    use super::{create_body, split_tag};
     use crate::config::is_loopback_url;
+    use crate::deploy::spec::{ContainerSpec, HealthSpec, PortBinding};
+
+    #[test]
+    fn create_body_maps_every_field() {
+        let spec = ContainerSpec {
+            name: "web".into(),
+            labels: [("kolla.service".to_string(), "web".to_string())].into(),
+            image: "busybox:1".into(),
+            command: Some(vec!["httpd".into(), "-f".into()]),
+            env: vec!["A=1".into()],
+            network_mode: Some("host".into()),
+            privileged: true,
+            binds: vec!["/etc/hosts:/etc/hosts:ro".into()],
+            anonymous_volumes: vec!["/data".into()],
+            volumes_from: vec!["webdata".into()],
+            restart_policy: Some("on-failure:3".into()),
+            ulimits: vec![("nofile".into(), 1024, 2048)],
+            ports: vec![PortBinding {
+                host_ip: None,
+                host_port: Some(8080),
+                container_port: 80,
+                protocol: "tcp".into(),
+            }],
+            healthcheck: Some(HealthSpec {
+                test: vec!["CMD".into(), "true".into()],
+                interval_ns: Some(1_000_000_000),
+                timeout_ns: None,
+                retries: Some(3),
+                start_period_ns: None,
+            }),
+            stop_timeout_secs: Some(30),
+            ..ContainerSpec::default()
+        };
+        let body = create_body(&spec);
+        assert_eq!(body.image.as_deref(), Some("busybox:1"));
+        assert_eq!(body.cmd, Some(vec!["httpd".to_string(), "-f".to_string()]));
+        assert_eq!(body.volumes, Some(vec!["/data".to_string()]));
+        assert_eq!(body.exposed_ports, Some(vec!["80/tcp".to_string()]));
+        assert_eq!(body.stop_timeout, Some(30));
+        assert_eq!(body.labels.unwrap()["kolla.service"], "web");
+        assert_eq!(body.healthcheck.unwrap().retries, Some(3));
+        let host = body.host_config.unwrap();
+        assert_eq!(host.network_mode.as_deref(), Some("host"));
+        assert_eq!(host.privileged, Some(true));
+        assert_eq!(host.volumes_from, Some(vec!["webdata".to_string()]));
+        assert_eq!(
+            host.binds,
+            Some(vec!["/etc/hosts:/etc/hosts:ro".to_string()])
+        );
+        let policy = host.restart_policy.unwrap();
+        assert_eq!(
+            policy.name,
+            Some(bollard::models::RestartPolicyNameEnum::ON_FAILURE)
+        );
+        assert_eq!(policy.maximum_retry_count, Some(3));
+        let ports = host.port_bindings.unwrap();
+        assert_eq!(
+            ports["80/tcp"].as_ref().unwrap()[0].host_port.as_deref(),
+            Some("8080")
+        );
+        assert_eq!(host.ulimits.unwrap()[0].hard, Some(2048));
+        assert_eq!(host.cap_add, None);
+    }
 
     #[test]
     fn only_loopback_counts_as_loopback() {
