@@ -790,6 +790,38 @@ impl Engine {
         }
     }
 
+    /// Labels and restart policy of one container, or None if it is gone.
+    pub async fn container_details(
+        &self,
+        name: &str,
+    ) -> Result<Option<(HashMap<String, String>, String)>, EngineError> {
+        match self.docker.inspect_container(name, None).await {
+            Ok(inspect) => {
+                let labels = inspect.config.and_then(|c| c.labels).unwrap_or_default();
+                let policy = inspect
+                    .host_config
+                    .and_then(|h| h.restart_policy)
+                    .map(|p| {
+                        let name = p
+                            .name
+                            .map(|n| n.to_string())
+                            .filter(|n| !n.is_empty())
+                            .unwrap_or_else(|| "no".into());
+                        match p.maximum_retry_count {
+                            Some(n) if n > 0 && name == "on-failure" => format!("{name}:{n}"),
+                            _ => name,
+                        }
+                    })
+                    .unwrap_or_else(|| "no".into());
+                Ok(Some((labels, policy)))
+            }
+            Err(e) => match EngineError::from_api(format!("container {name}"), e) {
+                EngineError::NotFound { .. } => Ok(None),
+                e => Err(e),
+            },
+        }
+    }
+
     /// Create a named volume (labelled); an existing one is kept as is.
     pub async fn create_volume(
         &self,

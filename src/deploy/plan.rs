@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::labels::{ObservedContainer, Role, State};
 use super::spec::ContainerSpec;
 use crate::config::compose::ServiceSpec;
+use crate::config::inventory::PrivilegedMode;
 
 /// A service as it should be on the node.
 #[derive(Debug, Clone)]
@@ -21,6 +22,9 @@ pub struct DesiredService {
     pub config_hash: String,
     /// Id of the service's image on the node, None when it is not there.
     pub digest: Option<String>,
+    /// The node role whose compose file defines it.
+    pub node_role: String,
+    pub privileged: PrivilegedMode,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -322,6 +326,8 @@ services:
                 config_hash: format!("hash-{}", service.name),
                 digest: Some(format!("sha256:{}", service.name)),
                 spec: ContainerSpec::default(),
+                node_role: "controller".into(),
+                privileged: PrivilegedMode::Native,
                 service,
             })
             .collect()

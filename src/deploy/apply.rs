@@ -1,0 +1,571 @@
+//! Running a plan on one node: dependency levels in order, the services of
+//! a level in parallel. Creating a service renders and uploads its config
+//! before it starts and runs its bootstrap job first; replacing one is the
+//! swap of `upgrade`, the same code path `kolla upgrade` uses. A service
+//! that others need healthy (or that has a healthcheck) must pass it before
+//! the next level starts; one that fails shows its last log lines.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::future::join_all;
+
+use super::config_files;
+use super::labels::{self, ObservedContainer, Role, State};
+use super::lock::{self, LockError};
+use super::plan::{ActionKind, DesiredService, Plan};
+use super::spec::{self, ContainerSpec, Placement};
+use super::upgrade::{self, SwapOptions};
+use crate::config::compose::Condition;
+use crate::engine::{Engine, EngineError, WaitGoal, WaitOutcome};
+
+/// How long to wait, and how much to show, when things go wrong.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// Longest wait for a healthcheck to pass (or a job to finish).
+    pub health_timeout: Duration,
+    /// How long a service without a healthcheck must stay up after a swap.
+    pub monitor_window: Duration,
+    /// Kept containers per service after a swap.
+    pub retain: usize,
+    /// Log lines shown for a failing container.
+    pub log_lines: usize,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            health_timeout: Duration::from_secs(300),
+            monitor_window: Duration::from_secs(2),
+            retain: 2,
+            log_lines: 30,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("node {node}: {source}")]
+    Engine {
+        node: String,
+        #[source]
+        source: EngineError,
+    },
+    #[error(
+        "node {node}: service {service}: the bootstrap job exited {code}; its last lines:\n{logs}"
+    )]
+    Bootstrap {
+        node: String,
+        service: String,
+        code: i64,
+        logs: String,
+    },
+    #[error("node {node}: service {service}: {what}; its last lines:\n{logs}")]
+    Unhealthy {
+        node: String,
+        service: String,
+        what: String,
+        logs: String,
+    },
+    #[error("node {node}: {source}")]
+    Lock {
+        node: String,
+        #[source]
+        source: LockError,
+    },
+    #[error("node {node}: service {service}: cannot render its config: {message}")]
+    Config {
+        node: String,
+        service: String,
+        message: String,
+    },
+}
+
+/// Everything a node's deploy works with.
+pub struct NodeRun<'a> {
+    pub engine: &'a Engine,
+    pub node: &'a str,
+    pub placement_prefix: &'a str,
+    pub project: &'a str,
+    pub options: &'a ApplyOptions,
+    /// One line per step, for the operator.
+    pub say: &'a (dyn Fn(String) + Sync),
+}
+
+/// What one applied action did.
+#[derive(Debug, Clone)]
+pub struct Done {
+    pub service: String,
+    pub kind: ActionKind,
+    pub dark_window: Option<Duration>,
+}
+
+impl NodeRun<'_> {
+    fn engine_error(&self, source: EngineError) -> DeployError {
+        DeployError::Engine {
+            node: self.node.to_string(),
+            source,
+        }
+    }
+
+    async fn logs(&self, container: &str) -> String {
+        match self
+            .engine
+            .logs_tail(container, self.options.log_lines)
+            .await
+        {
+            Ok(text) if text.trim().is_empty() => "  (no output)".to_string(),
+            Ok(text) => text
+                .lines()
+                .map(|l| format!("  | {l}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Err(e) => format!("  (logs unavailable: {e})"),
+        }
+    }
+
+    /// Run the plan's levels in order; a failure stops before the next level.
+    pub async fn apply(
+        &self,
+        plan: &Plan,
+        desired: &BTreeMap<String, DesiredService>,
+        observed: &[ObservedContainer],
+        config_files: &BTreeMap<String, Vec<(String, Vec<u8>)>>,
+    ) -> Result<Vec<Done>, Vec<DeployError>> {
+        let mut done = Vec::new();
+        for level in &plan.levels {
+            let runs = level
+                .iter()
+                .filter(|a| a.kind.changes_something())
+                .map(|action| {
+                    self.run_action(
+                        action.kind,
+                        &desired[&action.service],
+                        desired,
+                        observed,
+                        config_files,
+                    )
+                });
+            let mut errors = Vec::new();
+            for result in join_all(runs).await {
+                match result {
+                    Ok(d) => done.push(d),
+                    Err(e) => errors.push(e),
+                }
+            }
+            if !errors.is_empty() {
+                return Err(errors);
+            }
+        }
+        for orphan in &plan.orphans {
+            if orphan.kind == ActionKind::RemoveOrphan {
+                for container in observed
+                    .iter()
+                    .filter(|c| c.service == orphan.service && c.role != Role::Lock)
+                {
+                    (self.say)(format!(
+                        "{}: removing {} (orphan)",
+                        self.node, container.name
+                    ));
+                    self.engine
+                        .remove_container(&container.name, false)
+                        .await
+                        .map_err(|e| vec![self.engine_error(e)])?;
+                }
+                done.push(Done {
+                    service: orphan.service.clone(),
+                    kind: ActionKind::RemoveOrphan,
+                    dark_window: None,
+                });
+            }
+        }
+        Ok(done)
+    }
+
+    /// The spec of `service`'s container under `name`, with its labels.
+    fn spec_for(&self, wanted: &DesiredService, name: String, generation: u64) -> ContainerSpec {
+        let mut spec = wanted.spec.clone();
+        spec.name = name;
+        let placement = Placement {
+            prefix: self.placement_prefix,
+            project: self.project,
+            node_role: wanted.node_role.as_str(),
+            privileged: wanted.privileged,
+        };
+        spec.labels = spec::labels_for(
+            &wanted.service,
+            &placement,
+            wanted.digest.as_deref().unwrap_or_default(),
+            &wanted.config_hash,
+            generation,
+        );
+        spec
+    }
+
+    async fn run_action(
+        &self,
+        kind: ActionKind,
+        wanted: &DesiredService,
+        desired: &BTreeMap<String, DesiredService>,
+        observed: &[ObservedContainer],
+        config_files: &BTreeMap<String, Vec<(String, Vec<u8>)>>,
+    ) -> Result<Done, DeployError> {
+        let service = wanted.service.name.clone();
+        let live_name = labels::container_name(self.placement_prefix, &service, Role::Live);
+        let files = config_files
+            .get(&service)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let mut dark_window = None;
+        match kind {
+            ActionKind::CreateData => {
+                (self.say)(format!("{}: {service}: creating data container", self.node));
+                let spec = self.spec_for(wanted, live_name, 1);
+                self.engine
+                    .create_container(&spec)
+                    .await
+                    .map_err(|e| self.engine_error(e))?;
+            }
+            ActionKind::Create => {
+                self.bootstrap(wanted, files).await?;
+                (self.say)(format!("{}: {service}: creating", self.node));
+                let spec = self.spec_for(wanted, live_name.clone(), 1);
+                // A container left by an earlier failed create would block the name.
+                self.engine
+                    .remove_container(&live_name, false)
+                    .await
+                    .map_err(|e| self.engine_error(e))?;
+                self.engine
+                    .create_container(&spec)
+                    .await
+                    .map_err(|e| self.engine_error(e))?;
+                self.upload(&live_name, files).await?;
+                self.engine
+                    .start_container(&live_name)
+                    .await
+                    .map_err(|e| self.engine_error(e))?;
+                self.gate_after_start(wanted, &live_name, desired).await?;
+            }
+            ActionKind::Start => {
+                (self.say)(format!("{}: {service}: starting", self.node));
+                self.engine
+                    .start_container(&live_name)
+                    .await
+                    .map_err(|e| self.engine_error(e))?;
+                self.gate_after_start(wanted, &live_name, desired).await?;
+            }
+            ActionKind::Replace => {
+                let live = observed
+                    .iter()
+                    .find(|c| c.service == service && c.role == Role::Live)
+                    .cloned();
+                let Some(live) = live else {
+                    return Err(self.engine_error(EngineError::NotFound {
+                        what: format!("container {live_name}"),
+                    }));
+                };
+                let held = lock::acquire(
+                    self.engine,
+                    self.placement_prefix,
+                    self.project,
+                    &service,
+                    &wanted.service.image,
+                )
+                .await
+                .map_err(|source| DeployError::Lock {
+                    node: self.node.to_string(),
+                    source,
+                })?;
+                let result = async {
+                    self.bootstrap(wanted, files).await?;
+                    // Above every generation the service ever had on this node,
+                    // kept ones included, so names never collide.
+                    let generation = observed
+                        .iter()
+                        .filter(|c| c.service == service)
+                        .map(|c| match c.role {
+                            Role::Kept(g) => g.max(c.generation),
+                            _ => c.generation,
+                        })
+                        .max()
+                        .unwrap_or(0)
+                        + 1;
+                    let candidate = self.spec_for(
+                        wanted,
+                        labels::container_name(self.placement_prefix, &service, Role::Candidate),
+                        generation,
+                    );
+                    let kept: Vec<ObservedContainer> = observed
+                        .iter()
+                        .filter(|c| c.service == service && matches!(c.role, Role::Kept(_)))
+                        .cloned()
+                        .collect();
+                    let swap =
+                        SwapOptions {
+                            grace: wanted
+                                .service
+                                .stop_grace_period
+                                .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+                            start_first: wanted.service.kolla.update_order
+                                == crate::config::compose::UpdateOrder::StartFirst,
+                            has_healthcheck: wanted.spec.healthcheck.as_ref().is_some_and(|h| {
+                                h.test.first().map(String::as_str) != Some("NONE")
+                            }),
+                        };
+                    upgrade::swap(self, &service, &live, &kept, candidate, files, &swap).await
+                }
+                .await;
+                let released = lock::release(self.engine, held).await;
+                dark_window = Some(result?);
+                released.map_err(|e| self.engine_error(e))?;
+            }
+            ActionKind::Keep | ActionKind::RemoveOrphan => {}
+        }
+        Ok(Done {
+            service,
+            kind,
+            dark_window,
+        })
+    }
+
+    /// Upload rendered config files into a created container.
+    pub(super) async fn upload(
+        &self,
+        container: &str,
+        files: &[(String, Vec<u8>)],
+    ) -> Result<(), DeployError> {
+        if files.is_empty() {
+            return Ok(());
+        }
+        let tar = config_files::tar(files).map_err(|e| DeployError::Config {
+            node: self.node.to_string(),
+            service: container.to_string(),
+            message: e.to_string(),
+        })?;
+        self.engine
+            .upload(container, "/", Bytes::from(tar))
+            .await
+            .map_err(|e| self.engine_error(e))
+    }
+
+    /// The one-shot bootstrap job, if the service has one: same image,
+    /// volumes and config as the service, its own command; must exit 0.
+    pub(super) async fn bootstrap(
+        &self,
+        wanted: &DesiredService,
+        files: &[(String, Vec<u8>)],
+    ) -> Result<(), DeployError> {
+        let Some(command) = &wanted.service.kolla.bootstrap else {
+            return Ok(());
+        };
+        let service = &wanted.service.name;
+        let name = labels::container_name(self.placement_prefix, service, Role::Bootstrap);
+        (self.say)(format!(
+            "{}: {service}: running bootstrap job {}",
+            self.node,
+            command.join(" ")
+        ));
+        let mut spec = self.spec_for(wanted, name.clone(), 0);
+        spec.command = Some(command.clone());
+        spec.restart_policy = Some("no".into());
+        spec.healthcheck = None;
+        self.engine
+            .remove_container(&name, false)
+            .await
+            .map_err(|e| self.engine_error(e))?;
+        self.engine
+            .create_container(&spec)
+            .await
+            .map_err(|e| self.engine_error(e))?;
+        let outcome = async {
+            self.upload(&name, files).await?;
+            self.engine
+                .start_container(&name)
+                .await
+                .map_err(|e| self.engine_error(e))?;
+            self.engine
+                .wait_for(&name, WaitGoal::Exited, self.options.health_timeout)
+                .await
+                .map_err(|e| self.engine_error(e))
+        }
+        .await;
+        let result = match outcome {
+            Ok(WaitOutcome::Exited(0)) => Ok(()),
+            Ok(WaitOutcome::Exited(code)) => Err(DeployError::Bootstrap {
+                node: self.node.to_string(),
+                service: service.clone(),
+                code,
+                logs: self.logs(&name).await,
+            }),
+            Ok(_) => Err(DeployError::Bootstrap {
+                node: self.node.to_string(),
+                service: service.clone(),
+                code: -1,
+                logs: format!(
+                    "(still running after {}s)\n{}",
+                    self.options.health_timeout.as_secs(),
+                    self.logs(&name).await
+                ),
+            }),
+            Err(e) => Err(e),
+        };
+        self.engine
+            .remove_container(&name, false)
+            .await
+            .map_err(|e| self.engine_error(e))?;
+        result
+    }
+
+    /// After a fresh start: wait for what the service's dependents (or its
+    /// own healthcheck) need.
+    async fn gate_after_start(
+        &self,
+        wanted: &DesiredService,
+        container: &str,
+        desired: &BTreeMap<String, DesiredService>,
+    ) -> Result<(), DeployError> {
+        let service = &wanted.service.name;
+        let needed: Vec<Condition> = desired
+            .values()
+            .filter_map(|d| d.service.depends_on.get(service).copied())
+            .collect();
+        let has_healthcheck = wanted
+            .spec
+            .healthcheck
+            .as_ref()
+            .is_some_and(|h| h.test.first().map(String::as_str) != Some("NONE"));
+        if needed.contains(&Condition::CompletedSuccessfully) {
+            let outcome = self
+                .engine
+                .wait_for(container, WaitGoal::Exited, self.options.health_timeout)
+                .await
+                .map_err(|e| self.engine_error(e))?;
+            return match outcome {
+                WaitOutcome::Exited(0) => Ok(()),
+                other => Err(self
+                    .unhealthy(
+                        service,
+                        container,
+                        format!("did not complete successfully ({other:?})"),
+                    )
+                    .await),
+            };
+        }
+        if has_healthcheck || needed.contains(&Condition::Healthy) {
+            self.gate(service, container, has_healthcheck).await?;
+        }
+        Ok(())
+    }
+
+    /// The health gate: healthy (with a healthcheck), or still running
+    /// after the monitor window (without).
+    pub(super) async fn gate(
+        &self,
+        service: &str,
+        container: &str,
+        has_healthcheck: bool,
+    ) -> Result<(), DeployError> {
+        let started = Instant::now();
+        let outcome = self
+            .engine
+            .wait_for(
+                container,
+                WaitGoal::Up {
+                    window: self.options.monitor_window,
+                },
+                self.options.health_timeout,
+            )
+            .await
+            .map_err(|e| self.engine_error(e))?;
+        match outcome {
+            WaitOutcome::Healthy | WaitOutcome::StillRunning => {
+                (self.say)(format!(
+                    "{}: {service}: {} after {:.1}s",
+                    self.node,
+                    if has_healthcheck {
+                        "healthy"
+                    } else {
+                        "running"
+                    },
+                    started.elapsed().as_secs_f64()
+                ));
+                Ok(())
+            }
+            WaitOutcome::Unhealthy => Err(self
+                .unhealthy(service, container, "its healthcheck failed".into())
+                .await),
+            WaitOutcome::Exited(code) => Err(self
+                .unhealthy(service, container, format!("exited with code {code}"))
+                .await),
+            WaitOutcome::TimedOut => Err(self
+                .unhealthy(
+                    service,
+                    container,
+                    format!(
+                        "not healthy after {}s",
+                        self.options.health_timeout.as_secs()
+                    ),
+                )
+                .await),
+        }
+    }
+
+    pub(super) async fn unhealthy(
+        &self,
+        service: &str,
+        container: &str,
+        what: String,
+    ) -> DeployError {
+        DeployError::Unhealthy {
+            node: self.node.to_string(),
+            service: service.to_string(),
+            what,
+            logs: self.logs(container).await,
+        }
+    }
+
+    /// After a deploy: every desired, non-data service must be running (or,
+    /// for one-shot services others wait on, have exited 0).
+    pub async fn verify(
+        &self,
+        desired: &BTreeMap<String, DesiredService>,
+        observed: &[ObservedContainer],
+    ) -> Result<(), Vec<DeployError>> {
+        let completed: Vec<&str> = desired
+            .values()
+            .flat_map(|d| d.service.depends_on.iter())
+            .filter(|(_, c)| **c == Condition::CompletedSuccessfully)
+            .map(|(s, _)| s.as_str())
+            .collect();
+        let by_service: HashMap<&str, &ObservedContainer> = observed
+            .iter()
+            .filter(|c| c.role == Role::Live)
+            .map(|c| (c.service.as_str(), c))
+            .collect();
+        let mut errors = Vec::new();
+        for wanted in desired.values().filter(|d| !d.service.kolla.data) {
+            let name = wanted.service.name.as_str();
+            let Some(container) = by_service.get(name) else {
+                continue;
+            };
+            let ok = container.state == State::Running
+                || (completed.contains(&name) && container.state == State::Exited);
+            if !ok {
+                errors.push(
+                    self.unhealthy(
+                        name,
+                        &container.name,
+                        format!("is {}, not running", container.state.as_str()),
+                    )
+                    .await,
+                );
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}

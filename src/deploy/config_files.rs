@@ -1,0 +1,204 @@
+//! A service's config templates (`x-kolla.config.src`, Tera) rendered into
+//! the files uploaded into its container before it starts. Secrets reach a
+//! container only this way: never through labels, env or command lines.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::config::ConfigError;
+use crate::config::compose::ServiceSpec;
+
+/// What templates may use besides the globals: the node and the service,
+/// and the passwords from passwords.yml.
+#[derive(Debug, Clone, Default)]
+pub struct TemplateInputs {
+    pub globals: tera::Context,
+    pub passwords: BTreeMap<String, String>,
+    pub node_name: String,
+    pub node_role: String,
+}
+
+/// The rendered files of `service`: (path inside the container, bytes),
+/// sorted by path. Empty for a service without config templates.
+pub fn render(
+    service: &ServiceSpec,
+    inputs: &TemplateInputs,
+) -> Result<Vec<(String, Vec<u8>)>, ConfigError> {
+    let Some(config) = &service.kolla.config else {
+        return Ok(Vec::new());
+    };
+    let mut sources = Vec::new();
+    if config.src.is_dir() {
+        collect(&config.src, &config.src, &mut sources)?;
+    } else {
+        let name = config
+            .src
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        sources.push((name, config.src.clone()));
+    }
+    if sources.is_empty() {
+        return Err(ConfigError::Invalid {
+            path: config.src.clone(),
+            message: format!(
+                "service {}: no config templates here (x-kolla.config.src)",
+                service.name
+            ),
+        });
+    }
+    let mut context = inputs.globals.clone();
+    context.insert("passwords", &inputs.passwords);
+    context.insert("node_name", &inputs.node_name);
+    context.insert("node_role", &inputs.node_role);
+    context.insert("service_name", &service.name);
+    let mut files = Vec::new();
+    for (relative, path) in sources {
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let mut tera = tera::Tera::default();
+        let template_error = |e: tera::Error| ConfigError::Invalid {
+            path: path.clone(),
+            message: format!("service {}: {e}", service.name),
+        };
+        tera.add_raw_template(&relative, &text)
+            .map_err(template_error)?;
+        let rendered = tera.render(&relative, &context).map_err(template_error)?;
+        let target = format!("{}/{}", config.dest.trim_end_matches('/'), relative);
+        files.push((target, rendered.into_bytes()));
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<(), ConfigError> {
+    let read_error = |source| ConfigError::Read {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(read_error)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(read_error)?;
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            collect(root, &path, out)?;
+        } else {
+            let relative = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            out.push((relative, path));
+        }
+    }
+    Ok(())
+}
+
+/// The files as a tar to unpack at `/` of the container (paths carry their
+/// folders, which the engine creates), readable by root only: the image's
+/// start script gives each file its owner and mode.
+pub fn tar(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, std::io::Error> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, data) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o600);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder.append_data(&mut header, path.trim_start_matches('/'), data.as_slice())?;
+    }
+    builder.into_inner()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::compose::{Variables, parse};
+
+    #[test]
+    fn renders_a_folder_with_globals_node_and_passwords() {
+        let dir = tempfile::tempdir().unwrap();
+        let templates = dir.path().join("web");
+        std::fs::create_dir_all(templates.join("conf.d")).unwrap();
+        std::fs::write(
+            templates.join("web.conf"),
+            "tag={{ tag }} node={{ node_name }} pw={{ passwords.web_password }}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            templates.join("conf.d/extra.conf"),
+            "service={{ service_name }}\n",
+        )
+        .unwrap();
+        let compose = dir.path().join("controller.yml");
+        let text =
+            "services:\n  web:\n    image: x\n    x-kolla: {config: {src: web/, dest: /etc/web}}\n";
+        let file = parse(text, &compose, &Variables::default(), &BTreeMap::new()).unwrap();
+        let mut globals = tera::Context::new();
+        globals.insert("tag", "zed");
+        let inputs = TemplateInputs {
+            globals,
+            passwords: BTreeMap::from([("web_password".to_string(), "s3cret".to_string())]),
+            node_name: "ctl1".into(),
+            node_role: "controller".into(),
+        };
+        let files = render(&file.services[0], &inputs).unwrap();
+        assert_eq!(
+            files,
+            vec![
+                (
+                    "/etc/web/conf.d/extra.conf".to_string(),
+                    b"service=web\n".to_vec()
+                ),
+                (
+                    "/etc/web/web.conf".to_string(),
+                    b"tag=zed node=ctl1 pw=s3cret\n".to_vec()
+                ),
+            ]
+        );
+        let archive = tar(&files).unwrap();
+        let mut reader = ::tar::Archive::new(archive.as_slice());
+        let paths: Vec<String> = reader
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(paths, vec!["etc/web/conf.d/extra.conf", "etc/web/web.conf"]);
+    }
+
+    #[test]
+    fn an_undefined_variable_names_the_template() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("web")).unwrap();
+        std::fs::write(
+            dir.path().join("web/web.conf"),
+            "a\n{{ passwords.missing }}\n",
+        )
+        .unwrap();
+        let text =
+            "services:\n  web:\n    image: x\n    x-kolla: {config: {src: web, dest: /etc/web}}\n";
+        let file = parse(
+            text,
+            &dir.path().join("c.yml"),
+            &Variables::default(),
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        let err = render(&file.services[0], &TemplateInputs::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("web/web.conf") && err.contains("service web"),
+            "{err}"
+        );
+    }
+}

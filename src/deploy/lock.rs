@@ -1,0 +1,114 @@
+//! The per node+service lock: a container named `<svc>.kolla-lock`, created
+//! (never started) from an image already on the node. The engine's unique
+//! names make creating it an atomic test-and-set on the node itself, so two
+//! operators on two machines cannot swap one service at once.
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::labels::{self, Role};
+use super::spec::ContainerSpec;
+use crate::engine::{Engine, EngineError};
+
+pub const LOCK_OWNER: &str = "kolla.lock-owner";
+pub const LOCK_HOST: &str = "kolla.lock-host";
+pub const LOCK_PID: &str = "kolla.lock-pid";
+pub const LOCK_SINCE: &str = "kolla.lock-since";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error(
+        "service {service} is locked by {owner}@{host} (pid {pid}) for {age}s\n  hint: if that run is gone, `kolla unlock {service}` clears the lock"
+    )]
+    Held {
+        service: String,
+        owner: String,
+        host: String,
+        pid: String,
+        age: u64,
+    },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// A held lock; `release` it on every path.
+#[derive(Debug)]
+pub struct Lock {
+    name: String,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Take the lock of `service`, creating its lock container from `image`.
+pub async fn acquire(
+    engine: &Engine,
+    prefix: &str,
+    project: &str,
+    service: &str,
+    image: &str,
+) -> Result<Lock, LockError> {
+    let name = labels::container_name(prefix, service, Role::Lock);
+    let owner = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    let spec = ContainerSpec {
+        name: name.clone(),
+        image: image.to_string(),
+        labels: BTreeMap::from([
+            (labels::PROJECT.to_string(), project.to_string()),
+            (labels::SERVICE.to_string(), service.to_string()),
+            (LOCK_OWNER.to_string(), owner),
+            (LOCK_HOST.to_string(), host),
+            (LOCK_PID.to_string(), std::process::id().to_string()),
+            (LOCK_SINCE.to_string(), now_secs().to_string()),
+        ]),
+        // Never started; a harmless command in case someone does.
+        command: Some(vec!["true".into()]),
+        entrypoint: Some(vec![]),
+        ..ContainerSpec::default()
+    };
+    match engine.create_container(&spec).await {
+        Ok(_) => Ok(Lock { name }),
+        Err(EngineError::Conflict { .. }) => {
+            let labels = engine
+                .container_details(&name)
+                .await?
+                .map(|(l, _)| l)
+                .unwrap_or_default();
+            let get = |k: &str| labels.get(k).cloned().unwrap_or_else(|| "?".into());
+            let since: u64 = labels
+                .get(LOCK_SINCE)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            Err(LockError::Held {
+                service: service.to_string(),
+                owner: get(LOCK_OWNER),
+                host: get(LOCK_HOST),
+                pid: get(LOCK_PID),
+                age: now_secs().saturating_sub(since),
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Release a lock taken by this run.
+pub async fn release(engine: &Engine, lock: Lock) -> Result<(), EngineError> {
+    engine.remove_container(&lock.name, false).await
+}
+
+/// Clear a lock whatever holds it (`kolla unlock`).
+pub async fn clear(engine: &Engine, prefix: &str, service: &str) -> Result<bool, EngineError> {
+    let name = labels::container_name(prefix, service, Role::Lock);
+    let existed = engine.container_details(&name).await?.is_some();
+    engine.remove_container(&name, false).await?;
+    Ok(existed)
+}
