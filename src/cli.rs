@@ -24,6 +24,107 @@ pub struct Cli {
 pub enum Command {
     /// Render and build the image tree, parents first (what CI runs).
     Build(BuildArgs),
+    /// Converge nodes to their compose files (idempotent).
+    Deploy(DeployArgs),
+    /// Show the deployment's containers per node.
+    Ps(PsArgs),
+    /// Pull every image the selected nodes deploy.
+    Pull(NodeArgs),
+    /// Stop the deployment's containers (data containers are never started).
+    Stop(NodeArgs),
+    /// Remove the deployment's containers; data only with --purge-data.
+    Destroy(DestroyArgs),
+    /// Check nodes before a deploy: engine, privileges, ports, images, disk.
+    Prechecks(NodeArgs),
+    /// Fill passwords.yml with random passwords (existing ones are kept).
+    Genpwd(GenpwdArgs),
+}
+
+/// Which nodes, and where their compose files are.
+#[derive(Debug, Args, Clone)]
+pub struct NodeArgs {
+    /// Inventory file (default: the built-in all-in-one, this machine).
+    #[arg(short, long, env = "KOLLA_INVENTORY", value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+
+    /// Only these nodes: a node name or a role; repeat for several.
+    #[arg(long, value_name = "NAME|ROLE")]
+    pub node: Vec<String>,
+
+    /// Folder of compose files, one per role (<role>.yml).
+    #[arg(
+        long,
+        env = "KOLLA_COMPOSE_DIR",
+        value_name = "DIR",
+        default_value = "compose"
+    )]
+    pub compose_dir: PathBuf,
+
+    /// Activate services of this compose profile; repeat for several.
+    #[arg(long = "profile", value_name = "NAME")]
+    pub profiles: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub nodes: NodeArgs,
+
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Remove containers of services no compose file of the node names.
+    #[arg(long)]
+    pub remove_orphans: bool,
+
+    /// Seconds a service may take to become healthy (or a job to finish).
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub health_timeout: u64,
+
+    /// Seconds a replaced service without a healthcheck must keep running.
+    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
+    pub monitor_window: f64,
+
+    /// Replaced containers kept per service for rollback.
+    #[arg(long, default_value_t = 2)]
+    pub retain: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    #[command(flatten)]
+    pub nodes: NodeArgs,
+
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    #[command(flatten)]
+    pub nodes: NodeArgs,
+
+    /// Also remove data containers and the deployment's volumes.
+    #[arg(long, requires = "yes_i_really_mean_it")]
+    pub purge_data: bool,
+
+    /// Confirms --purge-data: the data is gone for good.
+    #[arg(long)]
+    pub yes_i_really_mean_it: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GenpwdArgs {
+    /// The passwords file (default: passwords.yml in the config dir).
+    #[arg(long, value_name = "FILE")]
+    pub passwords: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

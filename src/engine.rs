@@ -842,6 +842,38 @@ impl Engine {
             .map_err(|e| EngineError::from_api(format!("create volume {name}"), e))
     }
 
+    /// Names of the volumes carrying `label` (`key=value`).
+    pub async fn volume_names(&self, label: &str) -> Result<Vec<String>, EngineError> {
+        let filters = HashMap::from([("label", vec![label])]);
+        let options = bollard::query_parameters::ListVolumesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let response = self
+            .docker
+            .list_volumes(Some(options))
+            .await
+            .map_err(|e| EngineError::from_api("list volumes", e))?;
+        Ok(response
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.name)
+            .collect())
+    }
+
+    /// The engine's version and API version, for prechecks.
+    pub async fn server_version(&self) -> Result<(String, String), EngineError> {
+        let version = self
+            .docker
+            .version()
+            .await
+            .map_err(|e| EngineError::from_api("version", e))?;
+        Ok((
+            version.version.unwrap_or_default(),
+            version.api_version.unwrap_or_default(),
+        ))
+    }
+
     /// Remove a named volume; a missing one is not an error.
     pub async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
         let options = RemoveVolumeOptionsBuilder::default().force(false).build();

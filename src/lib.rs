@@ -12,5 +12,6 @@ pub mod config;
 pub mod deploy;
 pub mod engine;
 pub mod images;
+pub mod nodes;
 pub mod progress;
 pub mod run;

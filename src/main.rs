@@ -25,10 +25,7 @@ fn main() -> ExitCode {
         Ok(Outcome::Failed) => ExitCode::from(exit::FAILED),
         Ok(Outcome::Interrupted) => ExitCode::from(exit::INTERRUPTED),
         Err(error) => {
-            eprintln!("error: {error}");
-            for cause in error.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
-            }
+            eprintln!("error: {}", run::describe_error(&error));
             ExitCode::from(if run::is_usage_error(&error) {
                 exit::USAGE
             } else {

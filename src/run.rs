@@ -13,6 +13,7 @@ use crate::engine::{Endpoint, Engine, EngineError};
 use crate::images::build::{self, BuildOptions};
 use crate::images::render::{self, Override};
 use crate::images::{ImagesError, catalog};
+use crate::nodes;
 use crate::progress::Progress;
 
 /// How a verb ended, when it ran to the end.
@@ -36,14 +37,33 @@ pub mod exit {
 /// Whether an error is the operator's input (exit 2) rather than a failure
 /// of the work (exit 1).
 pub fn is_usage_error(error: &anyhow::Error) -> bool {
-    error.chain().any(|e| {
-        e.is::<ConfigError>()
-            || e.is::<ImagesError>()
-            || matches!(
-                e.downcast_ref::<EngineError>(),
-                Some(EngineError::Insecure { .. })
-            )
-    })
+    nodes::is_usage_error(error)
+        || error.chain().any(|e| {
+            e.is::<ConfigError>()
+                || e.is::<ImagesError>()
+                || matches!(
+                    e.downcast_ref::<EngineError>(),
+                    Some(EngineError::Insecure { .. })
+                )
+        })
+}
+
+/// An error and its causes on one line each joined by `: `, leaving out a
+/// cause whose text an outer message already includes (most of ours embed
+/// their source, so the plain chain would say everything twice).
+pub fn describe_error(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
@@ -54,7 +74,45 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let globals = Globals::load(&config_dir, required)?;
     match cli.command {
         Command::Build(args) => build(globals, &config_dir, args).await,
+        Command::Deploy(args) => {
+            nodes::deploy(
+                &resolve_node_globals(globals, &config_dir)?,
+                &config_dir,
+                args,
+            )
+            .await
+        }
+        Command::Ps(args) => nodes::ps(&resolve_node_globals(globals, &config_dir)?, args).await,
+        Command::Pull(args) => {
+            nodes::pull(
+                &resolve_node_globals(globals, &config_dir)?,
+                &config_dir,
+                args,
+            )
+            .await
+        }
+        Command::Stop(args) => {
+            nodes::stop(&resolve_node_globals(globals, &config_dir)?, args).await
+        }
+        Command::Destroy(args) => {
+            nodes::destroy(&resolve_node_globals(globals, &config_dir)?, args).await
+        }
+        Command::Prechecks(args) => {
+            nodes::prechecks(
+                &resolve_node_globals(globals, &config_dir)?,
+                &config_dir,
+                args,
+            )
+            .await
+        }
+        Command::Genpwd(args) => nodes::genpwd(&config_dir, args),
     }
+}
+
+/// Globals as the node verbs use them (validated; no overrides).
+fn resolve_node_globals(globals: Globals, config_dir: &Path) -> Result<Globals, ConfigError> {
+    globals.validate(&config_dir.join(globals::GLOBALS_FILE))?;
+    Ok(globals)
 }
 
 /// Apply the command line's overrides to globals.yml and validate the result.

@@ -35,6 +35,11 @@ pub struct Globals {
     pub maintainer: String,
     /// Named sets of image regexes, selected with `kolla build --profile`.
     pub profiles: BTreeMap<String, Vec<String>>,
+    /// Label value that marks this deployment's containers (several
+    /// deployments may share an engine).
+    pub project: String,
+    /// Prepended to every container and volume name kolla creates.
+    pub container_prefix: String,
 }
 
 impl Default for Globals {
@@ -61,6 +66,8 @@ impl Default for Globals {
                 ),
                 ("default".into(), profile(&[".*"])),
             ]),
+            project: "kolla".into(),
+            container_prefix: String::new(),
         }
     }
 }
@@ -152,6 +159,22 @@ impl Globals {
                 "registry {registry:?} is not a host[:port]"
             )));
         }
+        if !is_valid_path_component(&self.project) {
+            return Err(invalid(format!(
+                "project {:?} must be lowercase letters, digits and separators",
+                self.project
+            )));
+        }
+        if !self
+            .container_prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        {
+            return Err(invalid(format!(
+                "container_prefix {:?} may use only letters, digits, '_', '.', '-'",
+                self.container_prefix
+            )));
+        }
         if self.base_image.trim().is_empty() {
             return Err(invalid("base_image is empty".into()));
         }
@@ -174,6 +197,29 @@ impl Globals {
             Some(registry) => format!("{registry}/{}/", self.namespace),
             None => format!("{}/", self.namespace),
         }
+    }
+
+    /// The variables compose files may interpolate, upper-case as in
+    /// `${REGISTRY}`, `${TAG}`, `${IMAGE_PREFIX}`.
+    pub fn compose_variables(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (
+                "REGISTRY".to_string(),
+                self.registry.clone().unwrap_or_default(),
+            ),
+            ("NAMESPACE".to_string(), self.namespace.clone()),
+            ("TAG".to_string(), self.tag.clone()),
+            ("IMAGE_PREFIX".to_string(), self.image_prefix()),
+            (
+                "OPENSTACK_RELEASE".to_string(),
+                self.openstack_release.clone(),
+            ),
+            ("PROJECT".to_string(), self.project.clone()),
+            (
+                "CONTAINER_PREFIX".to_string(),
+                self.container_prefix.clone(),
+            ),
+        ])
     }
 
     /// The full reference of image `name` of this build.

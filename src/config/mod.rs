@@ -5,6 +5,7 @@ pub mod compose;
 pub mod globals;
 pub mod interpolate;
 pub mod inventory;
+pub mod passwords;
 
 pub use globals::Globals;
 pub use inventory::Inventory;

@@ -6,6 +6,7 @@ pub mod apply;
 pub mod config_files;
 pub mod labels;
 pub mod lock;
+pub mod node;
 pub mod plan;
 pub mod spec;
 pub mod upgrade;

@@ -222,6 +222,11 @@ pub fn container_spec(service: &ServiceSpec, placement: &Placement) -> Container
             }
         }
     }
+    // Data containers are never started, but the engine will not create a
+    // container without a command; the image may have none.
+    if service.kolla.data && spec.command.is_none() {
+        spec.command = Some(vec!["true".to_string()]);
+    }
     if service.privileged && placement.privileged == PrivilegedMode::Explicit {
         spec.privileged = false;
         for cap in EXPLICIT_PRIVILEGED_CAPS {

@@ -185,7 +185,7 @@ async fn prune(
             Role::Kept(replaced.generation),
         ),
     ));
-    generations.sort_by(|a, b| b.0.cmp(&a.0));
+    generations.sort_by_key(|g| std::cmp::Reverse(g.0));
     generations.dedup_by(|a, b| a.0 == b.0);
     for (_, name) in generations.into_iter().skip(run.options.retain) {
         (run.say)(format!(

@@ -1,0 +1,525 @@
+//! The verbs that act on nodes: deploy, ps, pull, stop, destroy,
+//! prechecks, genpwd. Each resolves the inventory and compose files first,
+//! so bad input fails before any engine is touched, then works on the
+//! selected nodes in parallel.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use futures_util::future::join_all;
+use serde::Serialize;
+
+use crate::cli::{DeployArgs, DestroyArgs, GenpwdArgs, NodeArgs, OutputFormat, PsArgs};
+use crate::config::compose::Variables;
+use crate::config::inventory::{Node, PrivilegedMode};
+use crate::config::{Globals, Inventory, passwords};
+use crate::deploy::apply::{ApplyOptions, DeployError, NodeRun};
+use crate::deploy::labels::{self, Role, State};
+use crate::deploy::node::{self, Desired, DesiredError};
+use crate::deploy::plan::{self, PlanOptions};
+use crate::engine::{Endpoint, Engine, TlsFiles};
+use crate::run::Outcome;
+
+/// A node with everything its verbs need, resolved from files.
+struct Target<'a> {
+    node: &'a Node,
+    desired: Desired,
+}
+
+/// The engine endpoint of a node.
+fn endpoint(node: &Node) -> Endpoint {
+    match &node.docker {
+        None => Endpoint::from_env(),
+        Some(url) => Endpoint {
+            url: url.clone(),
+            tls: node.tls.as_ref().map(|t| TlsFiles {
+                ca: t.ca.clone(),
+                cert: t.cert.clone(),
+                key: t.key.clone(),
+            }),
+        },
+    }
+}
+
+async fn connect(node: &Node) -> anyhow::Result<Engine> {
+    Engine::connect(&endpoint(node))
+        .await
+        .with_context(|| format!("node {}", node.name))
+}
+
+/// Inventory, selected nodes, and each node's desired state, from files.
+fn resolve<'a>(
+    inventory: &'a Inventory,
+    globals: &Globals,
+    config_dir: &Path,
+    args: &NodeArgs,
+) -> anyhow::Result<Vec<Target<'a>>> {
+    let nodes = inventory.select(&args.node)?;
+    let variables = Variables {
+        environment: std::env::vars().collect(),
+        globals: globals.compose_variables(),
+    };
+    let passwords = passwords::load(&config_dir.join(passwords::PASSWORDS_FILE))?;
+    let mut targets = Vec::new();
+    for node in nodes {
+        let files = node::load_files(node, &args.compose_dir, &variables)?;
+        let desired = node::desired(node, &files, globals, &passwords, &args.profiles)?;
+        // Levels are checked here too, so a cycle is reported before any
+        // engine is touched.
+        let services: Vec<_> = desired.services.values().map(|d| &d.service).collect();
+        plan::levels(&services).map_err(DesiredError::from)?;
+        targets.push(Target { node, desired });
+    }
+    Ok(targets)
+}
+
+fn say(line: String) {
+    eprintln!("{line}");
+}
+
+pub async fn deploy(
+    globals: &Globals,
+    config_dir: &Path,
+    args: DeployArgs,
+) -> anyhow::Result<Outcome> {
+    let inventory = Inventory::load(args.nodes.inventory.as_deref())?;
+    let targets = resolve(&inventory, globals, config_dir, &args.nodes)?;
+    let options = ApplyOptions {
+        health_timeout: Duration::from_secs(args.health_timeout),
+        monitor_window: Duration::from_secs_f64(args.monitor_window.max(0.0)),
+        retain: args.retain,
+        ..ApplyOptions::default()
+    };
+    let runs = targets
+        .into_iter()
+        .map(|target| deploy_node(target, globals, &options, &args));
+    let mut failed = false;
+    for (name, result) in join_all(runs).await {
+        match result {
+            Ok(summary) => println!("node {name}: {summary}"),
+            Err(errors) => {
+                failed = true;
+                for error in errors {
+                    eprintln!("error: {}", crate::run::describe_error(&error));
+                }
+                println!("node {name}: FAILED");
+            }
+        }
+    }
+    Ok(if failed {
+        Outcome::Failed
+    } else {
+        Outcome::Success
+    })
+}
+
+async fn deploy_node(
+    mut target: Target<'_>,
+    globals: &Globals,
+    options: &ApplyOptions,
+    args: &DeployArgs,
+) -> (String, Result<String, Vec<anyhow::Error>>) {
+    let name = target.node.name.clone();
+    let result = async {
+        let engine = connect(target.node).await.map_err(|e| vec![e])?;
+        node::resolve_images(&engine, &name, &mut target.desired, !args.dry_run)
+            .await
+            .map_err(|e| vec![e.into()])?;
+        let observed = node::observe(&engine, globals)
+            .await
+            .map_err(|e| vec![anyhow::Error::from(e).context(format!("node {name}"))])?;
+        let services: Vec<_> = target.desired.services.values().cloned().collect();
+        let plan = plan::plan(
+            &services,
+            &observed,
+            &PlanOptions {
+                remove_orphans: args.remove_orphans,
+            },
+        )
+        .map_err(|e| vec![anyhow::Error::from(e).context(format!("node {name}"))])?;
+        print!("node {name}:\n{}", plan.text());
+        if args.dry_run {
+            return Ok(format!(
+                "{} changes planned (dry run: nothing changed)",
+                plan.changes()
+            ));
+        }
+        if plan.changes() == 0 {
+            return Ok("up to date, nothing changed".to_string());
+        }
+        for (volume, driver) in &target.desired.volumes {
+            let labels = std::collections::HashMap::from([(
+                labels::PROJECT.to_string(),
+                globals.project.clone(),
+            )]);
+            engine
+                .create_volume(volume, driver.as_deref(), labels)
+                .await
+                .map_err(|e| vec![anyhow::Error::from(e).context(format!("node {name}"))])?;
+        }
+        let run = NodeRun {
+            engine: &engine,
+            node: &name,
+            placement_prefix: &globals.container_prefix,
+            project: &globals.project,
+            options,
+            say: &say,
+        };
+        let done = run
+            .apply(
+                &plan,
+                &target.desired.services,
+                &observed,
+                &target.desired.files,
+            )
+            .await
+            .map_err(|errors| {
+                errors
+                    .into_iter()
+                    .map(anyhow::Error::from)
+                    .collect::<Vec<_>>()
+            })?;
+        let after = node::observe(&engine, globals)
+            .await
+            .map_err(|e| vec![anyhow::Error::from(e)])?;
+        run.verify(&target.desired.services, &after)
+            .await
+            .map_err(|errors| {
+                errors
+                    .into_iter()
+                    .map(anyhow::Error::from)
+                    .collect::<Vec<_>>()
+            })?;
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for d in &done {
+            *counts.entry(d.kind.as_str()).or_default() += 1;
+        }
+        let described: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        Ok(format!(
+            "{} ({} unchanged)",
+            described.join(", "),
+            target.desired.services.len().saturating_sub(done.len())
+        ))
+    }
+    .await;
+    (name, result)
+}
+
+/// One row of `kolla ps`.
+#[derive(Debug, Serialize)]
+pub struct PsRow {
+    pub node: String,
+    pub service: String,
+    pub container: String,
+    pub kind: String,
+    pub state: String,
+    pub health: Option<String>,
+    pub image: String,
+    pub generation: u64,
+}
+
+fn kind_of(role: Role, data: bool) -> String {
+    match role {
+        Role::Live if data => "data".into(),
+        Role::Live => "live".into(),
+        Role::Candidate => "candidate".into(),
+        Role::Kept(_) => "kept".into(),
+        Role::Lock => "lock".into(),
+        Role::Bootstrap => "bootstrap".into(),
+    }
+}
+
+pub async fn ps(globals: &Globals, args: PsArgs) -> anyhow::Result<Outcome> {
+    let inventory = Inventory::load(args.nodes.inventory.as_deref())?;
+    let nodes = inventory.select(&args.nodes.node)?;
+    let lists = join_all(nodes.iter().map(|node| async move {
+        let engine = connect(node).await?;
+        let observed = node::observe(&engine, globals)
+            .await
+            .with_context(|| format!("node {}", node.name))?;
+        anyhow::Ok((node.name.clone(), observed))
+    }))
+    .await;
+    let mut rows = Vec::new();
+    for list in lists {
+        let (node, observed) = list?;
+        for c in observed {
+            rows.push(PsRow {
+                node: node.clone(),
+                service: c.service.clone(),
+                container: c.name.clone(),
+                kind: kind_of(c.role, c.data),
+                state: c.state.as_str().to_string(),
+                health: c.health.clone(),
+                image: c.image.clone(),
+                generation: c.generation,
+            });
+        }
+    }
+    rows.sort_by(|a, b| {
+        (&a.node, &a.service, &a.container).cmp(&(&b.node, &b.service, &b.container))
+    });
+    match args.output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        OutputFormat::Human => {
+            println!(
+                "{:<12} {:<24} {:<32} {:<9} {:<10} {:<10} {:>4}  IMAGE",
+                "NODE", "SERVICE", "CONTAINER", "KIND", "STATE", "HEALTH", "GEN"
+            );
+            for r in &rows {
+                println!(
+                    "{:<12} {:<24} {:<32} {:<9} {:<10} {:<10} {:>4}  {}",
+                    r.node,
+                    r.service,
+                    r.container,
+                    r.kind,
+                    r.state,
+                    r.health.as_deref().unwrap_or("-"),
+                    r.generation,
+                    r.image
+                );
+            }
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+pub async fn pull(globals: &Globals, config_dir: &Path, args: NodeArgs) -> anyhow::Result<Outcome> {
+    let inventory = Inventory::load(args.inventory.as_deref())?;
+    let targets = resolve(&inventory, globals, config_dir, &args)?;
+    let results = join_all(targets.iter().map(|target| async move {
+        let engine = connect(target.node).await?;
+        let mut images: Vec<&str> = target
+            .desired
+            .services
+            .values()
+            .map(|d| d.service.image.as_str())
+            .collect();
+        images.sort();
+        images.dedup();
+        for image in images {
+            say(format!("{}: pulling {image}", target.node.name));
+            engine
+                .pull(image)
+                .await
+                .with_context(|| format!("node {}: pull {image}", target.node.name))?;
+        }
+        anyhow::Ok(())
+    }))
+    .await;
+    let mut failed = false;
+    for result in results {
+        if let Err(e) = result {
+            eprintln!("error: {}", crate::run::describe_error(&e));
+            failed = true;
+        }
+    }
+    Ok(if failed {
+        Outcome::Failed
+    } else {
+        Outcome::Success
+    })
+}
+
+pub async fn stop(globals: &Globals, args: NodeArgs) -> anyhow::Result<Outcome> {
+    let inventory = Inventory::load(args.inventory.as_deref())?;
+    let nodes = inventory.select(&args.node)?;
+    let results = join_all(nodes.iter().map(|node| async move {
+        let engine = connect(node).await?;
+        let observed = node::observe(&engine, globals).await?;
+        let running = observed
+            .iter()
+            .filter(|c| c.state == State::Running || c.state == State::Restarting);
+        let stops = running.map(|c| {
+            let engine = &engine;
+            async move {
+                say(format!("{}: stopping {}", node.name, c.name));
+                // None: the grace period the container was created with.
+                engine.stop_container(&c.name, None).await
+            }
+        });
+        for result in join_all(stops).await {
+            result.with_context(|| format!("node {}", node.name))?;
+        }
+        anyhow::Ok(())
+    }))
+    .await;
+    finish(results)
+}
+
+fn finish(results: Vec<anyhow::Result<()>>) -> anyhow::Result<Outcome> {
+    let mut failed = false;
+    for result in results {
+        if let Err(e) = result {
+            eprintln!("error: {}", crate::run::describe_error(&e));
+            failed = true;
+        }
+    }
+    Ok(if failed {
+        Outcome::Failed
+    } else {
+        Outcome::Success
+    })
+}
+
+pub async fn destroy(globals: &Globals, args: DestroyArgs) -> anyhow::Result<Outcome> {
+    let inventory = Inventory::load(args.nodes.inventory.as_deref())?;
+    let nodes = inventory.select(&args.nodes.node)?;
+    let purge = args.purge_data && args.yes_i_really_mean_it;
+    let results = join_all(nodes.iter().map(|node| async move {
+        let engine = connect(node).await?;
+        let observed = node::observe(&engine, globals).await?;
+        for c in observed.iter().filter(|c| purge || !c.data) {
+            say(format!("{}: removing {}", node.name, c.name));
+            // Anonymous volumes go with their container only when purging.
+            engine.remove_container(&c.name, purge).await?;
+        }
+        if purge {
+            for volume in engine.volume_names(&format!("{}={}", labels::PROJECT, globals.project)).await? {
+                say(format!("{}: removing volume {volume}", node.name));
+                engine.remove_volume(&volume).await?;
+            }
+        } else if observed.iter().any(|c| c.data) {
+            say(format!("{}: data containers and volumes kept (--purge-data --yes-i-really-mean-it removes them)", node.name));
+        }
+        anyhow::Ok(())
+    }))
+    .await;
+    finish(
+        results
+            .into_iter()
+            .map(|r| r.map_err(|e: anyhow::Error| e.context("destroy")))
+            .collect(),
+    )
+}
+
+pub async fn prechecks(
+    globals: &Globals,
+    config_dir: &Path,
+    args: NodeArgs,
+) -> anyhow::Result<Outcome> {
+    let inventory = Inventory::load(args.inventory.as_deref())?;
+    let targets = resolve(&inventory, globals, config_dir, &args)?;
+    let results = join_all(targets.iter().map(|target| precheck_node(target))).await;
+    let mut failed = false;
+    for (name, lines) in results {
+        for (ok, line) in lines {
+            println!("{name}: {} {line}", if ok { "ok  " } else { "FAIL" });
+            failed |= !ok;
+        }
+    }
+    Ok(if failed {
+        Outcome::Failed
+    } else {
+        Outcome::Success
+    })
+}
+
+async fn precheck_node(target: &Target<'_>) -> (String, Vec<(bool, String)>) {
+    let node = target.node;
+    let mut lines = Vec::new();
+    let engine = match connect(node).await {
+        Ok(engine) => engine,
+        Err(e) => {
+            lines.push((false, format!("engine: {e:#}")));
+            return (node.name.clone(), lines);
+        }
+    };
+    match engine.server_version().await {
+        Ok((version, api)) => lines.push((
+            true,
+            format!("engine {version} (API {api}) at {}", engine.endpoint()),
+        )),
+        Err(e) => lines.push((false, format!("engine version: {e}"))),
+    }
+    let mut present = None;
+    for wanted in target.desired.services.values() {
+        match engine.image(&wanted.service.image).await {
+            Ok(Some(_)) => {
+                present.get_or_insert_with(|| wanted.service.image.clone());
+                lines.push((true, format!("image {} present", wanted.service.image)));
+            }
+            Ok(None) => lines.push((
+                false,
+                format!(
+                    "image {} missing (kolla build, or push it and kolla pull)",
+                    wanted.service.image
+                ),
+            )),
+            Err(e) => lines.push((false, format!("image {}: {e}", wanted.service.image))),
+        }
+    }
+    let needs_privileged = target
+        .desired
+        .services
+        .values()
+        .any(|d| d.service.privileged);
+    if needs_privileged && node.privileged == PrivilegedMode::Native {
+        match present {
+            None => lines.push((
+                false,
+                "privileged: no image on the node to probe with".into(),
+            )),
+            Some(image) => {
+                let probe = format!("kolla-precheck-privileged-{}", std::process::id());
+                let outcome = probe_privileged(&engine, &probe, &image).await;
+                let _ = engine.remove_container(&probe, false).await;
+                match outcome {
+                    Ok(()) => lines.push((true, "privileged containers start".into())),
+                    Err(e) => lines.push((false, format!(
+                        "this engine refuses privileged containers ({e}); set `privileged: explicit` on node {} in the inventory",
+                        node.name
+                    ))),
+                }
+            }
+        }
+    }
+    (node.name.clone(), lines)
+}
+
+async fn probe_privileged(
+    engine: &Engine,
+    name: &str,
+    image: &str,
+) -> Result<(), crate::engine::EngineError> {
+    let spec = crate::deploy::spec::ContainerSpec {
+        name: name.to_string(),
+        image: image.to_string(),
+        entrypoint: Some(vec![]),
+        command: Some(vec!["true".into()]),
+        privileged: true,
+        labels: BTreeMap::from([("kolla.precheck".to_string(), "privileged".to_string())]),
+        ..Default::default()
+    };
+    engine.remove_container(name, false).await?;
+    engine.create_container(&spec).await?;
+    engine.start_container(name).await
+}
+
+pub fn genpwd(config_dir: &Path, args: GenpwdArgs) -> anyhow::Result<Outcome> {
+    let path = args
+        .passwords
+        .unwrap_or_else(|| config_dir.join(passwords::PASSWORDS_FILE));
+    let generated = passwords::generate(&path, passwords::TEMPLATE)?;
+    println!(
+        "{}: {} passwords generated, the others kept",
+        path.display(),
+        generated.len()
+    );
+    Ok(Outcome::Success)
+}
+
+/// Deploy errors that are the operator's input rather than a failure.
+pub fn is_usage_error(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|e| e.is::<DesiredError>() || e.is::<crate::deploy::plan::PlanError>())
+        || error.chain().any(|e| {
+            matches!(
+                e.downcast_ref::<DeployError>(),
+                Some(DeployError::Config { .. })
+            )
+        })
+}
