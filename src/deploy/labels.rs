@@ -130,6 +130,8 @@ pub struct ObservedContainer {
     pub state: State,
     /// `healthy`, `unhealthy`, `starting`, or None without a healthcheck.
     pub health: Option<String>,
+    /// For an exited container, its exit code.
+    pub exit_code: Option<i64>,
 }
 
 impl ObservedContainer {
@@ -158,7 +160,13 @@ impl ObservedContainer {
         } else {
             None
         };
+        // "Exited (0) 5 seconds ago"
+        let exit_code = status
+            .strip_prefix("Exited (")
+            .and_then(|rest| rest.split(')').next())
+            .and_then(|code| code.parse().ok());
         Some(ObservedContainer {
+            exit_code,
             id: id.to_string(),
             name: name.trim_start_matches('/').to_string(),
             service: service.to_string(),
@@ -226,6 +234,7 @@ mod tests {
         assert_eq!(c.generation, 3);
         assert_eq!(c.state, State::Exited);
         assert_eq!(c.health, None);
+        assert_eq!(c.exit_code, Some(0));
         let c = ObservedContainer::from_listing(
             "",
             "id2",

@@ -222,6 +222,16 @@ pub fn plan(
         .map(|c| (c.service.as_str(), c))
         .collect();
 
+    // One-shot jobs: services others wait on to complete. Exited 0 is
+    // their finished state, not something to restart.
+    let jobs: BTreeSet<&str> = services
+        .iter()
+        .flat_map(|s| s.depends_on.iter())
+        .filter(|(_, condition)| {
+            **condition == crate::config::compose::Condition::CompletedSuccessfully
+        })
+        .map(|(name, _)| name.as_str())
+        .collect();
     let mut plan = Plan::default();
     for level in levels(&services)? {
         let mut actions = Vec::new();
@@ -252,6 +262,13 @@ pub fn plan(
                 }
                 Some(c) if c.config_hash != wanted.config_hash => {
                     action(ActionKind::Replace, "config changed")
+                }
+                Some(c)
+                    if jobs.contains(name.as_str())
+                        && c.state == State::Exited
+                        && c.exit_code == Some(0) =>
+                {
+                    action(ActionKind::Keep, "job completed")
                 }
                 Some(c) if c.state != State::Running && c.state != State::Restarting => action(
                     ActionKind::Start,
@@ -345,6 +362,7 @@ services:
             config_hash: format!("hash-{service}"),
             generation: 1,
             data: service == "data",
+            exit_code: None,
             state: if service == "data" {
                 State::Created
             } else {
@@ -427,6 +445,44 @@ orphans:
         .unwrap();
         assert_eq!(removing.orphans[0].kind, ActionKind::RemoveOrphan);
         assert_eq!(removing.changes(), 4);
+    }
+
+    #[test]
+    fn a_completed_job_stays_exited_but_a_failed_one_restarts() {
+        let text = "services:\n  job:\n    image: j\n  app:\n    image: a\n    depends_on: {job: {condition: service_completed_successfully}}\n";
+        let file = parse(
+            text,
+            Path::new("c.yml"),
+            &Variables::default(),
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        let wanted: Vec<DesiredService> = file
+            .services
+            .into_iter()
+            .map(|service| DesiredService {
+                config_hash: format!("hash-{}", service.name),
+                digest: Some(format!("sha256:{}", service.name)),
+                spec: ContainerSpec::default(),
+                node_role: "controller".into(),
+                privileged: PrivilegedMode::Native,
+                service,
+            })
+            .collect();
+        let mut job = running("job");
+        job.state = State::Exited;
+        job.exit_code = Some(0);
+        let observed = vec![job.clone(), running("app")];
+        assert_eq!(
+            plan(&wanted, &observed, &PlanOptions::default())
+                .unwrap()
+                .changes(),
+            0
+        );
+        job.exit_code = Some(1);
+        let observed = vec![job, running("app")];
+        let p = plan(&wanted, &observed, &PlanOptions::default()).unwrap();
+        assert_eq!(p.levels[0][0].kind, ActionKind::Start, "{}", p.text());
     }
 
     #[test]

@@ -234,3 +234,195 @@ pub fn describe(output: &Output) -> String {
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// A deployment of its own on the test engine: a busybox image under a
+/// private namespace, a unique project and container prefix, free loopback
+/// ports, an inventory of one node (this engine, role controller), and a
+/// private copy of the compose fixture. Dropping it removes exactly the
+/// containers and volumes labelled with its project.
+pub struct Deployment {
+    pub images: Sandbox,
+    pub project: String,
+    pub prefix: String,
+    pub compose_dir: PathBuf,
+    pub inventory: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+impl Deployment {
+    pub fn new(name: &str) -> Deployment {
+        let images = Sandbox::new(name);
+        let output = images.build(&["^fx-base$"]);
+        assert!(
+            output.status.success(),
+            "building the busybox image failed:\n{}",
+            describe(&output)
+        );
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let project = format!("kt-{name}-{}-{n}", std::process::id());
+        let prefix = format!("{project}-");
+        std::fs::write(
+            images.config_dir.join("globals.yml"),
+            format!("project: {project}\ncontainer_prefix: \"{prefix}\"\n"),
+        )
+        .expect("globals.yml");
+        let compose_dir = images.dir.path().join("compose");
+        copy_tree(&fixtures().join("compose"), &compose_dir);
+        let inventory = images.dir.path().join("inventory.yml");
+        std::fs::write(&inventory, "nodes:\n  local:\n    roles: [controller]\n")
+            .expect("inventory");
+        let env = vec![
+            ("IMAGE".to_string(), images.image_ref("fx-base")),
+            ("WEB_PORT".to_string(), free_port().to_string()),
+            ("API_PORT".to_string(), free_port().to_string()),
+            ("METRICS_PORT".to_string(), free_port().to_string()),
+        ];
+        Deployment {
+            images,
+            project,
+            prefix,
+            compose_dir,
+            inventory,
+            env,
+        }
+    }
+
+    pub fn env(&self, key: &str) -> &str {
+        self.env
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .expect("known variable")
+    }
+
+    /// `kolla VERB` on this deployment, with `args` after the verb.
+    pub fn command(&self, verb: &str, args: &[&str]) -> Command {
+        let mut command = kolla_command();
+        command
+            .env_remove("KOLLA_INVENTORY")
+            .env_remove("KOLLA_COMPOSE_DIR")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .arg("--config-dir")
+            .arg(&self.images.config_dir)
+            .arg(verb);
+        if verb != "genpwd" {
+            command
+                .arg("-i")
+                .arg(&self.inventory)
+                .arg("--compose-dir")
+                .arg(&self.compose_dir);
+        }
+        command.args(args);
+        command
+    }
+
+    pub fn kolla(&self, verb: &str, args: &[&str]) -> Output {
+        self.command(verb, args)
+            .output()
+            .expect("run the kolla binary")
+    }
+
+    /// name -> (id, state) of every container of this deployment.
+    pub fn containers(&self) -> std::collections::BTreeMap<String, (String, String)> {
+        let label = format!("kolla.project={}", self.project);
+        runtime()
+            .block_on(self.images.engine.list_containers(&label))
+            .expect("list containers")
+            .into_iter()
+            .map(|c| (c.name, (c.id, c.state)))
+            .collect()
+    }
+
+    pub fn container(&self, service: &str) -> String {
+        format!("{}{service}", self.prefix)
+    }
+
+    /// Read a file from the data container's volumes, through a throwaway
+    /// container that mounts them.
+    pub fn read_data(&self, path: &str) -> String {
+        use kolla::deploy::spec::ContainerSpec;
+        use kolla::engine::{WaitGoal, WaitOutcome};
+        let name = format!(
+            "{}reader-{}",
+            self.prefix,
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let spec = ContainerSpec {
+            name: name.clone(),
+            image: self.env("IMAGE").to_string(),
+            command: Some(vec!["cat".into(), path.into()]),
+            volumes_from: vec![self.container("webdata")],
+            labels: [(
+                "kolla.project".to_string(),
+                format!("{}-reader", self.project),
+            )]
+            .into(),
+            ..ContainerSpec::default()
+        };
+        let engine = &self.images.engine;
+        let rt = runtime();
+        rt.block_on(async {
+            engine.create_container(&spec).await.expect("create reader");
+            engine.start_container(&name).await.expect("start reader");
+            let outcome = engine
+                .wait_for(&name, WaitGoal::Exited, std::time::Duration::from_secs(30))
+                .await
+                .expect("wait for reader");
+            let text = engine.logs_tail(&name, 100).await.expect("reader output");
+            engine
+                .remove_container(&name, false)
+                .await
+                .expect("remove reader");
+            assert_eq!(
+                outcome,
+                WaitOutcome::Exited(0),
+                "reading {path} failed: {text}"
+            );
+            text
+        })
+    }
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        let rt = runtime();
+        let engine = &self.images.engine;
+        for label in [
+            format!("kolla.project={}", self.project),
+            format!("kolla.project={}-reader", self.project),
+        ] {
+            if let Ok(containers) = rt.block_on(engine.list_containers(&label)) {
+                for c in containers {
+                    let _ = rt.block_on(engine.remove_container(&c.name, true));
+                }
+            }
+            if let Ok(volumes) = rt.block_on(engine.volume_names(&label)) {
+                for v in volumes {
+                    let _ = rt.block_on(engine.remove_volume(&v));
+                }
+            }
+        }
+    }
+}
+
+/// GET `path` from 127.0.0.1:`port` with a plain HTTP/1.0 request.
+pub fn http_get(port: &str, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+}

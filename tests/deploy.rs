@@ -1,0 +1,356 @@
+//! `kolla deploy` and its companions against the real engine, on the
+//! eleven-service busybox fixture (tests/fixtures/compose/controller.yml).
+
+mod common;
+
+use common::{Deployment, describe, http_get, stderr};
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn deploy_is_idempotent_replaces_only_what_changed_and_keeps_data() {
+    let d = Deployment::new("cycle");
+    let web_port = d.env("WEB_PORT").to_string();
+    let api_port = d.env("API_PORT").to_string();
+
+    // Cold: every service, in dependency order, gates passed.
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let first = d.containers();
+    let services = [
+        "webdata",
+        "web",
+        "api",
+        "migrate",
+        "worker",
+        "cache",
+        "queue",
+        "notifier",
+        "logs-agent",
+        "scheduler",
+        "metrics",
+    ];
+    for service in services {
+        let (_, state) = first
+            .get(&d.container(service))
+            .unwrap_or_else(|| panic!("{service} missing: {first:?}"));
+        let expected = match service {
+            "webdata" => "created",
+            "migrate" => "exited",
+            _ => "running",
+        };
+        assert_eq!(state, expected, "{service}");
+    }
+    assert_eq!(first.len(), services.len(), "{first:?}");
+    assert_eq!(
+        http_get(&web_port, "/index.html").as_deref(),
+        Some("web local web version 1\n")
+    );
+    assert_eq!(
+        http_get(&api_port, "/index.html").as_deref(),
+        Some("hello\n")
+    );
+    assert_eq!(d.read_data("/data/boot.log"), "bootstrap\n");
+    assert_eq!(d.read_data("/data/migrated"), "migrated\n");
+
+    // Again: nothing to do, not one container touched.
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert!(
+        stdout(&output).contains("node local: up to date, nothing changed"),
+        "{}",
+        describe(&output)
+    );
+    assert_eq!(d.containers(), first);
+
+    // One service's environment changes: only it is replaced, by a swap
+    // that keeps the old container.
+    let output = d
+        .command("deploy", &[])
+        .env("API_GREETING", "bonjour")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", describe(&output));
+    let second = d.containers();
+    for (name, (id, _)) in &first {
+        if name == &d.container("api") {
+            assert_ne!(&second[name].0, id, "api was not replaced");
+        } else {
+            assert_eq!(&second[name].0, id, "{name} was touched");
+        }
+    }
+    assert_eq!(
+        second[&d.container("api.kolla-gen-1")],
+        (first[&d.container("api")].0.clone(), "exited".to_string())
+    );
+    assert_eq!(
+        http_get(&api_port, "/index.html").as_deref(),
+        Some("bonjour\n")
+    );
+
+    // A config template changes: web is replaced, its bootstrap runs again,
+    // the data container and its volume stay.
+    std::fs::write(
+        d.compose_dir.join("web/index.html"),
+        "web {{ node_name }} version 2\n",
+    )
+    .unwrap();
+    let output = d
+        .command("deploy", &[])
+        .env("API_GREETING", "bonjour")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(
+        http_get(&web_port, "/index.html").as_deref(),
+        Some("web local version 2\n")
+    );
+    assert_eq!(
+        d.containers()[&d.container("webdata")].0,
+        first[&d.container("webdata")].0
+    );
+    assert_eq!(d.read_data("/data/boot.log"), "bootstrap\nbootstrap\n");
+
+    // ps --output json says what the engine says.
+    let output = d.kolla("ps", &["--output", "json"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+    let engine = d.containers();
+    assert_eq!(rows.len(), engine.len());
+    for row in &rows {
+        let name = row["container"].as_str().unwrap();
+        assert_eq!(
+            row["state"].as_str(),
+            Some(engine[name].1.as_str()),
+            "{name}"
+        );
+        assert_eq!(row["node"], "local");
+    }
+    let web_row = rows
+        .iter()
+        .find(|r| r["container"] == d.container("web"))
+        .unwrap();
+    assert_eq!(web_row["generation"], 2);
+    assert_eq!(web_row["health"], "healthy");
+
+    // Stop, then destroy: data survives both; purge removes it.
+    let output = d.kolla("stop", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert!(
+        d.containers().values().all(|(_, state)| state != "running"),
+        "{:?}",
+        d.containers()
+    );
+    assert_eq!(d.read_data("/data/migrated"), "migrated\n");
+    let output = d.kolla("destroy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let left: Vec<String> = d.containers().into_keys().collect();
+    assert_eq!(left, vec![d.container("webdata")]);
+    assert_eq!(d.read_data("/data/boot.log"), "bootstrap\nbootstrap\n");
+    let output = d.kolla("destroy", &["--purge-data", "--yes-i-really-mean-it"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert!(d.containers().is_empty());
+    // Deploying again starts from scratch: the old data is gone.
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(d.read_data("/data/boot.log"), "bootstrap\n");
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_changes_nothing() {
+    let d = Deployment::new("dryrun");
+    let output = d.kolla("deploy", &["--dry-run"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let text = stdout(&output);
+    assert!(text.contains("create-data  webdata"), "{text}");
+    assert!(
+        text.contains("level 0:") && text.contains("level 3:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("11 changes planned (dry run: nothing changed)"),
+        "{text}"
+    );
+    assert!(d.containers().is_empty());
+}
+
+#[test]
+fn a_healthcheck_that_never_passes_fails_the_deploy_with_its_logs() {
+    let d = Deployment::new("unhealthy");
+    let file = d.compose_dir.join("controller.yml");
+    let text = std::fs::read_to_string(&file).unwrap().replace(
+        "test: [CMD, wget, -q, -O, /dev/null, \"http://127.0.0.1:${WEB_PORT}/index.html\"]",
+        "test: [CMD-SHELL, \"echo probing web; exit 1\"]",
+    );
+    let text = text.replace(
+        "command: [httpd, -f, -p, \"127.0.0.1:${WEB_PORT}\", -h, /etc/web]",
+        "command: [sh, -c, \"echo web is up but broken; exec sleep 3600\"]",
+    );
+    std::fs::write(&file, text).unwrap();
+    let output = d.kolla("deploy", &["--health-timeout", "5"]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let err = stderr(&output);
+    assert!(err.contains("service web"), "{err}");
+    assert!(
+        err.contains("healthcheck failed") || err.contains("not healthy after 5s"),
+        "{err}"
+    );
+    assert!(
+        err.contains("web is up but broken"),
+        "the container's logs are not shown: {err}"
+    );
+    // What depends on web was never created.
+    assert!(!d.containers().contains_key(&d.container("api")));
+}
+
+#[test]
+fn a_missing_image_stops_before_any_change() {
+    let d = Deployment::new("noimage");
+    let output = d
+        .command("deploy", &[])
+        .env("IMAGE", format!("{}/no-such-image:zed", d.images.namespace))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let err = stderr(&output);
+    assert!(
+        err.contains("no-such-image:zed is not on the node"),
+        "{err}"
+    );
+    assert!(d.containers().is_empty());
+}
+
+/// Bad input: exit 2, an error naming the file (and line or service), and
+/// no container created.
+fn refused(d: &Deployment, args: &[&str], expected: &[&str]) {
+    let output = d.kolla("deploy", args);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let err = stderr(&output);
+    for want in expected {
+        assert!(err.contains(want), "stderr lacks {want:?}:\n{err}");
+    }
+    assert!(d.containers().is_empty(), "{:?}", d.containers());
+}
+
+fn edit(d: &Deployment, from: &str, to: &str) {
+    let file = d.compose_dir.join("controller.yml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains(from), "fixture lacks {from:?}");
+    std::fs::write(&file, text.replacen(from, to, 1)).unwrap();
+}
+
+#[test]
+fn bad_compose_files_are_refused_before_anything_runs() {
+    let d = Deployment::new("badinput");
+    let original = std::fs::read_to_string(d.compose_dir.join("controller.yml")).unwrap();
+    let reset = || std::fs::write(d.compose_dir.join("controller.yml"), &original).unwrap();
+
+    edit(&d, "  cache:\n", "  cache:\n    image: [unclosed\n");
+    refused(&d, &[], &["controller.yml", "line"]);
+    reset();
+    edit(
+        &d,
+        "    stop_grace_period: 2s\n",
+        "    stop_grace_period: 2s\n    stop_signall: TERM\n",
+    );
+    refused(
+        &d,
+        &[],
+        &["controller.yml", "unknown field `stop_signall`", "line"],
+    );
+    reset();
+    edit(
+        &d,
+        "    restart: unless-stopped\n",
+        "    restart: [unless-stopped]\n",
+    );
+    refused(&d, &[], &["controller.yml", "line"]);
+    reset();
+    edit(
+        &d,
+        "    volumes_from: [webdata]\n    depends_on: [web]\n",
+        "    volumes_from: [nodata]\n    depends_on: [web]\n",
+    );
+    refused(
+        &d,
+        &[],
+        &[
+            "controller.yml",
+            "service migrate",
+            "volumes_from names \"nodata\"",
+        ],
+    );
+    reset();
+    edit(
+        &d,
+        "  cache:\n    <<: *busybox\n",
+        "  cache:\n    <<: *busybox\n    depends_on: [scheduler]\n",
+    );
+    refused(&d, &[], &["cycle", "cache", "scheduler"]);
+    reset();
+    // A required variable left unset.
+    let output = d
+        .command("deploy", &[])
+        .env_remove("IMAGE")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("required variable IMAGE is not set"),
+        "{}",
+        describe(&output)
+    );
+    // An unknown node or role.
+    refused(
+        &d,
+        &["--node", "storage"],
+        &["no node or role named \"storage\"", "nodes: local"],
+    );
+    assert!(d.containers().is_empty());
+}
+
+#[test]
+fn an_unreachable_node_is_a_clear_error() {
+    let d = Deployment::new("unreachable");
+    let missing = d.images.dir.path().join("nowhere.sock");
+    std::fs::write(
+        &d.inventory,
+        format!(
+            "nodes:\n  local:\n    docker: unix://{}\n    roles: [controller]\n",
+            missing.display()
+        ),
+    )
+    .unwrap();
+    let output = d.kolla("deploy", &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let err = stderr(&output);
+    assert!(
+        err.contains("node local") && err.contains("cannot reach the Docker engine"),
+        "{err}"
+    );
+    assert!(err.contains("nowhere.sock"), "{err}");
+}
+
+#[test]
+fn genpwd_writes_a_private_passwords_file() {
+    let d = Deployment::new("genpwd");
+    let output = d.kolla("genpwd", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let path = d.images.config_dir.join("passwords.yml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("keystone_admin_password: \""), "{text}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let output = d.kolla("genpwd", &[]);
+    assert!(
+        stdout(&output).contains("0 passwords generated"),
+        "{}",
+        describe(&output)
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+}
