@@ -231,11 +231,6 @@ impl NodeRun<'_> {
                 self.bootstrap(wanted, files).await?;
                 (self.say)(format!("{}: {service}: creating", self.node));
                 let spec = self.spec_for(wanted, live_name.clone(), 1);
-                // A container left by an earlier failed create would block the name.
-                self.engine
-                    .remove_container(&live_name, false)
-                    .await
-                    .map_err(|e| self.engine_error(e))?;
                 self.engine
                     .create_container(&spec)
                     .await
