@@ -82,6 +82,47 @@ pub enum DeployError {
     },
 }
 
+/// Above every generation the service ever had on the node, kept ones
+/// included, so names never collide.
+pub fn next_generation(observed: &[ObservedContainer], service: &str) -> u64 {
+    observed
+        .iter()
+        .filter(|c| c.service == service)
+        .map(|c| match c.role {
+            Role::Kept(g) => g.max(c.generation),
+            _ => c.generation,
+        })
+        .max()
+        .unwrap_or(0)
+        + 1
+}
+
+/// The replaced containers kept for `service`.
+pub fn kept_of(observed: &[ObservedContainer], service: &str) -> Vec<ObservedContainer> {
+    observed
+        .iter()
+        .filter(|c| c.service == service && matches!(c.role, Role::Kept(_)))
+        .cloned()
+        .collect()
+}
+
+/// How `wanted` is swapped: its grace period, update order, healthcheck.
+pub fn swap_options(wanted: &DesiredService) -> SwapOptions {
+    SwapOptions {
+        grace: wanted
+            .service
+            .stop_grace_period
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+        start_first: wanted.service.kolla.update_order
+            == crate::config::compose::UpdateOrder::StartFirst,
+        has_healthcheck: wanted
+            .spec
+            .healthcheck
+            .as_ref()
+            .is_some_and(|h| h.test.first().map(String::as_str) != Some("NONE")),
+    }
+}
+
 /// Everything a node's deploy works with.
 pub struct NodeRun<'a> {
     pub engine: &'a Engine,
@@ -251,69 +292,7 @@ impl NodeRun<'_> {
                 self.gate_after_start(wanted, &live_name, desired).await?;
             }
             ActionKind::Replace => {
-                let live = observed
-                    .iter()
-                    .find(|c| c.service == service && c.role == Role::Live)
-                    .cloned();
-                let Some(live) = live else {
-                    return Err(self.engine_error(EngineError::NotFound {
-                        what: format!("container {live_name}"),
-                    }));
-                };
-                let held = lock::acquire(
-                    self.engine,
-                    self.placement_prefix,
-                    self.project,
-                    &service,
-                    &wanted.service.image,
-                )
-                .await
-                .map_err(|source| DeployError::Lock {
-                    node: self.node.to_string(),
-                    source,
-                })?;
-                let result = async {
-                    self.bootstrap(wanted, files).await?;
-                    // Above every generation the service ever had on this node,
-                    // kept ones included, so names never collide.
-                    let generation = observed
-                        .iter()
-                        .filter(|c| c.service == service)
-                        .map(|c| match c.role {
-                            Role::Kept(g) => g.max(c.generation),
-                            _ => c.generation,
-                        })
-                        .max()
-                        .unwrap_or(0)
-                        + 1;
-                    let candidate = self.spec_for(
-                        wanted,
-                        labels::container_name(self.placement_prefix, &service, Role::Candidate),
-                        generation,
-                    );
-                    let kept: Vec<ObservedContainer> = observed
-                        .iter()
-                        .filter(|c| c.service == service && matches!(c.role, Role::Kept(_)))
-                        .cloned()
-                        .collect();
-                    let swap =
-                        SwapOptions {
-                            grace: wanted
-                                .service
-                                .stop_grace_period
-                                .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
-                            start_first: wanted.service.kolla.update_order
-                                == crate::config::compose::UpdateOrder::StartFirst,
-                            has_healthcheck: wanted.spec.healthcheck.as_ref().is_some_and(|h| {
-                                h.test.first().map(String::as_str) != Some("NONE")
-                            }),
-                        };
-                    upgrade::swap(self, &service, &live, &kept, candidate, files, &swap).await
-                }
-                .await;
-                let released = lock::release(self.engine, held).await;
-                dark_window = Some(result?);
-                released.map_err(|e| self.engine_error(e))?;
+                dark_window = Some(self.replace(wanted, observed, files).await?);
             }
             ActionKind::Keep | ActionKind::RemoveOrphan => {}
         }
@@ -322,6 +301,62 @@ impl NodeRun<'_> {
             kind,
             dark_window,
         })
+    }
+
+    /// Replace `wanted`'s live container by a new one made from its desired
+    /// spec, under the service's lock: bootstrap, candidate, swap. The path
+    /// deploy and upgrade share. Returns the dark window.
+    pub async fn replace(
+        &self,
+        wanted: &DesiredService,
+        observed: &[ObservedContainer],
+        files: &[(String, Vec<u8>)],
+    ) -> Result<Duration, DeployError> {
+        let service = wanted.service.name.clone();
+        let Some(live) = observed
+            .iter()
+            .find(|c| c.service == service && c.role == Role::Live)
+        else {
+            return Err(self.engine_error(EngineError::NotFound {
+                what: format!("the live container of {service}"),
+            }));
+        };
+        let held = lock::acquire(
+            self.engine,
+            self.placement_prefix,
+            self.project,
+            &service,
+            &wanted.service.image,
+        )
+        .await
+        .map_err(|source| DeployError::Lock {
+            node: self.node.to_string(),
+            source,
+        })?;
+        let result = async {
+            self.bootstrap(wanted, files).await?;
+            let candidate = self.spec_for(
+                wanted,
+                labels::container_name(self.placement_prefix, &service, Role::Candidate),
+                next_generation(observed, &service),
+            );
+            let kept = kept_of(observed, &service);
+            upgrade::swap(
+                self,
+                &service,
+                live,
+                &kept,
+                candidate,
+                files,
+                &swap_options(wanted),
+            )
+            .await
+        }
+        .await;
+        let released = lock::release(self.engine, held).await;
+        let dark = result?;
+        released.map_err(|e| self.engine_error(e))?;
+        Ok(dark)
     }
 
     /// Upload rendered config files into a created container.

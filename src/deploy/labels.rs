@@ -19,6 +19,9 @@ pub const CONFIG_HASH: &str = "kolla.config-hash";
 pub const GENERATION: &str = "kolla.generation";
 /// "true" on data containers, which are never started or replaced.
 pub const DATA: &str = "kolla.data";
+/// The restart policy the service asks for: a container swapped out gets
+/// `no`, and this label gives the original back when it is swapped in again.
+pub const RESTART: &str = "kolla.restart";
 
 /// Name suffixes of the containers of a swap.
 pub const CANDIDATE_SUFFIX: &str = ".kolla-new";
@@ -132,6 +135,8 @@ pub struct ObservedContainer {
     pub health: Option<String>,
     /// For an exited container, its exit code.
     pub exit_code: Option<i64>,
+    /// The restart policy it was created with (`kolla.restart`).
+    pub restart: String,
 }
 
 impl ObservedContainer {
@@ -167,6 +172,10 @@ impl ObservedContainer {
             .and_then(|code| code.parse().ok());
         Some(ObservedContainer {
             exit_code,
+            restart: labels
+                .get(RESTART)
+                .cloned()
+                .unwrap_or_else(|| "no".to_string()),
             id: id.to_string(),
             name: name.trim_start_matches('/').to_string(),
             service: service.to_string(),

@@ -363,6 +363,7 @@ services:
             generation: 1,
             data: service == "data",
             exit_code: None,
+            restart: "no".into(),
             state: if service == "data" {
                 State::Created
             } else {

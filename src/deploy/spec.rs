@@ -302,6 +302,10 @@ pub fn labels_for(
     all.insert(labels::DIGEST.into(), digest.into());
     all.insert(labels::CONFIG_HASH.into(), config_hash.into());
     all.insert(labels::GENERATION.into(), generation.to_string());
+    all.insert(
+        labels::RESTART.into(),
+        service.restart.clone().unwrap_or_else(|| "no".into()),
+    );
     if service.kolla.data {
         all.insert(labels::DATA.into(), "true".into());
     }

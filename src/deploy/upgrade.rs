@@ -1,13 +1,15 @@
-//! The swap: replace a service's live container with a new one, atomically
-//! from the operator's point of view, keeping the old one for rollback.
-//! (Rollback, recovery after a crash, and the `upgrade` verb build on this.)
+//! The swap: replace a service's live container with another one,
+//! atomically from the operator's point of view, keeping the one replaced
+//! for rollback. An upgrade (and a deploy of a changed service) swaps in a
+//! freshly created candidate, `<svc>.kolla-new`; a rollback swaps in a kept
+//! container, `<svc>.kolla-gen-N`: no pull, no build, one start.
 //!
 //! Stop-first (the default; required with host networking, where ports
-//! collide): the candidate is created and configured first, so the dark
-//! window is only stop + rename + rename + start. Start-first: the
+//! collide): everything is prepared before the old container stops, so the
+//! dark window is only stop + rename + rename + start. Start-first: a new
 //! candidate starts and passes its gate before the old one stops.
-//! A candidate that fails its gate is removed and the old container gets its
-//! name, restart policy and running state back.
+//! Whatever comes in and fails its gate goes back where it came from, and
+//! the old container gets its name, restart policy and running state back.
 
 use std::time::{Duration, Instant};
 
@@ -23,9 +25,8 @@ pub struct SwapOptions {
     pub has_healthcheck: bool,
 }
 
-/// Swap `live` for a container made from `candidate` (named
-/// `<svc>.kolla-new`). Returns the dark window: from the old container
-/// stopping to the new one started (zero for start-first).
+/// Create `candidate` (named `<svc>.kolla-new`) with its config and swap it
+/// in for `live`. Returns the dark window (zero for start-first).
 pub async fn swap(
     run: &NodeRun<'_>,
     service: &str,
@@ -41,10 +42,6 @@ pub async fn swap(
         source: e,
     };
     let candidate_name = candidate.name.clone();
-    let live_name = live.name.clone();
-    let kept_name =
-        labels::container_name(run.placement_prefix, service, Role::Kept(live.generation));
-
     // A candidate left by an interrupted swap is stale: start afresh.
     engine
         .remove_container(&candidate_name, false)
@@ -55,13 +52,6 @@ pub async fn swap(
         let _ = engine.remove_container(&candidate_name, false).await;
         return Err(e);
     }
-    let old_policy = engine
-        .container_details(&live_name)
-        .await
-        .map_err(err)?
-        .map(|(_, policy)| policy)
-        .unwrap_or_else(|| "no".into());
-
     if options.start_first {
         (run.say)(format!(
             "{}: {service}: starting the new container beside the old one",
@@ -75,35 +65,84 @@ pub async fn swap(
             let _ = engine.remove_container(&candidate_name, false).await;
             return Err(e);
         }
-        engine
-            .set_restart_policy(&live_name, "no")
-            .await
-            .map_err(err)?;
-        engine
-            .stop_container(&live_name, options.grace)
-            .await
-            .map_err(err)?;
-        engine
-            .rename_container(&live_name, &kept_name)
-            .await
-            .map_err(err)?;
-        engine
-            .rename_container(&candidate_name, &live_name)
-            .await
-            .map_err(err)?;
-        prune(run, service, live, kept).await?;
-        return Ok(Duration::ZERO);
     }
-
-    (run.say)(format!(
-        "{}: {service}: swapping generation {} for {}",
-        run.node,
-        live.generation,
-        candidate
+    let incoming = Incoming {
+        name: candidate_name,
+        generation: candidate
             .labels
             .get(labels::GENERATION)
-            .cloned()
-            .unwrap_or_default()
+            .and_then(|g| g.parse().ok())
+            .unwrap_or(0),
+        restart: None,
+        started: options.start_first,
+        back_to: None,
+    };
+    swap_in(run, service, live, kept, incoming, options).await
+}
+
+/// Swap the kept container `target` back in for `live` (a rollback).
+pub async fn rollback(
+    run: &NodeRun<'_>,
+    service: &str,
+    live: &ObservedContainer,
+    target: &ObservedContainer,
+    kept: &[ObservedContainer],
+    options: &SwapOptions,
+) -> Result<Duration, DeployError> {
+    let incoming = Incoming {
+        name: target.name.clone(),
+        generation: target.generation,
+        restart: Some(target.restart.clone()),
+        started: false,
+        back_to: Some(target.name.clone()),
+    };
+    // A rollback never starts beside the old container: the kept one was
+    // made for the same ports.
+    let options = SwapOptions {
+        start_first: false,
+        ..options.clone()
+    };
+    swap_in(run, service, live, kept, incoming, &options).await
+}
+
+/// The container coming in.
+struct Incoming {
+    name: String,
+    generation: u64,
+    /// Restart policy to give it once live (a kept container has `no`).
+    restart: Option<String>,
+    /// Already running and gated (start-first).
+    started: bool,
+    /// Where it goes back to if it fails: its kept name, or None to be
+    /// removed (a fresh candidate).
+    back_to: Option<String>,
+}
+
+async fn swap_in(
+    run: &NodeRun<'_>,
+    service: &str,
+    live: &ObservedContainer,
+    kept: &[ObservedContainer],
+    incoming: Incoming,
+    options: &SwapOptions,
+) -> Result<Duration, DeployError> {
+    let engine = run.engine;
+    let err = |e| DeployError::Engine {
+        node: run.node.to_string(),
+        source: e,
+    };
+    let live_name = live.name.clone();
+    let kept_name =
+        labels::container_name(run.placement_prefix, service, Role::Kept(live.generation));
+    let old_policy = engine
+        .container_details(&live_name)
+        .await
+        .map_err(err)?
+        .map(|(_, policy)| policy)
+        .unwrap_or_else(|| live.restart.clone());
+    (run.say)(format!(
+        "{}: {service}: swapping generation {} for {}",
+        run.node, live.generation, incoming.generation
     ));
     // An engine restart must never revive the old container beside the new.
     engine
@@ -120,34 +159,64 @@ pub async fn swap(
         .await
         .map_err(err)?;
     engine
-        .rename_container(&candidate_name, &live_name)
+        .rename_container(&incoming.name, &live_name)
         .await
         .map_err(err)?;
-    let started = engine.start_container(&live_name).await;
-    let dark = stopping.elapsed();
-    let gate = match started {
-        Ok(()) => run.gate(service, &live_name, options.has_healthcheck).await,
-        Err(e) => Err(err(e)),
+    let mut outcome = Ok(());
+    if !incoming.started {
+        outcome = engine.start_container(&live_name).await.map_err(err);
+    }
+    let dark = if incoming.started {
+        Duration::ZERO
+    } else {
+        stopping.elapsed()
     };
-    match gate {
+    if let Some(policy) = &incoming.restart
+        && outcome.is_ok()
+    {
+        outcome = engine
+            .set_restart_policy(&live_name, policy)
+            .await
+            .map_err(err);
+    }
+    if outcome.is_ok() && !incoming.started {
+        outcome = run.gate(service, &live_name, options.has_healthcheck).await;
+    }
+    match outcome {
         Ok(()) => {
             (run.say)(format!(
                 "{}: {service}: dark window {:.3}s",
                 run.node,
                 dark.as_secs_f64()
             ));
-            prune(run, service, live, kept).await?;
+            prune(run, service, live, kept, incoming.back_to.as_deref()).await?;
             Ok(dark)
         }
         Err(failure) => {
             (run.say)(format!(
-                "{}: {service}: new container failed; swapping back to generation {}",
-                run.node, live.generation
+                "{}: {service}: generation {} failed; swapping back to generation {}",
+                run.node, incoming.generation, live.generation
             ));
-            engine
-                .remove_container(&live_name, false)
-                .await
-                .map_err(err)?;
+            match &incoming.back_to {
+                Some(back) => {
+                    engine
+                        .stop_container(&live_name, options.grace)
+                        .await
+                        .map_err(err)?;
+                    engine
+                        .set_restart_policy(&live_name, "no")
+                        .await
+                        .map_err(err)?;
+                    engine
+                        .rename_container(&live_name, back)
+                        .await
+                        .map_err(err)?;
+                }
+                None => engine
+                    .remove_container(&live_name, false)
+                    .await
+                    .map_err(err)?,
+            }
             engine
                 .rename_container(&kept_name, &live_name)
                 .await
@@ -163,15 +232,18 @@ pub async fn swap(
 }
 
 /// Keep the newest `retain` replaced containers of `service`, remove older
-/// ones (their images stay while any container uses them).
+/// ones (their images stay while any container uses them). `swapped_in`
+/// is a kept container that just went live: no longer kept.
 async fn prune(
     run: &NodeRun<'_>,
     service: &str,
     replaced: &ObservedContainer,
     kept: &[ObservedContainer],
+    swapped_in: Option<&str>,
 ) -> Result<(), DeployError> {
     let mut generations: Vec<(u64, String)> = kept
         .iter()
+        .filter(|c| Some(c.name.as_str()) != swapped_in)
         .filter_map(|c| match c.role {
             Role::Kept(g) => Some((g, c.name.clone())),
             _ => None,
