@@ -16,6 +16,16 @@ pub struct Cli {
     #[arg(long, global = true, env = "KOLLA_CONFIG_DIR", value_name = "DIR")]
     pub config_dir: Option<PathBuf>,
 
+    /// Folder of kolla's local records (the history log).
+    #[arg(
+        long,
+        global = true,
+        env = "KOLLA_STATE_DIR",
+        value_name = "DIR",
+        default_value = "/var/lib/kolla"
+    )]
+    pub state_dir: PathBuf,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -38,6 +48,97 @@ pub enum Command {
     Prechecks(NodeArgs),
     /// Fill passwords.yml with random passwords (existing ones are kept).
     Genpwd(GenpwdArgs),
+    /// Swap services to a new image (or config), keeping the old container.
+    Upgrade(UpgradeArgs),
+    /// Swap services back to a kept container: no pull, no build.
+    Rollback(RollbackArgs),
+    /// Clear a service's stale swap lock.
+    Unlock(ServiceArgs),
+    /// Show the swaps of a service and what runs now.
+    History(HistoryArgs),
+}
+
+/// Timing of swaps and their health gates.
+#[derive(Debug, Args, Clone)]
+pub struct GateArgs {
+    /// Seconds a service may take to become healthy (or a job to finish).
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub health_timeout: u64,
+
+    /// Seconds a service without a healthcheck must keep running after a swap.
+    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
+    pub monitor_window: f64,
+
+    /// Replaced containers kept per service for rollback.
+    #[arg(long, default_value_t = 2)]
+    pub retain: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    /// Services to upgrade.
+    #[arg(value_name = "SERVICE", required = true)]
+    pub services: Vec<String>,
+
+    #[command(flatten)]
+    pub nodes: NodeArgs,
+
+    #[command(flatten)]
+    pub gate: GateArgs,
+
+    /// Image tag to upgrade to (overrides globals.yml `tag`).
+    #[arg(long)]
+    pub tag: Option<String>,
+
+    /// Allow a tag that is a lower semantic version than the running one.
+    #[arg(long)]
+    pub allow_downgrade: bool,
+
+    /// Nodes upgraded at once (each node's services one after another).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallel: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// Services to roll back.
+    #[arg(value_name = "SERVICE", required = true)]
+    pub services: Vec<String>,
+
+    #[command(flatten)]
+    pub nodes: NodeArgs,
+
+    #[command(flatten)]
+    pub gate: GateArgs,
+
+    /// Roll back to this kept generation instead of the newest one.
+    #[arg(long, value_name = "N")]
+    pub to: Option<u64>,
+
+    /// Roll back even though the live container is itself a rollback.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    #[arg(value_name = "SERVICE")]
+    pub service: String,
+
+    #[command(flatten)]
+    pub nodes: NodeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    #[arg(value_name = "SERVICE")]
+    pub service: String,
+
+    #[command(flatten)]
+    pub nodes: NodeArgs,
+
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
 }
 
 /// Which nodes, and where their compose files are.
@@ -78,17 +179,8 @@ pub struct DeployArgs {
     #[arg(long)]
     pub remove_orphans: bool,
 
-    /// Seconds a service may take to become healthy (or a job to finish).
-    #[arg(long, value_name = "SECS", default_value_t = 300)]
-    pub health_timeout: u64,
-
-    /// Seconds a replaced service without a healthcheck must keep running.
-    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
-    pub monitor_window: f64,
-
-    /// Replaced containers kept per service for rollback.
-    #[arg(long, default_value_t = 2)]
-    pub retain: usize,
+    #[command(flatten)]
+    pub gate: GateArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -15,3 +15,4 @@ pub mod images;
 pub mod nodes;
 pub mod progress;
 pub mod run;
+pub mod swaps;

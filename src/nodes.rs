@@ -4,14 +4,14 @@
 //! selected nodes in parallel.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::Context as _;
 use futures_util::future::join_all;
 use serde::Serialize;
 
-use crate::cli::{DeployArgs, DestroyArgs, GenpwdArgs, NodeArgs, OutputFormat, PsArgs};
+use crate::cli::{DeployArgs, DestroyArgs, GateArgs, GenpwdArgs, NodeArgs, OutputFormat, PsArgs};
 use crate::config::compose::Variables;
 use crate::config::inventory::{Node, PrivilegedMode};
 use crate::config::{Globals, Inventory, passwords};
@@ -22,10 +22,26 @@ use crate::deploy::plan::{self, PlanOptions};
 use crate::engine::{Endpoint, Engine, TlsFiles};
 use crate::run::Outcome;
 
+pub(crate) fn apply_options(gate: &GateArgs) -> ApplyOptions {
+    ApplyOptions {
+        health_timeout: Duration::from_secs(gate.health_timeout),
+        monitor_window: Duration::from_secs_f64(gate.monitor_window.max(0.0)),
+        retain: gate.retain,
+        ..ApplyOptions::default()
+    }
+}
+
 /// A node with everything its verbs need, resolved from files.
-struct Target<'a> {
-    node: &'a Node,
-    desired: Desired,
+pub(crate) struct Target<'a> {
+    pub node: &'a Node,
+    pub desired: Desired,
+}
+
+/// What every node verb starts from: validated globals and the folders.
+pub struct Context {
+    pub globals: Globals,
+    pub config_dir: PathBuf,
+    pub state_dir: PathBuf,
 }
 
 /// The engine endpoint of a node.
@@ -43,14 +59,14 @@ fn endpoint(node: &Node) -> Endpoint {
     }
 }
 
-async fn connect(node: &Node) -> anyhow::Result<Engine> {
+pub(crate) async fn connect(node: &Node) -> anyhow::Result<Engine> {
     Engine::connect(&endpoint(node))
         .await
         .with_context(|| format!("node {}", node.name))
 }
 
 /// Inventory, selected nodes, and each node's desired state, from files.
-fn resolve<'a>(
+pub(crate) fn resolve<'a>(
     inventory: &'a Inventory,
     globals: &Globals,
     config_dir: &Path,
@@ -75,26 +91,19 @@ fn resolve<'a>(
     Ok(targets)
 }
 
-fn say(line: String) {
+pub(crate) fn say(line: String) {
     eprintln!("{line}");
 }
 
-pub async fn deploy(
-    globals: &Globals,
-    config_dir: &Path,
-    args: DeployArgs,
-) -> anyhow::Result<Outcome> {
+pub async fn deploy(cx: &Context, args: DeployArgs) -> anyhow::Result<Outcome> {
+    let (globals, config_dir, state_dir) =
+        (&cx.globals, cx.config_dir.as_path(), cx.state_dir.as_path());
     let inventory = Inventory::load(args.nodes.inventory.as_deref())?;
     let targets = resolve(&inventory, globals, config_dir, &args.nodes)?;
-    let options = ApplyOptions {
-        health_timeout: Duration::from_secs(args.health_timeout),
-        monitor_window: Duration::from_secs_f64(args.monitor_window.max(0.0)),
-        retain: args.retain,
-        ..ApplyOptions::default()
-    };
+    let options = apply_options(&args.gate);
     let runs = targets
         .into_iter()
-        .map(|target| deploy_node(target, globals, &options, &args));
+        .map(|target| deploy_node(target, globals, &options, &args, state_dir));
     let mut failed = false;
     for (name, result) in join_all(runs).await {
         match result {
@@ -120,6 +129,7 @@ async fn deploy_node(
     globals: &Globals,
     options: &ApplyOptions,
     args: &DeployArgs,
+    state_dir: &Path,
 ) -> (String, Result<String, Vec<anyhow::Error>>) {
     let name = target.node.name.clone();
     let result = async {
@@ -166,6 +176,7 @@ async fn deploy_node(
             project: &globals.project,
             options,
             say: &say,
+            state_dir: Some(state_dir),
         };
         let done = run
             .apply(
@@ -231,7 +242,8 @@ fn kind_of(role: Role, data: bool) -> String {
     }
 }
 
-pub async fn ps(globals: &Globals, args: PsArgs) -> anyhow::Result<Outcome> {
+pub async fn ps(cx: &Context, args: PsArgs) -> anyhow::Result<Outcome> {
+    let globals = &cx.globals;
     let inventory = Inventory::load(args.nodes.inventory.as_deref())?;
     let nodes = inventory.select(&args.nodes.node)?;
     let lists = join_all(nodes.iter().map(|node| async move {
@@ -286,7 +298,8 @@ pub async fn ps(globals: &Globals, args: PsArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-pub async fn pull(globals: &Globals, config_dir: &Path, args: NodeArgs) -> anyhow::Result<Outcome> {
+pub async fn pull(cx: &Context, args: NodeArgs) -> anyhow::Result<Outcome> {
+    let (globals, config_dir) = (&cx.globals, cx.config_dir.as_path());
     let inventory = Inventory::load(args.inventory.as_deref())?;
     let targets = resolve(&inventory, globals, config_dir, &args)?;
     let results = join_all(targets.iter().map(|target| async move {
@@ -323,7 +336,8 @@ pub async fn pull(globals: &Globals, config_dir: &Path, args: NodeArgs) -> anyho
     })
 }
 
-pub async fn stop(globals: &Globals, args: NodeArgs) -> anyhow::Result<Outcome> {
+pub async fn stop(cx: &Context, args: NodeArgs) -> anyhow::Result<Outcome> {
+    let globals = &cx.globals;
     let inventory = Inventory::load(args.inventory.as_deref())?;
     let nodes = inventory.select(&args.node)?;
     let results = join_all(nodes.iter().map(|node| async move {
@@ -349,7 +363,7 @@ pub async fn stop(globals: &Globals, args: NodeArgs) -> anyhow::Result<Outcome> 
     finish(results)
 }
 
-fn finish(results: Vec<anyhow::Result<()>>) -> anyhow::Result<Outcome> {
+pub(crate) fn finish(results: Vec<anyhow::Result<()>>) -> anyhow::Result<Outcome> {
     let mut failed = false;
     for result in results {
         if let Err(e) = result {
@@ -364,7 +378,8 @@ fn finish(results: Vec<anyhow::Result<()>>) -> anyhow::Result<Outcome> {
     })
 }
 
-pub async fn destroy(globals: &Globals, args: DestroyArgs) -> anyhow::Result<Outcome> {
+pub async fn destroy(cx: &Context, args: DestroyArgs) -> anyhow::Result<Outcome> {
+    let globals = &cx.globals;
     let inventory = Inventory::load(args.nodes.inventory.as_deref())?;
     let nodes = inventory.select(&args.nodes.node)?;
     let purge = args.purge_data && args.yes_i_really_mean_it;
@@ -395,11 +410,8 @@ pub async fn destroy(globals: &Globals, args: DestroyArgs) -> anyhow::Result<Out
     )
 }
 
-pub async fn prechecks(
-    globals: &Globals,
-    config_dir: &Path,
-    args: NodeArgs,
-) -> anyhow::Result<Outcome> {
+pub async fn prechecks(cx: &Context, args: NodeArgs) -> anyhow::Result<Outcome> {
+    let (globals, config_dir) = (&cx.globals, cx.config_dir.as_path());
     let inventory = Inventory::load(args.inventory.as_deref())?;
     let targets = resolve(&inventory, globals, config_dir, &args)?;
     let results = join_all(targets.iter().map(|target| precheck_node(target))).await;
@@ -498,7 +510,8 @@ async fn probe_privileged(
     engine.start_container(name).await
 }
 
-pub fn genpwd(config_dir: &Path, args: GenpwdArgs) -> anyhow::Result<Outcome> {
+pub fn genpwd(cx: &Context, args: GenpwdArgs) -> anyhow::Result<Outcome> {
+    let config_dir = cx.config_dir.as_path();
     let path = args
         .passwords
         .unwrap_or_else(|| config_dir.join(passwords::PASSWORDS_FILE));

@@ -13,8 +13,8 @@ use crate::engine::{Endpoint, Engine, EngineError};
 use crate::images::build::{self, BuildOptions};
 use crate::images::render::{self, Override};
 use crate::images::{ImagesError, catalog};
-use crate::nodes;
 use crate::progress::Progress;
+use crate::{nodes, swaps};
 
 /// How a verb ended, when it ran to the end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,40 +72,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         None => (globals::default_config_dir(), false),
     };
     let globals = Globals::load(&config_dir, required)?;
+    let cx = || -> Result<nodes::Context, ConfigError> {
+        Ok(nodes::Context {
+            globals: resolve_node_globals(globals.clone(), &config_dir)?,
+            config_dir: config_dir.clone(),
+            state_dir: cli.state_dir.clone(),
+        })
+    };
     match cli.command {
-        Command::Build(args) => build(globals, &config_dir, args).await,
-        Command::Deploy(args) => {
-            nodes::deploy(
-                &resolve_node_globals(globals, &config_dir)?,
-                &config_dir,
-                args,
-            )
-            .await
-        }
-        Command::Ps(args) => nodes::ps(&resolve_node_globals(globals, &config_dir)?, args).await,
-        Command::Pull(args) => {
-            nodes::pull(
-                &resolve_node_globals(globals, &config_dir)?,
-                &config_dir,
-                args,
-            )
-            .await
-        }
-        Command::Stop(args) => {
-            nodes::stop(&resolve_node_globals(globals, &config_dir)?, args).await
-        }
-        Command::Destroy(args) => {
-            nodes::destroy(&resolve_node_globals(globals, &config_dir)?, args).await
-        }
-        Command::Prechecks(args) => {
-            nodes::prechecks(
-                &resolve_node_globals(globals, &config_dir)?,
-                &config_dir,
-                args,
-            )
-            .await
-        }
-        Command::Genpwd(args) => nodes::genpwd(&config_dir, args),
+        Command::Build(args) => build(globals.clone(), &config_dir, args).await,
+        Command::Deploy(args) => nodes::deploy(&cx()?, args).await,
+        Command::Ps(args) => nodes::ps(&cx()?, args).await,
+        Command::Pull(args) => nodes::pull(&cx()?, args).await,
+        Command::Stop(args) => nodes::stop(&cx()?, args).await,
+        Command::Destroy(args) => nodes::destroy(&cx()?, args).await,
+        Command::Prechecks(args) => nodes::prechecks(&cx()?, args).await,
+        Command::Genpwd(args) => nodes::genpwd(&cx()?, args),
+        Command::Upgrade(args) => swaps::upgrade(&cx()?, args).await,
+        Command::Rollback(args) => swaps::rollback(&cx()?, args).await,
+        Command::Unlock(args) => swaps::unlock(&cx()?, args).await,
+        Command::History(args) => swaps::history(&cx()?, args).await,
     }
 }
 

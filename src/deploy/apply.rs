@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::future::join_all;
 
-use super::config_files;
+use super::history::{self, Record};
 use super::labels::{self, ObservedContainer, Role, State};
 use super::lock::{self, LockError};
 use super::plan::{ActionKind, DesiredService, Plan};
 use super::spec::{self, ContainerSpec, Placement};
 use super::upgrade::{self, SwapOptions};
+use super::{config_files, current_user, now_secs};
 use crate::config::compose::Condition;
 use crate::engine::{Engine, EngineError, WaitGoal, WaitOutcome};
 
@@ -115,11 +116,6 @@ pub fn swap_options(wanted: &DesiredService) -> SwapOptions {
             .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
         start_first: wanted.service.kolla.update_order
             == crate::config::compose::UpdateOrder::StartFirst,
-        has_healthcheck: wanted
-            .spec
-            .healthcheck
-            .as_ref()
-            .is_some_and(|h| h.test.first().map(String::as_str) != Some("NONE")),
     }
 }
 
@@ -132,6 +128,8 @@ pub struct NodeRun<'a> {
     pub options: &'a ApplyOptions,
     /// One line per step, for the operator.
     pub say: &'a (dyn Fn(String) + Sync),
+    /// Where the history log lives (None: not recorded).
+    pub state_dir: Option<&'a std::path::Path>,
 }
 
 /// What one applied action did.
@@ -292,7 +290,7 @@ impl NodeRun<'_> {
                 self.gate_after_start(wanted, &live_name, desired).await?;
             }
             ActionKind::Replace => {
-                dark_window = Some(self.replace(wanted, observed, files).await?);
+                dark_window = Some(self.replace(wanted, observed, files, "deploy").await?);
             }
             ActionKind::Keep | ActionKind::RemoveOrphan => {}
         }
@@ -311,6 +309,7 @@ impl NodeRun<'_> {
         wanted: &DesiredService,
         observed: &[ObservedContainer],
         files: &[(String, Vec<u8>)],
+        action: &str,
     ) -> Result<Duration, DeployError> {
         let service = wanted.service.name.clone();
         let Some(live) = observed
@@ -333,12 +332,13 @@ impl NodeRun<'_> {
             node: self.node.to_string(),
             source,
         })?;
+        let generation = next_generation(observed, &service);
         let result = async {
             self.bootstrap(wanted, files).await?;
             let candidate = self.spec_for(
                 wanted,
                 labels::container_name(self.placement_prefix, &service, Role::Candidate),
-                next_generation(observed, &service),
+                generation,
             );
             let kept = kept_of(observed, &service);
             upgrade::swap(
@@ -353,10 +353,42 @@ impl NodeRun<'_> {
             .await
         }
         .await;
+        self.record(&Record {
+            time: now_secs(),
+            node: self.node.to_string(),
+            service: service.clone(),
+            action: action.to_string(),
+            from_generation: live.generation,
+            to_generation: generation,
+            image: wanted.service.image.clone(),
+            digest: wanted.digest.clone().unwrap_or_default(),
+            user: current_user(),
+            result: match &result {
+                Ok(_) => "ok".to_string(),
+                Err(e) => format!(
+                    "swapped back: {}",
+                    e.to_string().lines().next().unwrap_or_default()
+                ),
+            },
+            dark_window_secs: result.as_ref().ok().map(Duration::as_secs_f64),
+        });
         let released = lock::release(self.engine, held).await;
         let dark = result?;
         released.map_err(|e| self.engine_error(e))?;
         Ok(dark)
+    }
+
+    /// Append to the history log; a log that cannot be written is reported,
+    /// never a reason to fail a swap that happened.
+    pub fn record(&self, record: &Record) {
+        if let Some(dir) = self.state_dir
+            && let Err(e) = history::append(dir, record)
+        {
+            (self.say)(format!(
+                "warning: cannot write {}: {e}",
+                history::path(dir).display()
+            ));
+        }
     }
 
     /// Upload rendered config files into a created container.
@@ -483,19 +515,14 @@ impl NodeRun<'_> {
             };
         }
         if has_healthcheck || needed.contains(&Condition::Healthy) {
-            self.gate(service, container, has_healthcheck).await?;
+            self.gate(service, container).await?;
         }
         Ok(())
     }
 
     /// The health gate: healthy (with a healthcheck), or still running
     /// after the monitor window (without).
-    pub(super) async fn gate(
-        &self,
-        service: &str,
-        container: &str,
-        has_healthcheck: bool,
-    ) -> Result<(), DeployError> {
+    pub(super) async fn gate(&self, service: &str, container: &str) -> Result<(), DeployError> {
         let started = Instant::now();
         let outcome = self
             .engine
@@ -513,7 +540,7 @@ impl NodeRun<'_> {
                 (self.say)(format!(
                     "{}: {service}: {} after {:.1}s",
                     self.node,
-                    if has_healthcheck {
+                    if outcome == WaitOutcome::Healthy {
                         "healthy"
                     } else {
                         "running"

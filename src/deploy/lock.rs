@@ -4,10 +4,10 @@
 //! operators on two machines cannot swap one service at once.
 
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::labels::{self, Role};
 use super::spec::ContainerSpec;
+use super::{current_user, now_secs};
 use crate::engine::{Engine, EngineError};
 
 pub const LOCK_OWNER: &str = "kolla.lock-owner";
@@ -37,13 +37,6 @@ pub struct Lock {
     name: String,
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// Take the lock of `service`, creating its lock container from `image`.
 pub async fn acquire(
     engine: &Engine,
@@ -53,9 +46,7 @@ pub async fn acquire(
     image: &str,
 ) -> Result<Lock, LockError> {
     let name = labels::container_name(prefix, service, Role::Lock);
-    let owner = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
+    let owner = current_user();
     let host = std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "unknown".into());

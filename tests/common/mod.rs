@@ -265,16 +265,22 @@ impl Deployment {
             "building the busybox image failed:\n{}",
             describe(&output)
         );
+        Deployment::of(images, name, "compose", "")
+    }
+
+    /// A deployment of the compose fixture folder `fixture` with the images
+    /// of `images`; `globals` is added to its globals.yml.
+    pub fn of(images: Sandbox, name: &str, fixture: &str, globals: &str) -> Deployment {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let project = format!("kt-{name}-{}-{n}", std::process::id());
         let prefix = format!("{project}-");
         std::fs::write(
             images.config_dir.join("globals.yml"),
-            format!("project: {project}\ncontainer_prefix: \"{prefix}\"\n"),
+            format!("project: {project}\ncontainer_prefix: \"{prefix}\"\n{globals}"),
         )
         .expect("globals.yml");
         let compose_dir = images.dir.path().join("compose");
-        copy_tree(&fixtures().join("compose"), &compose_dir);
+        copy_tree(&fixtures().join(fixture), &compose_dir);
         let inventory = images.dir.path().join("inventory.yml");
         std::fs::write(&inventory, "nodes:\n  local:\n    roles: [controller]\n")
             .expect("inventory");
@@ -312,12 +318,21 @@ impl Deployment {
             .arg("--config-dir")
             .arg(&self.images.config_dir)
             .arg(verb);
-        if verb != "genpwd" {
-            command
-                .arg("-i")
-                .arg(&self.inventory)
-                .arg("--compose-dir")
-                .arg(&self.compose_dir);
+        command
+            .arg("--state-dir")
+            .arg(self.images.dir.path().join("state"));
+        match verb {
+            "genpwd" => {}
+            "rollback" | "unlock" | "history" | "ps" | "stop" | "destroy" => {
+                command.arg("-i").arg(&self.inventory);
+            }
+            _ => {
+                command
+                    .arg("-i")
+                    .arg(&self.inventory)
+                    .arg("--compose-dir")
+                    .arg(&self.compose_dir);
+            }
         }
         command.args(args);
         command

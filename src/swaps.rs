@@ -1,0 +1,368 @@
+//! The verbs that swap one service at a time: `upgrade` (to a new image or
+//! config, through the same replace path as deploy), `rollback` (to a kept
+//! container), `unlock` (a stale lock) and `history`. Nodes go one at a
+//! time unless `--parallel`; a failing node stops the run before the next.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context as _, bail};
+use futures_util::future::join_all;
+
+use crate::cli::{HistoryArgs, OutputFormat, RollbackArgs, ServiceArgs, UpgradeArgs};
+use crate::config::Inventory;
+use crate::config::inventory::Node;
+use crate::deploy::apply::NodeRun;
+use crate::deploy::history::{self, Record};
+use crate::deploy::labels::{ObservedContainer, Role};
+use crate::deploy::upgrade::{self, SwapOptions, TagChange};
+use crate::deploy::{current_user, lock, node, now_secs};
+use crate::nodes::{self, Context, Target, apply_options, connect, say};
+use crate::run::Outcome;
+
+fn live_of<'a>(observed: &'a [ObservedContainer], service: &str) -> Option<&'a ObservedContainer> {
+    observed
+        .iter()
+        .find(|c| c.service == service && c.role == Role::Live)
+}
+
+pub async fn upgrade(cx: &Context, args: UpgradeArgs) -> anyhow::Result<Outcome> {
+    let mut globals = cx.globals.clone();
+    if let Some(tag) = &args.tag {
+        globals.tag = tag.clone();
+        globals.validate(std::path::Path::new("--tag"))?;
+    }
+    let inventory = Inventory::load(args.nodes.inventory.as_deref())?;
+    let targets = nodes::resolve(&inventory, &globals, &cx.config_dir, &args.nodes)?;
+    // Every named service must exist on some selected node.
+    for service in &args.services {
+        if !targets
+            .iter()
+            .any(|t| t.desired.services.contains_key(service))
+        {
+            bail!(crate::config::ConfigError::Invalid {
+                path: args.nodes.compose_dir.clone(),
+                message: format!("service {service} is in no compose file of the selected nodes"),
+            });
+        }
+    }
+    let targets: Vec<Target> = targets
+        .into_iter()
+        .filter(|t| {
+            args.services
+                .iter()
+                .any(|s| t.desired.services.contains_key(s))
+        })
+        .collect();
+    let options = apply_options(&args.gate);
+    for batch in targets.chunks(usize::from(args.parallel)) {
+        let results = join_all(
+            batch
+                .iter()
+                .map(|t| upgrade_node(cx, &globals, t, &args, &options)),
+        )
+        .await;
+        let mut failed = false;
+        for (name, result) in results {
+            match result {
+                Ok(summary) => println!("node {name}: {summary}"),
+                Err(e) => {
+                    eprintln!("error: {}", crate::run::describe_error(&e));
+                    println!("node {name}: FAILED");
+                    failed = true;
+                }
+            }
+        }
+        if failed {
+            return Ok(Outcome::Failed);
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+async fn upgrade_node(
+    cx: &Context,
+    globals: &crate::config::Globals,
+    target: &Target<'_>,
+    args: &UpgradeArgs,
+    options: &crate::deploy::apply::ApplyOptions,
+) -> (String, anyhow::Result<String>) {
+    let name = target.node.name.clone();
+    let result = async {
+        let engine = connect(target.node).await?;
+        let mut desired = target.desired.clone();
+        desired.services.retain(|s, _| args.services.contains(s));
+        // Pull first: the old containers keep serving meanwhile.
+        node::resolve_images(&engine, &name, &mut desired, true).await?;
+        let observed = node::observe(&engine, globals).await.with_context(|| format!("node {name}"))?;
+        let run = NodeRun {
+            engine: &engine,
+            node: &name,
+            placement_prefix: &globals.container_prefix,
+            project: &globals.project,
+            options,
+            say: &say,
+            state_dir: Some(&cx.state_dir),
+        };
+        let mut done = Vec::new();
+        for service in &args.services {
+            let Some(wanted) = desired.services.get(service) else { continue };
+            let Some(live) = live_of(&observed, service) else {
+                bail!("node {name}: service {service} is not deployed here; `kolla deploy` creates it");
+            };
+            match upgrade::compare_tags(&live.image, &wanted.service.image) {
+                TagChange::Lower if !args.allow_downgrade => bail!(
+                    "node {name}: service {service}: {} is a lower version than the running {}; pass --allow-downgrade to go back",
+                    wanted.service.image,
+                    live.image
+                ),
+                TagChange::NotComparable => say(format!(
+                    "{name}: {service}: note: {} or {} is not a semantic version; not compared",
+                    live.image, wanted.service.image
+                )),
+                _ => {}
+            }
+            if wanted.digest.as_deref() == Some(live.digest.as_str()) && wanted.config_hash == live.config_hash {
+                done.push(format!("{service} already at generation {} (same image and config)", live.generation));
+                continue;
+            }
+            let files = desired.files.get(service).map(Vec::as_slice).unwrap_or_default();
+            let dark = run.replace(wanted, &observed, files, "upgrade").await?;
+            done.push(format!("{service} upgraded, dark window {:.3}s", dark.as_secs_f64()));
+        }
+        Ok(done.join("; "))
+    }
+    .await;
+    (name, result)
+}
+
+pub async fn rollback(cx: &Context, args: RollbackArgs) -> anyhow::Result<Outcome> {
+    let inventory = Inventory::load(args.nodes.inventory.as_deref())?;
+    let selected = inventory.select(&args.nodes.node)?;
+    let options = apply_options(&args.gate);
+    let mut any = false;
+    for node in selected {
+        let engine = connect(node).await?;
+        let observed = node::observe(&engine, &cx.globals)
+            .await
+            .with_context(|| format!("node {}", node.name))?;
+        let run = NodeRun {
+            engine: &engine,
+            node: &node.name,
+            placement_prefix: &cx.globals.container_prefix,
+            project: &cx.globals.project,
+            options: &options,
+            say: &say,
+            state_dir: Some(&cx.state_dir),
+        };
+        for service in &args.services {
+            let Some(live) = live_of(&observed, service) else {
+                continue;
+            };
+            any = true;
+            match rollback_service(&run, node, service, live, &observed, &args).await {
+                Ok(line) => println!("node {}: {line}", node.name),
+                Err(e) => {
+                    eprintln!("error: {}", crate::run::describe_error(&e));
+                    println!("node {}: FAILED", node.name);
+                    return Ok(Outcome::Failed);
+                }
+            }
+        }
+    }
+    if !any {
+        bail!(crate::config::ConfigError::Invalid {
+            path: inventory.origin.clone(),
+            message: format!(
+                "none of {} runs on the selected nodes",
+                args.services.join(", ")
+            ),
+        });
+    }
+    Ok(Outcome::Success)
+}
+
+async fn rollback_service(
+    run: &NodeRun<'_>,
+    node: &Node,
+    service: &str,
+    live: &ObservedContainer,
+    observed: &[ObservedContainer],
+    args: &RollbackArgs,
+) -> anyhow::Result<String> {
+    let kept = crate::deploy::apply::kept_of(observed, service);
+    let newest_kept = kept.iter().map(|c| c.generation).max();
+    let Some(newest) = newest_kept else {
+        bail!(
+            "node {}: service {service}: nothing to roll back to (no kept container; generation {} is the only one)",
+            node.name,
+            live.generation
+        );
+    };
+    let target = match args.to {
+        Some(n) => kept.iter().find(|c| c.generation == n).ok_or_else(|| {
+            let mut available: Vec<String> =
+                kept.iter().map(|c| c.generation.to_string()).collect();
+            available.sort();
+            anyhow::anyhow!(
+                "node {}: service {service}: no kept generation {n} (kept: {})",
+                node.name,
+                available.join(", ")
+            )
+        })?,
+        None => kept
+            .iter()
+            .find(|c| c.generation == newest)
+            .ok_or_else(|| anyhow::anyhow!("kept generation vanished"))?,
+    };
+    // The live container being older than a kept one means the last swap
+    // was itself a rollback.
+    if live.generation < newest && !args.force {
+        bail!(
+            "node {}: service {service}: generation {} is live and {newest} is kept: the last change was a rollback; pass --force to roll back again",
+            node.name,
+            live.generation
+        );
+    }
+    let held = lock::acquire(
+        run.engine,
+        run.placement_prefix,
+        run.project,
+        service,
+        &live.image,
+    )
+    .await
+    .map_err(|source| anyhow::Error::from(source).context(format!("node {}", node.name)))?;
+    // Gate and grace come from the containers themselves: a rollback reads
+    // no compose file.
+    let options = SwapOptions {
+        grace: None,
+        start_first: false,
+    };
+    let result = upgrade::rollback(run, service, live, target, &kept, &options).await;
+    run.record(&Record {
+        time: now_secs(),
+        node: node.name.clone(),
+        service: service.to_string(),
+        action: "rollback".into(),
+        from_generation: live.generation,
+        to_generation: target.generation,
+        image: target.image.clone(),
+        digest: target.digest.clone(),
+        user: current_user(),
+        result: match &result {
+            Ok(_) => "ok".into(),
+            Err(e) => format!(
+                "swapped back: {}",
+                e.to_string().lines().next().unwrap_or_default()
+            ),
+        },
+        dark_window_secs: result.as_ref().ok().map(|d| d.as_secs_f64()),
+    });
+    let released = lock::release(run.engine, held).await;
+    let dark = result?;
+    released?;
+    Ok(format!(
+        "{service} rolled back from generation {} to {}, dark window {:.3}s",
+        live.generation,
+        target.generation,
+        dark.as_secs_f64()
+    ))
+}
+
+pub async fn unlock(cx: &Context, args: ServiceArgs) -> anyhow::Result<Outcome> {
+    let inventory = Inventory::load(args.nodes.inventory.as_deref())?;
+    for node in inventory.select(&args.nodes.node)? {
+        let engine = connect(node).await?;
+        let cleared = lock::clear(&engine, &cx.globals.container_prefix, &args.service)
+            .await
+            .with_context(|| format!("node {}", node.name))?;
+        println!(
+            "node {}: {}",
+            node.name,
+            if cleared {
+                format!("lock of {} cleared", args.service)
+            } else {
+                format!("{} was not locked", args.service)
+            }
+        );
+    }
+    Ok(Outcome::Success)
+}
+
+pub async fn history(cx: &Context, args: HistoryArgs) -> anyhow::Result<Outcome> {
+    let (records, bad) = history::read(&cx.state_dir, Some(&args.service))
+        .with_context(|| format!("{}: cannot read", history::path(&cx.state_dir).display()))?;
+    for line in &bad {
+        eprintln!("warning: {line}: skipped");
+    }
+    // What runs now, from the labels of the selected nodes.
+    let inventory = Inventory::load(args.nodes.inventory.as_deref())?;
+    let mut now: BTreeMap<String, Vec<ObservedContainer>> = BTreeMap::new();
+    for node in inventory.select(&args.nodes.node)? {
+        let engine = connect(node).await?;
+        let observed = node::observe(&engine, &cx.globals)
+            .await
+            .with_context(|| format!("node {}", node.name))?;
+        now.insert(
+            node.name.clone(),
+            observed
+                .into_iter()
+                .filter(|c| c.service == args.service)
+                .collect(),
+        );
+    }
+    match args.output {
+        OutputFormat::Json => {
+            let current: BTreeMap<&String, Vec<serde_json::Value>> = now
+                .iter()
+                .map(|(n, cs)| {
+                    let rows = cs
+                        .iter()
+                        .map(|c| serde_json::json!({"container": c.name, "generation": c.generation, "image": c.image, "digest": c.digest, "state": c.state.as_str()}))
+                        .collect();
+                    (n, rows)
+                })
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({"service": args.service, "history": records, "containers": current})
+                )?
+            );
+        }
+        OutputFormat::Human => {
+            println!(
+                "{:<20} {:<10} {:<9} {:>4} -> {:<4} {:<10} {:<8} {:<8} IMAGE",
+                "TIME (UTC s)", "NODE", "ACTION", "FROM", "TO", "RESULT", "DARK", "USER"
+            );
+            for r in &records {
+                println!(
+                    "{:<20} {:<10} {:<9} {:>4} -> {:<4} {:<10} {:<8} {:<8} {}",
+                    r.time,
+                    r.node,
+                    r.action,
+                    r.from_generation,
+                    r.to_generation,
+                    r.result.split(':').next().unwrap_or_default(),
+                    r.dark_window_secs
+                        .map(|d| format!("{d:.3}s"))
+                        .unwrap_or_else(|| "-".into()),
+                    r.user,
+                    r.image
+                );
+            }
+            for (node, containers) in &now {
+                for c in containers {
+                    println!(
+                        "now: {node} {} generation {} {} ({})",
+                        c.name,
+                        c.generation,
+                        c.image,
+                        c.state.as_str()
+                    );
+                }
+            }
+        }
+    }
+    Ok(Outcome::Success)
+}

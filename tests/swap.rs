@@ -1,0 +1,256 @@
+//! `kolla upgrade` and `kolla rollback` against the real engine: a
+//! host-network HTTP service whose image tag decides what it serves, with
+//! its data in a data container. Every failure leaves v1 serving and the
+//! data intact.
+
+mod common;
+
+use common::{Deployment, Sandbox, describe, http_get, stderr};
+
+/// The web image: serves "version TAG"; tag 8.0.0 never gets healthy (no
+/// wget for its healthcheck), tag 9.0.0 exits at once (no httpd).
+const FX_WEB: &str = r#"FROM {{ image_prefix }}fx-base:{{ tag }}
+RUN mkdir -p /www /data && echo "version {{ tag }}" > /www/index.html
+{% if tag == "8.0.0" %}RUN rm /bin/wget{% endif %}
+{% if tag == "9.0.0" %}RUN rm /bin/httpd{% endif %}
+LABEL org.opencontainers.image.title="{{ image_name }}"
+"#;
+
+fn setup(name: &str, tags: &[&str]) -> Deployment {
+    let images = Sandbox::new(name);
+    let dir = images.images_dir.join("fx-web");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Dockerfile.tera"), FX_WEB).unwrap();
+    for tag in tags {
+        let output = images.build(&["^fx-web$", "--tag", tag]);
+        assert!(output.status.success(), "{}", describe(&output));
+    }
+    let globals = format!("namespace: {}\ntag: \"1.0.0\"\n", images.namespace);
+    let image = format!("{}/fx-web:1.0.0", images.namespace);
+    let mut d = Deployment::of(images, name, "swap", &globals);
+    // The compose file takes its image from globals; IMAGE is what the
+    // test's data reader runs.
+    d.env.retain(|(k, _)| k == "WEB_PORT");
+    d.env.push(("IMAGE".to_string(), image));
+    d
+}
+
+fn serving(d: &Deployment) -> Option<String> {
+    http_get(d.env("WEB_PORT"), "/index.html")
+}
+
+fn deploy_v1(d: &Deployment) {
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(serving(d).as_deref(), Some("version 1.0.0\n"));
+}
+
+/// v1 serves, the data is as before, and no stray swap container is left.
+fn v1_intact(d: &Deployment, boot_log: &str) {
+    assert_eq!(serving(d).as_deref(), Some("version 1.0.0\n"));
+    assert_eq!(d.read_data("/data/boot.log"), boot_log);
+    let names: Vec<String> = d.containers().into_keys().collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.ends_with(".kolla-new") || n.ends_with(".kolla-lock")),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn upgrade_then_rollback_keeps_data_and_history() {
+    let d = setup("updown", &["1.0.0", "2.0.0"]);
+    deploy_v1(&d);
+    let v1_id = d.containers()[&d.container("web")].0.clone();
+
+    let output = d.kolla("upgrade", &["web", "--tag", "2.0.0"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("web upgraded, dark window"),
+        "{}",
+        describe(&output)
+    );
+    assert_eq!(serving(&d).as_deref(), Some("version 2.0.0\n"));
+    let after = d.containers();
+    assert_eq!(
+        after[&d.container("web.kolla-gen-1")],
+        (v1_id.clone(), "exited".to_string())
+    );
+    assert_eq!(d.read_data("/data/boot.log"), "bootstrap\nbootstrap\n");
+
+    // Downgrading needs the flag; nothing changes without it.
+    let output = d.kolla("upgrade", &["web", "--tag", "1.0.0"]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("--allow-downgrade"),
+        "{}",
+        describe(&output)
+    );
+    assert_eq!(d.containers(), after);
+
+    let output = d.kolla("rollback", &["web"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(serving(&d).as_deref(), Some("version 1.0.0\n"));
+    let back = d.containers();
+    assert_eq!(back[&d.container("web")], (v1_id, "running".to_string()));
+    assert_eq!(back[&d.container("web.kolla-gen-2")].1, "exited");
+    assert_eq!(d.read_data("/data/boot.log"), "bootstrap\nbootstrap\n");
+
+    // Rolling back a rollback needs --force.
+    let output = d.kolla("rollback", &["web"]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("the last change was a rollback"),
+        "{}",
+        describe(&output)
+    );
+    let output = d.kolla("rollback", &["web", "--force"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(serving(&d).as_deref(), Some("version 2.0.0\n"));
+
+    let output = d.kolla("history", &["web", "--output", "json"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let history: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let actions: Vec<(String, u64, u64, String)> = history["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap().to_string(),
+                r["from_generation"].as_u64().unwrap(),
+                r["to_generation"].as_u64().unwrap(),
+                r["result"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            ("upgrade".to_string(), 1, 2, "ok".to_string()),
+            ("rollback".to_string(), 2, 1, "ok".to_string()),
+            ("rollback".to_string(), 1, 2, "ok".to_string()),
+        ]
+    );
+    assert_eq!(history["containers"]["local"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn failed_upgrades_leave_v1_serving_and_the_data_intact() {
+    let d = setup("failures", &["1.0.0", "8.0.0", "9.0.0"]);
+    deploy_v1(&d);
+    let before = d.containers();
+    let boot = "bootstrap\n";
+
+    // The image does not exist: the pull fails, nothing changes.
+    let output = d.kolla("upgrade", &["web", "--tag", "3.0.0"]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("fx-web:3.0.0"),
+        "{}",
+        describe(&output)
+    );
+    assert_eq!(d.containers(), before);
+    v1_intact(&d, boot);
+
+    // The new container exits at once: swapped back.
+    let output = d.kolla(
+        "upgrade",
+        &["web", "--tag", "9.0.0", "--health-timeout", "20"],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("exited with code"),
+        "{}",
+        describe(&output)
+    );
+    v1_intact(&d, "bootstrap\nbootstrap\n");
+
+    // The new container never gets healthy: swapped back after the timeout.
+    let output = d.kolla(
+        "upgrade",
+        &["web", "--tag", "8.0.0", "--health-timeout", "8"],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let err = stderr(&output);
+    assert!(
+        err.contains("healthcheck failed") || err.contains("not healthy after 8s"),
+        "{err}"
+    );
+    v1_intact(&d, "bootstrap\nbootstrap\nbootstrap\n");
+
+    // The bootstrap job fails: the old container is never touched.
+    let live = d.containers()[&d.container("web")].0.clone();
+    let output = d
+        .command("upgrade", &["web"])
+        .env("FAIL_BOOTSTRAP", "yes")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("bootstrap job exited 1"),
+        "{}",
+        describe(&output)
+    );
+    assert_eq!(d.containers()[&d.container("web")].0, live);
+    v1_intact(&d, "bootstrap\nbootstrap\nbootstrap\n");
+
+    let history = d.kolla("history", &["web"]);
+    let text = String::from_utf8_lossy(&history.stdout);
+    assert_eq!(text.matches("swapped back").count(), 3, "{text}");
+}
+
+#[test]
+fn nothing_to_roll_back_to_and_a_held_lock_are_refused() {
+    let d = setup("lock", &["1.0.0", "2.0.0"]);
+    deploy_v1(&d);
+    let output = d.kolla("rollback", &["web"]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("nothing to roll back to"),
+        "{}",
+        describe(&output)
+    );
+
+    // Another run holds the lock: the upgrade fails at once, saying who.
+    let rt = common::runtime();
+    let image = format!("{}/fx-web:1.0.0", d.images.namespace);
+    let lock = rt
+        .block_on(kolla::deploy::lock::acquire(
+            &d.images.engine,
+            &d.prefix,
+            &d.project,
+            "web",
+            &image,
+        ))
+        .expect("take the lock");
+    let before = d.containers();
+    let output = d.kolla("upgrade", &["web", "--tag", "2.0.0"]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("service web is locked by"),
+        "{}",
+        describe(&output)
+    );
+    assert!(
+        stderr(&output).contains("kolla unlock web"),
+        "{}",
+        describe(&output)
+    );
+    assert_eq!(d.containers(), before);
+    assert_eq!(serving(&d).as_deref(), Some("version 1.0.0\n"));
+    drop(lock);
+
+    // `kolla unlock` clears a stale lock; then the upgrade goes through.
+    let output = d.kolla("unlock", &["web"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("lock of web cleared"),
+        "{}",
+        describe(&output)
+    );
+    let output = d.kolla("upgrade", &["web", "--tag", "2.0.0"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(serving(&d).as_deref(), Some("version 2.0.0\n"));
+}
