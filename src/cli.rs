@@ -56,6 +56,26 @@ pub enum Command {
     Unlock(ServiceArgs),
     /// Show the swaps of a service and what runs now.
     History(HistoryArgs),
+    /// Finish or undo swaps a crash interrupted, so exactly one container
+    /// of each service runs.
+    Recover(RecoverArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// Only these services (default: every service with leftovers).
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+
+    #[command(flatten)]
+    pub nodes: NodeArgs,
+
+    #[command(flatten)]
+    pub gate: GateArgs,
+
+    /// Take over locks even when their holder may still be running.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Timing of swaps and their health gates.

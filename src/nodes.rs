@@ -137,9 +137,29 @@ async fn deploy_node(
         node::resolve_images(&engine, &name, &mut target.desired, !args.dry_run)
             .await
             .map_err(|e| vec![e.into()])?;
-        let observed = node::observe(&engine, globals)
-            .await
-            .map_err(|e| vec![anyhow::Error::from(e).context(format!("node {name}"))])?;
+        let run = NodeRun {
+            engine: &engine,
+            node: &name,
+            placement_prefix: &globals.container_prefix,
+            project: &globals.project,
+            options,
+            say: &say,
+            state_dir: Some(state_dir),
+        };
+        let observe = || async {
+            node::observe(&engine, globals)
+                .await
+                .map_err(|e| vec![anyhow::Error::from(e).context(format!("node {name}"))])
+        };
+        let mut observed = observe().await?;
+        // Leftovers of an interrupted swap are settled before planning.
+        if !args.dry_run
+            && crate::swaps::recover_first(&run, &observed, None, false)
+                .await
+                .map_err(|e| vec![e])?
+        {
+            observed = observe().await?;
+        }
         let services: Vec<_> = target.desired.services.values().cloned().collect();
         let plan = plan::plan(
             &services,
@@ -169,15 +189,6 @@ async fn deploy_node(
                 .await
                 .map_err(|e| vec![anyhow::Error::from(e).context(format!("node {name}"))])?;
         }
-        let run = NodeRun {
-            engine: &engine,
-            node: &name,
-            placement_prefix: &globals.container_prefix,
-            project: &globals.project,
-            options,
-            say: &say,
-            state_dir: Some(state_dir),
-        };
         let done = run
             .apply(
                 &plan,

@@ -92,6 +92,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Rollback(args) => swaps::rollback(&cx()?, args).await,
         Command::Unlock(args) => swaps::unlock(&cx()?, args).await,
         Command::History(args) => swaps::history(&cx()?, args).await,
+        Command::Recover(args) => swaps::recover(&cx()?, args).await,
     }
 }
 

@@ -8,14 +8,14 @@ use std::collections::BTreeMap;
 use anyhow::{Context as _, bail};
 use futures_util::future::join_all;
 
-use crate::cli::{HistoryArgs, OutputFormat, RollbackArgs, ServiceArgs, UpgradeArgs};
+use crate::cli::{HistoryArgs, OutputFormat, RecoverArgs, RollbackArgs, ServiceArgs, UpgradeArgs};
 use crate::config::Inventory;
 use crate::config::inventory::Node;
 use crate::deploy::apply::NodeRun;
 use crate::deploy::history::{self, Record};
 use crate::deploy::labels::{ObservedContainer, Role};
 use crate::deploy::upgrade::{self, SwapOptions, TagChange};
-use crate::deploy::{current_user, lock, node, now_secs};
+use crate::deploy::{current_user, lock, node, now_secs, recover as recovery};
 use crate::nodes::{self, Context, Target, apply_options, connect, say};
 use crate::run::Outcome;
 
@@ -93,7 +93,9 @@ async fn upgrade_node(
         desired.services.retain(|s, _| args.services.contains(s));
         // Pull first: the old containers keep serving meanwhile.
         node::resolve_images(&engine, &name, &mut desired, true).await?;
-        let observed = node::observe(&engine, globals).await.with_context(|| format!("node {name}"))?;
+        let mut observed = node::observe(&engine, globals)
+            .await
+            .with_context(|| format!("node {name}"))?;
         let run = NodeRun {
             engine: &engine,
             node: &name,
@@ -103,6 +105,9 @@ async fn upgrade_node(
             say: &say,
             state_dir: Some(&cx.state_dir),
         };
+        if recover_first(&run, &observed, Some(&args.services), false).await? {
+            observed = node::observe(&engine, globals).await.with_context(|| format!("node {name}"))?;
+        }
         let mut done = Vec::new();
         for service in &args.services {
             let Some(wanted) = desired.services.get(service) else { continue };
@@ -142,7 +147,7 @@ pub async fn rollback(cx: &Context, args: RollbackArgs) -> anyhow::Result<Outcom
     let mut any = false;
     for node in selected {
         let engine = connect(node).await?;
-        let observed = node::observe(&engine, &cx.globals)
+        let mut observed = node::observe(&engine, &cx.globals)
             .await
             .with_context(|| format!("node {}", node.name))?;
         let run = NodeRun {
@@ -154,6 +159,19 @@ pub async fn rollback(cx: &Context, args: RollbackArgs) -> anyhow::Result<Outcom
             say: &say,
             state_dir: Some(&cx.state_dir),
         };
+        match recover_first(&run, &observed, Some(&args.services), false).await {
+            Ok(true) => {
+                observed = node::observe(&engine, &cx.globals)
+                    .await
+                    .with_context(|| format!("node {}", node.name))?;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                eprintln!("error: {}", crate::run::describe_error(&e));
+                println!("node {}: FAILED", node.name);
+                return Ok(Outcome::Failed);
+            }
+        }
         for service in &args.services {
             let Some(live) = live_of(&observed, service) else {
                 continue;
@@ -365,4 +383,63 @@ pub async fn history(cx: &Context, args: HistoryArgs) -> anyhow::Result<Outcome>
         }
     }
     Ok(Outcome::Success)
+}
+
+/// Recover the leftovers of interrupted swaps of `only` (all services when
+/// None) before working on them; says what it did. Returns whether anything
+/// changed (the caller then looks at the node again).
+pub(crate) async fn recover_first(
+    run: &NodeRun<'_>,
+    observed: &[ObservedContainer],
+    only: Option<&[String]>,
+    force: bool,
+) -> anyhow::Result<bool> {
+    let mut changed = false;
+    for service in recovery::services_needing_recovery(observed) {
+        if only.is_some_and(|only| !only.contains(&service)) {
+            continue;
+        }
+        let done = recovery::recover_service(run, &service, observed, force).await?;
+        for step in &done {
+            say(format!("{}: {service}: recovery: {step}", run.node));
+        }
+        changed |= !done.is_empty();
+    }
+    Ok(changed)
+}
+
+pub async fn recover(cx: &Context, args: RecoverArgs) -> anyhow::Result<Outcome> {
+    let inventory = Inventory::load(args.nodes.inventory.as_deref())?;
+    let options = apply_options(&args.gate);
+    let mut failed = false;
+    for node in inventory.select(&args.nodes.node)? {
+        let engine = connect(node).await?;
+        let observed = node::observe(&engine, &cx.globals)
+            .await
+            .with_context(|| format!("node {}", node.name))?;
+        let run = NodeRun {
+            engine: &engine,
+            node: &node.name,
+            placement_prefix: &cx.globals.container_prefix,
+            project: &cx.globals.project,
+            options: &options,
+            say: &say,
+            state_dir: Some(&cx.state_dir),
+        };
+        let only = (!args.services.is_empty()).then_some(args.services.as_slice());
+        match recover_first(&run, &observed, only, args.force).await {
+            Ok(true) => println!("node {}: recovered", node.name),
+            Ok(false) => println!("node {}: nothing to recover", node.name),
+            Err(e) => {
+                eprintln!("error: {}", crate::run::describe_error(&e));
+                println!("node {}: FAILED", node.name);
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        Outcome::Failed
+    } else {
+        Outcome::Success
+    })
 }

@@ -5,38 +5,14 @@
 
 mod common;
 
-use common::{Deployment, Sandbox, describe, http_get, stderr};
-
-/// The web image: serves "version TAG"; tag 8.0.0 never gets healthy (no
-/// wget for its healthcheck), tag 9.0.0 exits at once (no httpd).
-const FX_WEB: &str = r#"FROM {{ image_prefix }}fx-base:{{ tag }}
-RUN mkdir -p /www /data && echo "version {{ tag }}" > /www/index.html
-{% if tag == "8.0.0" %}RUN rm /bin/wget{% endif %}
-{% if tag == "9.0.0" %}RUN rm /bin/httpd{% endif %}
-LABEL org.opencontainers.image.title="{{ image_name }}"
-"#;
+use common::{Deployment, describe, stderr};
 
 fn setup(name: &str, tags: &[&str]) -> Deployment {
-    let images = Sandbox::new(name);
-    let dir = images.images_dir.join("fx-web");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("Dockerfile.tera"), FX_WEB).unwrap();
-    for tag in tags {
-        let output = images.build(&["^fx-web$", "--tag", tag]);
-        assert!(output.status.success(), "{}", describe(&output));
-    }
-    let globals = format!("namespace: {}\ntag: \"1.0.0\"\n", images.namespace);
-    let image = format!("{}/fx-web:1.0.0", images.namespace);
-    let mut d = Deployment::of(images, name, "swap", &globals);
-    // The compose file takes its image from globals; IMAGE is what the
-    // test's data reader runs.
-    d.env.retain(|(k, _)| k == "WEB_PORT");
-    d.env.push(("IMAGE".to_string(), image));
-    d
+    common::swap_deployment(name, tags)
 }
 
 fn serving(d: &Deployment) -> Option<String> {
-    http_get(d.env("WEB_PORT"), "/index.html")
+    d.serving()
 }
 
 fn deploy_v1(d: &Deployment) {

@@ -332,9 +332,11 @@ impl NodeRun<'_> {
             node: self.node.to_string(),
             source,
         })?;
+        super::fault::point("locked");
         let generation = next_generation(observed, &service);
         let result = async {
             self.bootstrap(wanted, files).await?;
+            super::fault::point("bootstrapped");
             let candidate = self.spec_for(
                 wanted,
                 labels::container_name(self.placement_prefix, &service, Role::Candidate),

@@ -47,9 +47,7 @@ pub async fn acquire(
 ) -> Result<Lock, LockError> {
     let name = labels::container_name(prefix, service, Role::Lock);
     let owner = current_user();
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into());
+    let host = this_host();
     let spec = ContainerSpec {
         name: name.clone(),
         image: image.to_string(),
@@ -68,25 +66,17 @@ pub async fn acquire(
     };
     match engine.create_container(&spec).await {
         Ok(_) => Ok(Lock { name }),
-        Err(EngineError::Conflict { .. }) => {
-            let labels = engine
-                .container_details(&name)
-                .await?
-                .map(|(l, _)| l)
-                .unwrap_or_default();
-            let get = |k: &str| labels.get(k).cloned().unwrap_or_else(|| "?".into());
-            let since: u64 = labels
-                .get(LOCK_SINCE)
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            Err(LockError::Held {
+        Err(EngineError::Conflict { .. }) => match holder(engine, prefix, service).await? {
+            Some(holder) => Err(holder.into_error(service)),
+            // Released between our create and our look: just say so.
+            None => Err(LockError::Held {
                 service: service.to_string(),
-                owner: get(LOCK_OWNER),
-                host: get(LOCK_HOST),
-                pid: get(LOCK_PID),
-                age: now_secs().saturating_sub(since),
-            })
-        }
+                owner: "?".into(),
+                host: "?".into(),
+                pid: "?".into(),
+                age: 0,
+            }),
+        },
         Err(e) => Err(e.into()),
     }
 }
@@ -102,4 +92,58 @@ pub async fn clear(engine: &Engine, prefix: &str, service: &str) -> Result<bool,
     let existed = engine.container_details(&name).await?.is_some();
     engine.remove_container(&name, false).await?;
     Ok(existed)
+}
+
+/// Who holds the lock of `service`, if anyone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub owner: String,
+    pub host: String,
+    pub pid: String,
+    pub since: u64,
+}
+
+impl Holder {
+    /// A lock taken on this machine by a process that no longer exists
+    /// was left by a crash. A lock from another machine cannot be judged
+    /// from here.
+    pub fn is_stale(&self) -> bool {
+        self.host == this_host() && !std::path::Path::new("/proc").join(&self.pid).exists()
+    }
+
+    pub fn into_error(self, service: &str) -> LockError {
+        LockError::Held {
+            service: service.to_string(),
+            owner: self.owner,
+            host: self.host,
+            pid: self.pid,
+            age: now_secs().saturating_sub(self.since),
+        }
+    }
+}
+
+fn this_host() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+pub async fn holder(
+    engine: &Engine,
+    prefix: &str,
+    service: &str,
+) -> Result<Option<Holder>, EngineError> {
+    let name = labels::container_name(prefix, service, Role::Lock);
+    Ok(engine.container_details(&name).await?.map(|(labels, _)| {
+        let get = |k: &str| labels.get(k).cloned().unwrap_or_else(|| "?".into());
+        Holder {
+            owner: get(LOCK_OWNER),
+            host: get(LOCK_HOST),
+            pid: get(LOCK_PID),
+            since: labels
+                .get(LOCK_SINCE)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0),
+        }
+    }))
 }

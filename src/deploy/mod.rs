@@ -4,11 +4,13 @@
 
 pub mod apply;
 pub mod config_files;
+pub mod fault;
 pub mod history;
 pub mod labels;
 pub mod lock;
 pub mod node;
 pub mod plan;
+pub mod recover;
 pub mod spec;
 pub mod upgrade;
 

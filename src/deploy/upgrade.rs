@@ -51,6 +51,7 @@ pub async fn swap(
         let _ = engine.remove_container(&candidate_name, false).await;
         return Err(e);
     }
+    super::fault::point("candidate-created");
     if options.start_first {
         (run.say)(format!(
             "{}: {service}: starting the new container beside the old one",
@@ -145,19 +146,23 @@ async fn swap_in(
         .set_restart_policy(&live_name, "no")
         .await
         .map_err(err)?;
+    super::fault::point("restart-policy-no");
     let stopping = Instant::now();
     engine
         .stop_container(&live_name, options.grace)
         .await
         .map_err(err)?;
+    super::fault::point("old-stopped");
     engine
         .rename_container(&live_name, &kept_name)
         .await
         .map_err(err)?;
+    super::fault::point("old-renamed");
     engine
         .rename_container(&incoming.name, &live_name)
         .await
         .map_err(err)?;
+    super::fault::point("new-renamed");
     let mut outcome = Ok(());
     if !incoming.started {
         outcome = engine.start_container(&live_name).await.map_err(err);
@@ -175,9 +180,11 @@ async fn swap_in(
             .await
             .map_err(err);
     }
+    super::fault::point("new-started");
     if outcome.is_ok() && !incoming.started {
         outcome = run.gate(service, &live_name).await;
     }
+    super::fault::point("gated");
     match outcome {
         Ok(()) => {
             (run.say)(format!(

@@ -362,17 +362,28 @@ impl Deployment {
     /// Read a file from the data container's volumes, through a throwaway
     /// container that mounts them.
     pub fn read_data(&self, path: &str) -> String {
+        self.with_data(&["cat", path])
+    }
+
+    /// Write `text` to a file in the data container's volumes.
+    pub fn write_data(&self, path: &str, text: &str) {
+        self.with_data(&["sh", "-c", &format!("printf '%s' '{text}' > {path}")]);
+    }
+
+    /// Run `command` in a throwaway container with the data container's
+    /// volumes; its output. Fails the test if it does not exit 0.
+    fn with_data(&self, command: &[&str]) -> String {
         use kolla::deploy::spec::ContainerSpec;
         use kolla::engine::{WaitGoal, WaitOutcome};
         let name = format!(
-            "{}reader-{}",
+            "{}data-{}",
             self.prefix,
             COUNTER.fetch_add(1, Ordering::SeqCst)
         );
         let spec = ContainerSpec {
             name: name.clone(),
             image: self.env("IMAGE").to_string(),
-            command: Some(vec!["cat".into(), path.into()]),
+            command: Some(command.iter().map(|s| s.to_string()).collect()),
             volumes_from: vec![self.container("webdata")],
             labels: [(
                 "kolla.project".to_string(),
@@ -384,24 +395,66 @@ impl Deployment {
         let engine = &self.images.engine;
         let rt = runtime();
         rt.block_on(async {
-            engine.create_container(&spec).await.expect("create reader");
-            engine.start_container(&name).await.expect("start reader");
+            engine
+                .create_container(&spec)
+                .await
+                .expect("create data container user");
+            engine.start_container(&name).await.expect("start it");
             let outcome = engine
                 .wait_for(&name, WaitGoal::Exited, std::time::Duration::from_secs(30))
                 .await
-                .expect("wait for reader");
-            let text = engine.logs_tail(&name, 100).await.expect("reader output");
+                .expect("wait for it");
+            let text = engine.logs_tail(&name, 100).await.expect("its output");
             engine
                 .remove_container(&name, false)
                 .await
-                .expect("remove reader");
+                .expect("remove it");
             assert_eq!(
                 outcome,
                 WaitOutcome::Exited(0),
-                "reading {path} failed: {text}"
+                "{command:?} failed: {text}"
             );
             text
         })
+    }
+}
+
+/// The web image of the swap tests: serves "version TAG"; tag 8.0.0 never
+/// gets healthy (no wget for its healthcheck), tag 9.0.0 exits at once (no
+/// httpd).
+const FX_WEB: &str = r#"FROM {{ image_prefix }}fx-base:{{ tag }}
+RUN mkdir -p /www /data && echo "version {{ tag }}" > /www/index.html
+{% if tag == "8.0.0" %}RUN rm /bin/wget{% endif %}
+{% if tag == "9.0.0" %}RUN rm /bin/httpd{% endif %}
+LABEL org.opencontainers.image.title="{{ image_name }}"
+"#;
+
+/// A deployment of the swap fixture (one host-network web service with a
+/// data container) with the fx-web image built at each of `tags`; globals
+/// say tag 1.0.0.
+pub fn swap_deployment(name: &str, tags: &[&str]) -> Deployment {
+    let images = Sandbox::new(name);
+    let dir = images.images_dir.join("fx-web");
+    std::fs::create_dir_all(&dir).expect("fx-web folder");
+    std::fs::write(dir.join("Dockerfile.tera"), FX_WEB).expect("fx-web template");
+    for tag in tags {
+        let output = images.build(&["^fx-web$", "--tag", tag]);
+        assert!(output.status.success(), "{}", describe(&output));
+    }
+    let globals = format!("namespace: {}\ntag: \"1.0.0\"\n", images.namespace);
+    let image = format!("{}/fx-web:1.0.0", images.namespace);
+    let mut d = Deployment::of(images, name, "swap", &globals);
+    // The compose file takes its image from globals; IMAGE is what the
+    // tests' data helpers run.
+    d.env.retain(|(k, _)| k == "WEB_PORT");
+    d.env.push(("IMAGE".to_string(), image));
+    d
+}
+
+impl Deployment {
+    /// What the swap fixture's web service serves.
+    pub fn serving(&self) -> Option<String> {
+        http_get(self.env("WEB_PORT"), "/index.html")
     }
 }
 
