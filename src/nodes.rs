@@ -91,8 +91,16 @@ pub(crate) fn resolve<'a>(
     Ok(targets)
 }
 
+/// One step for the operator, on stderr, with the seconds since the
+/// command started, so every step shows its time in a terminal and in CI.
 pub(crate) fn say(line: String) {
-    eprintln!("{line}");
+    eprintln!("[{:>7.3}s] {line}", started().elapsed().as_secs_f64());
+}
+
+/// When the command started (the first call fixes it; `run` calls it first).
+pub fn started() -> std::time::Instant {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *START.get_or_init(std::time::Instant::now)
 }
 
 pub async fn deploy(cx: &Context, args: DeployArgs) -> anyhow::Result<Outcome> {

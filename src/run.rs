@@ -67,6 +67,7 @@ pub fn describe_error(error: &anyhow::Error) -> String {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    nodes::started();
     let (config_dir, required) = match &cli.config_dir {
         Some(dir) => (dir.clone(), true),
         None => (globals::default_config_dir(), false),
