@@ -433,7 +433,7 @@ pub async fn prechecks(cx: &Context, args: NodeArgs) -> anyhow::Result<Outcome> 
     let (globals, config_dir) = (&cx.globals, cx.config_dir.as_path());
     let inventory = Inventory::load(args.inventory.as_deref())?;
     let targets = resolve(&inventory, globals, config_dir, &args)?;
-    let results = join_all(targets.iter().map(|target| precheck_node(target))).await;
+    let results = join_all(targets.iter().map(|target| precheck_node(target, globals))).await;
     let mut failed = false;
     for (name, lines) in results {
         for (ok, line) in lines {
@@ -448,7 +448,7 @@ pub async fn prechecks(cx: &Context, args: NodeArgs) -> anyhow::Result<Outcome> 
     })
 }
 
-async fn precheck_node(target: &Target<'_>) -> (String, Vec<(bool, String)>) {
+async fn precheck_node(target: &Target<'_>, globals: &Globals) -> (String, Vec<(bool, String)>) {
     let node = target.node;
     let mut lines = Vec::new();
     let engine = match connect(node).await {
@@ -482,6 +482,7 @@ async fn precheck_node(target: &Target<'_>) -> (String, Vec<(bool, String)>) {
             Err(e) => lines.push((false, format!("image {}: {e}", wanted.service.image))),
         }
     }
+    lines.extend(check_host_ports(target, &engine, globals).await);
     let needs_privileged = target
         .desired
         .services
@@ -508,6 +509,66 @@ async fn precheck_node(target: &Target<'_>) -> (String, Vec<(bool, String)>) {
         }
     }
     (node.name.clone(), lines)
+}
+
+/// Ports host-network services will listen on must be free, unless the
+/// service's own container already holds them. Only an engine on this
+/// machine can be checked from here.
+async fn check_host_ports(
+    target: &Target<'_>,
+    engine: &Engine,
+    globals: &Globals,
+) -> Vec<(bool, String)> {
+    let wanted: Vec<(&str, u16)> = target
+        .desired
+        .services
+        .values()
+        .flat_map(|d| {
+            d.service
+                .kolla
+                .host_ports
+                .iter()
+                .map(move |p| (d.service.name.as_str(), *p))
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    let local = target
+        .node
+        .docker
+        .as_deref()
+        .is_none_or(|url| url.starts_with("unix://"));
+    if !local {
+        return vec![(
+            true,
+            format!(
+                "host ports of {} services not checked: the engine is remote",
+                wanted.len()
+            ),
+        )];
+    }
+    let running: Vec<String> = match node::observe(engine, globals).await {
+        Ok(observed) => observed
+            .into_iter()
+            .filter(|c| c.role == Role::Live && c.state == State::Running)
+            .map(|c| c.service)
+            .collect(),
+        Err(e) => return vec![(false, format!("cannot list containers: {e}"))],
+    };
+    wanted
+        .into_iter()
+        .filter(|(service, _)| !running.iter().any(|r| r == service))
+        .map(
+            |(service, port)| match std::net::TcpListener::bind(("0.0.0.0", port)) {
+                Ok(_) => (true, format!("port {port} free for {service}")),
+                Err(e) => (
+                    false,
+                    format!("port {port} that {service} needs is taken ({e})"),
+                ),
+            },
+        )
+        .collect()
 }
 
 async fn probe_privileged(

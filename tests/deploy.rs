@@ -354,3 +354,52 @@ fn genpwd_writes_a_private_passwords_file() {
     );
     assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
 }
+
+#[test]
+fn prechecks_find_a_taken_port_and_a_missing_image() {
+    let d = Deployment::new("prechecks");
+    let output = d.kolla("prechecks", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains(&format!(
+            "local: ok   port {} free for web",
+            d.env("WEB_PORT")
+        )),
+        "{text}"
+    );
+    assert!(text.contains("local: ok   engine "), "{text}");
+
+    // Something else listens on api's port: prechecks fail and say which.
+    let taken = std::net::TcpListener::bind(("0.0.0.0", d.env("API_PORT").parse::<u16>().unwrap()))
+        .unwrap();
+    let output = d.kolla("prechecks", &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains(&format!(
+            "local: FAIL port {} that api needs is taken",
+            d.env("API_PORT")
+        )),
+        "{text}"
+    );
+    drop(taken);
+
+    // Once deployed, a service's own ports are not a conflict.
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let output = d.kolla("prechecks", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+
+    let output = d
+        .command("prechecks", &[])
+        .env("IMAGE", "kolla-test-nowhere/none:1")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert!(
+        stdout(&output).contains("FAIL image kolla-test-nowhere/none:1 missing"),
+        "{}",
+        describe(&output)
+    );
+}

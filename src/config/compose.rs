@@ -100,6 +100,9 @@ pub struct KollaSettings {
     /// starts, once per image and config change; it must exit 0.
     pub bootstrap: Option<Vec<String>>,
     pub update_order: UpdateOrder,
+    /// Ports a host-network service listens on: `kolla prechecks` checks
+    /// they are free before the first deploy.
+    pub host_ports: Vec<u16>,
 }
 
 /// One service, resolved: interpolated, defaults applied, references checked.
@@ -269,6 +272,8 @@ struct RawKolla {
     config: Option<RawConfigTemplates>,
     bootstrap: Option<RawBootstrap>,
     update_order: Option<String>,
+    #[serde(default)]
+    host_ports: Vec<String>,
 }
 
 /// The service keys kolla supports. `net` and `name` are the legacy v1
@@ -774,6 +779,11 @@ impl Resolver<'_> {
         }
 
         let kolla = self.kolla(line, name, raw.kolla)?;
+        if !kolla.host_ports.is_empty() && network_mode.as_deref() != Some("host") {
+            return Err(err(
+                "x-kolla.host_ports is for network_mode: host (use ports otherwise)".into(),
+            ));
+        }
         let container_name = match (raw.container_name, raw.name) {
             (Some(n), _) | (None, Some(n)) => Some(self.text(line, name, "container_name", &n)?),
             (None, None) => None,
@@ -1002,11 +1012,23 @@ impl Resolver<'_> {
                 "a data container (x-kolla.data) never runs, so it takes no config or bootstrap",
             ));
         }
+        let mut host_ports = Vec::new();
+        for port in &raw.host_ports {
+            let text = self.text(line, service, "x-kolla.host_ports", port)?;
+            host_ports.push(text.parse::<u16>().map_err(|_| {
+                self.error(
+                    line,
+                    service,
+                    format!("x-kolla.host_ports: {text:?} is not a port number"),
+                )
+            })?);
+        }
         Ok(KollaSettings {
             data: raw.data,
             config,
             bootstrap,
             update_order,
+            host_ports,
         })
     }
 }
@@ -1391,6 +1413,14 @@ services:
                 "must be an absolute path",
             ),
             ("    x-kolla: {update_order: sideways}\n", "update_order"),
+            (
+                "    x-kolla: {host_ports: [\"80\"]}\n",
+                "host_ports is for network_mode: host",
+            ),
+            (
+                "    network_mode: host\n    x-kolla: {host_ports: [http]}\n",
+                "\"http\" is not a port number",
+            ),
             (
                 "    x-kolla: {data: true, bootstrap: {command: x}}\n",
                 "data container",
