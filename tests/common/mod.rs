@@ -59,6 +59,11 @@ impl Sandbox {
         copy_tree(&fixtures().join("images"), &sandbox.images_dir);
         let busybox = busybox_path();
         std::fs::copy(&busybox, sandbox.images_dir.join("fx-base/busybox")).expect("copy busybox");
+        std::fs::write(
+            sandbox.images_dir.join("fx-base/sandbox.id"),
+            &sandbox.namespace,
+        )
+        .expect("sandbox.id");
         sandbox
     }
 

@@ -1,0 +1,19 @@
+#!/bin/bash
+# Keystone's bootstrap job: schema, key repositories, and the admin user,
+# project and endpoints. Every step is idempotent.
+set -euo pipefail
+keystone-manage db_sync
+keystone-manage fernet_setup --keystone-user keystone --keystone-group keystone
+keystone-manage credential_setup --keystone-user keystone --keystone-group keystone
+# The password travels in this file (mode 0700, owner keystone), never on a
+# command line.
+export OS_BOOTSTRAP_PASSWORD='{{ passwords.keystone_admin_password }}'
+keystone-manage bootstrap \
+    --bootstrap-username admin \
+    --bootstrap-project-name admin \
+    --bootstrap-role-name admin \
+    --bootstrap-service-name keystone \
+    --bootstrap-region-id RegionOne \
+    --bootstrap-admin-url http://127.0.0.1:5000/v3/ \
+    --bootstrap-internal-url http://127.0.0.1:5000/v3/ \
+    --bootstrap-public-url http://127.0.0.1:5000/v3/

@@ -1,0 +1,24 @@
+-- Databases and users of the services of this cloud. Idempotent: the
+-- bootstrap job runs it again whenever mariadb's config changes.
+{% set users = [
+  ["keystone", passwords.keystone_database_password],
+  ["glance", passwords.glance_database_password],
+  ["nova", passwords.nova_database_password],
+  ["placement", passwords.placement_database_password],
+] %}
+{% for user in users %}
+CREATE DATABASE IF NOT EXISTS {{ user[0] }};
+CREATE USER IF NOT EXISTS '{{ user[0] }}'@'localhost' IDENTIFIED BY '{{ user[1] }}';
+CREATE USER IF NOT EXISTS '{{ user[0] }}'@'127.0.0.1' IDENTIFIED BY '{{ user[1] }}';
+ALTER USER '{{ user[0] }}'@'localhost' IDENTIFIED BY '{{ user[1] }}';
+ALTER USER '{{ user[0] }}'@'127.0.0.1' IDENTIFIED BY '{{ user[1] }}';
+GRANT ALL PRIVILEGES ON {{ user[0] }}.* TO '{{ user[0] }}'@'localhost';
+GRANT ALL PRIVILEGES ON {{ user[0] }}.* TO '{{ user[0] }}'@'127.0.0.1';
+{% endfor %}
+CREATE DATABASE IF NOT EXISTS nova_api;
+CREATE DATABASE IF NOT EXISTS nova_cell0;
+GRANT ALL PRIVILEGES ON nova_api.* TO 'nova'@'localhost';
+GRANT ALL PRIVILEGES ON nova_api.* TO 'nova'@'127.0.0.1';
+GRANT ALL PRIVILEGES ON nova_cell0.* TO 'nova'@'localhost';
+GRANT ALL PRIVILEGES ON nova_cell0.* TO 'nova'@'127.0.0.1';
+FLUSH PRIVILEGES;
