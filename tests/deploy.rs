@@ -403,3 +403,45 @@ fn prechecks_find_a_taken_port_and_a_missing_image() {
         describe(&output)
     );
 }
+
+#[test]
+fn shipped_compose_files_are_valid_for_docker_compose_and_kolla() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let files = [
+        root.join("compose/controller.yml"),
+        root.join("compose/compute.yml"),
+        root.join("tests/fixtures/compose/controller.yml"),
+        root.join("tests/fixtures/swap/controller.yml"),
+    ];
+    let vars = [
+        ("IMAGE_PREFIX", "kolla/"),
+        ("TAG", "zed"),
+        ("IMAGE", "busybox"),
+        ("WEB_PORT", "8080"),
+        ("API_PORT", "8081"),
+        ("METRICS_PORT", "8082"),
+    ];
+    for file in &files {
+        let output = std::process::Command::new("docker-compose")
+            .arg("-f")
+            .arg(file)
+            .args(["config", "-q"])
+            .envs(vars)
+            .output()
+            .expect("docker-compose is installed (tools/setup)");
+        assert!(
+            output.status.success(),
+            "{}: {}",
+            file.display(),
+            describe(&output)
+        );
+        let variables = kolla::config::compose::Variables {
+            environment: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            globals: Default::default(),
+        };
+        kolla::config::compose::load(file, &variables).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
