@@ -230,3 +230,33 @@ fn nothing_to_roll_back_to_and_a_held_lock_are_refused() {
     assert!(output.status.success(), "{}", describe(&output));
     assert_eq!(serving(&d).as_deref(), Some("version 2.0.0\n"));
 }
+
+#[test]
+fn only_retain_replaced_containers_are_kept() {
+    let d = setup("retain", &["1.0.0", "2.0.0"]);
+    deploy_v1(&d);
+    for (tag, extra) in [
+        ("2.0.0", None),
+        ("1.0.0", Some("--allow-downgrade")),
+        ("2.0.0", None),
+    ] {
+        let mut args = vec!["web", "--tag", tag, "--retain", "1"];
+        args.extend(extra);
+        let output = d.kolla("upgrade", &args);
+        assert!(output.status.success(), "{}", describe(&output));
+    }
+    // Generations 1..4 existed; 4 is live, only 3 is kept.
+    let web: Vec<String> = d
+        .containers()
+        .into_keys()
+        .filter(|n| *n == d.container("web") || n.starts_with(&d.container("web.")))
+        .collect();
+    assert_eq!(
+        web,
+        vec![d.container("web"), d.container("web.kolla-gen-3")]
+    );
+    assert_eq!(serving(&d).as_deref(), Some("version 2.0.0\n"));
+    let output = d.kolla("rollback", &["web"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(serving(&d).as_deref(), Some("version 1.0.0\n"));
+}
