@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod deploy;
 pub mod engine;
+pub mod files;
 pub mod images;
 pub mod nodes;
 pub mod progress;

@@ -37,6 +37,25 @@ pub(crate) struct Target<'a> {
     pub desired: Desired,
 }
 
+/// The deployer's handle on one node for the verbs: its engine, the
+/// deployment's names, how to wait, where the history goes.
+pub(crate) fn node_run<'a>(
+    engine: &'a Engine,
+    node: &'a str,
+    cx: &'a Context,
+    options: &'a ApplyOptions,
+) -> NodeRun<'a> {
+    NodeRun {
+        engine,
+        node,
+        placement_prefix: &cx.globals.container_prefix,
+        project: &cx.globals.project,
+        options,
+        say: &say,
+        state_dir: Some(&cx.state_dir),
+    }
+}
+
 /// What every node verb starts from: validated globals and the folders.
 pub struct Context {
     pub globals: Globals,
@@ -104,14 +123,12 @@ pub fn started() -> std::time::Instant {
 }
 
 pub async fn deploy(cx: &Context, args: DeployArgs) -> anyhow::Result<Outcome> {
-    let (globals, config_dir, state_dir) =
-        (&cx.globals, cx.config_dir.as_path(), cx.state_dir.as_path());
     let inventory = Inventory::load(args.nodes.inventory.as_deref())?;
-    let targets = resolve(&inventory, globals, config_dir, &args.nodes)?;
+    let targets = resolve(&inventory, &cx.globals, &cx.config_dir, &args.nodes)?;
     let options = apply_options(&args.gate);
     let runs = targets
         .into_iter()
-        .map(|target| deploy_node(target, globals, &options, &args, state_dir));
+        .map(|target| deploy_node(target, cx, &options, &args));
     let mut failed = false;
     for (name, result) in join_all(runs).await {
         match result {
@@ -134,26 +151,18 @@ pub async fn deploy(cx: &Context, args: DeployArgs) -> anyhow::Result<Outcome> {
 
 async fn deploy_node(
     mut target: Target<'_>,
-    globals: &Globals,
+    cx: &Context,
     options: &ApplyOptions,
     args: &DeployArgs,
-    state_dir: &Path,
 ) -> (String, Result<String, Vec<anyhow::Error>>) {
     let name = target.node.name.clone();
+    let globals = &cx.globals;
     let result = async {
         let engine = connect(target.node).await.map_err(|e| vec![e])?;
         node::resolve_images(&engine, &name, &mut target.desired, !args.dry_run)
             .await
             .map_err(|e| vec![e.into()])?;
-        let run = NodeRun {
-            engine: &engine,
-            node: &name,
-            placement_prefix: &globals.container_prefix,
-            project: &globals.project,
-            options,
-            say: &say,
-            state_dir: Some(state_dir),
-        };
+        let run = node_run(&engine, &name, cx, options);
         let observe = || async {
             node::observe(&engine, globals)
                 .await
@@ -341,18 +350,7 @@ pub async fn pull(cx: &Context, args: NodeArgs) -> anyhow::Result<Outcome> {
         anyhow::Ok(())
     }))
     .await;
-    let mut failed = false;
-    for result in results {
-        if let Err(e) = result {
-            eprintln!("error: {}", crate::run::describe_error(&e));
-            failed = true;
-        }
-    }
-    Ok(if failed {
-        Outcome::Failed
-    } else {
-        Outcome::Success
-    })
+    finish(results)
 }
 
 pub async fn stop(cx: &Context, args: NodeArgs) -> anyhow::Result<Outcome> {

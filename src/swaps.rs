@@ -16,7 +16,7 @@ use crate::deploy::history::{self, Record};
 use crate::deploy::labels::{ObservedContainer, Role};
 use crate::deploy::upgrade::{self, SwapOptions, TagChange};
 use crate::deploy::{current_user, lock, node, now_secs, recover as recovery};
-use crate::nodes::{self, Context, Target, apply_options, connect, say};
+use crate::nodes::{self, Context, Target, apply_options, connect, node_run, say};
 use crate::run::Outcome;
 
 fn live_of<'a>(observed: &'a [ObservedContainer], service: &str) -> Option<&'a ObservedContainer> {
@@ -96,15 +96,7 @@ async fn upgrade_node(
         let mut observed = node::observe(&engine, globals)
             .await
             .with_context(|| format!("node {name}"))?;
-        let run = NodeRun {
-            engine: &engine,
-            node: &name,
-            placement_prefix: &globals.container_prefix,
-            project: &globals.project,
-            options,
-            say: &say,
-            state_dir: Some(&cx.state_dir),
-        };
+        let run = node_run(&engine, &name, cx, options);
         if recover_first(&run, &observed, Some(&args.services), false).await? {
             observed = node::observe(&engine, globals).await.with_context(|| format!("node {name}"))?;
         }
@@ -150,15 +142,7 @@ pub async fn rollback(cx: &Context, args: RollbackArgs) -> anyhow::Result<Outcom
         let mut observed = node::observe(&engine, &cx.globals)
             .await
             .with_context(|| format!("node {}", node.name))?;
-        let run = NodeRun {
-            engine: &engine,
-            node: &node.name,
-            placement_prefix: &cx.globals.container_prefix,
-            project: &cx.globals.project,
-            options: &options,
-            say: &say,
-            state_dir: Some(&cx.state_dir),
-        };
+        let run = node_run(&engine, &node.name, cx, &options);
         match recover_first(&run, &observed, Some(&args.services), false).await {
             Ok(true) => {
                 observed = node::observe(&engine, &cx.globals)
@@ -417,15 +401,7 @@ pub async fn recover(cx: &Context, args: RecoverArgs) -> anyhow::Result<Outcome>
         let observed = node::observe(&engine, &cx.globals)
             .await
             .with_context(|| format!("node {}", node.name))?;
-        let run = NodeRun {
-            engine: &engine,
-            node: &node.name,
-            placement_prefix: &cx.globals.container_prefix,
-            project: &cx.globals.project,
-            options: &options,
-            say: &say,
-            state_dir: Some(&cx.state_dir),
-        };
+        let run = node_run(&engine, &node.name, cx, &options);
         let only = (!args.services.is_empty()).then_some(args.services.as_slice());
         match recover_first(&run, &observed, only, args.force).await {
             Ok(true) => println!("node {}: recovered", node.name),

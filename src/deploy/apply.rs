@@ -141,7 +141,7 @@ pub struct Done {
 }
 
 impl NodeRun<'_> {
-    fn engine_error(&self, source: EngineError) -> DeployError {
+    pub(super) fn engine_error(&self, source: EngineError) -> DeployError {
         DeployError::Engine {
             node: self.node.to_string(),
             source,

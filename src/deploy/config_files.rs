@@ -3,7 +3,6 @@
 //! container only this way: never through labels, env or command lines.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use crate::config::ConfigError;
 use crate::config::compose::ServiceSpec;
@@ -27,17 +26,17 @@ pub fn render(
     let Some(config) = &service.kolla.config else {
         return Ok(Vec::new());
     };
-    let mut sources = Vec::new();
-    if config.src.is_dir() {
-        collect(&config.src, &config.src, &mut sources)?;
+    let sources = if config.src.is_dir() {
+        crate::files::walk(&config.src)
+            .map_err(|(path, source)| ConfigError::Read { path, source })?
     } else {
         let name = config
             .src
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        sources.push((name, config.src.clone()));
-    }
+        vec![(name, config.src.clone())]
+    };
     if sources.is_empty() {
         return Err(ConfigError::Invalid {
             path: config.src.clone(),
@@ -71,34 +70,6 @@ pub fn render(
     }
     files.sort();
     Ok(files)
-}
-
-fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<(), ConfigError> {
-    let read_error = |source| ConfigError::Read {
-        path: dir.to_path_buf(),
-        source,
-    };
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(read_error)?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()
-        .map_err(read_error)?;
-    entries.sort();
-    for path in entries {
-        if path.is_dir() {
-            collect(root, &path, out)?;
-        } else {
-            let relative = path
-                .strip_prefix(root)
-                .unwrap_or(&path)
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/");
-            out.push((relative, path));
-        }
-    }
-    Ok(())
 }
 
 /// The files as a tar to unpack at `/` of the container (paths carry their

@@ -50,10 +50,7 @@ pub async fn recover_service(
     force: bool,
 ) -> Result<Vec<String>, DeployError> {
     let engine = run.engine;
-    let err = |e| DeployError::Engine {
-        node: run.node.to_string(),
-        source: e,
-    };
+    let err = |e| run.engine_error(e);
     let mut done = Vec::new();
     let mine: Vec<&ObservedContainer> = observed.iter().filter(|c| c.service == service).collect();
 

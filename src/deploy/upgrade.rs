@@ -36,10 +36,7 @@ pub async fn swap(
     options: &SwapOptions,
 ) -> Result<Duration, DeployError> {
     let engine = run.engine;
-    let err = |e| DeployError::Engine {
-        node: run.node.to_string(),
-        source: e,
-    };
+    let err = |e| run.engine_error(e);
     let candidate_name = candidate.name.clone();
     // A candidate left by an interrupted swap is stale: start afresh.
     engine
@@ -124,10 +121,7 @@ async fn swap_in(
     options: &SwapOptions,
 ) -> Result<Duration, DeployError> {
     let engine = run.engine;
-    let err = |e| DeployError::Engine {
-        node: run.node.to_string(),
-        source: e,
-    };
+    let err = |e| run.engine_error(e);
     let live_name = live.name.clone();
     let kept_name =
         labels::container_name(run.placement_prefix, service, Role::Kept(live.generation));
@@ -229,6 +223,15 @@ async fn swap_in(
                 .await
                 .map_err(err)?;
             engine.start_container(&live_name).await.map_err(err)?;
+            // Return only once the old generation serves again.
+            if let Err(again) = run.gate(service, &live_name).await {
+                (run.say)(format!(
+                    "{}: {service}: warning: generation {} is back but not healthy either: {}",
+                    run.node,
+                    live.generation,
+                    again.to_string().lines().next().unwrap_or_default()
+                ));
+            }
             Err(failure)
         }
     }

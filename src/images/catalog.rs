@@ -55,10 +55,7 @@ pub fn load_tree(dir: &Path) -> Result<Vec<ImageSource>, ImagesError> {
                 path: template_path.clone(),
                 source,
             })?;
-        let mut files = Vec::new();
-        collect_files(&entry, &entry, &mut files)?;
-        files.retain(|f| f.path != TEMPLATE_FILE);
-        files.sort();
+        let files = context_files(&entry)?;
         images.push(ImageSource {
             name,
             template_path,
@@ -86,27 +83,18 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, ImagesError> {
     Ok(entries)
 }
 
-fn collect_files(root: &Path, dir: &Path, out: &mut Vec<ContextFile>) -> Result<(), ImagesError> {
+/// The build context of an image folder: every file but the template.
+fn context_files(dir: &Path) -> Result<Vec<ContextFile>, ImagesError> {
     use std::os::unix::fs::PermissionsExt;
-    for path in read_dir_sorted(dir)? {
-        let read_error = |source| ImagesError::Read {
-            path: path.clone(),
-            source,
-        };
-        let meta = std::fs::metadata(&path).map_err(read_error)?;
-        if meta.is_dir() {
-            collect_files(root, &path, out)?;
+    let read_error = |(path, source)| ImagesError::Read { path, source };
+    let mut files = Vec::new();
+    for (relative, path) in crate::files::walk(dir).map_err(read_error)? {
+        if relative == TEMPLATE_FILE {
             continue;
         }
-        let data = std::fs::read(&path).map_err(read_error)?;
-        let relative = path
-            .strip_prefix(root)
-            .unwrap_or(&path)
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy())
-            .collect::<Vec<_>>()
-            .join("/");
-        out.push(ContextFile {
+        let meta = std::fs::metadata(&path).map_err(|e| read_error((path.clone(), e)))?;
+        let data = std::fs::read(&path).map_err(|e| read_error((path.clone(), e)))?;
+        files.push(ContextFile {
             path: relative,
             // Only the executable bit matters to a build; the rest would
             // make the content hash depend on the operator's umask.
@@ -118,7 +106,7 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<ContextFile>) -> Result<
             data,
         });
     }
-    Ok(())
+    Ok(files)
 }
 
 /// A FROM line of a rendered Dockerfile.
