@@ -112,6 +112,11 @@ pub(crate) fn resolve<'a>(
 
 /// One step for the operator, on stderr, with the seconds since the
 /// command started, so every step shows its time in a terminal and in CI.
+/// Several typed errors as the verbs report them.
+fn all_errors<E: Into<anyhow::Error>>(errors: Vec<E>) -> Vec<anyhow::Error> {
+    errors.into_iter().map(Into::into).collect()
+}
+
 pub(crate) fn say(line: String) {
     eprintln!("[{:>7.3}s] {line}", started().elapsed().as_secs_f64());
 }
@@ -214,23 +219,13 @@ async fn deploy_node(
                 &target.desired.files,
             )
             .await
-            .map_err(|errors| {
-                errors
-                    .into_iter()
-                    .map(anyhow::Error::from)
-                    .collect::<Vec<_>>()
-            })?;
+            .map_err(all_errors)?;
         let after = node::observe(&engine, globals)
             .await
             .map_err(|e| vec![anyhow::Error::from(e)])?;
         run.verify(&target.desired.services, &after)
             .await
-            .map_err(|errors| {
-                errors
-                    .into_iter()
-                    .map(anyhow::Error::from)
-                    .collect::<Vec<_>>()
-            })?;
+            .map_err(all_errors)?;
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
         for d in &done {
             *counts.entry(d.kind.as_str()).or_default() += 1;

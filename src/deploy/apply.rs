@@ -75,6 +75,16 @@ pub enum DeployError {
         #[source]
         source: LockError,
     },
+    #[error(
+        "node {node}: service {service}: image {image} is not on the node{}\n  hint: build it (kolla build) or push it to the registry, then `kolla pull`",
+        .pull_error.as_deref().map(|e| format!(" and could not be pulled: {e}")).unwrap_or_default()
+    )]
+    ImageMissing {
+        node: String,
+        service: String,
+        image: String,
+        pull_error: Option<String>,
+    },
     #[error("node {node}: service {service}: cannot render its config: {message}")]
     Config {
         node: String,

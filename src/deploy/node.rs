@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::apply::DeployError;
 use super::config_files::{self, TemplateInputs};
 use super::labels::ObservedContainer;
 use super::plan::{DesiredService, PlanError};
@@ -136,7 +137,7 @@ pub async fn resolve_images(
     node: &str,
     desired: &mut Desired,
     pull: bool,
-) -> Result<(), ImageError> {
+) -> Result<(), DeployError> {
     let mut ids: BTreeMap<String, String> = BTreeMap::new();
     for wanted in desired.services.values_mut() {
         let image = wanted.service.image.clone();
@@ -144,26 +145,32 @@ pub async fn resolve_images(
             wanted.digest = Some(id.clone());
             continue;
         }
-        let mut found = engine.image(&image).await.map_err(|e| ImageError::Engine {
-            node: node.into(),
-            source: e,
-        })?;
+        let mut found = engine
+            .image(&image)
+            .await
+            .map_err(|e| DeployError::Engine {
+                node: node.into(),
+                source: e,
+            })?;
         if found.is_none() && pull {
             if let Err(e) = engine.pull(&image).await {
-                return Err(ImageError::Missing {
+                return Err(DeployError::ImageMissing {
                     node: node.into(),
                     service: wanted.service.name.clone(),
                     image,
                     pull_error: Some(e.to_string()),
                 });
             }
-            found = engine.image(&image).await.map_err(|e| ImageError::Engine {
-                node: node.into(),
-                source: e,
-            })?;
+            found = engine
+                .image(&image)
+                .await
+                .map_err(|e| DeployError::Engine {
+                    node: node.into(),
+                    source: e,
+                })?;
         }
         let Some(found) = found else {
-            return Err(ImageError::Missing {
+            return Err(DeployError::ImageMissing {
                 node: node.into(),
                 service: wanted.service.name.clone(),
                 image,
@@ -174,26 +181,6 @@ pub async fn resolve_images(
         wanted.digest = Some(found.id);
     }
     Ok(())
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ImageError {
-    #[error("node {node}: {source}")]
-    Engine {
-        node: String,
-        #[source]
-        source: EngineError,
-    },
-    #[error(
-        "node {node}: service {service}: image {image} is not on the node{}\n  hint: build it (kolla build) or push it to the registry, then `kolla pull`",
-        .pull_error.as_deref().map(|e| format!(" and could not be pulled: {e}")).unwrap_or_default()
-    )]
-    Missing {
-        node: String,
-        service: String,
-        image: String,
-        pull_error: Option<String>,
-    },
 }
 
 /// The deployment's containers on a node, from one list call.

@@ -329,9 +329,11 @@ services:
     depends_on: [api]
 "#;
 
-    fn desired() -> Vec<DesiredService> {
+    /// Desired services of compose `text`, hashes and digests named after
+    /// each service (as `running` observes them).
+    fn desired_from(text: &str) -> Vec<DesiredService> {
         let file = parse(
-            FILE,
+            text,
             Path::new("c.yml"),
             &Variables::default(),
             &BTreeMap::new(),
@@ -348,6 +350,10 @@ services:
                 service,
             })
             .collect()
+    }
+
+    fn desired() -> Vec<DesiredService> {
+        desired_from(FILE)
     }
 
     fn running(service: &str) -> ObservedContainer {
@@ -451,25 +457,7 @@ orphans:
     #[test]
     fn a_completed_job_stays_exited_but_a_failed_one_restarts() {
         let text = "services:\n  job:\n    image: j\n  app:\n    image: a\n    depends_on: {job: {condition: service_completed_successfully}}\n";
-        let file = parse(
-            text,
-            Path::new("c.yml"),
-            &Variables::default(),
-            &BTreeMap::new(),
-        )
-        .unwrap();
-        let wanted: Vec<DesiredService> = file
-            .services
-            .into_iter()
-            .map(|service| DesiredService {
-                config_hash: format!("hash-{}", service.name),
-                digest: Some(format!("sha256:{}", service.name)),
-                spec: ContainerSpec::default(),
-                node_role: "controller".into(),
-                privileged: PrivilegedMode::Native,
-                service,
-            })
-            .collect();
+        let wanted = desired_from(text);
         let mut job = running("job");
         job.state = State::Exited;
         job.exit_code = Some(0);
