@@ -260,13 +260,14 @@ pub async fn build_images(
     options: &BuildOptions,
     progress: Arc<Progress>,
     interrupted: impl std::future::Future<Output = ()>,
-) -> Result<Summary, ImagesError> {
+) -> anyhow::Result<Summary> {
     let started = Instant::now();
     // Ids of the images this run builds FROM without building them.
     let mut ids: HashMap<String, String> = HashMap::new();
     for parent in &selection.prebuilt_parents {
         let reference = globals.image_ref(parent);
-        let image = engine.image(&reference).await.ok().flatten();
+        // An engine that cannot answer is a failure, not a missing parent.
+        let image = engine.image(&reference).await?;
         match image {
             Some(image) => {
                 ids.insert(parent.clone(), image.id);
@@ -282,7 +283,8 @@ pub async fn build_images(
                     image,
                     parent: parent.clone(),
                     reference,
-                });
+                }
+                .into());
             }
         }
     }
