@@ -861,6 +861,18 @@ impl Engine {
             .collect())
     }
 
+    /// Where the engine keeps images, containers and volumes.
+    pub async fn root_dir(&self) -> Result<String, EngineError> {
+        let info = self
+            .docker
+            .info()
+            .await
+            .map_err(|e| EngineError::from_api("info", e))?;
+        Ok(info
+            .docker_root_dir
+            .unwrap_or_else(|| "/var/lib/docker".into()))
+    }
+
     /// The engine's version and API version, for prechecks.
     pub async fn server_version(&self) -> Result<(String, String), EngineError> {
         let version = self

@@ -476,6 +476,7 @@ async fn precheck_node(target: &Target<'_>, globals: &Globals) -> (String, Vec<(
         }
     }
     lines.extend(check_host_ports(target, &engine, globals).await);
+    lines.push(check_disk(target, &engine).await);
     let needs_privileged = target
         .desired
         .services
@@ -562,6 +563,49 @@ async fn check_host_ports(
             },
         )
         .collect()
+}
+
+/// Free space under the engine's root folder, for images and volumes; only
+/// an engine on this machine can be measured from here.
+const MIN_FREE_BYTES: u64 = 5 << 30;
+
+async fn check_disk(target: &Target<'_>, engine: &Engine) -> (bool, String) {
+    let local = target
+        .node
+        .docker
+        .as_deref()
+        .is_none_or(|url| url.starts_with("unix://"));
+    let root = match engine.root_dir().await {
+        Ok(root) => root,
+        Err(e) => return (false, format!("engine info: {e}")),
+    };
+    if !local {
+        return (
+            true,
+            format!("disk space under {root} not checked: the engine is remote"),
+        );
+    }
+    match nix::sys::statvfs::statvfs(root.as_str()) {
+        Ok(stat) => {
+            let free = stat.blocks_available().saturating_mul(stat.fragment_size());
+            let gib = free as f64 / f64::from(1u32 << 30);
+            if free >= MIN_FREE_BYTES {
+                (true, format!("{gib:.1} GiB free under {root}"))
+            } else {
+                (
+                    false,
+                    format!(
+                        "only {gib:.1} GiB free under {root}; images and volumes need at least {} GiB",
+                        MIN_FREE_BYTES >> 30
+                    ),
+                )
+            }
+        }
+        Err(e) => (
+            false,
+            format!("cannot measure free space under {root}: {e}"),
+        ),
+    }
 }
 
 async fn probe_privileged(

@@ -369,6 +369,7 @@ fn prechecks_find_a_taken_port_and_a_missing_image() {
         "{text}"
     );
     assert!(text.contains("local: ok   engine "), "{text}");
+    assert!(text.contains("GiB free under "), "{text}");
 
     // Something else listens on api's port: prechecks fail and say which.
     let taken = std::net::TcpListener::bind(("0.0.0.0", d.env("API_PORT").parse::<u16>().unwrap()))
