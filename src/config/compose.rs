@@ -688,7 +688,18 @@ impl Resolver<'_> {
                                 )));
                             }
                         };
-                        let _ = (long.required, long.restart);
+                        // Accepted at their defaults only: kolla always waits
+                        // for a dependency and never restarts dependents.
+                        if long.required == Some(false) {
+                            return Err(self.error(depends_line, name, format!(
+                                "depends_on {dependency}: required: false is not supported (every dependency must be deployed)"
+                            )));
+                        }
+                        if long.restart == Some(true) {
+                            return Err(self.error(depends_line, name, format!(
+                                "depends_on {dependency}: restart: true is not supported (kolla never restarts dependents)"
+                            )));
+                        }
                         depends_on.insert(dependency, condition);
                     }
                 }
@@ -1407,6 +1418,14 @@ services:
             (
                 "    depends_on: {b: {condition: service_ready}}\n",
                 "unknown condition",
+            ),
+            (
+                "    depends_on: {b: {condition: service_started, required: false}}\n",
+                "required: false is not supported",
+            ),
+            (
+                "    depends_on: {b: {restart: true}}\n",
+                "restart: true is not supported",
             ),
             (
                 "    volumes: [\"data:relative\"]\n",
