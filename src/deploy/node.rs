@@ -138,6 +138,12 @@ pub async fn resolve_images(
     desired: &mut Desired,
     pull: bool,
 ) -> Result<(), DeployError> {
+    let inspect = |image: String| async move {
+        engine.image(&image).await.map_err(|e| DeployError::Engine {
+            node: node.into(),
+            source: e,
+        })
+    };
     let mut ids: BTreeMap<String, String> = BTreeMap::new();
     for wanted in desired.services.values_mut() {
         let image = wanted.service.image.clone();
@@ -145,13 +151,7 @@ pub async fn resolve_images(
             wanted.digest = Some(id.clone());
             continue;
         }
-        let mut found = engine
-            .image(&image)
-            .await
-            .map_err(|e| DeployError::Engine {
-                node: node.into(),
-                source: e,
-            })?;
+        let mut found = inspect(image.clone()).await?;
         if found.is_none() && pull {
             if let Err(e) = engine.pull(&image).await {
                 return Err(DeployError::ImageMissing {
@@ -161,13 +161,7 @@ pub async fn resolve_images(
                     pull_error: Some(e.to_string()),
                 });
             }
-            found = engine
-                .image(&image)
-                .await
-                .map_err(|e| DeployError::Engine {
-                    node: node.into(),
-                    source: e,
-                })?;
+            found = inspect(image.clone()).await?;
         }
         let Some(found) = found else {
             return Err(DeployError::ImageMissing {

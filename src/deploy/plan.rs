@@ -329,16 +329,20 @@ services:
     depends_on: [api]
 "#;
 
-    /// Desired services of compose `text`, hashes and digests named after
-    /// each service (as `running` observes them).
-    fn desired_from(text: &str) -> Vec<DesiredService> {
-        let file = parse(
+    fn parse_text(text: &str) -> crate::config::compose::ComposeFile {
+        parse(
             text,
             Path::new("c.yml"),
             &Variables::default(),
             &BTreeMap::new(),
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    /// Desired services of compose `text`, hashes and digests named after
+    /// each service (as `running` observes them).
+    fn desired_from(text: &str) -> Vec<DesiredService> {
+        let file = parse_text(text);
         file.services
             .into_iter()
             .map(|service| DesiredService {
@@ -493,13 +497,7 @@ orphans:
     #[test]
     fn cycles_and_missing_dependencies_are_errors() {
         let text = "services:\n  a:\n    image: x\n    depends_on: [b]\n  b:\n    image: y\n    depends_on: [c]\n  c:\n    image: z\n    depends_on: [a]\n";
-        let file = parse(
-            text,
-            Path::new("c.yml"),
-            &Variables::default(),
-            &BTreeMap::new(),
-        )
-        .unwrap();
+        let file = parse_text(text);
         let services: Vec<&ServiceSpec> = file.services.iter().collect();
         assert_eq!(
             levels(&services).unwrap_err().to_string(),
