@@ -110,6 +110,27 @@ pub(crate) fn resolve<'a>(
     Ok(targets)
 }
 
+/// Settle the node's `privileged: auto` (see `node::settle_privileged`) and
+/// say what it became.
+pub(crate) async fn settle_privileged(
+    engine: &Engine,
+    node: &Node,
+    desired: &mut Desired,
+    globals: &Globals,
+) -> anyhow::Result<()> {
+    let mode = node::settle_privileged(engine, node, desired, globals).await?;
+    if node.privileged == PrivilegedMode::Auto && desired.needs_privileged() {
+        let how = match mode {
+            PrivilegedMode::Explicit => {
+                "the engine refuses --privileged: privileged services get every capability it grants, AppArmor and seccomp unconfined and all devices"
+            }
+            _ => "the engine starts privileged containers",
+        };
+        say(format!("node {}: privileged: auto: {how}", node.name));
+    }
+    Ok(())
+}
+
 /// One step for the operator, on stderr, with the seconds since the
 /// command started, so every step shows its time in a terminal and in CI.
 /// Several typed errors as the verbs report them.
@@ -167,6 +188,9 @@ async fn deploy_node(
         node::resolve_images(&engine, &name, &mut target.desired, !args.dry_run)
             .await
             .map_err(|e| vec![e.into()])?;
+        settle_privileged(&engine, target.node, &mut target.desired, globals)
+            .await
+            .map_err(|e| vec![e])?;
         let run = node_run(&engine, &name, cx, options);
         let observe = || async {
             node::observe(&engine, globals)
@@ -477,30 +501,8 @@ async fn precheck_node(target: &Target<'_>, globals: &Globals) -> (String, Vec<(
     }
     lines.extend(check_host_ports(target, &engine, globals).await);
     lines.push(check_disk(target, &engine).await);
-    let needs_privileged = target
-        .desired
-        .services
-        .values()
-        .any(|d| d.service.privileged);
-    if needs_privileged && node.privileged == PrivilegedMode::Native {
-        match present {
-            None => lines.push((
-                false,
-                "privileged: no image on the node to probe with".into(),
-            )),
-            Some(image) => {
-                let probe = format!("kolla-precheck-privileged-{}", std::process::id());
-                let outcome = probe_privileged(&engine, &probe, &image).await;
-                let _ = engine.remove_container(&probe, false).await;
-                match outcome {
-                    Ok(()) => lines.push((true, "privileged containers start".into())),
-                    Err(e) => lines.push((false, format!(
-                        "this engine refuses privileged containers ({e}); set `privileged: explicit` on node {} in the inventory",
-                        node.name
-                    ))),
-                }
-            }
-        }
+    if target.desired.needs_privileged() && node.privileged != PrivilegedMode::Explicit {
+        lines.push(check_privileged(node, &engine, present.as_deref()).await);
     }
     (node.name.clone(), lines)
 }
@@ -608,23 +610,32 @@ async fn check_disk(target: &Target<'_>, engine: &Engine) -> (bool, String) {
     }
 }
 
-async fn probe_privileged(
-    engine: &Engine,
-    name: &str,
-    image: &str,
-) -> Result<(), crate::engine::EngineError> {
-    let spec = crate::deploy::spec::ContainerSpec {
-        name: name.to_string(),
-        image: image.to_string(),
-        entrypoint: Some(vec![]),
-        command: Some(vec!["true".into()]),
-        privileged: true,
-        labels: BTreeMap::from([("kolla.precheck".to_string(), "privileged".to_string())]),
-        ..Default::default()
+/// Whether the engine starts privileged containers, and what the node's
+/// `privileged` setting makes of the answer.
+async fn check_privileged(node: &Node, engine: &Engine, image: Option<&str>) -> (bool, String) {
+    let Some(image) = image else {
+        return (false, "privileged: no image on the node to probe with".into());
     };
-    engine.remove_container(name, false).await?;
-    engine.create_container(&spec).await?;
-    engine.start_container(name).await
+    let probe = format!("kolla-precheck-privileged-{}", std::process::id());
+    match (node::probe_privileged(engine, &probe, image).await, node.privileged) {
+        (Ok(()), _) => (true, "privileged containers start".into()),
+        (Err(e @ node::ProbeError::Engine(_)), _) => {
+            (false, format!("privileged probe container: {e}"))
+        }
+        (Err(e), PrivilegedMode::Auto) => (
+            true,
+            format!(
+                "this engine refuses privileged containers ({e}); `privileged: auto` gives them explicit privileges"
+            ),
+        ),
+        (Err(e), _) => (
+            false,
+            format!(
+                "this engine refuses privileged containers ({e}); set `privileged: explicit` (or `auto`) on node {} in the inventory",
+                node.name
+            ),
+        ),
+    }
 }
 
 pub fn genpwd(cx: &Context, args: GenpwdArgs) -> anyhow::Result<Outcome> {

@@ -93,6 +93,7 @@ async fn upgrade_node(
         desired.services.retain(|s, _| args.services.contains(s));
         // Pull first: the old containers keep serving meanwhile.
         node::resolve_images(&engine, &name, &mut desired, true).await?;
+        nodes::settle_privileged(&engine, target.node, &mut desired, globals).await?;
         let mut observed = node::observe(&engine, globals)
             .await
             .with_context(|| format!("node {name}"))?;

@@ -24,6 +24,9 @@ pub enum PrivilegedMode {
     /// unconfined, and access to every device: for engines that refuse
     /// `--privileged` because they cannot grant all capabilities.
     Explicit,
+    /// Native where the engine starts privileged containers, explicit where
+    /// it refuses: settled by a probe container when a deploy needs it.
+    Auto,
 }
 
 /// Client certificate files, resolved against the inventory's folder.
@@ -239,7 +242,7 @@ mod tests {
         let node = &inventory.nodes[0];
         assert_eq!(node.docker, None);
         assert_eq!(node.roles, vec!["controller", "compute"]);
-        assert_eq!(node.privileged, PrivilegedMode::Native);
+        assert_eq!(node.privileged, PrivilegedMode::Auto);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::labels::ObservedContainer;
 use super::plan::{DesiredService, PlanError};
 use super::spec::{self, Placement};
 use crate::config::compose::{self, ComposeFile, Variables};
-use crate::config::inventory::Node;
+use crate::config::inventory::{Node, PrivilegedMode};
 use crate::config::{ConfigError, Globals};
 use crate::engine::{Engine, EngineError};
 
@@ -88,12 +88,6 @@ pub fn desired(
                     second: role.clone(),
                 }));
             }
-            let placement = Placement {
-                prefix: &globals.container_prefix,
-                project: &globals.project,
-                node_role: role,
-                privileged: node.privileged,
-            };
             let inputs = TemplateInputs {
                 globals: template_globals.clone(),
                 passwords: passwords.clone(),
@@ -101,24 +95,151 @@ pub fn desired(
                 node_role: role.clone(),
             };
             let rendered = config_files::render(service, &inputs)?;
-            let container = spec::container_spec(service, &placement);
-            let config_hash =
-                spec::config_hash(&container, &rendered, service.kolla.bootstrap.as_deref());
+            let mut wanted = DesiredService {
+                service: service.clone(),
+                spec: Default::default(),
+                config_hash: String::new(),
+                digest: None,
+                node_role: role.clone(),
+                privileged: node.privileged,
+            };
+            derive_spec(&mut wanted, &rendered, globals);
             out.files.insert(service.name.clone(), rendered);
-            out.services.insert(
-                service.name.clone(),
-                DesiredService {
-                    service: service.clone(),
-                    spec: container,
-                    config_hash,
-                    digest: None,
-                    node_role: role.clone(),
-                    privileged: node.privileged,
-                },
-            );
+            out.services.insert(service.name.clone(), wanted);
         }
     }
     Ok(out)
+}
+
+/// The container spec and config hash of `wanted` from its service, where
+/// it is placed and its rendered files.
+fn derive_spec(wanted: &mut DesiredService, rendered: &[(String, Vec<u8>)], globals: &Globals) {
+    let placement = Placement {
+        prefix: &globals.container_prefix,
+        project: &globals.project,
+        node_role: &wanted.node_role,
+        privileged: wanted.privileged,
+    };
+    wanted.spec = spec::container_spec(&wanted.service, &placement);
+    wanted.config_hash = spec::config_hash(
+        &wanted.spec,
+        rendered,
+        wanted.service.kolla.bootstrap.as_deref(),
+    );
+}
+
+impl Desired {
+    /// Whether any service asks for `privileged: true`.
+    pub fn needs_privileged(&self) -> bool {
+        self.services.values().any(|d| d.service.privileged)
+    }
+
+    /// Apply `mode` to the privileged services (their specs and config
+    /// hashes change with it); for a node whose `auto` mode has been
+    /// settled against its engine.
+    pub fn set_privileged(&mut self, mode: PrivilegedMode, globals: &Globals) {
+        for wanted in self.services.values_mut() {
+            wanted.privileged = mode;
+            if wanted.service.privileged {
+                let rendered = self
+                    .files
+                    .get(&wanted.service.name)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                derive_spec(wanted, rendered, globals);
+            }
+        }
+    }
+}
+
+/// Settle a node's `privileged: auto` against its engine: when a service
+/// needs privileges, start a throwaway privileged container from its image;
+/// an engine that refuses gets the explicit form instead. Returns the mode
+/// now in force (the node's own, unless it was `auto`).
+pub async fn settle_privileged(
+    engine: &Engine,
+    node: &Node,
+    desired: &mut Desired,
+    globals: &Globals,
+) -> Result<PrivilegedMode, DeployError> {
+    if node.privileged != PrivilegedMode::Auto || !desired.needs_privileged() {
+        return Ok(node.privileged);
+    }
+    let Some(image) = desired
+        .services
+        .values()
+        .find(|d| d.service.privileged)
+        .map(|d| d.digest.clone().unwrap_or_else(|| d.service.image.clone()))
+    else {
+        return Ok(node.privileged);
+    };
+    let probe = format!(
+        "{}kolla-probe-privileged-{}",
+        globals.container_prefix,
+        std::process::id()
+    );
+    let outcome = probe_privileged(engine, &probe, &image).await;
+    let mode = match outcome {
+        Ok(()) => PrivilegedMode::Native,
+        Err(ProbeError::Refused(_)) => PrivilegedMode::Explicit,
+        Err(ProbeError::Engine(source)) => {
+            return Err(DeployError::Engine {
+                node: node.name.clone(),
+                source,
+            });
+        }
+    };
+    desired.set_privileged(mode, globals);
+    Ok(mode)
+}
+
+/// Why a privileged probe container did not start.
+#[derive(Debug)]
+pub enum ProbeError {
+    /// The engine created it but refused to start it privileged.
+    Refused(EngineError),
+    /// The engine failed before that (unreachable, no such image, ...).
+    Engine(EngineError),
+}
+
+impl std::fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProbeError::Refused(e) | ProbeError::Engine(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Start a privileged container running `true` from `image` under `name`
+/// and remove it again, whatever happened.
+pub async fn probe_privileged(engine: &Engine, name: &str, image: &str) -> Result<(), ProbeError> {
+    let spec = spec::ContainerSpec {
+        name: name.to_string(),
+        image: image.to_string(),
+        entrypoint: Some(vec![]),
+        command: Some(vec!["true".into()]),
+        privileged: true,
+        labels: BTreeMap::from([("kolla.probe".to_string(), "privileged".to_string())]),
+        ..Default::default()
+    };
+    let outcome = async {
+        engine
+            .remove_container(name, false)
+            .await
+            .map_err(ProbeError::Engine)?;
+        engine
+            .create_container(&spec)
+            .await
+            .map_err(ProbeError::Engine)?;
+        engine
+            .start_container(name)
+            .await
+            .map_err(ProbeError::Refused)
+    }
+    .await;
+    let removed = engine.remove_container(name, true).await;
+    outcome?;
+    removed.map_err(ProbeError::Engine)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -198,4 +319,62 @@ pub async fn observe(
             )
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desired_for(mode: PrivilegedMode) -> Desired {
+        let text = "services:\n  libvirt:\n    image: x/libvirt\n    privileged: true\n  plain:\n    image: x/plain\n";
+        let file = compose::parse(
+            text,
+            Path::new("compose/compute.yml"),
+            &Variables::default(),
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        let node = Node {
+            name: "c1".into(),
+            docker: None,
+            tls: None,
+            roles: vec!["compute".into()],
+            privileged: mode,
+        };
+        desired(
+            &node,
+            &[("compute".into(), file)],
+            &Globals::default(),
+            &BTreeMap::new(),
+            &[],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn settling_auto_gives_what_the_mode_itself_gives() {
+        for mode in [PrivilegedMode::Native, PrivilegedMode::Explicit] {
+            let mut settled = desired_for(PrivilegedMode::Auto);
+            settled.set_privileged(mode, &Globals::default());
+            let direct = desired_for(mode);
+            for (name, wanted) in &direct.services {
+                let got = &settled.services[name];
+                assert_eq!(got.spec, wanted.spec, "{name} under {mode:?}");
+                assert_eq!(got.config_hash, wanted.config_hash, "{name} under {mode:?}");
+                assert_eq!(got.privileged, mode);
+            }
+        }
+        let native = desired_for(PrivilegedMode::Native);
+        let explicit = desired_for(PrivilegedMode::Explicit);
+        assert_ne!(
+            native.services["libvirt"].config_hash,
+            explicit.services["libvirt"].config_hash,
+            "a change of mode must replace the privileged container"
+        );
+        assert_eq!(
+            native.services["plain"].config_hash,
+            explicit.services["plain"].config_hash
+        );
+        assert!(native.needs_privileged());
+    }
 }

@@ -1,0 +1,11 @@
+#!/bin/bash
+# Glance's bootstrap job: schema, then its user, service and endpoints in
+# Keystone. Both steps are idempotent. Passwords travel in this file (mode
+# 0700, owner glance), never on a command line.
+set -euo pipefail
+glance-manage db_sync
+export OS_AUTH_URL=http://127.0.0.1:5000/v3 OS_USERNAME=admin OS_PROJECT_NAME=admin
+export OS_PASSWORD='{{ passwords.keystone_admin_password }}'
+export KOLLA_SERVICE_PASSWORD='{{ passwords.glance_keystone_password }}'
+kolla_keystone_register --name glance --type image --description "Image service" \
+    --user glance --url http://127.0.0.1:9292

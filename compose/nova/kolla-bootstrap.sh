@@ -1,0 +1,24 @@
+#!/bin/bash
+# Nova's bootstrap job (run by nova-api): the API and cell databases, cell0
+# and cell1, then nova's user, service and endpoints in Keystone. Every step
+# is idempotent. Passwords travel in this file (mode 0700, owner nova),
+# never on a command line.
+set -euo pipefail
+{% if service_name == "nova-api" -%}
+nova-manage api_db sync
+nova-manage cell_v2 map_cell0
+if ! nova-manage cell_v2 list_cells | grep -q ' cell1 '; then
+    nova-manage cell_v2 create_cell --name cell1
+fi
+nova-manage db sync
+export OS_AUTH_URL=http://127.0.0.1:5000/v3 OS_USERNAME=admin OS_PROJECT_NAME=admin
+export OS_PASSWORD='{{ passwords.keystone_admin_password }}'
+export KOLLA_SERVICE_PASSWORD='{{ passwords.nova_keystone_password }}'
+kolla_keystone_register --name nova --type compute --description "Compute service" \
+    --user nova --url http://127.0.0.1:8774/v2.1
+{%- else %}
+# Only nova-api runs nova's bootstrap; the admin password stays off the
+# other nodes.
+echo "kolla-bootstrap.sh: run it in nova-api" >&2
+exit 1
+{%- endif %}

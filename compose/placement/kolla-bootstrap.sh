@@ -1,0 +1,11 @@
+#!/bin/bash
+# Placement's bootstrap job: schema, then its user, service and endpoints in
+# Keystone. Both steps are idempotent. Passwords travel in this file (mode
+# 0700, owner placement), never on a command line.
+set -euo pipefail
+placement-manage db sync
+export OS_AUTH_URL=http://127.0.0.1:5000/v3 OS_USERNAME=admin OS_PROJECT_NAME=admin
+export OS_PASSWORD='{{ passwords.keystone_admin_password }}'
+export KOLLA_SERVICE_PASSWORD='{{ passwords.placement_keystone_password }}'
+kolla_keystone_register --name placement --type placement --description "Placement service" \
+    --user placement --url http://127.0.0.1:8778
