@@ -614,10 +614,16 @@ async fn check_disk(target: &Target<'_>, engine: &Engine) -> (bool, String) {
 /// `privileged` setting makes of the answer.
 async fn check_privileged(node: &Node, engine: &Engine, image: Option<&str>) -> (bool, String) {
     let Some(image) = image else {
-        return (false, "privileged: no image on the node to probe with".into());
+        return (
+            false,
+            "privileged: no image on the node to probe with".into(),
+        );
     };
     let probe = format!("kolla-precheck-privileged-{}", std::process::id());
-    match (node::probe_privileged(engine, &probe, image).await, node.privileged) {
+    match (
+        node::probe_privileged(engine, &probe, image).await,
+        node.privileged,
+    ) {
         (Ok(()), _) => (true, "privileged containers start".into()),
         (Err(e @ node::ProbeError::Engine(_)), _) => {
             (false, format!("privileged probe container: {e}"))

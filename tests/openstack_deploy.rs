@@ -1,48 +1,83 @@
-//! The heavy end-to-end check of the shipped controller role: build the
-//! real mariadb, memcached, rabbitmq, keystone and data images, deploy
-//! `compose/controller.yml` on this engine, and ask the running Keystone
-//! for a token with the generated admin password. Ignored by default
-//! (minutes; it needs the Debian mirror for apt and the ports 3306, 5000,
-//! 5672 and 11211 free); tools/test and CI run it with --include-ignored.
+//! The heavy end-to-end check of the shipped tree and compose files: build
+//! every real image from the Debian base that tools/make-base-image
+//! imports, then deploy the all-in-one (`compose/controller.yml` and
+//! `compose/compute.yml` on this engine) and use the cloud through its
+//! APIs: a Keystone token, an image stored in and read back from Glance,
+//! the compute node in Placement, every Nova service up. Ignored by
+//! default (minutes; it needs the Debian mirror for apt and the ports of
+//! the services free); tools/test and CI run it with --include-ignored.
 
 mod common;
 
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
 use common::{Deployment, Sandbox, describe};
+
+const BASE_IMAGE: &str = "debian:bookworm";
+/// Every port the all-in-one binds on the host.
+const PORTS: &[u16] = &[3306, 5000, 5672, 8774, 8778, 9292, 11211, 16509];
 
 #[test]
 #[ignore = "heavy: builds and deploys real OpenStack services; tools/test runs it"]
-fn controller_deploys_and_keystone_issues_tokens() {
-    let images = Sandbox::for_project_images("controller", "debian:bookworm");
+fn all_in_one_builds_deploys_and_serves_the_apis() {
+    let images = Sandbox::for_project_images("aio", BASE_IMAGE);
     assert!(
-        images.image("debian:bookworm").is_some(),
-        "the base image debian:bookworm is missing: run tools/make-base-image (tools/test does)"
+        images.image(BASE_IMAGE).is_some(),
+        "the base image {BASE_IMAGE} is missing: run tools/make-base-image (tools/test does)"
     );
-    let output = images.build(&[
-        "^(mariadb|memcached|rabbitmq|keystone|data)$",
-        "--threads",
-        "2",
-    ]);
+    for port in PORTS {
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok(),
+            "port {port} is taken: the all-in-one needs it free"
+        );
+    }
+    let (output, summary) = images.build_with_summary(&["--threads", "2"]);
     assert!(output.status.success(), "{}", describe(&output));
+    let shipped = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/images"))
+        .unwrap()
+        .count();
+    let built = summary["images"].as_array().unwrap();
+    assert_eq!(built.len(), shipped, "{summary}");
+    assert!(built.iter().all(|i| i["status"] == "built"), "{summary}");
+    keystone_manage_runs(&images);
+
     let globals = format!("namespace: {}\n", images.namespace);
-    let mut d = Deployment::of(images, "controller", "swap", &globals);
+    let mut d = Deployment::of(images, "aio", "swap", &globals);
     d.compose_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("compose");
     d.env.clear();
+    std::fs::write(
+        &d.inventory,
+        "nodes:\n  aio:\n    roles: [controller, compute]\n    privileged: auto\n",
+    )
+    .unwrap();
 
     let output = d.kolla("genpwd", &[]);
     assert!(output.status.success(), "{}", describe(&output));
     let output = d.kolla("prechecks", &[]);
-    assert!(
-        output.status.success(),
-        "prechecks failed (are the controller's ports free?): {}",
-        describe(&output)
-    );
-
-    let output = d.kolla("deploy", &["--health-timeout", "180"]);
     assert!(output.status.success(), "{}", describe(&output));
-    for service in ["mariadb", "memcached", "rabbitmq", "keystone"] {
-        let (_, state) = &d.containers()[&d.container(service)];
+
+    let output = d.kolla("deploy", &["--health-timeout", "300"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let containers = d.containers();
+    for service in [
+        "mariadb",
+        "memcached",
+        "rabbitmq",
+        "keystone",
+        "glance-api",
+        "placement-api",
+        "nova-api",
+        "nova-conductor",
+        "nova-scheduler",
+        "nova-libvirt",
+        "nova-compute",
+    ] {
+        let (_, state) = &containers[&d.container(service)];
         assert_eq!(state, "running", "{service}");
     }
+    let (_, state) = &containers[&d.container("computedata")];
+    assert_eq!(state, "created", "the data container is never started");
 
     let passwords = std::fs::read_to_string(d.images.config_dir.join("passwords.yml")).unwrap();
     let admin = passwords
@@ -50,17 +85,86 @@ fn controller_deploys_and_keystone_issues_tokens() {
         .find_map(|l| l.strip_prefix("keystone_admin_password: "))
         .map(|v| v.trim_matches('"').to_string())
         .expect("an admin password");
-    let body = format!(
-        r#"{{"auth":{{"identity":{{"methods":["password"],"password":{{"user":{{"name":"admin","domain":{{"id":"default"}},"password":"{admin}"}}}}}},"scope":{{"project":{{"name":"admin","domain":{{"id":"default"}}}}}}}}}}"#
+    let token = admin_token(&admin).expect("keystone issues a token to admin");
+    assert!(
+        admin_token(&format!("{admin}-wrong")).is_none(),
+        "keystone issued a token for a wrong password"
     );
-    let status = token_request(&body);
-    assert_eq!(
-        status.as_deref(),
-        Some("201"),
-        "keystone did not issue a token"
+
+    // Glance keeps what it is given, in the data container's volume.
+    let payload: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let created = http(
+        "POST",
+        9292,
+        "/v2/images",
+        &token,
+        &[("Content-Type", "application/json")],
+        br#"{"name": "kolla-test", "disk_format": "raw", "container_format": "bare"}"#,
     );
-    let wrong = body.replace(&admin, "not-the-password");
-    assert_eq!(token_request(&wrong).as_deref(), Some("401"));
+    assert_eq!(created.status, 201, "{}", created.text());
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    let uploaded = http(
+        "PUT",
+        9292,
+        &format!("/v2/images/{id}/file"),
+        &token,
+        &[("Content-Type", "application/octet-stream")],
+        &payload,
+    );
+    assert_eq!(uploaded.status, 204, "{}", uploaded.text());
+    let shown = http("GET", 9292, &format!("/v2/images/{id}"), &token, &[], b"");
+    assert_eq!(shown.json()["status"], "active", "{}", shown.text());
+    assert_eq!(shown.json()["size"], payload.len());
+    let read = http(
+        "GET",
+        9292,
+        &format!("/v2/images/{id}/file"),
+        &token,
+        &[],
+        b"",
+    );
+    assert!(read.body == payload, "glance returned other bytes");
+
+    // nova-compute reports through the conductor, the scheduler maps the
+    // host into cell1, and the node's resources appear in Placement.
+    let services = eventually("every nova service up", || {
+        let reply = http("GET", 8774, "/v2.1/os-services", &token, &[], b"");
+        let services = reply.json()["services"].as_array()?.clone();
+        let up = |binary: &str| {
+            services
+                .iter()
+                .any(|s| s["binary"] == binary && s["state"] == "up" && s["status"] == "enabled")
+        };
+        ["nova-conductor", "nova-scheduler", "nova-compute"]
+            .iter()
+            .all(|b| up(b))
+            .then_some(services)
+    });
+    assert!(
+        services
+            .iter()
+            .any(|s| s["binary"] == "nova-compute" && s["host"] == "aio"),
+        "nova-compute runs as the inventory's node name: {services:?}"
+    );
+    let providers = eventually("the compute node in placement", || {
+        let reply = http(
+            "GET",
+            8778,
+            "/resource_providers",
+            &token,
+            &[("OpenStack-API-Version", "placement 1.10")],
+            b"",
+        );
+        let providers = reply.json()["resource_providers"].as_array()?.clone();
+        (!providers.is_empty()).then_some(providers)
+    });
+    assert!(providers[0]["uuid"].is_string(), "{providers:?}");
+    let hypervisors = eventually("the hypervisor in nova", || {
+        let reply = http("GET", 8774, "/v2.1/os-hypervisors", &token, &[], b"");
+        let found = reply.json()["hypervisors"].as_array()?.clone();
+        (!found.is_empty()).then_some(found)
+    });
+    assert_eq!(hypervisors[0]["state"], "up");
 
     // A second deploy finds everything in place.
     let output = d.kolla("deploy", &[]);
@@ -71,25 +175,161 @@ fn controller_deploys_and_keystone_issues_tokens() {
         describe(&output)
     );
 
+    // The image outlives its API container: Glance's data container keeps it.
+    let output = d.kolla("destroy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let output = d.kolla("deploy", &["--health-timeout", "300"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let token = eventually("a token after the redeploy", || admin_token(&admin));
+    let read = http(
+        "GET",
+        9292,
+        &format!("/v2/images/{id}/file"),
+        &token,
+        &[],
+        b"",
+    );
+    assert!(read.body == payload, "the image did not survive a destroy");
+
     let output = d.kolla("destroy", &["--purge-data", "--yes-i-really-mean-it"]);
     assert!(output.status.success(), "{}", describe(&output));
     assert!(d.containers().is_empty());
 }
 
-/// POST a token request to Keystone; the HTTP status code.
-fn token_request(body: &str) -> Option<String> {
+/// `keystone-manage --version` in the built keystone image prints a version.
+fn keystone_manage_runs(images: &Sandbox) {
+    let image = images.image_ref("keystone");
+    let labels = HashMap::from([("kolla.test".to_string(), images.namespace.clone())]);
+    let name = format!("{}-keystone-manage", images.namespace);
+    let run = common::runtime()
+        .block_on(images.engine.run_to_completion(
+            &name,
+            &image,
+            &["keystone-manage", "--version"],
+            labels,
+        ))
+        .expect("run keystone-manage");
+    assert_eq!(run.exit_code, 0, "keystone-manage failed:\n{}", run.output);
+    let version = run.output.trim();
+    let looks_like_version = regex::Regex::new(r"^\d+\.\d+\.\d+").unwrap();
+    assert!(
+        looks_like_version.is_match(version),
+        "unexpected output: {version:?}"
+    );
+}
+
+/// Poll `check` every 2 s for up to 3 minutes; panics naming `what`.
+fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        if let Some(found) = check() {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+/// An admin token for `password`, or None when Keystone refuses.
+fn admin_token(password: &str) -> Option<String> {
+    let body = serde_json::json!({"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": "admin", "domain": {"id": "default"}, "password": password}}},
+        "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}});
+    let reply = http(
+        "POST",
+        5000,
+        "/v3/auth/tokens",
+        "",
+        &[("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+    );
+    if reply.status != 201 {
+        return None;
+    }
+    let catalog = reply.json()["token"]["catalog"].clone();
+    for kind in ["identity", "image", "placement", "compute"] {
+        assert!(
+            catalog
+                .as_array()
+                .is_some_and(|c| c.iter().any(|s| s["type"] == kind)),
+            "no {kind} service in the catalog: {catalog}"
+        );
+    }
+    reply.headers.get("x-subject-token").cloned()
+}
+
+struct Reply {
+    status: u16,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// One HTTP/1.0 request to 127.0.0.1:`port` (no keep-alive, no chunking);
+/// status 0 when the service does not answer.
+fn http(
+    method: &str,
+    port: u16,
+    path: &str,
+    token: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect("127.0.0.1:5000").ok()?;
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .ok()?;
-    write!(
-        stream,
-        "POST /v3/auth/tokens HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+    let failed = Reply {
+        status: 0,
+        headers: HashMap::new(),
+        body: Vec::new(),
+    };
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return failed;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
+    let mut request = format!(
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n",
         body.len()
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    response.split_whitespace().nth(1).map(str::to_string)
+    );
+    if !token.is_empty() {
+        request.push_str(&format!("X-Auth-Token: {token}\r\n"));
+    }
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    let mut response = Vec::new();
+    if stream.write_all(request.as_bytes()).is_err()
+        || stream.write_all(body).is_err()
+        || stream.read_to_end(&mut response).is_err()
+    {
+        return failed;
+    }
+    let Some(split) = response.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return failed;
+    };
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: response[split + 4..].to_vec(),
+    }
 }

@@ -367,8 +367,7 @@ mod tests {
         let native = desired_for(PrivilegedMode::Native);
         let explicit = desired_for(PrivilegedMode::Explicit);
         assert_ne!(
-            native.services["libvirt"].config_hash,
-            explicit.services["libvirt"].config_hash,
+            native.services["libvirt"].config_hash, explicit.services["libvirt"].config_hash,
             "a change of mode must replace the privileged container"
         );
         assert_eq!(
