@@ -446,3 +446,109 @@ fn shipped_compose_files_are_valid_for_docker_compose_and_kolla() {
         kolla::config::compose::load(file, &variables).unwrap_or_else(|e| panic!("{e}"));
     }
 }
+
+/// What the engine makes of a privileged root container of `image`: true
+/// when it starts. The test's own probe, independent of kolla's.
+fn engine_allows_privileged(d: &Deployment, image: &str) -> bool {
+    let status = std::process::Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "--privileged",
+            "--user",
+            "0",
+            "--entrypoint",
+            "true",
+        ])
+        .args(["--label", &format!("kolla.test={}", d.images.namespace)])
+        .arg(image)
+        .output()
+        .expect("run docker");
+    status.status.success()
+}
+
+/// (Privileged, CapAdd, SecurityOpt) of a container, as the engine has it.
+fn privileges_of(container: &str) -> (bool, String, String) {
+    let output = std::process::Command::new("docker")
+        .args(["inspect", "-f"])
+        .arg("{{.HostConfig.Privileged}}|{{.HostConfig.CapAdd}}|{{.HostConfig.SecurityOpt}}")
+        .arg(container)
+        .output()
+        .expect("run docker inspect");
+    let text = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    let mut parts = text.splitn(3, '|');
+    let privileged = parts.next() == Some("true");
+    let caps = parts.next().unwrap_or_default().to_string();
+    let security = parts.next().unwrap_or_default().to_string();
+    (privileged, caps, security)
+}
+
+#[test]
+fn privileged_services_run_in_each_mode_the_engine_supports() {
+    let d = Deployment::new("privileged");
+    std::fs::write(
+        d.compose_dir.join("controller.yml"),
+        "services:\n  libvirt:\n    image: ${IMAGE}\n    privileged: true\n    command: [sleep, \"3600\"]\n",
+    )
+    .unwrap();
+    let native_works = engine_allows_privileged(&d, d.env("IMAGE"));
+    let inventory = |mode: &str| {
+        std::fs::write(
+            &d.inventory,
+            format!("nodes:\n  local:\n    roles: [controller]\n    privileged: {mode}\n"),
+        )
+        .unwrap();
+    };
+    let container = d.container("libvirt");
+
+    // auto: whatever this engine does, the service runs, in the matching form.
+    inventory("auto");
+    let output = d.kolla("prechecks", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(d.containers()[&container].1, "running");
+    let (privileged, caps, security) = privileges_of(&container);
+    assert_eq!(privileged, native_works, "{}", describe(&output));
+    if !native_works {
+        assert!(
+            caps.contains("SYS_ADMIN") && caps.contains("NET_ADMIN"),
+            "{caps}"
+        );
+        assert!(security.contains("seccomp=unconfined"), "{security}");
+        assert!(stderr(&output).contains("privileged: auto: the engine refuses --privileged"));
+    }
+    let probes = d
+        .containers()
+        .keys()
+        .filter(|n| n.contains("probe"))
+        .count();
+    assert_eq!(probes, 0, "the probe container is left behind");
+
+    // explicit: spelled out, whatever the engine could do; a change of
+    // mode replaces the container.
+    inventory("explicit");
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let (privileged, caps, _) = privileges_of(&container);
+    assert!(!privileged);
+    assert!(caps.contains("SYS_ADMIN"), "{caps}");
+    assert_eq!(d.containers()[&container].1, "running");
+
+    // native on an engine that refuses: prechecks say what to set, and a
+    // deploy fails and leaves the explicit container serving.
+    if !native_works {
+        inventory("native");
+        let output = d.kolla("prechecks", &[]);
+        assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+        assert!(
+            stdout(&output).contains("set `privileged: explicit` (or `auto`) on node local"),
+            "{}",
+            describe(&output)
+        );
+        let output = d.kolla("deploy", &[]);
+        assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+        assert_eq!(d.containers()[&container].1, "running");
+        assert!(!privileges_of(&container).0);
+    }
+}

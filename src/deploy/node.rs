@@ -218,6 +218,9 @@ pub async fn probe_privileged(engine: &Engine, name: &str, image: &str) -> Resul
         image: image.to_string(),
         entrypoint: Some(vec![]),
         command: Some(vec!["true".into()]),
+        // As root: an engine that cannot grant every capability may still
+        // start a privileged container whose user gets none of them.
+        user: Some("0".into()),
         privileged: true,
         labels: BTreeMap::from([("kolla.probe".to_string(), "privileged".to_string())]),
         ..Default::default()
