@@ -552,3 +552,63 @@ fn privileged_services_run_in_each_mode_the_engine_supports() {
         assert!(!privileges_of(&container).0);
     }
 }
+
+/// The shipped all-in-one, rendered as a deploy renders it (no engine
+/// needed): every template renders, every config.json is JSON with the
+/// service's own command, and the admin password reaches only the
+/// services whose bootstrap job registers them in Keystone.
+#[test]
+fn shipped_all_in_one_templates_render_for_every_service() {
+    use kolla::config::{Globals, Inventory, compose::Variables, passwords};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("passwords.yml");
+    passwords::generate(&secrets, passwords::TEMPLATE).unwrap();
+    let secrets = passwords::load(&secrets).unwrap();
+    let inventory = Inventory::load(None).unwrap();
+    let node = &inventory.nodes[0];
+    let globals = Globals::default();
+    let variables = Variables {
+        environment: Default::default(),
+        globals: globals.compose_variables(),
+    };
+    let files = kolla::deploy::node::load_files(node, &root.join("compose"), &variables).unwrap();
+    let desired = kolla::deploy::node::desired(node, &files, &globals, &secrets, &[])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let admin = &secrets["keystone_admin_password"];
+    let mut registering = Vec::new();
+    for (service, files) in desired.files.iter().filter(|(_, f)| !f.is_empty()) {
+        let Some((_, config)) = files.iter().find(|(p, _)| p.ends_with("/config.json")) else {
+            panic!("{service} has no config.json");
+        };
+        let config: serde_json::Value = serde_json::from_slice(config)
+            .unwrap_or_else(|e| panic!("{service}: config.json is not JSON: {e}"));
+        let command = config["command"].as_str().unwrap_or_default();
+        let program = command.split_whitespace().next().unwrap_or_default();
+        assert!(
+            !program.is_empty(),
+            "{service}: config.json names no command"
+        );
+        if service.starts_with("nova-") && service != "nova-libvirt" {
+            assert_eq!(program, service, "{service} runs another service's program");
+        }
+        let carries_admin = files
+            .iter()
+            .any(|(_, bytes)| String::from_utf8_lossy(bytes).contains(admin.as_str()));
+        if carries_admin {
+            registering.push(service.as_str());
+        }
+        for (path, bytes) in files {
+            let text = String::from_utf8_lossy(bytes);
+            assert!(
+                !text.contains("{{") && !text.contains("{%"),
+                "{service}: {path} is not fully rendered"
+            );
+        }
+    }
+    assert_eq!(
+        registering,
+        ["glance-api", "keystone", "nova-api", "placement-api"],
+        "the admin password must reach only the services that register in Keystone"
+    );
+}

@@ -93,37 +93,12 @@ fn all_in_one_builds_deploys_and_serves_the_apis() {
 
     // Glance keeps what it is given, in the data container's volume.
     let payload: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
-    let created = http(
-        "POST",
-        9292,
-        "/v2/images",
-        &token,
-        &[("Content-Type", "application/json")],
-        br#"{"name": "kolla-test", "disk_format": "raw", "container_format": "bare"}"#,
-    );
-    assert_eq!(created.status, 201, "{}", created.text());
-    let id = created.json()["id"].as_str().unwrap().to_string();
-    let uploaded = http(
-        "PUT",
-        9292,
-        &format!("/v2/images/{id}/file"),
-        &token,
-        &[("Content-Type", "application/octet-stream")],
-        &payload,
-    );
-    assert_eq!(uploaded.status, 204, "{}", uploaded.text());
+    let id = upload_image(&token, "kolla-test", &payload);
     let shown = http("GET", 9292, &format!("/v2/images/{id}"), &token, &[], b"");
     assert_eq!(shown.json()["status"], "active", "{}", shown.text());
     assert_eq!(shown.json()["size"], payload.len());
-    let read = http(
-        "GET",
-        9292,
-        &format!("/v2/images/{id}/file"),
-        &token,
-        &[],
-        b"",
-    );
-    assert!(read.body == payload, "glance returned other bytes");
+    let read = image_bytes(&token, &id);
+    assert!(read == payload, "glance returned other bytes");
 
     // nova-compute reports through the conductor, the scheduler maps the
     // host into cell1, and the node's resources appear in Placement.
@@ -182,19 +157,50 @@ fn all_in_one_builds_deploys_and_serves_the_apis() {
     let output = d.kolla("deploy", &["--health-timeout", "300"]);
     assert!(output.status.success(), "{}", describe(&output));
     let token = eventually("a token after the redeploy", || admin_token(&admin));
-    let read = http(
-        "GET",
-        9292,
-        &format!("/v2/images/{id}/file"),
-        &token,
-        &[],
-        b"",
-    );
-    assert!(read.body == payload, "the image did not survive a destroy");
+    let read = image_bytes(&token, &id);
+    assert!(read == payload, "the image did not survive a destroy");
 
     let output = d.kolla("destroy", &["--purge-data", "--yes-i-really-mean-it"]);
     assert!(output.status.success(), "{}", describe(&output));
     assert!(d.containers().is_empty());
+}
+
+/// Store `bytes` in Glance as raw image `name`; its id.
+fn upload_image(token: &str, name: &str, bytes: &[u8]) -> String {
+    let image = serde_json::json!({"name": name, "disk_format": "raw", "container_format": "bare"});
+    let created = http(
+        "POST",
+        9292,
+        "/v2/images",
+        token,
+        &[("Content-Type", "application/json")],
+        image.to_string().as_bytes(),
+    );
+    assert_eq!(created.status, 201, "{}", created.text());
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    let uploaded = http(
+        "PUT",
+        9292,
+        &format!("/v2/images/{id}/file"),
+        token,
+        &[("Content-Type", "application/octet-stream")],
+        bytes,
+    );
+    assert_eq!(uploaded.status, 204, "{}", uploaded.text());
+    id
+}
+
+/// The bytes Glance serves for image `id`.
+fn image_bytes(token: &str, id: &str) -> Vec<u8> {
+    http(
+        "GET",
+        9292,
+        &format!("/v2/images/{id}/file"),
+        token,
+        &[],
+        b"",
+    )
+    .body
 }
 
 /// Boot a server without a network (there is no Neutron) from a blank
@@ -202,25 +208,7 @@ fn all_in_one_builds_deploys_and_serves_the_apis() {
 /// account for it. Nova's own server views need Neutron, so they are not
 /// asked.
 fn boot_a_server(token: &str) {
-    let image = http(
-        "POST",
-        9292,
-        "/v2/images",
-        token,
-        &[("Content-Type", "application/json")],
-        br#"{"name": "blank", "disk_format": "raw", "container_format": "bare"}"#,
-    );
-    assert_eq!(image.status, 201, "{}", image.text());
-    let image = image.json()["id"].as_str().unwrap().to_string();
-    let uploaded = http(
-        "PUT",
-        9292,
-        &format!("/v2/images/{image}/file"),
-        token,
-        &[("Content-Type", "application/octet-stream")],
-        &vec![0u8; 1 << 20],
-    );
-    assert_eq!(uploaded.status, 204, "{}", uploaded.text());
+    let image = upload_image(token, "blank", &vec![0u8; 1 << 20]);
     let flavor = http(
         "POST",
         8774,
