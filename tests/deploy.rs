@@ -612,3 +612,65 @@ fn shipped_all_in_one_templates_render_for_every_service() {
         "the admin password must reach only the services that register in Keystone"
     );
 }
+
+/// The line of `stderr` that ends with `what`, as its time stamp (seconds).
+fn said_at(stderr: &str, what: &str) -> f64 {
+    let line = stderr
+        .lines()
+        .find(|l| l.ends_with(what) || l.contains(what))
+        .unwrap_or_else(|| panic!("no {what:?} in:\n{stderr}"));
+    line.trim_start_matches('[')
+        .split('s')
+        .next()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no time stamp on {line:?}"))
+}
+
+#[test]
+fn a_slow_service_holds_up_only_what_depends_on_it() {
+    let d = Deployment::new("schedule");
+    std::fs::write(
+        d.compose_dir.join("controller.yml"),
+        r#"
+x-healthy: &healthy
+  interval: 500ms
+  retries: 60
+services:
+  slow:
+    image: ${IMAGE}
+    command: [sh, -c, "sleep 4; touch /ready; exec sleep 3600"]
+    healthcheck: {<<: *healthy, test: [CMD, test, -f, /ready]}
+  fast:
+    image: ${IMAGE}
+    command: [sleep, "3600"]
+    healthcheck: {<<: *healthy, test: [CMD, "true"]}
+  after-fast:
+    image: ${IMAGE}
+    command: [sleep, "3600"]
+    depends_on: {fast: {condition: service_healthy}}
+  after-slow:
+    image: ${IMAGE}
+    command: [sleep, "3600"]
+    depends_on: {slow: {condition: service_healthy}}
+"#,
+    )
+    .unwrap();
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let err = stderr(&output);
+    let slow_healthy = said_at(&err, "slow: healthy after");
+    let fast_healthy = said_at(&err, "fast: healthy after");
+    let after_fast = said_at(&err, "after-fast: creating");
+    let after_slow = said_at(&err, "after-slow: creating");
+    // In the same dependency level as slow, fast does not make after-fast
+    // wait for slow.
+    assert!(after_fast >= fast_healthy, "{err}");
+    assert!(
+        after_fast < slow_healthy,
+        "after-fast waited for slow:\n{err}"
+    );
+    assert!(after_slow >= slow_healthy, "{err}");
+    for service in ["slow", "fast", "after-fast", "after-slow"] {
+        assert_eq!(d.containers()[&d.container(service)].1, "running");
+    }
+}

@@ -1,20 +1,24 @@
-//! Running a plan on one node: dependency levels in order, the services of
-//! a level in parallel. Creating a service renders and uploads its config
+//! Running a plan on one node: each service's action starts as soon as the
+//! actions of the services it depends on have finished (so a slow service
+//! holds up only what needs it, not its whole dependency level), as many in
+//! parallel as are ready. Creating a service renders and uploads its config
 //! before it starts and runs its bootstrap job first; replacing one is the
 //! swap of `upgrade`, the same code path `kolla upgrade` uses. A service
 //! that others need healthy (or that has a healthcheck) must pass it before
-//! the next level starts; one that fails shows its last log lines.
+//! they start; one that fails shows its last log lines, and nothing new
+//! starts after a failure (what is under way finishes).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::future::join_all;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 
 use super::history::{self, Record};
 use super::labels::{self, ObservedContainer, Role, State};
 use super::lock::{self, LockError};
-use super::plan::{ActionKind, DesiredService, Plan};
+use super::plan::{self, Action, ActionKind, DesiredService, Plan};
 use super::spec::{self, ContainerSpec, Placement};
 use super::upgrade::{self, SwapOptions};
 use super::{config_files, current_user, now_secs};
@@ -183,29 +187,52 @@ impl NodeRun<'_> {
         config_files: &BTreeMap<String, Vec<(String, Vec<u8>)>>,
     ) -> Result<Vec<Done>, Vec<DeployError>> {
         let mut done = Vec::new();
-        for level in &plan.levels {
-            let runs = level
-                .iter()
-                .filter(|a| a.kind.changes_something())
-                .map(|action| {
-                    self.run_action(
-                        action.kind,
-                        &desired[&action.service],
-                        desired,
-                        observed,
-                        config_files,
-                    )
-                });
-            let mut errors = Vec::new();
-            for result in join_all(runs).await {
-                match result {
-                    Ok(d) => done.push(d),
-                    Err(e) => errors.push(e),
+        let (mut waiting, unchanged): (Vec<&Action>, Vec<&Action>) = plan
+            .levels
+            .iter()
+            .flatten()
+            .partition(|a| a.kind.changes_something());
+        let mut finished: BTreeSet<&str> = unchanged.iter().map(|a| a.service.as_str()).collect();
+        let mut running = FuturesUnordered::new();
+        let mut errors = Vec::new();
+        loop {
+            if errors.is_empty() {
+                let (ready, still): (Vec<&Action>, Vec<&Action>) =
+                    waiting.into_iter().partition(|a| {
+                        plan::dependencies(&desired[&a.service].service)
+                            .iter()
+                            .all(|d| finished.contains(d.as_str()))
+                    });
+                waiting = still;
+                for action in ready {
+                    running.push(async move {
+                        let result = self
+                            .run_action(
+                                action.kind,
+                                &desired[&action.service],
+                                desired,
+                                observed,
+                                config_files,
+                            )
+                            .await;
+                        (action.service.as_str(), result)
+                    });
                 }
             }
-            if !errors.is_empty() {
-                return Err(errors);
+            match running.next().await {
+                Some((service, Ok(d))) => {
+                    finished.insert(service);
+                    done.push(d);
+                }
+                Some((_, Err(e))) => errors.push(e),
+                None => break,
             }
+        }
+        // Plans are checked for cycles and missing services, so nothing is
+        // left waiting unless something failed.
+        debug_assert!(waiting.is_empty() || !errors.is_empty());
+        if !errors.is_empty() {
+            return Err(errors);
         }
         for orphan in &plan.orphans {
             if orphan.kind == ActionKind::RemoveOrphan {
