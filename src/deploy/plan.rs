@@ -4,8 +4,9 @@
 //!
 //! Actions come in dependency levels: a service's level is one more than
 //! the highest level among what it depends on (depends_on, volumes_from,
-//! network_mode service:), so each level can run in parallel once the
-//! previous one is up. Every action carries its cause, as a phrase.
+//! network_mode service:). Levels are how a plan reads and where cycles are
+//! caught; apply runs each action as soon as its own dependencies are done
+//! (see `dependencies`). Every action carries its cause, as a phrase.
 
 use std::collections::{BTreeMap, BTreeSet};
 
