@@ -111,15 +111,15 @@ pub(crate) fn resolve<'a>(
 }
 
 /// Settle the node's `privileged: auto` (see `node::settle_privileged`) and
-/// say what it became.
+/// say what a probe found.
 pub(crate) async fn settle_privileged(
     engine: &Engine,
     node: &Node,
     desired: &mut Desired,
+    observed: &[crate::deploy::labels::ObservedContainer],
     globals: &Globals,
 ) -> anyhow::Result<()> {
-    let mode = node::settle_privileged(engine, node, desired, globals).await?;
-    if node.privileged == PrivilegedMode::Auto && desired.needs_privileged() {
+    if let Some(mode) = node::settle_privileged(engine, node, desired, observed, globals).await? {
         let how = match mode {
             PrivilegedMode::Explicit => {
                 "the engine refuses --privileged: privileged services get every capability it grants, AppArmor and seccomp unconfined and all devices"
@@ -188,9 +188,6 @@ async fn deploy_node(
         node::resolve_images(&engine, &name, &mut target.desired, !args.dry_run)
             .await
             .map_err(|e| vec![e.into()])?;
-        settle_privileged(&engine, target.node, &mut target.desired, globals)
-            .await
-            .map_err(|e| vec![e])?;
         let run = node_run(&engine, &name, cx, options);
         let observe = || async {
             node::observe(&engine, globals)
@@ -206,6 +203,15 @@ async fn deploy_node(
         {
             observed = observe().await?;
         }
+        settle_privileged(
+            &engine,
+            target.node,
+            &mut target.desired,
+            &observed,
+            globals,
+        )
+        .await
+        .map_err(|e| vec![e])?;
         let services: Vec<_> = target.desired.services.values().cloned().collect();
         let plan = plan::plan(
             &services,

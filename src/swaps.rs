@@ -93,7 +93,6 @@ async fn upgrade_node(
         desired.services.retain(|s, _| args.services.contains(s));
         // Pull first: the old containers keep serving meanwhile.
         node::resolve_images(&engine, &name, &mut desired, true).await?;
-        nodes::settle_privileged(&engine, target.node, &mut desired, globals).await?;
         let mut observed = node::observe(&engine, globals)
             .await
             .with_context(|| format!("node {name}"))?;
@@ -101,6 +100,7 @@ async fn upgrade_node(
         if recover_first(&run, &observed, Some(&args.services), false).await? {
             observed = node::observe(&engine, globals).await.with_context(|| format!("node {name}"))?;
         }
+        nodes::settle_privileged(&engine, target.node, &mut desired, &observed, globals).await?;
         let mut done = Vec::new();
         for service in &args.services {
             let Some(wanted) = desired.services.get(service) else { continue };

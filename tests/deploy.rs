@@ -524,6 +524,20 @@ fn privileged_services_run_in_each_mode_the_engine_supports() {
         .filter(|n| n.contains("probe"))
         .count();
     assert_eq!(probes, 0, "the probe container is left behind");
+    // Deployed again: the live container says which mode it was made
+    // under, so nothing is probed and nothing changes.
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert!(
+        stdout(&output).contains("up to date, nothing changed"),
+        "{}",
+        describe(&output)
+    );
+    assert!(
+        !stderr(&output).contains("privileged: auto"),
+        "{}",
+        describe(&output)
+    );
 
     // explicit: spelled out, whatever the engine could do; a change of
     // mode replaces the container.

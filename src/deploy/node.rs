@@ -134,6 +134,33 @@ impl Desired {
         self.services.values().any(|d| d.service.privileged)
     }
 
+    /// The mode every privileged service's live container was made under,
+    /// when they all agree with one (a service without a live container
+    /// leaves it open).
+    pub fn settled_by(
+        &self,
+        observed: &[ObservedContainer],
+        globals: &Globals,
+    ) -> Option<PrivilegedMode> {
+        [PrivilegedMode::Native, PrivilegedMode::Explicit]
+            .into_iter()
+            .find(|mode| {
+                let mut trial = self.clone();
+                trial.set_privileged(*mode, globals);
+                trial
+                    .services
+                    .values()
+                    .filter(|d| d.service.privileged)
+                    .all(|d| {
+                        observed.iter().any(|c| {
+                            c.role == super::labels::Role::Live
+                                && c.service == d.service.name
+                                && c.config_hash == d.config_hash
+                        })
+                    })
+            })
+    }
+
     /// Apply `mode` to the privileged services (their specs and config
     /// hashes change with it); for a node whose `auto` mode has been
     /// settled against its engine.
@@ -152,18 +179,25 @@ impl Desired {
     }
 }
 
-/// Settle a node's `privileged: auto` against its engine: when a service
-/// needs privileges, start a throwaway privileged container from its image;
-/// an engine that refuses gets the explicit form instead. Returns the mode
-/// now in force (the node's own, unless it was `auto`).
+/// Settle a node's `privileged: auto` against its engine. When the live
+/// privileged containers were all made under one mode (their config hashes
+/// say which), that mode stands: a deploy with nothing to do starts no
+/// probe. Otherwise start a throwaway privileged container from a
+/// privileged service's image; an engine that refuses gets the explicit
+/// form. Returns the mode a probe found, when one ran.
 pub async fn settle_privileged(
     engine: &Engine,
     node: &Node,
     desired: &mut Desired,
+    observed: &[ObservedContainer],
     globals: &Globals,
-) -> Result<PrivilegedMode, DeployError> {
+) -> Result<Option<PrivilegedMode>, DeployError> {
     if node.privileged != PrivilegedMode::Auto || !desired.needs_privileged() {
-        return Ok(node.privileged);
+        return Ok(None);
+    }
+    if let Some(mode) = desired.settled_by(observed, globals) {
+        desired.set_privileged(mode, globals);
+        return Ok(None);
     }
     let Some(image) = desired
         .services
@@ -171,7 +205,7 @@ pub async fn settle_privileged(
         .find(|d| d.service.privileged)
         .map(|d| d.digest.clone().unwrap_or_else(|| d.service.image.clone()))
     else {
-        return Ok(node.privileged);
+        return Ok(None);
     };
     let probe = format!(
         "{}kolla-probe-privileged-{}",
@@ -190,7 +224,7 @@ pub async fn settle_privileged(
         }
     };
     desired.set_privileged(mode, globals);
-    Ok(mode)
+    Ok(Some(mode))
 }
 
 /// Why a privileged probe container did not start.
@@ -378,5 +412,44 @@ mod tests {
             explicit.services["plain"].config_hash
         );
         assert!(native.needs_privileged());
+    }
+
+    fn live(wanted: &DesiredService) -> ObservedContainer {
+        use super::super::labels::{Role, State};
+        ObservedContainer {
+            id: format!("id-{}", wanted.service.name),
+            name: wanted.service.name.clone(),
+            service: wanted.service.name.clone(),
+            role: Role::Live,
+            node_role: "compute".into(),
+            image: wanted.service.image.clone(),
+            digest: String::new(),
+            config_hash: wanted.config_hash.clone(),
+            generation: 1,
+            data: false,
+            state: State::Running,
+            health: None,
+            exit_code: None,
+            restart: "no".into(),
+        }
+    }
+
+    #[test]
+    fn live_containers_settle_auto_without_a_probe() {
+        let globals = Globals::default();
+        let auto = desired_for(PrivilegedMode::Auto);
+        assert_eq!(auto.settled_by(&[], &globals), None, "nothing deployed yet");
+        for mode in [PrivilegedMode::Native, PrivilegedMode::Explicit] {
+            let made = desired_for(mode);
+            let observed: Vec<_> = made.services.values().map(live).collect();
+            assert_eq!(auto.settled_by(&observed, &globals), Some(mode));
+        }
+        // A config change to the privileged service leaves it to the probe.
+        let mut changed = desired_for(PrivilegedMode::Explicit);
+        if let Some(libvirt) = changed.services.get_mut("libvirt") {
+            libvirt.config_hash = "something else".into();
+        }
+        let observed: Vec<_> = changed.services.values().map(live).collect();
+        assert_eq!(auto.settled_by(&observed, &globals), None);
     }
 }
