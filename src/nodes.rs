@@ -488,21 +488,29 @@ async fn precheck_node(target: &Target<'_>, globals: &Globals) -> (String, Vec<(
         )),
         Err(e) => lines.push((false, format!("engine version: {e}"))),
     }
-    let mut present = None;
+    // Each image once, however many services run it; the privileged probe
+    // prefers a privileged service's own image.
+    let mut images: Vec<(&str, bool)> = Vec::new();
     for wanted in target.desired.services.values() {
-        match engine.image(&wanted.service.image).await {
+        let image = wanted.service.image.as_str();
+        match images.iter_mut().find(|(i, _)| *i == image) {
+            Some(entry) => entry.1 |= wanted.service.privileged,
+            None => images.push((image, wanted.service.privileged)),
+        }
+    }
+    images.sort_by_key(|(image, privileged)| (!privileged, *image));
+    let mut present = None;
+    for (image, _) in images {
+        match engine.image(image).await {
             Ok(Some(_)) => {
-                present.get_or_insert_with(|| wanted.service.image.clone());
-                lines.push((true, format!("image {} present", wanted.service.image)));
+                present.get_or_insert_with(|| image.to_string());
+                lines.push((true, format!("image {image} present")));
             }
             Ok(None) => lines.push((
                 false,
-                format!(
-                    "image {} missing (kolla build, or push it and kolla pull)",
-                    wanted.service.image
-                ),
+                format!("image {image} missing (kolla build, or push it and kolla pull)"),
             )),
-            Err(e) => lines.push((false, format!("image {}: {e}", wanted.service.image))),
+            Err(e) => lines.push((false, format!("image {image}: {e}"))),
         }
     }
     lines.extend(check_host_ports(target, &engine, globals).await);
