@@ -139,6 +139,29 @@ pub struct ObservedContainer {
     pub restart: String,
 }
 
+#[cfg(test)]
+impl ObservedContainer {
+    /// A running container of `service` in `role`, as tests observe one.
+    pub fn running(service: &str, role: Role) -> ObservedContainer {
+        ObservedContainer {
+            id: format!("{service}-{role:?}"),
+            name: container_name("", service, role),
+            service: service.into(),
+            role,
+            node_role: "controller".into(),
+            image: "i".into(),
+            digest: "d".into(),
+            config_hash: "h".into(),
+            generation: 1,
+            data: false,
+            state: State::Running,
+            health: None,
+            exit_code: None,
+            restart: "no".into(),
+        }
+    }
+}
+
 impl ObservedContainer {
     /// Read a listed container: its name (without the engine's leading
     /// `/`), labels, state and status text. None when it is not a kolla

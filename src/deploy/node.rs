@@ -415,22 +415,9 @@ mod tests {
     }
 
     fn live(wanted: &DesiredService) -> ObservedContainer {
-        use super::super::labels::{Role, State};
         ObservedContainer {
-            id: format!("id-{}", wanted.service.name),
-            name: wanted.service.name.clone(),
-            service: wanted.service.name.clone(),
-            role: Role::Live,
-            node_role: "compute".into(),
-            image: wanted.service.image.clone(),
-            digest: String::new(),
             config_hash: wanted.config_hash.clone(),
-            generation: 1,
-            data: false,
-            state: State::Running,
-            health: None,
-            exit_code: None,
-            restart: "no".into(),
+            ..ObservedContainer::running(&wanted.service.name, super::super::labels::Role::Live)
         }
     }
 

@@ -178,22 +178,7 @@ mod tests {
     use super::*;
 
     fn container(service: &str, role: Role) -> ObservedContainer {
-        ObservedContainer {
-            id: format!("{service}-{role:?}"),
-            name: labels::container_name("", service, role),
-            service: service.into(),
-            role,
-            node_role: "controller".into(),
-            image: "i".into(),
-            digest: "d".into(),
-            config_hash: "h".into(),
-            generation: 1,
-            data: false,
-            state: State::Running,
-            health: None,
-            exit_code: None,
-            restart: "no".into(),
-        }
+        ObservedContainer::running(service, role)
     }
 
     #[test]
