@@ -111,21 +111,40 @@ pub fn desired(
     Ok(out)
 }
 
-/// The container spec and config hash of `wanted` from its service, where
-/// it is placed and its rendered files.
-fn derive_spec(wanted: &mut DesiredService, rendered: &[(String, Vec<u8>)], globals: &Globals) {
+/// The container spec and config hash `wanted` gets under privileged
+/// `mode`, from its service, where it is placed and its rendered files.
+fn derived(
+    wanted: &DesiredService,
+    mode: PrivilegedMode,
+    rendered: &[(String, Vec<u8>)],
+    globals: &Globals,
+) -> (spec::ContainerSpec, String) {
     let placement = Placement {
         prefix: &globals.container_prefix,
         project: &globals.project,
         node_role: &wanted.node_role,
-        privileged: wanted.privileged,
+        privileged: mode,
     };
-    wanted.spec = spec::container_spec(&wanted.service, &placement);
-    wanted.config_hash = spec::config_hash(
-        &wanted.spec,
+    let container = spec::container_spec(&wanted.service, &placement);
+    let hash = spec::config_hash(
+        &container,
         rendered,
         wanted.service.kolla.bootstrap.as_deref(),
     );
+    (container, hash)
+}
+
+/// The rendered config files of `service` (none for one without).
+fn rendered<'a>(
+    files: &'a BTreeMap<String, Vec<(String, Vec<u8>)>>,
+    service: &str,
+) -> &'a [(String, Vec<u8>)] {
+    files.get(service).map(Vec::as_slice).unwrap_or_default()
+}
+
+/// Fill in `wanted`'s spec and config hash for its own privileged mode.
+fn derive_spec(wanted: &mut DesiredService, rendered: &[(String, Vec<u8>)], globals: &Globals) {
+    (wanted.spec, wanted.config_hash) = derived(wanted, wanted.privileged, rendered, globals);
 }
 
 impl Desired {
@@ -145,17 +164,16 @@ impl Desired {
         [PrivilegedMode::Native, PrivilegedMode::Explicit]
             .into_iter()
             .find(|mode| {
-                let mut trial = self.clone();
-                trial.set_privileged(*mode, globals);
-                trial
-                    .services
+                self.services
                     .values()
                     .filter(|d| d.service.privileged)
                     .all(|d| {
+                        let (_, hash) =
+                            derived(d, *mode, rendered(&self.files, &d.service.name), globals);
                         observed.iter().any(|c| {
                             c.role == super::labels::Role::Live
                                 && c.service == d.service.name
-                                && c.config_hash == d.config_hash
+                                && c.config_hash == hash
                         })
                     })
             })
@@ -168,12 +186,7 @@ impl Desired {
         for wanted in self.services.values_mut() {
             wanted.privileged = mode;
             if wanted.service.privileged {
-                let rendered = self
-                    .files
-                    .get(&wanted.service.name)
-                    .map(Vec::as_slice)
-                    .unwrap_or_default();
-                derive_spec(wanted, rendered, globals);
+                derive_spec(wanted, rendered(&self.files, &wanted.service.name), globals);
             }
         }
     }
