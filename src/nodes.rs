@@ -516,7 +516,9 @@ async fn precheck_node(target: &Target<'_>, globals: &Globals) -> (String, Vec<(
     lines.extend(check_host_ports(target, &engine, globals).await);
     lines.push(check_disk(target, &engine).await);
     if target.desired.needs_privileged() && node.privileged != PrivilegedMode::Explicit {
-        lines.push(check_privileged(node, &engine, present.as_deref()).await);
+        lines.push(
+            check_privileged(node, &engine, &globals.container_prefix, present.as_deref()).await,
+        );
     }
     (node.name.clone(), lines)
 }
@@ -626,16 +628,20 @@ async fn check_disk(target: &Target<'_>, engine: &Engine) -> (bool, String) {
 
 /// Whether the engine starts privileged containers, and what the node's
 /// `privileged` setting makes of the answer.
-async fn check_privileged(node: &Node, engine: &Engine, image: Option<&str>) -> (bool, String) {
+async fn check_privileged(
+    node: &Node,
+    engine: &Engine,
+    prefix: &str,
+    image: Option<&str>,
+) -> (bool, String) {
     let Some(image) = image else {
         return (
             false,
             "privileged: no image on the node to probe with".into(),
         );
     };
-    let probe = format!("kolla-precheck-privileged-{}", std::process::id());
     match (
-        node::probe_privileged(engine, &probe, image).await,
+        node::probe_privileged(engine, prefix, image).await,
         node.privileged,
     ) {
         (Ok(()), _) => (true, "privileged containers start".into()),

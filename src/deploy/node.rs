@@ -220,12 +220,7 @@ pub async fn settle_privileged(
     else {
         return Ok(None);
     };
-    let probe = format!(
-        "{}kolla-probe-privileged-{}",
-        globals.container_prefix,
-        std::process::id()
-    );
-    let outcome = probe_privileged(engine, &probe, &image).await;
+    let outcome = probe_privileged(engine, &globals.container_prefix, &image).await;
     let mode = match outcome {
         Ok(()) => PrivilegedMode::Native,
         Err(ProbeError::Refused(_)) => PrivilegedMode::Explicit,
@@ -257,11 +252,17 @@ impl std::fmt::Display for ProbeError {
     }
 }
 
-/// Start a privileged container running `true` from `image` under `name`
-/// and remove it again, whatever happened.
-pub async fn probe_privileged(engine: &Engine, name: &str, image: &str) -> Result<(), ProbeError> {
+/// Start a privileged container running `true` from `image` (named with
+/// the deployment's `prefix` and this process) and remove it again,
+/// whatever happened.
+pub async fn probe_privileged(
+    engine: &Engine,
+    prefix: &str,
+    image: &str,
+) -> Result<(), ProbeError> {
+    let name = format!("{prefix}kolla-probe-privileged-{}", std::process::id());
     let spec = spec::ContainerSpec {
-        name: name.to_string(),
+        name: name.clone(),
         image: image.to_string(),
         entrypoint: Some(vec![]),
         command: Some(vec!["true".into()]),
@@ -274,7 +275,7 @@ pub async fn probe_privileged(engine: &Engine, name: &str, image: &str) -> Resul
     };
     let outcome = async {
         engine
-            .remove_container(name, false)
+            .remove_container(&name, false)
             .await
             .map_err(ProbeError::Engine)?;
         engine
@@ -282,12 +283,12 @@ pub async fn probe_privileged(engine: &Engine, name: &str, image: &str) -> Resul
             .await
             .map_err(ProbeError::Engine)?;
         engine
-            .start_container(name)
+            .start_container(&name)
             .await
             .map_err(ProbeError::Refused)
     }
     .await;
-    let removed = engine.remove_container(name, true).await;
+    let removed = engine.remove_container(&name, true).await;
     outcome?;
     removed.map_err(ProbeError::Engine)
 }
