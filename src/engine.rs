@@ -353,17 +353,25 @@ impl Engine {
     /// Ids of containers (running or not) matching one engine filter, e.g.
     /// `("label", "kolla.service")` or `("ancestor", "kolla/base:zed")`.
     pub async fn container_ids(&self, key: &str, value: &str) -> Result<Vec<String>, EngineError> {
+        let containers = self.containers_matching(key, value).await?;
+        Ok(containers.into_iter().filter_map(|c| c.id).collect())
+    }
+
+    /// Every container (running or not) matching one engine filter.
+    async fn containers_matching(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<Vec<bollard::models::ContainerSummary>, EngineError> {
         let filters = HashMap::from([(key, vec![value])]);
         let options = ListContainersOptionsBuilder::default()
             .all(true)
             .filters(&filters)
             .build();
-        let containers = self
-            .docker
+        self.docker
             .list_containers(Some(options))
             .await
-            .map_err(|e| EngineError::from_api("list containers", e))?;
-        Ok(containers.into_iter().filter_map(|c| c.id).collect())
+            .map_err(|e| EngineError::from_api("list containers", e))
     }
 
     /// Run `cmd` in a fresh container of `image` until it exits, collect its
@@ -559,16 +567,7 @@ impl Engine {
     /// Every container (running or not) carrying `label` (`key=value`):
     /// one call, however many containers there are.
     pub async fn list_containers(&self, label: &str) -> Result<Vec<ContainerListing>, EngineError> {
-        let filters = HashMap::from([("label", vec![label])]);
-        let options = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let containers = self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(|e| EngineError::from_api("list containers", e))?;
+        let containers = self.containers_matching("label", label).await?;
         Ok(containers
             .into_iter()
             .map(|c| ContainerListing {
