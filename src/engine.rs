@@ -12,7 +12,7 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
-    ContainerCreateBody, ContainerUpdateBody, HealthConfig, HostConfig,
+    ContainerCreateBody, ContainerSummary, ContainerUpdateBody, HealthConfig, HostConfig,
     PortBinding as ApiPortBinding, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
     VolumeCreateRequest,
 };
@@ -362,7 +362,7 @@ impl Engine {
         &self,
         key: &str,
         value: &str,
-    ) -> Result<Vec<bollard::models::ContainerSummary>, EngineError> {
+    ) -> Result<Vec<ContainerSummary>, EngineError> {
         let filters = HashMap::from([(key, vec![value])]);
         let options = ListContainersOptionsBuilder::default()
             .all(true)
