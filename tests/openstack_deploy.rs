@@ -12,7 +12,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{Deployment, Sandbox, describe};
+use common::{Deployment, Reply, Sandbox, describe, http_request};
 
 const BASE_IMAGE: &str = "debian:bookworm";
 /// Every port the all-in-one binds on the host.
@@ -319,24 +319,8 @@ fn admin_token(password: &str) -> Option<String> {
     reply.headers.get("x-subject-token").cloned()
 }
 
-struct Reply {
-    status: u16,
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
-    }
-}
-
-/// One HTTP/1.0 request to 127.0.0.1:`port` (no keep-alive, no chunking);
-/// status 0 when the service does not answer.
+/// One request to the API on 127.0.0.1:`port`, with `token` (when not
+/// empty) as X-Auth-Token; status 0 when the service does not answer.
 fn http(
     method: &str,
     port: u16,
@@ -345,51 +329,9 @@ fn http(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Reply {
-    use std::io::{Read, Write};
-    let failed = Reply {
-        status: 0,
-        headers: HashMap::new(),
-        body: Vec::new(),
-    };
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return failed;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
-    let mut request = format!(
-        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n",
-        body.len()
-    );
+    let mut all = headers.to_vec();
     if !token.is_empty() {
-        request.push_str(&format!("X-Auth-Token: {token}\r\n"));
+        all.push(("X-Auth-Token", token));
     }
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    let mut response = Vec::new();
-    if stream.write_all(request.as_bytes()).is_err()
-        || stream.write_all(body).is_err()
-        || stream.read_to_end(&mut response).is_err()
-    {
-        return failed;
-    }
-    let Some(split) = response.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return failed;
-    };
-    let head = String::from_utf8_lossy(&response[..split]).into_owned();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    Reply {
-        status,
-        headers,
-        body: response[split + 4..].to_vec(),
-    }
+    http_request(method, port, path, &all, body, Duration::from_secs(60))
 }
