@@ -627,11 +627,11 @@ fn shipped_all_in_one_templates_render_for_every_service() {
     );
 }
 
-/// The line of `stderr` that ends with `what`, as its time stamp (seconds).
+/// The time stamp (seconds) of the first line of `stderr` saying `what`.
 fn said_at(stderr: &str, what: &str) -> f64 {
     let line = stderr
         .lines()
-        .find(|l| l.ends_with(what) || l.contains(what))
+        .find(|l| l.contains(what))
         .unwrap_or_else(|| panic!("no {what:?} in:\n{stderr}"));
     line.trim_start_matches('[')
         .split('s')
