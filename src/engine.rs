@@ -130,6 +130,8 @@ pub struct ImageInfo {
     pub id: String,
     pub labels: HashMap<String, String>,
     pub repo_digests: Vec<String>,
+    /// The paths its `VOLUME` instructions declare.
+    pub volumes: Vec<String>,
 }
 
 /// One image build: the tar of the context (with `Dockerfile` at its root)
@@ -205,7 +207,12 @@ impl Engine {
         match self.docker.inspect_image(reference).await {
             Ok(inspect) => Ok(Some(ImageInfo {
                 id: inspect.id.unwrap_or_default(),
-                labels: inspect.config.and_then(|c| c.labels).unwrap_or_default(),
+                labels: inspect
+                    .config
+                    .as_ref()
+                    .and_then(|c| c.labels.clone())
+                    .unwrap_or_default(),
+                volumes: inspect.config.and_then(|c| c.volumes).unwrap_or_default(),
                 repo_digests: inspect.repo_digests.unwrap_or_default(),
             })),
             Err(e) => match EngineError::from_api(format!("image {reference}"), e) {
@@ -444,6 +451,23 @@ pub struct ContainerListing {
     /// The engine's status text, which carries the health: `Up 3s (healthy)`.
     pub status: String,
     pub image: String,
+}
+
+/// One container, inspected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerDetails {
+    pub id: String,
+    /// Without the engine's leading `/`.
+    pub name: String,
+    pub labels: HashMap<String, String>,
+    /// `no`, `always`, `unless-stopped`, `on-failure[:N]`.
+    pub restart_policy: String,
+    pub running: bool,
+    /// `created`, `running`, `exited`, ...
+    pub state: String,
+    pub exit_code: Option<i64>,
+    /// Its main process on the node, while it runs.
+    pub pid: Option<i64>,
 }
 
 /// What a wait for a container ended on.
@@ -789,15 +813,17 @@ impl Engine {
         }
     }
 
-    /// Labels and restart policy of one container, or None if it is gone.
-    pub async fn container_details(
-        &self,
-        name: &str,
-    ) -> Result<Option<(HashMap<String, String>, String)>, EngineError> {
+    /// One container as the engine sees it now (by name or id), or None if
+    /// it is gone.
+    pub async fn inspect(&self, name: &str) -> Result<Option<ContainerDetails>, EngineError> {
         match self.docker.inspect_container(name, None).await {
             Ok(inspect) => {
-                let labels = inspect.config.and_then(|c| c.labels).unwrap_or_default();
-                let policy = inspect
+                let labels = inspect
+                    .config
+                    .as_ref()
+                    .and_then(|c| c.labels.clone())
+                    .unwrap_or_default();
+                let restart_policy = inspect
                     .host_config
                     .and_then(|h| h.restart_policy)
                     .map(|p| {
@@ -812,7 +838,21 @@ impl Engine {
                         }
                     })
                     .unwrap_or_else(|| "no".into());
-                Ok(Some((labels, policy)))
+                let state = inspect.state.unwrap_or_default();
+                Ok(Some(ContainerDetails {
+                    id: inspect.id.unwrap_or_default(),
+                    name: inspect
+                        .name
+                        .unwrap_or_default()
+                        .trim_start_matches('/')
+                        .to_string(),
+                    labels,
+                    restart_policy,
+                    running: state.running.unwrap_or(false),
+                    state: state.status.map(|s| s.to_string()).unwrap_or_default(),
+                    exit_code: state.exit_code,
+                    pid: state.pid.filter(|p| *p > 0),
+                }))
             }
             Err(e) => match EngineError::from_api(format!("container {name}"), e) {
                 EngineError::NotFound { .. } => Ok(None),

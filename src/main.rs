@@ -1,6 +1,7 @@
 //! The `kolla` binary: parse the command line, run the verb on a tokio
 //! runtime, and turn the result into an exit code (0 ok, 1 failed, 2 bad
-//! input or usage, 130 interrupted).
+//! input or usage, 3 a failure left work for `kolla recover`, 130
+//! interrupted).
 
 use std::process::ExitCode;
 
@@ -24,6 +25,7 @@ fn main() -> ExitCode {
         Ok(Outcome::Success) => ExitCode::from(exit::OK),
         Ok(Outcome::Failed) => ExitCode::from(exit::FAILED),
         Ok(Outcome::Interrupted) => ExitCode::from(exit::INTERRUPTED),
+        Ok(Outcome::NeedsRecovery) => ExitCode::from(exit::NEEDS_RECOVERY),
         Err(error) => {
             eprintln!("error: {}", run::describe_error(&error));
             ExitCode::from(if run::is_usage_error(&error) {

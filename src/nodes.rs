@@ -155,24 +155,20 @@ pub async fn deploy(cx: &Context, args: DeployArgs) -> anyhow::Result<Outcome> {
     let runs = targets
         .into_iter()
         .map(|target| deploy_node(target, cx, &options, &args));
-    let mut failed = false;
+    let mut failures = Vec::new();
     for (name, result) in join_all(runs).await {
         match result {
             Ok(summary) => println!("node {name}: {summary}"),
             Err(errors) => {
-                failed = true;
-                for error in errors {
-                    eprintln!("error: {}", crate::run::describe_error(&error));
+                for error in &errors {
+                    eprintln!("error: {}", crate::run::describe_error(error));
                 }
                 println!("node {name}: FAILED");
+                failures.extend(errors);
             }
         }
     }
-    Ok(if failed {
-        Outcome::Failed
-    } else {
-        Outcome::Success
-    })
+    Ok(Outcome::of_failures(&failures))
 }
 
 async fn deploy_node(
@@ -431,7 +427,7 @@ pub async fn destroy(cx: &Context, args: DestroyArgs) -> anyhow::Result<Outcome>
         for c in observed.iter().filter(|c| purge || !c.data) {
             say(format!("{}: removing {}", node.name, c.name));
             // Anonymous volumes go with their container only when purging.
-            engine.remove_container(&c.name, purge).await?;
+            engine.remove_container(&c.id, purge).await?;
         }
         if purge {
             for volume in engine.volume_names(&format!("{}={}", labels::PROJECT, globals.project)).await? {

@@ -24,6 +24,29 @@ pub enum Outcome {
     Failed,
     /// The operator interrupted the run (Ctrl-C).
     Interrupted,
+    /// A failure left work that `kolla recover` must finish.
+    NeedsRecovery,
+}
+
+impl Outcome {
+    /// How a run with these failures ended: it needs recovery if any of
+    /// them left work behind.
+    pub fn of_failures<'a>(errors: impl IntoIterator<Item = &'a anyhow::Error>) -> Outcome {
+        let left_work = |e: &anyhow::Error| {
+            e.chain().any(|c| {
+                c.downcast_ref::<crate::deploy::apply::DeployError>()
+                    .is_some_and(|d| d.needs_recovery())
+            })
+        };
+        let mut outcome = Outcome::Success;
+        for error in errors {
+            outcome = Outcome::Failed;
+            if left_work(error) {
+                return Outcome::NeedsRecovery;
+            }
+        }
+        outcome
+    }
 }
 
 /// Exit codes, as documented in the README.
@@ -31,6 +54,7 @@ pub mod exit {
     pub const OK: u8 = 0;
     pub const FAILED: u8 = 1;
     pub const USAGE: u8 = 2;
+    pub const NEEDS_RECOVERY: u8 = 3;
     pub const INTERRUPTED: u8 = 130;
 }
 

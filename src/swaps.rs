@@ -14,6 +14,7 @@ use crate::config::inventory::Node;
 use crate::deploy::apply::NodeRun;
 use crate::deploy::history::{self, Record};
 use crate::deploy::labels::{ObservedContainer, Role};
+use crate::deploy::lock::Takeover;
 use crate::deploy::upgrade::{self, SwapOptions, TagChange};
 use crate::deploy::{current_user, lock, node, now_secs, recover as recovery};
 use crate::nodes::{self, Context, Target, apply_options, connect, node_run, say};
@@ -61,19 +62,19 @@ pub async fn upgrade(cx: &Context, args: UpgradeArgs) -> anyhow::Result<Outcome>
                 .map(|t| upgrade_node(cx, &globals, t, &args, &options)),
         )
         .await;
-        let mut failed = false;
+        let mut failures = Vec::new();
         for (name, result) in results {
             match result {
                 Ok(summary) => println!("node {name}: {summary}"),
                 Err(e) => {
                     eprintln!("error: {}", crate::run::describe_error(&e));
                     println!("node {name}: FAILED");
-                    failed = true;
+                    failures.push(e);
                 }
             }
         }
-        if failed {
-            return Ok(Outcome::Failed);
+        if !failures.is_empty() {
+            return Ok(Outcome::of_failures(&failures));
         }
     }
     Ok(Outcome::Success)
@@ -167,7 +168,7 @@ pub async fn rollback(cx: &Context, args: RollbackArgs) -> anyhow::Result<Outcom
                 Err(e) => {
                     eprintln!("error: {}", crate::run::describe_error(&e));
                     println!("node {}: FAILED", node.name);
-                    return Ok(Outcome::Failed);
+                    return Ok(Outcome::of_failures([&e]));
                 }
             }
         }
@@ -226,15 +227,16 @@ async fn rollback_service(
             live.generation
         );
     }
-    let held = lock::acquire(
-        run.engine,
-        run.placement_prefix,
-        run.project,
-        service,
-        &live.image,
-    )
-    .await
-    .map_err(|source| anyhow::Error::from(source).context(format!("node {}", node.name)))?;
+    let held = run
+        .lock(
+            service,
+            &live.image,
+            "rollback",
+            &format!("generation {}", target.generation),
+            Some(live.generation),
+            Takeover::Never,
+        )
+        .await?;
     // Gate and grace come from the containers themselves: a rollback reads
     // no compose file.
     let options = SwapOptions {
@@ -261,7 +263,7 @@ async fn rollback_service(
         },
         dark_window_secs: result.as_ref().ok().map(|d| d.as_secs_f64()),
     });
-    let released = lock::release(run.engine, held).await;
+    let released = run.unlock(held).await;
     let dark = result?;
     released?;
     Ok(format!(
@@ -276,16 +278,21 @@ pub async fn unlock(cx: &Context, args: ServiceArgs) -> anyhow::Result<Outcome> 
     let inventory = Inventory::load(args.nodes.inventory.as_deref())?;
     for node in inventory.select(&args.nodes.node)? {
         let engine = connect(node).await?;
-        let cleared = lock::clear(&engine, &cx.globals.container_prefix, &args.service)
-            .await
-            .with_context(|| format!("node {}", node.name))?;
+        let cleared = lock::clear(
+            &engine,
+            &cx.globals.container_prefix,
+            &cx.globals.project,
+            &args.service,
+        )
+        .await
+        .with_context(|| format!("node {}", node.name))?;
         println!(
             "node {}: {}",
             node.name,
-            if cleared {
-                format!("lock of {} cleared", args.service)
-            } else {
-                format!("{} was not locked", args.service)
+            match cleared {
+                Some(holder) =>
+                    format!("lock of {} cleared (it was held by {holder})", args.service),
+                None => format!("{} was not locked", args.service),
             }
         );
     }
@@ -380,7 +387,7 @@ pub(crate) async fn recover_first(
     force: bool,
 ) -> anyhow::Result<bool> {
     let mut changed = false;
-    for service in recovery::services_needing_recovery(observed) {
+    for service in recovery::services_needing_recovery(observed, run.options.retain) {
         if only.is_some_and(|only| !only.contains(&service)) {
             continue;
         }

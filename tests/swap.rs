@@ -192,13 +192,21 @@ fn nothing_to_roll_back_to_and_a_held_lock_are_refused() {
     // Another run holds the lock: the upgrade fails at once, saying who.
     let rt = common::runtime();
     let image = format!("{}/fx-web:1.0.0", d.images.namespace);
+    let request = kolla::deploy::lock::LockRequest {
+        prefix: &d.prefix,
+        project: &d.project,
+        service: "web",
+        image: &image,
+        image_volumes: &[],
+        reason: "upgrade",
+        target: "a test",
+        from: Some(1),
+    };
     let lock = rt
         .block_on(kolla::deploy::lock::acquire(
             &d.images.engine,
-            &d.prefix,
-            &d.project,
-            "web",
-            &image,
+            &request,
+            kolla::deploy::lock::Takeover::Never,
         ))
         .expect("take the lock");
     let before = d.containers();

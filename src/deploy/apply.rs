@@ -17,7 +17,8 @@ use futures_util::stream::FuturesUnordered;
 
 use super::history::{self, Record};
 use super::labels::{self, ObservedContainer, Role, State};
-use super::lock::{self, LockError};
+use super::lock::{self, Lock, LockError, LockRequest, Takeover};
+use super::owned::{self, NotOurs, OwnedError};
 use super::plan::{self, Action, ActionKind, DesiredService, Plan};
 use super::spec::{self, ContainerSpec, Placement};
 use super::upgrade::{self, SwapOptions};
@@ -95,6 +96,37 @@ pub enum DeployError {
         service: String,
         message: String,
     },
+    #[error("node {node}: {source}")]
+    NotOurs {
+        node: String,
+        #[source]
+        source: NotOurs,
+    },
+    #[error(
+        "node {node}: service {service}: {failure}\n  and swapping back failed too: {stuck}\n  hint: run `kolla recover` to bring the last good generation back"
+    )]
+    NeedsRecovery {
+        node: String,
+        service: String,
+        failure: String,
+        stuck: String,
+    },
+    #[error(
+        "node {node}: service {service}: the bootstrap job {name} left by an earlier run is still running after {waited}s\n  hint: kolla never kills a running bootstrap job (it may be migrating a schema); run `kolla recover` again once it has finished"
+    )]
+    JobStillRunning {
+        node: String,
+        service: String,
+        name: String,
+        waited: u64,
+    },
+}
+
+impl DeployError {
+    /// Whether the run left work that `kolla recover` must finish.
+    pub fn needs_recovery(&self) -> bool {
+        matches!(self, DeployError::NeedsRecovery { .. })
+    }
 }
 
 /// Above every generation the service ever had on the node, kept ones
@@ -160,6 +192,98 @@ impl NodeRun<'_> {
             node: self.node.to_string(),
             source,
         }
+    }
+
+    pub(super) fn owned_error(&self, error: OwnedError) -> DeployError {
+        match error {
+            OwnedError::NotOurs(source) => DeployError::NotOurs {
+                node: self.node.to_string(),
+                source,
+            },
+            OwnedError::Engine(e) => self.engine_error(e),
+        }
+    }
+
+    fn lock_error(&self, error: LockError) -> DeployError {
+        match error {
+            LockError::NotOurs(source) => DeployError::NotOurs {
+                node: self.node.to_string(),
+                source,
+            },
+            source => DeployError::Lock {
+                node: self.node.to_string(),
+                source,
+            },
+        }
+    }
+
+    /// Take `service`'s lock, its container made from `image` (an image
+    /// on the node), for `reason`; says so when it takes over a lock whose
+    /// holder is gone.
+    pub async fn lock(
+        &self,
+        service: &str,
+        image: &str,
+        reason: &str,
+        target: &str,
+        from: Option<u64>,
+        takeover: Takeover,
+    ) -> Result<Lock, DeployError> {
+        let image_volumes = self
+            .engine
+            .image(image)
+            .await
+            .map_err(|e| self.engine_error(e))?
+            .map(|info| info.volumes)
+            .unwrap_or_default();
+        let request = LockRequest {
+            prefix: self.placement_prefix,
+            project: self.project,
+            service,
+            image,
+            image_volumes: &image_volumes,
+            reason,
+            target,
+            from,
+        };
+        let lock = lock::acquire(self.engine, &request, takeover)
+            .await
+            .map_err(|e| self.lock_error(e))?;
+        if let Some(holder) = &lock.took_over {
+            (self.say)(format!(
+                "{}: {service}: took over the lock of {holder}: that run is gone",
+                self.node
+            ));
+        }
+        Ok(lock)
+    }
+
+    /// Release a lock this run holds; a failure is reported, since the
+    /// work under it is done either way.
+    pub async fn unlock(&self, lock: Lock) -> Result<(), DeployError> {
+        lock::release(self.engine, lock)
+            .await
+            .map_err(|e| self.engine_error(e))
+    }
+
+    /// Create the container `spec` describes and upload its config; a
+    /// failed upload removes it again, so a container never exists under
+    /// kolla's labels without its config. Returns its id.
+    pub(super) async fn create_configured(
+        &self,
+        spec: &ContainerSpec,
+        files: &[(String, Vec<u8>)],
+    ) -> Result<String, DeployError> {
+        let id = self
+            .engine
+            .create_container(spec)
+            .await
+            .map_err(|e| self.engine_error(e))?;
+        if let Err(e) = self.upload(&id, files).await {
+            let _ = self.engine.remove_container(&id, false).await;
+            return Err(e);
+        }
+        Ok(id)
     }
 
     async fn logs(&self, container: &str) -> String {
@@ -245,7 +369,7 @@ impl NodeRun<'_> {
                         self.node, container.name
                     ));
                     self.engine
-                        .remove_container(&container.name, false)
+                        .remove_container(&container.id, false)
                         .await
                         .map_err(|e| vec![self.engine_error(e)])?;
                 }
@@ -304,19 +428,7 @@ impl NodeRun<'_> {
                     .map_err(|e| self.engine_error(e))?;
             }
             ActionKind::Create => {
-                self.bootstrap(wanted, files).await?;
-                (self.say)(format!("{}: {service}: creating", self.node));
-                let spec = self.spec_for(wanted, live_name.clone(), 1);
-                self.engine
-                    .create_container(&spec)
-                    .await
-                    .map_err(|e| self.engine_error(e))?;
-                self.upload(&live_name, files).await?;
-                self.engine
-                    .start_container(&live_name)
-                    .await
-                    .map_err(|e| self.engine_error(e))?;
-                self.gate_after_start(wanted, &live_name, desired).await?;
+                self.create(wanted, files, desired).await?;
             }
             ActionKind::Start => {
                 (self.say)(format!("{}: {service}: starting", self.node));
@@ -357,20 +469,18 @@ impl NodeRun<'_> {
                 what: format!("the live container of {service}"),
             }));
         };
-        let held = lock::acquire(
-            self.engine,
-            self.placement_prefix,
-            self.project,
-            &service,
-            &wanted.service.image,
-        )
-        .await
-        .map_err(|source| DeployError::Lock {
-            node: self.node.to_string(),
-            source,
-        })?;
-        super::fault::point("locked");
         let generation = next_generation(observed, &service);
+        let held = self
+            .lock(
+                &service,
+                &wanted.service.image,
+                action,
+                &format!("generation {generation} ({})", wanted.service.image),
+                Some(live.generation),
+                Takeover::Never,
+            )
+            .await?;
+        super::fault::point("locked");
         let result = async {
             self.bootstrap(wanted, files).await?;
             super::fault::point("bootstrapped");
@@ -411,10 +521,64 @@ impl NodeRun<'_> {
             },
             dark_window_secs: result.as_ref().ok().map(Duration::as_secs_f64),
         });
-        let released = lock::release(self.engine, held).await;
+        let released = self.unlock(held).await;
         let dark = result?;
-        released.map_err(|e| self.engine_error(e))?;
+        released?;
         Ok(dark)
+    }
+
+    /// A service's first container: under its lock, the bootstrap job,
+    /// then the container created under the candidate name with its config
+    /// and renamed live only once complete, so a crash at any point leaves
+    /// no live container without its config. Then start and gate.
+    async fn create(
+        &self,
+        wanted: &DesiredService,
+        files: &[(String, Vec<u8>)],
+        desired: &BTreeMap<String, DesiredService>,
+    ) -> Result<(), DeployError> {
+        let service = wanted.service.name.as_str();
+        let live_name = labels::container_name(self.placement_prefix, service, Role::Live);
+        let held = self
+            .lock(
+                service,
+                &wanted.service.image,
+                "deploy",
+                &format!("generation 1 ({})", wanted.service.image),
+                None,
+                Takeover::Never,
+            )
+            .await?;
+        super::fault::point("create-locked");
+        let result = async {
+            owned::must_be_free(self.engine, &live_name, self.project, service)
+                .await
+                .map_err(|e| self.owned_error(e))?;
+            self.bootstrap(wanted, files).await?;
+            (self.say)(format!("{}: {service}: creating", self.node));
+            let candidate_name =
+                labels::container_name(self.placement_prefix, service, Role::Candidate);
+            owned::remove(self.engine, &candidate_name, self.project, service)
+                .await
+                .map_err(|e| self.owned_error(e))?;
+            let spec = self.spec_for(wanted, candidate_name, 1);
+            let id = self.create_configured(&spec, files).await?;
+            super::fault::point("create-configured");
+            if let Err(e) = self.engine.rename_container(&id, &live_name).await {
+                let _ = self.engine.remove_container(&id, false).await;
+                return Err(self.engine_error(e));
+            }
+            super::fault::point("create-renamed");
+            self.engine
+                .start_container(&id)
+                .await
+                .map_err(|e| self.engine_error(e))
+        }
+        .await;
+        let released = self.unlock(held).await;
+        result?;
+        released?;
+        self.gate_after_start(wanted, &live_name, desired).await
     }
 
     /// Append to the history log; a log that cannot be written is reported,
@@ -471,26 +635,27 @@ impl NodeRun<'_> {
         spec.command = Some(command.clone());
         spec.restart_policy = Some("no".into());
         spec.healthcheck = None;
-        self.engine
-            .remove_container(&name, false)
-            .await
-            .map_err(|e| self.engine_error(e))?;
-        self.engine
+        self.settle_job(service, &name).await?;
+        let id = self
+            .engine
             .create_container(&spec)
             .await
             .map_err(|e| self.engine_error(e))?;
         let outcome = async {
-            self.upload(&name, files).await?;
+            self.upload(&id, files).await?;
             self.engine
-                .start_container(&name)
+                .start_container(&id)
                 .await
                 .map_err(|e| self.engine_error(e))?;
             self.engine
-                .wait_for(&name, WaitGoal::Exited, self.options.health_timeout)
+                .wait_for(&id, WaitGoal::Exited, self.options.health_timeout)
                 .await
                 .map_err(|e| self.engine_error(e))
         }
         .await;
+        // Still running after the timeout: kolla never kills a job (it may
+        // be migrating a schema); the next run waits for it.
+        let still_running = matches!(&outcome, Ok(o) if !matches!(o, WaitOutcome::Exited(_)));
         let result = match outcome {
             Ok(WaitOutcome::Exited(0)) => Ok(()),
             Ok(WaitOutcome::Exited(code)) => Err(DeployError::Bootstrap {
@@ -511,11 +676,49 @@ impl NodeRun<'_> {
             }),
             Err(e) => Err(e),
         };
+        if still_running {
+            return result;
+        }
         self.engine
-            .remove_container(&name, false)
+            .remove_container(&id, false)
             .await
             .map_err(|e| self.engine_error(e))?;
         result
+    }
+
+    /// A bootstrap job left by an earlier run (its holder is gone: callers
+    /// hold the lock): wait for it to end if it still runs, never kill it,
+    /// then remove it. Something not ours under that name is an error.
+    pub(super) async fn settle_job(&self, service: &str, name: &str) -> Result<(), DeployError> {
+        let Some(job) = owned::find(self.engine, name, self.project, service)
+            .await
+            .map_err(|e| self.owned_error(e))?
+        else {
+            return Ok(());
+        };
+        if job.running {
+            (self.say)(format!(
+                "{}: {service}: waiting for the bootstrap job {name} an earlier run left running",
+                self.node
+            ));
+            let outcome = self
+                .engine
+                .wait_for(&job.id, WaitGoal::Exited, self.options.health_timeout)
+                .await
+                .map_err(|e| self.engine_error(e))?;
+            if !matches!(outcome, WaitOutcome::Exited(_)) {
+                return Err(DeployError::JobStillRunning {
+                    node: self.node.to_string(),
+                    service: service.to_string(),
+                    name: name.to_string(),
+                    waited: self.options.health_timeout.as_secs(),
+                });
+            }
+        }
+        self.engine
+            .remove_container(&job.id, false)
+            .await
+            .map_err(|e| self.engine_error(e))
     }
 
     /// After a fresh start: wait for what the service's dependents (or its

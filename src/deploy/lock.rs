@@ -2,148 +2,458 @@
 //! (never started) from an image already on the node. The engine's unique
 //! names make creating it an atomic test-and-set on the node itself, so two
 //! operators on two machines cannot swap one service at once.
+//!
+//! The protocol:
+//! - the lock records who holds it and why (user, host, boot, pid and the
+//!   pid's start time, since when, the reason and the target);
+//! - it is released only by its holder, by container id, never by name, so
+//!   a run can never release a lock another run took after it;
+//! - it is taken over only when its holder is proven gone: a process on
+//!   this host (same boot) that no longer exists, or whose pid now belongs
+//!   to another process, or a holder on this host before a reboot. A lock
+//!   held from another host is never taken over without `--force` (or
+//!   `kolla unlock`): from here, nothing proves that run dead;
+//! - a lock container is never a data risk: the image's declared volumes
+//!   are covered by tmpfs mounts, so creating it makes no volume.
 
 use std::collections::BTreeMap;
 
 use super::labels::{self, Role};
+use super::owned::{self, NotOurs, OwnedError};
 use super::spec::ContainerSpec;
 use super::{current_user, now_secs};
-use crate::engine::{Engine, EngineError};
+use crate::engine::{ContainerDetails, Engine, EngineError};
 
 pub const LOCK_OWNER: &str = "kolla.lock-owner";
 pub const LOCK_HOST: &str = "kolla.lock-host";
+pub const LOCK_BOOT: &str = "kolla.lock-boot";
 pub const LOCK_PID: &str = "kolla.lock-pid";
+pub const LOCK_PID_START: &str = "kolla.lock-pid-start";
 pub const LOCK_SINCE: &str = "kolla.lock-since";
+pub const LOCK_REASON: &str = "kolla.lock-reason";
+pub const LOCK_TARGET: &str = "kolla.lock-target";
+/// The generation that was live when the lock was taken: what recovery
+/// restores if a swap under this lock died with no live container.
+pub const LOCK_FROM: &str = "kolla.lock-from";
+
+/// How many times a lock that vanished between our create and our look is
+/// tried again before giving up.
+const ATTEMPTS: usize = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error(
-        "service {service} is locked by {owner}@{host} (pid {pid}) for {age}s\n  hint: if that run is gone, `kolla unlock {service}` clears the lock"
+        "service {service} is locked by {holder}\n  hint: another kolla run is working on it; wait for it. If that run is gone, `kolla unlock {service}` clears the lock"
     )]
-    Held {
-        service: String,
-        owner: String,
-        host: String,
-        pid: String,
-        age: u64,
-    },
+    Held { service: String, holder: Holder },
+    #[error(
+        "service {service}: the lock changed hands {ATTEMPTS} times while kolla tried to take it; try again"
+    )]
+    Contended { service: String },
+    #[error(transparent)]
+    NotOurs(#[from] NotOurs),
     #[error(transparent)]
     Engine(#[from] EngineError),
+}
+
+impl From<OwnedError> for LockError {
+    fn from(e: OwnedError) -> LockError {
+        match e {
+            OwnedError::NotOurs(e) => LockError::NotOurs(e),
+            OwnedError::Engine(e) => LockError::Engine(e),
+        }
+    }
+}
+
+/// What a lock is for, and where.
+#[derive(Debug, Clone)]
+pub struct LockRequest<'a> {
+    pub prefix: &'a str,
+    pub project: &'a str,
+    pub service: &'a str,
+    /// An image on the node to create the lock container from.
+    pub image: &'a str,
+    /// Paths the image declares as volumes (covered by tmpfs).
+    pub image_volumes: &'a [String],
+    /// `deploy`, `upgrade`, `rollback`, `recover`.
+    pub reason: &'a str,
+    /// What the holder is moving to (an image, a generation).
+    pub target: &'a str,
+    /// The generation live when the lock is taken, if any.
+    pub from: Option<u64>,
+}
+
+/// When a held lock may be taken over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Takeover {
+    /// Never: a held lock is an error.
+    Never,
+    /// Only when its holder is proven gone.
+    IfHolderGone,
+    /// Whoever holds it (`--force`).
+    Force,
 }
 
 /// A held lock; `release` it on every path.
 #[derive(Debug)]
 pub struct Lock {
+    id: String,
     name: String,
+    /// The holder whose lock this run took over, if it did.
+    pub took_over: Option<Holder>,
 }
 
-/// Take the lock of `service`, creating its lock container from `image`.
+impl Lock {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Take the lock of `request.service`.
 pub async fn acquire(
+    engine: &Engine,
+    request: &LockRequest<'_>,
+    takeover: Takeover,
+) -> Result<Lock, LockError> {
+    let name = labels::container_name(request.prefix, request.service, Role::Lock);
+    let mut me = Holder::this_process(request.reason, request.target);
+    me.from = request.from;
+    let spec = ContainerSpec {
+        name: name.clone(),
+        image: request.image.to_string(),
+        labels: me.labels(request.project, request.service),
+        // Never started; a harmless command in case someone does.
+        command: Some(vec!["true".into()]),
+        entrypoint: Some(vec![]),
+        tmpfs: request
+            .image_volumes
+            .iter()
+            .map(|path| (path.clone(), String::new()))
+            .collect(),
+        ..ContainerSpec::default()
+    };
+    let mut took_over = None;
+    for _ in 0..ATTEMPTS {
+        match engine.create_container(&spec).await {
+            Ok(id) => {
+                return Ok(Lock {
+                    id,
+                    name,
+                    took_over,
+                });
+            }
+            Err(EngineError::Conflict { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let Some(details) = engine.inspect(&name).await? else {
+            // Released between our create and our look: try again.
+            continue;
+        };
+        owned::check(&details, request.project, request.service)?;
+        let holder = Holder::from_labels(&details);
+        let allowed = match takeover {
+            Takeover::Never => false,
+            Takeover::IfHolderGone => holder.is_gone(),
+            Takeover::Force => true,
+        };
+        if !allowed {
+            return Err(LockError::Held {
+                service: request.service.to_string(),
+                holder,
+            });
+        }
+        // By id: if the stale lock was already replaced by a live run's,
+        // that one stays, and our next create fails on it.
+        engine.remove_container(&details.id, false).await?;
+        took_over = Some(holder);
+    }
+    Err(LockError::Contended {
+        service: request.service.to_string(),
+    })
+}
+
+/// Release a lock taken by this run (by id: never another run's lock).
+pub async fn release(engine: &Engine, lock: Lock) -> Result<(), EngineError> {
+    engine.remove_container(&lock.id, false).await
+}
+
+/// Clear a lock whatever holds it (`kolla unlock`), if it is this
+/// deployment's; returns who held it.
+pub async fn clear(
     engine: &Engine,
     prefix: &str,
     project: &str,
     service: &str,
-    image: &str,
-) -> Result<Lock, LockError> {
+) -> Result<Option<Holder>, LockError> {
     let name = labels::container_name(prefix, service, Role::Lock);
-    let owner = current_user();
-    let host = this_host();
-    let spec = ContainerSpec {
-        name: name.clone(),
-        image: image.to_string(),
-        labels: BTreeMap::from([
-            (labels::PROJECT.to_string(), project.to_string()),
-            (labels::SERVICE.to_string(), service.to_string()),
-            (LOCK_OWNER.to_string(), owner),
-            (LOCK_HOST.to_string(), host),
-            (LOCK_PID.to_string(), std::process::id().to_string()),
-            (LOCK_SINCE.to_string(), now_secs().to_string()),
-        ]),
-        // Never started; a harmless command in case someone does.
-        command: Some(vec!["true".into()]),
-        entrypoint: Some(vec![]),
-        ..ContainerSpec::default()
-    };
-    match engine.create_container(&spec).await {
-        Ok(_) => Ok(Lock { name }),
-        Err(EngineError::Conflict { .. }) => match holder(engine, prefix, service).await? {
-            Some(holder) => Err(holder.into_error(service)),
-            // Released between our create and our look: just say so.
-            None => Err(LockError::Held {
-                service: service.to_string(),
-                owner: "?".into(),
-                host: "?".into(),
-                pid: "?".into(),
-                age: 0,
-            }),
-        },
-        Err(e) => Err(e.into()),
+    match owned::find(engine, &name, project, service).await? {
+        Some(details) => {
+            engine.remove_container(&details.id, false).await?;
+            Ok(Some(Holder::from_labels(&details)))
+        }
+        None => Ok(None),
     }
 }
 
-/// Release a lock taken by this run.
-pub async fn release(engine: &Engine, lock: Lock) -> Result<(), EngineError> {
-    engine.remove_container(&lock.name, false).await
-}
-
-/// Clear a lock whatever holds it (`kolla unlock`).
-pub async fn clear(engine: &Engine, prefix: &str, service: &str) -> Result<bool, EngineError> {
-    let name = labels::container_name(prefix, service, Role::Lock);
-    let existed = engine.container_details(&name).await?.is_some();
-    engine.remove_container(&name, false).await?;
-    Ok(existed)
-}
-
-/// Who holds the lock of `service`, if anyone.
+/// Who holds a lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Holder {
-    pub owner: String,
-    pub host: String,
-    pub pid: String,
-    pub since: u64,
+    pub owner: Option<String>,
+    pub host: Option<String>,
+    pub boot: Option<String>,
+    pub pid: Option<u32>,
+    pub pid_start: Option<String>,
+    pub since: Option<u64>,
+    pub reason: Option<String>,
+    pub target: Option<String>,
+    pub from: Option<u64>,
 }
 
 impl Holder {
-    /// A lock taken on this machine by a process that no longer exists
-    /// was left by a crash. A lock from another machine cannot be judged
-    /// from here.
-    pub fn is_stale(&self) -> bool {
-        self.host == this_host() && !std::path::Path::new("/proc").join(&self.pid).exists()
+    fn this_process(reason: &str, target: &str) -> Holder {
+        let pid = std::process::id();
+        Holder {
+            owner: Some(current_user()),
+            host: Some(this_host()),
+            boot: this_boot(),
+            pid: Some(pid),
+            pid_start: process_start(pid),
+            since: Some(now_secs()),
+            reason: Some(reason.to_string()),
+            target: Some(target.to_string()),
+            from: None,
+        }
     }
 
-    pub fn into_error(self, service: &str) -> LockError {
-        LockError::Held {
-            service: service.to_string(),
-            owner: self.owner,
-            host: self.host,
-            pid: self.pid,
-            age: now_secs().saturating_sub(self.since),
+    fn labels(&self, project: &str, service: &str) -> BTreeMap<String, String> {
+        let mut labels = BTreeMap::from([
+            (labels::PROJECT.to_string(), project.to_string()),
+            (labels::SERVICE.to_string(), service.to_string()),
+        ]);
+        let fields = [
+            (LOCK_OWNER, self.owner.clone()),
+            (LOCK_HOST, self.host.clone()),
+            (LOCK_BOOT, self.boot.clone()),
+            (LOCK_PID, self.pid.map(|p| p.to_string())),
+            (LOCK_PID_START, self.pid_start.clone()),
+            (LOCK_SINCE, self.since.map(|s| s.to_string())),
+            (LOCK_REASON, self.reason.clone()),
+            (LOCK_TARGET, self.target.clone()),
+            (LOCK_FROM, self.from.map(|g| g.to_string())),
+        ];
+        for (key, value) in fields {
+            if let Some(value) = value {
+                labels.insert(key.to_string(), value);
+            }
         }
+        labels
+    }
+
+    pub fn from_labels(details: &ContainerDetails) -> Holder {
+        let get = |k: &str| details.labels.get(k).filter(|v| !v.is_empty()).cloned();
+        Holder {
+            owner: get(LOCK_OWNER),
+            host: get(LOCK_HOST),
+            boot: get(LOCK_BOOT),
+            pid: get(LOCK_PID).and_then(|p| p.parse().ok()),
+            pid_start: get(LOCK_PID_START),
+            since: get(LOCK_SINCE).and_then(|s| s.parse().ok()),
+            reason: get(LOCK_REASON),
+            target: get(LOCK_TARGET),
+            from: get(LOCK_FROM).and_then(|g| g.parse().ok()),
+        }
+    }
+
+    /// Whether the holder is proven gone, judged from this host.
+    pub fn is_gone(&self) -> bool {
+        let here = this_host();
+        holder_is_gone(self, &here, this_boot().as_deref(), process_start)
+    }
+}
+
+/// The rule behind `Holder::is_gone`, with this host's facts passed in.
+fn holder_is_gone(
+    holder: &Holder,
+    here: &str,
+    boot: Option<&str>,
+    start_of: impl Fn(u32) -> Option<String>,
+) -> bool {
+    if holder.host.as_deref() != Some(here) {
+        return false;
+    }
+    if let (Some(theirs), Some(ours)) = (holder.boot.as_deref(), boot)
+        && theirs != ours
+    {
+        // The host rebooted since: no process of that boot is left.
+        return true;
+    }
+    let Some(pid) = holder.pid else {
+        return false;
+    };
+    match (start_of(pid), holder.pid_start.as_deref()) {
+        (None, _) => true,
+        // The pid now belongs to another process.
+        (Some(now), Some(then)) => now != then,
+        // An old lock without a start time: the pid lives, so it may be it.
+        (Some(_), None) => false,
+    }
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let unknown = "an unknown user";
+        write!(f, "{}", self.owner.as_deref().unwrap_or(unknown))?;
+        if let Some(host) = &self.host {
+            write!(f, " on {host}")?;
+        }
+        if let Some(pid) = self.pid {
+            write!(f, " (pid {pid})")?;
+        }
+        if let Some(reason) = &self.reason {
+            write!(f, ", {reason}")?;
+            if let Some(target) = &self.target {
+                write!(f, " to {target}")?;
+            }
+        }
+        match self.since {
+            Some(since) => write!(f, ", since {}", age(now_secs().saturating_sub(since))),
+            None => write!(f, ", since an unknown time"),
+        }
+    }
+}
+
+/// "42s ago", "3m 5s ago", "2h 1m ago".
+fn age(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s ago"),
+        s if s < 3600 => format!("{}m {}s ago", s / 60, s % 60),
+        s => format!("{}h {}m ago", s / 3600, (s % 3600) / 60),
     }
 }
 
 fn this_host() -> String {
-    std::fs::read_to_string("/etc/hostname")
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "unknown".into())
 }
 
-pub async fn holder(
-    engine: &Engine,
-    prefix: &str,
-    service: &str,
-) -> Result<Option<Holder>, EngineError> {
-    let name = labels::container_name(prefix, service, Role::Lock);
-    Ok(engine.container_details(&name).await?.map(|(labels, _)| {
-        let get = |k: &str| labels.get(k).cloned().unwrap_or_else(|| "?".into());
+fn this_boot() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|b| b.trim().to_string())
+}
+
+/// When process `pid` started (clock ticks since boot, field 22 of its
+/// /proc stat), or None if there is no such process.
+fn process_start(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count
+    // fields after its closing one.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19).map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holder(host: &str, boot: &str, pid: u32, start: Option<&str>) -> Holder {
         Holder {
-            owner: get(LOCK_OWNER),
-            host: get(LOCK_HOST),
-            pid: get(LOCK_PID),
-            since: labels
-                .get(LOCK_SINCE)
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0),
+            owner: Some("ops".into()),
+            host: Some(host.into()),
+            boot: Some(boot.into()),
+            pid: Some(pid),
+            pid_start: start.map(str::to_string),
+            since: Some(now_secs() - 125),
+            reason: Some("upgrade".into()),
+            target: Some("r/web:2.0.0".into()),
+            from: Some(1),
         }
-    }))
+    }
+
+    #[test]
+    fn a_holder_is_gone_only_when_this_host_proves_it() {
+        let alive = |pid: u32| (pid == 7).then(|| "1000".to_string());
+        // Same host and boot, the process still there with its start time.
+        assert!(!holder_is_gone(
+            &holder("h", "b", 7, Some("1000")),
+            "h",
+            Some("b"),
+            alive
+        ));
+        // The pid was reused by another process.
+        assert!(holder_is_gone(
+            &holder("h", "b", 7, Some("999")),
+            "h",
+            Some("b"),
+            alive
+        ));
+        // No such process.
+        assert!(holder_is_gone(
+            &holder("h", "b", 8, Some("1000")),
+            "h",
+            Some("b"),
+            alive
+        ));
+        // The host rebooted since the lock was taken.
+        assert!(holder_is_gone(
+            &holder("h", "old", 7, Some("1000")),
+            "h",
+            Some("b"),
+            alive
+        ));
+        // Another host: nothing proves it gone.
+        assert!(!holder_is_gone(
+            &holder("other", "b", 8, None),
+            "h",
+            Some("b"),
+            alive
+        ));
+        // A lock without a pid cannot be judged.
+        let mut unknown = holder("h", "b", 8, None);
+        unknown.pid = None;
+        assert!(!holder_is_gone(&unknown, "h", Some("b"), alive));
+    }
+
+    #[test]
+    fn this_process_has_a_start_time_and_labels_round_trip() {
+        let mut me = Holder::this_process("upgrade", "r/web:2");
+        me.from = Some(3);
+        assert!(me.pid_start.is_some());
+        assert!(!me.is_gone());
+        let details = ContainerDetails {
+            id: "x".into(),
+            name: "web.kolla-lock".into(),
+            labels: me.labels("p", "web").into_iter().collect(),
+            restart_policy: "no".into(),
+            running: false,
+            state: "created".into(),
+            exit_code: None,
+            pid: None,
+        };
+        assert_eq!(Holder::from_labels(&details), me);
+    }
+
+    #[test]
+    fn holders_read_as_a_sentence() {
+        let text = holder("h1", "b", 42, Some("1")).to_string();
+        assert_eq!(
+            text,
+            "ops on h1 (pid 42), upgrade to r/web:2.0.0, since 2m 5s ago"
+        );
+        let bare = Holder {
+            owner: None,
+            host: None,
+            boot: None,
+            pid: None,
+            pid_start: None,
+            since: None,
+            reason: None,
+            target: None,
+            from: None,
+        };
+        assert_eq!(bare.to_string(), "an unknown user, since an unknown time");
+        assert_eq!(age(3 * 3600 + 120), "3h 2m ago");
+    }
 }

@@ -9,6 +9,7 @@ pub mod history;
 pub mod labels;
 pub mod lock;
 pub mod node;
+pub mod owned;
 pub mod plan;
 pub mod recover;
 pub mod spec;

@@ -354,20 +354,22 @@ pub async fn observe(
     engine: &Engine,
     globals: &Globals,
 ) -> Result<Vec<ObservedContainer>, EngineError> {
+    observe_project(engine, &globals.project, &globals.container_prefix).await
+}
+
+/// The containers of deployment `project` (names under `prefix`).
+pub async fn observe_project(
+    engine: &Engine,
+    project: &str,
+    prefix: &str,
+) -> Result<Vec<ObservedContainer>, EngineError> {
     let listing = engine
-        .list_containers(&format!("{}={}", super::labels::PROJECT, globals.project))
+        .list_containers(&format!("{}={project}", super::labels::PROJECT))
         .await?;
     Ok(listing
         .iter()
         .filter_map(|c| {
-            ObservedContainer::from_listing(
-                &globals.container_prefix,
-                &c.id,
-                &c.name,
-                &c.labels,
-                &c.state,
-                &c.status,
-            )
+            ObservedContainer::from_listing(prefix, &c.id, &c.name, &c.labels, &c.state, &c.status)
         })
         .collect())
 }

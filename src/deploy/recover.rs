@@ -1,48 +1,171 @@
-//! Recovery after a crash anywhere in a swap, from names and generation
-//! labels alone. Every step is idempotent, so recovery can itself crash and
-//! be run again:
+//! Recovery: bring a service back to exactly one live container running
+//! the generation the last completed change left, from what the node shows
+//! (names, labels, states) and the lock of the run that died. Two parts:
+//! `recovery_plan` (pure: one service's containers -> steps, golden-tested)
+//! and `recover_service`, which takes the service's lock first (taking
+//! over only a lock whose holder is proven gone), looks at the node again
+//! under it, and runs the steps. Every step is idempotent, so recovery can
+//! itself crash and be run again.
 //!
-//! - a bootstrap job left behind is removed;
-//! - no `<svc>`: the newest kept container (the one the swap stopped) gets
-//!   the name back; failing that, a candidate does;
-//! - a candidate that never went live is removed;
-//! - `<svc>` gets the restart policy it was created with and is started if
-//!   it is not running, then must pass the health gate; if it fails, the
-//!   newest kept container is swapped back in;
-//! - the stale lock is removed.
-//!
-//! A lock held by a live process (on this machine) or by another machine is
-//! left alone unless forced: that swap may still be running.
+//! The rules, in order:
+//! - a bootstrap job left behind is waited for (never killed), then removed;
+//! - no live container: the generation that was live when the dead run
+//!   took its lock gets the name back (else the newest kept one);
+//! - a candidate that never went live is removed: its config may be
+//!   incomplete, and the next deploy or upgrade makes it afresh;
+//! - the live container gets its own restart policy back, is started if it
+//!   is not running (the last deploy wanted it running; a one-shot that
+//!   completed stays as it is) and must pass its gate; if it fails, the
+//!   newest kept generation is swapped back in;
+//! - kept generations beyond `--retain` are removed.
+
+use std::fmt;
 
 use super::apply::{DeployError, NodeRun};
 use super::labels::{self, ObservedContainer, Role, State};
-use super::lock;
+use super::lock::Takeover;
+use super::node;
 use super::upgrade::{self, SwapOptions};
 
-/// Whether `service` has leftovers of an interrupted swap.
-pub fn needs_recovery(observed: &[ObservedContainer], service: &str) -> bool {
-    let mine: Vec<&ObservedContainer> = observed.iter().filter(|c| c.service == service).collect();
-    let has_live = mine.iter().any(|c| c.role == Role::Live);
-    let has_kept = mine.iter().any(|c| matches!(c.role, Role::Kept(_)));
-    mine.iter()
-        .any(|c| matches!(c.role, Role::Candidate | Role::Bootstrap | Role::Lock))
-        || (!has_live && has_kept)
+/// One step of a recovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Wait for a bootstrap job left behind to end, then remove it.
+    SettleJob { name: String },
+    /// Give a kept container the live name back.
+    Restore { id: String, from: String },
+    /// Remove a candidate that never went live.
+    RemoveCandidate { id: String, name: String },
+    /// Give the live container the restart policy it was created with.
+    RestorePolicy { policy: String },
+    /// Start the live container.
+    Start { generation: u64 },
+    /// Gate the live container; swap the newest kept one back if it fails.
+    Gate {
+        generation: u64,
+        fallback: Option<u64>,
+    },
+    /// Remove a kept generation beyond `retain`.
+    Prune { id: String, generation: u64 },
 }
 
-/// Services with leftovers, sorted.
-pub fn services_needing_recovery(observed: &[ObservedContainer]) -> Vec<String> {
-    let mut services: Vec<String> = observed
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::SettleJob { name } => write!(f, "settle the bootstrap job {name}"),
+            Step::Restore { from, .. } => write!(f, "rename {from} back to the live name"),
+            Step::RemoveCandidate { name, .. } => write!(f, "remove the candidate {name}"),
+            Step::RestorePolicy { policy } => write!(f, "restore the restart policy {policy}"),
+            Step::Start { generation } => write!(f, "start generation {generation}"),
+            Step::Gate {
+                generation,
+                fallback: Some(back),
+            } => write!(
+                f,
+                "gate generation {generation} (generation {back} if it fails)"
+            ),
+            Step::Gate { generation, .. } => write!(f, "gate generation {generation}"),
+            Step::Prune { generation, .. } => write!(f, "remove kept generation {generation}"),
+        }
+    }
+}
+
+/// A live container that has nothing left to do: running, a data
+/// container (never started), or a one-shot that completed.
+fn settled(c: &ObservedContainer) -> bool {
+    c.data
+        || matches!(c.state, State::Running | State::Restarting | State::Paused)
+        || (c.state == State::Exited && c.exit_code == Some(0) && c.restart == "no")
+}
+
+/// The recovery of one service, from its containers (any order). `from`
+/// is the generation that was live when a dead run took the lock.
+pub fn recovery_plan(mine: &[&ObservedContainer], from: Option<u64>, retain: usize) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for job in mine.iter().filter(|c| c.role == Role::Bootstrap) {
+        steps.push(Step::SettleJob {
+            name: job.name.clone(),
+        });
+    }
+    let mut kept: Vec<&ObservedContainer> = mine
         .iter()
-        .filter(|c| needs_recovery(observed, &c.service))
-        .map(|c| c.service.clone())
+        .copied()
+        .filter(|c| matches!(c.role, Role::Kept(_)))
         .collect();
+    kept.sort_by_key(|c| std::cmp::Reverse(c.generation));
+    let live = mine.iter().copied().find(|c| c.role == Role::Live);
+    let (live, restored) = match live {
+        Some(live) => (Some(live), false),
+        None => {
+            let back = kept
+                .iter()
+                .position(|c| Some(c.generation) == from)
+                .or((!kept.is_empty()).then_some(0))
+                .map(|i| kept.remove(i));
+            if let Some(back) = back {
+                steps.push(Step::Restore {
+                    id: back.id.clone(),
+                    from: back.name.clone(),
+                });
+            }
+            (back, back.is_some())
+        }
+    };
+    for candidate in mine.iter().filter(|c| c.role == Role::Candidate) {
+        steps.push(Step::RemoveCandidate {
+            id: candidate.id.clone(),
+            name: candidate.name.clone(),
+        });
+    }
+    let leftovers = !steps.is_empty() || mine.iter().any(|c| c.role == Role::Lock);
+    if let Some(live) = live
+        && (leftovers || !settled(live))
+    {
+        steps.push(Step::RestorePolicy {
+            policy: live.restart.clone(),
+        });
+        // A container restored from kept was stopped by the swap.
+        let running = !restored && matches!(live.state, State::Running | State::Restarting);
+        let completed = !restored && settled(live) && live.state != State::Running;
+        if !running && !completed && !live.data {
+            steps.push(Step::Start {
+                generation: live.generation,
+            });
+        }
+        if !live.data && !completed {
+            steps.push(Step::Gate {
+                generation: live.generation,
+                fallback: kept.first().map(|k| k.generation),
+            });
+        }
+    }
+    for old in kept.iter().skip(retain) {
+        steps.push(Step::Prune {
+            id: old.id.clone(),
+            generation: old.generation,
+        });
+    }
+    steps
+}
+
+/// Whether `service` has anything for recovery to do.
+pub fn needs_recovery(observed: &[ObservedContainer], service: &str, retain: usize) -> bool {
+    let mine: Vec<&ObservedContainer> = observed.iter().filter(|c| c.service == service).collect();
+    mine.iter().any(|c| c.role == Role::Lock) || !recovery_plan(&mine, None, retain).is_empty()
+}
+
+/// Services with something to recover, sorted.
+pub fn services_needing_recovery(observed: &[ObservedContainer], retain: usize) -> Vec<String> {
+    let mut services: Vec<String> = observed.iter().map(|c| c.service.clone()).collect();
     services.sort();
     services.dedup();
+    services.retain(|s| needs_recovery(observed, s, retain));
     services
 }
 
-/// Bring `service` back to exactly one running `<svc>`; returns what was
-/// done, one phrase per step.
+/// Recover `service`: take its lock (over a gone holder's, or any with
+/// `force`), look again, run the plan; returns what was done, a phrase a
+/// step.
 pub async fn recover_service(
     run: &NodeRun<'_>,
     service: &str,
@@ -52,151 +175,301 @@ pub async fn recover_service(
     let engine = run.engine;
     let err = |e| run.engine_error(e);
     let mut done = Vec::new();
-    let mine: Vec<&ObservedContainer> = observed.iter().filter(|c| c.service == service).collect();
-
-    let lock_held = mine.iter().any(|c| c.role == Role::Lock);
-    if lock_held
-        && let Some(holder) = lock::holder(engine, run.placement_prefix, service)
-            .await
-            .map_err(err)?
-        && !holder.is_stale()
-        && !force
-    {
-        return Err(DeployError::Lock {
-            node: run.node.to_string(),
-            source: holder.into_error(service),
-        });
-    }
-
-    for c in mine.iter().filter(|c| c.role == Role::Bootstrap) {
-        engine.remove_container(&c.name, false).await.map_err(err)?;
-        done.push(format!("removed the bootstrap job {}", c.name));
-    }
-
-    let live_name = labels::container_name(run.placement_prefix, service, Role::Live);
-    let mut live: Option<ObservedContainer> = mine
+    // The lock container is made from an image the service already has.
+    let Some(image) = observed
         .iter()
-        .find(|c| c.role == Role::Live)
-        .map(|c| (*c).clone());
-    let mut kept: Vec<ObservedContainer> = mine
-        .iter()
-        .filter(|c| matches!(c.role, Role::Kept(_)))
-        .map(|c| (*c).clone())
-        .collect();
-    kept.sort_by_key(|c| std::cmp::Reverse(c.generation));
-    let candidate = mine
-        .iter()
-        .find(|c| c.role == Role::Candidate)
-        .map(|c| (*c).clone());
-
-    if live.is_none() {
-        let restore = if !kept.is_empty() {
-            Some(kept.remove(0))
-        } else {
-            candidate.clone()
-        };
-        if let Some(back) = restore {
-            engine
-                .rename_container(&back.name, &live_name)
-                .await
-                .map_err(err)?;
-            done.push(format!("renamed {} back to {live_name}", back.name));
-            live = Some(ObservedContainer {
-                name: live_name.clone(),
-                role: Role::Live,
-                ..back
-            });
-        }
-    }
-    if let Some(c) = &candidate
-        && live.as_ref().is_none_or(|l| l.id != c.id)
-    {
-        engine.remove_container(&c.name, false).await.map_err(err)?;
-        done.push(format!("removed the candidate {}", c.name));
-    }
-
-    if let Some(live) = &live {
-        let (_, policy) = engine
-            .container_details(&live_name)
-            .await
-            .map_err(err)?
-            .unwrap_or_default();
-        if policy != live.restart {
-            engine
-                .set_restart_policy(&live_name, &live.restart)
-                .await
-                .map_err(err)?;
-            done.push(format!(
-                "restored the restart policy {} of {live_name}",
-                live.restart
-            ));
-        }
-        let unhealthy = live.health.as_deref().is_some_and(|h| h != "healthy");
-        if live.state != State::Running || unhealthy || !done.is_empty() {
-            if live.state != State::Running {
-                engine.start_container(&live_name).await.map_err(err)?;
-                done.push(format!(
-                    "started {live_name} (generation {})",
-                    live.generation
-                ));
+        .filter(|c| c.service == service && c.role != Role::Lock)
+        .map(|c| {
+            if c.digest.is_empty() {
+                c.image.clone()
+            } else {
+                c.digest.clone()
             }
-            if let Err(failure) = run.gate(service, &live_name).await {
-                match kept.first() {
-                    Some(previous) => {
-                        let options = SwapOptions {
-                            grace: None,
-                            start_first: false,
-                        };
-                        let current = ObservedContainer {
-                            name: live_name.clone(),
-                            ..live.clone()
-                        };
-                        upgrade::rollback(run, service, &current, previous, &kept, &options)
-                            .await?;
-                        done.push(format!(
-                            "generation {} failed its health gate; swapped back to generation {}",
-                            live.generation, previous.generation
-                        ));
-                    }
-                    None => return Err(failure),
-                }
-            }
-        }
+        })
+        .next()
+    else {
+        // Only a lock is left: nothing to restore, only the lock to clear.
+        return clear_lone_lock(run, service, force).await;
+    };
+    let takeover = if force {
+        Takeover::Force
+    } else {
+        Takeover::IfHolderGone
+    };
+    let held = run
+        .lock(
+            service,
+            &image,
+            "recover",
+            "the last good generation",
+            None,
+            takeover,
+        )
+        .await?;
+    let from = held.took_over.as_ref().and_then(|h| h.from);
+    if let Some(holder) = &held.took_over {
+        done.push(format!("took over the lock of {holder}"));
     }
-
-    if lock_held {
-        lock::clear(engine, run.placement_prefix, service)
+    let result = async {
+        let now = node::observe_project(engine, run.project, run.placement_prefix)
             .await
             .map_err(err)?;
-        done.push("cleared the lock".to_string());
+        let mine: Vec<&ObservedContainer> = now
+            .iter()
+            .filter(|c| c.service == service && c.name != held.name())
+            .collect();
+        let steps = recovery_plan(&mine, from, run.options.retain);
+        run_steps(run, service, &mine, &steps, &mut done).await
     }
+    .await;
+    let released = run.unlock(held).await;
+    result?;
+    released?;
     Ok(done)
+}
+
+/// A service whose only container is a lock: clear it if its holder is
+/// gone (or forced).
+async fn clear_lone_lock(
+    run: &NodeRun<'_>,
+    service: &str,
+    force: bool,
+) -> Result<Vec<String>, DeployError> {
+    let name = labels::container_name(run.placement_prefix, service, Role::Lock);
+    let Some(details) = super::owned::find(run.engine, &name, run.project, service)
+        .await
+        .map_err(|e| run.owned_error(e))?
+    else {
+        return Ok(Vec::new());
+    };
+    let holder = super::lock::Holder::from_labels(&details);
+    if !force && !holder.is_gone() {
+        return Err(DeployError::Lock {
+            node: run.node.to_string(),
+            source: super::lock::LockError::Held {
+                service: service.to_string(),
+                holder,
+            },
+        });
+    }
+    run.engine
+        .remove_container(&details.id, false)
+        .await
+        .map_err(|e| run.engine_error(e))?;
+    Ok(vec![format!("cleared the lock of {holder}")])
+}
+
+async fn run_steps(
+    run: &NodeRun<'_>,
+    service: &str,
+    mine: &[&ObservedContainer],
+    steps: &[Step],
+    done: &mut Vec<String>,
+) -> Result<(), DeployError> {
+    let engine = run.engine;
+    let err = |e| run.engine_error(e);
+    let live_name = labels::container_name(run.placement_prefix, service, Role::Live);
+    for step in steps {
+        match step {
+            Step::SettleJob { name } => {
+                run.settle_job(service, name).await?;
+                done.push(format!("removed the bootstrap job {name}"));
+            }
+            Step::Restore { id, from } => {
+                engine.rename_container(id, &live_name).await.map_err(err)?;
+                done.push(format!("renamed {from} back to {live_name}"));
+            }
+            Step::RemoveCandidate { id, name } => {
+                engine.remove_container(id, false).await.map_err(err)?;
+                done.push(format!("removed the candidate {name}"));
+            }
+            Step::RestorePolicy { policy } => {
+                let current = engine.inspect(&live_name).await.map_err(err)?;
+                if current.is_some_and(|c| c.restart_policy != *policy) {
+                    engine
+                        .set_restart_policy(&live_name, policy)
+                        .await
+                        .map_err(err)?;
+                    done.push(format!(
+                        "restored the restart policy {policy} of {live_name}"
+                    ));
+                }
+            }
+            Step::Start { generation } => {
+                engine.start_container(&live_name).await.map_err(err)?;
+                done.push(format!("started {live_name} (generation {generation})"));
+            }
+            Step::Gate {
+                generation,
+                fallback,
+            } => {
+                let Err(failure) = run.gate(service, &live_name).await else {
+                    continue;
+                };
+                let previous = fallback.and_then(|g| {
+                    mine.iter()
+                        .find(|c| matches!(c.role, Role::Kept(_)) && c.generation == g)
+                });
+                let Some(previous) = previous else {
+                    return Err(failure);
+                };
+                let current = engine
+                    .inspect(&live_name)
+                    .await
+                    .map_err(err)?
+                    .ok_or(failure)?;
+                let live = mine
+                    .iter()
+                    .find(|c| c.id == current.id)
+                    .map(|c| ObservedContainer {
+                        name: live_name.clone(),
+                        role: Role::Live,
+                        ..(*c).clone()
+                    });
+                let Some(live) = live else {
+                    continue;
+                };
+                let kept: Vec<ObservedContainer> = mine
+                    .iter()
+                    .filter(|c| matches!(c.role, Role::Kept(_)) && c.id != live.id)
+                    .map(|c| (*c).clone())
+                    .collect();
+                let options = SwapOptions {
+                    grace: None,
+                    start_first: false,
+                };
+                upgrade::rollback(run, service, &live, previous, &kept, &options).await?;
+                done.push(format!(
+                    "generation {generation} failed its health gate; swapped back to generation {}",
+                    previous.generation
+                ));
+                // The swap back pruned as a rollback does.
+                return Ok(());
+            }
+            Step::Prune { id, generation } => {
+                engine.remove_container(id, false).await.map_err(err)?;
+                done.push(format!(
+                    "removed kept generation {generation} (beyond retain {})",
+                    run.options.retain
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn container(service: &str, role: Role) -> ObservedContainer {
-        ObservedContainer::running(service, role)
+    fn container(service: &str, role: Role, generation: u64) -> ObservedContainer {
+        let mut c = ObservedContainer::running(service, role);
+        c.generation = generation;
+        c.restart = "unless-stopped".into();
+        if role != Role::Live {
+            c.state = State::Exited;
+        }
+        c
+    }
+
+    fn plan_text(containers: &[ObservedContainer], from: Option<u64>, retain: usize) -> String {
+        let mine: Vec<&ObservedContainer> = containers.iter().collect();
+        recovery_plan(&mine, from, retain)
+            .iter()
+            .map(|s| format!("{s}\n"))
+            .collect()
     }
 
     #[test]
-    fn leftovers_are_found_by_name() {
-        let clean = vec![container("a", Role::Live), container("a", Role::Kept(1))];
-        assert!(services_needing_recovery(&clean).is_empty());
+    fn a_healthy_service_needs_nothing() {
+        let clean = vec![
+            container("a", Role::Live, 2),
+            container("a", Role::Kept(1), 1),
+        ];
+        assert_eq!(plan_text(&clean, None, 2), "");
+        assert!(services_needing_recovery(&clean, 2).is_empty());
+    }
+
+    #[test]
+    fn a_swap_that_died_after_the_stop_restores_the_generation_it_replaced() {
+        // A rollback of a rollback died between its renames: generation 1
+        // was live, 2 was coming back in.
         let observed = vec![
-            container("a", Role::Live),
-            container("a", Role::Candidate),
-            container("b", Role::Kept(2)),
-            container("c", Role::Live),
-            container("c", Role::Lock),
-            container("d", Role::Live),
-            container("d", Role::Bootstrap),
+            container("a", Role::Kept(2), 2),
+            container("a", Role::Kept(1), 1),
+            container("a", Role::Lock, 0),
         ];
         assert_eq!(
-            services_needing_recovery(&observed),
-            vec!["a", "b", "c", "d"]
+            plan_text(&observed, Some(1), 2),
+            "rename a.kolla-gen-1 back to the live name\n\
+             restore the restart policy unless-stopped\n\
+             start generation 1\n\
+             gate generation 1 (generation 2 if it fails)\n"
         );
+        // Without the lock's word, the newest kept one.
+        assert!(plan_text(&observed, None, 2).starts_with("rename a.kolla-gen-2 back"));
+    }
+
+    #[test]
+    fn a_candidate_is_removed_whether_or_not_a_live_container_exists() {
+        let first_deploy = vec![container("a", Role::Candidate, 1)];
+        assert_eq!(
+            plan_text(&first_deploy, None, 2),
+            "remove the candidate a.kolla-new\n"
+        );
+        let mid_swap = vec![
+            container("a", Role::Live, 1),
+            container("a", Role::Candidate, 2),
+        ];
+        assert_eq!(
+            plan_text(&mid_swap, None, 2),
+            "remove the candidate a.kolla-new\n\
+             restore the restart policy unless-stopped\n\
+             gate generation 1\n"
+        );
+    }
+
+    #[test]
+    fn a_stopped_live_container_is_started_and_a_completed_job_is_left() {
+        let mut stopped = container("a", Role::Live, 3);
+        stopped.state = State::Exited;
+        stopped.exit_code = Some(137);
+        assert_eq!(
+            plan_text(&[stopped.clone()], None, 2),
+            "restore the restart policy unless-stopped\nstart generation 3\ngate generation 3\n"
+        );
+        let mut job = stopped.clone();
+        job.exit_code = Some(0);
+        job.restart = "no".into();
+        assert_eq!(plan_text(&[job], None, 2), "");
+        let mut data = stopped;
+        data.data = true;
+        data.state = State::Created;
+        assert_eq!(plan_text(&[data], None, 2), "");
+    }
+
+    #[test]
+    fn jobs_are_settled_first_and_kept_generations_pruned_to_retain() {
+        let observed = vec![
+            container("a", Role::Bootstrap, 0),
+            container("a", Role::Live, 9),
+            container("a", Role::Kept(8), 8),
+            container("a", Role::Kept(7), 7),
+            container("a", Role::Kept(6), 6),
+            container("a", Role::Kept(5), 5),
+        ];
+        assert_eq!(
+            plan_text(&observed, None, 2),
+            "settle the bootstrap job a.kolla-bootstrap\n\
+             restore the restart policy unless-stopped\n\
+             gate generation 9 (generation 8 if it fails)\n\
+             remove kept generation 6\n\
+             remove kept generation 5\n"
+        );
+        let services = services_needing_recovery(&observed, 2);
+        assert_eq!(services, vec!["a"]);
+        // Kept beyond retain alone is reason enough.
+        assert_eq!(services_needing_recovery(&observed[1..], 2), vec!["a"]);
+        assert!(services_needing_recovery(&observed[1..], 4).is_empty());
     }
 }

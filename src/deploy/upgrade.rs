@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::apply::{DeployError, NodeRun};
 use super::labels::{self, ObservedContainer, Role};
+use super::owned;
 use super::spec::ContainerSpec;
 
 #[derive(Debug, Clone)]
@@ -25,7 +26,8 @@ pub struct SwapOptions {
 }
 
 /// Create `candidate` (named `<svc>.kolla-new`) with its config and swap it
-/// in for `live`. Returns the dark window (zero for start-first).
+/// in for `live`. Returns the dark window: from the old container's stop
+/// to the new one's first passing gate (zero for start-first).
 pub async fn swap(
     run: &NodeRun<'_>,
     service: &str,
@@ -39,29 +41,27 @@ pub async fn swap(
     let err = |e| run.engine_error(e);
     let candidate_name = candidate.name.clone();
     // A candidate left by an interrupted swap is stale: start afresh.
-    engine
-        .remove_container(&candidate_name, false)
+    owned::remove(engine, &candidate_name, run.project, service)
         .await
-        .map_err(err)?;
-    engine.create_container(&candidate).await.map_err(err)?;
-    if let Err(e) = run.upload(&candidate_name, files).await {
-        let _ = engine.remove_container(&candidate_name, false).await;
-        return Err(e);
-    }
+        .map_err(|e| run.owned_error(e))?;
+    let id = run.create_configured(&candidate, files).await?;
     super::fault::point("candidate-created");
     if options.start_first {
         (run.say)(format!(
             "{}: {service}: starting the new container beside the old one",
             run.node
         ));
-        engine.start_container(&candidate_name).await.map_err(err)?;
-        if let Err(e) = run.gate(service, &candidate_name).await {
-            let _ = engine.remove_container(&candidate_name, false).await;
+        let started = match engine.start_container(&id).await {
+            Ok(()) => run.gate(service, &id).await,
+            Err(e) => Err(err(e)),
+        };
+        if let Err(e) = started {
+            let _ = engine.remove_container(&id, false).await;
             return Err(e);
         }
     }
     let incoming = Incoming {
-        name: candidate_name,
+        id,
         generation: candidate
             .labels
             .get(labels::GENERATION)
@@ -84,7 +84,7 @@ pub async fn rollback(
     options: &SwapOptions,
 ) -> Result<Duration, DeployError> {
     let incoming = Incoming {
-        name: target.name.clone(),
+        id: target.id.clone(),
         generation: target.generation,
         restart: Some(target.restart.clone()),
         started: false,
@@ -101,7 +101,7 @@ pub async fn rollback(
 
 /// The container coming in.
 struct Incoming {
-    name: String,
+    id: String,
     generation: u64,
     /// Restart policy to give it once live (a kept container has `no`).
     restart: Option<String>,
@@ -110,6 +110,13 @@ struct Incoming {
     /// Where it goes back to if it fails: its kept name, or None to be
     /// removed (a fresh candidate).
     back_to: Option<String>,
+}
+
+/// The old live container, as the swap found it.
+struct Outgoing {
+    id: String,
+    generation: u64,
+    policy: String,
 }
 
 async fn swap_in(
@@ -122,161 +129,208 @@ async fn swap_in(
 ) -> Result<Duration, DeployError> {
     let engine = run.engine;
     let err = |e| run.engine_error(e);
-    let live_name = live.name.clone();
+    let live_name = labels::container_name(run.placement_prefix, service, Role::Live);
     let kept_name =
         labels::container_name(run.placement_prefix, service, Role::Kept(live.generation));
-    let old_policy = engine
-        .container_details(&live_name)
+    // Before anything stops: the old container is still the one observed,
+    // and the name it will be kept under is free.
+    let Some(old) = engine.inspect(&live.id).await.map_err(err)? else {
+        return Err(err(crate::engine::EngineError::NotFound {
+            what: format!(
+                "the live container of {service} (id {})",
+                owned::short_id(&live.id)
+            ),
+        }));
+    };
+    owned::must_be_free(engine, &kept_name, run.project, service)
         .await
-        .map_err(err)?
-        .map(|(_, policy)| policy)
-        .unwrap_or_else(|| live.restart.clone());
+        .map_err(|e| run.owned_error(e))?;
+    let outgoing = Outgoing {
+        id: old.id,
+        generation: live.generation,
+        policy: old.restart_policy,
+    };
     (run.say)(format!(
         "{}: {service}: swapping generation {} for {}",
         run.node, live.generation, incoming.generation
     ));
     // An engine restart must never revive the old container beside the new.
     engine
-        .set_restart_policy(&live_name, "no")
+        .set_restart_policy(&outgoing.id, "no")
         .await
         .map_err(err)?;
     super::fault::point("restart-policy-no");
     let stopping = Instant::now();
-    engine
-        .stop_container(&live_name, options.grace)
-        .await
-        .map_err(err)?;
-    super::fault::point("old-stopped");
-    engine
-        .rename_container(&live_name, &kept_name)
-        .await
-        .map_err(err)?;
-    super::fault::point("old-renamed");
-    engine
-        .rename_container(&incoming.name, &live_name)
-        .await
-        .map_err(err)?;
-    super::fault::point("new-renamed");
-    let mut outcome = Ok(());
-    if !incoming.started {
-        outcome = engine.start_container(&live_name).await.map_err(err);
-    }
-    let dark = if incoming.started {
-        Duration::ZERO
-    } else {
-        stopping.elapsed()
-    };
-    if let Some(policy) = &incoming.restart
-        && outcome.is_ok()
-    {
-        outcome = engine
-            .set_restart_policy(&live_name, policy)
+    // From here on, every failure swaps back.
+    let outcome: Result<(), DeployError> = async {
+        engine
+            .stop_container(&outgoing.id, options.grace)
             .await
-            .map_err(err);
+            .map_err(err)?;
+        super::fault::point("old-stopped");
+        engine
+            .rename_container(&outgoing.id, &kept_name)
+            .await
+            .map_err(err)?;
+        super::fault::point("old-renamed");
+        engine
+            .rename_container(&incoming.id, &live_name)
+            .await
+            .map_err(err)?;
+        super::fault::point("new-renamed");
+        if !incoming.started {
+            engine.start_container(&incoming.id).await.map_err(err)?;
+        }
+        if let Some(policy) = &incoming.restart {
+            engine
+                .set_restart_policy(&incoming.id, policy)
+                .await
+                .map_err(err)?;
+        }
+        super::fault::point("new-started");
+        if !incoming.started {
+            run.gate(service, &incoming.id).await?;
+        }
+        Ok(())
     }
-    super::fault::point("new-started");
-    if outcome.is_ok() && !incoming.started {
-        outcome = run.gate(service, &live_name).await;
-    }
+    .await;
     super::fault::point("gated");
     match outcome {
         Ok(()) => {
+            // What a client saw: nothing served from the stop to the new
+            // generation's first passing gate.
+            let dark = if incoming.started {
+                Duration::ZERO
+            } else {
+                stopping.elapsed()
+            };
             (run.say)(format!(
-                "{}: {service}: dark window {:.3}s",
+                "{}: {service}: dark window {:.3}s (stop to healthy)",
                 run.node,
                 dark.as_secs_f64()
             ));
-            prune(run, service, live, kept, incoming.back_to.as_deref()).await?;
+            let mut candidates: Vec<(u64, String)> = kept
+                .iter()
+                .filter(|c| c.id != incoming.id)
+                .map(|c| (c.generation, c.id.clone()))
+                .collect();
+            candidates.push((outgoing.generation, outgoing.id.clone()));
+            prune(run, service, candidates).await?;
             Ok(dark)
         }
         Err(failure) => {
             (run.say)(format!(
                 "{}: {service}: generation {} failed; swapping back to generation {}",
-                run.node, incoming.generation, live.generation
+                run.node, incoming.generation, outgoing.generation
             ));
-            match &incoming.back_to {
-                Some(back) => {
-                    engine
-                        .stop_container(&live_name, options.grace)
-                        .await
-                        .map_err(err)?;
-                    engine
-                        .set_restart_policy(&live_name, "no")
-                        .await
-                        .map_err(err)?;
-                    engine
-                        .rename_container(&live_name, back)
-                        .await
-                        .map_err(err)?;
-                }
-                None => engine
-                    .remove_container(&live_name, false)
-                    .await
-                    .map_err(err)?,
-            }
-            engine
-                .rename_container(&kept_name, &live_name)
-                .await
-                .map_err(err)?;
-            engine
-                .set_restart_policy(&live_name, &old_policy)
-                .await
-                .map_err(err)?;
-            engine.start_container(&live_name).await.map_err(err)?;
-            // Return only once the old generation serves again.
-            if let Err(again) = run.gate(service, &live_name).await {
-                (run.say)(format!(
-                    "{}: {service}: warning: generation {} is back but not healthy either: {}",
-                    run.node,
-                    live.generation,
-                    again.to_string().lines().next().unwrap_or_default()
-                ));
+            if let Err(stuck) =
+                swap_back(run, service, &outgoing, &incoming, &live_name, options).await
+            {
+                return Err(DeployError::NeedsRecovery {
+                    node: run.node.to_string(),
+                    service: service.to_string(),
+                    failure: failure.to_string(),
+                    stuck: stuck.to_string(),
+                });
             }
             Err(failure)
         }
     }
 }
 
-/// Keep the newest `retain` replaced containers of `service`, remove older
-/// ones (their images stay while any container uses them). `swapped_in`
-/// is a kept container that just went live: no longer kept.
-async fn prune(
+/// Undo a swap from wherever it stopped, by container id: the incoming
+/// container goes back where it came from (or is removed), the old one
+/// gets its name, restart policy and running state back and is gated
+/// before this returns.
+async fn swap_back(
     run: &NodeRun<'_>,
     service: &str,
-    replaced: &ObservedContainer,
-    kept: &[ObservedContainer],
-    swapped_in: Option<&str>,
+    outgoing: &Outgoing,
+    incoming: &Incoming,
+    live_name: &str,
+    options: &SwapOptions,
 ) -> Result<(), DeployError> {
-    let mut generations: Vec<(u64, String)> = kept
-        .iter()
-        .filter(|c| Some(c.name.as_str()) != swapped_in)
-        .filter_map(|c| match c.role {
-            Role::Kept(g) => Some((g, c.name.clone())),
-            _ => None,
-        })
-        .collect();
-    generations.push((
-        replaced.generation,
-        labels::container_name(
-            run.placement_prefix,
-            service,
-            Role::Kept(replaced.generation),
-        ),
-    ));
-    generations.sort_by_key(|g| std::cmp::Reverse(g.0));
-    generations.dedup_by(|a, b| a.0 == b.0);
-    for (_, name) in generations.into_iter().skip(run.options.retain) {
+    let engine = run.engine;
+    let err = |e| run.engine_error(e);
+    if let Some(now) = engine.inspect(&incoming.id).await.map_err(err)? {
+        if now.running {
+            engine
+                .stop_container(&incoming.id, options.grace)
+                .await
+                .map_err(err)?;
+        }
+        match &incoming.back_to {
+            Some(back) => {
+                engine
+                    .set_restart_policy(&incoming.id, "no")
+                    .await
+                    .map_err(err)?;
+                if now.name != *back {
+                    engine
+                        .rename_container(&incoming.id, back)
+                        .await
+                        .map_err(err)?;
+                }
+            }
+            None => engine
+                .remove_container(&incoming.id, false)
+                .await
+                .map_err(err)?,
+        }
+    }
+    let Some(old) = engine.inspect(&outgoing.id).await.map_err(err)? else {
+        return Err(err(crate::engine::EngineError::NotFound {
+            what: format!(
+                "generation {} of {service} (id {})",
+                outgoing.generation,
+                owned::short_id(&outgoing.id)
+            ),
+        }));
+    };
+    if old.name != live_name {
+        engine
+            .rename_container(&outgoing.id, live_name)
+            .await
+            .map_err(err)?;
+    }
+    engine
+        .set_restart_policy(&outgoing.id, &outgoing.policy)
+        .await
+        .map_err(err)?;
+    if !old.running {
+        engine.start_container(&outgoing.id).await.map_err(err)?;
+    }
+    // Return only once the old generation serves again.
+    if let Err(again) = run.gate(service, &outgoing.id).await {
         (run.say)(format!(
-            "{}: {service}: removing {name} (beyond retain {})",
+            "{}: {service}: warning: generation {} is back but not healthy either: {}",
+            run.node,
+            outgoing.generation,
+            again.to_string().lines().next().unwrap_or_default()
+        ));
+    }
+    Ok(())
+}
+
+/// Keep the newest `retain` of `kept` (generation, id) containers of
+/// `service`, remove older ones by id (their images stay while any
+/// container uses them).
+pub(super) async fn prune(
+    run: &NodeRun<'_>,
+    service: &str,
+    mut kept: Vec<(u64, String)>,
+) -> Result<(), DeployError> {
+    kept.sort_by_key(|k| std::cmp::Reverse(k.0));
+    kept.dedup_by(|a, b| a.1 == b.1);
+    for (generation, id) in kept.into_iter().skip(run.options.retain) {
+        (run.say)(format!(
+            "{}: {service}: removing kept generation {generation} (beyond retain {})",
             run.node, run.options.retain
         ));
         run.engine
-            .remove_container(&name, false)
+            .remove_container(&id, false)
             .await
-            .map_err(|e| DeployError::Engine {
-                node: run.node.to_string(),
-                source: e,
-            })?;
+            .map_err(|e| run.engine_error(e))?;
     }
     Ok(())
 }
