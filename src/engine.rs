@@ -759,7 +759,9 @@ impl Engine {
             WaitGoal::Up { window } => Some(window),
             WaitGoal::Exited => None,
         };
-        if state == "exited" || state == "dead" {
+        // A container the engine is restarting has already exited once: a
+        // crash loop is a failure, whatever its healthcheck says.
+        if state == "exited" || state == "dead" || state == "restarting" {
             return Ok(WaitOutcome::Exited(exit_code));
         }
         if up_window.is_some() && has_healthcheck {

@@ -17,3 +17,4 @@ pub mod nodes;
 pub mod progress;
 pub mod run;
 pub mod swaps;
+pub mod templates;

@@ -125,8 +125,10 @@ async fn upgrade_node(
                 continue;
             }
             let files = desired.files.get(service).map(Vec::as_slice).unwrap_or_default();
-            let dark = run.replace(wanted, &observed, files, "upgrade").await?;
-            done.push(format!("{service} upgraded, dark window {:.3}s", dark.as_secs_f64()));
+            match run.replace(wanted, &observed, files, "upgrade").await? {
+                Some(dark) => done.push(format!("{service} upgraded, dark window {:.3}s", dark.as_secs_f64())),
+                None => done.push(format!("{service} already upgraded by another run")),
+            }
         }
         Ok(done.join("; "))
     }

@@ -1,27 +1,26 @@
-//! Crash safety of the swap: `kolla upgrade` frozen after each step (the
-//! `fault-injection` feature), killed with SIGKILL there, then `kolla
-//! recover`. Whatever the step, exactly one `<svc>` runs (v1 or v2, never
-//! both, never none), no candidate or lock is left, and the data is as it
-//! was. tools/test runs these with `--features fault-injection`.
+//! Crash safety: kolla frozen at a named step (the `fault-injection`
+//! feature) and killed there with SIGKILL, then the next command. Each
+//! fault point has its own expected outcome: before the old container
+//! stops, v1 serves from the very same container; once the new one has
+//! been named live, recovery finishes the swap and v2 serves with v1 kept.
+//! Every time: exactly one `<svc>` runs, no candidate, lock or job is left,
+//! the live container has its restart policy and the kept ones `no`, and
+//! the data is as it was. tools/test runs these with
+//! `--features fault-injection`.
 
 #![cfg(feature = "fault-injection")]
 
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{Deployment, describe};
 
-fn crash_at(step: &str) {
-    let d = common::swap_deployment(&format!("crash-{step}"), &["1.0.0", "2.0.0"]);
-    let output = d.kolla("deploy", &[]);
-    assert!(output.status.success(), "{}", describe(&output));
-    d.write_data("/data/precious", "customer data");
-
-    let mut child = d
-        .command("upgrade", &["web", "--tag", "2.0.0"])
+/// Run `command` until it freezes at `step`, then SIGKILL it.
+fn kill_at(mut command: Command, step: &str) {
+    let mut child = command
         .env("KOLLA_FAULT", step)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -30,33 +29,106 @@ fn crash_at(step: &str) {
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        let mut seen = Vec::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if line.contains("fault injection: frozen after") {
-                let _ = tx.send(());
+                let _ = tx.send(Ok(()));
             }
+            seen.push(line);
         }
+        let _ = tx.send(Err(seen.join("\n")));
     });
-    let frozen = rx.recv_timeout(Duration::from_secs(60));
+    let frozen = rx.recv_timeout(Duration::from_secs(90));
     // SIGKILL: no cleanup of any kind runs in kolla.
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(frozen.is_ok(), "kolla never reached step {step}");
+    match frozen {
+        Ok(Ok(())) => {}
+        Ok(Err(stderr)) => panic!("kolla ended before step {step}:\n{stderr}"),
+        Err(_) => panic!("kolla never reached step {step}"),
+    }
+}
 
-    let output = d.kolla("recover", &[]);
+/// The restart policy of container `name`.
+fn policy_of(d: &Deployment, name: &str) -> String {
+    common::runtime()
+        .block_on(d.images.engine.inspect(name))
+        .unwrap()
+        .unwrap_or_else(|| panic!("no container {name}"))
+        .restart_policy
+}
+
+/// Exactly one web serves `version`, nothing of a swap is left, policies
+/// are right, the data is intact.
+fn assert_settled(d: &Deployment, step: &str, version: &str) {
+    let containers = d.containers();
+    let web = d.container("web");
+    let running: Vec<&String> = containers
+        .iter()
+        .filter(|(name, (_, state))| name.starts_with(&web) && state == "running")
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(running, vec![&web], "after {step}: {containers:?}");
     assert!(
-        output.status.success(),
-        "recover after {step}: {}",
-        describe(&output)
+        !containers.keys().any(|n| n.ends_with(".kolla-new")
+            || n.ends_with(".kolla-lock")
+            || n.ends_with(".kolla-bootstrap")),
+        "after {step}: {containers:?}"
     );
-    assert_one_web_serving(&d, step);
+    assert_eq!(
+        d.serving().as_deref(),
+        Some(format!("version {version}\n").as_str()),
+        "after {step}"
+    );
+    assert_eq!(policy_of(d, &web), "unless-stopped", "after {step}");
+    for kept in containers.keys().filter(|n| n.contains(".kolla-gen-")) {
+        assert_eq!(policy_of(d, kept), "no", "{kept} after {step}");
+    }
     assert_eq!(
         d.read_data("/data/precious"),
         "customer data",
         "after {step}"
     );
+    // A bootstrap job is never killed half-way.
+    let jobs = d.read_data("/data/jobs.log");
+    assert_eq!(
+        jobs.matches("begin").count(),
+        jobs.matches("end").count(),
+        "after {step}: a bootstrap job was cut short: {jobs:?}"
+    );
+}
 
-    // Recovery is idempotent, and the service works on: an upgrade now
-    // goes through.
+fn deployed(name: &str) -> Deployment {
+    let d = common::swap_deployment(name, &["1.0.0", "2.0.0"]);
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    d.write_data("/data/precious", "customer data");
+    d
+}
+
+/// An upgrade to 2.0.0 killed at `step`, then `then` (a verb and its
+/// arguments): the outcome is `version`, from the same container as before
+/// the upgrade when `same_container`.
+fn upgrade_killed_at(step: &str, then: &[&str], version: &str, same_container: bool) {
+    let d = deployed(&format!("crash-{step}"));
+    let v1 = d.containers()[&d.container("web")].0.clone();
+    kill_at(d.command("upgrade", &["web", "--tag", "2.0.0"]), step);
+
+    let output = d.kolla(then[0], &then[1..]);
+    assert!(
+        output.status.success(),
+        "{} after {step}: {}",
+        then.join(" "),
+        describe(&output)
+    );
+    assert_settled(&d, step, version);
+    let live = d.containers()[&d.container("web")].0.clone();
+    assert_eq!(live == v1, same_container, "after {step}: {v1} -> {live}");
+    if version == "2.0.0" && then[0] == "recover" {
+        assert_eq!(d.containers()[&d.container("web.kolla-gen-1")].0, v1);
+    }
+
+    // Recovery is idempotent, and the service works on.
     let output = d.kolla("recover", &[]);
     assert!(
         String::from_utf8_lossy(&output.stdout).contains("nothing to recover"),
@@ -65,78 +137,174 @@ fn crash_at(step: &str) {
     );
     let output = d.kolla("upgrade", &["web", "--tag", "2.0.0"]);
     assert!(output.status.success(), "{}", describe(&output));
-    assert_eq!(d.serving().as_deref(), Some("version 2.0.0\n"));
+    assert_settled(&d, "the upgrade after", "2.0.0");
 }
 
-fn assert_one_web_serving(d: &Deployment, step: &str) {
-    let containers = d.containers();
-    let running: Vec<&String> = containers
-        .iter()
-        .filter(|(name, (_, state))| name.starts_with(&d.container("web")) && state == "running")
-        .map(|(name, _)| name)
-        .collect();
-    assert_eq!(
-        running,
-        vec![&d.container("web")],
-        "after {step}: {containers:?}"
-    );
-    assert!(
-        !containers.keys().any(|n| n.ends_with(".kolla-new")
-            || n.ends_with(".kolla-lock")
-            || n.ends_with(".kolla-bootstrap")),
-        "after {step}: {containers:?}"
-    );
-    let serving = d.serving();
-    assert!(
-        matches!(
-            serving.as_deref(),
-            Some("version 1.0.0\n") | Some("version 2.0.0\n")
-        ),
-        "after {step}: serving {serving:?}"
-    );
-}
+const RECOVER: &[&str] = &["recover"];
 
 #[test]
 fn crash_after_lock() {
-    crash_at("locked");
+    upgrade_killed_at("locked", RECOVER, "1.0.0", true);
 }
 
 #[test]
 fn crash_after_bootstrap() {
-    crash_at("bootstrapped");
+    upgrade_killed_at("bootstrapped", RECOVER, "1.0.0", true);
 }
 
 #[test]
 fn crash_after_candidate_created() {
-    crash_at("candidate-created");
+    upgrade_killed_at("candidate-created", RECOVER, "1.0.0", true);
 }
 
 #[test]
 fn crash_after_restart_policy_no() {
-    crash_at("restart-policy-no");
+    upgrade_killed_at("restart-policy-no", RECOVER, "1.0.0", true);
 }
 
 #[test]
 fn crash_after_old_stopped() {
-    crash_at("old-stopped");
+    upgrade_killed_at("old-stopped", RECOVER, "1.0.0", true);
 }
 
 #[test]
 fn crash_after_old_renamed() {
-    crash_at("old-renamed");
+    upgrade_killed_at("old-renamed", RECOVER, "1.0.0", true);
 }
 
 #[test]
 fn crash_after_new_renamed() {
-    crash_at("new-renamed");
+    upgrade_killed_at("new-renamed", RECOVER, "2.0.0", false);
 }
 
 #[test]
 fn crash_after_new_started() {
-    crash_at("new-started");
+    upgrade_killed_at("new-started", RECOVER, "2.0.0", false);
 }
 
 #[test]
 fn crash_after_gate() {
-    crash_at("gated");
+    upgrade_killed_at("gated", RECOVER, "2.0.0", false);
+}
+
+// Recovery through the next deploy, upgrade and rollback, not only
+// `kolla recover`.
+
+#[test]
+fn crash_after_old_renamed_then_deploy() {
+    // deploy wants 1.0.0 (the globals' tag): the old container again.
+    upgrade_killed_at("old-renamed", &["deploy"], "1.0.0", true);
+}
+
+#[test]
+fn crash_after_old_stopped_then_upgrade() {
+    upgrade_killed_at(
+        "old-stopped",
+        &["upgrade", "web", "--tag", "2.0.0"],
+        "2.0.0",
+        false,
+    );
+}
+
+#[test]
+fn crash_after_new_started_then_rollback() {
+    // Recovery finishes the swap to 2.0.0; the rollback then goes back.
+    upgrade_killed_at("new-started", &["rollback", "web"], "1.0.0", true);
+}
+
+/// A bootstrap job still running when its kolla is killed is waited for,
+/// never killed, by the run that recovers.
+#[test]
+fn crash_during_the_bootstrap_job_waits_for_it() {
+    let d = deployed("crash-job");
+    let v1 = d.containers()[&d.container("web")].0.clone();
+    let mut command = d.command("upgrade", &["web", "--tag", "2.0.0"]);
+    command.env("BOOTSTRAP_SLEEP", "4");
+    kill_at(command, "bootstrap-started");
+    assert!(
+        d.containers()
+            .get(&d.container("web.kolla-bootstrap"))
+            .is_some_and(|(_, state)| state == "running"),
+        "the job should still run after its kolla died"
+    );
+    let output = d.kolla("recover", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("waiting for the bootstrap job"),
+        "{}",
+        describe(&output)
+    );
+    assert_settled(&d, "bootstrap-started", "1.0.0");
+    assert_eq!(d.containers()[&d.container("web")].0, v1);
+    // Deploy's job and the one that was waited for both finished.
+    assert_eq!(d.read_data("/data/boot.log"), "bootstrap\nbootstrap\n");
+}
+
+/// A swap back killed half-way is finished by recovery: v1 from the very
+/// same container.
+#[test]
+fn crash_while_swapping_back() {
+    let d = common::swap_deployment("crash-back", &["1.0.0", "9.0.0"]);
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    d.write_data("/data/precious", "customer data");
+    let v1 = d.containers()[&d.container("web")].0.clone();
+    kill_at(
+        d.command(
+            "upgrade",
+            &["web", "--tag", "9.0.0", "--health-timeout", "20"],
+        ),
+        "swapping-back",
+    );
+    let output = d.kolla("recover", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    eprintln!("recover: {}", describe(&output));
+    assert_settled(&d, "swapping-back", "1.0.0");
+    assert_eq!(d.containers()[&d.container("web")].0, v1);
+}
+
+/// A rollback killed between its renames: recovery puts back the
+/// generation that was live when the rollback began.
+#[test]
+fn crash_in_a_rollback() {
+    let d = deployed("crash-rollback");
+    let output = d.kolla("upgrade", &["web", "--tag", "2.0.0"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let v2 = d.containers()[&d.container("web")].0.clone();
+    kill_at(d.command("rollback", &["web"]), "old-renamed");
+    let output = d.kolla("recover", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_settled(&d, "rollback old-renamed", "2.0.0");
+    assert_eq!(d.containers()[&d.container("web")].0, v2);
+    let output = d.kolla("rollback", &["web"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_settled(&d, "the rollback after", "1.0.0");
+}
+
+/// The first deploy of a service killed after its container was created
+/// and configured but before it went live: no live container without its
+/// config ever exists; recover clears the rest and deploy makes it afresh.
+#[test]
+fn crash_in_the_create_path_leaves_no_unconfigured_live_container() {
+    for step in ["create-locked", "create-configured", "create-renamed"] {
+        let d = common::swap_deployment(&format!("crash-{step}"), &["1.0.0"]);
+        kill_at(d.command("deploy", &[]), step);
+        let web = d.container("web");
+        let containers = d.containers();
+        if step != "create-renamed" {
+            assert!(!containers.contains_key(&web), "{step}: {containers:?}");
+        }
+        let output = d.kolla("recover", &[]);
+        assert!(output.status.success(), "{step}: {}", describe(&output));
+        let output = d.kolla("deploy", &[]);
+        assert!(output.status.success(), "{step}: {}", describe(&output));
+        d.write_data("/data/precious", "customer data");
+        assert_settled(&d, step, "1.0.0");
+        let output = d.kolla("deploy", &[]);
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("up to date"),
+            "{step}: {}",
+            describe(&output)
+        );
+    }
 }

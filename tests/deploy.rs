@@ -568,17 +568,12 @@ fn privileged_services_run_in_each_mode_the_engine_supports() {
 }
 
 /// The shipped all-in-one, rendered as a deploy renders it (no engine
-/// needed): every template renders, every config.json is JSON with the
-/// service's own command, and the admin password reaches only the
-/// services whose bootstrap job registers them in Keystone.
-#[test]
-fn shipped_all_in_one_templates_render_for_every_service() {
-    use kolla::config::{Globals, Inventory, compose::Variables, passwords};
+/// needed) with `secrets`.
+fn shipped_all_in_one(
+    secrets: &std::collections::BTreeMap<String, String>,
+) -> Result<kolla::deploy::node::Desired, String> {
+    use kolla::config::{Globals, Inventory, compose::Variables};
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = tempfile::tempdir().unwrap();
-    let secrets = dir.path().join("passwords.yml");
-    passwords::generate(&secrets, passwords::TEMPLATE).unwrap();
-    let secrets = passwords::load(&secrets).unwrap();
     let inventory = Inventory::load(None).unwrap();
     let node = &inventory.nodes[0];
     let globals = Globals::default();
@@ -587,9 +582,26 @@ fn shipped_all_in_one_templates_render_for_every_service() {
         globals: globals.compose_variables(),
     };
     let files = kolla::deploy::node::load_files(node, &root.join("compose"), &variables).unwrap();
-    let desired = kolla::deploy::node::desired(node, &files, &globals, &secrets, &[])
-        .unwrap_or_else(|e| panic!("{e}"));
+    kolla::deploy::node::desired(node, &files, &globals, secrets, &[]).map_err(|e| e.to_string())
+}
+
+/// Every template renders, every config.json is JSON with the service's
+/// own command, and the admin password reaches only the bootstrap jobs of
+/// the services that register in Keystone: never a long-running container.
+#[test]
+fn shipped_all_in_one_templates_render_for_every_service() {
+    use kolla::config::passwords;
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("passwords.yml");
+    passwords::generate(&secrets, passwords::TEMPLATE).unwrap();
+    let secrets = passwords::load(&secrets).unwrap();
+    let desired = shipped_all_in_one(&secrets).unwrap_or_else(|e| panic!("{e}"));
     let admin = &secrets["keystone_admin_password"];
+    let carries_admin = |files: &[(String, Vec<u8>)]| {
+        files
+            .iter()
+            .any(|(_, bytes)| String::from_utf8_lossy(bytes).contains(admin.as_str()))
+    };
     let mut registering = Vec::new();
     for (service, files) in desired.files.iter().filter(|(_, f)| !f.is_empty()) {
         let Some((_, config)) = files.iter().find(|(p, _)| p.ends_with("/config.json")) else {
@@ -606,13 +618,14 @@ fn shipped_all_in_one_templates_render_for_every_service() {
         if service.starts_with("nova-") && service != "nova-libvirt" {
             assert_eq!(program, service, "{service} runs another service's program");
         }
-        let carries_admin = files
-            .iter()
-            .any(|(_, bytes)| String::from_utf8_lossy(bytes).contains(admin.as_str()));
-        if carries_admin {
+        assert!(
+            !carries_admin(files),
+            "{service}: the admin password is in its long-running container's files"
+        );
+        if carries_admin(&desired.services[service].job_files) {
             registering.push(service.as_str());
         }
-        for (path, bytes) in files {
+        for (path, bytes) in files.iter().chain(&desired.services[service].job_files) {
             let text = String::from_utf8_lossy(bytes);
             assert!(
                 !text.contains("{{") && !text.contains("{%"),
@@ -623,8 +636,145 @@ fn shipped_all_in_one_templates_render_for_every_service() {
     assert_eq!(
         registering,
         ["glance-api", "keystone", "nova-api", "placement-api"],
-        "the admin password must reach only the services that register in Keystone"
+        "the admin password must reach only the bootstrap jobs of the services that register in Keystone"
     );
+}
+
+/// Percent-decoding, for the URLs of the rendered files.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() + 1 {
+            out.push(u8::from_str_radix(&text[i + 1..i + 3], 16).expect("hex after %"));
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).expect("UTF-8")
+}
+
+/// Passwords full of quotes, dollars, backslashes and URL delimiters reach
+/// each shipped file's context intact: a shell script exports exactly the
+/// value, ini values and URLs decode to it, SQL literals hold it, and no
+/// file gains a line. A value a context cannot hold is refused naming the
+/// file and line; a line break is refused as soon as passwords.yml is read,
+/// naming the key.
+#[test]
+fn hostile_passwords_are_escaped_in_every_shipped_template() {
+    use kolla::config::passwords;
+    const HOSTILE: &str = r#"p'w"d\$(touch /tmp/kolla-pwned)`id`;#&%@:/?x$HOME"#;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("passwords.yml");
+    passwords::generate(&path, passwords::TEMPLATE).unwrap();
+    let mut secrets = passwords::load(&path).unwrap();
+    let generated = secrets.clone();
+    // RabbitMQ's files have no escaping: their two keep generated values.
+    for (name, value) in secrets.iter_mut() {
+        if !name.starts_with("rabbitmq_") {
+            *value = format!("{HOSTILE}{name}");
+        }
+    }
+    let desired = shipped_all_in_one(&secrets).unwrap_or_else(|e| panic!("{e}"));
+    let owner_of = |text: &str| -> Option<String> {
+        secrets
+            .iter()
+            .filter(|(_, v)| text.contains(v.as_str()))
+            .map(|(_, v)| v.clone())
+            .max_by_key(|v| v.len())
+    };
+    let mut checked = 0;
+    for (service, wanted) in &desired.services {
+        let files = desired.files[service].iter().chain(&wanted.job_files);
+        for (path, bytes) in files {
+            let text = String::from_utf8_lossy(bytes);
+            for line in text.lines() {
+                if let Some(rest) = line.strip_prefix("export ")
+                    && let Some((var, _)) = rest.split_once('=')
+                    && !var.contains(' ')
+                {
+                    let out = std::process::Command::new("bash")
+                        .arg("-c")
+                        .arg(format!("{line}\nprintf %s \"${var}\""))
+                        .output()
+                        .unwrap();
+                    let value = String::from_utf8_lossy(&out.stdout).to_string();
+                    if var.ends_with("PASSWORD") {
+                        assert!(
+                            secrets.values().any(|v| *v == value),
+                            "{service} {path}: {var} is {value:?}"
+                        );
+                        checked += 1;
+                    }
+                }
+                if let Some(value) = line
+                    .strip_prefix("password = ")
+                    .or_else(|| line.strip_prefix("memcache_secret_key = "))
+                {
+                    let value = value.replace("$$", "$");
+                    assert!(
+                        secrets.values().any(|v| *v == value),
+                        "{service} {path}: {line}"
+                    );
+                    checked += 1;
+                }
+                if let Some((_, after)) = line.split_once("://")
+                    && let Some((userinfo, _)) = after.rsplit_once('@')
+                    && let Some((_, password)) = userinfo.split_once(':')
+                {
+                    let value = percent_decode(password);
+                    assert!(
+                        secrets.values().any(|v| *v == value),
+                        "{service} {path}: {line}"
+                    );
+                    checked += 1;
+                }
+                if let Some((_, literal)) = line.split_once("IDENTIFIED BY '") {
+                    let literal = literal.strip_suffix("';").expect("a closed literal");
+                    let value = literal.replace("''", "'").replace("\\\\", "\\");
+                    assert!(
+                        secrets.values().any(|v| *v == value),
+                        "{service} {path}: {line}"
+                    );
+                    assert!(!literal.replace("''", "").contains('\''), "{line}");
+                    checked += 1;
+                }
+            }
+            if path.ends_with(".json") {
+                serde_json::from_str::<serde_json::Value>(&text)
+                    .unwrap_or_else(|e| panic!("{service} {path}: {e}"));
+            }
+            // A hostile value never appears unescaped where a quote would end it.
+            if let Some(value) = owner_of(&text) {
+                assert!(
+                    !path.ends_with(".sh"),
+                    "{service} {path} holds {value:?} raw"
+                );
+            }
+        }
+    }
+    // 4 bootstrap scripts (2 exports each but keystone's 1), 4 ini
+    // passwords, 3 memcache keys, 5 database URLs, 1 transport URL, 8
+    // SQL literals.
+    assert!(checked >= 25, "only {checked} secret uses were checked");
+    assert!(!std::path::Path::new("/tmp/kolla-pwned").exists());
+
+    // A value RabbitMQ's file cannot hold: refused with the file and line.
+    let mut refused = generated.clone();
+    refused.insert("rabbitmq_password".into(), "a$b".into());
+    let err = shipped_all_in_one(&refused).unwrap_err();
+    assert!(err.contains("rabbitmq.conf:4"), "{err}");
+    assert!(err.contains("plain"), "{err}");
+    assert!(!err.contains("a$b"), "{err}");
+
+    // A line break is refused as passwords.yml is read, naming the key.
+    std::fs::write(&path, "nova_keystone_password: \"a\\nb\"\n").unwrap();
+    let err = passwords::load(&path).unwrap_err().to_string();
+    assert!(err.contains("nova_keystone_password"), "{err}");
+    assert!(err.contains(path.to_str().unwrap()), "{err}");
 }
 
 /// The time stamp (seconds) of the first line of `stderr` saying `what`.

@@ -2,12 +2,13 @@
 # Keystone's bootstrap job: schema, key repositories, and the admin user,
 # project and endpoints. Every step is idempotent.
 set -euo pipefail
+{% if kolla_job -%}
 keystone-manage db_sync
 keystone-manage fernet_setup --keystone-user keystone --keystone-group keystone
 keystone-manage credential_setup --keystone-user keystone --keystone-group keystone
 # The password travels in this file (mode 0700, owner keystone), never on a
 # command line.
-export OS_BOOTSTRAP_PASSWORD='{{ passwords.keystone_admin_password }}'
+export OS_BOOTSTRAP_PASSWORD={{ passwords.keystone_admin_password | shell }}
 keystone-manage bootstrap \
     --bootstrap-username admin \
     --bootstrap-project-name admin \
@@ -17,3 +18,9 @@ keystone-manage bootstrap \
     --bootstrap-admin-url http://127.0.0.1:5000/v3/ \
     --bootstrap-internal-url http://127.0.0.1:5000/v3/ \
     --bootstrap-public-url http://127.0.0.1:5000/v3/
+{%- else %}
+# The long-running container gets this file without its secrets: only
+# the bootstrap job runs it.
+echo "kolla-bootstrap.sh: only the bootstrap job runs this" >&2
+exit 1
+{%- endif %}

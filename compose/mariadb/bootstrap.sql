@@ -8,10 +8,10 @@
 ] %}
 {% for user in users %}
 CREATE DATABASE IF NOT EXISTS {{ user[0] }};
-CREATE USER IF NOT EXISTS '{{ user[0] }}'@'localhost' IDENTIFIED BY '{{ user[1] }}';
-CREATE USER IF NOT EXISTS '{{ user[0] }}'@'127.0.0.1' IDENTIFIED BY '{{ user[1] }}';
-ALTER USER '{{ user[0] }}'@'localhost' IDENTIFIED BY '{{ user[1] }}';
-ALTER USER '{{ user[0] }}'@'127.0.0.1' IDENTIFIED BY '{{ user[1] }}';
+CREATE USER IF NOT EXISTS '{{ user[0] }}'@'localhost' IDENTIFIED BY '{{ user[1] | sql }}';
+CREATE USER IF NOT EXISTS '{{ user[0] }}'@'127.0.0.1' IDENTIFIED BY '{{ user[1] | sql }}';
+ALTER USER '{{ user[0] }}'@'localhost' IDENTIFIED BY '{{ user[1] | sql }}';
+ALTER USER '{{ user[0] }}'@'127.0.0.1' IDENTIFIED BY '{{ user[1] | sql }}';
 GRANT ALL PRIVILEGES ON {{ user[0] }}.* TO '{{ user[0] }}'@'localhost';
 GRANT ALL PRIVILEGES ON {{ user[0] }}.* TO '{{ user[0] }}'@'127.0.0.1';
 {% endfor %}

@@ -4,6 +4,7 @@
 # is idempotent. Passwords travel in this file (mode 0700, owner nova),
 # never on a command line.
 set -euo pipefail
+{% if kolla_job -%}
 {% if service_name == "nova-api" -%}
 nova-manage api_db sync
 nova-manage cell_v2 map_cell0
@@ -12,13 +13,19 @@ if ! nova-manage cell_v2 list_cells | grep -q ' cell1 '; then
 fi
 nova-manage db sync
 export OS_AUTH_URL=http://127.0.0.1:5000/v3 OS_USERNAME=admin OS_PROJECT_NAME=admin
-export OS_PASSWORD='{{ passwords.keystone_admin_password }}'
-export KOLLA_SERVICE_PASSWORD='{{ passwords.nova_keystone_password }}'
+export OS_PASSWORD={{ passwords.keystone_admin_password | shell }}
+export KOLLA_SERVICE_PASSWORD={{ passwords.nova_keystone_password | shell }}
 kolla_keystone_register --name nova --type compute --description "Compute service" \
     --user nova --url http://127.0.0.1:8774/v2.1
 {%- else %}
 # Only nova-api runs nova's bootstrap; the admin password stays off the
 # other nodes.
 echo "kolla-bootstrap.sh: run it in nova-api" >&2
+exit 1
+{%- endif %}
+{%- else %}
+# The long-running container gets this file without its secrets: only
+# the bootstrap job runs it.
+echo "kolla-bootstrap.sh: only the bootstrap job runs this" >&2
 exit 1
 {%- endif %}

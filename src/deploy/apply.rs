@@ -100,7 +100,7 @@ pub enum DeployError {
     NotOurs {
         node: String,
         #[source]
-        source: NotOurs,
+        source: Box<NotOurs>,
     },
     #[error(
         "node {node}: service {service}: {failure}\n  and swapping back failed too: {stuck}\n  hint: run `kolla recover` to bring the last good generation back"
@@ -198,7 +198,7 @@ impl NodeRun<'_> {
         match error {
             OwnedError::NotOurs(source) => DeployError::NotOurs {
                 node: self.node.to_string(),
-                source,
+                source: Box::new(source),
             },
             OwnedError::Engine(e) => self.engine_error(e),
         }
@@ -218,8 +218,8 @@ impl NodeRun<'_> {
     }
 
     /// Take `service`'s lock, its container made from `image` (an image
-    /// on the node), for `reason`; says so when it takes over a lock whose
-    /// holder is gone.
+    /// on the node), for `reason` (the lock says whether it took over the
+    /// lock of a holder that is gone).
     pub async fn lock(
         &self,
         service: &str,
@@ -246,16 +246,9 @@ impl NodeRun<'_> {
             target,
             from,
         };
-        let lock = lock::acquire(self.engine, &request, takeover)
+        lock::acquire(self.engine, &request, takeover)
             .await
-            .map_err(|e| self.lock_error(e))?;
-        if let Some(holder) = &lock.took_over {
-            (self.say)(format!(
-                "{}: {service}: took over the lock of {holder}: that run is gone",
-                self.node
-            ));
-        }
-        Ok(lock)
+            .map_err(|e| self.lock_error(e))
     }
 
     /// Release a lock this run holds; a failure is reported, since the
@@ -439,7 +432,7 @@ impl NodeRun<'_> {
                 self.gate_after_start(wanted, &live_name, desired).await?;
             }
             ActionKind::Replace => {
-                dark_window = Some(self.replace(wanted, observed, files, "deploy").await?);
+                dark_window = self.replace(wanted, observed, files, "deploy").await?;
             }
             ActionKind::Keep | ActionKind::RemoveOrphan => {}
         }
@@ -452,75 +445,118 @@ impl NodeRun<'_> {
 
     /// Replace `wanted`'s live container by a new one made from its desired
     /// spec, under the service's lock: bootstrap, candidate, swap. The path
-    /// deploy and upgrade share. Returns the dark window.
+    /// deploy and upgrade share. What it works from is looked at again once
+    /// the lock is held, since another run may have swapped the service
+    /// meanwhile; if that run already made it what `wanted` asks, nothing is
+    /// done (None). Returns the dark window.
     pub async fn replace(
         &self,
         wanted: &DesiredService,
         observed: &[ObservedContainer],
         files: &[(String, Vec<u8>)],
         action: &str,
-    ) -> Result<Duration, DeployError> {
+    ) -> Result<Option<Duration>, DeployError> {
         let service = wanted.service.name.clone();
-        let Some(live) = observed
-            .iter()
-            .find(|c| c.service == service && c.role == Role::Live)
-        else {
-            return Err(self.engine_error(EngineError::NotFound {
-                what: format!("the live container of {service}"),
-            }));
+        let live_of = |observed: &[ObservedContainer]| {
+            observed
+                .iter()
+                .find(|c| c.service == service && c.role == Role::Live)
+                .cloned()
+                .ok_or_else(|| {
+                    self.engine_error(EngineError::NotFound {
+                        what: format!("the live container of {service}"),
+                    })
+                })
         };
-        let generation = next_generation(observed, &service);
+        let seen = live_of(observed)?;
         let held = self
             .lock(
                 &service,
                 &wanted.service.image,
                 action,
-                &format!("generation {generation} ({})", wanted.service.image),
-                Some(live.generation),
+                &wanted.service.image,
+                Some(seen.generation),
                 Takeover::Never,
             )
             .await?;
         super::fault::point("locked");
+        // (from, to) once known, and whether the swap itself began: what
+        // the history records of this attempt.
+        let mut attempt: Option<(u64, u64)> = None;
+        let mut swapping = false;
         let result = async {
-            self.bootstrap(wanted, files).await?;
-            super::fault::point("bootstrapped");
-            let candidate = self.spec_for(
-                wanted,
-                labels::container_name(self.placement_prefix, &service, Role::Candidate),
-                generation,
+            let observed =
+                super::node::observe_project(self.engine, self.project, self.placement_prefix)
+                    .await
+                    .map_err(|e| self.engine_error(e))?;
+            let live = live_of(&observed)?;
+            if wanted.digest.as_deref() == Some(live.digest.as_str())
+                && wanted.config_hash == live.config_hash
+            {
+                return Ok(None);
+            }
+            let generation = next_generation(&observed, &service);
+            attempt = Some((live.generation, generation));
+            // Before the job runs: the names the swap needs are free (or
+            // hold only what it may replace).
+            let candidate_name =
+                labels::container_name(self.placement_prefix, &service, Role::Candidate);
+            let kept_name = labels::container_name(
+                self.placement_prefix,
+                &service,
+                Role::Kept(live.generation),
             );
-            let kept = kept_of(observed, &service);
+            owned::find(self.engine, &candidate_name, self.project, &service)
+                .await
+                .map_err(|e| self.owned_error(e))?;
+            owned::must_be_free(self.engine, &kept_name, self.project, &service)
+                .await
+                .map_err(|e| self.owned_error(e))?;
+            self.bootstrap(wanted).await?;
+            super::fault::point("bootstrapped");
+            let candidate = self.spec_for(wanted, candidate_name, generation);
+            let kept = kept_of(&observed, &service);
+            swapping = true;
             upgrade::swap(
                 self,
                 &service,
-                live,
+                &live,
                 &kept,
                 candidate,
                 files,
                 &swap_options(wanted),
             )
             .await
+            .map(Some)
         }
         .await;
-        self.record(&Record {
-            time: now_secs(),
-            node: self.node.to_string(),
-            service: service.clone(),
-            action: action.to_string(),
-            from_generation: live.generation,
-            to_generation: generation,
-            image: wanted.service.image.clone(),
-            digest: wanted.digest.clone().unwrap_or_default(),
-            user: current_user(),
-            result: match &result {
-                Ok(_) => "ok".to_string(),
-                Err(e) => format!(
-                    "swapped back: {}",
-                    e.to_string().lines().next().unwrap_or_default()
-                ),
-            },
-            dark_window_secs: result.as_ref().ok().map(Duration::as_secs_f64),
-        });
+        if let Some((from, to)) = attempt {
+            let first_line =
+                |e: &DeployError| e.to_string().lines().next().unwrap_or_default().to_string();
+            self.record(&Record {
+                time: now_secs(),
+                node: self.node.to_string(),
+                service: service.clone(),
+                action: action.to_string(),
+                from_generation: from,
+                to_generation: to,
+                image: wanted.service.image.clone(),
+                digest: wanted.digest.clone().unwrap_or_default(),
+                user: current_user(),
+                result: match &result {
+                    Ok(_) => "ok".to_string(),
+                    Err(e) if e.needs_recovery() => format!("needs recovery: {}", first_line(e)),
+                    Err(e) if swapping => format!("swapped back: {}", first_line(e)),
+                    Err(e) => format!("failed: {}", first_line(e)),
+                },
+                dark_window_secs: result
+                    .as_ref()
+                    .ok()
+                    .copied()
+                    .flatten()
+                    .map(|d| d.as_secs_f64()),
+            });
+        }
         let released = self.unlock(held).await;
         let dark = result?;
         released?;
@@ -554,7 +590,7 @@ impl NodeRun<'_> {
             owned::must_be_free(self.engine, &live_name, self.project, service)
                 .await
                 .map_err(|e| self.owned_error(e))?;
-            self.bootstrap(wanted, files).await?;
+            self.bootstrap(wanted).await?;
             (self.say)(format!("{}: {service}: creating", self.node));
             let candidate_name =
                 labels::container_name(self.placement_prefix, service, Role::Candidate);
@@ -616,11 +652,7 @@ impl NodeRun<'_> {
 
     /// The one-shot bootstrap job, if the service has one: same image,
     /// volumes and config as the service, its own command; must exit 0.
-    pub(super) async fn bootstrap(
-        &self,
-        wanted: &DesiredService,
-        files: &[(String, Vec<u8>)],
-    ) -> Result<(), DeployError> {
+    pub(super) async fn bootstrap(&self, wanted: &DesiredService) -> Result<(), DeployError> {
         let Some(command) = &wanted.service.kolla.bootstrap else {
             return Ok(());
         };
@@ -642,11 +674,12 @@ impl NodeRun<'_> {
             .await
             .map_err(|e| self.engine_error(e))?;
         let outcome = async {
-            self.upload(&id, files).await?;
+            self.upload(&id, &wanted.job_files).await?;
             self.engine
                 .start_container(&id)
                 .await
                 .map_err(|e| self.engine_error(e))?;
+            super::fault::point("bootstrap-started");
             self.engine
                 .wait_for(&id, WaitGoal::Exited, self.options.health_timeout)
                 .await

@@ -15,6 +15,10 @@ pub struct TemplateInputs {
     pub passwords: BTreeMap<String, String>,
     pub node_name: String,
     pub node_role: String,
+    /// Rendering for the service's bootstrap job (`kolla_job` is true in
+    /// the templates) rather than its long-running container: secrets only
+    /// the job needs (Keystone's admin password) go in `{% if kolla_job %}`.
+    pub job: bool,
 }
 
 /// The rendered files of `service`: (path inside the container, bytes),
@@ -51,13 +55,14 @@ pub fn render(
     context.insert("node_name", &inputs.node_name);
     context.insert("node_role", &inputs.node_role);
     context.insert("service_name", &service.name);
+    context.insert("kolla_job", &inputs.job);
     let mut files = Vec::new();
     for (relative, path) in sources {
         let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
             path: path.clone(),
             source,
         })?;
-        let mut tera = tera::Tera::default();
+        let mut tera = crate::templates::tera();
         let template_error = |e: tera::Error| ConfigError::Invalid {
             path: path.clone(),
             message: format!("service {}: {e}", service.name),
@@ -121,6 +126,7 @@ mod tests {
             passwords: BTreeMap::from([("web_password".to_string(), "s3cret".to_string())]),
             node_name: "ctl1".into(),
             node_role: "controller".into(),
+            job: false,
         };
         let files = render(&file.services[0], &inputs).unwrap();
         assert_eq!(

@@ -37,29 +37,41 @@ pub const LOCK_TARGET: &str = "kolla.lock-target";
 pub const LOCK_FROM: &str = "kolla.lock-from";
 
 /// How many times a lock that vanished between our create and our look is
-/// tried again before giving up.
-const ATTEMPTS: usize = 5;
+/// tried again before giving up. The engine keeps a removed container's
+/// name reserved for a moment after it stops showing it, so a lock just
+/// released can refuse a create and then not be there: each try waits a
+/// little longer (10, 20, 40 ... ms, about 2.5 s in all).
+const ATTEMPTS: u32 = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error(
         "service {service} is locked by {holder}\n  hint: another kolla run is working on it; wait for it. If that run is gone, `kolla unlock {service}` clears the lock"
     )]
-    Held { service: String, holder: Holder },
+    Held {
+        service: String,
+        holder: Box<Holder>,
+    },
     #[error(
         "service {service}: the lock changed hands {ATTEMPTS} times while kolla tried to take it; try again"
     )]
     Contended { service: String },
     #[error(transparent)]
-    NotOurs(#[from] NotOurs),
+    NotOurs(Box<NotOurs>),
     #[error(transparent)]
     Engine(#[from] EngineError),
+}
+
+impl From<NotOurs> for LockError {
+    fn from(e: NotOurs) -> LockError {
+        LockError::NotOurs(Box::new(e))
+    }
 }
 
 impl From<OwnedError> for LockError {
     fn from(e: OwnedError) -> LockError {
         match e {
-            OwnedError::NotOurs(e) => LockError::NotOurs(e),
+            OwnedError::NotOurs(e) => LockError::NotOurs(Box::new(e)),
             OwnedError::Engine(e) => LockError::Engine(e),
         }
     }
@@ -133,7 +145,10 @@ pub async fn acquire(
         ..ContainerSpec::default()
     };
     let mut took_over = None;
-    for _ in 0..ATTEMPTS {
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(10 << attempt.min(7))).await;
+        }
         match engine.create_container(&spec).await {
             Ok(id) => {
                 return Ok(Lock {
@@ -159,7 +174,7 @@ pub async fn acquire(
         if !allowed {
             return Err(LockError::Held {
                 service: request.service.to_string(),
-                holder,
+                holder: Box::new(holder),
             });
         }
         // By id: if the stale lock was already replaced by a live run's,

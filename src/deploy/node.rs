@@ -51,6 +51,8 @@ pub struct Desired {
     pub files: BTreeMap<String, Vec<(String, Vec<u8>)>>,
     /// Named volumes to create: (engine name, driver).
     pub volumes: Vec<(String, Option<String>)>,
+    /// The key of the config hashes (`spec::hash_key` of the passwords).
+    pub hash_key: [u8; 32],
 }
 
 /// Build the desired state of `node` from its compose files (no engine
@@ -63,7 +65,10 @@ pub fn desired(
     passwords: &BTreeMap<String, String>,
     active_profiles: &[String],
 ) -> Result<Desired, DesiredError> {
-    let mut out = Desired::default();
+    let mut out = Desired {
+        hash_key: spec::hash_key(passwords),
+        ..Desired::default()
+    };
     let mut origin: BTreeMap<String, String> = BTreeMap::new();
     let template_globals = crate::images::render::template_context(globals);
     for (role, file) in files {
@@ -88,13 +93,19 @@ pub fn desired(
                     second: role.clone(),
                 }));
             }
-            let inputs = TemplateInputs {
+            let mut inputs = TemplateInputs {
                 globals: template_globals.clone(),
                 passwords: passwords.clone(),
                 node_name: node.name.clone(),
                 node_role: role.clone(),
+                job: false,
             };
             let rendered = config_files::render(service, &inputs)?;
+            inputs.job = true;
+            let job_files = match service.kolla.bootstrap {
+                Some(_) => config_files::render(service, &inputs)?,
+                None => Vec::new(),
+            };
             let mut wanted = DesiredService {
                 service: service.clone(),
                 spec: Default::default(),
@@ -102,8 +113,9 @@ pub fn desired(
                 digest: None,
                 node_role: role.clone(),
                 privileged: node.privileged,
+                job_files,
             };
-            derive_spec(&mut wanted, &rendered, globals);
+            derive_spec(&mut wanted, &rendered, globals, &out.hash_key);
             out.files.insert(service.name.clone(), rendered);
             out.services.insert(service.name.clone(), wanted);
         }
@@ -118,6 +130,7 @@ fn derived(
     mode: PrivilegedMode,
     rendered: &[(String, Vec<u8>)],
     globals: &Globals,
+    hash_key: &[u8],
 ) -> (spec::ContainerSpec, String) {
     let placement = Placement {
         prefix: &globals.container_prefix,
@@ -127,9 +140,13 @@ fn derived(
     };
     let container = spec::container_spec(&wanted.service, &placement);
     let hash = spec::config_hash(
-        &container,
-        rendered,
-        wanted.service.kolla.bootstrap.as_deref(),
+        hash_key,
+        spec::HashInputs {
+            spec: &container,
+            files: rendered,
+            job_files: &wanted.job_files,
+            bootstrap: wanted.service.kolla.bootstrap.as_deref(),
+        },
     );
     (container, hash)
 }
@@ -143,8 +160,14 @@ fn rendered<'a>(
 }
 
 /// Fill in `wanted`'s spec and config hash for its own privileged mode.
-fn derive_spec(wanted: &mut DesiredService, rendered: &[(String, Vec<u8>)], globals: &Globals) {
-    (wanted.spec, wanted.config_hash) = derived(wanted, wanted.privileged, rendered, globals);
+fn derive_spec(
+    wanted: &mut DesiredService,
+    rendered: &[(String, Vec<u8>)],
+    globals: &Globals,
+    hash_key: &[u8],
+) {
+    (wanted.spec, wanted.config_hash) =
+        derived(wanted, wanted.privileged, rendered, globals, hash_key);
 }
 
 impl Desired {
@@ -168,8 +191,13 @@ impl Desired {
                     .values()
                     .filter(|d| d.service.privileged)
                     .all(|d| {
-                        let (_, hash) =
-                            derived(d, *mode, rendered(&self.files, &d.service.name), globals);
+                        let (_, hash) = derived(
+                            d,
+                            *mode,
+                            rendered(&self.files, &d.service.name),
+                            globals,
+                            &self.hash_key,
+                        );
                         observed.iter().any(|c| {
                             c.role == super::labels::Role::Live
                                 && c.service == d.service.name
@@ -186,7 +214,12 @@ impl Desired {
         for wanted in self.services.values_mut() {
             wanted.privileged = mode;
             if wanted.service.privileged {
-                derive_spec(wanted, rendered(&self.files, &wanted.service.name), globals);
+                derive_spec(
+                    wanted,
+                    rendered(&self.files, &wanted.service.name),
+                    globals,
+                    &self.hash_key,
+                );
             }
         }
     }

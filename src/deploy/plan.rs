@@ -26,6 +26,9 @@ pub struct DesiredService {
     /// The node role whose compose file defines it.
     pub node_role: String,
     pub privileged: PrivilegedMode,
+    /// The config files of its bootstrap job (rendered with `kolla_job`),
+    /// empty without one.
+    pub job_files: Vec<(String, Vec<u8>)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -352,6 +355,7 @@ services:
                 spec: ContainerSpec::default(),
                 node_role: "controller".into(),
                 privileged: PrivilegedMode::Native,
+                job_files: Vec::new(),
                 service,
             })
             .collect()

@@ -70,17 +70,30 @@ impl fmt::Display for Step {
     }
 }
 
-/// A live container that has nothing left to do: running, a data
-/// container (never started), or a one-shot that completed.
+/// A one-shot service that ran and completed: left as it is.
+fn completed_job(c: &ObservedContainer) -> bool {
+    c.state == State::Exited && c.exit_code == Some(0) && c.restart == "no"
+}
+
+/// A live container that has nothing left to do: running (or being
+/// restarted by the engine), a data container (never started), or a
+/// one-shot that completed.
 fn settled(c: &ObservedContainer) -> bool {
     c.data
         || matches!(c.state, State::Running | State::Restarting | State::Paused)
-        || (c.state == State::Exited && c.exit_code == Some(0) && c.restart == "no")
+        || completed_job(c)
 }
 
-/// The recovery of one service, from its containers (any order). `from`
-/// is the generation that was live when a dead run took the lock.
-pub fn recovery_plan(mine: &[&ObservedContainer], from: Option<u64>, retain: usize) -> Vec<Step> {
+/// The recovery of one service, from its containers (any order, its lock
+/// left out). `interrupted`: a run died holding the service's lock, so the
+/// live container is checked (policy, gate) even if it looks settled;
+/// `from` is the generation that was live when that run took the lock.
+pub fn recovery_plan(
+    mine: &[&ObservedContainer],
+    interrupted: bool,
+    from: Option<u64>,
+    retain: usize,
+) -> Vec<Step> {
     let mut steps = Vec::new();
     for job in mine.iter().filter(|c| c.role == Role::Bootstrap) {
         steps.push(Step::SettleJob {
@@ -117,7 +130,7 @@ pub fn recovery_plan(mine: &[&ObservedContainer], from: Option<u64>, retain: usi
             name: candidate.name.clone(),
         });
     }
-    let leftovers = !steps.is_empty() || mine.iter().any(|c| c.role == Role::Lock);
+    let leftovers = !steps.is_empty() || interrupted;
     if let Some(live) = live
         && (leftovers || !settled(live))
     {
@@ -125,8 +138,12 @@ pub fn recovery_plan(mine: &[&ObservedContainer], from: Option<u64>, retain: usi
             policy: live.restart.clone(),
         });
         // A container restored from kept was stopped by the swap.
-        let running = !restored && matches!(live.state, State::Running | State::Restarting);
-        let completed = !restored && settled(live) && live.state != State::Running;
+        let running = !restored
+            && matches!(
+                live.state,
+                State::Running | State::Restarting | State::Paused
+            );
+        let completed = !restored && completed_job(live);
         if !running && !completed && !live.data {
             steps.push(Step::Start {
                 generation: live.generation,
@@ -151,7 +168,8 @@ pub fn recovery_plan(mine: &[&ObservedContainer], from: Option<u64>, retain: usi
 /// Whether `service` has anything for recovery to do.
 pub fn needs_recovery(observed: &[ObservedContainer], service: &str, retain: usize) -> bool {
     let mine: Vec<&ObservedContainer> = observed.iter().filter(|c| c.service == service).collect();
-    mine.iter().any(|c| c.role == Role::Lock) || !recovery_plan(&mine, None, retain).is_empty()
+    mine.iter().any(|c| c.role == Role::Lock)
+        || !recovery_plan(&mine, false, None, retain).is_empty()
 }
 
 /// Services with something to recover, sorted.
@@ -207,6 +225,10 @@ pub async fn recover_service(
         )
         .await?;
     let from = held.took_over.as_ref().and_then(|h| h.from);
+    let interrupted = held.took_over.is_some()
+        || observed
+            .iter()
+            .any(|c| c.service == service && c.role == Role::Lock);
     if let Some(holder) = &held.took_over {
         done.push(format!("took over the lock of {holder}"));
     }
@@ -218,7 +240,7 @@ pub async fn recover_service(
             .iter()
             .filter(|c| c.service == service && c.name != held.name())
             .collect();
-        let steps = recovery_plan(&mine, from, run.options.retain);
+        let steps = recovery_plan(&mine, interrupted, from, run.options.retain);
         run_steps(run, service, &mine, &steps, &mut done).await
     }
     .await;
@@ -248,7 +270,7 @@ async fn clear_lone_lock(
             node: run.node.to_string(),
             source: super::lock::LockError::Held {
                 service: service.to_string(),
-                holder,
+                holder: Box::new(holder),
             },
         });
     }
@@ -374,7 +396,7 @@ mod tests {
 
     fn plan_text(containers: &[ObservedContainer], from: Option<u64>, retain: usize) -> String {
         let mine: Vec<&ObservedContainer> = containers.iter().collect();
-        recovery_plan(&mine, from, retain)
+        recovery_plan(&mine, from.is_some(), from, retain)
             .iter()
             .map(|s| format!("{s}\n"))
             .collect()
@@ -446,6 +468,21 @@ mod tests {
         data.data = true;
         data.state = State::Created;
         assert_eq!(plan_text(&[data], None, 2), "");
+    }
+
+    #[test]
+    fn after_a_run_died_a_live_container_that_looks_fine_is_still_gated() {
+        let mut looping = container("a", Role::Live, 2);
+        looping.state = State::Restarting;
+        let observed = vec![looping, container("a", Role::Kept(1), 1)];
+        // Nobody died: a restarting service is the engine's business.
+        assert_eq!(plan_text(&observed, None, 2), "");
+        // A run died holding the lock (mid swap-back): check it.
+        assert_eq!(
+            plan_text(&observed, Some(1), 2),
+            "restore the restart policy unless-stopped\n\
+             gate generation 2 (generation 1 if it fails)\n"
+        );
     }
 
     #[test]

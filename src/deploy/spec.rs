@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -256,33 +257,64 @@ fn bind(source: &str, target: &str, read_only: bool) -> String {
     }
 }
 
-/// The config hash: the container spec, the rendered config files (path and
-/// bytes, sorted) and the bootstrap command. Anything else (depends_on,
-/// profiles, the file's layout) does not change the container.
-pub fn config_hash(
-    spec: &ContainerSpec,
-    config_files: &[(String, Vec<u8>)],
-    bootstrap: Option<&[String]>,
-) -> String {
+/// The key of a deployment's config hashes: a digest of every secret in
+/// passwords.yml. The rendered files hold those secrets, so a plain hash
+/// of them would let anyone who can `docker inspect` test guesses at a
+/// password; keyed with all of them, it tells nothing without all of them.
+/// Same passwords, same key: any operator's run agrees on every hash.
+pub fn hash_key(passwords: &BTreeMap<String, String>) -> [u8; 32] {
     let mut hasher = Sha256::new();
-    // Serializing plain data (strings, vectors, B-tree maps) cannot fail.
-    let json = serde_json::to_vec(spec).unwrap_or_default();
-    hasher.update(b"kolla-config-hash-v1\0");
-    hasher.update((json.len() as u64).to_le_bytes());
-    hasher.update(&json);
-    for (path, data) in config_files {
-        hasher.update((path.len() as u64).to_le_bytes());
-        hasher.update(path.as_bytes());
-        hasher.update((data.len() as u64).to_le_bytes());
-        hasher.update(data);
-    }
-    if let Some(command) = bootstrap {
-        for arg in command {
-            hasher.update((arg.len() as u64).to_le_bytes());
-            hasher.update(arg.as_bytes());
+    hasher.update(b"kolla-config-hash-key-v1\0");
+    for (name, value) in passwords {
+        for part in [name, value] {
+            hasher.update((part.len() as u64).to_le_bytes());
+            hasher.update(part.as_bytes());
         }
     }
-    hex::encode(hasher.finalize())
+    hasher.finalize().into()
+}
+
+/// What a config hash covers besides its key.
+#[derive(Debug, Clone, Copy)]
+pub struct HashInputs<'a> {
+    pub spec: &'a ContainerSpec,
+    /// Rendered config files (path, bytes), sorted.
+    pub files: &'a [(String, Vec<u8>)],
+    /// Its bootstrap job's files.
+    pub job_files: &'a [(String, Vec<u8>)],
+    pub bootstrap: Option<&'a [String]>,
+}
+
+/// The config hash: an HMAC-SHA-256 under `key` (see `hash_key`) of the
+/// container spec, the rendered config files, the bootstrap job's files and
+/// command. Anything else (depends_on, profiles, the file's layout) does not
+/// change the container.
+pub fn config_hash(key: &[u8], inputs: HashInputs<'_>) -> String {
+    // HMAC takes keys of any length: this cannot fail.
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
+        return String::new();
+    };
+    let mut part = |bytes: &[u8]| {
+        mac.update(&(bytes.len() as u64).to_le_bytes());
+        mac.update(bytes);
+    };
+    // Serializing plain data (strings, vectors, B-tree maps) cannot fail.
+    part(b"kolla-config-hash-v2");
+    part(&serde_json::to_vec(inputs.spec).unwrap_or_default());
+    for (kind, files) in [("files", inputs.files), ("job", inputs.job_files)] {
+        part(kind.as_bytes());
+        for (path, data) in files {
+            part(path.as_bytes());
+            part(data);
+        }
+    }
+    if let Some(command) = inputs.bootstrap {
+        part(b"bootstrap");
+        for arg in command {
+            part(arg.as_bytes());
+        }
+    }
+    hex::encode(mac.finalize().into_bytes())
 }
 
 /// The kolla labels of a container: who it belongs to and what it was
@@ -380,38 +412,76 @@ mod tests {
     #[test]
     fn config_hash_follows_what_changes_the_container() {
         let p = placement(PrivilegedMode::Native);
+        let key = hash_key(&BTreeMap::new());
+        let hash = |spec: &ContainerSpec,
+                    files: &[(String, Vec<u8>)],
+                    job: &[(String, Vec<u8>)],
+                    bootstrap: Option<&[String]>| {
+            config_hash(
+                &key,
+                HashInputs {
+                    spec,
+                    files,
+                    job_files: job,
+                    bootstrap,
+                },
+            )
+        };
         let base = container_spec(&service(""), &p);
-        let h = config_hash(&base, &[], None);
-        assert_eq!(h, config_hash(&container_spec(&service(""), &p), &[], None));
+        let h = hash(&base, &[], &[], None);
+        assert_eq!(h, hash(&container_spec(&service(""), &p), &[], &[], None));
         // depends_on does not change the container...
         let with_dep = container_spec(&service("    depends_on: [data]\n"), &p);
-        assert_eq!(h, config_hash(&with_dep, &[], None));
+        assert_eq!(h, hash(&with_dep, &[], &[], None));
         // ...an environment variable, a config file or the bootstrap does.
         let with_env = container_spec(&service("    environment: {A: '1'}\n"), &p);
-        assert_ne!(h, config_hash(&with_env, &[], None));
-        assert_ne!(
-            h,
-            config_hash(&base, &[("a.conf".into(), b"x".to_vec())], None)
-        );
-        assert_ne!(
-            config_hash(&base, &[("a.conf".into(), b"x".to_vec())], None),
-            config_hash(&base, &[("a.conf".into(), b"y".to_vec())], None)
-        );
-        assert_ne!(h, config_hash(&base, &[], Some(&["db-sync".to_string()])));
+        assert_ne!(h, hash(&with_env, &[], &[], None));
+        let x = [("a.conf".to_string(), b"x".to_vec())];
+        let y = [("a.conf".to_string(), b"y".to_vec())];
+        assert_ne!(h, hash(&base, &x, &[], None));
+        assert_ne!(hash(&base, &x, &[], None), hash(&base, &y, &[], None));
+        // A file of the job is not the same as one of the container.
+        assert_ne!(hash(&base, &x, &[], None), hash(&base, &[], &x, None));
+        assert_ne!(h, hash(&base, &[], &[], Some(&["db-sync".to_string()])));
         // So does the node's privileged mode for a privileged service.
         let s = service("    privileged: true\n");
         assert_ne!(
-            config_hash(
+            hash(
                 &container_spec(&s, &placement(PrivilegedMode::Native)),
+                &[],
                 &[],
                 None
             ),
-            config_hash(
+            hash(
                 &container_spec(&s, &placement(PrivilegedMode::Explicit)),
+                &[],
                 &[],
                 None
             )
         );
+    }
+
+    #[test]
+    fn config_hashes_are_keyed_by_every_password() {
+        let spec = container_spec(&service(""), &placement(PrivilegedMode::Native));
+        let files = [("a.conf".to_string(), b"password = hunter2".to_vec())];
+        let inputs = HashInputs {
+            spec: &spec,
+            files: &files,
+            job_files: &[],
+            bootstrap: None,
+        };
+        let one = BTreeMap::from([("a".to_string(), "hunter2".to_string())]);
+        let mut two = one.clone();
+        two.insert("b".to_string(), "other".to_string());
+        let keyed = config_hash(&hash_key(&one), inputs);
+        assert_eq!(keyed, config_hash(&hash_key(&one.clone()), inputs));
+        assert_ne!(keyed, config_hash(&hash_key(&two), inputs));
+        assert_ne!(keyed, config_hash(&hash_key(&BTreeMap::new()), inputs));
+        // Not the plain hash of what it covers.
+        let plain = hex::encode(Sha256::digest(b"password = hunter2"));
+        assert_ne!(keyed, plain);
+        assert_eq!(keyed.len(), 64);
     }
 
     #[test]

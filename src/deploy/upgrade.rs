@@ -252,6 +252,7 @@ async fn swap_back(
 ) -> Result<(), DeployError> {
     let engine = run.engine;
     let err = |e| run.engine_error(e);
+    super::fault::point("swapping-back");
     if let Some(now) = engine.inspect(&incoming.id).await.map_err(err)? {
         if now.running {
             engine

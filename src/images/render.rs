@@ -128,7 +128,7 @@ pub fn render_tree(
     globals: &Globals,
     overrides: &[Override],
 ) -> Result<Tree, ImagesError> {
-    let mut tera = tera::Tera::default();
+    let mut tera = crate::templates::tera();
     for source in &sources {
         tera.add_raw_template(&template_name(&source.name), &source.template)
             .map_err(|e| ImagesError::Template {

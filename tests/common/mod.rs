@@ -254,11 +254,30 @@ pub struct Deployment {
     pub env: Vec<(String, String)>,
 }
 
+/// A loopback port free now, below the kernel's ephemeral range (port 0
+/// would hand out one from that range, which outgoing connections, the
+/// healthchecks' among them, take as source ports at any moment), and never
+/// handed out twice in one test process.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let given = given.get_or_insert_with(HashSet::new);
+    // Spread processes apart: each starts at its own place in the range.
+    let span = 32768 - 12000;
+    let mut port = 12000 + (std::process::id() as usize * 7919 + given.len() * 104729) % span;
+    for _ in 0..span {
+        let candidate = port as u16;
+        if !given.contains(&candidate)
+            && std::net::TcpListener::bind(("127.0.0.1", candidate)).is_ok()
+        {
+            given.insert(candidate);
+            return candidate;
+        }
+        port = 12000 + (port - 12000 + 1) % span;
+    }
+    panic!("no free loopback port between 12000 and 32767");
 }
 
 impl Deployment {

@@ -1,0 +1,177 @@
+//! The Tera setup every template kolla renders shares (image Dockerfiles and
+//! service config files): no implicit HTML escaping, whatever the file's
+//! name, and one escaping filter per context a value can land in. A config
+//! template says how each secret is to be written:
+//!
+//! | filter     | context                         | how                                  |
+//! |------------|---------------------------------|--------------------------------------|
+//! | `shell`    | a word in a POSIX shell script  | single-quoted, `'` as `'\''`         |
+//! | `ini`      | an oslo.config / ini value      | `$` doubled (oslo interpolates `$x`) |
+//! | `json`     | a JSON value                    | a JSON string, quotes included       |
+//! | `userinfo` | user or password in a URL       | percent-encoded (RFC 3986)           |
+//! | `sql`      | a MariaDB single-quoted string  | `\` and `'` doubled                  |
+//! | `plain`    | formats with no escaping at all | only letters, digits and `._~-` pass |
+//!
+//! A value a context cannot hold (a line break in an ini value, a quote in
+//! a `plain` one) fails the render with the template's file and line;
+//! nothing is deployed. The filters never print the value itself.
+
+use tera::{Kwargs, State, TeraResult};
+
+/// A Tera instance with autoescape off and kolla's filters registered.
+pub fn tera() -> tera::Tera {
+    let mut tera = tera::Tera::default();
+    tera.autoescape_on(Vec::<&str>::new());
+    tera.register_filter("shell", |v: &str, _: Kwargs, _: &State| shell(v));
+    tera.register_filter("ini", |v: &str, _: Kwargs, _: &State| ini(v));
+    tera.register_filter("json", |v: &str, _: Kwargs, _: &State| json(v));
+    tera.register_filter("userinfo", |v: &str, _: Kwargs, _: &State| userinfo(v));
+    tera.register_filter("plain", |v: &str, _: Kwargs, _: &State| plain(v));
+    tera.register_filter("sql", |v: &str, _: Kwargs, _: &State| sql(v));
+    tera
+}
+
+fn refuse(filter: &str, why: &str) -> tera::Error {
+    tera::Error::message(format!(
+        "a value given to the `{filter}` filter {why} (the value is not shown: it may be a secret)"
+    ))
+}
+
+/// A control character (a line break above all) ends a line in every
+/// line-based format, and no shell quoting makes a NUL safe.
+fn no_controls(filter: &str, value: &str) -> TeraResult<()> {
+    if value.chars().any(char::is_control) {
+        return Err(refuse(filter, "holds a line break or control character"));
+    }
+    Ok(())
+}
+
+pub fn shell(value: &str) -> TeraResult<String> {
+    no_controls("shell", value)?;
+    Ok(format!("'{}'", value.replace('\'', r"'\''")))
+}
+
+pub fn ini(value: &str) -> TeraResult<String> {
+    no_controls("ini", value)?;
+    if value.trim() != value {
+        return Err(refuse(
+            "ini",
+            "starts or ends with a space, which ini readers strip",
+        ));
+    }
+    Ok(value.replace('$', "$$"))
+}
+
+pub fn json(value: &str) -> TeraResult<String> {
+    serde_json::to_string(value).map_err(|e| tera::Error::message(e.to_string()))
+}
+
+pub fn userinfo(value: &str) -> TeraResult<String> {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    Ok(out)
+}
+
+pub fn sql(value: &str) -> TeraResult<String> {
+    if value.contains('\0') {
+        return Err(refuse("sql", "holds a NUL character"));
+    }
+    Ok(value.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+pub fn plain(value: &str) -> TeraResult<String> {
+    if value.is_empty()
+        || !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    {
+        return Err(refuse(
+            "plain",
+            "is empty or holds a character other than letters, digits and ._~- (this file has no way to escape it)",
+        ));
+    }
+    Ok(value.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOSTILE: &str = r#"a'b"c\d$e`f$(id)g;h&i%j#k/l@m:n? o"#;
+
+    fn render(template: &str, name: &str, value: &str) -> TeraResult<String> {
+        let mut tera = tera();
+        tera.add_raw_template(name, template)?;
+        let mut context = tera::Context::new();
+        context.insert("v", value);
+        tera.render(name, &context)
+    }
+
+    #[test]
+    fn shell_quoting_survives_a_real_shell() {
+        let script = render("printf %s {{ v | shell }}", "x.sh", HOSTILE).unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), HOSTILE);
+    }
+
+    #[test]
+    fn json_and_userinfo_round_trip() {
+        let text = render(r#"{"p": {{ v | json }}}"#, "x.json", HOSTILE).unwrap();
+        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(parsed["p"], HOSTILE);
+        let encoded = userinfo(HOSTILE).unwrap();
+        assert!(
+            encoded
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b))
+        );
+        let decoded: Vec<u8> = {
+            let bytes = encoded.as_bytes();
+            let mut out = Vec::new();
+            let mut i = 0;
+            while i < bytes.len() {
+                if bytes[i] == b'%' {
+                    out.push(u8::from_str_radix(&encoded[i + 1..i + 3], 16).unwrap());
+                    i += 3;
+                } else {
+                    out.push(bytes[i]);
+                    i += 1;
+                }
+            }
+            out
+        };
+        assert_eq!(decoded, HOSTILE.as_bytes());
+        assert_eq!(userinfo("é").unwrap(), "%C3%A9");
+    }
+
+    #[test]
+    fn ini_doubles_dollars_and_refuses_what_it_cannot_hold() {
+        assert_eq!(ini("a$b").unwrap(), "a$$b");
+        assert!(ini("a\nb = injected").is_err());
+        assert!(ini(" padded").is_err());
+        assert!(shell("a\nb").is_err());
+        assert!(plain("a$b").is_err());
+        assert!(plain("").is_err());
+        assert_eq!(plain("Ab0-._~").unwrap(), "Ab0-._~");
+        assert_eq!(sql(r"it's a \ back").unwrap(), r"it''s a \\ back");
+    }
+
+    #[test]
+    fn no_template_is_html_escaped_and_errors_name_the_line_not_the_value() {
+        assert_eq!(render("{{ v }}", "page.html", "<a&b>").unwrap(), "<a&b>");
+        let err = render("line1\nkey = {{ v | ini }}\n", "x.conf", "hunter2\nvalue").unwrap_err();
+        let text = format!("{err:?} {err}");
+        assert!(text.contains("x.conf:2"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+}
