@@ -468,6 +468,10 @@ pub struct ContainerDetails {
     pub exit_code: Option<i64>,
     /// Its main process on the node, while it runs.
     pub pid: Option<i64>,
+    /// The volumes it mounts: (volume name, path inside the container).
+    pub volumes: Vec<(String, String)>,
+    /// Every path something is mounted at (volumes, binds, tmpfs).
+    pub mount_points: Vec<String>,
 }
 
 /// What a wait for a container ended on.
@@ -530,6 +534,7 @@ pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         volumes: non_empty(&spec.anonymous_volumes),
         exposed_ports: non_empty(&exposed),
         stop_timeout: spec.stop_timeout_secs,
+        stop_signal: spec.stop_signal.clone(),
         healthcheck: spec.healthcheck.as_ref().map(|h| HealthConfig {
             test: Some(h.test.clone()),
             interval: h.interval_ns,
@@ -841,7 +846,19 @@ impl Engine {
                     })
                     .unwrap_or_else(|| "no".into());
                 let state = inspect.state.unwrap_or_default();
+                let mounts = inspect.mounts.unwrap_or_default();
+                let volumes = mounts
+                    .iter()
+                    .filter(|m| m.typ.as_deref() == Some("volume"))
+                    .filter_map(|m| Some((m.name.clone()?, m.destination.clone()?)))
+                    .collect();
+                let mount_points = mounts
+                    .iter()
+                    .filter_map(|m| m.destination.clone())
+                    .collect();
                 Ok(Some(ContainerDetails {
+                    volumes,
+                    mount_points,
                     id: inspect.id.unwrap_or_default(),
                     name: inspect
                         .name
@@ -881,6 +898,17 @@ impl Engine {
             .await
             .map(|_| ())
             .map_err(|e| EngineError::from_api(format!("create volume {name}"), e))
+    }
+
+    /// Whether a volume named `name` exists.
+    pub async fn volume_exists(&self, name: &str) -> Result<bool, EngineError> {
+        match self.docker.inspect_volume(name).await {
+            Ok(_) => Ok(true),
+            Err(e) => match EngineError::from_api(format!("volume {name}"), e) {
+                EngineError::NotFound { .. } => Ok(false),
+                e => Err(e),
+            },
+        }
     }
 
     /// Names of the volumes carrying `label` (`key=value`).

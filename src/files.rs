@@ -1,18 +1,23 @@
 //! Walking a folder of templates or build-context files: every regular file
 //! below it, with its path relative to the folder (`/`-separated), sorted,
-//! so the order (and any hash over it) never depends on the filesystem.
+//! so the order (and any hash over it) never depends on the filesystem. A
+//! symlink that leads outside the folder is an error: a template or build
+//! context must never read a file the tree does not hold (a host's
+//! /etc/shadow, say).
 
 use std::path::{Path, PathBuf};
 
 /// Every file below `root`: (relative path, full path), sorted by path.
 pub fn walk(root: &Path) -> Result<Vec<(String, PathBuf)>, (PathBuf, std::io::Error)> {
     let mut out = Vec::new();
-    visit(root, root, &mut out)?;
+    let canonical = root.canonicalize().map_err(|e| (root.to_path_buf(), e))?;
+    visit(&canonical, root, root, &mut out)?;
     out.sort();
     Ok(out)
 }
 
 fn visit(
+    canonical_root: &Path,
     root: &Path,
     dir: &Path,
     out: &mut Vec<(String, PathBuf)>,
@@ -20,9 +25,23 @@ fn visit(
     let entries = std::fs::read_dir(dir).map_err(|e| (dir.to_path_buf(), e))?;
     for entry in entries {
         let path = entry.map_err(|e| (dir.to_path_buf(), e))?.path();
+        let link = std::fs::symlink_metadata(&path).map_err(|e| (path.clone(), e))?;
+        if link.file_type().is_symlink() {
+            let target = path.canonicalize().map_err(|e| (path.clone(), e))?;
+            if !target.starts_with(canonical_root) {
+                return Err((
+                    path,
+                    std::io::Error::other(format!(
+                        "a symlink to {}, outside {}; copy the file into the folder instead",
+                        target.display(),
+                        root.display()
+                    )),
+                ));
+            }
+        }
         let meta = std::fs::metadata(&path).map_err(|e| (path.clone(), e))?;
         if meta.is_dir() {
-            visit(root, &path, out)?;
+            visit(canonical_root, root, &path, out)?;
         } else {
             let relative = path
                 .strip_prefix(root)
@@ -53,5 +72,25 @@ mod tests {
             .collect();
         assert_eq!(found, vec!["a", "b/c/z", "b/y"]);
         assert!(super::walk(&dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn a_symlink_inside_is_followed_and_one_leading_out_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("tree");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("real"), "x").unwrap();
+        std::os::unix::fs::symlink(root.join("real"), root.join("alias")).unwrap();
+        let found: Vec<String> = super::walk(&root)
+            .unwrap()
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect();
+        assert_eq!(found, vec!["alias", "real"]);
+        std::fs::write(dir.path().join("secret"), "s").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret"), root.join("leak")).unwrap();
+        let (path, err) = super::walk(&root).unwrap_err();
+        assert_eq!(path, root.join("leak"));
+        assert!(err.to_string().contains("outside"), "{err}");
     }
 }

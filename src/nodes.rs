@@ -190,6 +190,22 @@ async fn deploy_node(
                 .await
                 .map_err(|e| vec![anyhow::Error::from(e).context(format!("node {name}"))])
         };
+        // A volume made outside kolla must be there: never an empty
+        // substitute under its name.
+        for (volume, file) in &target.desired.external_volumes {
+            let exists = engine
+                .volume_exists(volume)
+                .await
+                .map_err(|e| vec![anyhow::Error::from(e).context(format!("node {name}"))])?;
+            if !exists {
+                return Err(vec![anyhow::Error::from(crate::config::ConfigError::Invalid {
+                    path: file.clone(),
+                    message: format!(
+                        "volume {volume} is external (made outside kolla) and does not exist on node {name}; create it there first (docker volume create {volume})"
+                    ),
+                })]);
+            }
+        }
         let mut observed = observe().await?;
         // Leftovers of an interrupted swap are settled before planning.
         if !args.dry_run
@@ -381,24 +397,43 @@ pub async fn stop(cx: &Context, args: NodeArgs) -> anyhow::Result<Outcome> {
     let results = join_all(nodes.iter().map(|node| async move {
         let engine = connect(node).await?;
         let observed = node::observe(&engine, globals).await?;
-        let running = observed
-            .iter()
-            .filter(|c| c.state == State::Running || c.state == State::Restarting);
-        let stops = running.map(|c| {
-            let engine = &engine;
-            async move {
-                say(format!("{}: stopping {}", node.name, c.name));
-                // None: the grace period the container was created with.
-                engine.stop_container(&c.name, None).await
-            }
-        });
-        for result in join_all(stops).await {
-            result.with_context(|| format!("node {}", node.name))?;
-        }
-        anyhow::Ok(())
+        stop_in_order(&engine, &node.name, &observed)
+            .await
+            .with_context(|| format!("node {}", node.name))
     }))
     .await;
     finish(results)
+}
+
+/// Stop the running containers of `observed` gracefully, each with the
+/// signal and grace period it was created with, dependents first (highest
+/// dependency level first, a level's containers in parallel).
+async fn stop_in_order(
+    engine: &Engine,
+    node: &str,
+    observed: &[labels::ObservedContainer],
+) -> Result<(), crate::engine::EngineError> {
+    let running: Vec<&labels::ObservedContainer> = observed
+        .iter()
+        .filter(|c| matches!(c.state, State::Running | State::Restarting | State::Paused))
+        .collect();
+    let mut levels: Vec<usize> = running.iter().map(|c| c.level).collect();
+    levels.sort_unstable_by(|a, b| b.cmp(a));
+    levels.dedup();
+    for level in levels {
+        let stops = running
+            .iter()
+            .filter(|c| c.level == level)
+            .map(|c| async move {
+                say(format!("{node}: stopping {}", c.name));
+                // None: the signal and grace period the container was created with.
+                engine.stop_container(&c.id, None).await
+            });
+        for result in join_all(stops).await {
+            result?;
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn finish(results: Vec<anyhow::Result<()>>) -> anyhow::Result<Outcome> {
@@ -424,6 +459,8 @@ pub async fn destroy(cx: &Context, args: DestroyArgs) -> anyhow::Result<Outcome>
     let results = join_all(nodes.iter().map(|node| async move {
         let engine = connect(node).await?;
         let observed = node::observe(&engine, globals).await?;
+        // Graceful first: a service killed mid-write is how data is lost.
+        stop_in_order(&engine, &node.name, &observed).await?;
         for c in observed.iter().filter(|c| purge || !c.data) {
             say(format!("{}: removing {}", node.name, c.name));
             // Anonymous volumes go with their container only when purging.

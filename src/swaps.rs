@@ -46,6 +46,21 @@ pub async fn upgrade(cx: &Context, args: UpgradeArgs) -> anyhow::Result<Outcome>
             });
         }
     }
+    // A data container holds data, not code: it is never swapped.
+    for target in &targets {
+        for service in &args.services {
+            if let Some(wanted) = target.desired.services.get(service)
+                && wanted.service.kolla.data
+            {
+                bail!(crate::config::ConfigError::Invalid {
+                    path: args.nodes.compose_dir.clone(),
+                    message: format!(
+                        "service {service} is a data container: it is never upgraded (its volumes stay as they are; upgrade the services that use them)"
+                    ),
+                });
+            }
+        }
+    }
     let targets: Vec<Target> = targets
         .into_iter()
         .filter(|t| {
@@ -146,6 +161,18 @@ pub async fn rollback(cx: &Context, args: RollbackArgs) -> anyhow::Result<Outcom
         let mut observed = node::observe(&engine, &cx.globals)
             .await
             .with_context(|| format!("node {}", node.name))?;
+        if let Some(data) = observed
+            .iter()
+            .find(|c| c.data && c.role == Role::Live && args.services.contains(&c.service))
+        {
+            bail!(crate::config::ConfigError::Invalid {
+                path: inventory.origin.clone(),
+                message: format!(
+                    "node {}: service {} is a data container: it is never rolled back (its volumes stay as they are)",
+                    node.name, data.service
+                ),
+            });
+        }
         let run = node_run(&engine, &node.name, cx, &options);
         match recover_first(&run, &observed, Some(&args.services), false).await {
             Ok(true) => {

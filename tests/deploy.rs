@@ -838,3 +838,100 @@ services:
         assert_eq!(d.containers()[&d.container(service)].1, "running");
     }
 }
+
+/// Passwords reach a container only in its rendered files: never in labels,
+/// environment, command line, kolla's output, `ps --output json` or the
+/// history. The long-running container gets its files without the secrets
+/// only its bootstrap job needs.
+#[test]
+fn passwords_show_nowhere_but_in_the_rendered_files() {
+    let d = Deployment::new("secrets");
+    std::fs::create_dir_all(d.compose_dir.join("app")).unwrap();
+    std::fs::write(
+        d.compose_dir.join("app/app.conf"),
+        "[auth]\npassword = {{ passwords.app_password | ini }}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.compose_dir.join("app/job.sh"),
+        "{% if kolla_job %}ADMIN={{ passwords.app_admin_password | shell }}\ntest -n \"$ADMIN\"\n{% endif %}echo job done\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.compose_dir.join("controller.yml"),
+        r#"
+services:
+  app:
+    image: ${IMAGE}
+    command: [sleep, "3600"]
+    x-kolla:
+      config: {src: app/, dest: /etc/app}
+      bootstrap: {command: [sh, /etc/app/job.sh]}
+"#,
+    )
+    .unwrap();
+    let write_passwords = |app: &str, admin: &str| {
+        std::fs::write(
+            d.images.config_dir.join("passwords.yml"),
+            format!(
+                "app_password: {}\napp_admin_password: {}\n",
+                serde_json::to_string(app).unwrap(),
+                serde_json::to_string(admin).unwrap()
+            ),
+        )
+        .unwrap();
+    };
+    let first = ("Pw$first'quoted\"value", "Admin'only;$(id)-secret");
+    let second = ("Pw$second`changed`value", "Admin'only;$(id)-secret");
+    write_passwords(first.0, first.1);
+    let deploy1 = d.kolla("deploy", &[]);
+    assert!(deploy1.status.success(), "{}", describe(&deploy1));
+    let exec = |path: &str| {
+        let output = std::process::Command::new("docker")
+            .args(["exec", &d.container("app"), "cat", path])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", describe(&output));
+        String::from_utf8_lossy(&output.stdout).to_string()
+    };
+    // The password is delivered, escaped for its file...
+    assert_eq!(
+        exec("/etc/app/app.conf"),
+        "[auth]\npassword = Pw$$first'quoted\"value\n"
+    );
+    // ...and the job's secret is not in the long-running container.
+    assert_eq!(exec("/etc/app/job.sh"), "echo job done\n");
+
+    // A changed password replaces the container (the hash covers it).
+    write_passwords(second.0, second.1);
+    let deploy2 = d.kolla("deploy", &[]);
+    assert!(deploy2.status.success(), "{}", describe(&deploy2));
+    assert!(
+        stdout(&deploy2).contains("1 replace"),
+        "{}",
+        describe(&deploy2)
+    );
+    assert_eq!(
+        exec("/etc/app/app.conf"),
+        "[auth]\npassword = Pw$$second`changed`value\n"
+    );
+    let ps = d.kolla("ps", &["--output", "json"]);
+    assert!(ps.status.success(), "{}", describe(&ps));
+    let history = d.kolla("history", &["app", "--output", "json"]);
+    assert!(history.status.success(), "{}", describe(&history));
+    let log = std::fs::read_to_string(kolla::deploy::history::path(
+        &d.images.dir.path().join("state"),
+    ))
+    .expect("the history file");
+    let texts: Vec<(&str, String)> = [
+        ("the first deploy", &deploy1),
+        ("the second deploy", &deploy2),
+        ("ps --output json", &ps),
+        ("history --output json", &history),
+    ]
+    .into_iter()
+    .map(|(what, o)| (what, format!("{}{}", stdout(o), stderr(o))))
+    .chain([("the history file", log)])
+    .collect();
+    common::assert_no_secret_shown(&d, &[first.0, first.1, second.0, "Pw$$first"], &texts);
+}

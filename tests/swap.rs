@@ -270,3 +270,136 @@ fn only_retain_replaced_containers_are_kept() {
     assert!(output.status.success(), "{}", describe(&output));
     assert_eq!(serving(&d).as_deref(), Some("version 1.0.0\n"));
 }
+
+/// The volume web's image declares (`VOLUME /cache`): the name of the one
+/// mounted there in container `name`.
+fn cache_volume(d: &Deployment, name: &str) -> String {
+    let details = common::runtime()
+        .block_on(d.images.engine.inspect(name))
+        .unwrap()
+        .unwrap_or_else(|| panic!("no container {name}"));
+    let volumes: Vec<&(String, String)> = details
+        .volumes
+        .iter()
+        .filter(|(_, path)| path == "/cache")
+        .collect();
+    assert_eq!(volumes.len(), 1, "{name}: {:?}", details.volumes);
+    volumes[0].0.clone()
+}
+
+fn docker(args: &[&str]) -> std::process::Output {
+    std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn volume_exists(name: &str) -> bool {
+    docker(&["volume", "inspect", name]).status.success()
+}
+
+/// An image-declared volume is carried across every swap, rollback, and
+/// destroy + deploy, labelled with its service; only --purge-data removes
+/// it. The lock container never makes a volume.
+#[test]
+fn image_declared_volumes_outlive_upgrades_rollbacks_and_destroy() {
+    let d = setup("imagevol", &["1.0.0", "2.0.0"]);
+    // The swap fixture's web without its data container: /cache is its own.
+    std::fs::write(
+        d.compose_dir.join("controller.yml"),
+        r#"
+services:
+  web:
+    image: ${IMAGE_PREFIX}fx-web:${TAG}
+    network_mode: host
+    init: true
+    restart: unless-stopped
+    command: [httpd, -f, -p, "127.0.0.1:${WEB_PORT}", -h, /www]
+    healthcheck:
+      test: [CMD, wget, -q, -O, /dev/null, "http://127.0.0.1:${WEB_PORT}/"]
+      interval: 1s
+      retries: 5
+"#,
+    )
+    .unwrap();
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let web = d.container("web");
+    let volume = cache_volume(&d, &web);
+    let output = docker(&["exec", &web, "sh", "-c", "echo kept > /cache/file"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let labels = docker(&["volume", "inspect", "-f", "{{json .Labels}}", &volume]);
+    let labels: serde_json::Value = serde_json::from_slice(&labels.stdout).unwrap();
+    assert_eq!(labels["kolla.project"], d.project.as_str());
+    assert_eq!(labels["kolla.service"], "web");
+
+    let read = || {
+        let output = docker(&["exec", &web, "cat", "/cache/file"]);
+        String::from_utf8_lossy(&output.stdout).to_string()
+    };
+    let output = d.kolla("upgrade", &["web", "--tag", "2.0.0"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(serving(&d).as_deref(), Some("version 2.0.0\n"));
+    assert_eq!(cache_volume(&d, &web), volume);
+    assert_eq!(read(), "kept\n");
+    let output = d.kolla("rollback", &["web"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(cache_volume(&d, &web), volume);
+    assert_eq!(read(), "kept\n");
+
+    // No container of the deployment mounts an anonymous volume: every
+    // volume any of them has is one kolla named.
+    for (name, _) in d.containers() {
+        let details = common::runtime()
+            .block_on(d.images.engine.inspect(&name))
+            .unwrap()
+            .unwrap();
+        for (volume_name, path) in &details.volumes {
+            assert!(
+                volume_name.starts_with(&d.prefix),
+                "{name} mounts an anonymous volume at {path}"
+            );
+        }
+    }
+
+    // The lock container, made from an image with a VOLUME, makes none.
+    let rt = common::runtime();
+    let image = format!("{}/fx-web:1.0.0", d.images.namespace);
+    let request = kolla::deploy::lock::LockRequest {
+        prefix: &d.prefix,
+        project: &d.project,
+        service: "web",
+        image: &image,
+        image_volumes: &["/cache".to_string()],
+        reason: "a test",
+        target: "-",
+        from: None,
+    };
+    let lock = rt
+        .block_on(kolla::deploy::lock::acquire(
+            &d.images.engine,
+            &request,
+            kolla::deploy::lock::Takeover::Never,
+        ))
+        .unwrap();
+    let details = rt
+        .block_on(d.images.engine.inspect(lock.name()))
+        .unwrap()
+        .unwrap();
+    assert!(details.volumes.is_empty(), "{:?}", details.volumes);
+    rt.block_on(kolla::deploy::lock::release(&d.images.engine, lock))
+        .unwrap();
+
+    // destroy keeps it; the next deploy mounts it again.
+    let output = d.kolla("destroy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert!(volume_exists(&volume));
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(cache_volume(&d, &web), volume);
+    assert_eq!(read(), "kept\n");
+
+    let output = d.kolla("destroy", &["--purge-data", "--yes-i-really-mean-it"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert!(!volume_exists(&volume), "purge left {volume}");
+}

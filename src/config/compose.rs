@@ -31,11 +31,15 @@ pub enum Condition {
 /// A volume mounted into a service.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Mount {
-    /// A named volume (`source` Some) or an anonymous one (None).
+    /// A named volume (`source` Some) or an anonymous one (None). Once
+    /// the file is loaded, `source` is the volume's own name (its `name:`,
+    /// else its key), and `literal` says the engine knows it by exactly
+    /// that name (`name:` or `external: true`), with no deployment prefix.
     Volume {
         source: Option<String>,
         target: String,
         read_only: bool,
+        literal: bool,
     },
     /// A host path.
     Bind {
@@ -135,6 +139,8 @@ pub struct ServiceSpec {
     pub ports: Vec<Port>,
     pub profiles: Vec<String>,
     pub stop_grace_period: Option<Duration>,
+    /// The signal that asks it to stop (`SIGTERM` when None).
+    pub stop_signal: Option<String>,
     pub kolla: KollaSettings,
 }
 
@@ -151,9 +157,13 @@ pub struct ComposeFile {
 /// A top-level named volume.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumeSpec {
-    /// The engine's name for it (`name:`, else the key).
+    /// Its name (`name:`, else the key).
     pub name: String,
-    /// Made outside kolla: never created or removed by it.
+    /// The engine knows it by exactly `name` (`name:` or `external:` set);
+    /// otherwise kolla names it, with the deployment's prefix.
+    pub literal: bool,
+    /// Made outside kolla: never created or removed by it, and it must
+    /// exist before a deploy.
     pub external: bool,
     pub driver: Option<String>,
 }
@@ -162,6 +172,19 @@ impl ComposeFile {
     pub fn service(&self, name: &str) -> Option<&ServiceSpec> {
         self.services.iter().find(|s| s.name == name)
     }
+}
+
+/// The part of `name` that kolla's own container names use (a lock,
+/// candidate, bootstrap job or kept generation), if it ends in one.
+pub fn reserved_suffix(name: &str) -> Option<&str> {
+    for suffix in [".kolla-lock", ".kolla-new", ".kolla-bootstrap"] {
+        if name.ends_with(suffix) {
+            return Some(suffix);
+        }
+    }
+    let (_, generation) = name.rsplit_once(".kolla-gen-")?;
+    (!generation.is_empty() && generation.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| &name[name.len() - generation.len() - ".kolla-gen-".len()..])
 }
 
 // ---------------------------------------------------------------------------
@@ -318,6 +341,7 @@ struct RawService {
     #[serde(default)]
     profiles: Vec<String>,
     stop_grace_period: Option<String>,
+    stop_signal: Option<String>,
     #[serde(rename = "x-kolla", default)]
     kolla: RawKolla,
 }
@@ -462,6 +486,7 @@ pub fn parse(
                 name: None,
             });
             let volume = VolumeSpec {
+                literal: spec.name.is_some() || spec.external,
                 name: spec.name.unwrap_or_else(|| key.clone()),
                 external: spec.external,
                 driver: spec.driver,
@@ -469,12 +494,27 @@ pub fn parse(
             (key, volume)
         })
         .collect();
-    let file = ComposeFile {
+    let mut file = ComposeFile {
         path: path.to_path_buf(),
         services,
         volumes,
     };
     check_references(&file)?;
+    // Mounts name volumes by key; the container mounts the volume's name.
+    for service in &mut file.services {
+        for mount in &mut service.volumes {
+            if let Mount::Volume {
+                source: Some(key),
+                literal,
+                ..
+            } = mount
+                && let Some(volume) = file.volumes.get(key.as_str())
+            {
+                *literal = volume.literal;
+                *key = volume.name.clone();
+            }
+        }
+    }
     Ok(file)
 }
 
@@ -605,6 +645,11 @@ impl Resolver<'_> {
             return Err(err(
                 "a service name may use only letters, digits, '_', '.', '-'".into(),
             ));
+        }
+        if let Some(reserved) = reserved_suffix(name) {
+            return Err(err(format!(
+                "a service name may not end in {reserved:?}: kolla names the containers of a swap that way"
+            )));
         }
         let image = match raw.image {
             Some(image) => self.text(line, name, "image", &image)?,
@@ -848,6 +893,10 @@ impl Resolver<'_> {
                 "stop_grace_period",
                 raw.stop_grace_period,
             )?,
+            stop_signal: raw
+                .stop_signal
+                .map(|s| self.text(line, name, "stop_signal", &s))
+                .transpose()?,
             kolla,
         })
     }
@@ -884,6 +933,7 @@ impl Resolver<'_> {
                         source: None,
                         target: target.to_string(),
                         read_only,
+                        literal: false,
                     },
                     Some(s) if s.starts_with('/') || s.starts_with('.') || s.starts_with('~') => {
                         Mount::Bind {
@@ -896,6 +946,7 @@ impl Resolver<'_> {
                         source: Some(s.to_string()),
                         target: target.to_string(),
                         read_only,
+                        literal: false,
                     },
                 })
             }
@@ -910,6 +961,7 @@ impl Resolver<'_> {
                         source,
                         target,
                         read_only: long.read_only,
+                        literal: false,
                     }),
                     "bind" => match source {
                         Some(s) => Ok(Mount::Bind {
@@ -999,11 +1051,38 @@ impl Resolver<'_> {
             Some(c) => {
                 let src = self.text(line, service, "x-kolla.config.src", &c.src)?;
                 let dest = self.text(line, service, "x-kolla.config.dest", &c.dest)?;
-                if !dest.starts_with('/') {
+                if !dest.starts_with('/') || dest.split('/').any(|part| part == "..") {
                     return Err(self.error(
                         line,
                         service,
-                        format!("x-kolla.config.dest {dest:?} must be an absolute path"),
+                        format!(
+                            "x-kolla.config.dest {dest:?} must be an absolute path without '..'"
+                        ),
+                    ));
+                }
+                let folder = self.path.parent().unwrap_or(Path::new("."));
+                let inside = Path::new(&src).is_relative()
+                    && Path::new(&src)
+                        .components()
+                        .try_fold(0usize, |depth, part| match part {
+                            std::path::Component::ParentDir => depth.checked_sub(1),
+                            std::path::Component::Normal(_) => Some(depth + 1),
+                            _ => Some(depth),
+                        })
+                        .is_some();
+                // And where it leads, if it exists (a symlink may lead out).
+                let lands_inside = match (folder.canonicalize(), folder.join(&src).canonicalize()) {
+                    (Ok(root), Ok(target)) => target.starts_with(root),
+                    _ => true,
+                };
+                if !inside || !lands_inside {
+                    return Err(self.error(
+                        line,
+                        service,
+                        format!(
+                            "x-kolla.config.src {src:?} must stay inside the compose file's folder {}",
+                            folder.display()
+                        ),
                     ));
                 }
                 Some(ConfigTemplates {
@@ -1219,7 +1298,8 @@ volumes:
                 Mount::Volume {
                     source: Some("nova_logs".into()),
                     target: "/var/log/kolla/nova".into(),
-                    read_only: false
+                    read_only: false,
+                    literal: false,
                 },
                 Mount::Bind {
                     source: "/run".into(),
@@ -1243,6 +1323,95 @@ volumes:
         assert_eq!(health.test, vec!["CMD-SHELL", "virsh version"]);
         assert_eq!(health.interval, Some(Duration::from_secs(90)));
         assert_eq!(file.volumes["nova_logs"].name, "nova_logs");
+    }
+
+    #[test]
+    fn names_kolla_gives_its_own_containers_are_refused_as_service_names() {
+        for name in [
+            "web.kolla-lock",
+            "web.kolla-new",
+            "web.kolla-bootstrap",
+            "web.kolla-gen-3",
+        ] {
+            let text = format!("services:\n  ok:\n    image: x\n  {name}:\n    image: x\n");
+            let err = parse_text(&text).unwrap_err().to_string();
+            // The line is the service's first key (its body).
+            assert!(
+                err.starts_with(&format!(
+                    "compose/compute.yml: line 5: service {name}: a service name may not end in"
+                )),
+                "{err}"
+            );
+        }
+        for fine in ["web.kolla-gen-x", "kolla-new", "web.kolla-gen-"] {
+            assert_eq!(reserved_suffix(fine), None, "{fine}");
+        }
+    }
+
+    #[test]
+    fn config_paths_stay_inside_their_folders() {
+        let with = |src: &str, dest: &str| {
+            parse_text(&format!(
+                "services:\n  a:\n    image: x\n    x-kolla:\n      config: {{src: {src:?}, dest: {dest:?}}}\n"
+            ))
+        };
+        assert!(with("a/", "/etc/a").is_ok());
+        assert!(with("a/../b/", "/etc/a").is_ok());
+        for (src, dest, what) in [
+            ("../elsewhere/", "/etc/a", "must stay inside"),
+            ("a/../../b", "/etc/a", "must stay inside"),
+            ("/etc/", "/etc/a", "must stay inside"),
+            ("a/", "etc/a", "absolute path"),
+            ("a/", "/etc/../root", "without '..'"),
+        ] {
+            let err = with(src, dest).unwrap_err().to_string();
+            assert!(
+                err.starts_with("compose/compute.yml: line 3: service a:"),
+                "{err}"
+            );
+            assert!(err.contains(what), "{src} {dest}: {err}");
+        }
+        // A symlink that leads out of the folder is refused too.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("compose")).unwrap();
+        std::os::unix::fs::symlink("/etc", dir.path().join("compose/link")).unwrap();
+        let text =
+            "services:\n  a:\n    image: x\n    x-kolla: {config: {src: link/, dest: /etc/a}}\n";
+        let err = parse(
+            text,
+            &dir.path().join("compose/c.yml"),
+            &vars(),
+            &BTreeMap::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("must stay inside"), "{err}");
+    }
+
+    #[test]
+    fn named_volumes_mount_the_name_they_are_created_under() {
+        let text = "services:\n  a:\n    image: x\n    volumes: [own:/o, named:/n, outside:/e, /anon]\nvolumes:\n  own:\n  named: {name: literal}\n  outside: {external: true}\n";
+        let file = parse_text(text).unwrap();
+        let mounts: Vec<(Option<&str>, bool)> = file.services[0]
+            .volumes
+            .iter()
+            .map(|m| match m {
+                Mount::Volume {
+                    source, literal, ..
+                } => (source.as_deref(), *literal),
+                Mount::Bind { .. } => (None, false),
+            })
+            .collect();
+        assert_eq!(
+            mounts,
+            vec![
+                (Some("own"), false),
+                (Some("literal"), true),
+                (Some("outside"), true),
+                (None, false)
+            ]
+        );
+        assert!(file.volumes["outside"].external);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use sha2::Digest as _;
 
 use super::history::{self, Record};
 use super::labels::{self, ObservedContainer, Role, State};
@@ -393,6 +394,8 @@ impl NodeRun<'_> {
             &wanted.config_hash,
             generation,
         );
+        spec.labels
+            .insert(labels::LEVEL.to_string(), wanted.level.to_string());
         spec
     }
 
@@ -414,7 +417,8 @@ impl NodeRun<'_> {
         match kind {
             ActionKind::CreateData => {
                 (self.say)(format!("{}: {service}: creating data container", self.node));
-                let spec = self.spec_for(wanted, live_name, 1);
+                let mut spec = self.spec_for(wanted, live_name, 1);
+                self.carry_volumes(wanted, &mut spec, None).await?;
                 self.engine
                     .create_container(&spec)
                     .await
@@ -512,9 +516,11 @@ impl NodeRun<'_> {
             owned::must_be_free(self.engine, &kept_name, self.project, &service)
                 .await
                 .map_err(|e| self.owned_error(e))?;
-            self.bootstrap(wanted).await?;
+            self.bootstrap(wanted, Some(&live.id)).await?;
             super::fault::point("bootstrapped");
-            let candidate = self.spec_for(wanted, candidate_name, generation);
+            let mut candidate = self.spec_for(wanted, candidate_name, generation);
+            self.carry_volumes(wanted, &mut candidate, Some(&live.id))
+                .await?;
             let kept = kept_of(&observed, &service);
             swapping = true;
             upgrade::swap(
@@ -590,14 +596,15 @@ impl NodeRun<'_> {
             owned::must_be_free(self.engine, &live_name, self.project, service)
                 .await
                 .map_err(|e| self.owned_error(e))?;
-            self.bootstrap(wanted).await?;
+            self.bootstrap(wanted, None).await?;
             (self.say)(format!("{}: {service}: creating", self.node));
             let candidate_name =
                 labels::container_name(self.placement_prefix, service, Role::Candidate);
             owned::remove(self.engine, &candidate_name, self.project, service)
                 .await
                 .map_err(|e| self.owned_error(e))?;
-            let spec = self.spec_for(wanted, candidate_name, 1);
+            let mut spec = self.spec_for(wanted, candidate_name, 1);
+            self.carry_volumes(wanted, &mut spec, None).await?;
             let id = self.create_configured(&spec, files).await?;
             super::fault::point("create-configured");
             if let Err(e) = self.engine.rename_container(&id, &live_name).await {
@@ -652,7 +659,13 @@ impl NodeRun<'_> {
 
     /// The one-shot bootstrap job, if the service has one: same image,
     /// volumes and config as the service, its own command; must exit 0.
-    pub(super) async fn bootstrap(&self, wanted: &DesiredService) -> Result<(), DeployError> {
+    /// `live` is the container it will replace, if any: the job mounts the
+    /// same volumes.
+    pub(super) async fn bootstrap(
+        &self,
+        wanted: &DesiredService,
+        live: Option<&str>,
+    ) -> Result<(), DeployError> {
         let Some(command) = &wanted.service.kolla.bootstrap else {
             return Ok(());
         };
@@ -667,6 +680,7 @@ impl NodeRun<'_> {
         spec.command = Some(command.clone());
         spec.restart_policy = Some("no".into());
         spec.healthcheck = None;
+        self.carry_volumes(wanted, &mut spec, live).await?;
         self.settle_job(service, &name).await?;
         let id = self
             .engine
@@ -717,6 +731,93 @@ impl NodeRun<'_> {
             .await
             .map_err(|e| self.engine_error(e))?;
         result
+    }
+
+    /// Make every anonymous volume of `spec` (its compose `volumes:` without
+    /// a name, and its image's `VOLUME`s) explicit, so no container kolla
+    /// creates ever gets a fresh anonymous volume: the volume that `from`
+    /// (the container being replaced) has at that path, or else one kolla
+    /// names `<prefix><service>-<hash of the path>` and labels with the
+    /// deployment and service (so `destroy --purge-data` finds it). Paths
+    /// already mounted otherwise (binds, named volumes, tmpfs, the volumes
+    /// of `volumes_from`) are left as they are.
+    pub(super) async fn carry_volumes(
+        &self,
+        wanted: &DesiredService,
+        spec: &mut ContainerSpec,
+        from: Option<&str>,
+    ) -> Result<(), DeployError> {
+        let err = |e| self.engine_error(e);
+        let normal = |p: &str| {
+            let trimmed = p.trim_end_matches('/');
+            if trimmed.is_empty() {
+                "/".to_string()
+            } else {
+                trimmed.to_string()
+            }
+        };
+        let mut covered: BTreeSet<String> = spec
+            .binds
+            .iter()
+            .filter_map(|b| b.split(':').nth(1))
+            .chain(spec.tmpfs.keys().map(String::as_str))
+            .map(normal)
+            .collect();
+        for source in &spec.volumes_from {
+            let name = source.split(':').next().unwrap_or(source);
+            if let Some(data) = self.engine.inspect(name).await.map_err(err)? {
+                covered.extend(data.mount_points.iter().map(|p| normal(p)));
+            }
+        }
+        let carried: BTreeMap<String, String> = match from {
+            Some(from) => self
+                .engine
+                .inspect(from)
+                .await
+                .map_err(err)?
+                .map(|c| {
+                    c.volumes
+                        .into_iter()
+                        .map(|(name, path)| (normal(&path), name))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            None => BTreeMap::new(),
+        };
+        let paths: BTreeSet<String> = spec
+            .anonymous_volumes
+            .iter()
+            .chain(&wanted.image_volumes)
+            .map(|p| normal(p))
+            .filter(|p| !covered.contains(p))
+            .collect();
+        let service = &wanted.service.name;
+        for path in paths {
+            let name = match carried.get(&path) {
+                Some(name) => name.clone(),
+                None => {
+                    let digest = sha2::Sha256::digest(path.as_bytes());
+                    let name = format!(
+                        "{}{service}-{}",
+                        self.placement_prefix,
+                        &hex::encode(digest)[..12]
+                    );
+                    let labels = HashMap::from([
+                        (labels::PROJECT.to_string(), self.project.to_string()),
+                        (labels::SERVICE.to_string(), service.clone()),
+                        (labels::VOLUME_PATH.to_string(), path.clone()),
+                    ]);
+                    self.engine
+                        .create_volume(&name, None, labels)
+                        .await
+                        .map_err(err)?;
+                    name
+                }
+            };
+            spec.binds.push(format!("{name}:{path}"));
+        }
+        spec.anonymous_volumes.clear();
+        Ok(())
     }
 
     /// A bootstrap job left by an earlier run (its holder is gone: callers

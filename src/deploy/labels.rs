@@ -23,6 +23,14 @@ pub const DATA: &str = "kolla.data";
 /// `no`, and this label gives the original back when it is swapped in again.
 pub const RESTART: &str = "kolla.restart";
 
+/// The service's dependency level on its node: `stop` and `destroy` stop
+/// higher levels (dependents) first.
+pub const LEVEL: &str = "kolla.level";
+
+/// On a volume kolla made for a service's anonymous or image-declared
+/// path: that path.
+pub const VOLUME_PATH: &str = "kolla.volume-path";
+
 /// Name suffixes of the containers of a swap.
 pub const CANDIDATE_SUFFIX: &str = ".kolla-new";
 pub const KEPT_INFIX: &str = ".kolla-gen-";
@@ -137,6 +145,8 @@ pub struct ObservedContainer {
     pub exit_code: Option<i64>,
     /// The restart policy it was created with (`kolla.restart`).
     pub restart: String,
+    /// Its dependency level (`kolla.level`; 0 for containers without).
+    pub level: usize,
 }
 
 #[cfg(test)]
@@ -158,6 +168,7 @@ impl ObservedContainer {
             health: None,
             exit_code: None,
             restart: "no".into(),
+            level: 0,
         }
     }
 }
@@ -209,6 +220,7 @@ impl ObservedContainer {
             config_hash: label(CONFIG_HASH),
             generation: label(GENERATION).parse().unwrap_or(0),
             data: label(DATA) == "true",
+            level: label(LEVEL).parse().unwrap_or(0),
             state: State::parse(state),
             health,
         })

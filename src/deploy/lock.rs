@@ -446,6 +446,8 @@ mod tests {
             state: "created".into(),
             exit_code: None,
             pid: None,
+            volumes: Vec::new(),
+            mount_points: Vec::new(),
         };
         assert_eq!(Holder::from_labels(&details), me);
     }

@@ -51,6 +51,8 @@ pub struct Desired {
     pub files: BTreeMap<String, Vec<(String, Vec<u8>)>>,
     /// Named volumes to create: (engine name, driver).
     pub volumes: Vec<(String, Option<String>)>,
+    /// Volumes made outside kolla that must exist: (name, compose file).
+    pub external_volumes: Vec<(String, PathBuf)>,
     /// The key of the config hashes (`spec::hash_key` of the passwords).
     pub hash_key: [u8; 32],
 }
@@ -73,11 +75,15 @@ pub fn desired(
     let template_globals = crate::images::render::template_context(globals);
     for (role, file) in files {
         for volume in file.volumes.values() {
-            if !volume.external {
-                out.volumes.push((
-                    format!("{}{}", globals.container_prefix, volume.name),
-                    volume.driver.clone(),
-                ));
+            let name = if volume.literal {
+                volume.name.clone()
+            } else {
+                format!("{}{}", globals.container_prefix, volume.name)
+            };
+            if volume.external {
+                out.external_volumes.push((name, file.path.clone()));
+            } else {
+                out.volumes.push((name, volume.driver.clone()));
             }
         }
         for service in &file.services {
@@ -114,10 +120,24 @@ pub fn desired(
                 node_role: role.clone(),
                 privileged: node.privileged,
                 job_files,
+                image_volumes: Vec::new(),
+                level: 0,
             };
             derive_spec(&mut wanted, &rendered, globals, &out.hash_key);
             out.files.insert(service.name.clone(), rendered);
             out.services.insert(service.name.clone(), wanted);
+        }
+    }
+    // Levels order stops (dependents first); a cycle is reported by the
+    // plan, so it leaves every level at 0 here.
+    let specs: Vec<&compose::ServiceSpec> = out.services.values().map(|d| &d.service).collect();
+    if let Ok(levels) = super::plan::levels(&specs) {
+        for (level, names) in levels.iter().enumerate() {
+            for name in names {
+                if let Some(wanted) = out.services.get_mut(name) {
+                    wanted.level = level;
+                }
+            }
         }
     }
     Ok(out)
@@ -349,11 +369,12 @@ pub async fn resolve_images(
             source: e,
         })
     };
-    let mut ids: BTreeMap<String, String> = BTreeMap::new();
+    let mut ids: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
     for wanted in desired.services.values_mut() {
         let image = wanted.service.image.clone();
-        if let Some(id) = ids.get(&image) {
+        if let Some((id, volumes)) = ids.get(&image) {
             wanted.digest = Some(id.clone());
+            wanted.image_volumes = volumes.clone();
             continue;
         }
         let mut found = inspect(image.clone()).await?;
@@ -376,8 +397,9 @@ pub async fn resolve_images(
                 pull_error: None,
             });
         };
-        ids.insert(image, found.id.clone());
+        ids.insert(image, (found.id.clone(), found.volumes.clone()));
         wanted.digest = Some(found.id);
+        wanted.image_volumes = found.volumes;
     }
     Ok(())
 }

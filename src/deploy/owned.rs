@@ -130,6 +130,8 @@ mod tests {
             state: "created".into(),
             exit_code: None,
             pid: None,
+            volumes: Vec::new(),
+            mount_points: Vec::new(),
         }
     }
 

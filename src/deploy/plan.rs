@@ -29,6 +29,11 @@ pub struct DesiredService {
     /// The config files of its bootstrap job (rendered with `kolla_job`),
     /// empty without one.
     pub job_files: Vec<(String, Vec<u8>)>,
+    /// The paths its image declares as volumes (`VOLUME`), once the image
+    /// is known on the node.
+    pub image_volumes: Vec<String>,
+    /// Its dependency level on the node (0: depends on nothing).
+    pub level: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -356,6 +361,8 @@ services:
                 node_role: "controller".into(),
                 privileged: PrivilegedMode::Native,
                 job_files: Vec::new(),
+                image_volumes: Vec::new(),
+                level: 0,
                 service,
             })
             .collect()
@@ -379,6 +386,7 @@ services:
             data: service == "data",
             exit_code: None,
             restart: "no".into(),
+            level: 0,
             state: if service == "data" {
                 State::Created
             } else {

@@ -109,6 +109,7 @@ pub struct ContainerSpec {
     pub ports: Vec<PortBinding>,
     pub healthcheck: Option<HealthSpec>,
     pub stop_timeout_secs: Option<i64>,
+    pub stop_signal: Option<String>,
 }
 
 /// Where a service is deployed: what the spec needs beyond the service.
@@ -196,6 +197,7 @@ pub fn container_spec(service: &ServiceSpec, placement: &Placement) -> Container
         stop_timeout_secs: service
             .stop_grace_period
             .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+        stop_signal: service.stop_signal.clone(),
         ..ContainerSpec::default()
     };
     for mount in &service.volumes {
@@ -209,9 +211,14 @@ pub fn container_spec(service: &ServiceSpec, placement: &Placement) -> Container
                 source: Some(volume),
                 target,
                 read_only,
+                literal,
             } => {
-                spec.binds
-                    .push(bind(&format!("{prefix}{volume}"), target, *read_only));
+                let name = if *literal {
+                    volume.clone()
+                } else {
+                    format!("{prefix}{volume}")
+                };
+                spec.binds.push(bind(&name, target, *read_only));
             }
             Mount::Bind {
                 source,

@@ -445,9 +445,10 @@ impl Deployment {
 
 /// The web image of the swap tests: serves "version TAG"; tag 8.0.0 never
 /// gets healthy (no wget for its healthcheck), tag 9.0.0 exits at once (no
-/// httpd).
+/// httpd). It declares a volume of its own, /cache, as many real images do.
 const FX_WEB: &str = r#"FROM {{ image_prefix }}fx-base:{{ tag }}
-RUN mkdir -p /www /data && echo "version {{ tag }}" > /www/index.html
+RUN mkdir -p /www /data /cache && echo "version {{ tag }}" > /www/index.html
+VOLUME /cache
 {% if tag == "8.0.0" %}RUN rm /bin/wget{% endif %}
 {% if tag == "9.0.0" %}RUN rm /bin/httpd{% endif %}
 LABEL org.opencontainers.image.title="{{ image_name }}"
@@ -590,5 +591,32 @@ pub fn http_request(
         status,
         headers,
         body: response[split + 4..].to_vec(),
+    }
+}
+
+/// Fail the test if any of `secrets` appears in what the engine shows of
+/// this deployment's containers (`docker inspect`: labels, environment,
+/// command, everything) or in any of `texts` (kolla's output, history).
+pub fn assert_no_secret_shown(d: &Deployment, secrets: &[&str], texts: &[(&str, String)]) {
+    let ids: Vec<String> = d.containers().into_values().map(|(id, _)| id).collect();
+    assert!(!ids.is_empty(), "no container to inspect");
+    let inspect = Command::new("docker")
+        .arg("inspect")
+        .args(&ids)
+        .output()
+        .expect("run docker inspect");
+    assert!(inspect.status.success(), "{}", describe(&inspect));
+    let inspected = String::from_utf8_lossy(&inspect.stdout).to_string();
+    let mut all = vec![("docker inspect", inspected)];
+    all.extend(texts.iter().map(|(what, text)| (*what, text.clone())));
+    for secret in secrets {
+        assert!(secret.len() >= 8, "a secret this short proves nothing");
+        for (what, text) in &all {
+            assert!(
+                !text.contains(secret),
+                "a password shows in {what} (its first characters: {}...)",
+                &secret[..4]
+            );
+        }
     }
 }

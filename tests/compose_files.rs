@@ -1,0 +1,176 @@
+//! Compose files as real projects write them, against the real engine:
+//! named volumes mount exactly the volume they name, external volumes are
+//! never substituted, data containers are never swapped, and destroy and
+//! stop stop each service the way its file says (signal, grace period,
+//! dependents first) before anything is removed.
+
+mod common;
+
+use common::{Deployment, describe, stderr};
+
+fn docker(args: &[&str]) -> std::process::Output {
+    std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn volume_exists(name: &str) -> bool {
+    docker(&["volume", "inspect", name]).status.success()
+}
+
+/// The volumes container `name` mounts, as (volume, path).
+fn mounts(d: &Deployment, name: &str) -> Vec<(String, String)> {
+    common::runtime()
+        .block_on(d.images.engine.inspect(name))
+        .unwrap()
+        .unwrap_or_else(|| panic!("no container {name}"))
+        .volumes
+}
+
+/// Removes a volume the test made itself.
+struct OwnVolume(String);
+
+impl Drop for OwnVolume {
+    fn drop(&mut self) {
+        let _ = docker(&["volume", "rm", "-f", &self.0]);
+    }
+}
+
+#[test]
+fn named_volumes_mount_the_volume_they_name_and_external_ones_must_exist() {
+    let d = Deployment::new("volnames");
+    let literal = format!("{}literal", d.prefix);
+    let external = format!("{}outside", d.prefix);
+    let _cleanup = (OwnVolume(literal.clone()), OwnVolume(external.clone()));
+    std::fs::write(
+        d.compose_dir.join("controller.yml"),
+        format!(
+            r#"
+services:
+  app:
+    image: ${{IMAGE}}
+    command: [sleep, "3600"]
+    volumes: [own:/own, named:/named, outside:/outside]
+volumes:
+  own: {{}}
+  named: {{name: {literal}}}
+  outside: {{external: true, name: {external}}}
+"#
+        ),
+    )
+    .unwrap();
+    // The external volume is missing: a clear error, nothing created.
+    let output = d.kolla("deploy", &[]);
+    assert_ne!(output.status.code(), Some(0), "{}", describe(&output));
+    let err = stderr(&output);
+    assert!(
+        err.contains(&format!("volume {external} is external")) && err.contains("does not exist"),
+        "{err}"
+    );
+    assert!(d.containers().is_empty(), "{:?}", d.containers());
+    assert!(!volume_exists(&external), "kolla made an empty substitute");
+
+    let made = docker(&[
+        "volume",
+        "create",
+        "--label",
+        "kolla-test=outside",
+        &external,
+    ]);
+    assert!(made.status.success(), "{}", describe(&made));
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let mut found = mounts(&d, &d.container("app"));
+    found.sort_by(|a, b| a.1.cmp(&b.1));
+    assert_eq!(
+        found,
+        vec![
+            (literal.clone(), "/named".to_string()),
+            (external.clone(), "/outside".to_string()),
+            (format!("{}own", d.prefix), "/own".to_string()),
+        ]
+    );
+    // Purging removes what kolla made, never the external volume.
+    let output = d.kolla("destroy", &["--purge-data", "--yes-i-really-mean-it"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert!(!volume_exists(&literal), "purge left {literal}");
+    assert!(!volume_exists(&format!("{}own", d.prefix)));
+    assert!(volume_exists(&external), "purge removed an external volume");
+}
+
+#[test]
+fn a_data_container_is_never_upgraded_or_rolled_back() {
+    let d = common::swap_deployment("dataswap", &["1.0.0", "2.0.0"]);
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let before = d.containers();
+    for (verb, args) in [
+        ("upgrade", vec!["webdata", "--tag", "2.0.0"]),
+        ("rollback", vec!["webdata"]),
+    ] {
+        let output = d.kolla(verb, &args);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{verb}: {}",
+            describe(&output)
+        );
+        assert!(
+            stderr(&output).contains("service webdata is a data container"),
+            "{verb}: {}",
+            describe(&output)
+        );
+        assert_eq!(d.containers(), before, "{verb} touched something");
+    }
+}
+
+#[test]
+fn destroy_and_stop_stop_each_service_as_its_file_says_dependents_first() {
+    let d = Deployment::new("graceful");
+    // Each service logs the signal it got to the shared volume; `db` is
+    // what `app` depends on, so app must stop first.
+    let service = |name: &str, signal: &str| {
+        format!(
+            r#"  {name}:
+    image: ${{IMAGE}}
+    stop_signal: {signal}
+    stop_grace_period: 20s
+    volumes_from: [webdata]
+    command:
+      - sh
+      - -c
+      - "trap 'echo {name} got {signal} >> /data/stops; exit 0' {short}; echo up; while true; do sleep 0.2; done"
+"#,
+            short = signal.trim_start_matches("SIG")
+        )
+    };
+    std::fs::write(
+        d.compose_dir.join("controller.yml"),
+        format!(
+            "services:\n  webdata:\n    image: ${{IMAGE}}\n    volumes: [/data]\n    x-kolla: {{data: true}}\n{}{}    depends_on: [db]\n",
+            service("db", "SIGUSR1"),
+            service("app", "SIGUSR2"),
+        ),
+    )
+    .unwrap();
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+
+    let output = d.kolla("stop", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(
+        d.read_data("/data/stops"),
+        "app got SIGUSR2\ndb got SIGUSR1\n"
+    );
+
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let output = d.kolla("destroy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(
+        d.read_data("/data/stops"),
+        "app got SIGUSR2\ndb got SIGUSR1\napp got SIGUSR2\ndb got SIGUSR1\n",
+        "destroy killed a service instead of stopping it"
+    );
+}
