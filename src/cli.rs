@@ -59,6 +59,10 @@ pub enum Command {
     /// Finish or undo swaps a crash interrupted, so exactly one container
     /// of each service runs.
     Recover(RecoverArgs),
+    /// Run one swap's critical section: what kolla's helper container runs
+    /// on a node (its task comes in the environment). Not for operators.
+    #[command(hide = true)]
+    SwapHelper,
 }
 
 #[derive(Debug, Args)]

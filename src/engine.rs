@@ -720,6 +720,38 @@ impl Engine {
         Ok(output)
     }
 
+    /// Every line a container prints (stdout and stderr), as it prints it,
+    /// until it exits; `on_line` gets each with whether it came on stdout.
+    pub async fn follow_logs(
+        &self,
+        name: &str,
+        mut on_line: impl FnMut(&str, bool),
+    ) -> Result<(), EngineError> {
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .follow(true)
+            .build();
+        let mut logs = self.docker.logs(name, Some(options));
+        let mut pending = [String::new(), String::new()];
+        while let Some(item) = logs.next().await {
+            let chunk = item.map_err(|e| EngineError::from_api(format!("logs of {name}"), e))?;
+            let stdout = matches!(chunk, bollard::container::LogOutput::StdOut { .. });
+            let buffer = &mut pending[usize::from(stdout)];
+            buffer.push_str(&chunk.to_string());
+            while let Some(end) = buffer.find('\n') {
+                let line: String = buffer.drain(..=end).collect();
+                on_line(line.trim_end_matches('\n'), stdout);
+            }
+        }
+        for (i, rest) in pending.iter().enumerate() {
+            if !rest.is_empty() {
+                on_line(rest, i == 1);
+            }
+        }
+        Ok(())
+    }
+
     /// State, health and exit code of one container.
     async fn container_status(
         &self,

@@ -53,6 +53,7 @@ pub(crate) fn node_run<'a>(
         options,
         say: &say,
         state_dir: Some(&cx.state_dir),
+        use_helper: cx.globals.swap_helper,
     }
 }
 
@@ -97,10 +98,52 @@ pub(crate) fn resolve<'a>(
         globals: globals.compose_variables(),
     };
     let passwords = passwords::load(&config_dir.join(passwords::PASSWORDS_FILE))?;
-    let mut targets = Vec::new();
+    // Profiles: --profile, else COMPOSE_PROFILES from the environment or
+    // the compose folder's .env, as compose does.
+    let mut profiles = args.profiles.clone();
+    if profiles.is_empty() {
+        let dotenv_path = args.compose_dir.join(".env");
+        let dotenv = match std::fs::read_to_string(&dotenv_path) {
+            Ok(text) => crate::config::compose::parse_dotenv(&text, &dotenv_path)?,
+            Err(_) => Default::default(),
+        };
+        if let Some(list) = variables
+            .environment
+            .get("COMPOSE_PROFILES")
+            .or_else(|| dotenv.get("COMPOSE_PROFILES"))
+        {
+            profiles.extend(
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_string),
+            );
+        }
+    }
+    let mut loaded = Vec::new();
     for node in nodes {
-        let files = node::load_files(node, &args.compose_dir, &variables)?;
-        let desired = node::desired(node, &files, globals, &passwords, &args.profiles)?;
+        loaded.push((node, node::load_files(node, &args.compose_dir, &variables)?));
+    }
+    let known: std::collections::BTreeSet<&String> = loaded
+        .iter()
+        .flat_map(|(_, files)| files.iter())
+        .flat_map(|(_, file)| file.services.iter())
+        .flat_map(|s| s.profiles.iter())
+        .collect();
+    if let Some(unknown) = profiles.iter().find(|p| !known.contains(p)) {
+        let known: Vec<&str> = known.iter().map(|p| p.as_str()).collect();
+        return Err(crate::config::ConfigError::Invalid {
+            path: args.compose_dir.clone(),
+            message: format!(
+                "no service of the selected nodes has the profile {unknown:?}; the profiles there: {}",
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            ),
+        }
+        .into());
+    }
+    let mut targets = Vec::new();
+    for (node, files) in loaded {
+        let desired = node::desired(node, &files, globals, &passwords, &profiles)?;
         // Levels are checked here too, so a cycle is reported before any
         // engine is touched.
         let services: Vec<_> = desired.services.values().map(|d| &d.service).collect();
@@ -304,6 +347,7 @@ fn kind_of(role: Role, data: bool) -> String {
         Role::Kept(_) => "kept".into(),
         Role::Lock => "lock".into(),
         Role::Bootstrap => "bootstrap".into(),
+        Role::Helper => "helper".into(),
     }
 }
 

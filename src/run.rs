@@ -92,6 +92,11 @@ pub fn describe_error(error: &anyhow::Error) -> String {
 
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     nodes::started();
+    // The helper container has no config: its task is all it needs.
+    if let Command::SwapHelper = cli.command {
+        crate::deploy::helper::serve().await?;
+        return Ok(Outcome::Success);
+    }
     let (config_dir, required) = match &cli.config_dir {
         Some(dir) => (dir.clone(), true),
         None => (globals::default_config_dir(), false),
@@ -118,6 +123,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Unlock(args) => swaps::unlock(&cx()?, args).await,
         Command::History(args) => swaps::history(&cx()?, args).await,
         Command::Recover(args) => swaps::recover(&cx()?, args).await,
+        Command::SwapHelper => Ok(Outcome::Success),
     }
 }
 

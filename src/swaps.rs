@@ -46,9 +46,21 @@ pub async fn upgrade(cx: &Context, args: UpgradeArgs) -> anyhow::Result<Outcome>
             });
         }
     }
-    // A data container holds data, not code: it is never swapped.
+    // A data container holds data, not code: it is never swapped. And a
+    // --tag the file does not use would upgrade nothing.
     for target in &targets {
         for service in &args.services {
+            if let (Some(wanted), Some(tag)) = (target.desired.services.get(service), &args.tag)
+                && crate::engine::split_tag(&wanted.service.image).1 != tag
+            {
+                bail!(crate::config::ConfigError::Invalid {
+                    path: args.nodes.compose_dir.clone(),
+                    message: format!(
+                        "service {service}: its image is {}, whose tag comes from the compose file, not from --tag {tag}; write ${{TAG}} in the file, or change the tag there",
+                        wanted.service.image
+                    ),
+                });
+            }
             if let Some(wanted) = target.desired.services.get(service)
                 && wanted.service.kolla.data
             {

@@ -174,3 +174,83 @@ fn destroy_and_stop_stop_each_service_as_its_file_says_dependents_first() {
         "destroy killed a service instead of stopping it"
     );
 }
+
+#[test]
+fn profiles_come_from_flags_the_environment_or_dotenv_and_must_exist() {
+    let d = Deployment::new("profiles");
+    std::fs::write(
+        d.compose_dir.join("controller.yml"),
+        r#"
+services:
+  always:
+    image: ${IMAGE}
+    command: [sleep, "3600"]
+  debug:
+    image: ${IMAGE}
+    command: [sleep, "3600"]
+    profiles: [debug]
+"#,
+    )
+    .unwrap();
+    let output = d.kolla("deploy", &["--profile", "typo"]);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("profile \"typo\"") && stderr(&output).contains("debug"),
+        "{}",
+        describe(&output)
+    );
+    assert!(d.containers().is_empty());
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert!(!d.containers().contains_key(&d.container("debug")));
+    let output = d
+        .command("deploy", &[])
+        .env("COMPOSE_PROFILES", "debug")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", describe(&output));
+    assert!(d.containers().contains_key(&d.container("debug")));
+    // From .env beside the files, as compose reads it.
+    let output = d.kolla("destroy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    std::fs::write(d.compose_dir.join(".env"), "COMPOSE_PROFILES=debug\n").unwrap();
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert!(d.containers().contains_key(&d.container("debug")));
+}
+
+#[test]
+fn an_empty_compose_file_is_refused_before_anything_is_touched() {
+    let d = Deployment::new("emptyfile");
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let before = d.containers();
+    std::fs::write(d.compose_dir.join("controller.yml"), "# nothing yet\n").unwrap();
+    let output = d.kolla("deploy", &["--remove-orphans"]);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("controller.yml: the file is empty"),
+        "{}",
+        describe(&output)
+    );
+    assert_eq!(d.containers(), before);
+}
+
+#[test]
+fn upgrade_tag_on_an_image_with_a_literal_tag_says_the_file_decides() {
+    let d = common::swap_deployment("literaltag", &["1.0.0", "2.0.0"]);
+    let file = d.compose_dir.join("controller.yml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("fx-web:${TAG}", "fx-web:1.0.0")).unwrap();
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let before = d.containers();
+    let output = d.kolla("upgrade", &["web", "--tag", "2.0.0"]);
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("tag comes from the compose file"),
+        "{}",
+        describe(&output)
+    );
+    assert_eq!(d.containers(), before);
+}

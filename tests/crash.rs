@@ -7,6 +7,11 @@
 //! the live container has its restart policy and the kept ones `no`, and
 //! the data is as it was. tools/test runs these with
 //! `--features fault-injection`.
+//!
+//! Most run without the swap helper (`swap_helper: false`), so the fault
+//! points inside the critical section freeze kolla itself: what a death of
+//! the helper (or of the engine under it) leaves. The helper's own tests
+//! are at the end: kolla killed mid-swap, the helper finishes alone.
 
 #![cfg(feature = "fault-injection")]
 
@@ -98,8 +103,17 @@ fn assert_settled(d: &Deployment, step: &str, version: &str) {
     );
 }
 
+/// Swaps in this deployment run in kolla itself, not in the helper.
+fn without_helper(d: &Deployment) {
+    let path = d.images.config_dir.join("globals.yml");
+    let mut globals = std::fs::read_to_string(&path).unwrap();
+    globals.push_str("swap_helper: false\n");
+    std::fs::write(path, globals).unwrap();
+}
+
 fn deployed(name: &str) -> Deployment {
     let d = common::swap_deployment(name, &["1.0.0", "2.0.0"]);
+    without_helper(&d);
     let output = d.kolla("deploy", &[]);
     assert!(output.status.success(), "{}", describe(&output));
     d.write_data("/data/precious", "customer data");
@@ -245,6 +259,7 @@ fn crash_during_the_bootstrap_job_waits_for_it() {
 #[test]
 fn crash_while_swapping_back() {
     let d = common::swap_deployment("crash-back", &["1.0.0", "9.0.0"]);
+    without_helper(&d);
     let output = d.kolla("deploy", &[]);
     assert!(output.status.success(), "{}", describe(&output));
     d.write_data("/data/precious", "customer data");
@@ -288,6 +303,7 @@ fn crash_in_a_rollback() {
 fn crash_in_the_create_path_leaves_no_unconfigured_live_container() {
     for step in ["create-locked", "create-configured", "create-renamed"] {
         let d = common::swap_deployment(&format!("crash-{step}"), &["1.0.0"]);
+        without_helper(&d);
         kill_at(d.command("deploy", &[]), step);
         let web = d.container("web");
         let containers = d.containers();
@@ -307,4 +323,97 @@ fn crash_in_the_create_path_leaves_no_unconfigured_live_container() {
             describe(&output)
         );
     }
+}
+
+/// Run `command` until it says `line`, then SIGKILL it.
+fn kill_when(mut command: Command, line: &str) {
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let wanted = line.to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if l.contains(&wanted) {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let seen = rx.recv_timeout(Duration::from_secs(90));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(seen.is_ok(), "kolla never said {line:?}");
+}
+
+/// Wait until no swap helper of the deployment runs.
+fn helper_done(d: &Deployment) {
+    let helper = d.container("web.kolla-swap");
+    for _ in 0..600 {
+        if d.containers()
+            .get(&helper)
+            .is_none_or(|(_, s)| s != "running")
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the swap helper still runs after a minute");
+}
+
+/// kolla killed while its helper runs the swap: the helper finishes it
+/// alone. v2 serves before anyone runs another command; `recover` then
+/// only clears the lock and the helper's container.
+#[test]
+fn the_helper_finishes_a_swap_whose_kolla_was_killed() {
+    let d = common::swap_deployment("helper-alone", &["1.0.0", "2.0.0"]);
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    d.write_data("/data/precious", "customer data");
+    let v1 = d.containers()[&d.container("web")].0.clone();
+    kill_when(
+        d.command("upgrade", &["web", "--tag", "2.0.0"]),
+        "the swap runs on the node",
+    );
+    helper_done(&d);
+    assert_eq!(
+        d.serving().as_deref(),
+        Some("version 2.0.0\n"),
+        "dark after the kill"
+    );
+    assert_eq!(d.containers()[&d.container("web.kolla-gen-1")].0, v1);
+    let output = d.kolla("recover", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_settled(&d, "the helper's swap", "2.0.0");
+    assert!(!d.containers().contains_key(&d.container("web.kolla-swap")));
+}
+
+/// The helper itself dies mid-swap (as when the engine is restarted under
+/// it): recovery restores what was live, from the very same container.
+#[test]
+fn a_helper_killed_mid_swap_is_recovered() {
+    let d = common::swap_deployment("helper-killed", &["1.0.0", "2.0.0"]);
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    d.write_data("/data/precious", "customer data");
+    let v1 = d.containers()[&d.container("web")].0.clone();
+    // The fault point freezes the helper (it gets KOLLA_FAULT); then both
+    // it and kolla die.
+    kill_at(
+        d.command("upgrade", &["web", "--tag", "2.0.0"]),
+        "old-renamed",
+    );
+    let helper = d.container("web.kolla-swap");
+    let killed = std::process::Command::new("docker")
+        .args(["kill", &helper])
+        .output()
+        .unwrap();
+    assert!(killed.status.success(), "{}", describe(&killed));
+    let output = d.kolla("recover", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_settled(&d, "helper killed at old-renamed", "1.0.0");
+    assert_eq!(d.containers()[&d.container("web")].0, v1);
+    assert!(!d.containers().contains_key(&helper));
 }

@@ -149,9 +149,36 @@ fn deploy_is_idempotent_replaces_only_what_changed_and_keeps_data() {
     let left: Vec<String> = d.containers().into_keys().collect();
     assert_eq!(left, vec![d.container("webdata")]);
     assert_eq!(d.read_data("/data/boot.log"), "bootstrap\nbootstrap\n");
+    // The data container's volume, by name.
+    let volumes = |d: &Deployment| -> Vec<String> {
+        let output = std::process::Command::new("docker")
+            .args(["volume", "ls", "-q", "--filter"])
+            .arg(format!("label=kolla.project={}", d.project))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let data_volumes = volumes(&d);
+    assert!(
+        data_volumes
+            .iter()
+            .any(|v| v.starts_with(&d.container("webdata"))),
+        "{data_volumes:?}"
+    );
     let output = d.kolla("destroy", &["--purge-data", "--yes-i-really-mean-it"]);
     assert!(output.status.success(), "{}", describe(&output));
     assert!(d.containers().is_empty());
+    for volume in &data_volumes {
+        let inspect = std::process::Command::new("docker")
+            .args(["volume", "inspect", volume])
+            .output()
+            .unwrap();
+        assert!(!inspect.status.success(), "purge left the volume {volume}");
+    }
+    assert!(volumes(&d).is_empty());
     // Deploying again starts from scratch: the old data is gone.
     let output = d.kolla("deploy", &[]);
     assert!(output.status.success(), "{}", describe(&output));

@@ -177,7 +177,12 @@ impl ComposeFile {
 /// The part of `name` that kolla's own container names use (a lock,
 /// candidate, bootstrap job or kept generation), if it ends in one.
 pub fn reserved_suffix(name: &str) -> Option<&str> {
-    for suffix in [".kolla-lock", ".kolla-new", ".kolla-bootstrap"] {
+    for suffix in [
+        ".kolla-lock",
+        ".kolla-new",
+        ".kolla-bootstrap",
+        ".kolla-swap",
+    ] {
         if name.ends_with(suffix) {
             return Some(suffix);
         }
@@ -435,6 +440,18 @@ pub fn parse(
         path: path.to_path_buf(),
         message: e.to_string().trim_start_matches("error: ").to_string(),
     };
+    // An empty file would deploy nothing, and with --remove-orphans remove
+    // everything: surely not what its author meant.
+    let empty = |what: &str| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        message: format!("{what}: a compose file must define at least one service"),
+    };
+    if text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#') || l.trim() == "---")
+    {
+        return Err(empty("the file is empty"));
+    }
     // The top level decides the layout: v1 files have services at the top.
     let top: BTreeMap<String, serde::de::IgnoredAny> =
         serde_saphyr::from_str(text).map_err(yaml_error)?;
@@ -460,6 +477,9 @@ pub fn parse(
             volumes: BTreeMap::new(),
         }
     };
+    if raw.services.is_empty() {
+        return Err(empty("no services"));
+    }
     let lookup = |name: &str| {
         variables
             .environment
@@ -1412,6 +1432,20 @@ volumes:
             ]
         );
         assert!(file.volumes["outside"].external);
+    }
+
+    #[test]
+    fn an_empty_file_or_one_without_services_is_an_error() {
+        for text in [
+            "",
+            "# nothing\n",
+            "services: {}\n",
+            "version: '3'\nservices: {}\n",
+        ] {
+            let err = parse_text(text).unwrap_err().to_string();
+            assert!(err.starts_with("compose/compute.yml:"), "{text:?}: {err}");
+            assert!(err.contains("at least one service"), "{text:?}: {err}");
+        }
     }
 
     #[test]

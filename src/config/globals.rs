@@ -40,6 +40,10 @@ pub struct Globals {
     pub project: String,
     /// Prepended to every container and volume name kolla creates.
     pub container_prefix: String,
+    /// Run each swap's critical section (stop, renames, start, gate, swap
+    /// back) in a helper container on the node, so it finishes even if
+    /// kolla or its link to the node dies. Off: kolla runs it itself.
+    pub swap_helper: bool,
 }
 
 impl Default for Globals {
@@ -68,6 +72,7 @@ impl Default for Globals {
             ]),
             project: "kolla".into(),
             container_prefix: String::new(),
+            swap_helper: true,
         }
     }
 }

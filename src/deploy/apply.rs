@@ -112,8 +112,16 @@ pub enum DeployError {
         failure: String,
         stuck: String,
     },
+    /// The swap helper swapped back after this failure (its message names
+    /// the node and service already).
+    #[error("{message}")]
+    SwappedBack {
+        node: String,
+        service: String,
+        message: String,
+    },
     #[error(
-        "node {node}: service {service}: the bootstrap job {name} left by an earlier run is still running after {waited}s\n  hint: kolla never kills a running bootstrap job (it may be migrating a schema); run `kolla recover` again once it has finished"
+        "node {node}: service {service}: {name}, left by an earlier run, is still running after {waited}s\n  hint: kolla never kills a running bootstrap job (it may be migrating a schema) or swap helper (it is finishing a swap); run `kolla recover` again once it has finished"
     )]
     JobStillRunning {
         node: String,
@@ -177,6 +185,8 @@ pub struct NodeRun<'a> {
     pub say: &'a (dyn Fn(String) + Sync),
     /// Where the history log lives (None: not recorded).
     pub state_dir: Option<&'a std::path::Path>,
+    /// Run swaps' critical sections in a helper container on the node.
+    pub use_helper: bool,
 }
 
 /// What one applied action did.

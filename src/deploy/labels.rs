@@ -36,6 +36,7 @@ pub const CANDIDATE_SUFFIX: &str = ".kolla-new";
 pub const KEPT_INFIX: &str = ".kolla-gen-";
 pub const LOCK_SUFFIX: &str = ".kolla-lock";
 pub const BOOTSTRAP_SUFFIX: &str = ".kolla-bootstrap";
+pub const HELPER_SUFFIX: &str = ".kolla-swap";
 
 /// What a container's name says about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -50,6 +51,8 @@ pub enum Role {
     Lock,
     /// `<svc>.kolla-bootstrap`: a one-shot job.
     Bootstrap,
+    /// `<svc>.kolla-swap`: the helper running a swap's critical section.
+    Helper,
 }
 
 /// Split a container name into its service and role. `prefix` is the
@@ -68,6 +71,9 @@ pub fn parse_name<'a>(prefix: &str, name: &'a str) -> Option<(&'a str, Role)> {
     if let Some(service) = name.strip_suffix(BOOTSTRAP_SUFFIX) {
         return Some((service, Role::Bootstrap));
     }
+    if let Some(service) = name.strip_suffix(HELPER_SUFFIX) {
+        return Some((service, Role::Helper));
+    }
     if let Some((service, generation)) = name.rsplit_once(KEPT_INFIX)
         && let Ok(generation) = generation.parse()
     {
@@ -84,6 +90,7 @@ pub fn container_name(prefix: &str, service: &str, role: Role) -> String {
         Role::Kept(generation) => format!("{prefix}{service}{KEPT_INFIX}{generation}"),
         Role::Lock => format!("{prefix}{service}{LOCK_SUFFIX}"),
         Role::Bootstrap => format!("{prefix}{service}{BOOTSTRAP_SUFFIX}"),
+        Role::Helper => format!("{prefix}{service}{HELPER_SUFFIX}"),
     }
 }
 
@@ -239,6 +246,7 @@ mod tests {
             Role::Kept(7),
             Role::Lock,
             Role::Bootstrap,
+            Role::Helper,
         ] {
             let name = container_name("t1-", "glance-api", role);
             assert_eq!(

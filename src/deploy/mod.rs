@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod config_files;
 pub mod fault;
+pub mod helper;
 pub mod history;
 pub mod labels;
 pub mod lock;

@@ -168,7 +168,8 @@ pub fn recovery_plan(
 /// Whether `service` has anything for recovery to do.
 pub fn needs_recovery(observed: &[ObservedContainer], service: &str, retain: usize) -> bool {
     let mine: Vec<&ObservedContainer> = observed.iter().filter(|c| c.service == service).collect();
-    mine.iter().any(|c| c.role == Role::Lock)
+    mine.iter()
+        .any(|c| matches!(c.role, Role::Lock | Role::Helper))
         || !recovery_plan(&mine, false, None, retain).is_empty()
 }
 
@@ -196,7 +197,7 @@ pub async fn recover_service(
     // The lock container is made from an image the service already has.
     let Some(image) = observed
         .iter()
-        .filter(|c| c.service == service && c.role != Role::Lock)
+        .filter(|c| c.service == service && !matches!(c.role, Role::Lock | Role::Helper))
         .map(|c| {
             if c.digest.is_empty() {
                 c.image.clone()
@@ -233,6 +234,13 @@ pub async fn recover_service(
         done.push(format!("took over the lock of {holder}"));
     }
     let result = async {
+        // A helper left by the dead run finishes its swap first (it is
+        // never killed); what it leaves is what recovery starts from.
+        let helper = labels::container_name(run.placement_prefix, service, Role::Helper);
+        if observed.iter().any(|c| c.name == helper) {
+            run.settle_job(service, &helper).await?;
+            done.push(format!("let the swap helper {helper} finish"));
+        }
         let now = node::observe_project(engine, run.project, run.placement_prefix)
             .await
             .map_err(err)?;

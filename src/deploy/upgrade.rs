@@ -17,6 +17,7 @@ use super::apply::{DeployError, NodeRun};
 use super::labels::{self, ObservedContainer, Role};
 use super::owned;
 use super::spec::ContainerSpec;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone)]
 pub struct SwapOptions {
@@ -71,7 +72,44 @@ pub async fn swap(
         started: options.start_first,
         back_to: None,
     };
-    swap_in(run, service, live, kept, incoming, options).await
+    perform(run, task(service, live, kept, incoming, options)).await
+}
+
+fn task(
+    service: &str,
+    live: &ObservedContainer,
+    kept: &[ObservedContainer],
+    incoming: Incoming,
+    options: &SwapOptions,
+) -> SwapTask {
+    SwapTask {
+        service: service.to_string(),
+        live_id: live.id.clone(),
+        live_generation: live.generation,
+        kept: kept
+            .iter()
+            .filter(|c| c.id != incoming.id)
+            .map(|c| (c.generation, c.id.clone()))
+            .collect(),
+        incoming,
+        grace: options.grace,
+    }
+}
+
+/// Run the critical section: in the node's helper container when the
+/// deployment uses one (and it can start), else here.
+async fn perform(run: &NodeRun<'_>, task: SwapTask) -> Result<Duration, DeployError> {
+    if run.use_helper {
+        match super::helper::run(run, &task).await {
+            Ok(outcome) => return outcome,
+            // Nothing was touched yet: the critical section runs here.
+            Err(unavailable) => (run.say)(format!(
+                "{}: {}: note: no swap helper on this node ({unavailable}); kolla runs the swap itself",
+                run.node, task.service
+            )),
+        }
+    }
+    swap_in(run, &task).await
 }
 
 /// Swap the kept container `target` back in for `live` (a rollback).
@@ -96,20 +134,36 @@ pub async fn rollback(
         start_first: false,
         ..options.clone()
     };
-    swap_in(run, service, live, kept, incoming, &options).await
+    perform(run, task(service, live, kept, incoming, &options)).await
 }
 
 /// The container coming in.
-struct Incoming {
-    id: String,
-    generation: u64,
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incoming {
+    pub id: String,
+    pub generation: u64,
     /// Restart policy to give it once live (a kept container has `no`).
-    restart: Option<String>,
+    pub restart: Option<String>,
     /// Already running and gated (start-first).
-    started: bool,
+    pub started: bool,
     /// Where it goes back to if it fails: its kept name, or None to be
     /// removed (a fresh candidate).
-    back_to: Option<String>,
+    pub back_to: Option<String>,
+}
+
+/// The critical section of one swap, as plain data: what `swap_in` does,
+/// on the operator's machine or in the helper container on the node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SwapTask {
+    pub service: String,
+    /// The live container now.
+    pub live_id: String,
+    pub live_generation: u64,
+    /// The kept containers besides the incoming one: (generation, id).
+    pub kept: Vec<(u64, String)>,
+    pub incoming: Incoming,
+    /// Graceful stop timeout of the old container (seconds).
+    pub grace: Option<i64>,
 }
 
 /// The old live container, as the swap found it.
@@ -119,26 +173,27 @@ struct Outgoing {
     policy: String,
 }
 
-async fn swap_in(
-    run: &NodeRun<'_>,
-    service: &str,
-    live: &ObservedContainer,
-    kept: &[ObservedContainer],
-    incoming: Incoming,
-    options: &SwapOptions,
-) -> Result<Duration, DeployError> {
+/// The critical section of a swap: stop the old container, rename both,
+/// start the new one, gate it, prune; on any failure after the stop, swap
+/// back. Every step works by container id.
+pub async fn swap_in(run: &NodeRun<'_>, task: &SwapTask) -> Result<Duration, DeployError> {
+    let service = task.service.as_str();
+    let incoming = &task.incoming;
     let engine = run.engine;
     let err = |e| run.engine_error(e);
     let live_name = labels::container_name(run.placement_prefix, service, Role::Live);
-    let kept_name =
-        labels::container_name(run.placement_prefix, service, Role::Kept(live.generation));
+    let kept_name = labels::container_name(
+        run.placement_prefix,
+        service,
+        Role::Kept(task.live_generation),
+    );
     // Before anything stops: the old container is still the one observed,
     // and the name it will be kept under is free.
-    let Some(old) = engine.inspect(&live.id).await.map_err(err)? else {
+    let Some(old) = engine.inspect(&task.live_id).await.map_err(err)? else {
         return Err(err(crate::engine::EngineError::NotFound {
             what: format!(
                 "the live container of {service} (id {})",
-                owned::short_id(&live.id)
+                owned::short_id(&task.live_id)
             ),
         }));
     };
@@ -147,12 +202,12 @@ async fn swap_in(
         .map_err(|e| run.owned_error(e))?;
     let outgoing = Outgoing {
         id: old.id,
-        generation: live.generation,
+        generation: task.live_generation,
         policy: old.restart_policy,
     };
     (run.say)(format!(
         "{}: {service}: swapping generation {} for {}",
-        run.node, live.generation, incoming.generation
+        run.node, task.live_generation, incoming.generation
     ));
     // An engine restart must never revive the old container beside the new.
     engine
@@ -164,7 +219,7 @@ async fn swap_in(
     // From here on, every failure swaps back.
     let outcome: Result<(), DeployError> = async {
         engine
-            .stop_container(&outgoing.id, options.grace)
+            .stop_container(&outgoing.id, task.grace)
             .await
             .map_err(err)?;
         super::fault::point("old-stopped");
@@ -209,11 +264,7 @@ async fn swap_in(
                 run.node,
                 dark.as_secs_f64()
             ));
-            let mut candidates: Vec<(u64, String)> = kept
-                .iter()
-                .filter(|c| c.id != incoming.id)
-                .map(|c| (c.generation, c.id.clone()))
-                .collect();
+            let mut candidates = task.kept.clone();
             candidates.push((outgoing.generation, outgoing.id.clone()));
             prune(run, service, candidates).await?;
             Ok(dark)
@@ -224,7 +275,7 @@ async fn swap_in(
                 run.node, incoming.generation, outgoing.generation
             ));
             if let Err(stuck) =
-                swap_back(run, service, &outgoing, &incoming, &live_name, options).await
+                swap_back(run, service, &outgoing, incoming, &live_name, task.grace).await
             {
                 return Err(DeployError::NeedsRecovery {
                     node: run.node.to_string(),
@@ -248,7 +299,7 @@ async fn swap_back(
     outgoing: &Outgoing,
     incoming: &Incoming,
     live_name: &str,
-    options: &SwapOptions,
+    grace: Option<i64>,
 ) -> Result<(), DeployError> {
     let engine = run.engine;
     let err = |e| run.engine_error(e);
@@ -256,7 +307,7 @@ async fn swap_back(
     if let Some(now) = engine.inspect(&incoming.id).await.map_err(err)? {
         if now.running {
             engine
-                .stop_container(&incoming.id, options.grace)
+                .stop_container(&incoming.id, grace)
                 .await
                 .map_err(err)?;
         }

@@ -1,0 +1,369 @@
+//! The swap helper: a short-lived container on the node that runs a swap's
+//! critical section (stop the old container, rename both, start the new
+//! one, gate it, swap back on failure; `upgrade::swap_in`), so the section
+//! finishes even when kolla is killed or loses its link to the node. The
+//! helper is kolla itself: its image holds this very binary and the shared
+//! libraries it needs, built on the node the first time a swap needs it
+//! (tagged by the binary's identity, so each kolla build has its own) and
+//! given the node's engine socket. kolla waits for it, shows its lines as
+//! its own and reads its verdict from its last line; the helper container
+//! is removed after. If kolla dies meanwhile, the helper finishes alone and
+//! the next command (recovery) removes it.
+//!
+//! When the helper cannot be made or started (another architecture, no
+//! `ldd`), nothing has been touched yet and kolla runs the section itself.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::apply::{ApplyOptions, DeployError, NodeRun};
+use super::labels::{self, Role};
+use super::owned;
+use super::spec::ContainerSpec;
+use super::upgrade::{self, SwapTask};
+use crate::engine::{BuildRequest, Endpoint, Engine, WaitGoal, WaitOutcome};
+
+/// The helper image's repository; its tag names the kolla build.
+pub const REPOSITORY: &str = "kolla-swap-helper";
+/// The environment variable that hands the helper its task.
+const TASK_ENV: &str = "KOLLA_SWAP_TASK";
+/// The helper's verdict: the one stdout line starting with this.
+const VERDICT: &str = "kolla-swap-verdict: ";
+/// Where the node's engine socket is mounted in the helper.
+const SOCKET: &str = "/var/run/docker.sock";
+
+/// Everything the helper needs besides the engine.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct HelperInput {
+    node: String,
+    prefix: String,
+    project: String,
+    health_timeout_ms: u64,
+    monitor_window_ms: u64,
+    retain: usize,
+    log_lines: usize,
+    task: SwapTask,
+}
+
+/// What the helper says of its swap.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Verdict {
+    dark_secs: Option<f64>,
+    error: Option<String>,
+    needs_recovery: bool,
+}
+
+/// Run `task` in the node's helper. Err: the helper could not be used and
+/// nothing was touched (the caller runs the section itself); Ok: the
+/// swap's own outcome.
+pub async fn run(
+    run: &NodeRun<'_>,
+    task: &SwapTask,
+) -> Result<Result<Duration, DeployError>, String> {
+    let engine = run.engine;
+    let service = task.service.as_str();
+    let image = ensure_image(engine).await?;
+    let name = labels::container_name(run.placement_prefix, service, Role::Helper);
+    match owned::find(engine, &name, run.project, service).await {
+        Ok(Some(old)) if old.running => {
+            return Ok(Err(DeployError::JobStillRunning {
+                node: run.node.to_string(),
+                service: service.to_string(),
+                name,
+                waited: 0,
+            }));
+        }
+        Ok(Some(old)) => engine
+            .remove_container(&old.id, false)
+            .await
+            .map_err(|e| e.to_string())?,
+        Ok(None) => {}
+        Err(e) => return Ok(Err(run.owned_error(e))),
+    }
+    let input = HelperInput {
+        node: run.node.to_string(),
+        prefix: run.placement_prefix.to_string(),
+        project: run.project.to_string(),
+        health_timeout_ms: millis(run.options.health_timeout),
+        monitor_window_ms: millis(run.options.monitor_window),
+        retain: run.options.retain,
+        log_lines: run.options.log_lines,
+        task: task.clone(),
+    };
+    let input = serde_json::to_string(&input).map_err(|e| e.to_string())?;
+    let socket = match engine.endpoint().strip_prefix("unix://") {
+        Some(path) => path.to_string(),
+        None => SOCKET.to_string(),
+    };
+    let mut env = vec![format!("{TASK_ENV}={input}")];
+    if cfg!(feature = "fault-injection")
+        && let Ok(step) = std::env::var("KOLLA_FAULT")
+    {
+        env.push(format!("KOLLA_FAULT={step}"));
+    }
+    let spec = ContainerSpec {
+        name: name.clone(),
+        image,
+        entrypoint: Some(vec!["/kolla".into()]),
+        command: Some(vec!["swap-helper".into()]),
+        env,
+        user: Some("0".into()),
+        network_mode: Some("none".into()),
+        binds: vec![format!("{socket}:{SOCKET}")],
+        labels: BTreeMap::from([
+            (labels::PROJECT.to_string(), run.project.to_string()),
+            (labels::SERVICE.to_string(), service.to_string()),
+        ]),
+        restart_policy: Some("no".into()),
+        ..ContainerSpec::default()
+    };
+    let id = engine
+        .create_container(&spec)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Err(e) = engine.start_container(&id).await {
+        let _ = engine.remove_container(&id, false).await;
+        return Err(e.to_string());
+    }
+    (run.say)(format!(
+        "{}: {service}: the swap runs on the node, in {name}",
+        run.node
+    ));
+    // From here the helper owns the section: whatever happens to this
+    // process, it runs to its end.
+    let mut verdict = None;
+    let followed = engine
+        .follow_logs(&id, |line, stdout| match line.strip_prefix(VERDICT) {
+            Some(json) if stdout => verdict = serde_json::from_str::<Verdict>(json).ok(),
+            _ => (run.say)(line.to_string()),
+        })
+        .await;
+    let limit = run.options.health_timeout * 3 + Duration::from_secs(600);
+    let ended = engine.wait_for(&id, WaitGoal::Exited, limit).await;
+    let still_running = !matches!(ended, Ok(WaitOutcome::Exited(_)));
+    if !still_running {
+        let _ = engine.remove_container(&id, false).await;
+    }
+    let failed = |message: String| DeployError::NeedsRecovery {
+        node: run.node.to_string(),
+        service: service.to_string(),
+        failure: "the swap helper gave no verdict".into(),
+        stuck: message,
+    };
+    Ok(match (verdict, followed) {
+        (
+            Some(Verdict {
+                error: None,
+                dark_secs,
+                ..
+            }),
+            _,
+        ) => Ok(Duration::from_secs_f64(dark_secs.unwrap_or(0.0))),
+        (
+            Some(Verdict {
+                error: Some(message),
+                needs_recovery: false,
+                ..
+            }),
+            _,
+        ) => Err(DeployError::SwappedBack {
+            node: run.node.to_string(),
+            service: service.to_string(),
+            message,
+        }),
+        (
+            Some(Verdict {
+                error: Some(message),
+                ..
+            }),
+            _,
+        ) => Err(failed(message)),
+        (None, Err(e)) => Err(failed(e.to_string())),
+        (None, Ok(())) if still_running => Err(failed(format!("{name} is still running"))),
+        (None, Ok(())) => Err(failed(format!("{name} ended without one"))),
+    })
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The helper's side (`kolla swap-helper`, inside the helper container):
+/// run the task from the environment against the mounted engine socket,
+/// then print the verdict.
+pub async fn serve() -> anyhow::Result<()> {
+    let input: HelperInput = serde_json::from_str(&std::env::var(TASK_ENV)?)?;
+    let engine = Engine::connect(&Endpoint {
+        url: format!("unix://{SOCKET}"),
+        tls: None,
+    })
+    .await?;
+    let options = ApplyOptions {
+        health_timeout: Duration::from_millis(input.health_timeout_ms),
+        monitor_window: Duration::from_millis(input.monitor_window_ms),
+        retain: input.retain,
+        log_lines: input.log_lines,
+    };
+    let say = |line: String| eprintln!("{line}");
+    let run = NodeRun {
+        engine: &engine,
+        node: &input.node,
+        placement_prefix: &input.prefix,
+        project: &input.project,
+        options: &options,
+        say: &say,
+        state_dir: None,
+        use_helper: false,
+    };
+    let result = upgrade::swap_in(&run, &input.task).await;
+    let verdict = match &result {
+        Ok(dark) => Verdict {
+            dark_secs: Some(dark.as_secs_f64()),
+            error: None,
+            needs_recovery: false,
+        },
+        Err(e) => Verdict {
+            dark_secs: None,
+            error: Some(e.to_string()),
+            needs_recovery: e.needs_recovery(),
+        },
+    };
+    println!("{VERDICT}{}", serde_json::to_string(&verdict)?);
+    Ok(())
+}
+
+/// The helper image on this node, built if missing: its tag.
+async fn ensure_image(engine: &Engine) -> Result<String, String> {
+    let files = helper_files()?;
+    let mut identity = Sha256::new();
+    for (path, source) in &files {
+        let meta = std::fs::metadata(source).map_err(|e| format!("{}: {e}", source.display()))?;
+        identity.update(path.as_bytes());
+        identity.update(meta.len().to_le_bytes());
+        let modified = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        identity.update(modified.to_le_bytes());
+    }
+    let tag = format!("{REPOSITORY}:{}", &hex::encode(identity.finalize())[..16]);
+    if engine
+        .image(&tag)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_some()
+    {
+        return Ok(tag);
+    }
+    // Helpers of earlier kolla builds: removed unless a container uses one.
+    for old in engine
+        .image_tags_matching(&format!("{REPOSITORY}:*"))
+        .await
+        .unwrap_or_default()
+    {
+        let _ = engine.remove_image(&old, false).await;
+    }
+    let context = context_tar(&files).map_err(|e| format!("helper image context: {e}"))?;
+    engine
+        .build(
+            BuildRequest {
+                tag: tag.clone(),
+                context_tar: context.into(),
+                no_cache: false,
+            },
+            |_| {},
+        )
+        .await
+        .map_err(|e| format!("building {tag}: {e}"))?;
+    Ok(tag)
+}
+
+/// This binary and its shared libraries (as `ldd` lists them): (path in
+/// the image, file here).
+fn helper_files() -> Result<Vec<(String, PathBuf)>, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find kolla's binary: {e}"))?;
+    let output = std::process::Command::new("ldd")
+        .arg(&exe)
+        .output()
+        .map_err(|e| format!("ldd: {e}"))?;
+    let mut files = vec![("kolla".to_string(), exe)];
+    // A static binary: ldd says so and fails; it needs nothing else.
+    if output.status.success() {
+        for path in shared_libraries(&String::from_utf8_lossy(&output.stdout)) {
+            files.push((
+                path.trim_start_matches('/').to_string(),
+                PathBuf::from(&path),
+            ));
+        }
+    }
+    Ok(files)
+}
+
+/// The absolute paths of the libraries in `ldd`'s output.
+fn shared_libraries(ldd: &str) -> Vec<String> {
+    ldd.lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            let path = match line.split_once("=>") {
+                Some((_, rest)) => rest.trim(),
+                None => line,
+            };
+            let path = path.split(" (").next().unwrap_or_default().trim();
+            path.starts_with('/').then(|| path.to_string())
+        })
+        .collect()
+}
+
+fn context_tar(files: &[(String, PathBuf)]) -> std::io::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let dockerfile = "FROM scratch\nCOPY rootfs/ /\nENTRYPOINT [\"/kolla\"]\n";
+    let mut append = |path: &str, data: &[u8], mode: u32| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(mode);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder.append_data(&mut header, path, data)
+    };
+    append("Dockerfile", dockerfile.as_bytes(), 0o644)?;
+    for (path, source) in files {
+        // Follow symlinks: the image gets the library itself at its path.
+        let data = std::fs::read(source)?;
+        append(&format!("rootfs/{path}"), &data, 0o755)?;
+    }
+    builder.into_inner()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libraries_are_read_from_ldd_output() {
+        let ldd = "\tlinux-vdso.so.1 (0x00007ffd)\n\tlibgcc_s.so.1 => /lib/x86_64-linux-gnu/libgcc_s.so.1 (0x00007f)\n\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f)\n\t/lib64/ld-linux-x86-64.so.2 (0x00007f)\n\tlibmissing.so => not found\n";
+        assert_eq!(
+            shared_libraries(ldd),
+            vec![
+                "/lib/x86_64-linux-gnu/libgcc_s.so.1",
+                "/lib/x86_64-linux-gnu/libc.so.6",
+                "/lib64/ld-linux-x86-64.so.2"
+            ]
+        );
+    }
+
+    #[test]
+    fn this_binary_and_its_libraries_make_the_image() {
+        let files = helper_files().unwrap();
+        assert_eq!(files[0].0, "kolla");
+        assert!(files.iter().all(|(path, _)| !path.starts_with('/')));
+        assert!(files.iter().all(|(_, source)| source.exists()));
+    }
+}
