@@ -202,11 +202,69 @@ enum StringOrList {
     Many(Vec<String>),
 }
 
+#[derive(Debug)]
+enum Environment {
+    Map(BTreeMap<String, Option<Scalar>>),
+    List(Vec<String>),
+}
+
+// By hand rather than `untagged`: an untagged enum buffers its input, and
+// the buffered form loses what a nested scalar was (`PORT: 5000`).
+impl<'de> Deserialize<'de> for Environment {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Environment;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map of names to values, or a list of NAME=value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Environment, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some((key, value)) = map.next_entry::<String, Option<Scalar>>()? {
+                    out.insert(key, value);
+                }
+                Ok(Environment::Map(out))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Environment, A::Error> {
+                let mut out = Vec::new();
+                while let Some(item) = seq.next_element::<Scalar>()? {
+                    out.push(item.into_text());
+                }
+                Ok(Environment::List(out))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// A map value compose reads as text, whatever YAML made of it
+/// (`PORT: 5000`, `DEBUG: true`).
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-enum Environment {
-    Map(BTreeMap<String, Option<String>>),
-    List(Vec<String>),
+enum Scalar {
+    Text(String),
+    Unsigned(u64),
+    Integer(i64),
+    Float(f64),
+    Boolean(bool),
+}
+
+impl Scalar {
+    fn into_text(self) -> String {
+        match self {
+            Scalar::Text(text) => text,
+            Scalar::Unsigned(n) => n.to_string(),
+            Scalar::Integer(n) => n.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Boolean(b) => b.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -234,7 +292,7 @@ struct MountLong {
     source: Option<String>,
     target: String,
     #[serde(default)]
-    read_only: bool,
+    read_only: Option<Spanned<Flex<bool>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -266,10 +324,43 @@ struct RawHealthcheck {
     test: Option<StringOrList>,
     interval: Option<String>,
     timeout: Option<String>,
-    retries: Option<u32>,
+    retries: Option<Spanned<Flex<u32>>>,
     start_period: Option<String>,
     #[serde(default)]
     disable: bool,
+}
+
+/// A number or boolean written as itself or as text to interpolate
+/// (`retries: $RETRIES`, `read_only: ${RO:-false}`), as compose allows.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Flex<T> {
+    Value(T),
+    Text(String),
+}
+
+/// What `Flex` text may become once interpolated.
+trait FromText: Sized {
+    fn from_text(text: &str) -> Option<Self>;
+    const EXPECTED: &'static str;
+}
+
+impl FromText for bool {
+    fn from_text(text: &str) -> Option<bool> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" => Some(true),
+            "false" | "no" | "off" => Some(false),
+            _ => None,
+        }
+    }
+    const EXPECTED: &'static str = "true or false";
+}
+
+impl FromText for u32 {
+    fn from_text(text: &str) -> Option<u32> {
+        text.trim().parse().ok()
+    }
+    const EXPECTED: &'static str = "a whole number";
 }
 
 #[derive(Debug, Deserialize)]
@@ -321,7 +412,7 @@ struct RawService {
     pid: Option<String>,
     ipc: Option<String>,
     #[serde(default)]
-    privileged: bool,
+    privileged: Option<Spanned<Flex<bool>>>,
     #[serde(default)]
     cap_add: Vec<String>,
     #[serde(default)]
@@ -336,7 +427,7 @@ struct RawService {
     depends_on: Option<Spanned<DependsOn>>,
     healthcheck: Option<RawHealthcheck>,
     restart: Option<String>,
-    init: Option<bool>,
+    init: Option<Spanned<Flex<bool>>>,
     #[serde(default)]
     ulimits: BTreeMap<String, RawUlimit>,
     tmpfs: Option<StringOrList>,
@@ -429,6 +520,50 @@ pub fn parse_dotenv(text: &str, path: &Path) -> Result<BTreeMap<String, String>,
     Ok(vars)
 }
 
+/// How compose YAML is read: the parser's resource limits (events, nodes,
+/// aliases, depth, bytes), which stop a "billion laughs" file, stay; its
+/// alias-per-anchor ratio goes, since real compose files use many aliases
+/// of few anchors (one `x-service` anchor merged into every service).
+fn yaml_options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.enforce_alias_anchor_ratio = false;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
+}
+
+/// The parser's "budget breached: Nodes { .. }" in words.
+fn budget_in_words(message: &str) -> String {
+    const LIMITS: &[(&str, &str)] = &[
+        ("Events", "too many YAML events (over a million)"),
+        ("Aliases", "too many aliases (*name)"),
+        ("Anchors", "too many anchors (&name)"),
+        ("Depth", "nesting too deep"),
+        ("Nodes", "too many values once aliases are expanded"),
+        ("ScalarBytes", "too much text once aliases are expanded"),
+        ("MergeKeys", "too many merge keys (<<)"),
+        ("RecordedAnchorEvents", "anchors that expand to too much"),
+        (
+            "RecordedAnchorBytes",
+            "anchors that expand to too much text",
+        ),
+    ];
+    let Some((before, after)) = message.split_once("budget breached: ") else {
+        return message.to_string();
+    };
+    let variant: String = after
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .collect();
+    match LIMITS.iter().find(|(name, _)| *name == variant) {
+        Some((_, words)) => format!(
+            "{before}the file is too big to read safely: {words} (a limit against YAML bombs); {}",
+            after.lines().next().unwrap_or_default()
+        ),
+        None => message.to_string(),
+    }
+}
+
 /// Parse compose YAML `text` (of file `path`, for errors and relative paths).
 pub fn parse(
     text: &str,
@@ -438,7 +573,7 @@ pub fn parse(
 ) -> Result<ComposeFile, ConfigError> {
     let yaml_error = |e: serde_saphyr::Error| ConfigError::Yaml {
         path: path.to_path_buf(),
-        message: e.to_string().trim_start_matches("error: ").to_string(),
+        message: budget_in_words(e.to_string().trim_start_matches("error: ")),
     };
     // An empty file would deploy nothing, and with --remove-orphans remove
     // everything: surely not what its author meant.
@@ -454,7 +589,7 @@ pub fn parse(
     }
     // The top level decides the layout: v1 files have services at the top.
     let top: BTreeMap<String, serde::de::IgnoredAny> =
-        serde_saphyr::from_str(text).map_err(yaml_error)?;
+        serde_saphyr::from_str_with_options(text, yaml_options()).map_err(yaml_error)?;
     let raw = if top.contains_key("services") {
         for key in top.keys() {
             if !key.starts_with("x-") && !TOP_LEVEL_KEYS.contains(&key.as_str()) {
@@ -468,10 +603,10 @@ pub fn parse(
                 });
             }
         }
-        serde_saphyr::from_str::<RawFile>(text).map_err(yaml_error)?
+        serde_saphyr::from_str_with_options::<RawFile>(text, yaml_options()).map_err(yaml_error)?
     } else {
         let services: BTreeMap<String, Spanned<RawService>> =
-            serde_saphyr::from_str(text).map_err(yaml_error)?;
+            serde_saphyr::from_str_with_options(text, yaml_options()).map_err(yaml_error)?;
         RawFile {
             services,
             volumes: BTreeMap::new(),
@@ -569,6 +704,40 @@ impl Resolver<'_> {
             .map_err(|e| self.error(line, service, format!("{field}: {e}")))
     }
 
+    /// A `Flex` value: itself, or its text interpolated and read. Errors
+    /// name the value's own line (`line` only when it has none).
+    fn flex<T: FromText>(
+        &self,
+        line: u64,
+        service: &str,
+        field: &str,
+        value: Option<Spanned<Flex<T>>>,
+    ) -> Result<Option<T>, ConfigError> {
+        let Some(value) = value else {
+            return Ok(None);
+        };
+        let line = match value.referenced.line() {
+            0 => line,
+            own => own,
+        };
+        match value.value {
+            Flex::Value(v) => Ok(Some(v)),
+            Flex::Text(text) => {
+                let resolved = self.text(line, service, field, &text)?;
+                T::from_text(&resolved).map(Some).ok_or_else(|| {
+                    self.error(
+                        line,
+                        service,
+                        format!(
+                            "{field}: {resolved:?} (from {text:?}) is not {}",
+                            T::EXPECTED
+                        ),
+                    )
+                })
+            }
+        }
+    }
+
     fn texts(
         &self,
         line: u64,
@@ -634,7 +803,8 @@ impl Resolver<'_> {
                 for (key, value) in map {
                     // `KEY:` with no value takes KEY from the environment.
                     let value = match value {
-                        Some(v) => self.text(line, service, field, &v)?,
+                        Some(Scalar::Text(v)) => self.text(line, service, field, &v)?,
+                        Some(other) => other.into_text(),
                         None => (self.lookup)(&key).unwrap_or_default(),
                     };
                     out.insert(key, value);
@@ -798,7 +968,7 @@ impl Resolver<'_> {
                     test,
                     interval: self.duration(line, name, "healthcheck.interval", h.interval)?,
                     timeout: self.duration(line, name, "healthcheck.timeout", h.timeout)?,
-                    retries: h.retries,
+                    retries: self.flex(line, name, "healthcheck.retries", h.retries)?,
                     start_period: self.duration(
                         line,
                         name,
@@ -888,7 +1058,9 @@ impl Resolver<'_> {
                 .ipc
                 .map(|v| self.text(line, name, "ipc", &v))
                 .transpose()?,
-            privileged: raw.privileged,
+            privileged: self
+                .flex(line, name, "privileged", raw.privileged)?
+                .unwrap_or(false),
             cap_add: self.texts(line, name, "cap_add", &raw.cap_add)?,
             cap_drop: self.texts(line, name, "cap_drop", &raw.cap_drop)?,
             security_opt: self.texts(line, name, "security_opt", &raw.security_opt)?,
@@ -901,7 +1073,7 @@ impl Resolver<'_> {
             depends_on,
             healthcheck,
             restart,
-            init: raw.init,
+            init: self.flex(line, name, "init", raw.init)?,
             ulimits,
             tmpfs,
             labels: self.key_values(line, name, "labels", raw.labels)?,
@@ -980,14 +1152,18 @@ impl Resolver<'_> {
                     "volume" => Ok(Mount::Volume {
                         source,
                         target,
-                        read_only: long.read_only,
+                        read_only: self
+                            .flex(line, service, "volumes.read_only", long.read_only)?
+                            .unwrap_or(false),
                         literal: false,
                     }),
                     "bind" => match source {
                         Some(s) => Ok(Mount::Bind {
                             source: self.bind_source(&s),
                             target,
-                            read_only: long.read_only,
+                            read_only: self
+                                .flex(line, service, "volumes.read_only", long.read_only)?
+                                .unwrap_or(false),
                         }),
                         None => Err(err("a bind mount needs a source".into())),
                     },
@@ -1435,6 +1611,52 @@ volumes:
     }
 
     #[test]
+    fn numbers_and_booleans_may_come_from_variables() {
+        let text = "services:\n  a:\n    image: x\n    privileged: ${PRIV:-true}\n    init: $INIT\n    volumes: [{type: volume, source: v, target: /v, read_only: \"${RO:-false}\"}]\n    healthcheck:\n      test: [CMD, \"true\"]\n      retries: $RETRIES\nvolumes:\n  v:\n";
+        let variables = Variables {
+            environment: BTreeMap::from([
+                ("INIT".to_string(), "false".to_string()),
+                ("RETRIES".to_string(), "7".to_string()),
+            ]),
+            globals: BTreeMap::new(),
+        };
+        let file = parse(text, Path::new("c.yml"), &variables, &BTreeMap::new()).unwrap();
+        let a = &file.services[0];
+        assert!(a.privileged);
+        assert_eq!(a.init, Some(false));
+        assert_eq!(a.healthcheck.as_ref().unwrap().retries, Some(7));
+        assert!(matches!(
+            a.volumes[0],
+            Mount::Volume {
+                read_only: false,
+                ..
+            }
+        ));
+        // A value that is not one, with the line of its own key.
+        let bad = text.replace("$RETRIES", "${RETRIES}x");
+        let err = parse(&bad, Path::new("c.yml"), &variables, &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("c.yml: line 9: service a: healthcheck.retries: \"7x\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn environment_and_label_values_may_be_numbers_booleans_or_null() {
+        let text = "services:\n  a:\n    image: x\n    environment: {N: 5, B: true, F: 1.5, E: null, S: text}\n    labels: {n: 1, b: false}\n  b:\n    image: x\n    environment: [N=5, E]\n";
+        let file = parse_text(text).unwrap_or_else(|e| panic!("{e}"));
+        let a = &file.services[0];
+        assert_eq!(a.environment["N"], "5");
+        assert_eq!(a.environment["B"], "true");
+        assert_eq!(a.environment["F"], "1.5");
+        assert_eq!(a.environment["S"], "text");
+        assert_eq!(a.labels["n"], "1");
+        assert_eq!(a.labels["b"], "false");
+    }
+
+    #[test]
     fn an_empty_file_or_one_without_services_is_an_error() {
         for text in [
             "",
@@ -1664,5 +1886,70 @@ services:
         assert_eq!(parse_duration("10"), None);
         assert_eq!(parse_duration(""), None);
         assert_eq!(parse_duration("5d"), None);
+    }
+}
+
+#[cfg(test)]
+mod yaml_limits {
+    use super::*;
+
+    /// `anchors` anchors, each of `keys` variables, merged by `services`
+    /// services each: the shape of real files with one x- anchor per
+    /// concern.
+    fn many_aliases(anchors: usize, services: usize) -> String {
+        let mut text = String::new();
+        for a in 0..anchors {
+            text.push_str(&format!("x-env{a}: &env{a}\n"));
+            for k in 0..8 {
+                text.push_str(&format!("  VARIABLE_{a}_{k}: \"value {k}\"\n"));
+            }
+        }
+        text.push_str("services:\n");
+        for s in 0..services {
+            let merged: Vec<String> = (0..anchors).map(|a| format!("*env{a}")).collect();
+            text.push_str(&format!(
+                "  s{s}:\n    image: x\n    environment:\n      <<: [{}]\n",
+                merged.join(", ")
+            ));
+        }
+        text
+    }
+
+    #[test]
+    fn many_aliases_of_few_anchors_are_read() {
+        let text = many_aliases(10, 15);
+        assert_eq!(text.matches('*').count(), 150);
+        let file = parse(
+            &text,
+            Path::new("big.yml"),
+            &Variables::default(),
+            &BTreeMap::new(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(file.services.len(), 15);
+        assert_eq!(file.services[0].environment.len(), 80);
+    }
+
+    #[test]
+    fn a_yaml_bomb_is_refused_in_words() {
+        let mut text = String::from(
+            "x-a0: &a0 [\"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\"]\n",
+        );
+        for level in 1..10 {
+            let previous = format!("*a{}", level - 1);
+            let list = [previous.as_str(); 9].join(", ");
+            text.push_str(&format!("x-a{level}: &a{level} [{list}]\n"));
+        }
+        text.push_str("services:\n  s:\n    image: x\n    command: *a9\n");
+        let err = parse(
+            &text,
+            Path::new("bomb.yml"),
+            &Variables::default(),
+            &BTreeMap::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("bomb.yml: line"), "{err}");
+        assert!(err.contains("too big to read safely"), "{err}");
     }
 }
