@@ -254,3 +254,62 @@ fn upgrade_tag_on_an_image_with_a_literal_tag_says_the_file_decides() {
     );
     assert_eq!(d.containers(), before);
 }
+
+/// A file in Kolla's own v1 layout deploys: its data container is created
+/// and never started, the server takes its `name:`, `net: host` and
+/// `env_file`; destroy keeps the data, --dry-run says what is data.
+#[test]
+fn kolla_v1_files_deploy_with_their_data_containers() {
+    let images = common::Sandbox::new("legacy");
+    let output = images.build(&["^fx-base$"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let d = Deployment::of(images, "legacy", "legacy", "");
+    let output = d.kolla("deploy", &["--dry-run"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let plan = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(plan.contains("create-data  webdata"), "{plan}");
+    assert!(plan.contains("create       web "), "{plan}");
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let containers = d.containers();
+    assert_eq!(containers[&d.container("webdata")].1, "created");
+    assert_eq!(containers[&d.container("web")].1, "running");
+    assert_eq!(
+        common::http_get(d.env("WEB_PORT"), "/greeting").as_deref(),
+        Some("hello from v1\n")
+    );
+    let output = d.kolla("destroy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let left: Vec<String> = d.containers().into_keys().collect();
+    assert_eq!(left, vec![d.container("webdata")]);
+    assert_eq!(d.read_data("/data/greeting"), "hello from v1\n");
+}
+
+/// In the Compose Spec layout a data container says so; one that exits at
+/// once without saying so is an error that tells how.
+#[test]
+fn an_unmarked_data_container_is_an_error_that_says_how_to_mark_it() {
+    let d = Deployment::new("unmarked");
+    std::fs::write(
+        d.compose_dir.join("controller.yml"),
+        r#"
+services:
+  data:
+    image: ${IMAGE}
+    command: ["true"]
+    volumes: [/data]
+  app:
+    image: ${IMAGE}
+    command: [sleep, "3600"]
+    volumes_from: [data]
+"#,
+    )
+    .unwrap();
+    let output = d.kolla("deploy", &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("mark it `x-kolla: {data: true}`"),
+        "{}",
+        describe(&output)
+    );
+}

@@ -520,6 +520,85 @@ pub fn parse_dotenv(text: &str, path: &Path) -> Result<BTreeMap<String, String>,
     Ok(vars)
 }
 
+/// Services known by a container name of their own: every reference to
+/// their key (`volumes_from`, `depends_on`, `network_mode: service:`) now
+/// names them by it. Two services may not share a name.
+fn rename_references(
+    services: &mut [ServiceSpec],
+    renamed: &BTreeMap<String, String>,
+    path: &Path,
+) -> Result<(), ConfigError> {
+    let mut seen = std::collections::BTreeMap::new();
+    for service in services.iter() {
+        if let Some(first) = seen.insert(service.name.clone(), service.line) {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: format!(
+                    "line {}: a second service is named {:?} (the first at line {first}); container names must be unique",
+                    service.line, service.name
+                ),
+            });
+        }
+    }
+    if renamed.is_empty() {
+        return Ok(());
+    }
+    let new_name = |old: &str| renamed.get(old).cloned().unwrap_or_else(|| old.to_string());
+    for service in services.iter_mut() {
+        for source in &mut service.volumes_from {
+            let (name, mode) = match source.split_once(':') {
+                Some((name, mode)) => (name.to_string(), Some(mode.to_string())),
+                None => (source.clone(), None),
+            };
+            *source = match mode {
+                Some(mode) => format!("{}:{mode}", new_name(&name)),
+                None => new_name(&name),
+            };
+        }
+        service.depends_on = std::mem::take(&mut service.depends_on)
+            .into_iter()
+            .map(|(name, condition)| (new_name(&name), condition))
+            .collect();
+        if let Some(mode) = &service.network_mode
+            && let Some(target) = mode.strip_prefix("service:")
+        {
+            service.network_mode = Some(format!("service:{}", new_name(target)));
+        }
+    }
+    Ok(())
+}
+
+/// Kolla's v1 files declare data containers as ordinary services: an
+/// image whose command exits at once, that other services use through
+/// `volumes_from`. Such a service (used by another through `volumes_from`,
+/// serving nothing itself: no ports, no healthcheck, no command of its own
+/// beyond `true`) is a data container: created, never started, never
+/// removed without `--purge-data`. The Compose Spec layout says so
+/// explicitly instead (`x-kolla: {data: true}`).
+fn mark_legacy_data_containers(services: &mut [ServiceSpec]) {
+    let used: std::collections::BTreeSet<String> = services
+        .iter()
+        .flat_map(|s| s.volumes_from.iter())
+        .map(|v| v.split(':').next().unwrap_or(v).to_string())
+        .collect();
+    for service in services.iter_mut() {
+        let exits_at_once = match service.command.as_deref() {
+            None => true,
+            Some([only]) => matches!(only.as_str(), "true" | "/bin/true"),
+            Some(_) => false,
+        };
+        if used.contains(&service.name)
+            && service.ports.is_empty()
+            && service.healthcheck.is_none()
+            && service.kolla.config.is_none()
+            && service.kolla.bootstrap.is_none()
+            && exits_at_once
+        {
+            service.kolla.data = true;
+        }
+    }
+}
+
 /// How compose YAML is read: the parser's resource limits (events, nodes,
 /// aliases, depth, bytes), which stop a "billion laughs" file, stay; its
 /// alias-per-anchor ratio goes, since real compose files use many aliases
@@ -590,7 +669,8 @@ pub fn parse(
     // The top level decides the layout: v1 files have services at the top.
     let top: BTreeMap<String, serde::de::IgnoredAny> =
         serde_saphyr::from_str_with_options(text, yaml_options()).map_err(yaml_error)?;
-    let raw = if top.contains_key("services") {
+    let legacy = !top.contains_key("services");
+    let raw = if !legacy {
         for key in top.keys() {
             if !key.starts_with("x-") && !TOP_LEVEL_KEYS.contains(&key.as_str()) {
                 return Err(ConfigError::Yaml {
@@ -628,9 +708,16 @@ pub fn parse(
         lookup: &lookup,
     };
     let mut services = Vec::new();
+    let mut renamed = BTreeMap::new();
     for (name, raw) in raw.services {
-        services.push(resolver.service(&name, raw)?);
+        let service = resolver.service(&name, raw)?;
+        if service.name != name {
+            renamed.insert(name, service.name.clone());
+        }
+        services.push(service);
     }
+    rename_references(&mut services, &renamed, path)?;
+    services.sort_by(|a, b| a.name.cmp(&b.name));
     let volumes = raw
         .volumes
         .into_iter()
@@ -649,6 +736,9 @@ pub fn parse(
             (key, volume)
         })
         .collect();
+    if legacy {
+        mark_legacy_data_containers(&mut services);
+    }
     let mut file = ComposeFile {
         path: path.to_path_buf(),
         services,
@@ -1034,16 +1124,32 @@ impl Resolver<'_> {
             (Some(n), _) | (None, Some(n)) => Some(self.text(line, name, "container_name", &n)?),
             (None, None) => None,
         };
-        if let Some(container_name) = container_name
-            && container_name != name
-        {
-            return Err(err(format!(
-                "container_name {container_name:?} differs from the service name; kolla names each container after its service (rename the service)"
-            )));
-        }
+        // A container name of its own (`container_name`, v1 `name`) is the
+        // service's name from here on: its containers and the names of a
+        // swap derive from it (references to the key are rewritten after).
+        let own_name = match container_name {
+            Some(own) if own != name => {
+                if !own
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+                    || own.is_empty()
+                {
+                    return Err(err(format!(
+                        "container_name {own:?}: a container name may use only letters, digits, '_', '.', '-'"
+                    )));
+                }
+                if let Some(reserved) = reserved_suffix(&own) {
+                    return Err(err(format!(
+                        "container_name {own:?} may not end in {reserved:?}: kolla names the containers of a swap that way"
+                    )));
+                }
+                own
+            }
+            _ => name.to_string(),
+        };
 
         Ok(ServiceSpec {
-            name: name.to_string(),
+            name: own_name,
             line,
             image,
             command: self.argv(line, name, "command", raw.command)?,
@@ -1761,10 +1867,30 @@ volumes:
         let api = file.service("glance-api").unwrap();
         assert_eq!(api.network_mode.as_deref(), Some("host"));
         assert_eq!(api.volumes_from, vec!["glance-data"]);
-        let err = parse_text("a:\n  image: x\n  name: other\n")
+        // Used only through volumes_from, serving nothing: a data container.
+        assert!(file.service("glance-data").unwrap().kolla.data);
+        assert!(!api.kolla.data);
+        // Not in the Compose Spec layout, which says so itself.
+        let spec = format!(
+            "services:\n{}",
+            text.lines().map(|l| format!("  {l}\n")).collect::<String>()
+        );
+        let file = parse_text(&spec).unwrap();
+        assert!(!file.service("glance-data").unwrap().kolla.data);
+        // Kolla's own v1 files name containers apart from their keys.
+        let text = "glancedata:\n  image: kolla/data:zed\n  name: glance_data\n  volumes: [/var/lib/glance]\nglanceapi:\n  image: kolla/glance-api:zed\n  name: glance-api\n  net: host\n  volumes_from: [glancedata]\n";
+        let file = parse_text(text).unwrap_or_else(|e| panic!("{e}"));
+        let api = file.service("glance-api").unwrap();
+        assert_eq!(api.volumes_from, vec!["glance_data"]);
+        assert!(file.service("glance_data").unwrap().kolla.data);
+        let err = parse_text("a:\n  image: x\n  name: b\nb:\n  image: x\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("container_name \"other\" differs"), "{err}");
+        assert!(err.contains("a second service is named \"b\""), "{err}");
+        let err = parse_text("a:\n  image: x\n  name: a.kolla-new\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("may not end in"), "{err}");
     }
 
     #[test]

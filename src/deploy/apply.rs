@@ -995,11 +995,22 @@ impl NodeRun<'_> {
             let ok = container.state == State::Running
                 || (completed.contains(&name) && container.state == State::Exited);
             if !ok {
+                let used_for_volumes = desired.values().any(|d| {
+                    d.service
+                        .volumes_from
+                        .iter()
+                        .any(|v| v.split(':').next() == Some(name))
+                });
+                let hint = if used_for_volumes && container.state == State::Exited {
+                    "; other services use its volumes (volumes_from): if it is a data container, mark it `x-kolla: {data: true}` (created, never started)"
+                } else {
+                    ""
+                };
                 errors.push(
                     self.unhealthy(
                         name,
                         &container.name,
-                        format!("is {}, not running", container.state.as_str()),
+                        format!("is {}, not running{hint}", container.state.as_str()),
                     )
                     .await,
                 );
