@@ -224,9 +224,20 @@ async fn deploy_node(
     let globals = &cx.globals;
     let result = async {
         let engine = connect(target.node).await.map_err(|e| vec![e])?;
-        node::resolve_images(&engine, &name, &mut target.desired, !args.dry_run)
-            .await
-            .map_err(|e| vec![e.into()])?;
+        // A dry run pulls nothing: it says what a deploy would pull.
+        let missing = if args.dry_run {
+            node::missing_images(&engine, &name, &mut target.desired)
+                .await
+                .map_err(|e| vec![e.into()])?
+        } else {
+            node::resolve_images(&engine, &name, &mut target.desired, true)
+                .await
+                .map_err(|e| vec![e.into()])?;
+            Vec::new()
+        };
+        for image in &missing {
+            println!("node {name}: pull {image} (not on the node yet)");
+        }
         let run = node_run(&engine, &name, cx, options);
         let observe = || async {
             node::observe(&engine, globals)

@@ -313,3 +313,29 @@ services:
         describe(&output)
     );
 }
+
+/// A dry run before the images reach the node says what it would pull and
+/// plans the rest; it pulls and creates nothing.
+#[test]
+fn a_dry_run_plans_pulls_of_images_not_on_the_node() {
+    let d = Deployment::new("drypull");
+    let absent = format!("{}/not-built-yet:1.0", d.images.namespace);
+    std::fs::write(
+        d.compose_dir.join("controller.yml"),
+        format!(
+            "services:\n  here:\n    image: ${{IMAGE}}\n    command: [sleep, \"3600\"]\n  later:\n    image: {absent}\n    command: [sleep, \"3600\"]\n"
+        ),
+    )
+    .unwrap();
+    let output = d.kolla("deploy", &["--dry-run"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let out = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(out.contains(&format!("pull {absent} (not on the node yet)")), "{out}");
+    assert!(out.contains("create       later"), "{out}");
+    assert!(out.contains("create       here"), "{out}");
+    assert!(d.containers().is_empty());
+    // The real deploy says the image is missing, naming it.
+    let output = d.kolla("deploy", &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert!(stderr(&output).contains(&absent), "{}", describe(&output));
+}

@@ -363,6 +363,29 @@ pub async fn resolve_images(
     desired: &mut Desired,
     pull: bool,
 ) -> Result<(), DeployError> {
+    resolve_images_or_list(engine, node, desired, pull, false)
+        .await
+        .map(|_| ())
+}
+
+/// The images of `desired` not on the node, for a dry run: the others are
+/// resolved as `resolve_images` does, these are left without a digest.
+pub async fn missing_images(
+    engine: &Engine,
+    node: &str,
+    desired: &mut Desired,
+) -> Result<Vec<String>, DeployError> {
+    resolve_images_or_list(engine, node, desired, false, true).await
+}
+
+async fn resolve_images_or_list(
+    engine: &Engine,
+    node: &str,
+    desired: &mut Desired,
+    pull: bool,
+    list_missing: bool,
+) -> Result<Vec<String>, DeployError> {
+    let mut missing = Vec::new();
     let inspect = |image: String| async move {
         engine.image(&image).await.map_err(|e| DeployError::Engine {
             node: node.into(),
@@ -390,6 +413,12 @@ pub async fn resolve_images(
             found = inspect(image.clone()).await?;
         }
         let Some(found) = found else {
+            if list_missing {
+                if !missing.contains(&image) {
+                    missing.push(image);
+                }
+                continue;
+            }
             return Err(DeployError::ImageMissing {
                 node: node.into(),
                 service: wanted.service.name.clone(),
@@ -401,7 +430,7 @@ pub async fn resolve_images(
         wanted.digest = Some(found.id);
         wanted.image_volumes = found.volumes;
     }
-    Ok(())
+    Ok(missing)
 }
 
 /// The deployment's containers on a node, from one list call.
