@@ -474,6 +474,25 @@ pub struct ContainerDetails {
     pub mount_points: Vec<String>,
 }
 
+impl ContainerDetails {
+    /// A never-started container named `name` with `labels`, as a unit
+    /// test inspects one.
+    pub fn created(name: &str, labels: HashMap<String, String>) -> ContainerDetails {
+        ContainerDetails {
+            id: format!("{name}-id-0123456789"),
+            name: name.to_string(),
+            labels,
+            restart_policy: "no".into(),
+            running: false,
+            state: "created".into(),
+            exit_code: None,
+            pid: None,
+            volumes: Vec::new(),
+            mount_points: Vec::new(),
+        }
+    }
+}
+
 /// What a wait for a container ended on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WaitOutcome {

@@ -56,6 +56,26 @@ fn visit(
     Ok(())
 }
 
+/// A tar of regular files (path, mode, bytes), owned by root with mtime 0,
+/// so the same files always make the same bytes (and the same build cache
+/// key).
+pub fn tar<'a>(
+    files: impl IntoIterator<Item = (&'a str, u32, &'a [u8])>,
+) -> Result<Vec<u8>, std::io::Error> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, mode, data) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(mode);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder.append_data(&mut header, path, data)?;
+    }
+    builder.into_inner()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

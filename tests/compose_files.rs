@@ -6,18 +6,7 @@
 
 mod common;
 
-use common::{Deployment, describe, stderr};
-
-fn docker(args: &[&str]) -> std::process::Output {
-    std::process::Command::new("docker")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn volume_exists(name: &str) -> bool {
-    docker(&["volume", "inspect", name]).status.success()
-}
+use common::{Deployment, describe, docker, stderr, volume_exists};
 
 /// The volumes container `name` mounts, as (volume, path).
 fn mounts(d: &Deployment, name: &str) -> Vec<(String, String)> {
@@ -330,7 +319,10 @@ fn a_dry_run_plans_pulls_of_images_not_on_the_node() {
     let output = d.kolla("deploy", &["--dry-run"]);
     assert!(output.status.success(), "{}", describe(&output));
     let out = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(out.contains(&format!("pull {absent} (not on the node yet)")), "{out}");
+    assert!(
+        out.contains(&format!("pull {absent} (not on the node yet)")),
+        "{out}"
+    );
     assert!(out.contains("create       later"), "{out}");
     assert!(out.contains("create       here"), "{out}");
     assert!(d.containers().is_empty());

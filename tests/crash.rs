@@ -66,20 +66,9 @@ fn policy_of(d: &Deployment, name: &str) -> String {
 /// Exactly one web serves `version`, nothing of a swap is left, policies
 /// are right, the data is intact.
 fn assert_settled(d: &Deployment, step: &str, version: &str) {
+    d.assert_one_live_and_no_leftovers("web", &format!("after {step}"));
     let containers = d.containers();
     let web = d.container("web");
-    let running: Vec<&String> = containers
-        .iter()
-        .filter(|(name, (_, state))| name.starts_with(&web) && state == "running")
-        .map(|(name, _)| name)
-        .collect();
-    assert_eq!(running, vec![&web], "after {step}: {containers:?}");
-    assert!(
-        !containers.keys().any(|n| n.ends_with(".kolla-new")
-            || n.ends_with(".kolla-lock")
-            || n.ends_with(".kolla-bootstrap")),
-        "after {step}: {containers:?}"
-    );
     assert_eq!(
         d.serving().as_deref(),
         Some(format!("version {version}\n").as_str()),
@@ -89,18 +78,7 @@ fn assert_settled(d: &Deployment, step: &str, version: &str) {
     for kept in containers.keys().filter(|n| n.contains(".kolla-gen-")) {
         assert_eq!(policy_of(d, kept), "no", "{kept} after {step}");
     }
-    assert_eq!(
-        d.read_data("/data/precious"),
-        "customer data",
-        "after {step}"
-    );
-    // A bootstrap job is never killed half-way.
-    let jobs = d.read_data("/data/jobs.log");
-    assert_eq!(
-        jobs.matches("begin").count(),
-        jobs.matches("end").count(),
-        "after {step}: a bootstrap job was cut short: {jobs:?}"
-    );
+    d.assert_data_intact_and_jobs_whole(&format!("after {step}"));
 }
 
 /// Swaps in this deployment run in kolla itself, not in the helper.

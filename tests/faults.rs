@@ -203,25 +203,14 @@ fn concurrent_pairs(name: &str, pairs: usize) {
                 describe(output)
             );
         }
-        let containers = d.containers();
-        assert!(
-            !containers.keys().any(|n| n.ends_with(".kolla-new")
-                || n.ends_with(".kolla-lock")
-                || n.ends_with(".kolla-bootstrap")),
-            "pair {i}: {containers:?}"
-        );
+        d.assert_one_live_and_no_leftovers("web", &format!("pair {i}"));
         assert_eq!(
             d.serving().as_deref(),
             Some(format!("version {tag}\n").as_str()),
             "pair {i}"
         );
     }
-    let jobs = d.read_data("/data/jobs.log");
-    assert_eq!(
-        jobs.matches("begin").count(),
-        jobs.matches("end").count(),
-        "{jobs}"
-    );
+    d.assert_data_intact_and_jobs_whole("after the pairs");
     // Every swap that went through started where the previous one ended.
     let swaps: Vec<(u64, u64)> = history(&d)
         .into_iter()
@@ -232,7 +221,6 @@ fn concurrent_pairs(name: &str, pairs: usize) {
     for window in swaps.windows(2) {
         assert_eq!(window[0].1, window[1].0, "two swaps overlapped: {swaps:?}");
     }
-    assert_eq!(d.read_data("/data/precious"), "customer data");
 }
 
 #[test]
@@ -343,24 +331,8 @@ fn random_sigkills_of_upgrades_and_rollbacks() {
             next.0,
             describe(&output)
         );
+        d.assert_one_live_and_no_leftovers("web", &format!("iteration {i} (seed {seed})"));
         let containers = d.containers();
-        let web = d.container("web");
-        let running: Vec<&String> = containers
-            .iter()
-            .filter(|(n, (_, state))| n.starts_with(&web) && state == "running")
-            .map(|(n, _)| n)
-            .collect();
-        assert_eq!(
-            running,
-            vec![&web],
-            "iteration {i} (seed {seed}): {containers:?}"
-        );
-        assert!(
-            !containers.keys().any(|n| n.ends_with(".kolla-new")
-                || n.ends_with(".kolla-lock")
-                || n.ends_with(".kolla-bootstrap")),
-            "iteration {i} (seed {seed}): {containers:?}"
-        );
         let kept = containers
             .keys()
             .filter(|n| n.contains(".kolla-gen-"))
@@ -370,17 +342,7 @@ fn random_sigkills_of_upgrades_and_rollbacks() {
             "iteration {i}: {kept} kept beyond retain 2: {containers:?}"
         );
         assert!(d.serving().is_some(), "iteration {i} (seed {seed}): dark");
-        assert_eq!(
-            d.read_data("/data/precious"),
-            "customer data",
-            "iteration {i}"
-        );
-        let jobs = d.read_data("/data/jobs.log");
-        assert_eq!(
-            jobs.matches("begin").count(),
-            jobs.matches("end").count(),
-            "iteration {i}: {jobs}"
-        );
+        d.assert_data_intact_and_jobs_whole(&format!("iteration {i} (seed {seed})"));
     }
     eprintln!("sweep: dark after the kill (no command run) in {dark_after_kill} of {iterations}");
     assert_eq!(

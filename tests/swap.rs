@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Deployment, describe, stderr};
+use common::{Deployment, describe, docker, stderr, volume_exists};
 
 fn setup(name: &str, tags: &[&str]) -> Deployment {
     common::swap_deployment(name, tags)
@@ -192,25 +192,7 @@ fn nothing_to_roll_back_to_and_a_held_lock_are_refused() {
     );
 
     // Another run holds the lock: the upgrade fails at once, saying who.
-    let rt = common::runtime();
-    let image = format!("{}/fx-web:1.0.0", d.images.namespace);
-    let request = kolla::deploy::lock::LockRequest {
-        prefix: &d.prefix,
-        project: &d.project,
-        service: "web",
-        image: &image,
-        image_volumes: &[],
-        reason: "upgrade",
-        target: "a test",
-        from: Some(1),
-    };
-    let lock = rt
-        .block_on(kolla::deploy::lock::acquire(
-            &d.images.engine,
-            &request,
-            kolla::deploy::lock::Takeover::Never,
-        ))
-        .expect("take the lock");
+    let lock = d.take_lock("web", &[]);
     let before = d.containers();
     let output = d.kolla("upgrade", &["web", "--tag", "2.0.0"]);
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
@@ -287,17 +269,6 @@ fn cache_volume(d: &Deployment, name: &str) -> String {
     volumes[0].0.clone()
 }
 
-fn docker(args: &[&str]) -> std::process::Output {
-    std::process::Command::new("docker")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn volume_exists(name: &str) -> bool {
-    docker(&["volume", "inspect", name]).status.success()
-}
-
 /// An image-declared volume is carried across every swap, rollback, and
 /// destroy + deploy, labelled with its service; only --purge-data removes
 /// it. The lock container never makes a volume.
@@ -364,24 +335,7 @@ services:
 
     // The lock container, made from an image with a VOLUME, makes none.
     let rt = common::runtime();
-    let image = format!("{}/fx-web:1.0.0", d.images.namespace);
-    let request = kolla::deploy::lock::LockRequest {
-        prefix: &d.prefix,
-        project: &d.project,
-        service: "web",
-        image: &image,
-        image_volumes: &["/cache".to_string()],
-        reason: "a test",
-        target: "-",
-        from: None,
-    };
-    let lock = rt
-        .block_on(kolla::deploy::lock::acquire(
-            &d.images.engine,
-            &request,
-            kolla::deploy::lock::Takeover::Never,
-        ))
-        .unwrap();
+    let lock = d.take_lock("web", &["/cache".to_string()]);
     let details = rt
         .block_on(d.images.engine.inspect(lock.name()))
         .unwrap()

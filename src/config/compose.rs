@@ -708,13 +708,26 @@ pub fn parse(
         lookup: &lookup,
     };
     let mut services = Vec::new();
+    // Every service's errors in one run, not one per attempt.
+    const MOST_ERRORS: usize = 20;
     let mut renamed = BTreeMap::new();
+    let mut errors = Vec::new();
     for (name, raw) in raw.services {
-        let service = resolver.service(&name, raw)?;
-        if service.name != name {
-            renamed.insert(name, service.name.clone());
+        match resolver.service(&name, raw) {
+            Ok(service) => {
+                if service.name != name {
+                    renamed.insert(name, service.name.clone());
+                }
+                services.push(service);
+            }
+            Err(e) if errors.len() < MOST_ERRORS => errors.push(e),
+            Err(_) => {}
         }
-        services.push(service);
+    }
+    match errors.len() {
+        0 => {}
+        1 => return Err(errors.remove(0)),
+        _ => return Err(ConfigError::Several(errors)),
     }
     rename_references(&mut services, &renamed, path)?;
     services.sort_by(|a, b| a.name.cmp(&b.name));
@@ -1760,6 +1773,23 @@ volumes:
         assert_eq!(a.environment["S"], "text");
         assert_eq!(a.labels["n"], "1");
         assert_eq!(a.labels["b"], "false");
+    }
+
+    #[test]
+    fn every_service_error_of_a_file_is_reported_at_once() {
+        let text = "services:\n  a:\n    image: x\n    privileged: maybe\n  b:\n    command: [x]\n  c:\n    image: x\n    restart: sometimes\n  d:\n    image: x\n";
+        let err = parse_text(text).unwrap_err().to_string();
+        let lines: Vec<&str> = err
+            .lines()
+            .filter(|l| l.starts_with("compose/compute.yml: line"))
+            .collect();
+        assert_eq!(lines.len(), 3, "{err}");
+        assert!(
+            lines[0].starts_with("compose/compute.yml: line 4: service a: privileged"),
+            "{err}"
+        );
+        assert!(lines[1].contains("service b: no image"), "{err}");
+        assert!(lines[2].contains("service c:"), "{err}");
     }
 
     #[test]

@@ -43,4 +43,7 @@ pub enum ConfigError {
     Invalid { path: PathBuf, message: String },
     #[error("config directory {0} does not exist (pass --config-dir or create it)")]
     MissingDir(PathBuf),
+    /// Every error found in one file (up to a limit), one per line.
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Several(Vec<ConfigError>),
 }

@@ -81,18 +81,11 @@ pub fn render(
 /// folders, which the engine creates), readable by root only: the image's
 /// start script gives each file its owner and mode.
 pub fn tar(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, std::io::Error> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (path, data) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o600);
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_mtime(0);
-        header.set_entry_type(tar::EntryType::Regular);
-        builder.append_data(&mut header, path.trim_start_matches('/'), data.as_slice())?;
-    }
-    builder.into_inner()
+    crate::files::tar(
+        files
+            .iter()
+            .map(|(path, data)| (path.trim_start_matches('/'), 0o600, data.as_slice())),
+    )
 }
 
 #[cfg(test)]

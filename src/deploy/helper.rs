@@ -321,25 +321,19 @@ fn shared_libraries(ldd: &str) -> Vec<String> {
 }
 
 fn context_tar(files: &[(String, PathBuf)]) -> std::io::Result<Vec<u8>> {
-    let mut builder = tar::Builder::new(Vec::new());
     let dockerfile = "FROM scratch\nCOPY rootfs/ /\nENTRYPOINT [\"/kolla\"]\n";
-    let mut append = |path: &str, data: &[u8], mode: u32| {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(mode);
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_mtime(0);
-        header.set_entry_type(tar::EntryType::Regular);
-        builder.append_data(&mut header, path, data)
-    };
-    append("Dockerfile", dockerfile.as_bytes(), 0o644)?;
+    // Symlinks are followed: the image gets each library at its path.
+    let mut contents = Vec::new();
     for (path, source) in files {
-        // Follow symlinks: the image gets the library itself at its path.
-        let data = std::fs::read(source)?;
-        append(&format!("rootfs/{path}"), &data, 0o755)?;
+        contents.push((format!("rootfs/{path}"), std::fs::read(source)?));
     }
-    builder.into_inner()
+    crate::files::tar(
+        std::iter::once(("Dockerfile", 0o644, dockerfile.as_bytes())).chain(
+            contents
+                .iter()
+                .map(|(path, data)| (path.as_str(), 0o755, data.as_slice())),
+        ),
+    )
 }
 
 #[cfg(test)]

@@ -437,18 +437,10 @@ mod tests {
         me.from = Some(3);
         assert!(me.pid_start.is_some());
         assert!(!me.is_gone());
-        let details = ContainerDetails {
-            id: "x".into(),
-            name: "web.kolla-lock".into(),
-            labels: me.labels("p", "web").into_iter().collect(),
-            restart_policy: "no".into(),
-            running: false,
-            state: "created".into(),
-            exit_code: None,
-            pid: None,
-            volumes: Vec::new(),
-            mount_points: Vec::new(),
-        };
+        let details = ContainerDetails::created(
+            "web.kolla-lock",
+            me.labels("p", "web").into_iter().collect(),
+        );
         assert_eq!(Holder::from_labels(&details), me);
     }
 

@@ -118,21 +118,11 @@ mod tests {
     use std::collections::HashMap;
 
     fn details(labels: &[(&str, &str)]) -> ContainerDetails {
-        ContainerDetails {
-            id: "0123456789abcdef".into(),
-            name: "p-web.kolla-lock".into(),
-            labels: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<HashMap<_, _>>(),
-            restart_policy: "no".into(),
-            running: false,
-            state: "created".into(),
-            exit_code: None,
-            pid: None,
-            volumes: Vec::new(),
-            mount_points: Vec::new(),
-        }
+        let labels: HashMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        ContainerDetails::created("p-web.kolla-lock", labels)
     }
 
     #[test]

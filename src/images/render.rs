@@ -323,23 +323,15 @@ pub fn context_tar(
     image: &RenderedImage,
     labels: &[(&str, &str)],
 ) -> Result<Vec<u8>, std::io::Error> {
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut append = |path: &str, mode: u32, data: &[u8]| {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(mode);
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_mtime(0);
-        header.set_entry_type(tar::EntryType::Regular);
-        builder.append_data(&mut header, path, data)
-    };
     let dockerfile = stamp_labels(&image.dockerfile, labels);
-    append("Dockerfile", 0o644, dockerfile.as_bytes())?;
-    for file in &image.files {
-        append(&file.path, file.mode, &file.data)?;
-    }
-    builder.into_inner()
+    crate::files::tar(
+        std::iter::once(("Dockerfile", 0o644, dockerfile.as_bytes())).chain(
+            image
+                .files
+                .iter()
+                .map(|file| (file.path.as_str(), file.mode, file.data.as_slice())),
+        ),
+    )
 }
 
 #[cfg(test)]

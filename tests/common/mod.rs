@@ -620,3 +620,79 @@ pub fn assert_no_secret_shown(d: &Deployment, secrets: &[&str], texts: &[(&str, 
         }
     }
 }
+
+/// The docker CLI, for what tests check from outside kolla.
+pub fn docker(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run the docker CLI")
+}
+
+pub fn volume_exists(name: &str) -> bool {
+    docker(&["volume", "inspect", name]).status.success()
+}
+
+impl Deployment {
+    /// Take `service`'s lock as another kolla run would, from the swap
+    /// fixture's v1 image (declaring `image_volumes`).
+    pub fn take_lock(&self, service: &str, image_volumes: &[String]) -> kolla::deploy::lock::Lock {
+        let image = format!("{}/fx-web:1.0.0", self.images.namespace);
+        let request = kolla::deploy::lock::LockRequest {
+            prefix: &self.prefix,
+            project: &self.project,
+            service,
+            image: &image,
+            image_volumes,
+            reason: "upgrade",
+            target: "a test",
+            from: Some(1),
+        };
+        runtime()
+            .block_on(kolla::deploy::lock::acquire(
+                &self.images.engine,
+                &request,
+                kolla::deploy::lock::Takeover::Never,
+            ))
+            .expect("take the lock")
+    }
+
+    /// Fail the test if a candidate, lock, bootstrap job or swap helper of
+    /// this deployment is left, or if `service` does not run exactly one
+    /// live container.
+    pub fn assert_one_live_and_no_leftovers(&self, service: &str, context: &str) {
+        let containers = self.containers();
+        let live = self.container(service);
+        let running: Vec<&String> = containers
+            .iter()
+            .filter(|(name, (_, state))| name.starts_with(&live) && state == "running")
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(running, vec![&live], "{context}: {containers:?}");
+        assert!(
+            !containers.keys().any(|n| n.ends_with(".kolla-new")
+                || n.ends_with(".kolla-lock")
+                || n.ends_with(".kolla-bootstrap")
+                || n.ends_with(".kolla-swap")),
+            "{context}: {containers:?}"
+        );
+    }
+}
+
+impl Deployment {
+    /// The swap fixture's data is as the test wrote it, and no bootstrap
+    /// job was cut short (each logs its begin and end to /data/jobs.log).
+    pub fn assert_data_intact_and_jobs_whole(&self, context: &str) {
+        assert_eq!(
+            self.read_data("/data/precious"),
+            "customer data",
+            "{context}"
+        );
+        let jobs = self.read_data("/data/jobs.log");
+        assert_eq!(
+            jobs.matches("begin").count(),
+            jobs.matches("end").count(),
+            "{context}: a bootstrap job was cut short: {jobs:?}"
+        );
+    }
+}
