@@ -586,6 +586,8 @@ pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
                     .collect()
             }),
             tmpfs: (!spec.tmpfs.is_empty()).then(|| spec.tmpfs.clone().into_iter().collect()),
+            extra_hosts: non_empty(&spec.extra_hosts),
+            sysctls: (!spec.sysctls.is_empty()).then(|| spec.sysctls.clone().into_iter().collect()),
             port_bindings,
             ..Default::default()
         }),

@@ -331,3 +331,33 @@ fn a_dry_run_plans_pulls_of_images_not_on_the_node() {
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
     assert!(stderr(&output).contains(&absent), "{}", describe(&output));
 }
+
+/// `extra_hosts` and `sysctls` reach the container, whichever form the
+/// file writes them in.
+#[test]
+fn extra_hosts_and_sysctls_reach_the_container() {
+    let d = Deployment::new("hostsctl");
+    std::fs::write(
+        d.compose_dir.join("controller.yml"),
+        r#"
+services:
+  app:
+    image: ${IMAGE}
+    command: [sleep, "3600"]
+    extra_hosts: {db.internal: 10.11.12.13}
+    sysctls: {net.core.somaxconn: 1234}
+"#,
+    )
+    .unwrap();
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let app = d.container("app");
+    let hosts = docker(&["exec", &app, "cat", "/etc/hosts"]);
+    assert!(
+        String::from_utf8_lossy(&hosts.stdout).contains("10.11.12.13\tdb.internal"),
+        "{}",
+        describe(&hosts)
+    );
+    let somaxconn = docker(&["exec", &app, "cat", "/proc/sys/net/core/somaxconn"]);
+    assert_eq!(String::from_utf8_lossy(&somaxconn.stdout), "1234\n");
+}

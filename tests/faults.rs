@@ -350,3 +350,31 @@ fn random_sigkills_of_upgrades_and_rollbacks() {
         "seed {seed}: a kill left the service dark"
     );
 }
+
+/// A live container stopped behind kolla's back (the engine killed and
+/// restarted, with no swap in flight): `recover` starts it again, with its
+/// restart policy, and says so.
+#[test]
+fn recover_starts_a_live_container_that_was_stopped() {
+    let d = deployed("stopped");
+    let v1 = d.containers()[&d.container("web")].0.clone();
+    let output = common::docker(&["kill", &d.container("web")]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert!(d.serving().is_none());
+    let output = d.kolla("recover", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("recovered"),
+        "{}",
+        describe(&output)
+    );
+    assert_eq!(d.serving().as_deref(), Some("version 1.0.0\n"));
+    assert_eq!(d.containers()[&d.container("web")].0, v1);
+    d.assert_one_live_and_no_leftovers("web", "after recover");
+    let output = d.kolla("recover", &[]);
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("nothing to recover"),
+        "{}",
+        describe(&output)
+    );
+}

@@ -135,6 +135,9 @@ pub struct ServiceSpec {
     pub init: Option<bool>,
     pub ulimits: BTreeMap<String, Ulimit>,
     pub tmpfs: Vec<String>,
+    /// `host:address` lines added to /etc/hosts.
+    pub extra_hosts: Vec<String>,
+    pub sysctls: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
     pub ports: Vec<Port>,
     pub profiles: Vec<String>,
@@ -432,6 +435,8 @@ struct RawService {
     ulimits: BTreeMap<String, RawUlimit>,
     tmpfs: Option<StringOrList>,
     labels: Option<Environment>,
+    extra_hosts: Option<Environment>,
+    sysctls: Option<Environment>,
     #[serde(default)]
     ports: Vec<Spanned<RawPort>>,
     #[serde(default)]
@@ -805,6 +810,58 @@ impl Resolver<'_> {
     ) -> Result<String, ConfigError> {
         interpolate(value, self.lookup)
             .map_err(|e| self.error(line, service, format!("{field}: {e}")))
+    }
+
+    /// `extra_hosts`, as a map (`host: address`) or a list (`host:address`
+    /// or `host=address`): `host:address` lines.
+    fn extra_hosts(
+        &self,
+        line: u64,
+        service: &str,
+        raw: Option<Environment>,
+    ) -> Result<Vec<String>, ConfigError> {
+        let entries = match raw {
+            None => return Ok(Vec::new()),
+            Some(Environment::Map(map)) => map
+                .into_iter()
+                .map(|(host, address)| {
+                    let address = match address {
+                        Some(Scalar::Text(text)) => {
+                            self.text(line, service, "extra_hosts", &text)?
+                        }
+                        Some(other) => other.into_text(),
+                        None => String::new(),
+                    };
+                    Ok((host, address))
+                })
+                .collect::<Result<Vec<_>, ConfigError>>()?,
+            Some(Environment::List(list)) => list
+                .iter()
+                .map(|item| {
+                    let item = self.text(line, service, "extra_hosts", item)?;
+                    // The first `=`, else the first `:` (an IPv6 address
+                    // holds colons of its own).
+                    let split = item.split_once('=').or_else(|| item.split_once(':'));
+                    Ok(split
+                        .map(|(h, a)| (h.to_string(), a.to_string()))
+                        .unwrap_or((item.clone(), String::new())))
+                })
+                .collect::<Result<Vec<_>, ConfigError>>()?,
+        };
+        entries
+            .into_iter()
+            .map(|(host, address)| {
+                if host.is_empty() || address.is_empty() {
+                    Err(self.error(
+                        line,
+                        service,
+                        format!("extra_hosts: {host:?} needs an address (host:address)"),
+                    ))
+                } else {
+                    Ok(format!("{host}:{address}"))
+                }
+            })
+            .collect()
     }
 
     /// A `Flex` value: itself, or its text interpolated and read. Errors
@@ -1196,6 +1253,8 @@ impl Resolver<'_> {
             ulimits,
             tmpfs,
             labels: self.key_values(line, name, "labels", raw.labels)?,
+            extra_hosts: self.extra_hosts(line, name, raw.extra_hosts)?,
+            sysctls: self.key_values(line, name, "sysctls", raw.sysctls)?,
             ports,
             profiles: raw.profiles,
             stop_grace_period: self.duration(
@@ -1790,6 +1849,29 @@ volumes:
         );
         assert!(lines[1].contains("service b: no image"), "{err}");
         assert!(lines[2].contains("service c:"), "{err}");
+    }
+
+    #[test]
+    fn extra_hosts_and_sysctls_in_map_and_list_form() {
+        let text = "services:\n  a:\n    image: x\n    extra_hosts: {db: 10.0.0.5, v6: \"::1\"}\n    sysctls: {net.core.somaxconn: 1024, net.ipv4.tcp_syncookies: 0}\n  b:\n    image: x\n    extra_hosts: [\"db:10.0.0.5\", \"v6=::1\"]\n    sysctls: [net.core.somaxconn=1024]\n";
+        let file = parse_text(text).unwrap_or_else(|e| panic!("{e}"));
+        for service in &file.services {
+            assert_eq!(
+                service.extra_hosts,
+                vec!["db:10.0.0.5", "v6:::1"],
+                "{}",
+                service.name
+            );
+            assert_eq!(service.sysctls["net.core.somaxconn"], "1024");
+        }
+        assert_eq!(file.services[0].sysctls["net.ipv4.tcp_syncookies"], "0");
+        let err = parse_text("services:\n  a:\n    image: x\n    extra_hosts: [lonely]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("extra_hosts: \"lonely\" needs an address"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -110,6 +110,8 @@ pub struct ContainerSpec {
     pub healthcheck: Option<HealthSpec>,
     pub stop_timeout_secs: Option<i64>,
     pub stop_signal: Option<String>,
+    pub extra_hosts: Vec<String>,
+    pub sysctls: BTreeMap<String, String>,
 }
 
 /// Where a service is deployed: what the spec needs beyond the service.
@@ -198,6 +200,8 @@ pub fn container_spec(service: &ServiceSpec, placement: &Placement) -> Container
             .stop_grace_period
             .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
         stop_signal: service.stop_signal.clone(),
+        extra_hosts: service.extra_hosts.clone(),
+        sysctls: service.sysctls.clone(),
         ..ContainerSpec::default()
     };
     for mount in &service.volumes {
