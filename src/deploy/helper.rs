@@ -142,9 +142,16 @@ pub async fn run(
             _ => (run.say)(line.to_string()),
         })
         .await;
-    let limit = run.options.health_timeout * 3 + Duration::from_secs(600);
-    let ended = engine.wait_for(&id, WaitGoal::Exited, limit).await;
-    let still_running = !matches!(ended, Ok(WaitOutcome::Exited(_)));
+    // The log stream ends when the helper exits; if it broke off early
+    // (a dropped connection), wait for the helper itself.
+    let still_running = match engine.inspect(&id).await {
+        Ok(Some(details)) if details.running => {
+            let limit = run.options.health_timeout * 3 + Duration::from_secs(600);
+            let ended = engine.wait_for(&id, WaitGoal::Exited, limit).await;
+            !matches!(ended, Ok(WaitOutcome::Exited(_)))
+        }
+        _ => false,
+    };
     if !still_running {
         let _ = engine.remove_container(&id, false).await;
     }
@@ -285,8 +292,14 @@ async fn ensure_image(engine: &Engine) -> Result<String, String> {
 }
 
 /// This binary and its shared libraries (as `ldd` lists them): (path in
-/// the image, file here).
+/// the image, file here). Worked out once per process.
 fn helper_files() -> Result<Vec<(String, PathBuf)>, String> {
+    static FILES: std::sync::OnceLock<Result<Vec<(String, PathBuf)>, String>> =
+        std::sync::OnceLock::new();
+    FILES.get_or_init(find_helper_files).clone()
+}
+
+fn find_helper_files() -> Result<Vec<(String, PathBuf)>, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find kolla's binary: {e}"))?;
     let output = std::process::Command::new("ldd")
         .arg(&exe)
