@@ -710,6 +710,7 @@ pub fn parse(
     };
     let resolver = Resolver {
         path,
+        text,
         lookup: &lookup,
     };
     let mut services = Vec::new();
@@ -790,11 +791,73 @@ fn line_of_key(text: &str, key: &str) -> usize {
 
 struct Resolver<'a> {
     path: &'a Path,
+    /// The file's text, to find the line of the key an error is about.
+    text: &'a str,
     lookup: &'a dyn Fn(&str) -> Option<String>,
 }
 
+/// The line of `key` (`healthcheck.retries`: `retries` inside
+/// `healthcheck`) in the block that starts at line `from` (1-based), if the
+/// block itself writes it (a key merged in from an anchor is not there).
+fn line_of_key_in_block(text: &str, from: u64, key: &str) -> Option<u64> {
+    let lines: Vec<&str> = text.lines().collect();
+    let indent_of = |l: &str| l.len() - l.trim_start().len();
+    let start = usize::try_from(from).ok()?.checked_sub(1)?;
+    let block_indent = indent_of(lines.get(start)?);
+    let mut parts = key.split('.');
+    let mut want = parts.next()?;
+    // The first part sits at the block's own indentation; each next part
+    // anywhere deeper inside the block of the part before it.
+    let mut deeper_than: Option<usize> = None;
+    let mut found = None;
+    for (i, line) in lines.iter().enumerate().skip(start) {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let here = indent_of(line);
+        let left_block = here < block_indent;
+        let left_parent = deeper_than.is_some_and(|parent| here <= parent);
+        if left_block || left_parent {
+            break;
+        }
+        let at_level = match deeper_than {
+            None => here == block_indent,
+            Some(parent) => here > parent,
+        };
+        let key_here = trimmed.trim_start_matches("- ");
+        if at_level
+            && (key_here.starts_with(&format!("{want}:"))
+                || key_here.starts_with(&format!("\"{want}\":")))
+        {
+            found = Some(i as u64 + 1);
+            match parts.next() {
+                Some(next) => {
+                    want = next;
+                    deeper_than = Some(here);
+                }
+                None => return found,
+            }
+        }
+    }
+    found
+}
+
 impl Resolver<'_> {
+    /// An error about `service`, at the line of the key the message starts
+    /// with (`privileged: ...`) when the service's block writes it, else at
+    /// `line`.
     fn error(&self, line: u64, service: &str, message: impl std::fmt::Display) -> ConfigError {
+        let message = message.to_string();
+        let key: String = message
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || "_-.".contains(*c))
+            .collect();
+        let line = if !key.is_empty() && message[key.len()..].starts_with(':') {
+            line_of_key_in_block(self.text, line, &key).unwrap_or(line)
+        } else {
+            line
+        };
         ConfigError::Invalid {
             path: self.path.to_path_buf(),
             message: format!("line {line}: service {service}: {message}"),
@@ -1872,6 +1935,32 @@ volumes:
             err.contains("extra_hosts: \"lonely\" needs an address"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn errors_name_the_line_of_their_own_key() {
+        let text = "x-base: &base\n  restart: sometimes\nservices:\n  a:\n    image: x\n    environment: {privileged: 1}\n    healthcheck:\n      test: [CMD, \"true\"]\n      interval: soon\n    privileged: maybe\n  b:\n    <<: *base\n    image: x\n";
+        let err = parse_text(text).unwrap_err().to_string();
+        let lines: Vec<&str> = err.lines().collect();
+        assert!(
+            lines[0].starts_with("compose/compute.yml: line 9: service a: healthcheck.interval"),
+            "{err}"
+        );
+        // A key merged from an anchor: the line of the service using it.
+        assert!(
+            lines[1].starts_with("compose/compute.yml: line 12: service b: restart"),
+            "{err}"
+        );
+        assert_eq!(line_of_key_in_block(text, 5, "privileged"), Some(10));
+        assert_eq!(
+            line_of_key_in_block(text, 5, "healthcheck.interval"),
+            Some(9)
+        );
+        assert_eq!(
+            line_of_key_in_block(text, 5, "healthcheck.retries"),
+            Some(7)
+        );
+        assert_eq!(line_of_key_in_block(text, 5, "ports"), None);
     }
 
     #[test]
