@@ -55,6 +55,15 @@ pub enum EngineError {
     BuildFailed { message: String },
     #[error("{what}: {message}")]
     StreamFailed { what: String, message: String },
+    /// The engine stopped answering in the middle of a request.
+    #[error(
+        "{what}: the Docker engine stopped answering ({source})\n  hint: once it answers again, `kolla recover` settles whatever this run left half done"
+    )]
+    Lost {
+        what: String,
+        #[source]
+        source: BollardError,
+    },
     #[error("{what}: {source}")]
     Api {
         what: String,
@@ -78,6 +87,11 @@ impl EngineError {
                 what,
                 message: error,
             },
+            source @ (BollardError::IOError { .. }
+            | BollardError::HyperResponseError { .. }
+            | BollardError::HyperLegacyError { .. }
+            | BollardError::RequestTimeoutError
+            | BollardError::SocketNotFoundError(_)) => EngineError::Lost { what, source },
             source => EngineError::Api { what, source },
         }
     }
