@@ -26,7 +26,7 @@ use bollard::query_parameters::{
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use crate::deploy::spec::ContainerSpec;
+use crate::container::{ContainerSpec, is_loopback_url};
 
 /// Seconds before a request without an answer is abandoned. Only response
 /// headers are covered (bollard does not time stream bodies), so this must
@@ -195,7 +195,7 @@ impl Engine {
                 version,
             )
         } else if url.starts_with("tcp://") || url.starts_with("http://") {
-            if !crate::config::is_loopback_url(&url) {
+            if !is_loopback_url(&url) {
                 return Err(EngineError::Insecure { endpoint: url });
             }
             Docker::connect_with_http(&url, REQUEST_TIMEOUT_SECS, version)
@@ -1046,8 +1046,7 @@ pub fn split_tag(reference: &str) -> (&str, &str) {
 #[cfg(test)]
 mod tests {
     use super::{create_body, split_tag};
-    use crate::config::is_loopback_url;
-    use crate::deploy::spec::{ContainerSpec, HealthSpec, PortBinding};
+    use crate::container::{ContainerSpec, HealthSpec, PortBinding, is_loopback_url};
 
     #[test]
     fn create_body_maps_every_field() {

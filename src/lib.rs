@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod container;
 pub mod deploy;
 pub mod engine;
 pub mod files;

@@ -10,20 +10,7 @@ pub mod passwords;
 pub use globals::Globals;
 pub use inventory::Inventory;
 
-/// Whether a `tcp://host:port` URL names a loopback address, the only kind
-/// kolla reaches without TLS.
-pub fn is_loopback_url(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = rest.split('/').next().unwrap_or(rest);
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(v6),
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
-    };
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
+pub use crate::container::is_loopback_url;
 
 use std::path::PathBuf;
 

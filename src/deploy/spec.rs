@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use hmac::{Hmac, Mac};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::labels;
@@ -55,64 +54,7 @@ pub const EXPLICIT_PRIVILEGED_CAPS: &[&str] = &[
     "WAKE_ALARM",
 ];
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PortBinding {
-    pub host_ip: Option<String>,
-    pub host_port: Option<u16>,
-    pub container_port: u16,
-    pub protocol: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct HealthSpec {
-    pub test: Vec<String>,
-    pub interval_ns: Option<i64>,
-    pub timeout_ns: Option<i64>,
-    pub retries: Option<i64>,
-    pub start_period_ns: Option<i64>,
-}
-
-/// A container to create, in kolla's terms. Serialized (minus name and
-/// labels) it is the input of the config hash, so every field that changes
-/// the container changes the hash.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct ContainerSpec {
-    #[serde(skip)]
-    pub name: String,
-    #[serde(skip)]
-    pub labels: BTreeMap<String, String>,
-    pub image: String,
-    pub command: Option<Vec<String>>,
-    pub entrypoint: Option<Vec<String>>,
-    /// `KEY=value`, sorted by key.
-    pub env: Vec<String>,
-    pub user: Option<String>,
-    pub network_mode: Option<String>,
-    pub pid_mode: Option<String>,
-    pub ipc_mode: Option<String>,
-    pub privileged: bool,
-    pub cap_add: Vec<String>,
-    pub cap_drop: Vec<String>,
-    pub security_opt: Vec<String>,
-    pub device_cgroup_rules: Vec<String>,
-    /// `source:target[:ro]` for host paths and named volumes.
-    pub binds: Vec<String>,
-    /// Targets of anonymous volumes.
-    pub anonymous_volumes: Vec<String>,
-    /// Container names.
-    pub volumes_from: Vec<String>,
-    /// `no`, `always`, `unless-stopped`, `on-failure[:N]`.
-    pub restart_policy: Option<String>,
-    pub init: Option<bool>,
-    pub ulimits: Vec<(String, i64, i64)>,
-    pub tmpfs: BTreeMap<String, String>,
-    pub ports: Vec<PortBinding>,
-    pub healthcheck: Option<HealthSpec>,
-    pub stop_timeout_secs: Option<i64>,
-    pub stop_signal: Option<String>,
-    pub extra_hosts: Vec<String>,
-    pub sysctls: BTreeMap<String, String>,
-}
+pub use crate::container::{ContainerSpec, HealthSpec, PortBinding};
 
 /// Where a service is deployed: what the spec needs beyond the service.
 #[derive(Debug, Clone)]
