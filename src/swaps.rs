@@ -298,7 +298,12 @@ async fn rollback_service(
         result: match &result {
             Ok(_) => "ok".into(),
             Err(e) => format!(
-                "swapped back: {}",
+                "{}: {}",
+                if e.needs_recovery() {
+                    "needs recovery"
+                } else {
+                    "swapped back"
+                },
                 e.to_string().lines().next().unwrap_or_default()
             ),
         },
