@@ -192,7 +192,7 @@ fn nothing_to_roll_back_to_and_a_held_lock_are_refused() {
     );
 
     // Another run holds the lock: the upgrade fails at once, saying who.
-    let lock = d.take_lock("web", &[]);
+    let lock = d.take_lock("web");
     let before = d.containers();
     let output = d.kolla("upgrade", &["web", "--tag", "2.0.0"]);
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
@@ -335,7 +335,7 @@ services:
 
     // The lock container, made from an image with a VOLUME, makes none.
     let rt = common::runtime();
-    let lock = d.take_lock("web", &["/cache".to_string()]);
+    let lock = d.take_lock("web");
     let details = rt
         .block_on(d.images.engine.inspect(lock.name()))
         .unwrap()

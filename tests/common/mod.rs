@@ -430,7 +430,7 @@ impl Deployment {
                 .expect("wait for it");
             let text = engine.logs_tail(&name, 100).await.expect("its output");
             engine
-                .remove_container(&name, false)
+                .remove_container(&name, true)
                 .await
                 .expect("remove it");
             assert_eq!(
@@ -635,15 +635,20 @@ pub fn volume_exists(name: &str) -> bool {
 
 impl Deployment {
     /// Take `service`'s lock as another kolla run would, from the swap
-    /// fixture's v1 image (declaring `image_volumes`).
-    pub fn take_lock(&self, service: &str, image_volumes: &[String]) -> kolla::deploy::lock::Lock {
+    /// fixture's v1 image (its declared volumes covered, as kolla does).
+    pub fn take_lock(&self, service: &str) -> kolla::deploy::lock::Lock {
         let image = format!("{}/fx-web:1.0.0", self.images.namespace);
+        let image_volumes = runtime()
+            .block_on(self.images.engine.image(&image))
+            .expect("inspect the image")
+            .expect("the swap fixture's image")
+            .volumes;
         let request = kolla::deploy::lock::LockRequest {
             prefix: &self.prefix,
             project: &self.project,
             service,
             image: &image,
-            image_volumes,
+            image_volumes: &image_volumes,
             reason: "upgrade",
             target: "a test",
             from: Some(1),
