@@ -575,11 +575,15 @@ fn rename_references(
 
 /// Kolla's v1 files declare data containers as ordinary services: an
 /// image whose command exits at once, that other services use through
-/// `volumes_from`. Such a service (used by another through `volumes_from`,
-/// serving nothing itself: no ports, no healthcheck, no command of its own
-/// beyond `true`) is a data container: created, never started, never
-/// removed without `--purge-data`. The Compose Spec layout says so
-/// explicitly instead (`x-kolla: {data: true}`).
+/// `volumes_from`. Such a service is a data container (created, never
+/// started, never removed without `--purge-data`) when it is used by
+/// another through `volumes_from`, holds volumes (declared in the file, or
+/// a `-data` image), and shows nothing of a server: no command of its own
+/// beyond `true`, no ports, network, restart policy, privileges,
+/// environment, healthcheck or config. A running service others share
+/// volumes with (a v1 `volumes_from: [nova-libvirt]`) keeps running. The
+/// Compose Spec layout says so explicitly instead (`x-kolla: {data:
+/// true}`).
 fn mark_legacy_data_containers(services: &mut [ServiceSpec]) {
     let used: std::collections::BTreeSet<String> = services
         .iter()
@@ -592,13 +596,23 @@ fn mark_legacy_data_containers(services: &mut [ServiceSpec]) {
             Some([only]) => matches!(only.as_str(), "true" | "/bin/true"),
             Some(_) => false,
         };
-        if used.contains(&service.name)
-            && service.ports.is_empty()
-            && service.healthcheck.is_none()
-            && service.kolla.config.is_none()
-            && service.kolla.bootstrap.is_none()
-            && exits_at_once
-        {
+        // The image's own name: after the last `/`, before a tag or digest.
+        let image_name = service
+            .image
+            .rsplit('/')
+            .next()
+            .and_then(|last| last.split([':', '@']).next())
+            .unwrap_or_default();
+        let holds_volumes = !service.volumes.is_empty() || image_name.ends_with("data");
+        let serves = !service.ports.is_empty()
+            || service.network_mode.is_some()
+            || service.restart.as_deref().is_some_and(|r| r != "no")
+            || service.privileged
+            || !service.environment.is_empty()
+            || service.healthcheck.is_some()
+            || service.kolla.config.is_some()
+            || service.kolla.bootstrap.is_some();
+        if used.contains(&service.name) && holds_volumes && exits_at_once && !serves {
             service.kolla.data = true;
         }
     }
@@ -2071,6 +2085,14 @@ volumes:
         // Used only through volumes_from, serving nothing: a data container.
         assert!(file.service("glance-data").unwrap().kolla.data);
         assert!(!api.kolla.data);
+        // A server others share volumes with stays a server.
+        let shared = "libvirt:\n  image: kolla/nova-libvirt:zed\n  net: host\n  privileged: true\n  restart: always\ncompute:\n  image: kolla/nova-compute:zed\n  volumes_from: [libvirt]\n";
+        let file = parse_text(shared).unwrap();
+        assert!(!file.service("libvirt").unwrap().kolla.data);
+        // A data image with its volumes in the image only is data too.
+        let image_only = "novadata:\n  image: kolla/centos-nova-data:zed\ncompute:\n  image: kolla/nova-compute:zed\n  net: host\n  volumes_from: [novadata]\n";
+        let file = parse_text(image_only).unwrap();
+        assert!(file.service("novadata").unwrap().kolla.data);
         // Not in the Compose Spec layout, which says so itself.
         let spec = format!(
             "services:\n{}",
