@@ -51,7 +51,9 @@ pub async fn upgrade(cx: &Context, args: UpgradeArgs) -> anyhow::Result<Outcome>
     for target in &targets {
         for service in &args.services {
             if let (Some(wanted), Some(tag)) = (target.desired.services.get(service), &args.tag)
-                && crate::engine::split_tag(&wanted.service.image).1 != tag
+                && !crate::engine::split_tag(&wanted.service.image)
+                    .1
+                    .contains(tag.as_str())
             {
                 bail!(crate::config::ConfigError::Invalid {
                     path: args.nodes.compose_dir.clone(),

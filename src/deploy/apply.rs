@@ -120,6 +120,14 @@ pub enum DeployError {
         service: String,
         message: String,
     },
+    /// The swap helper failed and could not swap back either (its message
+    /// says so, with the way out).
+    #[error("{message}")]
+    HelperNeedsRecovery {
+        node: String,
+        service: String,
+        message: String,
+    },
     #[error(
         "node {node}: service {service}: {name}, left by an earlier run, is still running after {waited}s\n  hint: kolla never kills a running bootstrap job (it may be migrating a schema) or swap helper (it is finishing a swap); run `kolla recover` again once it has finished"
     )]
@@ -134,7 +142,10 @@ pub enum DeployError {
 impl DeployError {
     /// Whether the run left work that `kolla recover` must finish.
     pub fn needs_recovery(&self) -> bool {
-        matches!(self, DeployError::NeedsRecovery { .. })
+        matches!(
+            self,
+            DeployError::NeedsRecovery { .. } | DeployError::HelperNeedsRecovery { .. }
+        )
     }
 }
 

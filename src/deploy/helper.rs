@@ -188,7 +188,11 @@ pub async fn run(
                 ..
             }),
             _,
-        ) => Err(failed(message)),
+        ) => Err(DeployError::HelperNeedsRecovery {
+            node: run.node.to_string(),
+            service: service.to_string(),
+            message,
+        }),
         (None, Err(e)) => Err(failed(e.to_string())),
         (None, Ok(())) if still_running => Err(failed(format!("{name} is still running"))),
         (None, Ok(())) => Err(failed(format!("{name} ended without one"))),
