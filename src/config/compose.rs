@@ -2116,6 +2116,105 @@ volumes:
         assert!(err.contains("may not end in"), "{err}");
     }
 
+    /// The shape of Kolla's own v1 compute file (2015): three-space
+    /// indentation, a data image with its volumes in the image only, two
+    /// privileged host services sharing its volumes, `env_file`.
+    #[test]
+    fn kolla_v1_compute_file_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("openstack.env"), "ADMIN_USER=admin\n").unwrap();
+        let text = "computedata:\n   image: kollaglue/centos-rdo-nova-compute-data\n   name: computedata\n\nlibvirt:\n   image: kollaglue/centos-rdo-nova-libvirt\n   name: libvirt\n   net: host\n   pid: host\n   privileged: true\n   restart: always\n   env_file:\n    - openstack.env\n   volumes:\n    - /run:/run\n    - /lib/modules:/lib/modules:ro\n   volumes_from:\n    - computedata\n\nnovacompute:\n   image: kollaglue/centos-rdo-nova-compute\n   name: nova-compute\n   net: host\n   privileged: true\n   restart: always\n   env_file:\n    - openstack.env\n   volumes_from:\n    - computedata\n";
+        let file = parse(
+            text,
+            &dir.path().join("nova-compute.yml"),
+            &vars(),
+            &BTreeMap::new(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<&str> = file.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, vec!["computedata", "libvirt", "nova-compute"]);
+        assert!(file.service("computedata").unwrap().kolla.data);
+        let libvirt = file.service("libvirt").unwrap();
+        assert!(!libvirt.kolla.data && libvirt.privileged);
+        assert_eq!(libvirt.environment["ADMIN_USER"], "admin");
+        assert_eq!(
+            file.service("nova-compute").unwrap().volumes_from,
+            vec!["computedata"]
+        );
+    }
+
+    /// The idioms of large self-hosted compose files: `x-` anchors merged
+    /// with `<< :` (a space before the colon) and `<<: [*a, *b]`, a
+    /// healthcheck anchor whose numbers come from variables, conditions
+    /// from anchors, an env file.
+    #[test]
+    fn self_hosted_project_idioms_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".env.app"), "APP_ENV=prod\n").unwrap();
+        let text = r#"version: '3.4'
+x-restart-policy: &restart_policy
+  restart: unless-stopped
+x-depends_on-healthy: &depends_on-healthy
+  condition: service_healthy
+x-healthcheck-defaults: &healthcheck_defaults
+  interval: "$HEALTHCHECK_INTERVAL"
+  timeout: "$HEALTHCHECK_TIMEOUT"
+  retries: $HEALTHCHECK_RETRIES
+x-app-defaults: &app_defaults
+  << : *restart_policy
+  image: "example/app:${APP_TAG:-1.4.0}"
+  env_file: .env.app
+services:
+  database:
+    << : *restart_policy
+    image: postgres:11.7-alpine
+    environment:
+      POSTGRES_USER: main
+      POSTGRES_DB: main
+    healthcheck:
+      <<: *healthcheck_defaults
+      test: [ "CMD", "pg_isready", "-q", "-d", "main", "-U", "main" ]
+    volumes:
+      - db:/var/lib/postgresql/data
+  app:
+    <<: [*app_defaults]
+    command: /entrypoint-app.sh
+    ports:
+      - 8080:80
+    depends_on:
+      database:
+        <<: *depends_on-healthy
+volumes:
+  db:
+"#;
+        let variables = Variables {
+            environment: BTreeMap::from([
+                ("HEALTHCHECK_INTERVAL".to_string(), "30s".to_string()),
+                ("HEALTHCHECK_TIMEOUT".to_string(), "1m30s".to_string()),
+                ("HEALTHCHECK_RETRIES".to_string(), "10".to_string()),
+            ]),
+            globals: BTreeMap::new(),
+        };
+        let file = parse(
+            text,
+            &dir.path().join("docker-compose.yml"),
+            &variables,
+            &BTreeMap::new(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let db = file.service("database").unwrap();
+        let health = db.healthcheck.as_ref().unwrap();
+        assert_eq!(health.retries, Some(10));
+        assert_eq!(health.interval, Some(Duration::from_secs(30)));
+        assert_eq!(health.timeout, Some(Duration::from_secs(90)));
+        assert_eq!(db.restart.as_deref(), Some("unless-stopped"));
+        let app = file.service("app").unwrap();
+        assert_eq!(app.image, "example/app:1.4.0");
+        assert_eq!(app.environment["APP_ENV"], "prod");
+        assert_eq!(app.depends_on["database"], Condition::Healthy);
+        assert_eq!(app.ports.len(), 1);
+    }
+
     #[test]
     fn short_and_long_syntaxes() {
         let text = r#"
