@@ -102,11 +102,7 @@ pub(crate) fn resolve<'a>(
     // the compose folder's .env, as compose does.
     let mut profiles = args.profiles.clone();
     if profiles.is_empty() {
-        let dotenv_path = args.compose_dir.join(".env");
-        let dotenv = match std::fs::read_to_string(&dotenv_path) {
-            Ok(text) => crate::config::compose::parse_dotenv(&text, &dotenv_path)?,
-            Err(_) => Default::default(),
-        };
+        let dotenv = crate::config::compose::dotenv_in(&args.compose_dir)?;
         if let Some(list) = variables
             .environment
             .get("COMPOSE_PROFILES")

@@ -484,19 +484,18 @@ pub fn load(path: &Path, variables: &Variables) -> Result<ComposeFile, ConfigErr
         path: path.to_path_buf(),
         source,
     })?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let dotenv_path = dir.join(".env");
-    let dotenv = match std::fs::read_to_string(&dotenv_path) {
-        Ok(text) => parse_dotenv(&text, &dotenv_path)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-        Err(source) => {
-            return Err(ConfigError::Read {
-                path: dotenv_path,
-                source,
-            });
-        }
-    };
+    let dotenv = dotenv_in(path.parent().unwrap_or(Path::new(".")))?;
     parse(&text, path, variables, &dotenv)
+}
+
+/// The `.env` file of folder `dir` (none: empty).
+pub fn dotenv_in(dir: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+    let path = dir.join(".env");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => parse_dotenv(&text, &path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(source) => Err(ConfigError::Read { path, source }),
+    }
 }
 
 /// `.env`: `KEY=value` lines, `#` comments, optional quotes around values.

@@ -156,11 +156,9 @@ pub fn recovery_plan(
             });
         }
     }
-    for old in kept.iter().skip(retain) {
-        steps.push(Step::Prune {
-            id: old.id.clone(),
-            generation: old.generation,
-        });
+    let kept_ids = kept.iter().map(|c| (c.generation, c.id.clone())).collect();
+    for (generation, id) in upgrade::beyond_retain(kept_ids, retain) {
+        steps.push(Step::Prune { id, generation });
     }
     steps
 }

@@ -370,11 +370,9 @@ async fn swap_back(
 pub(super) async fn prune(
     run: &NodeRun<'_>,
     service: &str,
-    mut kept: Vec<(u64, String)>,
+    kept: Vec<(u64, String)>,
 ) -> Result<(), DeployError> {
-    kept.sort_by_key(|k| std::cmp::Reverse(k.0));
-    kept.dedup_by(|a, b| a.1 == b.1);
-    for (generation, id) in kept.into_iter().skip(run.options.retain) {
+    for (generation, id) in beyond_retain(kept, run.options.retain) {
         (run.say)(format!(
             "{}: {service}: removing kept generation {generation} (beyond retain {})",
             run.node, run.options.retain
@@ -385,6 +383,14 @@ pub(super) async fn prune(
             .map_err(|e| run.engine_error(e))?;
     }
     Ok(())
+}
+
+/// Of kept containers (generation, id), those beyond the newest `retain`:
+/// the ones to remove. Pure; swaps and recovery prune by it.
+pub fn beyond_retain(mut kept: Vec<(u64, String)>, retain: usize) -> Vec<(u64, String)> {
+    kept.sort_by_key(|k| std::cmp::Reverse(k.0));
+    kept.dedup_by(|a, b| a.1 == b.1);
+    kept.into_iter().skip(retain).collect()
 }
 
 /// How a new image tag relates to the running one.
