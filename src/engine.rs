@@ -477,11 +477,6 @@ pub struct ContainerDetails {
     /// `no`, `always`, `unless-stopped`, `on-failure[:N]`.
     pub restart_policy: String,
     pub running: bool,
-    /// `created`, `running`, `exited`, ...
-    pub state: String,
-    pub exit_code: Option<i64>,
-    /// Its main process on the node, while it runs.
-    pub pid: Option<i64>,
     /// The volumes it mounts: (volume name, path inside the container).
     pub volumes: Vec<(String, String)>,
     /// Every path something is mounted at (volumes, binds, tmpfs).
@@ -498,9 +493,6 @@ impl ContainerDetails {
             labels,
             restart_policy: "no".into(),
             running: false,
-            state: "created".into(),
-            exit_code: None,
-            pid: None,
             volumes: Vec::new(),
             mount_points: Vec::new(),
         }
@@ -935,9 +927,6 @@ impl Engine {
                     labels,
                     restart_policy,
                     running: state.running.unwrap_or(false),
-                    state: state.status.map(|s| s.to_string()).unwrap_or_default(),
-                    exit_code: state.exit_code,
-                    pid: state.pid.filter(|p| *p > 0),
                 }))
             }
             Err(e) => match EngineError::from_api(format!("container {name}"), e) {
