@@ -1,5 +1,5 @@
 //! The command line, as the user typed it: every verb and flag, and nothing
-//! else. Turning these into resolved settings happens in `run`.
+//! else. Turning these into resolved settings happens in `settings`.
 
 use std::path::PathBuf;
 
@@ -62,7 +62,14 @@ pub enum Command {
     /// Run one swap's critical section: what kolla's helper container runs
     /// on a node (its task comes in the environment). Not for operators.
     #[command(hide = true)]
-    SwapHelper,
+    SwapHelper(SwapHelperArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SwapHelperArgs {
+    /// The swap's task, as JSON.
+    #[arg(long, env = crate::deploy::helper::TASK_ENV, hide_env_values = true)]
+    pub task: String,
 }
 
 #[derive(Debug, Args)]

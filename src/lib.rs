@@ -3,9 +3,10 @@
 //!
 //! The binary (`main.rs`) is a thin shell over this library so that the
 //! integration tests drive the same code paths the operator does. Data flows
-//! one way: `cli` (what the user typed) -> `config` (typed, validated files)
-//! -> `images::render` / `images::catalog` (pure) -> `images::build` +
-//! `engine` (effects) -> `progress` (what the user sees).
+//! one way: `cli` (what the user typed) -> `settings` (resolved once) ->
+//! `config` (typed, validated files) -> `images::render` / `deploy::plan`
+//! (pure) -> `images::build` / `deploy::execute` + `engine` (effects) ->
+//! `progress` (what the user sees). `verbs` holds one file per verb family.
 
 pub mod cli;
 pub mod config;
@@ -14,8 +15,7 @@ pub mod deploy;
 pub mod engine;
 pub mod files;
 pub mod images;
-pub mod nodes;
 pub mod progress;
-pub mod run;
-pub mod swaps;
+pub mod settings;
 pub mod templates;
+pub mod verbs;

@@ -1,13 +1,14 @@
 //! The `kolla` binary: parse the command line, run the verb on a tokio
-//! runtime, and turn the result into an exit code (0 ok, 1 failed, 2 bad
-//! input or usage, 3 a failure left work for `kolla recover`, 130
+//! runtime, and turn its typed outcome into an exit code (see
+//! `verbs::exit`: 0 ok, 1 failed, 2 bad input or usage, 3 a failure left
+//! work for `kolla recover`, 4 a lock held by another run, 130
 //! interrupted).
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use kolla::cli::Cli;
-use kolla::run::{self, Outcome, exit};
+use kolla::verbs::{self, exit};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -21,18 +22,11 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::FAILED);
         }
     };
-    match runtime.block_on(run::run(cli)) {
-        Ok(Outcome::Success) => ExitCode::from(exit::OK),
-        Ok(Outcome::Failed) => ExitCode::from(exit::FAILED),
-        Ok(Outcome::Interrupted) => ExitCode::from(exit::INTERRUPTED),
-        Ok(Outcome::NeedsRecovery) => ExitCode::from(exit::NEEDS_RECOVERY),
+    match runtime.block_on(verbs::run(cli)) {
+        Ok(outcome) => ExitCode::from(outcome.exit_code()),
         Err(error) => {
-            eprintln!("error: {}", run::describe_error(&error));
-            ExitCode::from(if run::is_usage_error(&error) {
-                exit::USAGE
-            } else {
-                exit::FAILED
-            })
+            eprintln!("error: {}", verbs::describe_error(&error));
+            ExitCode::from(verbs::exit_code_of(&error))
         }
     }
 }

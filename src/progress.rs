@@ -1,7 +1,10 @@
-//! What the operator sees while work runs: on a terminal, one indicatif
-//! spinner per running build under an overall bar; otherwise (CI logs,
-//! pipes) one plain line per step, prefixed with the image name, so logs
-//! stay greppable. `NO_COLOR` turns colour off.
+//! What the operator sees while work runs. For a set of tasks (a build's
+//! images): on a terminal, one indicatif spinner per running task under an
+//! overall bar; otherwise (CI logs, pipes) one plain line per step,
+//! prefixed with the task's name, so logs stay greppable. For the steps of
+//! a deploy or swap, `say`: one line per step with the seconds since the
+//! command started. Its own types: callers map their outcomes to a
+//! `Finished`, so this file knows no builder or deployer.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -10,22 +13,38 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::images::build::Status;
+/// How a task ended, as the display shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finished {
+    /// The word shown (`built`, `failed`, ...).
+    pub word: &'static str,
+    pub tone: Tone,
+}
+
+/// The colour a finished task gets on a terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    Good,
+    Bad,
+    Warning,
+}
 
 pub enum Progress {
     Terminal(TerminalProgress),
-    Plain,
+    Plain { unit: &'static str },
 }
 
 pub struct TerminalProgress {
+    colour: bool,
     multi: MultiProgress,
     overall: ProgressBar,
     bars: Mutex<HashMap<String, ProgressBar>>,
 }
 
 impl Progress {
-    /// Bars when stderr is a terminal, plain lines otherwise.
-    pub fn for_stderr() -> Progress {
+    /// Bars when stderr is a terminal, plain lines otherwise. `unit`
+    /// names what is counted (`build`: images).
+    pub fn for_stderr(unit: &'static str, colour: bool) -> Progress {
         if std::io::stderr().is_terminal() {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
             let overall = multi.add(ProgressBar::new(0));
@@ -34,21 +53,22 @@ impl Progress {
                     .unwrap_or_else(|_| ProgressStyle::default_bar())
                     .progress_chars("=> "),
             );
-            overall.set_prefix("build");
+            overall.set_prefix(unit);
             Progress::Terminal(TerminalProgress {
+                colour,
                 multi,
                 overall,
                 bars: Mutex::new(HashMap::new()),
             })
         } else {
-            Progress::Plain
+            Progress::Plain { unit }
         }
     }
 
     pub fn begin(&self, total: usize) {
         match self {
             Progress::Terminal(t) => t.overall.set_length(total as u64),
-            Progress::Plain => eprintln!("build: {total} images"),
+            Progress::Plain { unit } => eprintln!("{unit}: {total} to do"),
         }
     }
 
@@ -68,7 +88,7 @@ impl Progress {
                     bars.insert(name.to_string(), bar);
                 }
             }
-            Progress::Plain => eprintln!("{name}: started"),
+            Progress::Plain { .. } => eprintln!("{name}: started"),
         }
     }
 
@@ -82,7 +102,7 @@ impl Progress {
                     bar.set_message(line.trim().to_string());
                 }
             }
-            Progress::Plain => {
+            Progress::Plain { .. } => {
                 let line = line.trim();
                 if line.starts_with("Step ")
                     || line.starts_with("retry ")
@@ -94,7 +114,7 @@ impl Progress {
         }
     }
 
-    pub fn finish(&self, name: &str, status: Status, error: &Option<String>) {
+    pub fn finish(&self, name: &str, status: Finished, error: &Option<String>) {
         let detail = error
             .as_deref()
             .and_then(|e| e.lines().find(|l| !l.trim().is_empty()))
@@ -106,9 +126,11 @@ impl Progress {
                     bar.finish_and_clear();
                 }
                 t.overall.inc(1);
-                let _ = t.multi.println(format!("{} {name}{detail}", paint(status)));
+                let _ = t
+                    .multi
+                    .println(format!("{} {name}{detail}", paint(status, t.colour)));
             }
-            Progress::Plain => eprintln!("{name}: {}{detail}", status.as_str()),
+            Progress::Plain { .. } => eprintln!("{name}: {}{detail}", status.word),
         }
     }
 
@@ -119,15 +141,27 @@ impl Progress {
     }
 }
 
-fn paint(status: Status) -> String {
-    let text = status.as_str();
-    if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
-        return text.to_string();
+fn paint(status: Finished, colour: bool) -> String {
+    if !colour {
+        return status.word.to_string();
     }
-    let colour = match status {
-        Status::Built | Status::UpToDate => "32",
-        Status::Failed | Status::ParentFailed => "31",
-        Status::Cancelled => "33",
+    let code = match status.tone {
+        Tone::Good => "32",
+        Tone::Bad => "31",
+        Tone::Warning => "33",
     };
-    format!("\x1b[{colour}m{text}\x1b[0m")
+    format!("\x1b[{code}m{}\x1b[0m", status.word)
+}
+
+/// One step for the operator, on stderr, with the seconds since the
+/// command started, so every step shows its time in a terminal and in CI.
+pub fn say(line: String) {
+    eprintln!("[{:>7.3}s] {line}", started().elapsed().as_secs_f64());
+}
+
+/// When the command started (the first call fixes it; `verbs::run` calls
+/// it first).
+pub fn started() -> std::time::Instant {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *START.get_or_init(std::time::Instant::now)
 }

@@ -598,7 +598,7 @@ fn privileged_services_run_in_each_mode_the_engine_supports() {
 /// needed) with `secrets`.
 fn shipped_all_in_one(
     secrets: &std::collections::BTreeMap<String, String>,
-) -> Result<kolla::deploy::node::Desired, String> {
+) -> Result<kolla::deploy::desired::Desired, String> {
     use kolla::config::{Globals, Inventory, compose::Variables};
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let inventory = Inventory::load(None).unwrap();
@@ -608,8 +608,9 @@ fn shipped_all_in_one(
         environment: Default::default(),
         globals: globals.compose_variables(),
     };
-    let files = kolla::deploy::node::load_files(node, &root.join("compose"), &variables).unwrap();
-    kolla::deploy::node::desired(node, &files, &globals, secrets, &[]).map_err(|e| e.to_string())
+    let files =
+        kolla::deploy::desired::load_files(node, &root.join("compose"), &variables).unwrap();
+    kolla::deploy::desired::desired(node, &files, &globals, secrets, &[]).map_err(|e| e.to_string())
 }
 
 /// Every template renders, every config.json is JSON with the service's

@@ -17,3 +17,15 @@ pub fn point(step: &str) {
 #[cfg(not(feature = "fault-injection"))]
 #[inline(always)]
 pub fn point(_step: &str) {}
+
+/// The step KOLLA_FAULT names, to hand on to the swap helper (feature
+/// `fault-injection`; None without it).
+#[cfg(feature = "fault-injection")]
+pub fn active() -> Option<String> {
+    std::env::var("KOLLA_FAULT").ok()
+}
+
+#[cfg(not(feature = "fault-injection"))]
+pub fn active() -> Option<String> {
+    None
+}

@@ -20,17 +20,19 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::apply::{ApplyOptions, DeployError, NodeRun};
+use super::context::{ApplyOptions, NodeRun};
+use super::error::DeployError;
 use super::labels::{self, Role};
 use super::owned;
 use super::spec::ContainerSpec;
-use super::upgrade::{self, SwapTask};
+use super::swap::{self, SwapTask};
 use crate::engine::{BuildRequest, Endpoint, Engine, WaitGoal, WaitOutcome};
 
 /// The helper image's repository; its tag names the kolla build.
 pub const REPOSITORY: &str = "kolla-swap-helper";
-/// The environment variable that hands the helper its task.
-const TASK_ENV: &str = "KOLLA_SWAP_TASK";
+/// The environment variable that hands the helper its task (read by the
+/// hidden `swap-helper --task` flag).
+pub const TASK_ENV: &str = "KOLLA_SWAP_TASK";
 /// The helper's verdict: the one stdout line starting with this.
 const VERDICT: &str = "kolla-swap-verdict: ";
 /// Where the node's engine socket is mounted in the helper.
@@ -57,18 +59,32 @@ struct Verdict {
     needs_recovery: bool,
 }
 
+/// Run a swap's critical section: in the node's helper container when the
+/// deployment uses one (and it can start), else here.
+pub async fn perform(run: &NodeRun<'_>, task: SwapTask) -> Result<Duration, DeployError> {
+    if run.use_helper {
+        match in_helper(run, &task).await {
+            Ok(outcome) => return outcome,
+            // Nothing was touched yet: the critical section runs here.
+            Err(unavailable) => (run.say)(format!(
+                "{}: {}: note: no swap helper on this node ({unavailable}); kolla runs the swap itself",
+                run.node, task.service
+            )),
+        }
+    }
+    swap::swap_in(run, &task).await
+}
+
 /// Run `task` in the node's helper. Err: the helper could not be used and
 /// nothing was touched (the caller runs the section itself); Ok: the
 /// swap's own outcome.
-pub async fn run(
+async fn in_helper(
     run: &NodeRun<'_>,
     task: &SwapTask,
 ) -> Result<Result<Duration, DeployError>, String> {
-    let engine = run.engine;
     let service = task.service.as_str();
-    let image = ensure_image(engine).await?;
     let name = labels::container_name(run.placement_prefix, service, Role::Helper);
-    match owned::find(engine, &name, run.project, service).await {
+    match owned::find(run.engine, &name, run.project, service).await {
         Ok(Some(old)) if old.running => {
             return Ok(Err(DeployError::JobStillRunning {
                 node: run.node.to_string(),
@@ -77,13 +93,36 @@ pub async fn run(
                 waited: 0,
             }));
         }
-        Ok(Some(old)) => engine
+        Ok(Some(old)) => run
+            .engine
             .remove_container(&old.id, false)
             .await
             .map_err(|e| e.to_string())?,
         Ok(None) => {}
         Err(e) => return Ok(Err(run.owned_error(e))),
     }
+    let id = start_helper(run, task, &name).await?;
+    (run.say)(format!(
+        "{}: {service}: the swap runs on the node, in {name}",
+        run.node
+    ));
+    // From here the helper owns the section: whatever happens to this
+    // process, it runs to its end.
+    let (verdict, followed, still_running) = follow_helper(run, &id).await;
+    Ok(outcome_of(
+        run,
+        service,
+        &name,
+        verdict,
+        followed,
+        still_running,
+    ))
+}
+
+/// Create and start the helper container for `task`; its id.
+async fn start_helper(run: &NodeRun<'_>, task: &SwapTask, name: &str) -> Result<String, String> {
+    let engine = run.engine;
+    let image = ensure_image(engine).await?;
     let input = HelperInput {
         node: run.node.to_string(),
         prefix: run.placement_prefix.to_string(),
@@ -100,13 +139,11 @@ pub async fn run(
         None => SOCKET.to_string(),
     };
     let mut env = vec![format!("{TASK_ENV}={input}")];
-    if cfg!(feature = "fault-injection")
-        && let Ok(step) = std::env::var("KOLLA_FAULT")
-    {
+    if let Some(step) = super::fault::active() {
         env.push(format!("KOLLA_FAULT={step}"));
     }
     let spec = ContainerSpec {
-        name: name.clone(),
+        name: name.to_string(),
         image,
         entrypoint: Some(vec!["/kolla".into()]),
         command: Some(vec!["swap-helper".into()]),
@@ -116,7 +153,7 @@ pub async fn run(
         binds: vec![format!("{socket}:{SOCKET}")],
         labels: BTreeMap::from([
             (labels::PROJECT.to_string(), run.project.to_string()),
-            (labels::SERVICE.to_string(), service.to_string()),
+            (labels::SERVICE.to_string(), task.service.clone()),
         ]),
         restart_policy: Some("no".into()),
         ..ContainerSpec::default()
@@ -129,39 +166,61 @@ pub async fn run(
         let _ = engine.remove_container(&id, false).await;
         return Err(e.to_string());
     }
-    (run.say)(format!(
-        "{}: {service}: the swap runs on the node, in {name}",
-        run.node
-    ));
-    // From here the helper owns the section: whatever happens to this
-    // process, it runs to its end.
+    Ok(id)
+}
+
+/// Relay the helper's lines until it ends; its verdict, how following
+/// ended, and whether it still runs (then it is left to finish).
+async fn follow_helper(
+    run: &NodeRun<'_>,
+    id: &str,
+) -> (
+    Option<Verdict>,
+    Result<(), crate::engine::EngineError>,
+    bool,
+) {
+    let engine = run.engine;
     let mut verdict = None;
     let followed = engine
-        .follow_logs(&id, |line, stdout| match line.strip_prefix(VERDICT) {
+        .follow_logs(id, |line, stdout| match line.strip_prefix(VERDICT) {
             Some(json) if stdout => verdict = serde_json::from_str::<Verdict>(json).ok(),
             _ => (run.say)(line.to_string()),
         })
         .await;
     // The log stream ends when the helper exits; if it broke off early
     // (a dropped connection), wait for the helper itself.
-    let still_running = match engine.inspect(&id).await {
+    let still_running = match engine.inspect(id).await {
         Ok(Some(details)) if details.running => {
             let limit = run.options.health_timeout * 3 + Duration::from_secs(600);
-            let ended = engine.wait_for(&id, WaitGoal::Exited, limit).await;
+            let ended = engine.wait_for(id, WaitGoal::Exited, limit).await;
             !matches!(ended, Ok(WaitOutcome::Exited(_)))
         }
         _ => false,
     };
     if !still_running {
-        let _ = engine.remove_container(&id, false).await;
+        let _ = engine.remove_container(id, false).await;
     }
+    (verdict, followed, still_running)
+}
+
+/// The swap's outcome from what the helper said (or did not say).
+fn outcome_of(
+    run: &NodeRun<'_>,
+    service: &str,
+    name: &str,
+    verdict: Option<Verdict>,
+    followed: Result<(), crate::engine::EngineError>,
+    still_running: bool,
+) -> Result<Duration, DeployError> {
+    let node = run.node.to_string();
+    let service = service.to_string();
     let failed = |message: String| DeployError::NeedsRecovery {
-        node: run.node.to_string(),
-        service: service.to_string(),
+        node: node.clone(),
+        service: service.clone(),
         failure: "the swap helper gave no verdict".into(),
         stuck: message,
     };
-    Ok(match (verdict, followed) {
+    match (verdict, followed) {
         (
             Some(Verdict {
                 error: None,
@@ -178,8 +237,8 @@ pub async fn run(
             }),
             _,
         ) => Err(DeployError::SwappedBack {
-            node: run.node.to_string(),
-            service: service.to_string(),
+            node,
+            service,
             message,
         }),
         (
@@ -189,14 +248,14 @@ pub async fn run(
             }),
             _,
         ) => Err(DeployError::HelperNeedsRecovery {
-            node: run.node.to_string(),
-            service: service.to_string(),
+            node,
+            service,
             message,
         }),
         (None, Err(e)) => Err(failed(e.to_string())),
         (None, Ok(())) if still_running => Err(failed(format!("{name} is still running"))),
         (None, Ok(())) => Err(failed(format!("{name} ended without one"))),
-    })
+    }
 }
 
 fn millis(d: Duration) -> u64 {
@@ -206,8 +265,8 @@ fn millis(d: Duration) -> u64 {
 /// The helper's side (`kolla swap-helper`, inside the helper container):
 /// run the task from the environment against the mounted engine socket,
 /// then print the verdict.
-pub async fn serve() -> anyhow::Result<()> {
-    let input: HelperInput = serde_json::from_str(&std::env::var(TASK_ENV)?)?;
+pub async fn serve(task: &str) -> anyhow::Result<()> {
+    let input: HelperInput = serde_json::from_str(task)?;
     let engine = Engine::connect(&Endpoint {
         url: format!("unix://{SOCKET}"),
         tls: None,
@@ -229,8 +288,9 @@ pub async fn serve() -> anyhow::Result<()> {
         say: &say,
         state_dir: None,
         use_helper: false,
+        user: "swap-helper",
     };
-    let result = upgrade::swap_in(&run, &input.task).await;
+    let result = swap::swap_in(&run, &input.task).await;
     let verdict = match &result {
         Ok(dark) => Verdict {
             dark_secs: Some(dark.as_secs_f64()),

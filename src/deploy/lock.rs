@@ -19,9 +19,9 @@
 use std::collections::BTreeMap;
 
 use super::labels::{self, Role};
+use super::now_secs;
 use super::owned::{self, NotOurs, OwnedError};
 use super::spec::ContainerSpec;
-use super::{current_user, now_secs};
 use crate::engine::{ContainerDetails, Engine, EngineError};
 
 pub const LOCK_OWNER: &str = "kolla.lock-owner";
@@ -93,6 +93,8 @@ pub struct LockRequest<'a> {
     pub target: &'a str,
     /// The generation live when the lock is taken, if any.
     pub from: Option<u64>,
+    /// Who takes it (the operator's user name).
+    pub user: &'a str,
 }
 
 /// When a held lock may be taken over.
@@ -128,7 +130,7 @@ pub async fn acquire(
     takeover: Takeover,
 ) -> Result<Lock, LockError> {
     let name = labels::container_name(request.prefix, request.service, Role::Lock);
-    let mut me = Holder::this_process(request.reason, request.target);
+    let mut me = Holder::this_process(request.reason, request.target, request.user);
     me.from = request.from;
     let spec = ContainerSpec {
         name: name.clone(),
@@ -211,7 +213,7 @@ pub async fn clear(
 }
 
 /// Who holds a lock.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Holder {
     pub owner: Option<String>,
     pub host: Option<String>,
@@ -225,10 +227,10 @@ pub struct Holder {
 }
 
 impl Holder {
-    fn this_process(reason: &str, target: &str) -> Holder {
+    fn this_process(reason: &str, target: &str, user: &str) -> Holder {
         let pid = std::process::id();
         Holder {
-            owner: Some(current_user()),
+            owner: Some(user.to_string()),
             host: Some(this_host()),
             boot: this_boot(),
             pid: Some(pid),
@@ -433,7 +435,7 @@ mod tests {
 
     #[test]
     fn this_process_has_a_start_time_and_labels_round_trip() {
-        let mut me = Holder::this_process("upgrade", "r/web:2");
+        let mut me = Holder::this_process("upgrade", "r/web:2", "ops");
         me.from = Some(3);
         assert!(me.pid_start.is_some());
         assert!(!me.is_gone());

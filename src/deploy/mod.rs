@@ -1,20 +1,34 @@
-//! The deployer: from a node's compose files and what its engine runs, a
-//! plan (`plan`, pure), and its execution (`apply`). Containers carry all
-//! the state (`labels`); nothing is kept in local files.
+//! The deployer. Data flows one way: `desired` (compose files + inventory
+//! -> desired services) and `observe` (one list call -> observed
+//! containers) feed `plan` (pure: actions with causes) and `recovery`
+//! (pure: steps for leftovers of a crash); `execute` runs the actions and
+//! `recover` the steps, each change to a service in a `session` (lock ->
+//! work -> record -> release) made of `steps` and, for a swap, the
+//! critical section in `swap` (run on the node by `helper` when it can).
+//! Containers carry all the state (`labels`); only the history is a local
+//! file.
 
-pub mod apply;
 pub mod config_files;
+pub mod context;
+pub mod desired;
+pub mod error;
+pub mod execute;
 pub mod fault;
 pub mod helper;
 pub mod history;
 pub mod labels;
 pub mod lock;
-pub mod node;
+pub mod observe;
 pub mod owned;
 pub mod plan;
+pub mod privileged;
 pub mod recover;
+pub mod recovery;
+pub mod session;
 pub mod spec;
-pub mod upgrade;
+pub mod steps;
+pub mod swap;
+pub mod tags;
 
 /// Seconds since the Unix epoch, for history records and lock ages.
 pub fn now_secs() -> u64 {
@@ -22,11 +36,4 @@ pub fn now_secs() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-/// Who runs kolla, for history records and lock owners.
-pub fn current_user() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into())
 }

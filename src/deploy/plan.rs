@@ -130,6 +130,8 @@ impl Plan {
 #[derive(Debug, Clone, Default)]
 pub struct PlanOptions {
     pub remove_orphans: bool,
+    /// Kept generations per service (recovery prunes beyond it).
+    pub retain: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -312,6 +314,84 @@ pub fn plan(
     Ok(plan)
 }
 
+/// How a service is swapped.
+#[derive(Debug, Clone)]
+pub struct SwapOptions {
+    /// Graceful stop timeout of the old container (seconds).
+    pub grace: Option<i64>,
+    pub start_first: bool,
+}
+
+/// Above every generation the service ever had on the node, kept ones
+/// included, so names never collide.
+pub fn next_generation(observed: &[ObservedContainer], service: &str) -> u64 {
+    observed
+        .iter()
+        .filter(|c| c.service == service)
+        .map(|c| match c.role {
+            Role::Kept(g) => g.max(c.generation),
+            _ => c.generation,
+        })
+        .max()
+        .unwrap_or(0)
+        + 1
+}
+
+/// The replaced containers kept for `service`.
+pub fn kept_of(observed: &[ObservedContainer], service: &str) -> Vec<ObservedContainer> {
+    observed
+        .iter()
+        .filter(|c| c.service == service && matches!(c.role, Role::Kept(_)))
+        .cloned()
+        .collect()
+}
+
+/// How `wanted` is swapped: its grace period, update order, healthcheck.
+pub fn swap_options(wanted: &DesiredService) -> SwapOptions {
+    SwapOptions {
+        grace: wanted
+            .service
+            .stop_grace_period
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+        start_first: wanted.service.kolla.update_order
+            == crate::config::compose::UpdateOrder::StartFirst,
+    }
+}
+
+/// Which kept container a rollback swaps in for `live`: generation `to`,
+/// else the newest kept one. Refused when nothing is kept, when `to` is
+/// not kept, and when the last change was itself a rollback (the live
+/// generation is older than a kept one) unless `force`.
+pub fn rollback_target<'a>(
+    live: &ObservedContainer,
+    kept: &'a [ObservedContainer],
+    to: Option<u64>,
+    force: bool,
+) -> Result<&'a ObservedContainer, String> {
+    let Some(newest) = kept.iter().max_by_key(|c| c.generation) else {
+        return Err(format!(
+            "nothing to roll back to (no kept container; generation {} is the only one)",
+            live.generation
+        ));
+    };
+    let target = match to {
+        None => newest,
+        Some(n) => kept.iter().find(|c| c.generation == n).ok_or_else(|| {
+            let mut available: Vec<u64> = kept.iter().map(|c| c.generation).collect();
+            available.sort_unstable();
+            let available: Vec<String> = available.iter().map(u64::to_string).collect();
+            format!("no kept generation {n} (kept: {})", available.join(", "))
+        })?,
+    };
+    if live.generation < newest.generation && !force {
+        return Err(format!(
+            "generation {} is live and {} is kept: the last change was a rollback; pass --force to roll back again",
+            live.generation, newest.generation
+        ));
+    }
+    Ok(target)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -464,6 +544,7 @@ orphans:
             &observed,
             &PlanOptions {
                 remove_orphans: true,
+                retain: 2,
             },
         )
         .unwrap();

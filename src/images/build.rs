@@ -142,6 +142,20 @@ impl Status {
         matches!(self, Status::Built | Status::UpToDate)
     }
 
+    /// How the progress display shows it.
+    pub fn finished(self) -> crate::progress::Finished {
+        use crate::progress::{Finished, Tone};
+        let tone = match self {
+            Status::Built | Status::UpToDate => Tone::Good,
+            Status::Failed | Status::ParentFailed => Tone::Bad,
+            Status::Cancelled => Tone::Warning,
+        };
+        Finished {
+            word: self.as_str(),
+            tone,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Built => "built",
@@ -322,7 +336,7 @@ pub async fn build_images(
                     Status::ParentFailed,
                     Some(format!("parent {parent} did not build")),
                 );
-                progress.finish(name, result.status, &result.error);
+                progress.finish(name, result.status.finished(), &result.error);
                 results.insert(name.clone(), result);
                 continue;
             }
@@ -368,7 +382,7 @@ pub async fn build_images(
                     && result.status.is_success() {
                     ids.insert(result.name.clone(), id.clone());
                 }
-                progress.finish(&result.name, result.status, &result.error);
+                progress.finish(&result.name, result.status.finished(), &result.error);
                 results.insert(result.name.clone(), result);
             }
             () = &mut interrupted => {
@@ -389,7 +403,7 @@ pub async fn build_images(
                 Status::Cancelled,
                 Some("interrupted before it finished".into()),
             );
-            progress.finish(name, result.status, &result.error);
+            progress.finish(name, result.status.finished(), &result.error);
             results.insert(name.clone(), result);
         }
     }

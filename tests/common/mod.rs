@@ -652,6 +652,7 @@ impl Deployment {
             reason: "upgrade",
             target: "a test",
             from: Some(1),
+            user: "a-test-operator",
         };
         runtime()
             .block_on(kolla::deploy::lock::acquire(

@@ -13,129 +13,13 @@
 
 use std::time::{Duration, Instant};
 
-use super::apply::{DeployError, NodeRun};
-use super::labels::{self, ObservedContainer, Role};
-use super::owned;
-use super::spec::ContainerSpec;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone)]
-pub struct SwapOptions {
-    /// Graceful stop timeout of the old container (seconds).
-    pub grace: Option<i64>,
-    pub start_first: bool,
-}
-
-/// Create `candidate` (named `<svc>.kolla-new`) with its config and swap it
-/// in for `live`. Returns the dark window: from the old container's stop
-/// to the new one's first passing gate (zero for start-first).
-pub async fn swap(
-    run: &NodeRun<'_>,
-    service: &str,
-    live: &ObservedContainer,
-    kept: &[ObservedContainer],
-    candidate: ContainerSpec,
-    files: &[(String, Vec<u8>)],
-    options: &SwapOptions,
-) -> Result<Duration, DeployError> {
-    let engine = run.engine;
-    let err = |e| run.engine_error(e);
-    let candidate_name = candidate.name.clone();
-    // A candidate left by an interrupted swap is stale: start afresh.
-    owned::remove(engine, &candidate_name, run.project, service)
-        .await
-        .map_err(|e| run.owned_error(e))?;
-    let id = run.create_configured(&candidate, files).await?;
-    super::fault::point("candidate-created");
-    if options.start_first {
-        (run.say)(format!(
-            "{}: {service}: starting the new container beside the old one",
-            run.node
-        ));
-        let started = match engine.start_container(&id).await {
-            Ok(()) => run.gate(service, &id).await,
-            Err(e) => Err(err(e)),
-        };
-        if let Err(e) = started {
-            let _ = engine.remove_container(&id, false).await;
-            return Err(e);
-        }
-    }
-    let incoming = Incoming {
-        id,
-        generation: candidate
-            .labels
-            .get(labels::GENERATION)
-            .and_then(|g| g.parse().ok())
-            .unwrap_or(0),
-        restart: None,
-        started: options.start_first,
-        back_to: None,
-    };
-    perform(run, task(service, live, kept, incoming, options)).await
-}
-
-fn task(
-    service: &str,
-    live: &ObservedContainer,
-    kept: &[ObservedContainer],
-    incoming: Incoming,
-    options: &SwapOptions,
-) -> SwapTask {
-    SwapTask {
-        service: service.to_string(),
-        live_id: live.id.clone(),
-        live_generation: live.generation,
-        kept: kept
-            .iter()
-            .filter(|c| c.id != incoming.id)
-            .map(|c| (c.generation, c.id.clone()))
-            .collect(),
-        incoming,
-        grace: options.grace,
-    }
-}
-
-/// Run the critical section: in the node's helper container when the
-/// deployment uses one (and it can start), else here.
-async fn perform(run: &NodeRun<'_>, task: SwapTask) -> Result<Duration, DeployError> {
-    if run.use_helper {
-        match super::helper::run(run, &task).await {
-            Ok(outcome) => return outcome,
-            // Nothing was touched yet: the critical section runs here.
-            Err(unavailable) => (run.say)(format!(
-                "{}: {}: note: no swap helper on this node ({unavailable}); kolla runs the swap itself",
-                run.node, task.service
-            )),
-        }
-    }
-    swap_in(run, &task).await
-}
-
-/// Swap the kept container `target` back in for `live` (a rollback).
-pub async fn rollback(
-    run: &NodeRun<'_>,
-    service: &str,
-    live: &ObservedContainer,
-    target: &ObservedContainer,
-    kept: &[ObservedContainer],
-    options: &SwapOptions,
-) -> Result<Duration, DeployError> {
-    let incoming = Incoming {
-        id: target.id.clone(),
-        generation: target.generation,
-        restart: Some(target.restart.clone()),
-        started: false,
-        back_to: Some(target.name.clone()),
-    };
-    // A rollback never starts beside the old container: the kept one was
-    // made for the same ports.
-    let options = SwapOptions {
-        start_first: false,
-        ..options.clone()
-    };
-    perform(run, task(service, live, kept, incoming, &options)).await
-}
+use super::context::NodeRun;
+use super::error::DeployError;
+use super::labels::{self, ObservedContainer, Role};
+use super::owned;
+use super::recovery::beyond_retain;
 
 /// The container coming in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -164,6 +48,30 @@ pub struct SwapTask {
     pub incoming: Incoming,
     /// Graceful stop timeout of the old container (seconds).
     pub grace: Option<i64>,
+}
+
+impl SwapTask {
+    /// The swap of `incoming` in for `live`; `kept` are the service's kept
+    /// containers (the incoming one left out), for pruning.
+    pub fn new(
+        live: &ObservedContainer,
+        kept: &[ObservedContainer],
+        incoming: Incoming,
+        grace: Option<i64>,
+    ) -> SwapTask {
+        SwapTask {
+            service: live.service.clone(),
+            live_id: live.id.clone(),
+            live_generation: live.generation,
+            kept: kept
+                .iter()
+                .filter(|c| c.id != incoming.id)
+                .map(|c| (c.generation, c.id.clone()))
+                .collect(),
+            incoming,
+            grace,
+        }
+    }
 }
 
 /// The old live container, as the swap found it.
@@ -383,76 +291,4 @@ pub(super) async fn prune(
             .map_err(|e| run.engine_error(e))?;
     }
     Ok(())
-}
-
-/// Of kept containers (generation, id), those beyond the newest `retain`:
-/// the ones to remove. Pure; swaps and recovery prune by it.
-pub fn beyond_retain(mut kept: Vec<(u64, String)>, retain: usize) -> Vec<(u64, String)> {
-    kept.sort_by_key(|k| std::cmp::Reverse(k.0));
-    kept.dedup_by(|a, b| a.1 == b.1);
-    kept.into_iter().skip(retain).collect()
-}
-
-/// How a new image tag relates to the running one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TagChange {
-    /// Same tag (a rebuilt image shows as a new digest).
-    Same,
-    Higher,
-    Lower,
-    /// One of the tags is not a semantic version: not compared.
-    NotComparable,
-}
-
-fn semver_of(tag: &str) -> Option<semver::Version> {
-    semver::Version::parse(tag.strip_prefix('v').unwrap_or(tag)).ok()
-}
-
-/// Compare the tags of two image references by semantic version.
-pub fn compare_tags(running: &str, wanted: &str) -> TagChange {
-    let (_, old) = crate::engine::split_tag(running);
-    let (_, new) = crate::engine::split_tag(wanted);
-    if old == new {
-        return TagChange::Same;
-    }
-    match (semver_of(old), semver_of(new)) {
-        (Some(old), Some(new)) if new > old => TagChange::Higher,
-        (Some(old), Some(new)) if new < old => TagChange::Lower,
-        (Some(_), Some(_)) => TagChange::Same,
-        _ => TagChange::NotComparable,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tags_compare_by_semantic_version() {
-        assert_eq!(
-            compare_tags("r/kolla/a:1.2.3", "r/kolla/a:1.10.0"),
-            TagChange::Higher
-        );
-        assert_eq!(
-            compare_tags("kolla/a:2.0.0", "kolla/a:1.9.9"),
-            TagChange::Lower
-        );
-        assert_eq!(
-            compare_tags("kolla/a:v2.0.0", "kolla/a:2.0.1"),
-            TagChange::Higher
-        );
-        assert_eq!(
-            compare_tags("kolla/a:2.0.0-rc.1", "kolla/a:2.0.0"),
-            TagChange::Higher
-        );
-        assert_eq!(compare_tags("kolla/a:zed", "kolla/a:zed"), TagChange::Same);
-        assert_eq!(
-            compare_tags("kolla/a:zed", "kolla/a:2023.1"),
-            TagChange::NotComparable
-        );
-        assert_eq!(
-            compare_tags("127.0.0.1:4000/a:1.0.0", "127.0.0.1:4000/a:0.9.0"),
-            TagChange::Lower
-        );
-    }
 }

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::apply::DeployError;
 use super::config_files::{self, TemplateInputs};
 use super::labels::ObservedContainer;
 use super::plan::{DesiredService, PlanError};
@@ -13,7 +12,6 @@ use super::spec::{self, Placement};
 use crate::config::compose::{self, ComposeFile, Variables};
 use crate::config::inventory::{Node, PrivilegedMode};
 use crate::config::{ConfigError, Globals};
-use crate::engine::{Engine, EngineError};
 
 /// The compose file a role deploys.
 pub fn compose_path(compose_dir: &Path, role: &str) -> PathBuf {
@@ -245,217 +243,12 @@ impl Desired {
     }
 }
 
-/// Settle a node's `privileged: auto` against its engine. When the live
-/// privileged containers were all made under one mode (their config hashes
-/// say which), that mode stands: a deploy with nothing to do starts no
-/// probe. Otherwise start a throwaway privileged container from a
-/// privileged service's image; an engine that refuses gets the explicit
-/// form. Returns the mode a probe found, when one ran.
-pub async fn settle_privileged(
-    engine: &Engine,
-    node: &Node,
-    desired: &mut Desired,
-    observed: &[ObservedContainer],
-    globals: &Globals,
-) -> Result<Option<PrivilegedMode>, DeployError> {
-    if node.privileged != PrivilegedMode::Auto || !desired.needs_privileged() {
-        return Ok(None);
-    }
-    if let Some(mode) = desired.settled_by(observed, globals) {
-        desired.set_privileged(mode, globals);
-        return Ok(None);
-    }
-    let Some(image) = desired
-        .services
-        .values()
-        .find(|d| d.service.privileged)
-        .map(|d| d.digest.clone().unwrap_or_else(|| d.service.image.clone()))
-    else {
-        return Ok(None);
-    };
-    let outcome = probe_privileged(engine, &globals.container_prefix, &image).await;
-    let mode = match outcome {
-        Ok(()) => PrivilegedMode::Native,
-        Err(ProbeError::Refused(_)) => PrivilegedMode::Explicit,
-        Err(ProbeError::Engine(source)) => {
-            return Err(DeployError::Engine {
-                node: node.name.clone(),
-                source,
-            });
-        }
-    };
-    desired.set_privileged(mode, globals);
-    Ok(Some(mode))
-}
-
-/// Why a privileged probe container did not start.
-#[derive(Debug)]
-pub enum ProbeError {
-    /// The engine created it but refused to start it privileged.
-    Refused(EngineError),
-    /// The engine failed before that (unreachable, no such image, ...).
-    Engine(EngineError),
-}
-
-impl std::fmt::Display for ProbeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ProbeError::Refused(e) | ProbeError::Engine(e) => e.fmt(f),
-        }
-    }
-}
-
-/// Start a privileged container running `true` from `image` (named with
-/// the deployment's `prefix` and this process) and remove it again,
-/// whatever happened.
-pub async fn probe_privileged(
-    engine: &Engine,
-    prefix: &str,
-    image: &str,
-) -> Result<(), ProbeError> {
-    let name = format!("{prefix}kolla-probe-privileged-{}", std::process::id());
-    let spec = spec::ContainerSpec {
-        name: name.clone(),
-        image: image.to_string(),
-        entrypoint: Some(vec![]),
-        command: Some(vec!["true".into()]),
-        // As root: an engine that cannot grant every capability may still
-        // start a privileged container whose user gets none of them.
-        user: Some("0".into()),
-        privileged: true,
-        labels: BTreeMap::from([("kolla.probe".to_string(), "privileged".to_string())]),
-        ..Default::default()
-    };
-    let outcome = async {
-        engine
-            .remove_container(&name, false)
-            .await
-            .map_err(ProbeError::Engine)?;
-        engine
-            .create_container(&spec)
-            .await
-            .map_err(ProbeError::Engine)?;
-        engine
-            .start_container(&name)
-            .await
-            .map_err(ProbeError::Refused)
-    }
-    .await;
-    let removed = engine.remove_container(&name, true).await;
-    outcome?;
-    removed.map_err(ProbeError::Engine)
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum DesiredError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
     Plan(#[from] PlanError),
-}
-
-/// Find each service's image on the node (pulling it when `pull` and it is
-/// missing) and record its id. A missing image is an error naming the
-/// service and what to do.
-pub async fn resolve_images(
-    engine: &Engine,
-    node: &str,
-    desired: &mut Desired,
-    pull: bool,
-) -> Result<(), DeployError> {
-    resolve_images_or_list(engine, node, desired, pull, false)
-        .await
-        .map(|_| ())
-}
-
-/// The images of `desired` not on the node, for a dry run: the others are
-/// resolved as `resolve_images` does, these are left without a digest.
-pub async fn missing_images(
-    engine: &Engine,
-    node: &str,
-    desired: &mut Desired,
-) -> Result<Vec<String>, DeployError> {
-    resolve_images_or_list(engine, node, desired, false, true).await
-}
-
-async fn resolve_images_or_list(
-    engine: &Engine,
-    node: &str,
-    desired: &mut Desired,
-    pull: bool,
-    list_missing: bool,
-) -> Result<Vec<String>, DeployError> {
-    let mut missing = Vec::new();
-    let inspect = |image: String| async move {
-        engine.image(&image).await.map_err(|e| DeployError::Engine {
-            node: node.into(),
-            source: e,
-        })
-    };
-    let mut ids: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
-    for wanted in desired.services.values_mut() {
-        let image = wanted.service.image.clone();
-        if let Some((id, volumes)) = ids.get(&image) {
-            wanted.digest = Some(id.clone());
-            wanted.image_volumes = volumes.clone();
-            continue;
-        }
-        let mut found = inspect(image.clone()).await?;
-        if found.is_none() && pull {
-            if let Err(e) = engine.pull(&image).await {
-                return Err(DeployError::ImageMissing {
-                    node: node.into(),
-                    service: wanted.service.name.clone(),
-                    image,
-                    pull_error: Some(e.to_string()),
-                });
-            }
-            found = inspect(image.clone()).await?;
-        }
-        let Some(found) = found else {
-            if list_missing {
-                if !missing.contains(&image) {
-                    missing.push(image);
-                }
-                continue;
-            }
-            return Err(DeployError::ImageMissing {
-                node: node.into(),
-                service: wanted.service.name.clone(),
-                image,
-                pull_error: None,
-            });
-        };
-        ids.insert(image, (found.id.clone(), found.volumes.clone()));
-        wanted.digest = Some(found.id);
-        wanted.image_volumes = found.volumes;
-    }
-    Ok(missing)
-}
-
-/// The deployment's containers on a node, from one list call.
-pub async fn observe(
-    engine: &Engine,
-    globals: &Globals,
-) -> Result<Vec<ObservedContainer>, EngineError> {
-    observe_project(engine, &globals.project, &globals.container_prefix).await
-}
-
-/// The containers of deployment `project` (names under `prefix`).
-pub async fn observe_project(
-    engine: &Engine,
-    project: &str,
-    prefix: &str,
-) -> Result<Vec<ObservedContainer>, EngineError> {
-    let listing = engine
-        .list_containers(&format!("{}={project}", super::labels::PROJECT))
-        .await?;
-    Ok(listing
-        .iter()
-        .filter_map(|c| {
-            ObservedContainer::from_listing(prefix, &c.id, &c.name, &c.labels, &c.state, &c.status)
-        })
-        .collect())
 }
 
 #[cfg(test)]

@@ -1,0 +1,141 @@
+//! `NodeRun`: one node's handle for everything that changes it (its
+//! engine, the deployment's names, how long to wait, where to say things
+//! and record history), with the conversions of lower errors into
+//! `DeployError` and the lock calls. It decides nothing.
+
+use std::time::Duration;
+
+use super::error::DeployError;
+use super::history::{self, Record};
+use super::lock::{self, Lock, LockError, LockRequest, Takeover};
+use super::owned::OwnedError;
+use crate::engine::{Engine, EngineError};
+
+/// How long to wait, and how much to show, when things go wrong.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// Longest wait for a healthcheck to pass (or a job to finish).
+    pub health_timeout: Duration,
+    /// How long a service without a healthcheck must stay up after a swap.
+    pub monitor_window: Duration,
+    /// Kept containers per service after a swap.
+    pub retain: usize,
+    /// Log lines shown for a failing container.
+    pub log_lines: usize,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            health_timeout: Duration::from_secs(300),
+            monitor_window: Duration::from_secs(2),
+            retain: 2,
+            log_lines: 30,
+        }
+    }
+}
+
+/// Everything a node's deploy works with.
+pub struct NodeRun<'a> {
+    pub engine: &'a Engine,
+    pub node: &'a str,
+    pub placement_prefix: &'a str,
+    pub project: &'a str,
+    pub options: &'a ApplyOptions,
+    /// One line per step, for the operator.
+    pub say: &'a (dyn Fn(String) + Sync),
+    /// Where the history log lives (None: not recorded).
+    pub state_dir: Option<&'a std::path::Path>,
+    /// Run swaps' critical sections in a helper container on the node.
+    pub use_helper: bool,
+    /// Who runs kolla, for locks and the history.
+    pub user: &'a str,
+}
+
+impl NodeRun<'_> {
+    pub(super) fn engine_error(&self, source: EngineError) -> DeployError {
+        DeployError::Engine {
+            node: self.node.to_string(),
+            source,
+        }
+    }
+
+    pub(super) fn owned_error(&self, error: OwnedError) -> DeployError {
+        match error {
+            OwnedError::NotOurs(source) => DeployError::NotOurs {
+                node: self.node.to_string(),
+                source: Box::new(source),
+            },
+            OwnedError::Engine(e) => self.engine_error(e),
+        }
+    }
+
+    fn lock_error(&self, error: LockError) -> DeployError {
+        match error {
+            LockError::NotOurs(source) => DeployError::NotOurs {
+                node: self.node.to_string(),
+                source,
+            },
+            source => DeployError::Lock {
+                node: self.node.to_string(),
+                source,
+            },
+        }
+    }
+
+    /// Take `service`'s lock, its container made from `image` (an image
+    /// on the node), for `reason` (the lock says whether it took over the
+    /// lock of a holder that is gone).
+    pub async fn lock(
+        &self,
+        service: &str,
+        image: &str,
+        reason: &str,
+        target: &str,
+        from: Option<u64>,
+        takeover: Takeover,
+    ) -> Result<Lock, DeployError> {
+        let image_volumes = self
+            .engine
+            .image(image)
+            .await
+            .map_err(|e| self.engine_error(e))?
+            .map(|info| info.volumes)
+            .unwrap_or_default();
+        let request = LockRequest {
+            prefix: self.placement_prefix,
+            project: self.project,
+            service,
+            image,
+            image_volumes: &image_volumes,
+            reason,
+            target,
+            from,
+            user: self.user,
+        };
+        lock::acquire(self.engine, &request, takeover)
+            .await
+            .map_err(|e| self.lock_error(e))
+    }
+
+    /// Release a lock this run holds; a failure is reported, since the
+    /// work under it is done either way.
+    pub async fn unlock(&self, lock: Lock) -> Result<(), DeployError> {
+        lock::release(self.engine, lock)
+            .await
+            .map_err(|e| self.engine_error(e))
+    }
+
+    /// Append to the history log; a log that cannot be written is reported,
+    /// never a reason to fail a swap that happened.
+    pub fn record(&self, record: &Record) {
+        if let Some(dir) = self.state_dir
+            && let Err(e) = history::append(dir, record)
+        {
+            (self.say)(format!(
+                "warning: cannot write {}: {e}",
+                history::path(dir).display()
+            ));
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! What can go wrong while the deployer changes a node, as one error type
+//! every deploy file returns: each variant names the node and service, and
+//! says what the operator can do. The verbs map it to an exit code
+//! (`needs_recovery`, `is_bad_input`).
+
+use super::lock::LockError;
+use super::owned::NotOurs;
+use crate::engine::EngineError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("node {node}: {source}")]
+    Engine {
+        node: String,
+        #[source]
+        source: EngineError,
+    },
+    #[error(
+        "node {node}: service {service}: the bootstrap job exited {code}; its last lines:\n{logs}"
+    )]
+    Bootstrap {
+        node: String,
+        service: String,
+        code: i64,
+        logs: String,
+    },
+    #[error("node {node}: service {service}: {what}; its last lines:\n{logs}")]
+    Unhealthy {
+        node: String,
+        service: String,
+        what: String,
+        logs: String,
+    },
+    #[error("node {node}: {source}")]
+    Lock {
+        node: String,
+        #[source]
+        source: LockError,
+    },
+    #[error(
+        "node {node}: service {service}: image {image} is not on the node{}\n  hint: build it (kolla build) or push it to the registry, then `kolla pull`",
+        .pull_error.as_deref().map(|e| format!(" and could not be pulled: {e}")).unwrap_or_default()
+    )]
+    ImageMissing {
+        node: String,
+        service: String,
+        image: String,
+        pull_error: Option<String>,
+    },
+    #[error("node {node}: service {service}: cannot render its config: {message}")]
+    Config {
+        node: String,
+        service: String,
+        message: String,
+    },
+    #[error("node {node}: {source}")]
+    NotOurs {
+        node: String,
+        #[source]
+        source: Box<NotOurs>,
+    },
+    #[error(
+        "node {node}: service {service}: {failure}\n  and swapping back failed too: {stuck}\n  hint: run `kolla recover` to bring the last good generation back"
+    )]
+    NeedsRecovery {
+        node: String,
+        service: String,
+        failure: String,
+        stuck: String,
+    },
+    /// The swap helper swapped back after this failure (its message names
+    /// the node and service already).
+    #[error("{message}")]
+    SwappedBack {
+        node: String,
+        service: String,
+        message: String,
+    },
+    /// The swap helper failed and could not swap back either (its message
+    /// says so, with the way out).
+    #[error("{message}")]
+    HelperNeedsRecovery {
+        node: String,
+        service: String,
+        message: String,
+    },
+    #[error(
+        "node {node}: service {service}: {name}, left by an earlier run, is still running after {waited}s\n  hint: kolla never kills a running bootstrap job (it may be migrating a schema) or swap helper (it is finishing a swap); run `kolla recover` again once it has finished"
+    )]
+    JobStillRunning {
+        node: String,
+        service: String,
+        name: String,
+        waited: u64,
+    },
+}
+
+impl DeployError {
+    /// Whether the run left work that `kolla recover` must finish.
+    /// Whether the failure is the operator's input (a config that cannot
+    /// be rendered), not the work.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, DeployError::Config { .. })
+    }
+
+    pub fn needs_recovery(&self) -> bool {
+        matches!(
+            self,
+            DeployError::NeedsRecovery { .. } | DeployError::HelperNeedsRecovery { .. }
+        )
+    }
+}

@@ -1,0 +1,491 @@
+//! The executor: runs a plan's actions on one node and decides nothing.
+//! Each service's action starts as soon as the actions of the services it
+//! depends on have finished (a slow service holds up only what needs it),
+//! as many in parallel as are ready; nothing new starts after a failure
+//! (what is under way finishes). Creating a service runs its bootstrap job
+//! and uploads its config before it starts; replacing one is the swap that
+//! `kolla upgrade` runs too, and rolling back swaps a kept container in.
+//! Every change to a service runs in a `Session` (lock -> work -> record ->
+//! release).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+
+use super::context::NodeRun;
+use super::error::DeployError;
+use super::labels::{self, ObservedContainer, Role, State};
+use super::lock::Takeover;
+use super::owned;
+use super::plan::SwapOptions;
+use super::plan::{self, Action, ActionKind, DesiredService, Plan};
+use super::session::{Attempt, Intent, Session};
+use super::spec::ContainerSpec;
+use super::swap::{Incoming, SwapTask};
+use crate::config::compose::Condition;
+use crate::engine::EngineError;
+
+/// What one applied action did.
+#[derive(Debug, Clone)]
+pub struct Done {
+    pub service: String,
+    pub kind: ActionKind,
+    pub dark_window: Option<Duration>,
+}
+
+impl NodeRun<'_> {
+    /// Run the plan's levels in order; a failure stops before the next level.
+    pub async fn apply(
+        &self,
+        plan: &Plan,
+        desired: &BTreeMap<String, DesiredService>,
+        observed: &[ObservedContainer],
+        config_files: &BTreeMap<String, Vec<(String, Vec<u8>)>>,
+    ) -> Result<Vec<Done>, Vec<DeployError>> {
+        let mut done = Vec::new();
+        let (mut waiting, unchanged): (Vec<&Action>, Vec<&Action>) = plan
+            .levels
+            .iter()
+            .flatten()
+            .partition(|a| a.kind.changes_something());
+        let mut finished: BTreeSet<&str> = unchanged.iter().map(|a| a.service.as_str()).collect();
+        let mut running = FuturesUnordered::new();
+        let mut errors = Vec::new();
+        loop {
+            if errors.is_empty() {
+                let (ready, still): (Vec<&Action>, Vec<&Action>) =
+                    waiting.into_iter().partition(|a| {
+                        plan::dependencies(&desired[&a.service].service)
+                            .iter()
+                            .all(|d| finished.contains(d.as_str()))
+                    });
+                waiting = still;
+                for action in ready {
+                    running.push(async move {
+                        let result = self
+                            .run_action(
+                                action.kind,
+                                &desired[&action.service],
+                                desired,
+                                observed,
+                                config_files,
+                            )
+                            .await;
+                        (action.service.as_str(), result)
+                    });
+                }
+            }
+            match running.next().await {
+                Some((service, Ok(d))) => {
+                    finished.insert(service);
+                    done.push(d);
+                }
+                Some((_, Err(e))) => errors.push(e),
+                None => break,
+            }
+        }
+        // Plans are checked for cycles and missing services, so nothing is
+        // left waiting unless something failed.
+        debug_assert!(waiting.is_empty() || !errors.is_empty());
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        for orphan in &plan.orphans {
+            if orphan.kind == ActionKind::RemoveOrphan {
+                for container in observed
+                    .iter()
+                    .filter(|c| c.service == orphan.service && c.role != Role::Lock)
+                {
+                    (self.say)(format!(
+                        "{}: removing {} (orphan)",
+                        self.node, container.name
+                    ));
+                    self.engine
+                        .remove_container(&container.id, false)
+                        .await
+                        .map_err(|e| vec![self.engine_error(e)])?;
+                }
+                done.push(Done {
+                    service: orphan.service.clone(),
+                    kind: ActionKind::RemoveOrphan,
+                    dark_window: None,
+                });
+            }
+        }
+        Ok(done)
+    }
+
+    async fn run_action(
+        &self,
+        kind: ActionKind,
+        wanted: &DesiredService,
+        desired: &BTreeMap<String, DesiredService>,
+        observed: &[ObservedContainer],
+        config_files: &BTreeMap<String, Vec<(String, Vec<u8>)>>,
+    ) -> Result<Done, DeployError> {
+        let service = wanted.service.name.clone();
+        let live_name = labels::container_name(self.placement_prefix, &service, Role::Live);
+        let files = config_files
+            .get(&service)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let mut dark_window = None;
+        match kind {
+            ActionKind::CreateData => {
+                (self.say)(format!("{}: {service}: creating data container", self.node));
+                let mut spec = self.spec_for(wanted, live_name, 1);
+                self.carry_volumes(wanted, &mut spec, None).await?;
+                self.engine
+                    .create_container(&spec)
+                    .await
+                    .map_err(|e| self.engine_error(e))?;
+            }
+            ActionKind::Create => {
+                self.create(wanted, files, desired).await?;
+            }
+            ActionKind::Start => {
+                (self.say)(format!("{}: {service}: starting", self.node));
+                self.engine
+                    .start_container(&live_name)
+                    .await
+                    .map_err(|e| self.engine_error(e))?;
+                self.gate_after_start(wanted, &live_name, desired).await?;
+            }
+            ActionKind::Replace => {
+                dark_window = self.replace(wanted, observed, files, "deploy").await?;
+            }
+            ActionKind::Keep | ActionKind::RemoveOrphan => {}
+        }
+        Ok(Done {
+            service,
+            kind,
+            dark_window,
+        })
+    }
+
+    /// After a deploy: every desired, non-data service must be running (or,
+    /// for one-shot services others wait on, have exited 0).
+    pub async fn verify(
+        &self,
+        desired: &BTreeMap<String, DesiredService>,
+        observed: &[ObservedContainer],
+    ) -> Result<(), Vec<DeployError>> {
+        let completed: Vec<&str> = desired
+            .values()
+            .flat_map(|d| d.service.depends_on.iter())
+            .filter(|(_, c)| **c == Condition::CompletedSuccessfully)
+            .map(|(s, _)| s.as_str())
+            .collect();
+        let by_service: HashMap<&str, &ObservedContainer> = observed
+            .iter()
+            .filter(|c| c.role == Role::Live)
+            .map(|c| (c.service.as_str(), c))
+            .collect();
+        let mut errors = Vec::new();
+        for wanted in desired.values().filter(|d| !d.service.kolla.data) {
+            let name = wanted.service.name.as_str();
+            let Some(container) = by_service.get(name) else {
+                continue;
+            };
+            let ok = container.state == State::Running
+                || (completed.contains(&name) && container.state == State::Exited);
+            if !ok {
+                let used_for_volumes = desired.values().any(|d| {
+                    d.service
+                        .volumes_from
+                        .iter()
+                        .any(|v| v.split(':').next() == Some(name))
+                });
+                let hint = if used_for_volumes && container.state == State::Exited {
+                    "; other services use its volumes (volumes_from): if it is a data container, mark it `x-kolla: {data: true}` (created, never started)"
+                } else {
+                    ""
+                };
+                errors.push(
+                    self.unhealthy(
+                        name,
+                        &container.name,
+                        format!("is {}, not running{hint}", container.state.as_str()),
+                    )
+                    .await,
+                );
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Replace `wanted`'s live container by a new one made from its desired
+    /// spec, in a session: bootstrap, candidate, swap. The path deploy and
+    /// upgrade share. What it works from is looked at again once the lock
+    /// is held, since another run may have swapped the service meanwhile;
+    /// if that run already made it what `wanted` asks, nothing is done
+    /// (None). Returns the dark window.
+    pub async fn replace(
+        &self,
+        wanted: &DesiredService,
+        observed: &[ObservedContainer],
+        files: &[(String, Vec<u8>)],
+        action: &str,
+    ) -> Result<Option<Duration>, DeployError> {
+        let service = wanted.service.name.as_str();
+        let seen = self.live_of(observed, service)?;
+        let session = Session::open(
+            self,
+            Intent {
+                service,
+                image: &wanted.service.image,
+                action,
+                target: wanted.service.image.clone(),
+                from: Some(seen.generation),
+                takeover: Takeover::Never,
+            },
+        )
+        .await?;
+        super::fault::point("locked");
+        let mut attempt = None;
+        let result = self.replace_locked(wanted, files, &mut attempt).await;
+        session.close(attempt, result, |dark| *dark).await
+    }
+
+    /// The replace once its lock is held; fills `attempt` as soon as the
+    /// generations are known, for the history.
+    async fn replace_locked(
+        &self,
+        wanted: &DesiredService,
+        files: &[(String, Vec<u8>)],
+        attempt: &mut Option<Attempt>,
+    ) -> Result<Option<Duration>, DeployError> {
+        let service = wanted.service.name.as_str();
+        let observed = self.observe().await?;
+        let live = self.live_of(&observed, service)?;
+        if wanted.digest.as_deref() == Some(live.digest.as_str())
+            && wanted.config_hash == live.config_hash
+        {
+            return Ok(None);
+        }
+        let generation = plan::next_generation(&observed, service);
+        let mut record = Attempt {
+            from: live.generation,
+            to: generation,
+            image: wanted.service.image.clone(),
+            digest: wanted.digest.clone().unwrap_or_default(),
+            swapping: false,
+        };
+        *attempt = Some(record.clone());
+        // Before the job runs: the names the swap needs are free (or hold
+        // only what it may replace).
+        let candidate_name =
+            labels::container_name(self.placement_prefix, service, Role::Candidate);
+        let kept_name =
+            labels::container_name(self.placement_prefix, service, Role::Kept(live.generation));
+        owned::find(self.engine, &candidate_name, self.project, service)
+            .await
+            .map_err(|e| self.owned_error(e))?;
+        owned::must_be_free(self.engine, &kept_name, self.project, service)
+            .await
+            .map_err(|e| self.owned_error(e))?;
+        self.bootstrap(wanted, Some(&live.id)).await?;
+        super::fault::point("bootstrapped");
+        let mut candidate = self.spec_for(wanted, candidate_name, generation);
+        self.carry_volumes(wanted, &mut candidate, Some(&live.id))
+            .await?;
+        let kept = plan::kept_of(&observed, service);
+        record.swapping = true;
+        *attempt = Some(record);
+        self.swap_candidate(&live, &kept, candidate, files, &plan::swap_options(wanted))
+            .await
+            .map(Some)
+    }
+
+    /// The deployment's containers on the node now.
+    async fn observe(&self) -> Result<Vec<ObservedContainer>, DeployError> {
+        super::observe::observe_project(self.engine, self.project, self.placement_prefix)
+            .await
+            .map_err(|e| self.engine_error(e))
+    }
+
+    fn live_of(
+        &self,
+        observed: &[ObservedContainer],
+        service: &str,
+    ) -> Result<ObservedContainer, DeployError> {
+        observed
+            .iter()
+            .find(|c| c.service == service && c.role == Role::Live)
+            .cloned()
+            .ok_or_else(|| {
+                self.engine_error(EngineError::NotFound {
+                    what: format!("the live container of {service}"),
+                })
+            })
+    }
+
+    /// A service's first container, in a session: the bootstrap job, then
+    /// the container created under the candidate name with its config and
+    /// renamed live only once complete, so a crash at any point leaves no
+    /// live container without its config. Then start and gate.
+    async fn create(
+        &self,
+        wanted: &DesiredService,
+        files: &[(String, Vec<u8>)],
+        desired: &BTreeMap<String, DesiredService>,
+    ) -> Result<(), DeployError> {
+        let service = wanted.service.name.as_str();
+        let live_name = labels::container_name(self.placement_prefix, service, Role::Live);
+        let session = Session::open(
+            self,
+            Intent {
+                service,
+                image: &wanted.service.image,
+                action: "deploy",
+                target: format!("generation 1 ({})", wanted.service.image),
+                from: None,
+                takeover: Takeover::Never,
+            },
+        )
+        .await?;
+        super::fault::point("create-locked");
+        let result = self.create_locked(wanted, files, &live_name).await;
+        session.close(None, result, |_| None).await?;
+        self.gate_after_start(wanted, &live_name, desired).await
+    }
+
+    async fn create_locked(
+        &self,
+        wanted: &DesiredService,
+        files: &[(String, Vec<u8>)],
+        live_name: &str,
+    ) -> Result<(), DeployError> {
+        let service = wanted.service.name.as_str();
+        owned::must_be_free(self.engine, live_name, self.project, service)
+            .await
+            .map_err(|e| self.owned_error(e))?;
+        self.bootstrap(wanted, None).await?;
+        (self.say)(format!("{}: {service}: creating", self.node));
+        let candidate_name =
+            labels::container_name(self.placement_prefix, service, Role::Candidate);
+        owned::remove(self.engine, &candidate_name, self.project, service)
+            .await
+            .map_err(|e| self.owned_error(e))?;
+        let mut spec = self.spec_for(wanted, candidate_name, 1);
+        self.carry_volumes(wanted, &mut spec, None).await?;
+        let id = self.create_configured(&spec, files).await?;
+        super::fault::point("create-configured");
+        if let Err(e) = self.engine.rename_container(&id, live_name).await {
+            let _ = self.engine.remove_container(&id, false).await;
+            return Err(self.engine_error(e));
+        }
+        super::fault::point("create-renamed");
+        self.engine
+            .start_container(&id)
+            .await
+            .map_err(|e| self.engine_error(e))
+    }
+
+    /// Create `candidate` (named `<svc>.kolla-new`) with its config and swap
+    /// it in for `live`. Returns the dark window: from the old container's
+    /// stop to the new one's first passing gate (zero for start-first).
+    async fn swap_candidate(
+        &self,
+        live: &ObservedContainer,
+        kept: &[ObservedContainer],
+        candidate: ContainerSpec,
+        files: &[(String, Vec<u8>)],
+        options: &SwapOptions,
+    ) -> Result<Duration, DeployError> {
+        let service = live.service.as_str();
+        // A candidate left by an interrupted swap is stale: start afresh.
+        owned::remove(self.engine, &candidate.name, self.project, service)
+            .await
+            .map_err(|e| self.owned_error(e))?;
+        let id = self.create_configured(&candidate, files).await?;
+        super::fault::point("candidate-created");
+        if options.start_first {
+            (self.say)(format!(
+                "{}: {service}: starting the new container beside the old one",
+                self.node
+            ));
+            let started = match self.engine.start_container(&id).await {
+                Ok(()) => self.gate(service, &id).await,
+                Err(e) => Err(self.engine_error(e)),
+            };
+            if let Err(e) = started {
+                let _ = self.engine.remove_container(&id, false).await;
+                return Err(e);
+            }
+        }
+        let incoming = Incoming {
+            id,
+            generation: candidate
+                .labels
+                .get(labels::GENERATION)
+                .and_then(|g| g.parse().ok())
+                .unwrap_or(0),
+            restart: None,
+            started: options.start_first,
+            back_to: None,
+        };
+        let task = SwapTask::new(live, kept, incoming, options.grace);
+        super::helper::perform(self, task).await
+    }
+
+    /// Roll `service` back from `live` to the kept container `target`, in
+    /// a session, and record it. Gate and grace come from the containers
+    /// themselves: a rollback reads no compose file. A rollback never
+    /// starts beside the old container: the kept one was made for the same
+    /// ports.
+    pub async fn rollback(
+        &self,
+        live: &ObservedContainer,
+        target: &ObservedContainer,
+        kept: &[ObservedContainer],
+    ) -> Result<Duration, DeployError> {
+        let session = Session::open(
+            self,
+            Intent {
+                service: &live.service,
+                image: &live.image,
+                action: "rollback",
+                target: format!("generation {}", target.generation),
+                from: Some(live.generation),
+                takeover: Takeover::Never,
+            },
+        )
+        .await?;
+        let result = self.rollback_locked(live, target, kept).await;
+        let attempt = Attempt {
+            from: live.generation,
+            to: target.generation,
+            image: target.image.clone(),
+            digest: target.digest.clone(),
+            swapping: true,
+        };
+        session.close(Some(attempt), result, |d| Some(*d)).await
+    }
+
+    /// Swap the kept container `target` back in for `live` (a rollback, or
+    /// recovery falling back to the previous generation); the caller holds
+    /// the lock.
+    pub(super) async fn rollback_locked(
+        &self,
+        live: &ObservedContainer,
+        target: &ObservedContainer,
+        kept: &[ObservedContainer],
+    ) -> Result<Duration, DeployError> {
+        let incoming = Incoming {
+            id: target.id.clone(),
+            generation: target.generation,
+            restart: Some(target.restart.clone()),
+            started: false,
+            back_to: Some(target.name.clone()),
+        };
+        let task = SwapTask::new(live, kept, incoming, None);
+        super::helper::perform(self, task).await
+    }
+}

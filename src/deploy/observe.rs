@@ -1,0 +1,115 @@
+//! Looking at a node: the deployment's containers from one list call, and
+//! the images its services want (pulled when missing), so the plan works
+//! from what is really there.
+
+use std::collections::BTreeMap;
+
+use super::desired::Desired;
+use super::error::DeployError;
+use super::labels::ObservedContainer;
+use crate::config::Globals;
+use crate::engine::{Engine, EngineError};
+
+/// Find each service's image on the node (pulling it when `pull` and it is
+/// missing) and record its id. A missing image is an error naming the
+/// service and what to do.
+pub async fn resolve_images(
+    engine: &Engine,
+    node: &str,
+    desired: &mut Desired,
+    pull: bool,
+) -> Result<(), DeployError> {
+    resolve_images_or_list(engine, node, desired, pull, false)
+        .await
+        .map(|_| ())
+}
+
+/// The images of `desired` not on the node, for a dry run: the others are
+/// resolved as `resolve_images` does, these are left without a digest.
+pub async fn missing_images(
+    engine: &Engine,
+    node: &str,
+    desired: &mut Desired,
+) -> Result<Vec<String>, DeployError> {
+    resolve_images_or_list(engine, node, desired, false, true).await
+}
+
+async fn resolve_images_or_list(
+    engine: &Engine,
+    node: &str,
+    desired: &mut Desired,
+    pull: bool,
+    list_missing: bool,
+) -> Result<Vec<String>, DeployError> {
+    let mut missing = Vec::new();
+    let inspect = |image: String| async move {
+        engine.image(&image).await.map_err(|e| DeployError::Engine {
+            node: node.into(),
+            source: e,
+        })
+    };
+    let mut ids: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
+    for wanted in desired.services.values_mut() {
+        let image = wanted.service.image.clone();
+        if let Some((id, volumes)) = ids.get(&image) {
+            wanted.digest = Some(id.clone());
+            wanted.image_volumes = volumes.clone();
+            continue;
+        }
+        let mut found = inspect(image.clone()).await?;
+        if found.is_none() && pull {
+            if let Err(e) = engine.pull(&image).await {
+                return Err(DeployError::ImageMissing {
+                    node: node.into(),
+                    service: wanted.service.name.clone(),
+                    image,
+                    pull_error: Some(e.to_string()),
+                });
+            }
+            found = inspect(image.clone()).await?;
+        }
+        let Some(found) = found else {
+            if list_missing {
+                if !missing.contains(&image) {
+                    missing.push(image);
+                }
+                continue;
+            }
+            return Err(DeployError::ImageMissing {
+                node: node.into(),
+                service: wanted.service.name.clone(),
+                image,
+                pull_error: None,
+            });
+        };
+        ids.insert(image, (found.id.clone(), found.volumes.clone()));
+        wanted.digest = Some(found.id);
+        wanted.image_volumes = found.volumes;
+    }
+    Ok(missing)
+}
+
+/// The deployment's containers on a node, from one list call.
+pub async fn observe(
+    engine: &Engine,
+    globals: &Globals,
+) -> Result<Vec<ObservedContainer>, EngineError> {
+    observe_project(engine, &globals.project, &globals.container_prefix).await
+}
+
+/// The containers of deployment `project` (names under `prefix`).
+pub async fn observe_project(
+    engine: &Engine,
+    project: &str,
+    prefix: &str,
+) -> Result<Vec<ObservedContainer>, EngineError> {
+    let listing = engine
+        .list_containers(&format!("{}={project}", super::labels::PROJECT))
+        .await?;
+    Ok(listing
+        .iter()
+        .filter_map(|c| {
+            ObservedContainer::from_listing(prefix, &c.id, &c.name, &c.labels, &c.state, &c.status)
+        })
+        .collect())
+}

@@ -1,0 +1,113 @@
+//! Privileged mode on a node: `privileged: auto` settles on native or
+//! explicit privileges, from what the live containers show or, when they
+//! show nothing, from a throwaway probe container the engine may refuse.
+
+use std::collections::BTreeMap;
+
+use super::desired::Desired;
+use super::error::DeployError;
+use super::labels::ObservedContainer;
+use super::spec;
+use crate::config::Globals;
+use crate::config::inventory::{Node, PrivilegedMode};
+use crate::engine::{Engine, EngineError};
+
+/// Settle a node's `privileged: auto` against its engine. When the live
+/// privileged containers were all made under one mode (their config hashes
+/// say which), that mode stands: a deploy with nothing to do starts no
+/// probe. Otherwise start a throwaway privileged container from a
+/// privileged service's image; an engine that refuses gets the explicit
+/// form. Returns the mode a probe found, when one ran.
+pub async fn settle_privileged(
+    engine: &Engine,
+    node: &Node,
+    desired: &mut Desired,
+    observed: &[ObservedContainer],
+    globals: &Globals,
+) -> Result<Option<PrivilegedMode>, DeployError> {
+    if node.privileged != PrivilegedMode::Auto || !desired.needs_privileged() {
+        return Ok(None);
+    }
+    if let Some(mode) = desired.settled_by(observed, globals) {
+        desired.set_privileged(mode, globals);
+        return Ok(None);
+    }
+    let Some(image) = desired
+        .services
+        .values()
+        .find(|d| d.service.privileged)
+        .map(|d| d.digest.clone().unwrap_or_else(|| d.service.image.clone()))
+    else {
+        return Ok(None);
+    };
+    let outcome = probe_privileged(engine, &globals.container_prefix, &image).await;
+    let mode = match outcome {
+        Ok(()) => PrivilegedMode::Native,
+        Err(ProbeError::Refused(_)) => PrivilegedMode::Explicit,
+        Err(ProbeError::Engine(source)) => {
+            return Err(DeployError::Engine {
+                node: node.name.clone(),
+                source,
+            });
+        }
+    };
+    desired.set_privileged(mode, globals);
+    Ok(Some(mode))
+}
+
+/// Why a privileged probe container did not start.
+#[derive(Debug)]
+pub enum ProbeError {
+    /// The engine created it but refused to start it privileged.
+    Refused(EngineError),
+    /// The engine failed before that (unreachable, no such image, ...).
+    Engine(EngineError),
+}
+
+/// Start a privileged container running `true` from `image` (named with
+/// the deployment's `prefix` and this process) and remove it again,
+/// whatever happened.
+pub async fn probe_privileged(
+    engine: &Engine,
+    prefix: &str,
+    image: &str,
+) -> Result<(), ProbeError> {
+    let name = format!("{prefix}kolla-probe-privileged-{}", std::process::id());
+    let spec = spec::ContainerSpec {
+        name: name.clone(),
+        image: image.to_string(),
+        entrypoint: Some(vec![]),
+        command: Some(vec!["true".into()]),
+        // As root: an engine that cannot grant every capability may still
+        // start a privileged container whose user gets none of them.
+        user: Some("0".into()),
+        privileged: true,
+        labels: BTreeMap::from([("kolla.probe".to_string(), "privileged".to_string())]),
+        ..Default::default()
+    };
+    let outcome = async {
+        engine
+            .remove_container(&name, false)
+            .await
+            .map_err(ProbeError::Engine)?;
+        engine
+            .create_container(&spec)
+            .await
+            .map_err(ProbeError::Engine)?;
+        engine
+            .start_container(&name)
+            .await
+            .map_err(ProbeError::Refused)
+    }
+    .await;
+    let removed = engine.remove_container(&name, true).await;
+    outcome?;
+    removed.map_err(ProbeError::Engine)
+}
+impl std::fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProbeError::Refused(e) | ProbeError::Engine(e) => e.fmt(f),
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! Recovery: bring a service back to exactly one live container running
+//! the generation the last completed change left, from what the node shows
+//! (names, labels, states) and the lock of the run that died. This file is
+//! the pure half: `recovery_plan` (one service's containers -> steps,
+//! golden-tested), which `deploy --dry-run` shows too; `recover.rs` runs
+//! the steps in a session. Every step is idempotent, so recovery can
+//! itself crash and be run again.
+//!
+//! The rules, in order:
+//! - a bootstrap job left behind is waited for (never killed), then removed;
+//! - no live container: the generation that was live when the dead run
+//!   took its lock gets the name back (else the newest kept one);
+//! - a candidate that never went live is removed: its config may be
+//!   incomplete, and the next deploy or upgrade makes it afresh;
+//! - the live container gets its own restart policy back, is started if it
+//!   is not running (the last deploy wanted it running; a one-shot that
+//!   completed stays as it is) and must pass its gate; if it fails, the
+//!   newest kept generation is swapped back in;
+//! - kept generations beyond `--retain` are removed.
+
+use std::fmt;
+
+use super::labels::{ObservedContainer, Role, State};
+
+/// One step of a recovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Wait for a bootstrap job left behind to end, then remove it.
+    SettleJob { name: String },
+    /// Give a kept container the live name back.
+    Restore { id: String, from: String },
+    /// Remove a candidate that never went live.
+    RemoveCandidate { id: String, name: String },
+    /// Give the live container the restart policy it was created with.
+    RestorePolicy { policy: String },
+    /// Start the live container.
+    Start { generation: u64 },
+    /// Gate the live container; swap the newest kept one back if it fails.
+    Gate {
+        generation: u64,
+        fallback: Option<u64>,
+    },
+    /// Remove a kept generation beyond `retain`.
+    Prune { id: String, generation: u64 },
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::SettleJob { name } => write!(f, "settle the bootstrap job {name}"),
+            Step::Restore { from, .. } => write!(f, "rename {from} back to the live name"),
+            Step::RemoveCandidate { name, .. } => write!(f, "remove the candidate {name}"),
+            Step::RestorePolicy { policy } => write!(f, "restore the restart policy {policy}"),
+            Step::Start { generation } => write!(f, "start generation {generation}"),
+            Step::Gate {
+                generation,
+                fallback: Some(back),
+            } => write!(
+                f,
+                "gate generation {generation} (generation {back} if it fails)"
+            ),
+            Step::Gate { generation, .. } => write!(f, "gate generation {generation}"),
+            Step::Prune { generation, .. } => write!(f, "remove kept generation {generation}"),
+        }
+    }
+}
+
+/// A one-shot service that ran and completed: left as it is.
+fn completed_job(c: &ObservedContainer) -> bool {
+    c.state == State::Exited && c.exit_code == Some(0) && c.restart == "no"
+}
+
+/// A live container that has nothing left to do: running (or being
+/// restarted by the engine), a data container (never started), or a
+/// one-shot that completed.
+fn settled(c: &ObservedContainer) -> bool {
+    c.data
+        || matches!(c.state, State::Running | State::Restarting | State::Paused)
+        || completed_job(c)
+}
+
+/// The recovery of one service, from its containers (any order, its lock
+/// left out). `interrupted`: a run died holding the service's lock, so the
+/// live container is checked (policy, gate) even if it looks settled;
+/// `from` is the generation that was live when that run took the lock.
+pub fn recovery_plan(
+    mine: &[&ObservedContainer],
+    interrupted: bool,
+    from: Option<u64>,
+    retain: usize,
+) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for job in mine.iter().filter(|c| c.role == Role::Bootstrap) {
+        steps.push(Step::SettleJob {
+            name: job.name.clone(),
+        });
+    }
+    let mut kept: Vec<&ObservedContainer> = mine
+        .iter()
+        .copied()
+        .filter(|c| matches!(c.role, Role::Kept(_)))
+        .collect();
+    kept.sort_by_key(|c| std::cmp::Reverse(c.generation));
+    let live = mine.iter().copied().find(|c| c.role == Role::Live);
+    let (live, restored) = match live {
+        Some(live) => (Some(live), false),
+        None => {
+            let back = kept
+                .iter()
+                .position(|c| Some(c.generation) == from)
+                .or((!kept.is_empty()).then_some(0))
+                .map(|i| kept.remove(i));
+            if let Some(back) = back {
+                steps.push(Step::Restore {
+                    id: back.id.clone(),
+                    from: back.name.clone(),
+                });
+            }
+            (back, back.is_some())
+        }
+    };
+    for candidate in mine.iter().filter(|c| c.role == Role::Candidate) {
+        steps.push(Step::RemoveCandidate {
+            id: candidate.id.clone(),
+            name: candidate.name.clone(),
+        });
+    }
+    let leftovers = !steps.is_empty() || interrupted;
+    if let Some(live) = live
+        && (leftovers || !settled(live))
+    {
+        steps.push(Step::RestorePolicy {
+            policy: live.restart.clone(),
+        });
+        // A container restored from kept was stopped by the swap.
+        let running = !restored
+            && matches!(
+                live.state,
+                State::Running | State::Restarting | State::Paused
+            );
+        let completed = !restored && completed_job(live);
+        if !running && !completed && !live.data {
+            steps.push(Step::Start {
+                generation: live.generation,
+            });
+        }
+        if !live.data && !completed {
+            steps.push(Step::Gate {
+                generation: live.generation,
+                fallback: kept.first().map(|k| k.generation),
+            });
+        }
+    }
+    let kept_ids = kept.iter().map(|c| (c.generation, c.id.clone())).collect();
+    for (generation, id) in beyond_retain(kept_ids, retain) {
+        steps.push(Step::Prune { id, generation });
+    }
+    steps
+}
+
+/// Whether `service` has anything for recovery to do.
+pub fn needs_recovery(observed: &[ObservedContainer], service: &str, retain: usize) -> bool {
+    let mine: Vec<&ObservedContainer> = observed.iter().filter(|c| c.service == service).collect();
+    mine.iter()
+        .any(|c| matches!(c.role, Role::Lock | Role::Helper))
+        || !recovery_plan(&mine, false, None, retain).is_empty()
+}
+
+/// Services with something to recover, sorted.
+pub fn services_needing_recovery(observed: &[ObservedContainer], retain: usize) -> Vec<String> {
+    let mut services: Vec<String> = observed.iter().map(|c| c.service.clone()).collect();
+    services.sort();
+    services.dedup();
+    services.retain(|s| needs_recovery(observed, s, retain));
+    services
+}
+
+/// Of kept containers (generation, id), those beyond the newest `retain`:
+/// the ones to remove. Pure; swaps and recovery prune by it.
+pub fn beyond_retain(mut kept: Vec<(u64, String)>, retain: usize) -> Vec<(u64, String)> {
+    kept.sort_by_key(|k| std::cmp::Reverse(k.0));
+    kept.dedup_by(|a, b| a.1 == b.1);
+    kept.into_iter().skip(retain).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(service: &str, role: Role, generation: u64) -> ObservedContainer {
+        let mut c = ObservedContainer::running(service, role);
+        c.generation = generation;
+        c.restart = "unless-stopped".into();
+        if role != Role::Live {
+            c.state = State::Exited;
+        }
+        c
+    }
+
+    fn plan_text(containers: &[ObservedContainer], from: Option<u64>, retain: usize) -> String {
+        let mine: Vec<&ObservedContainer> = containers.iter().collect();
+        recovery_plan(&mine, from.is_some(), from, retain)
+            .iter()
+            .map(|s| format!("{s}\n"))
+            .collect()
+    }
+
+    #[test]
+    fn a_healthy_service_needs_nothing() {
+        let clean = vec![
+            container("a", Role::Live, 2),
+            container("a", Role::Kept(1), 1),
+        ];
+        assert_eq!(plan_text(&clean, None, 2), "");
+        assert!(services_needing_recovery(&clean, 2).is_empty());
+    }
+
+    #[test]
+    fn a_swap_that_died_after_the_stop_restores_the_generation_it_replaced() {
+        // A rollback of a rollback died between its renames: generation 1
+        // was live, 2 was coming back in.
+        let observed = vec![
+            container("a", Role::Kept(2), 2),
+            container("a", Role::Kept(1), 1),
+            container("a", Role::Lock, 0),
+        ];
+        assert_eq!(
+            plan_text(&observed, Some(1), 2),
+            "rename a.kolla-gen-1 back to the live name\n\
+             restore the restart policy unless-stopped\n\
+             start generation 1\n\
+             gate generation 1 (generation 2 if it fails)\n"
+        );
+        // Without the lock's word, the newest kept one.
+        assert!(plan_text(&observed, None, 2).starts_with("rename a.kolla-gen-2 back"));
+    }
+
+    #[test]
+    fn a_candidate_is_removed_whether_or_not_a_live_container_exists() {
+        let first_deploy = vec![container("a", Role::Candidate, 1)];
+        assert_eq!(
+            plan_text(&first_deploy, None, 2),
+            "remove the candidate a.kolla-new\n"
+        );
+        let mid_swap = vec![
+            container("a", Role::Live, 1),
+            container("a", Role::Candidate, 2),
+        ];
+        assert_eq!(
+            plan_text(&mid_swap, None, 2),
+            "remove the candidate a.kolla-new\n\
+             restore the restart policy unless-stopped\n\
+             gate generation 1\n"
+        );
+    }
+
+    #[test]
+    fn a_stopped_live_container_is_started_and_a_completed_job_is_left() {
+        let mut stopped = container("a", Role::Live, 3);
+        stopped.state = State::Exited;
+        stopped.exit_code = Some(137);
+        assert_eq!(
+            plan_text(&[stopped.clone()], None, 2),
+            "restore the restart policy unless-stopped\nstart generation 3\ngate generation 3\n"
+        );
+        let mut job = stopped.clone();
+        job.exit_code = Some(0);
+        job.restart = "no".into();
+        assert_eq!(plan_text(&[job], None, 2), "");
+        let mut data = stopped;
+        data.data = true;
+        data.state = State::Created;
+        assert_eq!(plan_text(&[data], None, 2), "");
+    }
+
+    #[test]
+    fn after_a_run_died_a_live_container_that_looks_fine_is_still_gated() {
+        let mut looping = container("a", Role::Live, 2);
+        looping.state = State::Restarting;
+        let observed = vec![looping, container("a", Role::Kept(1), 1)];
+        // Nobody died: a restarting service is the engine's business.
+        assert_eq!(plan_text(&observed, None, 2), "");
+        // A run died holding the lock (mid swap-back): check it.
+        assert_eq!(
+            plan_text(&observed, Some(1), 2),
+            "restore the restart policy unless-stopped\n\
+             gate generation 2 (generation 1 if it fails)\n"
+        );
+    }
+
+    #[test]
+    fn jobs_are_settled_first_and_kept_generations_pruned_to_retain() {
+        let observed = vec![
+            container("a", Role::Bootstrap, 0),
+            container("a", Role::Live, 9),
+            container("a", Role::Kept(8), 8),
+            container("a", Role::Kept(7), 7),
+            container("a", Role::Kept(6), 6),
+            container("a", Role::Kept(5), 5),
+        ];
+        assert_eq!(
+            plan_text(&observed, None, 2),
+            "settle the bootstrap job a.kolla-bootstrap\n\
+             restore the restart policy unless-stopped\n\
+             gate generation 9 (generation 8 if it fails)\n\
+             remove kept generation 6\n\
+             remove kept generation 5\n"
+        );
+        let services = services_needing_recovery(&observed, 2);
+        assert_eq!(services, vec!["a"]);
+        // Kept beyond retain alone is reason enough.
+        assert_eq!(services_needing_recovery(&observed[1..], 2), vec!["a"]);
+        assert!(services_needing_recovery(&observed[1..], 4).is_empty());
+    }
+}

@@ -1,0 +1,406 @@
+//! The building blocks every change to a service is made of, on one node:
+//! a container created with its config uploaded, its labels, the volumes
+//! the plan gave it, the one-shot bootstrap job, and the health gate. The
+//! executor and the swap compose them; none of them decides what to do.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Instant;
+
+use bytes::Bytes;
+use sha2::Digest as _;
+
+use super::config_files;
+use super::context::NodeRun;
+use super::error::DeployError;
+use super::labels::{self, Role};
+use super::owned;
+use super::plan::DesiredService;
+use super::spec::{self, ContainerSpec, Placement};
+use crate::config::compose::Condition;
+use crate::engine::{WaitGoal, WaitOutcome};
+
+impl NodeRun<'_> {
+    /// Create the container `spec` describes and upload its config; a
+    /// failed upload removes it again, so a container never exists under
+    /// kolla's labels without its config. Returns its id.
+    pub(super) async fn create_configured(
+        &self,
+        spec: &ContainerSpec,
+        files: &[(String, Vec<u8>)],
+    ) -> Result<String, DeployError> {
+        let id = self
+            .engine
+            .create_container(spec)
+            .await
+            .map_err(|e| self.engine_error(e))?;
+        if let Err(e) = self.upload(&id, files).await {
+            let _ = self.engine.remove_container(&id, false).await;
+            return Err(e);
+        }
+        Ok(id)
+    }
+
+    async fn logs(&self, container: &str) -> String {
+        match self
+            .engine
+            .logs_tail(container, self.options.log_lines)
+            .await
+        {
+            Ok(text) if text.trim().is_empty() => "  (no output)".to_string(),
+            Ok(text) => text
+                .lines()
+                .map(|l| format!("  | {l}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Err(e) => format!("  (logs unavailable: {e})"),
+        }
+    }
+
+    /// The spec of `service`'s container under `name`, with its labels.
+    pub(super) fn spec_for(
+        &self,
+        wanted: &DesiredService,
+        name: String,
+        generation: u64,
+    ) -> ContainerSpec {
+        let mut spec = wanted.spec.clone();
+        spec.name = name;
+        let placement = Placement {
+            prefix: self.placement_prefix,
+            project: self.project,
+            node_role: wanted.node_role.as_str(),
+            privileged: wanted.privileged,
+        };
+        spec.labels = spec::labels_for(
+            &wanted.service,
+            &placement,
+            wanted.digest.as_deref().unwrap_or_default(),
+            &wanted.config_hash,
+            generation,
+        );
+        spec.labels
+            .insert(labels::LEVEL.to_string(), wanted.level.to_string());
+        spec
+    }
+
+    /// Upload rendered config files into a created container.
+    pub(super) async fn upload(
+        &self,
+        container: &str,
+        files: &[(String, Vec<u8>)],
+    ) -> Result<(), DeployError> {
+        if files.is_empty() {
+            return Ok(());
+        }
+        let tar = config_files::tar(files).map_err(|e| DeployError::Config {
+            node: self.node.to_string(),
+            service: container.to_string(),
+            message: e.to_string(),
+        })?;
+        self.engine
+            .upload(container, "/", Bytes::from(tar))
+            .await
+            .map_err(|e| self.engine_error(e))
+    }
+
+    /// The one-shot bootstrap job, if the service has one: same image,
+    /// volumes and config as the service, its own command; must exit 0.
+    /// `live` is the container it will replace, if any: the job mounts the
+    /// same volumes.
+    pub(super) async fn bootstrap(
+        &self,
+        wanted: &DesiredService,
+        live: Option<&str>,
+    ) -> Result<(), DeployError> {
+        let Some(command) = &wanted.service.kolla.bootstrap else {
+            return Ok(());
+        };
+        let service = &wanted.service.name;
+        let name = labels::container_name(self.placement_prefix, service, Role::Bootstrap);
+        (self.say)(format!(
+            "{}: {service}: running bootstrap job {}",
+            self.node,
+            command.join(" ")
+        ));
+        let mut spec = self.spec_for(wanted, name.clone(), 0);
+        spec.command = Some(command.clone());
+        spec.restart_policy = Some("no".into());
+        spec.healthcheck = None;
+        self.carry_volumes(wanted, &mut spec, live).await?;
+        self.settle_job(service, &name).await?;
+        let id = self
+            .engine
+            .create_container(&spec)
+            .await
+            .map_err(|e| self.engine_error(e))?;
+        let outcome = async {
+            self.upload(&id, &wanted.job_files).await?;
+            self.engine
+                .start_container(&id)
+                .await
+                .map_err(|e| self.engine_error(e))?;
+            super::fault::point("bootstrap-started");
+            self.engine
+                .wait_for(&id, WaitGoal::Exited, self.options.health_timeout)
+                .await
+                .map_err(|e| self.engine_error(e))
+        }
+        .await;
+        // Still running after the timeout: kolla never kills a job (it may
+        // be migrating a schema); the next run waits for it.
+        let still_running = matches!(&outcome, Ok(o) if !matches!(o, WaitOutcome::Exited(_)));
+        let result = match outcome {
+            Ok(WaitOutcome::Exited(0)) => Ok(()),
+            Ok(WaitOutcome::Exited(code)) => Err(DeployError::Bootstrap {
+                node: self.node.to_string(),
+                service: service.clone(),
+                code,
+                logs: self.logs(&name).await,
+            }),
+            Ok(_) => Err(DeployError::Bootstrap {
+                node: self.node.to_string(),
+                service: service.clone(),
+                code: -1,
+                logs: format!(
+                    "(still running after {}s)\n{}",
+                    self.options.health_timeout.as_secs(),
+                    self.logs(&name).await
+                ),
+            }),
+            Err(e) => Err(e),
+        };
+        if still_running {
+            return result;
+        }
+        self.engine
+            .remove_container(&id, false)
+            .await
+            .map_err(|e| self.engine_error(e))?;
+        result
+    }
+
+    /// Make every anonymous volume of `spec` (its compose `volumes:` without
+    /// a name, and its image's `VOLUME`s) explicit, so no container kolla
+    /// creates ever gets a fresh anonymous volume: the volume that `from`
+    /// (the container being replaced) has at that path, or else one kolla
+    /// names `<prefix><service>-<hash of the path>` and labels with the
+    /// deployment and service (so `destroy --purge-data` finds it). Paths
+    /// already mounted otherwise (binds, named volumes, tmpfs, the volumes
+    /// of `volumes_from`) are left as they are.
+    pub(super) async fn carry_volumes(
+        &self,
+        wanted: &DesiredService,
+        spec: &mut ContainerSpec,
+        from: Option<&str>,
+    ) -> Result<(), DeployError> {
+        let err = |e| self.engine_error(e);
+        let normal = |p: &str| {
+            let trimmed = p.trim_end_matches('/');
+            if trimmed.is_empty() {
+                "/".to_string()
+            } else {
+                trimmed.to_string()
+            }
+        };
+        let mut covered: BTreeSet<String> = spec
+            .binds
+            .iter()
+            .filter_map(|b| b.split(':').nth(1))
+            .chain(spec.tmpfs.keys().map(String::as_str))
+            .map(normal)
+            .collect();
+        for source in &spec.volumes_from {
+            let name = source.split(':').next().unwrap_or(source);
+            if let Some(data) = self.engine.inspect(name).await.map_err(err)? {
+                covered.extend(data.mount_points.iter().map(|p| normal(p)));
+            }
+        }
+        let carried: BTreeMap<String, String> = match from {
+            Some(from) => self
+                .engine
+                .inspect(from)
+                .await
+                .map_err(err)?
+                .map(|c| {
+                    c.volumes
+                        .into_iter()
+                        .map(|(name, path)| (normal(&path), name))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            None => BTreeMap::new(),
+        };
+        let paths: BTreeSet<String> = spec
+            .anonymous_volumes
+            .iter()
+            .chain(&wanted.image_volumes)
+            .map(|p| normal(p))
+            .filter(|p| !covered.contains(p))
+            .collect();
+        let service = &wanted.service.name;
+        for path in paths {
+            let name = match carried.get(&path) {
+                Some(name) => name.clone(),
+                None => {
+                    let digest = sha2::Sha256::digest(path.as_bytes());
+                    let name = format!(
+                        "{}{service}-{}",
+                        self.placement_prefix,
+                        &hex::encode(digest)[..12]
+                    );
+                    let labels = HashMap::from([
+                        (labels::PROJECT.to_string(), self.project.to_string()),
+                        (labels::SERVICE.to_string(), service.clone()),
+                        (labels::VOLUME_PATH.to_string(), path.clone()),
+                    ]);
+                    self.engine
+                        .create_volume(&name, None, labels)
+                        .await
+                        .map_err(err)?;
+                    name
+                }
+            };
+            spec.binds.push(format!("{name}:{path}"));
+        }
+        spec.anonymous_volumes.clear();
+        Ok(())
+    }
+
+    /// A bootstrap job left by an earlier run (its holder is gone: callers
+    /// hold the lock): wait for it to end if it still runs, never kill it,
+    /// then remove it. Something not ours under that name is an error.
+    pub(super) async fn settle_job(&self, service: &str, name: &str) -> Result<(), DeployError> {
+        let Some(job) = owned::find(self.engine, name, self.project, service)
+            .await
+            .map_err(|e| self.owned_error(e))?
+        else {
+            return Ok(());
+        };
+        if job.running {
+            (self.say)(format!(
+                "{}: {service}: waiting for the bootstrap job {name} an earlier run left running",
+                self.node
+            ));
+            let outcome = self
+                .engine
+                .wait_for(&job.id, WaitGoal::Exited, self.options.health_timeout)
+                .await
+                .map_err(|e| self.engine_error(e))?;
+            if !matches!(outcome, WaitOutcome::Exited(_)) {
+                return Err(DeployError::JobStillRunning {
+                    node: self.node.to_string(),
+                    service: service.to_string(),
+                    name: name.to_string(),
+                    waited: self.options.health_timeout.as_secs(),
+                });
+            }
+        }
+        self.engine
+            .remove_container(&job.id, false)
+            .await
+            .map_err(|e| self.engine_error(e))
+    }
+
+    /// After a fresh start: wait for what the service's dependents (or its
+    /// own healthcheck) need.
+    pub(super) async fn gate_after_start(
+        &self,
+        wanted: &DesiredService,
+        container: &str,
+        desired: &BTreeMap<String, DesiredService>,
+    ) -> Result<(), DeployError> {
+        let service = &wanted.service.name;
+        let needed: Vec<Condition> = desired
+            .values()
+            .filter_map(|d| d.service.depends_on.get(service).copied())
+            .collect();
+        let has_healthcheck = wanted
+            .spec
+            .healthcheck
+            .as_ref()
+            .is_some_and(|h| h.test.first().map(String::as_str) != Some("NONE"));
+        if needed.contains(&Condition::CompletedSuccessfully) {
+            let outcome = self
+                .engine
+                .wait_for(container, WaitGoal::Exited, self.options.health_timeout)
+                .await
+                .map_err(|e| self.engine_error(e))?;
+            return match outcome {
+                WaitOutcome::Exited(0) => Ok(()),
+                other => Err(self
+                    .unhealthy(
+                        service,
+                        container,
+                        format!("did not complete successfully ({other:?})"),
+                    )
+                    .await),
+            };
+        }
+        if has_healthcheck || needed.contains(&Condition::Healthy) {
+            self.gate(service, container).await?;
+        }
+        Ok(())
+    }
+
+    /// The health gate: healthy (with a healthcheck), or still running
+    /// after the monitor window (without).
+    pub(super) async fn gate(&self, service: &str, container: &str) -> Result<(), DeployError> {
+        let started = Instant::now();
+        let outcome = self
+            .engine
+            .wait_for(
+                container,
+                WaitGoal::Up {
+                    window: self.options.monitor_window,
+                },
+                self.options.health_timeout,
+            )
+            .await
+            .map_err(|e| self.engine_error(e))?;
+        match outcome {
+            WaitOutcome::Healthy | WaitOutcome::StillRunning => {
+                (self.say)(format!(
+                    "{}: {service}: {} after {:.1}s",
+                    self.node,
+                    if outcome == WaitOutcome::Healthy {
+                        "healthy"
+                    } else {
+                        "running"
+                    },
+                    started.elapsed().as_secs_f64()
+                ));
+                Ok(())
+            }
+            WaitOutcome::Unhealthy => Err(self
+                .unhealthy(service, container, "its healthcheck failed".into())
+                .await),
+            WaitOutcome::Exited(code) => Err(self
+                .unhealthy(service, container, format!("exited with code {code}"))
+                .await),
+            WaitOutcome::TimedOut => Err(self
+                .unhealthy(
+                    service,
+                    container,
+                    format!(
+                        "not healthy after {}s",
+                        self.options.health_timeout.as_secs()
+                    ),
+                )
+                .await),
+        }
+    }
+
+    pub(super) async fn unhealthy(
+        &self,
+        service: &str,
+        container: &str,
+        what: String,
+    ) -> DeployError {
+        DeployError::Unhealthy {
+            node: self.node.to_string(),
+            service: service.to_string(),
+            what,
+            logs: self.logs(container).await,
+        }
+    }
+}

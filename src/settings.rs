@@ -1,0 +1,244 @@
+//! What the user typed (`cli`), resolved once into the settings every verb
+//! works from: globals.yml with the command line's overrides applied and
+//! validated, the folders, the engine endpoint of each node, and what the
+//! environment says (compose variables, `DOCKER_HOST`, `NO_COLOR`, the
+//! user). This is the one place that reads the operator's environment:
+//! later code gets values, never `std::env` (ripgrep's low args -> high
+//! args). Two internal channels stay where they are used: the swap
+//! helper's task (a hidden flag) and the test-only fault points.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::cli::{BuildArgs, Cli};
+use crate::config::inventory::Node;
+use crate::config::{ConfigError, Globals, globals};
+use crate::engine::{Endpoint, TlsFiles};
+
+/// The resolved settings of one kolla run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// globals.yml, validated, with the verb's overrides applied.
+    pub globals: Globals,
+    pub config_dir: PathBuf,
+    /// Where the history log lives.
+    pub state_dir: PathBuf,
+    pub environment: Environment,
+}
+
+/// What kolla reads from its environment, read once.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    /// Every variable, for compose files' `${VAR}` (compose reads the
+    /// shell's environment the same way).
+    pub variables: BTreeMap<String, String>,
+    /// Who runs kolla: history records and lock holders name them.
+    pub user: String,
+    /// The engine of a node without a `docker:` URL (and of `build`).
+    pub local_endpoint: Endpoint,
+    /// Colour in human output (`NO_COLOR` unset or empty).
+    pub colour: bool,
+}
+
+impl Environment {
+    /// Read this process's environment.
+    pub fn read() -> Environment {
+        Environment::from_variables(std::env::vars().collect())
+    }
+
+    /// The settings a given set of variables makes (pure: tests use it).
+    pub fn from_variables(variables: BTreeMap<String, String>) -> Environment {
+        let get = |key: &str| variables.get(key).filter(|v| !v.is_empty()).cloned();
+        let user = get("USER")
+            .or_else(|| get("LOGNAME"))
+            .unwrap_or_else(|| "unknown".into());
+        let colour = get("NO_COLOR").is_none();
+        let local_endpoint = docker_cli_endpoint(&get);
+        Environment {
+            variables,
+            user,
+            local_endpoint,
+            colour,
+        }
+    }
+}
+
+/// The endpoint the docker CLI would use: DOCKER_HOST (default the local
+/// socket), with TLS when DOCKER_TLS_VERIFY is set, from the certificates
+/// in DOCKER_CERT_PATH (default ~/.docker).
+fn docker_cli_endpoint(get: &dyn Fn(&str) -> Option<String>) -> Endpoint {
+    let url = get("DOCKER_HOST").unwrap_or_else(|| "unix:///var/run/docker.sock".to_string());
+    let verify = get("DOCKER_TLS_VERIFY").is_some_and(|v| v != "0");
+    let tls = verify.then(|| {
+        let dir = get("DOCKER_CERT_PATH")
+            .map(PathBuf::from)
+            .or_else(|| get("HOME").map(|h| PathBuf::from(h).join(".docker")))
+            .unwrap_or_else(|| PathBuf::from(".docker"));
+        TlsFiles {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+        }
+    });
+    Endpoint { url, tls }
+}
+
+impl Settings {
+    /// Read globals.yml from the config folder (required only when the
+    /// operator named the folder) and the environment.
+    pub fn resolve(cli: &Cli, environment: Environment) -> Result<Settings, ConfigError> {
+        let (config_dir, required) = match &cli.config_dir {
+            Some(dir) => (dir.clone(), true),
+            None => (globals::default_config_dir(), false),
+        };
+        let globals = Globals::load(&config_dir, required)?;
+        globals.validate(&config_dir.join(globals::GLOBALS_FILE))?;
+        Ok(Settings {
+            globals,
+            config_dir,
+            state_dir: cli.state_dir.clone(),
+            environment,
+        })
+    }
+
+    fn globals_file(&self) -> PathBuf {
+        self.config_dir.join(globals::GLOBALS_FILE)
+    }
+
+    /// These settings with `--tag` in place of globals.yml's `tag`.
+    pub fn with_tag(&self, tag: Option<&str>) -> Result<Settings, ConfigError> {
+        let mut settings = self.clone();
+        if let Some(tag) = tag {
+            settings.globals.tag = tag.to_string();
+            settings.globals.validate(Path::new("--tag"))?;
+        }
+        Ok(settings)
+    }
+
+    /// Globals for `kolla build`: the command line's image overrides
+    /// applied and validated, and `--push` checked against a registry.
+    pub fn build_globals(&self, args: &BuildArgs) -> Result<Globals, ConfigError> {
+        let mut globals = self.globals.clone();
+        if let Some(tag) = &args.tag {
+            globals.tag = tag.clone();
+        }
+        if let Some(namespace) = &args.namespace {
+            globals.namespace = namespace.clone();
+        }
+        if let Some(registry) = &args.registry {
+            globals.registry = Some(registry.clone());
+        }
+        if let Some(base) = &args.base_image {
+            globals.base_image = base.clone();
+        }
+        let origin = self.globals_file();
+        globals.validate(&origin)?;
+        if args.push && globals.registry.is_none() {
+            return Err(ConfigError::Invalid {
+                path: origin,
+                message:
+                    "--push needs a registry: set `registry` in globals.yml or pass --registry"
+                        .into(),
+            });
+        }
+        Ok(globals)
+    }
+
+    /// The engine endpoint of a node: its `docker:` URL (and TLS files),
+    /// else the one the environment names.
+    pub fn endpoint(&self, node: &Node) -> Endpoint {
+        match &node.docker {
+            None => self.environment.local_endpoint.clone(),
+            Some(url) => Endpoint {
+                url: url.clone(),
+                tls: node.tls.as_ref().map(|t| TlsFiles {
+                    ca: t.ca.clone(),
+                    cert: t.cert.clone(),
+                    key: t.key.clone(),
+                }),
+            },
+        }
+    }
+
+    /// Active compose profiles: `--profile`, else `COMPOSE_PROFILES` from
+    /// the environment or the compose folder's `.env`, as compose does.
+    pub fn profiles(&self, given: &[String], dotenv: &BTreeMap<String, String>) -> Vec<String> {
+        if !given.is_empty() {
+            return given.to_vec();
+        }
+        self.environment
+            .variables
+            .get("COMPOSE_PROFILES")
+            .or_else(|| dotenv.get("COMPOSE_PROFILES"))
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn environment(pairs: &[(&str, &str)]) -> Environment {
+        Environment::from_variables(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn the_local_endpoint_follows_the_docker_cli_variables() {
+        let plain = environment(&[]);
+        assert_eq!(plain.local_endpoint.url, "unix:///var/run/docker.sock");
+        assert!(plain.local_endpoint.tls.is_none());
+        let tls = environment(&[
+            ("DOCKER_HOST", "tcp://10.0.0.5:2376"),
+            ("DOCKER_TLS_VERIFY", "1"),
+            ("DOCKER_CERT_PATH", "/certs"),
+        ]);
+        assert_eq!(tls.local_endpoint.url, "tcp://10.0.0.5:2376");
+        let files = tls.local_endpoint.tls.expect("TLS files");
+        assert_eq!(files.ca, PathBuf::from("/certs/ca.pem"));
+        let off = environment(&[("DOCKER_TLS_VERIFY", "0"), ("HOME", "/h")]);
+        assert!(off.local_endpoint.tls.is_none());
+    }
+
+    #[test]
+    fn user_and_colour_come_from_the_environment() {
+        assert_eq!(environment(&[("LOGNAME", "ops")]).user, "ops");
+        assert_eq!(
+            environment(&[("USER", "root"), ("LOGNAME", "ops")]).user,
+            "root"
+        );
+        assert_eq!(environment(&[]).user, "unknown");
+        assert!(environment(&[("NO_COLOR", "")]).colour);
+        assert!(!environment(&[("NO_COLOR", "1")]).colour);
+    }
+
+    #[test]
+    fn profiles_come_from_the_flag_then_the_environment_then_dotenv() {
+        let settings = Settings {
+            globals: Globals::default(),
+            config_dir: PathBuf::new(),
+            state_dir: PathBuf::new(),
+            environment: environment(&[("COMPOSE_PROFILES", "a, b,,")]),
+        };
+        let dotenv = BTreeMap::from([("COMPOSE_PROFILES".to_string(), "c".to_string())]);
+        assert_eq!(settings.profiles(&["x".into()], &dotenv), vec!["x"]);
+        assert_eq!(settings.profiles(&[], &dotenv), vec!["a", "b"]);
+        let bare = Settings {
+            environment: environment(&[]),
+            ..settings
+        };
+        assert_eq!(bare.profiles(&[], &dotenv), vec!["c"]);
+        assert!(bare.profiles(&[], &BTreeMap::new()).is_empty());
+    }
+}

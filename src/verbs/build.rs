@@ -1,0 +1,123 @@
+//! `kolla build`: render the image tree with globals and the command
+//! line's overrides, select images, and build them parents first (or only
+//! list, show dependencies, or render into a folder).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use super::Outcome;
+use crate::cli::BuildArgs;
+use crate::engine::Engine;
+use crate::images::build::{self, BuildOptions};
+use crate::images::catalog;
+use crate::images::render::{self, Override};
+use crate::progress::Progress;
+use crate::settings::Settings;
+
+pub async fn build(settings: &Settings, args: BuildArgs) -> anyhow::Result<Outcome> {
+    let globals = settings.build_globals(&args)?;
+    let overrides = args
+        .template_override
+        .iter()
+        .map(|p| Override::read(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let sources = catalog::load_tree(&args.images_dir)?;
+    let tree = render::render_tree(sources, &globals, &overrides)?;
+
+    let mut patterns = args.patterns.clone();
+    if let Some(profile) = &args.profile {
+        patterns.extend(build::profile_patterns(&globals, profile)?);
+    }
+    let selection = build::select(&tree, &patterns, args.skip_parents)?;
+
+    if args.list_images {
+        for name in &selection.build {
+            println!("{name}");
+        }
+        return Ok(Outcome::Success);
+    }
+    if args.list_dependencies {
+        print!("{}", build::dependency_tree_text(&tree, &selection.build));
+        return Ok(Outcome::Success);
+    }
+    if let Some(dir) = &args.render_only {
+        write_rendered(&tree, &selection.build, dir)?;
+        eprintln!(
+            "rendered {} images into {}",
+            selection.build.len(),
+            dir.display()
+        );
+        return Ok(Outcome::Success);
+    }
+
+    let engine = Engine::connect(&settings.environment.local_endpoint).await?;
+    let options = BuildOptions {
+        threads: usize::from(args.threads),
+        retries: args.retries,
+        push: args.push,
+        no_cache: args.no_cache,
+        timeout: std::time::Duration::from_secs(args.build_timeout),
+        logs_dir: args.logs_dir.clone(),
+    };
+    let progress = Arc::new(Progress::for_stderr("build", settings.environment.colour));
+    let interrupted = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            // No signal handler: never report an interruption.
+            std::future::pending::<()>().await;
+        }
+    };
+    let summary = build::build_images(
+        &engine,
+        &tree,
+        &globals,
+        &selection,
+        &options,
+        progress,
+        interrupted,
+    )
+    .await?;
+    print!("{}", summary.human());
+    if let Some(path) = &args.summary_json {
+        let json = serde_json::to_string_pretty(&summary)?;
+        std::fs::write(path, json + "\n")
+            .with_context(|| format!("{}: cannot write the summary", path.display()))?;
+    }
+    Ok(if summary.cancelled {
+        Outcome::Interrupted
+    } else if summary.success() {
+        Outcome::Success
+    } else {
+        Outcome::Failed
+    })
+}
+
+/// `--render-only`: each image's rendered Dockerfile and context files under
+/// `dir/<image>/`, exactly what the builder would receive.
+fn write_rendered(tree: &render::Tree, names: &[String], dir: &Path) -> anyhow::Result<()> {
+    for name in names {
+        let image = &tree.images[name];
+        let target = dir.join(name);
+        let write = |path: &Path, data: &[u8], mode: u32| -> anyhow::Result<()> {
+            use std::os::unix::fs::PermissionsExt;
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("{}: cannot create", parent.display()))?;
+            }
+            std::fs::write(path, data)
+                .with_context(|| format!("{}: cannot write", path.display()))?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .with_context(|| format!("{}: cannot set its mode", path.display()))
+        };
+        write(
+            &target.join("Dockerfile"),
+            image.dockerfile.as_bytes(),
+            0o644,
+        )?;
+        for file in &image.files {
+            write(&target.join(&file.path), &file.data, file.mode)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,198 @@
+//! `kolla deploy` (converge each selected node to its compose files) and
+//! `kolla pull` (fetch every image they use). Files are resolved first, so
+//! bad input fails before any engine is touched; then each node: images,
+//! observation, recovery of a crash's leftovers, plan, execution, check.
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::Context as _;
+
+use super::targets::{self, Target, apply_options, connect, node_run, resolve};
+use super::{Fanout, NodeReport, Outcome, over_nodes};
+use crate::cli::{DeployArgs, NodeArgs};
+use crate::config::ConfigError;
+use crate::deploy::context::NodeRun;
+use crate::deploy::labels::{self, ObservedContainer};
+use crate::deploy::observe;
+use crate::deploy::plan::{self, Plan, PlanOptions};
+use crate::engine::Engine;
+use crate::progress::say;
+use crate::settings::Settings;
+
+pub async fn deploy(settings: &Settings, args: DeployArgs) -> anyhow::Result<Outcome> {
+    let inventory = targets::load_nodes(&args.nodes)?;
+    let targets = resolve(&inventory, settings, &args.nodes)?;
+    let args = &args;
+    Ok(over_nodes(targets, Fanout::ALL, |target| {
+        deploy_node(target, settings, args)
+    })
+    .await)
+}
+
+/// One error as a node's report.
+fn failed(error: impl Into<anyhow::Error>, node: &str) -> Vec<anyhow::Error> {
+    vec![error.into().context(format!("node {node}"))]
+}
+
+async fn deploy_node(mut target: Target<'_>, settings: &Settings, args: &DeployArgs) -> NodeReport {
+    let name = target.node.name.clone();
+    let engine = connect(settings, target.node).await.map_err(|e| vec![e])?;
+    // A dry run pulls nothing: it says what a deploy would pull.
+    let missing = if args.dry_run {
+        observe::missing_images(&engine, &name, &mut target.desired).await
+    } else {
+        observe::resolve_images(&engine, &name, &mut target.desired, true)
+            .await
+            .map(|()| Vec::new())
+    }
+    .map_err(|e| vec![e.into()])?;
+    let mut lines: Vec<String> = missing
+        .iter()
+        .map(|image| format!("pull {image} (not on the node yet)"))
+        .collect();
+    check_external_volumes(&engine, &target, &name).await?;
+    let options = apply_options(&args.gate);
+    let run = node_run(&engine, &name, settings, &options);
+    let mut observed = observe_node(settings, &engine, &name).await?;
+    // Leftovers of an interrupted swap are settled before planning.
+    if !args.dry_run
+        && super::recover::recover_first(&run, &observed, None, false)
+            .await
+            .map_err(|e| vec![e])?
+    {
+        observed = observe_node(settings, &engine, &name).await?;
+    }
+    targets::settle_privileged(
+        &engine,
+        target.node,
+        &mut target.desired,
+        &observed,
+        settings,
+    )
+    .await
+    .map_err(|e| vec![e])?;
+    let services: Vec<_> = target.desired.services.values().cloned().collect();
+    let options = PlanOptions {
+        remove_orphans: args.remove_orphans,
+        retain: args.gate.retain,
+    };
+    let plan = plan::plan(&services, &observed, &options).map_err(|e| failed(e, &name))?;
+    print!("node {name}:\n{}", plan.text());
+    if args.dry_run {
+        lines.push(format!(
+            "{} changes planned (dry run: nothing changed)",
+            plan.changes()
+        ));
+        return Ok(lines);
+    }
+    if plan.changes() == 0 {
+        lines.push("up to date, nothing changed".to_string());
+        return Ok(lines);
+    }
+    lines.push(execute(&run, &engine, settings, &target, &plan, &observed).await?);
+    Ok(lines)
+}
+
+async fn observe_node(
+    settings: &Settings,
+    engine: &Engine,
+    node: &str,
+) -> Result<Vec<ObservedContainer>, Vec<anyhow::Error>> {
+    targets::observe(settings, engine, node)
+        .await
+        .map_err(|e| vec![e])
+}
+
+/// A volume made outside kolla must be there: never an empty substitute
+/// under its name.
+async fn check_external_volumes(
+    engine: &Engine,
+    target: &Target<'_>,
+    node: &str,
+) -> Result<(), Vec<anyhow::Error>> {
+    for (volume, file) in &target.desired.external_volumes {
+        let exists = engine
+            .volume_exists(volume)
+            .await
+            .map_err(|e| failed(e, node))?;
+        if !exists {
+            return Err(vec![anyhow::Error::from(ConfigError::Invalid {
+                path: file.clone(),
+                message: format!(
+                    "volume {volume} is external (made outside kolla) and does not exist on node {node}; create it there first (docker volume create {volume})"
+                ),
+            })]);
+        }
+    }
+    Ok(())
+}
+
+/// Run the plan: the named volumes, the actions, then check every service
+/// runs. The summary of what changed.
+async fn execute(
+    run: &NodeRun<'_>,
+    engine: &Engine,
+    settings: &Settings,
+    target: &Target<'_>,
+    plan: &Plan,
+    observed: &[ObservedContainer],
+) -> Result<String, Vec<anyhow::Error>> {
+    let name = run.node;
+    let desired = &target.desired;
+    for (volume, driver) in &desired.volumes {
+        let labels = HashMap::from([(
+            labels::PROJECT.to_string(),
+            settings.globals.project.clone(),
+        )]);
+        engine
+            .create_volume(volume, driver.as_deref(), labels)
+            .await
+            .map_err(|e| failed(e, name))?;
+    }
+    let all = |errors: Vec<crate::deploy::error::DeployError>| -> Vec<anyhow::Error> {
+        errors.into_iter().map(anyhow::Error::from).collect()
+    };
+    let done = run
+        .apply(plan, &desired.services, observed, &desired.files)
+        .await
+        .map_err(all)?;
+    let after = observe_node(settings, engine, name).await?;
+    run.verify(&desired.services, &after).await.map_err(all)?;
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for d in &done {
+        *counts.entry(d.kind.as_str()).or_default() += 1;
+    }
+    let described: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    Ok(format!(
+        "{} ({} unchanged)",
+        described.join(", "),
+        desired.services.len().saturating_sub(done.len())
+    ))
+}
+
+pub async fn pull(settings: &Settings, args: NodeArgs) -> anyhow::Result<Outcome> {
+    let inventory = targets::load_nodes(&args)?;
+    let targets = resolve(&inventory, settings, &args)?;
+    Ok(over_nodes(targets, Fanout::ALL, |target| async move {
+        let name = &target.node.name;
+        let engine = connect(settings, target.node).await.map_err(|e| vec![e])?;
+        let mut images: Vec<&str> = target
+            .desired
+            .services
+            .values()
+            .map(|d| d.service.image.as_str())
+            .collect();
+        images.sort();
+        images.dedup();
+        for image in &images {
+            say(format!("{name}: pulling {image}"));
+            engine
+                .pull(image)
+                .await
+                .with_context(|| format!("node {name}: pull {image}"))
+                .map_err(|e| vec![e])?;
+        }
+        Ok(vec![format!("{} images pulled", images.len())])
+    })
+    .await)
+}

@@ -1,0 +1,94 @@
+//! `kolla history`: the swaps of a service from the history log, and what
+//! runs now on the selected nodes, from the containers' labels.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
+
+use super::Outcome;
+use super::targets::{self, connect};
+use crate::cli::{HistoryArgs, OutputFormat};
+use crate::deploy::history;
+use crate::deploy::labels::ObservedContainer;
+use crate::settings::Settings;
+
+pub async fn history(settings: &Settings, args: HistoryArgs) -> anyhow::Result<Outcome> {
+    let (records, bad) =
+        history::read(&settings.state_dir, Some(&args.service)).with_context(|| {
+            format!(
+                "{}: cannot read",
+                history::path(&settings.state_dir).display()
+            )
+        })?;
+    for line in &bad {
+        eprintln!("warning: {line}: skipped");
+    }
+    // What runs now, from the labels of the selected nodes.
+    let inventory = targets::load_nodes(&args.nodes)?;
+    let mut now: BTreeMap<String, Vec<ObservedContainer>> = BTreeMap::new();
+    for node in inventory.select(&args.nodes.node)? {
+        let engine = connect(settings, node).await?;
+        let observed = targets::observe(settings, &engine, &node.name).await?;
+        now.insert(
+            node.name.clone(),
+            observed
+                .into_iter()
+                .filter(|c| c.service == args.service)
+                .collect(),
+        );
+    }
+    match args.output {
+        OutputFormat::Json => {
+            let current: BTreeMap<&String, Vec<serde_json::Value>> = now
+                .iter()
+                .map(|(n, cs)| {
+                    let rows = cs
+                        .iter()
+                        .map(|c| serde_json::json!({"container": c.name, "generation": c.generation, "image": c.image, "digest": c.digest, "state": c.state.as_str()}))
+                        .collect();
+                    (n, rows)
+                })
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({"service": args.service, "history": records, "containers": current})
+                )?
+            );
+        }
+        OutputFormat::Human => {
+            println!(
+                "{:<20} {:<10} {:<9} {:>4} -> {:<4} {:<10} {:<8} {:<8} IMAGE",
+                "TIME (UTC s)", "NODE", "ACTION", "FROM", "TO", "RESULT", "DARK", "USER"
+            );
+            for r in &records {
+                println!(
+                    "{:<20} {:<10} {:<9} {:>4} -> {:<4} {:<10} {:<8} {:<8} {}",
+                    r.time,
+                    r.node,
+                    r.action,
+                    r.from_generation,
+                    r.to_generation,
+                    r.result.split(':').next().unwrap_or_default(),
+                    r.dark_window_secs
+                        .map(|d| format!("{d:.3}s"))
+                        .unwrap_or_else(|| "-".into()),
+                    r.user,
+                    r.image
+                );
+            }
+            for (node, containers) in &now {
+                for c in containers {
+                    println!(
+                        "now: {node} {} generation {} {} ({})",
+                        c.name,
+                        c.generation,
+                        c.image,
+                        c.state.as_str()
+                    );
+                }
+            }
+        }
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,106 @@
+//! `kolla stop` and `kolla destroy`: the deployment's containers stopped
+//! gracefully, dependents first; destroy then removes them, and data
+//! containers and volumes only with `--purge-data --yes-i-really-mean-it`.
+
+use futures_util::future::join_all;
+
+use super::targets::{self, connect};
+use super::{Fanout, Outcome, over_nodes};
+use crate::cli::{DestroyArgs, NodeArgs};
+use crate::config::inventory::Node;
+use crate::deploy::labels::{self, ObservedContainer, State};
+use crate::engine::{Engine, EngineError};
+use crate::progress::say;
+use crate::settings::Settings;
+
+pub async fn stop(settings: &Settings, args: NodeArgs) -> anyhow::Result<Outcome> {
+    let inventory = targets::load_nodes(&args)?;
+    let nodes = inventory.select(&args.node)?;
+    Ok(over_nodes(nodes, Fanout::ALL, |node| async move {
+        let engine = connect(settings, node).await.map_err(|e| vec![e])?;
+        let observed = targets::observe(settings, &engine, &node.name)
+            .await
+            .map_err(|e| vec![e])?;
+        let stopped = stop_in_order(&engine, &node.name, &observed)
+            .await
+            .map_err(|e| vec![e.into()])?;
+        Ok(vec![format!("{stopped} containers stopped")])
+    })
+    .await)
+}
+
+/// Stop the running containers of `observed` gracefully, each with the
+/// signal and grace period it was created with, dependents first (highest
+/// dependency level first, a level's containers in parallel). How many
+/// it stopped.
+async fn stop_in_order(
+    engine: &Engine,
+    node: &str,
+    observed: &[ObservedContainer],
+) -> Result<usize, EngineError> {
+    let running: Vec<&ObservedContainer> = observed
+        .iter()
+        .filter(|c| matches!(c.state, State::Running | State::Restarting | State::Paused))
+        .collect();
+    let mut levels: Vec<usize> = running.iter().map(|c| c.level).collect();
+    levels.sort_unstable_by(|a, b| b.cmp(a));
+    levels.dedup();
+    for level in levels {
+        let stops = running
+            .iter()
+            .filter(|c| c.level == level)
+            .map(|c| async move {
+                say(format!("{node}: stopping {}", c.name));
+                // None: the signal and grace period the container was created with.
+                engine.stop_container(&c.id, None).await
+            });
+        for result in join_all(stops).await {
+            result?;
+        }
+    }
+    Ok(running.len())
+}
+
+pub async fn destroy(settings: &Settings, args: DestroyArgs) -> anyhow::Result<Outcome> {
+    let inventory = targets::load_nodes(&args.nodes)?;
+    let nodes = inventory.select(&args.nodes.node)?;
+    let purge = args.purge_data && args.yes_i_really_mean_it;
+    Ok(over_nodes(nodes, Fanout::ALL, |node| async move {
+        destroy_node(settings, node, purge)
+            .await
+            .map_err(|e| vec![e.context("destroy")])
+    })
+    .await)
+}
+
+async fn destroy_node(
+    settings: &Settings,
+    node: &Node,
+    purge: bool,
+) -> anyhow::Result<Vec<String>> {
+    let engine = connect(settings, node).await?;
+    let observed = targets::observe(settings, &engine, &node.name).await?;
+    // Graceful first: a service killed mid-write is how data is lost.
+    stop_in_order(&engine, &node.name, &observed).await?;
+    let mut removed = 0;
+    for c in observed.iter().filter(|c| purge || !c.data) {
+        say(format!("{}: removing {}", node.name, c.name));
+        // Anonymous volumes go with their container only when purging.
+        engine.remove_container(&c.id, purge).await?;
+        removed += 1;
+    }
+    let mut lines = vec![format!("{removed} containers removed")];
+    if purge {
+        let project = format!("{}={}", labels::PROJECT, settings.globals.project);
+        for volume in engine.volume_names(&project).await? {
+            say(format!("{}: removing volume {volume}", node.name));
+            engine.remove_volume(&volume).await?;
+        }
+    } else if observed.iter().any(|c| c.data) {
+        lines.push(
+            "data containers and volumes kept (--purge-data --yes-i-really-mean-it removes them)"
+                .into(),
+        );
+    }
+    Ok(lines)
+}

@@ -1,0 +1,308 @@
+//! The verbs: `run` resolves what the user typed into `Settings` once and
+//! dispatches to one file per verb family. Every verb ends in a typed
+//! `Outcome` that `main` maps to an exit code, and every verb that works on
+//! several nodes goes through `over_nodes`, which runs the work, reports
+//! each node the same way and turns the failures into the outcome.
+//!
+//! Files: `build` (images), `targets` (inventory + compose files -> the
+//! nodes to work on), `deploy` (deploy, pull), `lifecycle` (stop,
+//! destroy), `ps`, `prechecks`, `genpwd`, `swap` (upgrade, rollback),
+//! `recover` (recover, unlock), `history`.
+
+mod build;
+mod deploy;
+mod genpwd;
+mod history;
+mod lifecycle;
+mod prechecks;
+mod ps;
+mod recover;
+mod swap;
+mod targets;
+
+use std::future::Future;
+
+use futures_util::future::join_all;
+
+use crate::cli::{Cli, Command};
+use crate::config::ConfigError;
+use crate::deploy::error::DeployError;
+use crate::deploy::lock::LockError;
+use crate::engine::EngineError;
+use crate::images::ImagesError;
+use crate::settings::{Environment, Settings};
+
+/// How a verb ended, when it ran to the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// The work ran and some of it failed (details already printed);
+    /// whatever changed was swapped back.
+    Failed,
+    /// What failed was the operator's input (details already printed).
+    BadInput,
+    /// A service's lock is held by another run: nothing was changed.
+    Locked,
+    /// A failure left work that `kolla recover` must finish.
+    NeedsRecovery,
+    /// The operator interrupted the run (Ctrl-C).
+    Interrupted,
+}
+
+/// Exit codes, as documented in the README.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILED: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const NEEDS_RECOVERY: u8 = 3;
+    pub const LOCKED: u8 = 4;
+    pub const INTERRUPTED: u8 = 130;
+}
+
+impl Outcome {
+    /// How a run with these failures ended: the gravest kind wins (work
+    /// left for `kolla recover`, then a lock held by someone else, then a
+    /// plain failure); bad input only when every failure was bad input.
+    pub fn of_failures<'a>(errors: impl IntoIterator<Item = &'a anyhow::Error>) -> Outcome {
+        let errors: Vec<&anyhow::Error> = errors.into_iter().collect();
+        if errors.is_empty() {
+            Outcome::Success
+        } else if errors.iter().any(|e| needs_recovery(e)) {
+            Outcome::NeedsRecovery
+        } else if errors.iter().any(|e| is_locked(e)) {
+            Outcome::Locked
+        } else if errors.iter().all(|e| is_usage_error(e)) {
+            Outcome::BadInput
+        } else {
+            Outcome::Failed
+        }
+    }
+
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Success => exit::OK,
+            Outcome::Failed => exit::FAILED,
+            Outcome::BadInput => exit::USAGE,
+            Outcome::Locked => exit::LOCKED,
+            Outcome::NeedsRecovery => exit::NEEDS_RECOVERY,
+            Outcome::Interrupted => exit::INTERRUPTED,
+        }
+    }
+}
+
+fn deploy_errors(error: &anyhow::Error) -> impl Iterator<Item = &DeployError> {
+    error
+        .chain()
+        .filter_map(|c| c.downcast_ref::<DeployError>())
+}
+
+fn needs_recovery(error: &anyhow::Error) -> bool {
+    deploy_errors(error).any(DeployError::needs_recovery)
+}
+
+fn is_locked(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|c| matches!(c.downcast_ref::<LockError>(), Some(LockError::Held { .. })))
+}
+
+/// Whether an error is the operator's input (exit 2) rather than a failure
+/// of the work (exit 1).
+pub fn is_usage_error(error: &anyhow::Error) -> bool {
+    deploy_errors(error).any(DeployError::is_bad_input)
+        || error.chain().any(|e| {
+            e.is::<ConfigError>()
+                || e.is::<ImagesError>()
+                || e.is::<crate::deploy::desired::DesiredError>()
+                || e.is::<crate::deploy::plan::PlanError>()
+                || matches!(
+                    e.downcast_ref::<EngineError>(),
+                    Some(EngineError::Insecure { .. })
+                )
+        })
+}
+
+/// The exit code of an error that ended a verb before its outcome.
+pub fn exit_code_of(error: &anyhow::Error) -> u8 {
+    match Outcome::of_failures([error]) {
+        Outcome::Success => exit::FAILED,
+        outcome => outcome.exit_code(),
+    }
+}
+
+/// An error and its causes on one line each joined by `: `, leaving out a
+/// cause whose text an outer message already includes (most of ours embed
+/// their source, so the plain chain would say everything twice).
+pub fn describe_error(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+/// What one node's work came to: lines for the operator, or its errors.
+pub type NodeReport = Result<Vec<String>, Vec<anyhow::Error>>;
+
+/// How `over_nodes` goes through the nodes.
+#[derive(Debug, Clone, Copy)]
+pub struct Fanout {
+    /// Nodes worked on at once.
+    pub batch: usize,
+    /// Stop after a batch in which a node failed (swaps: never carry a
+    /// bad change to the next node).
+    pub stop_after_failure: bool,
+}
+
+impl Fanout {
+    /// Every node at once, each to its end.
+    pub const ALL: Fanout = Fanout {
+        batch: usize::MAX,
+        stop_after_failure: false,
+    };
+    /// One node after another, stopping at the first that fails.
+    pub const ONE_BY_ONE: Fanout = Fanout {
+        batch: 1,
+        stop_after_failure: true,
+    };
+}
+
+/// Run `work` on each of `nodes` as `fanout` says, and report every node
+/// alike: its lines as `node N: line` on stdout, or its errors on stderr
+/// and `node N: FAILED`. The outcome is that of all the failures.
+pub async fn over_nodes<T, W, F>(nodes: Vec<T>, fanout: Fanout, work: W) -> Outcome
+where
+    T: NodeName,
+    W: Fn(T) -> F,
+    F: Future<Output = NodeReport>,
+{
+    let mut failures = Vec::new();
+    let mut pending = nodes.into_iter().peekable();
+    while pending.peek().is_some() {
+        let batch: Vec<T> = pending.by_ref().take(fanout.batch.max(1)).collect();
+        let names: Vec<String> = batch.iter().map(|n| n.node_name().to_string()).collect();
+        let reports = join_all(batch.into_iter().map(&work)).await;
+        let before = failures.len();
+        for (name, report) in names.iter().zip(reports) {
+            match report {
+                Ok(lines) => {
+                    for line in lines {
+                        println!("node {name}: {line}");
+                    }
+                }
+                Err(errors) => {
+                    for error in &errors {
+                        eprintln!("error: {}", describe_error(error));
+                    }
+                    println!("node {name}: FAILED");
+                    failures.extend(errors);
+                }
+            }
+        }
+        if fanout.stop_after_failure && failures.len() > before {
+            break;
+        }
+    }
+    Outcome::of_failures(&failures)
+}
+
+/// What `over_nodes` calls a node in its report.
+pub trait NodeName {
+    fn node_name(&self) -> &str;
+}
+
+impl NodeName for &crate::config::inventory::Node {
+    fn node_name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Resolve the settings and run the verb.
+pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    crate::progress::started();
+    // The helper container has no config: its task is all it needs.
+    if let Command::SwapHelper(args) = &cli.command {
+        crate::deploy::helper::serve(&args.task).await?;
+        return Ok(Outcome::Success);
+    }
+    let settings = Settings::resolve(&cli, Environment::read())?;
+    let s = &settings;
+    match cli.command {
+        Command::Build(args) => build::build(s, args).await,
+        Command::Deploy(args) => deploy::deploy(s, args).await,
+        Command::Pull(args) => deploy::pull(s, args).await,
+        Command::Ps(args) => ps::ps(s, args).await,
+        Command::Stop(args) => lifecycle::stop(s, args).await,
+        Command::Destroy(args) => lifecycle::destroy(s, args).await,
+        Command::Prechecks(args) => prechecks::prechecks(s, args).await,
+        Command::Genpwd(args) => genpwd::genpwd(s, args),
+        Command::Upgrade(args) => swap::upgrade(s, args).await,
+        Command::Rollback(args) => swap::rollback(s, args).await,
+        Command::Unlock(args) => recover::unlock(s, args).await,
+        Command::Recover(args) => recover::recover(s, args).await,
+        Command::History(args) => history::history(s, args).await,
+        Command::SwapHelper(_) => Ok(Outcome::Success),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gravest_failure_decides_the_outcome() {
+        let plain = anyhow::anyhow!("boom");
+        let bad_input: anyhow::Error = ConfigError::MissingDir("x".into()).into();
+        let locked: anyhow::Error = LockError::Held {
+            service: "web".into(),
+            holder: Box::default(),
+        }
+        .into();
+        let stuck: anyhow::Error = DeployError::NeedsRecovery {
+            node: "n".into(),
+            service: "web".into(),
+            failure: "f".into(),
+            stuck: "s".into(),
+        }
+        .into();
+        assert_eq!(Outcome::of_failures([]), Outcome::Success);
+        assert_eq!(Outcome::of_failures([&plain]), Outcome::Failed);
+        assert_eq!(Outcome::of_failures([&bad_input]), Outcome::BadInput);
+        assert_eq!(Outcome::of_failures([&bad_input, &plain]), Outcome::Failed);
+        assert_eq!(Outcome::of_failures([&plain, &locked]), Outcome::Locked);
+        assert_eq!(
+            Outcome::of_failures([&locked, &stuck, &plain]),
+            Outcome::NeedsRecovery
+        );
+        let codes: Vec<u8> = [
+            Outcome::Success,
+            Outcome::Failed,
+            Outcome::BadInput,
+            Outcome::NeedsRecovery,
+            Outcome::Locked,
+            Outcome::Interrupted,
+        ]
+        .iter()
+        .map(|o| o.exit_code())
+        .collect();
+        assert_eq!(codes, vec![0, 1, 2, 3, 4, 130]);
+    }
+
+    #[test]
+    fn a_repeated_cause_is_said_once() {
+        let error = anyhow::Error::from(ConfigError::MissingDir("/x".into()))
+            .context("config directory /x does not exist (pass --config-dir or create it)")
+            .context("node a");
+        assert_eq!(
+            describe_error(&error),
+            "node a: config directory /x does not exist (pass --config-dir or create it)"
+        );
+    }
+}

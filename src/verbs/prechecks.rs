@@ -1,0 +1,227 @@
+//! `kolla prechecks`: what a deploy needs of each node, checked before
+//! one: the engine answers, every image is there, host ports are free,
+//! there is disk space, and privileged containers start (or the node's
+//! `privileged` setting copes with an engine that refuses them).
+
+use futures_util::future::join_all;
+
+use super::Outcome;
+use super::targets::{self, Target, connect, resolve};
+use crate::cli::NodeArgs;
+use crate::config::inventory::{Node, PrivilegedMode};
+use crate::deploy::labels::{Role, State};
+use crate::deploy::privileged;
+use crate::engine::Engine;
+use crate::settings::Settings;
+
+pub async fn prechecks(settings: &Settings, args: NodeArgs) -> anyhow::Result<Outcome> {
+    let inventory = targets::load_nodes(&args)?;
+    let targets = resolve(&inventory, settings, &args)?;
+    let results = join_all(targets.iter().map(|target| precheck_node(target, settings))).await;
+    let mut failed = false;
+    for (name, lines) in results {
+        for (ok, line) in lines {
+            println!("{name}: {} {line}", if ok { "ok  " } else { "FAIL" });
+            failed |= !ok;
+        }
+    }
+    Ok(if failed {
+        Outcome::Failed
+    } else {
+        Outcome::Success
+    })
+}
+
+async fn precheck_node(target: &Target<'_>, settings: &Settings) -> (String, Vec<(bool, String)>) {
+    let globals = &settings.globals;
+    let node = target.node;
+    let mut lines = Vec::new();
+    let engine = match connect(settings, node).await {
+        Ok(engine) => engine,
+        Err(e) => {
+            lines.push((false, format!("engine: {e:#}")));
+            return (node.name.clone(), lines);
+        }
+    };
+    match engine.server_version().await {
+        Ok((version, api)) => lines.push((
+            true,
+            format!("engine {version} (API {api}) at {}", engine.endpoint()),
+        )),
+        Err(e) => lines.push((false, format!("engine version: {e}"))),
+    }
+    // Each image once, however many services run it; the privileged probe
+    // prefers a privileged service's own image.
+    let mut images: Vec<(&str, bool)> = Vec::new();
+    for wanted in target.desired.services.values() {
+        let image = wanted.service.image.as_str();
+        match images.iter_mut().find(|(i, _)| *i == image) {
+            Some(entry) => entry.1 |= wanted.service.privileged,
+            None => images.push((image, wanted.service.privileged)),
+        }
+    }
+    images.sort_by_key(|(image, privileged)| (!privileged, *image));
+    let mut present = None;
+    for (image, _) in images {
+        match engine.image(image).await {
+            Ok(Some(_)) => {
+                present.get_or_insert_with(|| image.to_string());
+                lines.push((true, format!("image {image} present")));
+            }
+            Ok(None) => lines.push((
+                false,
+                format!("image {image} missing (kolla build, or push it and kolla pull)"),
+            )),
+            Err(e) => lines.push((false, format!("image {image}: {e}"))),
+        }
+    }
+    lines.extend(check_host_ports(target, &engine, settings).await);
+    lines.push(check_disk(target, &engine).await);
+    if target.desired.needs_privileged() && node.privileged != PrivilegedMode::Explicit {
+        lines.push(
+            check_privileged(node, &engine, &globals.container_prefix, present.as_deref()).await,
+        );
+    }
+    (node.name.clone(), lines)
+}
+
+/// Ports host-network services will listen on must be free, unless the
+/// service's own container already holds them. Only an engine on this
+/// machine can be checked from here.
+async fn check_host_ports(
+    target: &Target<'_>,
+    engine: &Engine,
+    settings: &Settings,
+) -> Vec<(bool, String)> {
+    let wanted: Vec<(&str, u16)> = target
+        .desired
+        .services
+        .values()
+        .flat_map(|d| {
+            d.service
+                .kolla
+                .host_ports
+                .iter()
+                .map(move |p| (d.service.name.as_str(), *p))
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    let local = target
+        .node
+        .docker
+        .as_deref()
+        .is_none_or(|url| url.starts_with("unix://"));
+    if !local {
+        return vec![(
+            true,
+            format!(
+                "host ports of {} services not checked: the engine is remote",
+                wanted.len()
+            ),
+        )];
+    }
+    let running: Vec<String> = match targets::observe(settings, engine, &target.node.name).await {
+        Ok(observed) => observed
+            .into_iter()
+            .filter(|c| c.role == Role::Live && c.state == State::Running)
+            .map(|c| c.service)
+            .collect(),
+        Err(e) => return vec![(false, format!("cannot list containers: {e}"))],
+    };
+    wanted
+        .into_iter()
+        .filter(|(service, _)| !running.iter().any(|r| r == service))
+        .map(
+            |(service, port)| match std::net::TcpListener::bind(("0.0.0.0", port)) {
+                Ok(_) => (true, format!("port {port} free for {service}")),
+                Err(e) => (
+                    false,
+                    format!("port {port} that {service} needs is taken ({e})"),
+                ),
+            },
+        )
+        .collect()
+}
+
+/// Free space under the engine's root folder, for images and volumes; only
+/// an engine on this machine can be measured from here.
+const MIN_FREE_BYTES: u64 = 5 << 30;
+
+async fn check_disk(target: &Target<'_>, engine: &Engine) -> (bool, String) {
+    let local = target
+        .node
+        .docker
+        .as_deref()
+        .is_none_or(|url| url.starts_with("unix://"));
+    let root = match engine.root_dir().await {
+        Ok(root) => root,
+        Err(e) => return (false, format!("engine info: {e}")),
+    };
+    if !local {
+        return (
+            true,
+            format!("disk space under {root} not checked: the engine is remote"),
+        );
+    }
+    match nix::sys::statvfs::statvfs(root.as_str()) {
+        Ok(stat) => {
+            let free = stat.blocks_available().saturating_mul(stat.fragment_size());
+            let gib = free as f64 / f64::from(1u32 << 30);
+            if free >= MIN_FREE_BYTES {
+                (true, format!("{gib:.1} GiB free under {root}"))
+            } else {
+                (
+                    false,
+                    format!(
+                        "only {gib:.1} GiB free under {root}; images and volumes need at least {} GiB",
+                        MIN_FREE_BYTES >> 30
+                    ),
+                )
+            }
+        }
+        Err(e) => (
+            false,
+            format!("cannot measure free space under {root}: {e}"),
+        ),
+    }
+}
+
+/// Whether the engine starts privileged containers, and what the node's
+/// `privileged` setting makes of the answer.
+async fn check_privileged(
+    node: &Node,
+    engine: &Engine,
+    prefix: &str,
+    image: Option<&str>,
+) -> (bool, String) {
+    let Some(image) = image else {
+        return (
+            false,
+            "privileged: no image on the node to probe with".into(),
+        );
+    };
+    match (
+        privileged::probe_privileged(engine, prefix, image).await,
+        node.privileged,
+    ) {
+        (Ok(()), _) => (true, "privileged containers start".into()),
+        (Err(e @ privileged::ProbeError::Engine(_)), _) => {
+            (false, format!("privileged probe container: {e}"))
+        }
+        (Err(e), PrivilegedMode::Auto) => (
+            true,
+            format!(
+                "this engine refuses privileged containers ({e}); `privileged: auto` gives them explicit privileges"
+            ),
+        ),
+        (Err(e), _) => (
+            false,
+            format!(
+                "this engine refuses privileged containers ({e}); set `privileged: explicit` (or `auto`) on node {} in the inventory",
+                node.name
+            ),
+        ),
+    }
+}

@@ -1,0 +1,89 @@
+//! `kolla ps`: the deployment's containers on each selected node, what
+//! role each plays in a swap, its state and health, as a table or JSON.
+
+use futures_util::future::join_all;
+use serde::Serialize;
+
+use super::Outcome;
+use super::targets::{self, connect};
+use crate::cli::{OutputFormat, PsArgs};
+use crate::deploy::labels::Role;
+use crate::settings::Settings;
+
+/// One row of `kolla ps`.
+#[derive(Debug, Serialize)]
+pub struct PsRow {
+    pub node: String,
+    pub service: String,
+    pub container: String,
+    pub kind: String,
+    pub state: String,
+    pub health: Option<String>,
+    pub image: String,
+    pub generation: u64,
+}
+
+fn kind_of(role: Role, data: bool) -> String {
+    match role {
+        Role::Live if data => "data".into(),
+        Role::Live => "live".into(),
+        Role::Candidate => "candidate".into(),
+        Role::Kept(_) => "kept".into(),
+        Role::Lock => "lock".into(),
+        Role::Bootstrap => "bootstrap".into(),
+        Role::Helper => "helper".into(),
+    }
+}
+
+pub async fn ps(settings: &Settings, args: PsArgs) -> anyhow::Result<Outcome> {
+    let inventory = targets::load_nodes(&args.nodes)?;
+    let nodes = inventory.select(&args.nodes.node)?;
+    let lists = join_all(nodes.iter().map(|node| async move {
+        let engine = connect(settings, node).await?;
+        let observed = targets::observe(settings, &engine, &node.name).await?;
+        anyhow::Ok((node.name.clone(), observed))
+    }))
+    .await;
+    let mut rows = Vec::new();
+    for list in lists {
+        let (node, observed) = list?;
+        for c in observed {
+            rows.push(PsRow {
+                node: node.clone(),
+                service: c.service.clone(),
+                container: c.name.clone(),
+                kind: kind_of(c.role, c.data),
+                state: c.state.as_str().to_string(),
+                health: c.health.clone(),
+                image: c.image.clone(),
+                generation: c.generation,
+            });
+        }
+    }
+    rows.sort_by(|a, b| {
+        (&a.node, &a.service, &a.container).cmp(&(&b.node, &b.service, &b.container))
+    });
+    match args.output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        OutputFormat::Human => {
+            println!(
+                "{:<12} {:<24} {:<32} {:<9} {:<10} {:<10} {:>4}  IMAGE",
+                "NODE", "SERVICE", "CONTAINER", "KIND", "STATE", "HEALTH", "GEN"
+            );
+            for r in &rows {
+                println!(
+                    "{:<12} {:<24} {:<32} {:<9} {:<10} {:<10} {:>4}  {}",
+                    r.node,
+                    r.service,
+                    r.container,
+                    r.kind,
+                    r.state,
+                    r.health.as_deref().unwrap_or("-"),
+                    r.generation,
+                    r.image
+                );
+            }
+        }
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,240 @@
+//! `kolla upgrade` (swap services to a new image or config, through the
+//! same replace path as deploy) and `kolla rollback` (swap a kept container
+//! back in: no pull, no build). Nodes go one at a time unless
+//! `--parallel`; a failing node stops the run before the next.
+
+use anyhow::bail;
+
+use super::recover::recover_first;
+use super::targets::{self, Target, apply_options, connect, node_run, resolve};
+use super::{Fanout, NodeReport, Outcome, over_nodes};
+use crate::cli::{RollbackArgs, UpgradeArgs};
+use crate::config::ConfigError;
+use crate::config::inventory::Node;
+use crate::deploy::context::ApplyOptions;
+use crate::deploy::labels::{ObservedContainer, Role};
+use crate::deploy::observe;
+use crate::deploy::plan;
+use crate::deploy::tags::{self, TagChange};
+use crate::progress::say;
+use crate::settings::Settings;
+
+fn live_of<'a>(observed: &'a [ObservedContainer], service: &str) -> Option<&'a ObservedContainer> {
+    observed
+        .iter()
+        .find(|c| c.service == service && c.role == Role::Live)
+}
+
+pub async fn upgrade(settings: &Settings, args: UpgradeArgs) -> anyhow::Result<Outcome> {
+    let settings = &settings.with_tag(args.tag.as_deref())?;
+    let inventory = targets::load_nodes(&args.nodes)?;
+    let targets = resolve(&inventory, settings, &args.nodes)?;
+    check_upgrade(&targets, &args)?;
+    let targets: Vec<Target> = targets
+        .into_iter()
+        .filter(|t| {
+            args.services
+                .iter()
+                .any(|s| t.desired.services.contains_key(s))
+        })
+        .collect();
+    let options = apply_options(&args.gate);
+    let fanout = Fanout {
+        batch: usize::from(args.parallel),
+        stop_after_failure: true,
+    };
+    let (args, options) = (&args, &options);
+    Ok(over_nodes(targets, fanout, |target| async move {
+        upgrade_node(settings, target, args, options)
+            .await
+            .map_err(|e| vec![e])
+    })
+    .await)
+}
+
+/// Refusals before anything is touched: every named service exists on
+/// some selected node; a data container holds data, not code, and is
+/// never swapped; a --tag the file does not use would upgrade nothing.
+fn check_upgrade(targets: &[Target], args: &UpgradeArgs) -> Result<(), ConfigError> {
+    let refuse = |message: String| ConfigError::Invalid {
+        path: args.nodes.compose_dir.clone(),
+        message,
+    };
+    for service in &args.services {
+        if !targets
+            .iter()
+            .any(|t| t.desired.services.contains_key(service))
+        {
+            return Err(refuse(format!(
+                "service {service} is in no compose file of the selected nodes"
+            )));
+        }
+    }
+    for wanted in targets.iter().flat_map(|t| {
+        args.services
+            .iter()
+            .filter_map(|s| t.desired.services.get(s))
+    }) {
+        let service = &wanted.service.name;
+        if let Some(tag) = &args.tag
+            && !crate::engine::split_tag(&wanted.service.image)
+                .1
+                .contains(tag.as_str())
+        {
+            return Err(refuse(format!(
+                "service {service}: its image is {}, whose tag comes from the compose file, not from --tag {tag}; write ${{TAG}} in the file, or change the tag there",
+                wanted.service.image
+            )));
+        }
+        if wanted.service.kolla.data {
+            return Err(refuse(format!(
+                "service {service} is a data container: it is never upgraded (its volumes stay as they are; upgrade the services that use them)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+async fn upgrade_node(
+    settings: &Settings,
+    target: Target<'_>,
+    args: &UpgradeArgs,
+    options: &ApplyOptions,
+) -> anyhow::Result<Vec<String>> {
+    let name = target.node.name.clone();
+    let engine = connect(settings, target.node).await?;
+    let mut desired = target.desired;
+    desired.services.retain(|s, _| args.services.contains(s));
+    // Pull first: the old containers keep serving meanwhile.
+    observe::resolve_images(&engine, &name, &mut desired, true).await?;
+    let mut observed = targets::observe(settings, &engine, &name).await?;
+    let run = node_run(&engine, &name, settings, options);
+    if recover_first(&run, &observed, Some(&args.services), false).await? {
+        observed = targets::observe(settings, &engine, &name).await?;
+    }
+    targets::settle_privileged(&engine, target.node, &mut desired, &observed, settings).await?;
+    let mut done = Vec::new();
+    for service in &args.services {
+        let Some(wanted) = desired.services.get(service) else {
+            continue;
+        };
+        let Some(live) = live_of(&observed, service) else {
+            bail!("node {name}: service {service} is not deployed here; `kolla deploy` creates it");
+        };
+        match tags::compare_tags(&live.image, &wanted.service.image) {
+            TagChange::Lower if !args.allow_downgrade => bail!(
+                "node {name}: service {service}: {} is a lower version than the running {}; pass --allow-downgrade to go back",
+                wanted.service.image,
+                live.image
+            ),
+            TagChange::NotComparable => say(format!(
+                "{name}: {service}: note: {} or {} is not a semantic version; not compared",
+                live.image, wanted.service.image
+            )),
+            _ => {}
+        }
+        if wanted.digest.as_deref() == Some(live.digest.as_str())
+            && wanted.config_hash == live.config_hash
+        {
+            done.push(format!(
+                "{service} already at generation {} (same image and config)",
+                live.generation
+            ));
+            continue;
+        }
+        let files = desired
+            .files
+            .get(service)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        done.push(
+            match run.replace(wanted, &observed, files, "upgrade").await? {
+                Some(dark) => format!("{service} upgraded, dark window {:.3}s", dark.as_secs_f64()),
+                None => format!("{service} already upgraded by another run"),
+            },
+        );
+    }
+    Ok(vec![done.join("; ")])
+}
+
+pub async fn rollback(settings: &Settings, args: RollbackArgs) -> anyhow::Result<Outcome> {
+    let inventory = targets::load_nodes(&args.nodes)?;
+    let selected = inventory.select(&args.nodes.node)?;
+    let options = apply_options(&args.gate);
+    let found = std::sync::atomic::AtomicBool::new(false);
+    let (args, options, found_ref) = (&args, &options, &found);
+    let outcome = over_nodes(selected, Fanout::ONE_BY_ONE, |node| async move {
+        rollback_node(settings, node, args, options, found_ref).await
+    })
+    .await;
+    if outcome == Outcome::Success && !found.load(std::sync::atomic::Ordering::Relaxed) {
+        bail!(ConfigError::Invalid {
+            path: inventory.origin.clone(),
+            message: format!(
+                "none of {} runs on the selected nodes",
+                args.services.join(", ")
+            ),
+        });
+    }
+    Ok(outcome)
+}
+
+async fn rollback_node(
+    settings: &Settings,
+    node: &Node,
+    args: &RollbackArgs,
+    options: &ApplyOptions,
+    found: &std::sync::atomic::AtomicBool,
+) -> NodeReport {
+    let one = |e: anyhow::Error| vec![e];
+    let engine = connect(settings, node).await.map_err(one)?;
+    let mut observed = targets::observe(settings, &engine, &node.name)
+        .await
+        .map_err(one)?;
+    if let Some(data) = observed
+        .iter()
+        .find(|c| c.data && c.role == Role::Live && args.services.contains(&c.service))
+    {
+        return Err(vec![anyhow::Error::from(ConfigError::Invalid {
+            path: args.nodes.compose_dir.clone(),
+            message: format!(
+                "node {}: service {} is a data container: it is never rolled back (its volumes stay as they are)",
+                node.name, data.service
+            ),
+        })]);
+    }
+    let run = node_run(&engine, &node.name, settings, options);
+    if recover_first(&run, &observed, Some(&args.services), false)
+        .await
+        .map_err(one)?
+    {
+        observed = targets::observe(settings, &engine, &node.name)
+            .await
+            .map_err(one)?;
+    }
+    let mut lines = Vec::new();
+    for service in &args.services {
+        let Some(live) = live_of(&observed, service) else {
+            continue;
+        };
+        found.store(true, std::sync::atomic::Ordering::Relaxed);
+        let kept = plan::kept_of(&observed, service);
+        let target = plan::rollback_target(live, &kept, args.to, args.force).map_err(|e| {
+            vec![anyhow::anyhow!(
+                "node {}: service {service}: {e}",
+                node.name
+            )]
+        })?;
+        let dark = run
+            .rollback(live, target, &kept)
+            .await
+            .map_err(|e| vec![e.into()])?;
+        lines.push(format!(
+            "{service} rolled back from generation {} to {}, dark window {:.3}s",
+            live.generation,
+            target.generation,
+            dark.as_secs_f64()
+        ));
+    }
+    Ok(lines)
+}
