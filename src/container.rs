@@ -80,3 +80,101 @@ pub fn is_loopback_url(url: &str) -> bool {
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
 }
+
+/// A container's lifecycle state, as the engine reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    Created,
+    Running,
+    Restarting,
+    Paused,
+    Exited,
+    Dead,
+    Other(String),
+}
+
+impl State {
+    pub fn parse(state: &str) -> State {
+        match state {
+            "created" => State::Created,
+            "running" => State::Running,
+            "restarting" => State::Restarting,
+            "paused" => State::Paused,
+            "exited" => State::Exited,
+            "dead" => State::Dead,
+            other => State::Other(other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            State::Created => "created",
+            State::Running => "running",
+            State::Restarting => "restarting",
+            State::Paused => "paused",
+            State::Exited => "exited",
+            State::Dead => "dead",
+            State::Other(s) => s,
+        }
+    }
+}
+
+/// A container's health, when it has a healthcheck.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Starting => "starting",
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+/// A container as one list call shows it, in kolla's terms (the engine
+/// reads Docker's status text into typed values).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedContainer {
+    pub id: String,
+    /// Without the engine's leading `/`.
+    pub name: String,
+    pub labels: std::collections::HashMap<String, String>,
+    pub state: State,
+    pub health: Option<Health>,
+    /// For an exited container, its exit code.
+    pub exit_code: Option<i64>,
+    pub image: String,
+    /// The named volumes it mounts: (volume name, path inside).
+    pub volumes: Vec<(String, String)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_url;
+
+    #[test]
+    fn only_loopback_counts_as_loopback() {
+        for url in [
+            "tcp://127.0.0.1:2375",
+            "tcp://localhost:2375",
+            "tcp://[::1]:2375",
+            "tcp://127.3.4.5",
+        ] {
+            assert!(is_loopback_url(url), "{url}");
+        }
+        for url in [
+            "tcp://10.0.0.11:2376",
+            "tcp://node1:2375",
+            "tcp://[2001:db8::1]:2375",
+            "tcp://127.0.0.1.example:1",
+        ] {
+            assert!(!is_loopback_url(url), "{url}");
+        }
+    }
+}

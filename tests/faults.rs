@@ -193,8 +193,8 @@ fn concurrent_pairs(name: &str, pairs: usize) {
         for output in outputs.iter().filter(|o| !o.status.success()) {
             assert_eq!(
                 output.status.code(),
-                Some(1),
-                "pair {i}: {}",
+                Some(4),
+                "pair {i}: a run that found the lock held must exit 4: {}",
                 describe(output)
             );
             assert!(

@@ -195,7 +195,8 @@ fn nothing_to_roll_back_to_and_a_held_lock_are_refused() {
     let lock = d.take_lock("web");
     let before = d.containers();
     let output = d.kolla("upgrade", &["web", "--tag", "2.0.0"]);
-    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    // Exit 4: held by someone else, nothing changed.
+    assert_eq!(output.status.code(), Some(4), "{}", describe(&output));
     assert!(
         stderr(&output).contains("service web is locked by"),
         "{}",

@@ -3,7 +3,7 @@
 //! creation) and a name that says its place in a swap, so anyone with the
 //! inventory can see the truth on the node itself.
 
-use std::collections::HashMap;
+pub use crate::container::{Health, ListedContainer, State};
 
 /// The deployment a container belongs to (several can share an engine).
 pub const PROJECT: &str = "kolla.project";
@@ -94,44 +94,6 @@ pub fn container_name(prefix: &str, service: &str, role: Role) -> String {
     }
 }
 
-/// A container's lifecycle state, as the engine reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum State {
-    Created,
-    Running,
-    Restarting,
-    Paused,
-    Exited,
-    Dead,
-    Other(String),
-}
-
-impl State {
-    pub fn parse(state: &str) -> State {
-        match state {
-            "created" => State::Created,
-            "running" => State::Running,
-            "restarting" => State::Restarting,
-            "paused" => State::Paused,
-            "exited" => State::Exited,
-            "dead" => State::Dead,
-            other => State::Other(other.to_string()),
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        match self {
-            State::Created => "created",
-            State::Running => "running",
-            State::Restarting => "restarting",
-            State::Paused => "paused",
-            State::Exited => "exited",
-            State::Dead => "dead",
-            State::Other(s) => s,
-        }
-    }
-}
-
 /// A kolla container on a node, from one list call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObservedContainer {
@@ -146,14 +108,16 @@ pub struct ObservedContainer {
     pub generation: u64,
     pub data: bool,
     pub state: State,
-    /// `healthy`, `unhealthy`, `starting`, or None without a healthcheck.
-    pub health: Option<String>,
+    /// None without a healthcheck.
+    pub health: Option<Health>,
     /// For an exited container, its exit code.
     pub exit_code: Option<i64>,
     /// The restart policy it was created with (`kolla.restart`).
     pub restart: String,
     /// Its dependency level (`kolla.level`; 0 for containers without).
     pub level: usize,
+    /// The named volumes it mounts: (volume name, path inside).
+    pub volumes: Vec<(String, String)>,
 }
 
 #[cfg(test)]
@@ -176,49 +140,29 @@ impl ObservedContainer {
             exit_code: None,
             restart: "no".into(),
             level: 0,
+            volumes: Vec::new(),
         }
     }
 }
 
 impl ObservedContainer {
-    /// Read a listed container: its name (without the engine's leading
-    /// `/`), labels, state and status text. None when it is not a kolla
-    /// container of this deployment.
-    pub fn from_listing(
-        prefix: &str,
-        id: &str,
-        name: &str,
-        labels: &HashMap<String, String>,
-        state: &str,
-        status: &str,
-    ) -> Option<ObservedContainer> {
-        let (service, role) = parse_name(prefix, name)?;
+    /// Read a listed container: its name, labels, state and health.
+    /// None when it is not a kolla container of this deployment.
+    pub fn from_listing(prefix: &str, listed: &ListedContainer) -> Option<ObservedContainer> {
+        let labels = &listed.labels;
+        let (service, role) = parse_name(prefix, &listed.name)?;
         let label = |key: &str| labels.get(key).cloned().unwrap_or_default();
         if labels.get(SERVICE).map(String::as_str) != Some(service) {
             return None;
         }
-        let health = if status.contains("(healthy)") {
-            Some("healthy".to_string())
-        } else if status.contains("(unhealthy)") {
-            Some("unhealthy".to_string())
-        } else if status.contains("(health: starting)") {
-            Some("starting".to_string())
-        } else {
-            None
-        };
-        // "Exited (0) 5 seconds ago"
-        let exit_code = status
-            .strip_prefix("Exited (")
-            .and_then(|rest| rest.split(')').next())
-            .and_then(|code| code.parse().ok());
         Some(ObservedContainer {
-            exit_code,
+            exit_code: listed.exit_code,
             restart: labels
                 .get(RESTART)
                 .cloned()
                 .unwrap_or_else(|| "no".to_string()),
-            id: id.to_string(),
-            name: name.trim_start_matches('/').to_string(),
+            id: listed.id.clone(),
+            name: listed.name.clone(),
             service: service.to_string(),
             role,
             node_role: label(ROLE),
@@ -228,8 +172,9 @@ impl ObservedContainer {
             generation: label(GENERATION).parse().unwrap_or(0),
             data: label(DATA) == "true",
             level: label(LEVEL).parse().unwrap_or(0),
-            state: State::parse(state),
-            health,
+            state: listed.state.clone(),
+            health: listed.health,
+            volumes: listed.volumes.clone(),
         })
     }
 }
@@ -237,6 +182,7 @@ impl ObservedContainer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     #[test]
     fn names_round_trip() {
@@ -273,13 +219,20 @@ mod tests {
             (GENERATION.to_string(), "3".to_string()),
             (CONFIG_HASH.to_string(), "abc".to_string()),
         ]);
+        let listed =
+            |name: &str, state: State, health: Option<Health>, exit_code| ListedContainer {
+                id: format!("id-{name}"),
+                name: name.to_string(),
+                labels: labels.clone(),
+                state,
+                health,
+                exit_code,
+                image: "i".into(),
+                volumes: vec![("v".into(), "/data".into())],
+            };
         let c = ObservedContainer::from_listing(
             "",
-            "id1",
-            "/web.kolla-gen-2",
-            &labels,
-            "exited",
-            "Exited (0) 1 minute ago",
+            &listed("web.kolla-gen-2", State::Exited, None, Some(0)),
         )
         .unwrap();
         assert_eq!(c.role, Role::Kept(2));
@@ -287,19 +240,16 @@ mod tests {
         assert_eq!(c.state, State::Exited);
         assert_eq!(c.health, None);
         assert_eq!(c.exit_code, Some(0));
+        assert_eq!(c.volumes, vec![("v".to_string(), "/data".to_string())]);
         let c = ObservedContainer::from_listing(
             "",
-            "id2",
-            "/web",
-            &labels,
-            "running",
-            "Up 3 seconds (health: starting)",
+            &listed("web", State::Running, Some(Health::Starting), None),
         )
         .unwrap();
-        assert_eq!(c.health.as_deref(), Some("starting"));
+        assert_eq!(c.health, Some(Health::Starting));
         // A name that disagrees with the service label is not ours.
         assert!(
-            ObservedContainer::from_listing("", "id3", "/other", &labels, "running", "Up")
+            ObservedContainer::from_listing("", &listed("other", State::Running, None, None))
                 .is_none()
         );
     }

@@ -108,8 +108,6 @@ pub async fn observe_project(
         .await?;
     Ok(listing
         .iter()
-        .filter_map(|c| {
-            ObservedContainer::from_listing(prefix, &c.id, &c.name, &c.labels, &c.state, &c.status)
-        })
+        .filter_map(|c| ObservedContainer::from_listing(prefix, c))
         .collect())
 }

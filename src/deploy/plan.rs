@@ -473,6 +473,7 @@ services:
                 State::Running
             },
             health: None,
+            volumes: Vec::new(),
         }
     }
 

@@ -54,7 +54,7 @@ pub async fn ps(settings: &Settings, args: PsArgs) -> anyhow::Result<Outcome> {
                 container: c.name.clone(),
                 kind: kind_of(c.role, c.data),
                 state: c.state.as_str().to_string(),
-                health: c.health.clone(),
+                health: c.health.map(|h| h.as_str().to_string()),
                 image: c.image.clone(),
                 generation: c.generation,
             });

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use kolla::engine::{Endpoint, Engine};
+use kolla::engine::Engine;
 
 /// The local registry the push tests use (started by tools/test).
 pub const REGISTRY: &str = "127.0.0.1:4000";
@@ -29,7 +29,8 @@ pub fn runtime() -> tokio::runtime::Runtime {
 
 /// Connect to the engine the tests use, or fail the test saying why.
 pub fn engine() -> Engine {
-    match runtime().block_on(Engine::connect(&Endpoint::from_env())) {
+    let local = kolla::settings::Environment::read().local_endpoint;
+    match runtime().block_on(Engine::connect(&local)) {
         Ok(engine) => engine,
         Err(e) => panic!(
             "this test needs a running Docker engine and could not reach one:\n{e}\n\
@@ -375,7 +376,7 @@ impl Deployment {
             .block_on(self.images.engine.list_containers(&label))
             .expect("list containers")
             .into_iter()
-            .map(|c| (c.name, (c.id, c.state)))
+            .map(|c| (c.name, (c.id, c.state.as_str().to_string())))
             .collect()
     }
 

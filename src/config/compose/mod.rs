@@ -1,0 +1,1074 @@
+//! Compose files -> typed services. A node with role `R` runs
+//! `compose/R.yml`; this module reads such a file into `ServiceSpec`s.
+//!
+//! The format is the Compose Spec (so `docker-compose config` accepts our
+//! files and operators already know it), restricted to the keys kolla
+//! supports: any other key is an error naming file:line, never silently
+//! dropped. Kolla's own settings live under `x-kolla`. YAML anchors and
+//! merge keys work; string values are interpolated (`${VAR}`, see
+//! `interpolate`) from the environment, a `.env` beside the file, and
+//! globals.yml, in that order. The legacy v1 layout of the original Kolla
+//! files (services at the top level, `net:`, `name:`) is read too.
+//!
+//! Files: `model` (the typed services), `raw` (the serde shapes of the
+//! YAML), `resolve` (raw -> model, one function per key); this file reads
+//! a file through them.
+
+mod model;
+mod raw;
+mod resolve;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_saphyr::Spanned;
+
+use super::ConfigError;
+pub use model::*;
+use raw::*;
+use resolve::*;
+pub use resolve::{parse_dotenv, parse_duration};
+
+// ---------------------------------------------------------------------------
+
+/// Variables for interpolation, in priority order: the process environment
+/// (as passed in by the caller), the `.env` beside the file, globals.
+#[derive(Debug, Clone, Default)]
+pub struct Variables {
+    pub environment: BTreeMap<String, String>,
+    pub globals: BTreeMap<String, String>,
+}
+
+/// Read and resolve one compose file.
+pub fn load(path: &Path, variables: &Variables) -> Result<ComposeFile, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let dotenv = dotenv_in(path.parent().unwrap_or(Path::new(".")))?;
+    parse(&text, path, variables, &dotenv)
+}
+
+/// The `.env` file of folder `dir` (none: empty).
+pub fn dotenv_in(dir: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+    let path = dir.join(".env");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => parse_dotenv(&text, &path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(source) => Err(ConfigError::Read { path, source }),
+    }
+}
+
+/// Services known by a container name of their own: every reference to
+/// their key (`volumes_from`, `depends_on`, `network_mode: service:`) now
+/// names them by it. Two services may not share a name.
+fn rename_references(
+    services: &mut [ServiceSpec],
+    renamed: &BTreeMap<String, String>,
+    path: &Path,
+) -> Result<(), ConfigError> {
+    let mut seen = std::collections::BTreeMap::new();
+    for service in services.iter() {
+        if let Some(first) = seen.insert(service.name.clone(), service.line) {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: format!(
+                    "line {}: a second service is named {:?} (the first at line {first}); container names must be unique",
+                    service.line, service.name
+                ),
+            });
+        }
+    }
+    if renamed.is_empty() {
+        return Ok(());
+    }
+    let new_name = |old: &str| renamed.get(old).cloned().unwrap_or_else(|| old.to_string());
+    for service in services.iter_mut() {
+        for source in &mut service.volumes_from {
+            let (name, mode) = match source.split_once(':') {
+                Some((name, mode)) => (name.to_string(), Some(mode.to_string())),
+                None => (source.clone(), None),
+            };
+            *source = match mode {
+                Some(mode) => format!("{}:{mode}", new_name(&name)),
+                None => new_name(&name),
+            };
+        }
+        service.depends_on = std::mem::take(&mut service.depends_on)
+            .into_iter()
+            .map(|(name, condition)| (new_name(&name), condition))
+            .collect();
+        if let Some(mode) = &service.network_mode
+            && let Some(target) = mode.strip_prefix("service:")
+        {
+            service.network_mode = Some(format!("service:{}", new_name(target)));
+        }
+    }
+    Ok(())
+}
+
+/// Kolla's v1 files declare data containers as ordinary services: an
+/// image whose command exits at once, that other services use through
+/// `volumes_from`. Such a service is a data container (created, never
+/// started, never removed without `--purge-data`) when it is used by
+/// another through `volumes_from`, holds volumes (declared in the file, or
+/// a `-data` image), and shows nothing of a server: no command of its own
+/// beyond `true`, no ports, network, restart policy, privileges,
+/// environment, healthcheck or config. A running service others share
+/// volumes with (a v1 `volumes_from: [nova-libvirt]`) keeps running. The
+/// Compose Spec layout says so explicitly instead (`x-kolla: {data:
+/// true}`).
+fn mark_legacy_data_containers(services: &mut [ServiceSpec]) {
+    let used: std::collections::BTreeSet<String> = services
+        .iter()
+        .flat_map(|s| s.volumes_from.iter())
+        .map(|v| v.split(':').next().unwrap_or(v).to_string())
+        .collect();
+    for service in services.iter_mut() {
+        let exits_at_once = match service.command.as_deref() {
+            None => true,
+            Some([only]) => matches!(only.as_str(), "true" | "/bin/true"),
+            Some(_) => false,
+        };
+        // The image's own name: after the last `/`, before a tag or digest.
+        let image_name = service
+            .image
+            .rsplit('/')
+            .next()
+            .and_then(|last| last.split([':', '@']).next())
+            .unwrap_or_default();
+        let holds_volumes = !service.volumes.is_empty() || image_name.ends_with("data");
+        let serves = !service.ports.is_empty()
+            || service.network_mode.is_some()
+            || service.restart.as_deref().is_some_and(|r| r != "no")
+            || service.privileged
+            || !service.environment.is_empty()
+            || service.healthcheck.is_some()
+            || service.kolla.config.is_some()
+            || service.kolla.bootstrap.is_some();
+        if used.contains(&service.name) && holds_volumes && exits_at_once && !serves {
+            service.kolla.data = true;
+        }
+    }
+}
+
+/// How compose YAML is read: the parser's resource limits (events, nodes,
+/// aliases, depth, bytes), which stop a "billion laughs" file, stay; its
+/// alias-per-anchor ratio goes, since real compose files use many aliases
+/// of few anchors (one `x-service` anchor merged into every service).
+fn yaml_options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.enforce_alias_anchor_ratio = false;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
+}
+
+/// The parser's "budget breached: Nodes { .. }" in words.
+fn budget_in_words(message: &str) -> String {
+    const LIMITS: &[(&str, &str)] = &[
+        ("Events", "too many YAML events (over a million)"),
+        ("Aliases", "too many aliases (*name)"),
+        ("Anchors", "too many anchors (&name)"),
+        ("Depth", "nesting too deep"),
+        ("Nodes", "too many values once aliases are expanded"),
+        ("ScalarBytes", "too much text once aliases are expanded"),
+        ("MergeKeys", "too many merge keys (<<)"),
+        ("RecordedAnchorEvents", "anchors that expand to too much"),
+        (
+            "RecordedAnchorBytes",
+            "anchors that expand to too much text",
+        ),
+    ];
+    let Some((before, after)) = message.split_once("budget breached: ") else {
+        return message.to_string();
+    };
+    let variant: String = after
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .collect();
+    match LIMITS.iter().find(|(name, _)| *name == variant) {
+        Some((_, words)) => format!(
+            "{before}the file is too big to read safely: {words} (a limit against YAML bombs); {}",
+            after.lines().next().unwrap_or_default()
+        ),
+        None => message.to_string(),
+    }
+}
+
+/// Parse compose YAML `text` (of file `path`, for errors and relative paths).
+pub fn parse(
+    text: &str,
+    path: &Path,
+    variables: &Variables,
+    dotenv: &BTreeMap<String, String>,
+) -> Result<ComposeFile, ConfigError> {
+    let yaml_error = |e: serde_saphyr::Error| ConfigError::Yaml {
+        path: path.to_path_buf(),
+        message: budget_in_words(e.to_string().trim_start_matches("error: ")),
+    };
+    // An empty file would deploy nothing, and with --remove-orphans remove
+    // everything: surely not what its author meant.
+    let empty = |what: &str| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        message: format!("{what}: a compose file must define at least one service"),
+    };
+    if text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#') || l.trim() == "---")
+    {
+        return Err(empty("the file is empty"));
+    }
+    // The top level decides the layout: v1 files have services at the top.
+    let top: BTreeMap<String, serde::de::IgnoredAny> =
+        serde_saphyr::from_str_with_options(text, yaml_options()).map_err(yaml_error)?;
+    let legacy = !top.contains_key("services");
+    let raw = if !legacy {
+        for key in top.keys() {
+            if !key.starts_with("x-") && !TOP_LEVEL_KEYS.contains(&key.as_str()) {
+                return Err(ConfigError::Yaml {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "line {}: unknown top-level key `{key}`, expected one of {} or an x- extension",
+                        line_of_key(text, key),
+                        TOP_LEVEL_KEYS.join(", ")
+                    ),
+                });
+            }
+        }
+        serde_saphyr::from_str_with_options::<RawFile>(text, yaml_options()).map_err(yaml_error)?
+    } else {
+        let services: BTreeMap<String, Spanned<RawService>> =
+            serde_saphyr::from_str_with_options(text, yaml_options()).map_err(yaml_error)?;
+        RawFile {
+            services,
+            volumes: BTreeMap::new(),
+        }
+    };
+    if raw.services.is_empty() {
+        return Err(empty("no services"));
+    }
+    let lookup = |name: &str| {
+        variables
+            .environment
+            .get(name)
+            .or_else(|| dotenv.get(name))
+            .or_else(|| variables.globals.get(name))
+            .cloned()
+    };
+    let resolver = Resolver {
+        path,
+        text,
+        lookup: &lookup,
+    };
+    let mut services = Vec::new();
+    // Every service's errors in one run, not one per attempt.
+    const MOST_ERRORS: usize = 20;
+    let mut renamed = BTreeMap::new();
+    let mut errors = Vec::new();
+    for (name, raw) in raw.services {
+        match resolver.service(&name, raw) {
+            Ok(service) => {
+                if service.name != name {
+                    renamed.insert(name, service.name.clone());
+                }
+                services.push(service);
+            }
+            Err(e) if errors.len() < MOST_ERRORS => errors.push(e),
+            Err(_) => {}
+        }
+    }
+    match errors.len() {
+        0 => {}
+        1 => return Err(errors.remove(0)),
+        _ => return Err(ConfigError::Several(errors)),
+    }
+    rename_references(&mut services, &renamed, path)?;
+    services.sort_by(|a, b| a.name.cmp(&b.name));
+    let volumes = raw
+        .volumes
+        .into_iter()
+        .map(|(key, spec)| {
+            let spec = spec.unwrap_or(RawVolume {
+                driver: None,
+                external: false,
+                name: None,
+            });
+            let volume = VolumeSpec {
+                literal: spec.name.is_some() || spec.external,
+                name: spec.name.unwrap_or_else(|| key.clone()),
+                external: spec.external,
+                driver: spec.driver,
+            };
+            (key, volume)
+        })
+        .collect();
+    if legacy {
+        mark_legacy_data_containers(&mut services);
+    }
+    let mut file = ComposeFile {
+        path: path.to_path_buf(),
+        services,
+        volumes,
+    };
+    check_references(&file)?;
+    // Mounts name volumes by key; the container mounts the volume's name.
+    for service in &mut file.services {
+        for mount in &mut service.volumes {
+            if let Mount::Volume {
+                source: Some(key),
+                literal,
+                ..
+            } = mount
+                && let Some(volume) = file.volumes.get(key.as_str())
+            {
+                *literal = volume.literal;
+                *key = volume.name.clone();
+            }
+        }
+    }
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn vars() -> Variables {
+        Variables {
+            environment: BTreeMap::from([("TAG".to_string(), "from-env".to_string())]),
+            globals: BTreeMap::from([
+                ("TAG".to_string(), "zed".to_string()),
+                ("IMAGE_PREFIX".to_string(), "kolla/".to_string()),
+                ("REGISTRY".to_string(), "127.0.0.1:4000".to_string()),
+            ]),
+        }
+    }
+
+    fn parse_text(text: &str) -> Result<ComposeFile, ConfigError> {
+        parse(
+            text,
+            Path::new("compose/compute.yml"),
+            &vars(),
+            &BTreeMap::new(),
+        )
+    }
+
+    const COMPUTE: &str = r#"
+x-service: &service
+  restart: unless-stopped
+  environment:
+    KOLLA_CONFIG_STRATEGY: COPY_ALWAYS
+services:
+  computedata:
+    image: ${REGISTRY}/kolla/data:${TAG}
+    volumes: [/var/lib/nova, "/var/lib/libvirt"]
+    x-kolla: {data: true}
+  nova-libvirt:
+    <<: *service
+    image: ${IMAGE_PREFIX}nova-libvirt:${TAG:-latest}
+    network_mode: host
+    pid: host
+    privileged: true
+    volumes_from: [computedata]
+    healthcheck:
+      test: virsh version
+      interval: 1m30s
+      retries: 3
+  nova-compute:
+    <<: *service
+    image: ${IMAGE_PREFIX}nova-compute:${TAG}
+    network_mode: host
+    command: nova-compute --config-file "/etc/nova/nova.conf"
+    volumes_from: [computedata]
+    volumes:
+      - nova_logs:/var/log/kolla/nova
+      - /run:/run:ro
+    depends_on: {nova-libvirt: {condition: service_healthy}}
+    healthcheck: {test: [CMD, healthcheck_port, nova-compute, "5672"]}
+    stop_grace_period: 90s
+    x-kolla:
+      config: {src: nova/, dest: /etc/nova}
+      bootstrap: {command: [nova-manage, db, sync]}
+volumes:
+  nova_logs:
+"#;
+
+    #[test]
+    fn reads_a_compute_file_with_anchors_and_interpolation() {
+        let file = parse_text(COMPUTE).unwrap();
+        let names: Vec<&str> = file.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, vec!["computedata", "nova-compute", "nova-libvirt"]);
+        let data = file.service("computedata").unwrap();
+        assert_eq!(data.image, "127.0.0.1:4000/kolla/data:from-env");
+        assert!(data.kolla.data);
+        assert_eq!(data.volumes.len(), 2);
+        let compute = file.service("nova-compute").unwrap();
+        assert_eq!(compute.image, "kolla/nova-compute:from-env");
+        assert_eq!(compute.restart.as_deref(), Some("unless-stopped"));
+        assert_eq!(compute.environment["KOLLA_CONFIG_STRATEGY"], "COPY_ALWAYS");
+        assert_eq!(
+            compute.command.as_deref().unwrap(),
+            ["nova-compute", "--config-file", "/etc/nova/nova.conf"]
+        );
+        assert_eq!(compute.depends_on["nova-libvirt"], Condition::Healthy);
+        assert_eq!(compute.volumes_from, vec!["computedata"]);
+        assert_eq!(
+            compute.volumes,
+            vec![
+                Mount::Volume {
+                    source: Some("nova_logs".into()),
+                    target: "/var/log/kolla/nova".into(),
+                    read_only: false,
+                    literal: false,
+                },
+                Mount::Bind {
+                    source: "/run".into(),
+                    target: "/run".into(),
+                    read_only: true
+                },
+            ]
+        );
+        assert_eq!(compute.stop_grace_period, Some(Duration::from_secs(90)));
+        assert_eq!(
+            compute.kolla.bootstrap.as_deref().unwrap(),
+            ["nova-manage", "db", "sync"]
+        );
+        let config = compute.kolla.config.as_ref().unwrap();
+        assert_eq!(config.src, Path::new("compose/nova/"));
+        assert_eq!(config.dest, "/etc/nova");
+        let libvirt = file.service("nova-libvirt").unwrap();
+        assert!(libvirt.privileged);
+        assert_eq!(libvirt.pid.as_deref(), Some("host"));
+        let health = libvirt.healthcheck.as_ref().unwrap();
+        assert_eq!(health.test, vec!["CMD-SHELL", "virsh version"]);
+        assert_eq!(health.interval, Some(Duration::from_secs(90)));
+        assert_eq!(file.volumes["nova_logs"].name, "nova_logs");
+    }
+
+    #[test]
+    fn names_kolla_gives_its_own_containers_are_refused_as_service_names() {
+        for name in [
+            "web.kolla-lock",
+            "web.kolla-new",
+            "web.kolla-bootstrap",
+            "web.kolla-gen-3",
+        ] {
+            let text = format!("services:\n  ok:\n    image: x\n  {name}:\n    image: x\n");
+            let err = parse_text(&text).unwrap_err().to_string();
+            // The line is the service's first key (its body).
+            assert!(
+                err.starts_with(&format!(
+                    "compose/compute.yml: line 5: service {name}: a service name may not end in"
+                )),
+                "{err}"
+            );
+        }
+        for fine in ["web.kolla-gen-x", "kolla-new", "web.kolla-gen-"] {
+            assert_eq!(reserved_suffix(fine), None, "{fine}");
+        }
+    }
+
+    #[test]
+    fn config_paths_stay_inside_their_folders() {
+        let with = |src: &str, dest: &str| {
+            parse_text(&format!(
+                "services:\n  a:\n    image: x\n    x-kolla:\n      config: {{src: {src:?}, dest: {dest:?}}}\n"
+            ))
+        };
+        assert!(with("a/", "/etc/a").is_ok());
+        assert!(with("a/../b/", "/etc/a").is_ok());
+        for (src, dest, what) in [
+            ("../elsewhere/", "/etc/a", "must stay inside"),
+            ("a/../../b", "/etc/a", "must stay inside"),
+            ("/etc/", "/etc/a", "must stay inside"),
+            ("a/", "etc/a", "absolute path"),
+            ("a/", "/etc/../root", "without '..'"),
+        ] {
+            let err = with(src, dest).unwrap_err().to_string();
+            assert!(
+                err.starts_with("compose/compute.yml: line 3: service a:"),
+                "{err}"
+            );
+            assert!(err.contains(what), "{src} {dest}: {err}");
+        }
+        // A symlink that leads out of the folder is refused too.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("compose")).unwrap();
+        std::os::unix::fs::symlink("/etc", dir.path().join("compose/link")).unwrap();
+        let text =
+            "services:\n  a:\n    image: x\n    x-kolla: {config: {src: link/, dest: /etc/a}}\n";
+        let err = parse(
+            text,
+            &dir.path().join("compose/c.yml"),
+            &vars(),
+            &BTreeMap::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("must stay inside"), "{err}");
+    }
+
+    #[test]
+    fn named_volumes_mount_the_name_they_are_created_under() {
+        let text = "services:\n  a:\n    image: x\n    volumes: [own:/o, named:/n, outside:/e, /anon]\nvolumes:\n  own:\n  named: {name: literal}\n  outside: {external: true}\n";
+        let file = parse_text(text).unwrap();
+        let mounts: Vec<(Option<&str>, bool)> = file.services[0]
+            .volumes
+            .iter()
+            .map(|m| match m {
+                Mount::Volume {
+                    source, literal, ..
+                } => (source.as_deref(), *literal),
+                Mount::Bind { .. } => (None, false),
+            })
+            .collect();
+        assert_eq!(
+            mounts,
+            vec![
+                (Some("own"), false),
+                (Some("literal"), true),
+                (Some("outside"), true),
+                (None, false)
+            ]
+        );
+        assert!(file.volumes["outside"].external);
+    }
+
+    #[test]
+    fn numbers_and_booleans_may_come_from_variables() {
+        let text = "services:\n  a:\n    image: x\n    privileged: ${PRIV:-true}\n    init: $INIT\n    volumes: [{type: volume, source: v, target: /v, read_only: \"${RO:-false}\"}]\n    healthcheck:\n      test: [CMD, \"true\"]\n      retries: $RETRIES\nvolumes:\n  v:\n";
+        let variables = Variables {
+            environment: BTreeMap::from([
+                ("INIT".to_string(), "false".to_string()),
+                ("RETRIES".to_string(), "7".to_string()),
+            ]),
+            globals: BTreeMap::new(),
+        };
+        let file = parse(text, Path::new("c.yml"), &variables, &BTreeMap::new()).unwrap();
+        let a = &file.services[0];
+        assert!(a.privileged);
+        assert_eq!(a.init, Some(false));
+        assert_eq!(a.healthcheck.as_ref().unwrap().retries, Some(7));
+        assert!(matches!(
+            a.volumes[0],
+            Mount::Volume {
+                read_only: false,
+                ..
+            }
+        ));
+        // A value that is not one, with the line of its own key.
+        let bad = text.replace("$RETRIES", "${RETRIES}x");
+        let err = parse(&bad, Path::new("c.yml"), &variables, &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("c.yml: line 9: service a: healthcheck.retries: \"7x\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn environment_and_label_values_may_be_numbers_booleans_or_null() {
+        let text = "services:\n  a:\n    image: x\n    environment: {N: 5, B: true, F: 1.5, E: null, S: text}\n    labels: {n: 1, b: false}\n  b:\n    image: x\n    environment: [N=5, E]\n";
+        let file = parse_text(text).unwrap_or_else(|e| panic!("{e}"));
+        let a = &file.services[0];
+        assert_eq!(a.environment["N"], "5");
+        assert_eq!(a.environment["B"], "true");
+        assert_eq!(a.environment["F"], "1.5");
+        assert_eq!(a.environment["S"], "text");
+        assert_eq!(a.labels["n"], "1");
+        assert_eq!(a.labels["b"], "false");
+    }
+
+    #[test]
+    fn every_service_error_of_a_file_is_reported_at_once() {
+        let text = "services:\n  a:\n    image: x\n    privileged: maybe\n  b:\n    command: [x]\n  c:\n    image: x\n    restart: sometimes\n  d:\n    image: x\n";
+        let err = parse_text(text).unwrap_err().to_string();
+        let lines: Vec<&str> = err
+            .lines()
+            .filter(|l| l.starts_with("compose/compute.yml: line"))
+            .collect();
+        assert_eq!(lines.len(), 3, "{err}");
+        assert!(
+            lines[0].starts_with("compose/compute.yml: line 4: service a: privileged"),
+            "{err}"
+        );
+        assert!(lines[1].contains("service b: no image"), "{err}");
+        assert!(lines[2].contains("service c:"), "{err}");
+    }
+
+    #[test]
+    fn extra_hosts_and_sysctls_in_map_and_list_form() {
+        let text = "services:\n  a:\n    image: x\n    extra_hosts: {db: 10.0.0.5, v6: \"::1\"}\n    sysctls: {net.core.somaxconn: 1024, net.ipv4.tcp_syncookies: 0}\n  b:\n    image: x\n    extra_hosts: [\"db:10.0.0.5\", \"v6=::1\"]\n    sysctls: [net.core.somaxconn=1024]\n";
+        let file = parse_text(text).unwrap_or_else(|e| panic!("{e}"));
+        for service in &file.services {
+            assert_eq!(
+                service.extra_hosts,
+                vec!["db:10.0.0.5", "v6:::1"],
+                "{}",
+                service.name
+            );
+            assert_eq!(service.sysctls["net.core.somaxconn"], "1024");
+        }
+        assert_eq!(file.services[0].sysctls["net.ipv4.tcp_syncookies"], "0");
+        let err = parse_text("services:\n  a:\n    image: x\n    extra_hosts: [lonely]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("extra_hosts: \"lonely\" needs an address"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_line_of_their_own_key() {
+        let text = "x-base: &base\n  restart: sometimes\nservices:\n  a:\n    image: x\n    environment: {privileged: 1}\n    healthcheck:\n      test: [CMD, \"true\"]\n      interval: soon\n    privileged: maybe\n  b:\n    <<: *base\n    image: x\n";
+        let err = parse_text(text).unwrap_err().to_string();
+        let lines: Vec<&str> = err.lines().collect();
+        assert!(
+            lines[0].starts_with("compose/compute.yml: line 9: service a: healthcheck.interval"),
+            "{err}"
+        );
+        // A key merged from an anchor: the line of the service using it.
+        assert!(
+            lines[1].starts_with("compose/compute.yml: line 12: service b: restart"),
+            "{err}"
+        );
+        assert_eq!(line_of_key_in_block(text, 5, "privileged"), Some(10));
+        assert_eq!(
+            line_of_key_in_block(text, 5, "healthcheck.interval"),
+            Some(9)
+        );
+        assert_eq!(
+            line_of_key_in_block(text, 5, "healthcheck.retries"),
+            Some(7)
+        );
+        assert_eq!(line_of_key_in_block(text, 5, "ports"), None);
+    }
+
+    #[test]
+    fn an_empty_file_or_one_without_services_is_an_error() {
+        for text in [
+            "",
+            "# nothing\n",
+            "services: {}\n",
+            "version: '3'\nservices: {}\n",
+        ] {
+            let err = parse_text(text).unwrap_err().to_string();
+            assert!(err.starts_with("compose/compute.yml:"), "{text:?}: {err}");
+            assert!(err.contains("at least one service"), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let text = "services:\n  a:\n    image: x\n    privilegd: true\n";
+        let err = parse_text(text).unwrap_err().to_string();
+        assert!(
+            err.starts_with("compose/compute.yml: line 4 column 5: unknown field `privilegd`"),
+            "{err}"
+        );
+        let err = parse_text("services: {}\nnetworks: {}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 2: unknown top-level key `networks`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_and_malformed_yaml_name_the_line() {
+        let err = parse_text("services:\n  a:\n    image: x\n    privileged: maybe\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 4"), "{err}");
+        let err = parse_text("services:\n  a:\n    image: [x\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("compose/compute.yml: line"), "{err}");
+    }
+
+    #[test]
+    fn references_must_name_services_of_the_file() {
+        let text =
+            "services:\n  a:\n    image: x\n  b:\n    image: y\n    volumes_from: [nodata]\n";
+        let err = parse_text(text).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "compose/compute.yml: line 5: service b: volumes_from names \"nodata\", which is not a service in this file"
+        );
+        let text = "services:\n  a:\n    image: x\n    depends_on: [ghost]\n";
+        assert!(
+            parse_text(text)
+                .unwrap_err()
+                .to_string()
+                .contains("depends_on names \"ghost\"")
+        );
+        let text = "services:\n  a:\n    image: x\n    volumes: [undeclared:/data]\n";
+        assert!(
+            parse_text(text)
+                .unwrap_err()
+                .to_string()
+                .contains("not declared under the top-level volumes")
+        );
+    }
+
+    #[test]
+    fn required_variable_names_service_and_field() {
+        let text = "services:\n  glance-api:\n    image: \"${GLANCE_IMAGE:?set GLANCE_IMAGE}\"\n";
+        let err = parse_text(text).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "compose/compute.yml: line 3: service glance-api: image: required variable GLANCE_IMAGE is not set: set GLANCE_IMAGE"
+        );
+    }
+
+    #[test]
+    fn dotenv_sits_between_environment_and_globals() {
+        let dotenv = BTreeMap::from([
+            ("TAG".to_string(), "dotenv".to_string()),
+            ("IMAGE_PREFIX".to_string(), "mine/".to_string()),
+        ]);
+        let text = "services:\n  a:\n    image: ${IMAGE_PREFIX}a:${TAG}\n";
+        let file = parse(text, Path::new("c.yml"), &vars(), &dotenv).unwrap();
+        assert_eq!(file.services[0].image, "mine/a:from-env");
+        let parsed = parse_dotenv(
+            "# c\nA=1\nexport B=\"two words\"\nC='x'\n",
+            Path::new(".env"),
+        )
+        .unwrap();
+        assert_eq!(parsed["A"], "1");
+        assert_eq!(parsed["B"], "two words");
+        assert_eq!(parsed["C"], "x");
+        assert!(parse_dotenv("novalue\n", Path::new(".env")).is_err());
+    }
+
+    #[test]
+    fn legacy_v1_layout_is_read() {
+        let text = "glance-data:\n  image: kolla/data:zed\n  volumes: [/var/lib/glance]\nglance-api:\n  image: kolla/glance-api:zed\n  name: glance-api\n  net: host\n  volumes_from: [glance-data]\n";
+        let file = parse_text(text).unwrap();
+        let api = file.service("glance-api").unwrap();
+        assert_eq!(api.network_mode.as_deref(), Some("host"));
+        assert_eq!(api.volumes_from, vec!["glance-data"]);
+        // Used only through volumes_from, serving nothing: a data container.
+        assert!(file.service("glance-data").unwrap().kolla.data);
+        assert!(!api.kolla.data);
+        // A server others share volumes with stays a server.
+        let shared = "libvirt:\n  image: kolla/nova-libvirt:zed\n  net: host\n  privileged: true\n  restart: always\ncompute:\n  image: kolla/nova-compute:zed\n  volumes_from: [libvirt]\n";
+        let file = parse_text(shared).unwrap();
+        assert!(!file.service("libvirt").unwrap().kolla.data);
+        // A data image with its volumes in the image only is data too.
+        let image_only = "novadata:\n  image: kolla/centos-nova-data:zed\ncompute:\n  image: kolla/nova-compute:zed\n  net: host\n  volumes_from: [novadata]\n";
+        let file = parse_text(image_only).unwrap();
+        assert!(file.service("novadata").unwrap().kolla.data);
+        // Not in the Compose Spec layout, which says so itself.
+        let spec = format!(
+            "services:\n{}",
+            text.lines().map(|l| format!("  {l}\n")).collect::<String>()
+        );
+        let file = parse_text(&spec).unwrap();
+        assert!(!file.service("glance-data").unwrap().kolla.data);
+        // Kolla's own v1 files name containers apart from their keys.
+        let text = "glancedata:\n  image: kolla/data:zed\n  name: glance_data\n  volumes: [/var/lib/glance]\nglanceapi:\n  image: kolla/glance-api:zed\n  name: glance-api\n  net: host\n  volumes_from: [glancedata]\n";
+        let file = parse_text(text).unwrap_or_else(|e| panic!("{e}"));
+        let api = file.service("glance-api").unwrap();
+        assert_eq!(api.volumes_from, vec!["glance_data"]);
+        assert!(file.service("glance_data").unwrap().kolla.data);
+        let err = parse_text("a:\n  image: x\n  name: b\nb:\n  image: x\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("a second service is named \"b\""), "{err}");
+        let err = parse_text("a:\n  image: x\n  name: a.kolla-new\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("may not end in"), "{err}");
+    }
+
+    /// The shape of Kolla's own v1 compute file (2015): three-space
+    /// indentation, a data image with its volumes in the image only, two
+    /// privileged host services sharing its volumes, `env_file`.
+    #[test]
+    fn kolla_v1_compute_file_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("openstack.env"), "ADMIN_USER=admin\n").unwrap();
+        let text = "computedata:\n   image: kollaglue/centos-rdo-nova-compute-data\n   name: computedata\n\nlibvirt:\n   image: kollaglue/centos-rdo-nova-libvirt\n   name: libvirt\n   net: host\n   pid: host\n   privileged: true\n   restart: always\n   env_file:\n    - openstack.env\n   volumes:\n    - /run:/run\n    - /lib/modules:/lib/modules:ro\n   volumes_from:\n    - computedata\n\nnovacompute:\n   image: kollaglue/centos-rdo-nova-compute\n   name: nova-compute\n   net: host\n   privileged: true\n   restart: always\n   env_file:\n    - openstack.env\n   volumes_from:\n    - computedata\n";
+        let file = parse(
+            text,
+            &dir.path().join("nova-compute.yml"),
+            &vars(),
+            &BTreeMap::new(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<&str> = file.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, vec!["computedata", "libvirt", "nova-compute"]);
+        assert!(file.service("computedata").unwrap().kolla.data);
+        let libvirt = file.service("libvirt").unwrap();
+        assert!(!libvirt.kolla.data && libvirt.privileged);
+        assert_eq!(libvirt.environment["ADMIN_USER"], "admin");
+        assert_eq!(
+            file.service("nova-compute").unwrap().volumes_from,
+            vec!["computedata"]
+        );
+    }
+
+    /// The idioms of large self-hosted compose files: `x-` anchors merged
+    /// with `<< :` (a space before the colon) and `<<: [*a, *b]`, a
+    /// healthcheck anchor whose numbers come from variables, conditions
+    /// from anchors, an env file.
+    #[test]
+    fn self_hosted_project_idioms_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".env.app"), "APP_ENV=prod\n").unwrap();
+        let text = r#"version: '3.4'
+x-restart-policy: &restart_policy
+  restart: unless-stopped
+x-depends_on-healthy: &depends_on-healthy
+  condition: service_healthy
+x-healthcheck-defaults: &healthcheck_defaults
+  interval: "$HEALTHCHECK_INTERVAL"
+  timeout: "$HEALTHCHECK_TIMEOUT"
+  retries: $HEALTHCHECK_RETRIES
+x-app-defaults: &app_defaults
+  << : *restart_policy
+  image: "example/app:${APP_TAG:-1.4.0}"
+  env_file: .env.app
+services:
+  database:
+    << : *restart_policy
+    image: postgres:11.7-alpine
+    environment:
+      POSTGRES_USER: main
+      POSTGRES_DB: main
+    healthcheck:
+      <<: *healthcheck_defaults
+      test: [ "CMD", "pg_isready", "-q", "-d", "main", "-U", "main" ]
+    volumes:
+      - db:/var/lib/postgresql/data
+  app:
+    <<: [*app_defaults]
+    command: /entrypoint-app.sh
+    ports:
+      - 8080:80
+    depends_on:
+      database:
+        <<: *depends_on-healthy
+volumes:
+  db:
+"#;
+        let variables = Variables {
+            environment: BTreeMap::from([
+                ("HEALTHCHECK_INTERVAL".to_string(), "30s".to_string()),
+                ("HEALTHCHECK_TIMEOUT".to_string(), "1m30s".to_string()),
+                ("HEALTHCHECK_RETRIES".to_string(), "10".to_string()),
+            ]),
+            globals: BTreeMap::new(),
+        };
+        let file = parse(
+            text,
+            &dir.path().join("docker-compose.yml"),
+            &variables,
+            &BTreeMap::new(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let db = file.service("database").unwrap();
+        let health = db.healthcheck.as_ref().unwrap();
+        assert_eq!(health.retries, Some(10));
+        assert_eq!(health.interval, Some(Duration::from_secs(30)));
+        assert_eq!(health.timeout, Some(Duration::from_secs(90)));
+        assert_eq!(db.restart.as_deref(), Some("unless-stopped"));
+        let app = file.service("app").unwrap();
+        assert_eq!(app.image, "example/app:1.4.0");
+        assert_eq!(app.environment["APP_ENV"], "prod");
+        assert_eq!(app.depends_on["database"], Condition::Healthy);
+        assert_eq!(app.ports.len(), 1);
+    }
+
+    #[test]
+    fn short_and_long_syntaxes() {
+        let text = r#"
+services:
+  web:
+    image: x
+    environment: ["A=1", "B=two=2"]
+    ports: ["8080:80", "127.0.0.1:9000:90/udp", {target: 443, published: "8443"}]
+    labels: {team: infra}
+    ulimits: {nofile: {soft: 1024, hard: 2048}, nproc: 512}
+    tmpfs: /run
+    entrypoint: [/bin/sh, -c]
+    restart: on-failure:3
+"#;
+        let file = parse_text(text).unwrap();
+        let web = &file.services[0];
+        assert_eq!(web.environment["B"], "two=2");
+        assert_eq!(
+            web.ports,
+            vec![
+                Port {
+                    host_ip: None,
+                    published: Some(8080),
+                    target: 80,
+                    protocol: "tcp".into()
+                },
+                Port {
+                    host_ip: Some("127.0.0.1".into()),
+                    published: Some(9000),
+                    target: 90,
+                    protocol: "udp".into()
+                },
+                Port {
+                    host_ip: None,
+                    published: Some(8443),
+                    target: 443,
+                    protocol: "tcp".into()
+                },
+            ]
+        );
+        assert_eq!(web.labels["team"], "infra");
+        assert_eq!(
+            web.ulimits["nofile"],
+            Ulimit {
+                soft: 1024,
+                hard: 2048
+            }
+        );
+        assert_eq!(
+            web.ulimits["nproc"],
+            Ulimit {
+                soft: 512,
+                hard: 512
+            }
+        );
+        assert_eq!(web.tmpfs, vec!["/run"]);
+        assert_eq!(web.entrypoint.as_deref().unwrap(), ["/bin/sh", "-c"]);
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let cases = [
+            ("    restart: sometimes\n", "restart \"sometimes\""),
+            ("    network_mode: mynet\n", "network_mode \"mynet\""),
+            (
+                "    network_mode: host\n    ports: [\"80:80\"]\n",
+                "ports have no effect",
+            ),
+            ("    stop_grace_period: soon\n", "not a duration"),
+            (
+                "    healthcheck: {test: [curl, x]}\n",
+                "must start with CMD",
+            ),
+            (
+                "    depends_on: {b: {condition: service_ready}}\n",
+                "unknown condition",
+            ),
+            (
+                "    depends_on: {b: {condition: service_started, required: false}}\n",
+                "required: false is not supported",
+            ),
+            (
+                "    depends_on: {b: {restart: true}}\n",
+                "restart: true is not supported",
+            ),
+            (
+                "    volumes: [\"data:relative\"]\n",
+                "must be an absolute path",
+            ),
+            ("    x-kolla: {update_order: sideways}\n", "update_order"),
+            (
+                "    x-kolla: {host_ports: [\"80\"]}\n",
+                "host_ports is for network_mode: host",
+            ),
+            (
+                "    network_mode: host\n    x-kolla: {host_ports: [http]}\n",
+                "\"http\" is not a port number",
+            ),
+            (
+                "    x-kolla: {data: true, bootstrap: {command: x}}\n",
+                "data container",
+            ),
+        ];
+        for (extra, want) in cases {
+            let text = format!("services:\n  b:\n    image: y\n  a:\n    image: x\n{extra}");
+            let err = parse_text(&text).map(|_| ()).unwrap_err().to_string();
+            assert!(err.contains(want), "{extra:?}: {err}");
+            assert!(err.contains("service a"), "{extra:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1h2m3s"), Some(Duration::from_secs(3723)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10"), None);
+        assert_eq!(parse_duration(""), None);
+        assert_eq!(parse_duration("5d"), None);
+    }
+}
+
+#[cfg(test)]
+mod yaml_limits {
+    use super::*;
+
+    /// `anchors` anchors, each of `keys` variables, merged by `services`
+    /// services each: the shape of real files with one x- anchor per
+    /// concern.
+    fn many_aliases(anchors: usize, services: usize) -> String {
+        let mut text = String::new();
+        for a in 0..anchors {
+            text.push_str(&format!("x-env{a}: &env{a}\n"));
+            for k in 0..8 {
+                text.push_str(&format!("  VARIABLE_{a}_{k}: \"value {k}\"\n"));
+            }
+        }
+        text.push_str("services:\n");
+        for s in 0..services {
+            let merged: Vec<String> = (0..anchors).map(|a| format!("*env{a}")).collect();
+            text.push_str(&format!(
+                "  s{s}:\n    image: x\n    environment:\n      <<: [{}]\n",
+                merged.join(", ")
+            ));
+        }
+        text
+    }
+
+    #[test]
+    fn many_aliases_of_few_anchors_are_read() {
+        let text = many_aliases(10, 15);
+        assert_eq!(text.matches('*').count(), 150);
+        let file = parse(
+            &text,
+            Path::new("big.yml"),
+            &Variables::default(),
+            &BTreeMap::new(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(file.services.len(), 15);
+        assert_eq!(file.services[0].environment.len(), 80);
+    }
+
+    #[test]
+    fn a_yaml_bomb_is_refused_in_words() {
+        let mut text = String::from(
+            "x-a0: &a0 [\"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\"]\n",
+        );
+        for level in 1..10 {
+            let previous = format!("*a{}", level - 1);
+            let list = [previous.as_str(); 9].join(", ");
+            text.push_str(&format!("x-a{level}: &a{level} [{list}]\n"));
+        }
+        text.push_str("services:\n  s:\n    image: x\n    command: *a9\n");
+        let err = parse(
+            &text,
+            Path::new("bomb.yml"),
+            &Variables::default(),
+            &BTreeMap::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("bomb.yml: line"), "{err}");
+        assert!(err.contains("too big to read safely"), "{err}");
+    }
+}

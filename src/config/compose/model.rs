@@ -1,0 +1,182 @@
+//! The typed services of a compose file, as the rest of kolla sees them:
+//! every value interpolated, checked and in one form (a long or short
+//! syntax in the file is one type here). Plain data.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How a dependency must be before its dependent starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Condition {
+    Started,
+    Healthy,
+    CompletedSuccessfully,
+}
+
+/// A volume mounted into a service.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Mount {
+    /// A named volume (`source` Some) or an anonymous one (None). Once
+    /// the file is loaded, `source` is the volume's own name (its `name:`,
+    /// else its key), and `literal` says the engine knows it by exactly
+    /// that name (`name:` or `external: true`), with no deployment prefix.
+    Volume {
+        source: Option<String>,
+        target: String,
+        read_only: bool,
+        literal: bool,
+    },
+    /// A host path.
+    Bind {
+        source: PathBuf,
+        target: String,
+        read_only: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Port {
+    pub host_ip: Option<String>,
+    pub published: Option<u16>,
+    pub target: u16,
+    pub protocol: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Healthcheck {
+    /// `["CMD", ...]`, `["CMD-SHELL", "..."]`, or `["NONE"]`.
+    pub test: Vec<String>,
+    pub interval: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub retries: Option<u32>,
+    pub start_period: Option<Duration>,
+    pub disable: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ulimit {
+    pub soft: i64,
+    pub hard: i64,
+}
+
+/// Whether the old container stops before the new one starts (the default,
+/// required with host networking) or after the new one is healthy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum UpdateOrder {
+    #[default]
+    StopFirst,
+    StartFirst,
+}
+
+/// Config templates rendered with globals and passwords and uploaded into
+/// the container before it starts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ConfigTemplates {
+    /// Folder (or file) of Tera templates, resolved against the compose
+    /// file's folder.
+    pub src: PathBuf,
+    /// Where the rendered files land in the container.
+    pub dest: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct KollaSettings {
+    /// A data container: created, never started, never recreated or removed
+    /// (except by `destroy --purge-data`).
+    pub data: bool,
+    pub config: Option<ConfigTemplates>,
+    /// A one-shot job (e.g. `glance-manage db_sync`) run before the service
+    /// starts, once per image and config change; it must exit 0.
+    pub bootstrap: Option<Vec<String>>,
+    pub update_order: UpdateOrder,
+    /// Ports a host-network service listens on: `kolla prechecks` checks
+    /// they are free before the first deploy.
+    pub host_ports: Vec<u16>,
+}
+
+/// One service, resolved: interpolated, defaults applied, references checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceSpec {
+    pub name: String,
+    /// Line of the service in its file, for errors found later.
+    pub line: u64,
+    pub image: String,
+    pub command: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub environment: BTreeMap<String, String>,
+    pub network_mode: Option<String>,
+    pub pid: Option<String>,
+    pub ipc: Option<String>,
+    pub privileged: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub security_opt: Vec<String>,
+    pub user: Option<String>,
+    pub volumes: Vec<Mount>,
+    pub volumes_from: Vec<String>,
+    pub depends_on: BTreeMap<String, Condition>,
+    pub healthcheck: Option<Healthcheck>,
+    pub restart: Option<String>,
+    pub init: Option<bool>,
+    pub ulimits: BTreeMap<String, Ulimit>,
+    pub tmpfs: Vec<String>,
+    /// `host:address` lines added to /etc/hosts.
+    pub extra_hosts: Vec<String>,
+    pub sysctls: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    pub ports: Vec<Port>,
+    pub profiles: Vec<String>,
+    pub stop_grace_period: Option<Duration>,
+    /// The signal that asks it to stop (`SIGTERM` when None).
+    pub stop_signal: Option<String>,
+    pub kolla: KollaSettings,
+}
+
+/// A compose file, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComposeFile {
+    pub path: PathBuf,
+    /// Sorted by name.
+    pub services: Vec<ServiceSpec>,
+    /// Top-level named volumes, by the key services use.
+    pub volumes: BTreeMap<String, VolumeSpec>,
+}
+
+/// A top-level named volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeSpec {
+    /// Its name (`name:`, else the key).
+    pub name: String,
+    /// The engine knows it by exactly `name` (`name:` or `external:` set);
+    /// otherwise kolla names it, with the deployment's prefix.
+    pub literal: bool,
+    /// Made outside kolla: never created or removed by it, and it must
+    /// exist before a deploy.
+    pub external: bool,
+    pub driver: Option<String>,
+}
+
+impl ComposeFile {
+    pub fn service(&self, name: &str) -> Option<&ServiceSpec> {
+        self.services.iter().find(|s| s.name == name)
+    }
+}
+
+/// The part of `name` that kolla's own container names use (a lock,
+/// candidate, bootstrap job or kept generation), if it ends in one.
+pub fn reserved_suffix(name: &str) -> Option<&str> {
+    for suffix in [
+        ".kolla-lock",
+        ".kolla-new",
+        ".kolla-bootstrap",
+        ".kolla-swap",
+    ] {
+        if name.ends_with(suffix) {
+            return Some(suffix);
+        }
+    }
+    let (_, generation) = name.rsplit_once(".kolla-gen-")?;
+    (!generation.is_empty() && generation.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| &name[name.len() - generation.len() - ".kolla-gen-".len()..])
+}

@@ -1,0 +1,400 @@
+//! Containers on an engine: list, create, start, stop, remove, rename,
+//! restart policy, config upload, logs, inspect, and one-shot runs.
+
+use std::collections::HashMap;
+
+use bollard::errors::Error as BollardError;
+use bollard::models::{ContainerCreateBody, ContainerSummary, ContainerUpdateBody};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RenameContainerOptionsBuilder, StopContainerOptionsBuilder,
+    UploadToContainerOptionsBuilder,
+};
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use super::body::{create_body, restart_policy};
+use super::{Engine, EngineError};
+
+use crate::container::{ContainerSpec, Health, ListedContainer, State};
+
+/// What a one-shot container printed and how it exited.
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    pub exit_code: i64,
+    pub output: String,
+}
+
+/// One container, inspected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerDetails {
+    pub id: String,
+    /// Without the engine's leading `/`.
+    pub name: String,
+    pub labels: HashMap<String, String>,
+    /// `no`, `always`, `unless-stopped`, `on-failure[:N]`.
+    pub restart_policy: String,
+    pub running: bool,
+    /// The volumes it mounts: (volume name, path inside the container).
+    pub volumes: Vec<(String, String)>,
+    /// Every path something is mounted at (volumes, binds, tmpfs).
+    pub mount_points: Vec<String>,
+}
+
+impl ContainerDetails {
+    /// A never-started container named `name` with `labels`, as a unit
+    /// test inspects one.
+    pub fn created(name: &str, labels: HashMap<String, String>) -> ContainerDetails {
+        ContainerDetails {
+            id: format!("{name}-id-0123456789"),
+            name: name.to_string(),
+            labels,
+            restart_policy: "no".into(),
+            running: false,
+            volumes: Vec::new(),
+            mount_points: Vec::new(),
+        }
+    }
+}
+
+impl Engine {
+    /// Ids of containers (running or not) matching one engine filter, e.g.
+    /// `("label", "kolla.service")` or `("ancestor", "kolla/base:zed")`.
+    pub async fn container_ids(&self, key: &str, value: &str) -> Result<Vec<String>, EngineError> {
+        let containers = self.containers_matching(key, value).await?;
+        Ok(containers.into_iter().filter_map(|c| c.id).collect())
+    }
+
+    /// Every container (running or not) matching one engine filter.
+    async fn containers_matching(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<Vec<ContainerSummary>, EngineError> {
+        let filters = HashMap::from([(key, vec![value])]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        self.docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| EngineError::from_api("list containers", e))
+    }
+
+    /// Run `cmd` in a fresh container of `image` until it exits, collect its
+    /// output, and remove the container. `labels` mark it as kolla's.
+    pub async fn run_to_completion(
+        &self,
+        name: &str,
+        image: &str,
+        cmd: &[&str],
+        labels: HashMap<String, String>,
+    ) -> Result<RunOutput, EngineError> {
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::default().name(name).build();
+        let what = format!("container {name}");
+        self.docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(|e| EngineError::from_api(&what, e))?;
+        let result = self.start_wait_logs(name).await;
+        let remove = RemoveContainerOptionsBuilder::default().force(true).build();
+        let removed = self.docker.remove_container(name, Some(remove)).await;
+        let output = result?;
+        removed.map_err(|e| EngineError::from_api(&what, e))?;
+        Ok(output)
+    }
+
+    async fn start_wait_logs(&self, name: &str) -> Result<RunOutput, EngineError> {
+        let what = format!("container {name}");
+        self.docker
+            .start_container(name, None)
+            .await
+            .map_err(|e| EngineError::from_api(&what, e))?;
+        let mut exit_code = 0;
+        let mut wait = self.docker.wait_container(name, None);
+        while let Some(item) = wait.next().await {
+            match item {
+                Ok(response) => exit_code = response.status_code,
+                Err(BollardError::DockerContainerWaitError { code, .. }) => exit_code = code,
+                Err(e) => return Err(EngineError::from_api(&what, e)),
+            }
+        }
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .build();
+        let mut logs = self.docker.logs(name, Some(options));
+        let mut output = String::new();
+        while let Some(item) = logs.next().await {
+            let chunk = item.map_err(|e| EngineError::from_api(&what, e))?;
+            output.push_str(&chunk.to_string());
+        }
+        Ok(RunOutput { exit_code, output })
+    }
+
+    /// Every container (running or not) carrying `label` (`key=value`):
+    /// one call, however many containers there are.
+    pub async fn list_containers(&self, label: &str) -> Result<Vec<ListedContainer>, EngineError> {
+        let containers = self.containers_matching("label", label).await?;
+        Ok(containers.into_iter().map(listed).collect())
+    }
+
+    /// Create (not start) the container `spec` describes; returns its id.
+    pub async fn create_container(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
+        let options = CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
+        let response = self
+            .docker
+            .create_container(Some(options), create_body(spec))
+            .await
+            .map_err(|e| EngineError::from_api(format!("create container {}", spec.name), e))?;
+        Ok(response.id)
+    }
+
+    pub async fn start_container(&self, name: &str) -> Result<(), EngineError> {
+        self.docker
+            .start_container(name, None)
+            .await
+            .map_err(|e| EngineError::from_api(format!("start container {name}"), e))
+    }
+
+    /// Stop gracefully, killing after `grace` (the engine's default when
+    /// None). Stopping a stopped container is not an error.
+    pub async fn stop_container(&self, name: &str, grace: Option<i64>) -> Result<(), EngineError> {
+        let mut options = StopContainerOptionsBuilder::default();
+        if let Some(secs) = grace {
+            options = options.t(i32::try_from(secs).unwrap_or(i32::MAX));
+        }
+        match self
+            .docker
+            .stop_container(name, Some(options.build()))
+            .await
+        {
+            Ok(()) => Ok(()),
+            // 304: already stopped.
+            Err(BollardError::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(EngineError::from_api(format!("stop container {name}"), e)),
+        }
+    }
+
+    /// Remove a container (force: even if running). Its anonymous volumes
+    /// go too only with `volumes`. A missing container is not an error.
+    pub async fn remove_container(&self, name: &str, volumes: bool) -> Result<(), EngineError> {
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(volumes)
+            .build();
+        match self.docker.remove_container(name, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) => match EngineError::from_api(format!("remove container {name}"), e) {
+                EngineError::NotFound { .. } => Ok(()),
+                e => Err(e),
+            },
+        }
+    }
+
+    pub async fn rename_container(&self, name: &str, new_name: &str) -> Result<(), EngineError> {
+        let options = RenameContainerOptionsBuilder::default()
+            .name(new_name)
+            .build();
+        self.docker
+            .rename_container(name, options)
+            .await
+            .map_err(|e| EngineError::from_api(format!("rename container {name} to {new_name}"), e))
+    }
+
+    pub async fn set_restart_policy(&self, name: &str, policy: &str) -> Result<(), EngineError> {
+        let body = ContainerUpdateBody {
+            restart_policy: Some(restart_policy(policy)),
+            ..Default::default()
+        };
+        self.docker
+            .update_container(name, body)
+            .await
+            .map_err(|e| EngineError::from_api(format!("update container {name}"), e))
+    }
+
+    /// Unpack `tar` into folder `dest` of a (created or running) container.
+    pub async fn upload(&self, name: &str, dest: &str, tar: Bytes) -> Result<(), EngineError> {
+        let options = UploadToContainerOptionsBuilder::default()
+            .path(dest)
+            .build();
+        self.docker
+            .upload_to_container(name, Some(options), bollard::body_full(tar))
+            .await
+            .map_err(|e| EngineError::from_api(format!("upload config into {name}:{dest}"), e))
+    }
+
+    /// The last `lines` lines a container printed (stdout and stderr).
+    pub async fn logs_tail(&self, name: &str, lines: usize) -> Result<String, EngineError> {
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .tail(&lines.to_string())
+            .build();
+        let mut logs = self.docker.logs(name, Some(options));
+        let mut output = String::new();
+        while let Some(item) = logs.next().await {
+            let chunk = item.map_err(|e| EngineError::from_api(format!("logs of {name}"), e))?;
+            output.push_str(&chunk.to_string());
+        }
+        Ok(output)
+    }
+
+    /// One container as the engine sees it now (by name or id), or None if
+    /// it is gone.
+    pub async fn inspect(&self, name: &str) -> Result<Option<ContainerDetails>, EngineError> {
+        match self.docker.inspect_container(name, None).await {
+            Ok(inspect) => {
+                let labels = inspect
+                    .config
+                    .as_ref()
+                    .and_then(|c| c.labels.clone())
+                    .unwrap_or_default();
+                let restart_policy = inspect
+                    .host_config
+                    .and_then(|h| h.restart_policy)
+                    .map(|p| {
+                        let name = p
+                            .name
+                            .map(|n| n.to_string())
+                            .filter(|n| !n.is_empty())
+                            .unwrap_or_else(|| "no".into());
+                        match p.maximum_retry_count {
+                            Some(n) if n > 0 && name == "on-failure" => format!("{name}:{n}"),
+                            _ => name,
+                        }
+                    })
+                    .unwrap_or_else(|| "no".into());
+                let state = inspect.state.unwrap_or_default();
+                let mounts = inspect.mounts.unwrap_or_default();
+                let volumes = mounts
+                    .iter()
+                    .filter(|m| m.typ.as_deref() == Some("volume"))
+                    .filter_map(|m| Some((m.name.clone()?, m.destination.clone()?)))
+                    .collect();
+                let mount_points = mounts
+                    .iter()
+                    .filter_map(|m| m.destination.clone())
+                    .collect();
+                Ok(Some(ContainerDetails {
+                    volumes,
+                    mount_points,
+                    id: inspect.id.unwrap_or_default(),
+                    name: inspect
+                        .name
+                        .unwrap_or_default()
+                        .trim_start_matches('/')
+                        .to_string(),
+                    labels,
+                    restart_policy,
+                    running: state.running.unwrap_or(false),
+                }))
+            }
+            Err(e) => match EngineError::from_api(format!("container {name}"), e) {
+                EngineError::NotFound { .. } => Ok(None),
+                e => Err(e),
+            },
+        }
+    }
+}
+
+/// A list call's summary in kolla's terms. Engines before API 1.52 give
+/// health and exit code only in the status text (`Up 3s (healthy)`,
+/// `Exited (0) 5 seconds ago`), so they are read from it here, once.
+fn listed(c: ContainerSummary) -> ListedContainer {
+    let status = c.status.unwrap_or_default();
+    ListedContainer {
+        id: c.id.unwrap_or_default(),
+        name: c
+            .names
+            .and_then(|n| n.into_iter().next())
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_string(),
+        labels: c.labels.unwrap_or_default(),
+        state: State::parse(&c.state.map(|s| s.to_string()).unwrap_or_default()),
+        health: health_in_status(&status),
+        exit_code: exit_code_in_status(&status),
+        image: c.image.unwrap_or_default(),
+        volumes: c
+            .mounts
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|m| Some((m.name?, m.destination?)))
+            .collect(),
+    }
+}
+
+fn health_in_status(status: &str) -> Option<Health> {
+    if status.contains("(healthy)") {
+        Some(Health::Healthy)
+    } else if status.contains("(unhealthy)") {
+        Some(Health::Unhealthy)
+    } else if status.contains("(health: starting)") {
+        Some(Health::Starting)
+    } else {
+        None
+    }
+}
+
+fn exit_code_in_status(status: &str) -> Option<i64> {
+    status
+        .strip_prefix("Exited (")
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|code| code.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_text_gives_health_and_exit_code() {
+        assert_eq!(
+            health_in_status("Up 3 seconds (healthy)"),
+            Some(Health::Healthy)
+        );
+        assert_eq!(
+            health_in_status("Up 3 seconds (unhealthy)"),
+            Some(Health::Unhealthy)
+        );
+        assert_eq!(
+            health_in_status("Up 1 second (health: starting)"),
+            Some(Health::Starting)
+        );
+        assert_eq!(health_in_status("Up 2 hours"), None);
+        assert_eq!(exit_code_in_status("Exited (137) 5 seconds ago"), Some(137));
+        assert_eq!(exit_code_in_status("Up 5 seconds"), None);
+        let summary = ContainerSummary {
+            id: Some("abc".into()),
+            names: Some(vec!["/web".into()]),
+            state: Some(bollard::models::ContainerSummaryStateEnum::EXITED),
+            status: Some("Exited (0) 1 minute ago".into()),
+            mounts: Some(vec![bollard::models::MountPoint {
+                name: Some("kolla_web-1".into()),
+                destination: Some("/data".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        let got = listed(summary);
+        assert_eq!(got.name, "web");
+        assert_eq!(got.state, State::Exited);
+        assert_eq!(got.exit_code, Some(0));
+        assert_eq!(
+            got.volumes,
+            vec![("kolla_web-1".to_string(), "/data".to_string())]
+        );
+    }
+}

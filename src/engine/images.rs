@@ -1,0 +1,217 @@
+//! Images on an engine: inspect, build (the context as a tar, the
+//! builder's stream), pull, push, remove.
+
+use std::collections::HashMap;
+
+use bollard::errors::Error as BollardError;
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, CreateImageOptionsBuilder, ListImagesOptionsBuilder,
+    PushImageOptionsBuilder, RemoveImageOptionsBuilder,
+};
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use super::{Engine, EngineError};
+
+/// What kolla needs to know about an image on a node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageInfo {
+    pub id: String,
+    pub labels: HashMap<String, String>,
+    pub repo_digests: Vec<String>,
+    /// The paths its `VOLUME` instructions declare.
+    pub volumes: Vec<String>,
+}
+
+/// One image build: the tar of the context (with `Dockerfile` at its root)
+/// and the tag to give the result.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    pub tag: String,
+    pub context_tar: Bytes,
+    /// Build every step afresh instead of reusing the builder's cache.
+    pub no_cache: bool,
+}
+
+impl Engine {
+    /// The image `reference` (name:tag, name@digest or id), or None.
+    pub async fn image(&self, reference: &str) -> Result<Option<ImageInfo>, EngineError> {
+        match self.docker.inspect_image(reference).await {
+            Ok(inspect) => Ok(Some(ImageInfo {
+                id: inspect.id.unwrap_or_default(),
+                labels: inspect
+                    .config
+                    .as_ref()
+                    .and_then(|c| c.labels.clone())
+                    .unwrap_or_default(),
+                volumes: inspect.config.and_then(|c| c.volumes).unwrap_or_default(),
+                repo_digests: inspect.repo_digests.unwrap_or_default(),
+            })),
+            Err(e) => match EngineError::from_api(format!("image {reference}"), e) {
+                EngineError::NotFound { .. } => Ok(None),
+                e => Err(e),
+            },
+        }
+    }
+
+    /// Build an image with the engine's builder. Each line the builder
+    /// prints goes to `on_line`; the first error the builder reports fails
+    /// the build. Returns the new image's id.
+    pub async fn build(
+        &self,
+        request: BuildRequest,
+        mut on_line: impl FnMut(&str),
+    ) -> Result<String, EngineError> {
+        let options = BuildImageOptionsBuilder::default()
+            .dockerfile("Dockerfile")
+            .t(&request.tag)
+            .nocache(request.no_cache)
+            .rm(true)
+            .forcerm(true)
+            .build();
+        let mut stream =
+            self.docker
+                .build_image(options, None, Some(bollard::body_full(request.context_tar)));
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(detail) = info.error_detail {
+                        return Err(EngineError::BuildFailed {
+                            message: detail.message.unwrap_or_else(|| "build failed".into()),
+                        });
+                    }
+                    if let Some(text) = info.stream.as_deref().or(info.status.as_deref()) {
+                        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                            on_line(line);
+                        }
+                    }
+                }
+                Err(BollardError::DockerStreamError { error }) => {
+                    return Err(EngineError::BuildFailed { message: error });
+                }
+                Err(e) => return Err(EngineError::from_api(format!("build {}", request.tag), e)),
+            }
+        }
+        match self.image(&request.tag).await? {
+            Some(info) => Ok(info.id),
+            None => Err(EngineError::BuildFailed {
+                message: format!("the builder finished but {} does not exist", request.tag),
+            }),
+        }
+    }
+
+    /// Push `reference` (which must name its registry) and return the
+    /// manifest digest the registry reported.
+    pub async fn push(
+        &self,
+        reference: &str,
+        mut on_line: impl FnMut(&str),
+    ) -> Result<Option<String>, EngineError> {
+        let (name, tag) = split_tag(reference);
+        let options = PushImageOptionsBuilder::default().tag(tag).build();
+        let mut stream = self.docker.push_image(name, Some(options), None);
+        let mut digest = None;
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| EngineError::from_api(format!("push {reference}"), e))?;
+            if let Some(detail) = info.error_detail {
+                return Err(EngineError::StreamFailed {
+                    what: format!("push {reference}"),
+                    message: detail.message.unwrap_or_else(|| "push failed".into()),
+                });
+            }
+            if let Some(status) = info.status.as_deref() {
+                if let Some(found) = status
+                    .split_whitespace()
+                    .find(|w| w.starts_with("sha256:"))
+                    .filter(|_| status.contains("digest:"))
+                {
+                    digest = Some(found.to_string());
+                }
+                on_line(status);
+            }
+        }
+        Ok(digest)
+    }
+
+    /// Pull `reference` (name:tag or name@digest).
+    pub async fn pull(&self, reference: &str) -> Result<(), EngineError> {
+        let options = CreateImageOptionsBuilder::default()
+            .from_image(reference)
+            .build();
+        let mut stream = self.docker.create_image(Some(options), None, None);
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| EngineError::from_api(format!("pull {reference}"), e))?;
+            if let Some(detail) = info.error_detail {
+                return Err(EngineError::StreamFailed {
+                    what: format!("pull {reference}"),
+                    message: detail.message.unwrap_or_else(|| "pull failed".into()),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Remove an image reference (untags; deletes the image once no tag or
+    /// container holds it). A missing image is not an error. Without
+    /// `force`, an image still tagged elsewhere or used by a container is a
+    /// `Conflict` and stays.
+    pub async fn remove_image(&self, reference: &str, force: bool) -> Result<(), EngineError> {
+        let options = RemoveImageOptionsBuilder::default().force(force).build();
+        match self
+            .docker
+            .remove_image(reference, Some(options), None)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => match EngineError::from_api(format!("image {reference}"), e) {
+                EngineError::NotFound { .. } => Ok(()),
+                e => Err(e),
+            },
+        }
+    }
+
+    /// Tags (`name:tag`) of every image whose reference matches `pattern`
+    /// (Docker's `reference` filter, e.g. `kolla/*`).
+    pub async fn image_tags_matching(&self, pattern: &str) -> Result<Vec<String>, EngineError> {
+        let filters = HashMap::from([("reference", vec![pattern])]);
+        let options = ListImagesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let images = self
+            .docker
+            .list_images(Some(options))
+            .await
+            .map_err(|e| EngineError::from_api("list images", e))?;
+        Ok(images
+            .into_iter()
+            .flat_map(|i| i.repo_tags)
+            .filter(|t| t != "<none>:<none>")
+            .collect())
+    }
+}
+
+/// Split `name:tag` at the tag's colon (not a registry port's).
+pub fn split_tag(reference: &str) -> (&str, &str) {
+    match reference.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name, tag),
+        _ => (reference, "latest"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_tag;
+
+    #[test]
+    fn split_tag_ignores_registry_port() {
+        assert_eq!(
+            split_tag("127.0.0.1:4000/kolla/x:zed"),
+            ("127.0.0.1:4000/kolla/x", "zed")
+        );
+        assert_eq!(
+            split_tag("127.0.0.1:4000/kolla/x"),
+            ("127.0.0.1:4000/kolla/x", "latest")
+        );
+        assert_eq!(split_tag("kolla/x:1.0"), ("kolla/x", "1.0"));
+    }
+}

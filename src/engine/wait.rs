@@ -1,0 +1,202 @@
+//! Waiting on containers: health gates and one-shot jobs on the engine's
+//! event stream (never sleep loops), and following a container's logs.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::query_parameters::{EventsOptionsBuilder, LogsOptionsBuilder};
+use futures_util::StreamExt;
+
+use super::{Engine, EngineError};
+use crate::container::{Health, State};
+use bollard::models::HealthStatusEnum;
+
+/// How often a wait looks at the container besides following its events.
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// What a wait for a container ended on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitOutcome {
+    Healthy,
+    /// Running, and still running when the window closed (no healthcheck).
+    StillRunning,
+    Unhealthy,
+    /// Exited with this code.
+    Exited(i64),
+    TimedOut,
+}
+
+/// What to wait for after a start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitGoal {
+    /// Healthy (if the container has a healthcheck) or still running once
+    /// `window` has passed (if not).
+    Up { window: Duration },
+    /// Exited (for one-shot jobs).
+    Exited,
+}
+
+impl Engine {
+    /// Every line a container prints (stdout and stderr), as it prints it,
+    /// until it exits; `on_line` gets each with whether it came on stdout.
+    pub async fn follow_logs(
+        &self,
+        name: &str,
+        mut on_line: impl FnMut(&str, bool),
+    ) -> Result<(), EngineError> {
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .follow(true)
+            .build();
+        let mut logs = self.docker.logs(name, Some(options));
+        let mut pending = [String::new(), String::new()];
+        while let Some(item) = logs.next().await {
+            let chunk = item.map_err(|e| EngineError::from_api(format!("logs of {name}"), e))?;
+            let stdout = matches!(chunk, bollard::container::LogOutput::StdOut { .. });
+            let buffer = &mut pending[usize::from(stdout)];
+            buffer.push_str(&chunk.to_string());
+            while let Some(end) = buffer.find('\n') {
+                let line: String = buffer.drain(..=end).collect();
+                on_line(line.trim_end_matches('\n'), stdout);
+            }
+        }
+        for (i, rest) in pending.iter().enumerate() {
+            if !rest.is_empty() {
+                on_line(rest, i == 1);
+            }
+        }
+        Ok(())
+    }
+
+    /// State, health and exit code of one container.
+    async fn container_status(&self, name: &str) -> Result<Look, EngineError> {
+        let inspect = self
+            .docker
+            .inspect_container(name, None)
+            .await
+            .map_err(|e| EngineError::from_api(format!("container {name}"), e))?;
+        let has_healthcheck = inspect
+            .config
+            .as_ref()
+            .and_then(|c| c.healthcheck.as_ref())
+            .and_then(|h| h.test.as_ref())
+            .is_some_and(|t| t.first().map(String::as_str) != Some("NONE"));
+        let state = inspect.state.unwrap_or_default();
+        let health = state.health.and_then(|h| h.status).and_then(|h| match h {
+            HealthStatusEnum::HEALTHY => Some(Health::Healthy),
+            HealthStatusEnum::UNHEALTHY => Some(Health::Unhealthy),
+            HealthStatusEnum::STARTING => Some(Health::Starting),
+            _ => None,
+        });
+        Ok(Look {
+            state: State::parse(&state.status.map(|s| s.to_string()).unwrap_or_default()),
+            health,
+            exit_code: state.exit_code.unwrap_or(0),
+            has_healthcheck,
+        })
+    }
+
+    /// Wait for a started container to reach `goal`, following the
+    /// engine's event stream (health_status, die) rather than polling; give
+    /// up after `timeout`.
+    pub async fn wait_for(
+        &self,
+        name: &str,
+        goal: WaitGoal,
+        timeout: Duration,
+    ) -> Result<WaitOutcome, EngineError> {
+        let filters = HashMap::from([("container", vec![name]), ("type", vec!["container"])]);
+        let options = EventsOptionsBuilder::default().filters(&filters).build();
+        let mut events = self.docker.events(Some(options));
+        let deadline = tokio::time::Instant::now() + timeout;
+        let up_window = match goal {
+            WaitGoal::Up { window } => Some(window),
+            WaitGoal::Exited => None,
+        };
+        // A container the engine is restarting has already exited once: a
+        // crash loop is a failure, whatever its healthcheck says.
+        let status = self.container_status(name).await?;
+        if let Some(outcome) = settled(&status, up_window.is_some()) {
+            return Ok(outcome);
+        }
+        let has_healthcheck = status.has_healthcheck;
+        // Without a healthcheck "up" means still running when the window
+        // closes; with one, the window does not apply.
+        let window_end = match up_window {
+            Some(window) if !has_healthcheck => Some(tokio::time::Instant::now() + window),
+            _ => None,
+        };
+        loop {
+            // The event stream is only subscribed once it is first polled,
+            // so an event can fall between the look above and the
+            // subscription; a look every RECHECK catches what it missed.
+            let recheck = tokio::time::Instant::now() + RECHECK;
+            let until = window_end
+                .map_or(deadline, |w| w.min(deadline))
+                .min(recheck);
+            let next = tokio::time::timeout_at(until, events.next()).await;
+            let event = match next {
+                Err(_) if until == recheck && recheck < deadline => {
+                    let status = self.container_status(name).await?;
+                    if let Some(outcome) = settled(&status, up_window.is_some()) {
+                        return Ok(outcome);
+                    }
+                    continue;
+                }
+                Err(_) if window_end.is_some_and(|w| w <= deadline) => {
+                    let look = self.container_status(name).await?;
+                    return Ok(if look.state == State::Running {
+                        WaitOutcome::StillRunning
+                    } else {
+                        WaitOutcome::Exited(look.exit_code)
+                    });
+                }
+                Err(_) => return Ok(WaitOutcome::TimedOut),
+                Ok(None) => return Ok(WaitOutcome::TimedOut),
+                Ok(Some(Err(e))) => {
+                    return Err(EngineError::from_api(format!("events of {name}"), e));
+                }
+                Ok(Some(Ok(event))) => event,
+            };
+            let action = event.action.unwrap_or_default();
+            if action == "die" {
+                let code = event
+                    .actor
+                    .and_then(|a| a.attributes)
+                    .and_then(|a| a.get("exitCode").and_then(|c| c.parse().ok()))
+                    .unwrap_or(-1);
+                return Ok(WaitOutcome::Exited(code));
+            }
+            if up_window.is_some() && has_healthcheck {
+                match action.as_str() {
+                    "health_status: healthy" => return Ok(WaitOutcome::Healthy),
+                    "health_status: unhealthy" => return Ok(WaitOutcome::Unhealthy),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// A container at one moment, as a wait looks at it.
+struct Look {
+    state: State,
+    health: Option<Health>,
+    exit_code: i64,
+    has_healthcheck: bool,
+}
+
+/// What a look at a container says a wait is over with: it exited (or is
+/// being restarted), or, when waiting for it to be up with a healthcheck,
+/// its health is decided. None: keep waiting.
+fn settled(look: &Look, up: bool) -> Option<WaitOutcome> {
+    if matches!(look.state, State::Exited | State::Dead | State::Restarting) {
+        return Some(WaitOutcome::Exited(look.exit_code));
+    }
+    match look.health {
+        Some(Health::Healthy) if up && look.has_healthcheck => Some(WaitOutcome::Healthy),
+        Some(Health::Unhealthy) if up && look.has_healthcheck => Some(WaitOutcome::Unhealthy),
+        _ => None,
+    }
+}
