@@ -152,6 +152,8 @@ pub struct ListedContainer {
     pub image: String,
     /// The named volumes it mounts: (volume name, path inside).
     pub volumes: Vec<(String, String)>,
+    /// Every path something is mounted at (volumes and binds).
+    pub mount_points: Vec<String>,
 }
 
 #[cfg(test)]

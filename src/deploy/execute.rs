@@ -24,6 +24,7 @@ use super::plan::{self, Action, ActionKind, DesiredService, Plan};
 use super::session::{Attempt, Intent, Session};
 use super::spec::ContainerSpec;
 use super::swap::{Incoming, SwapTask};
+use super::volumes::{VolumeInputs, VolumeMount};
 use crate::config::compose::Condition;
 use crate::engine::EngineError;
 
@@ -36,8 +37,55 @@ pub struct Done {
 }
 
 impl NodeRun<'_> {
-    /// Run the plan's levels in order; a failure stops before the next level.
+    /// Run the plan: the named volumes it creates, then every service's
+    /// action as soon as its dependencies are done, then the orphans.
     pub async fn apply(
+        &self,
+        plan: &Plan,
+        desired: &BTreeMap<String, DesiredService>,
+        observed: &[ObservedContainer],
+        config_files: &BTreeMap<String, Vec<(String, Vec<u8>)>>,
+    ) -> Result<Vec<Done>, Vec<DeployError>> {
+        for volume in plan.volumes.iter().filter(|v| v.create) {
+            let labels = HashMap::from([(labels::PROJECT.to_string(), self.project.to_string())]);
+            self.engine
+                .create_volume(&volume.name, volume.driver.as_deref(), labels)
+                .await
+                .map_err(|e| vec![self.engine_error(e)])?;
+        }
+        let mut done = self
+            .run_actions(plan, desired, observed, config_files)
+            .await?;
+        for orphan in plan
+            .orphans
+            .iter()
+            .filter(|o| o.kind == ActionKind::RemoveOrphan)
+        {
+            for container in observed
+                .iter()
+                .filter(|c| c.service == orphan.service && c.role != Role::Lock)
+            {
+                (self.say)(format!(
+                    "{}: removing {} (orphan)",
+                    self.node, container.name
+                ));
+                self.engine
+                    .remove_container(&container.id, false)
+                    .await
+                    .map_err(|e| vec![self.engine_error(e)])?;
+            }
+            done.push(Done {
+                service: orphan.service.clone(),
+                kind: ActionKind::RemoveOrphan,
+                dark_window: None,
+            });
+        }
+        Ok(done)
+    }
+
+    /// The services' actions, each as soon as the actions of what it
+    /// depends on are done; nothing new starts after a failure.
+    async fn run_actions(
         &self,
         plan: &Plan,
         desired: &BTreeMap<String, DesiredService>,
@@ -63,16 +111,13 @@ impl NodeRun<'_> {
                     });
                 waiting = still;
                 for action in ready {
+                    let wanted = &desired[&action.service];
+                    let files = config_files
+                        .get(&action.service)
+                        .map(Vec::as_slice)
+                        .unwrap_or_default();
                     running.push(async move {
-                        let result = self
-                            .run_action(
-                                action.kind,
-                                &desired[&action.service],
-                                desired,
-                                observed,
-                                config_files,
-                            )
-                            .await;
+                        let result = self.run_action(action, wanted, observed, files).await;
                         (action.service.as_str(), result)
                     });
                 }
@@ -89,69 +134,42 @@ impl NodeRun<'_> {
         // Plans are checked for cycles and missing services, so nothing is
         // left waiting unless something failed.
         debug_assert!(waiting.is_empty() || !errors.is_empty());
-        if !errors.is_empty() {
-            return Err(errors);
+        if errors.is_empty() {
+            Ok(done)
+        } else {
+            Err(errors)
         }
-        for orphan in &plan.orphans {
-            if orphan.kind == ActionKind::RemoveOrphan {
-                for container in observed
-                    .iter()
-                    .filter(|c| c.service == orphan.service && c.role != Role::Lock)
-                {
-                    (self.say)(format!(
-                        "{}: removing {} (orphan)",
-                        self.node, container.name
-                    ));
-                    self.engine
-                        .remove_container(&container.id, false)
-                        .await
-                        .map_err(|e| vec![self.engine_error(e)])?;
-                }
-                done.push(Done {
-                    service: orphan.service.clone(),
-                    kind: ActionKind::RemoveOrphan,
-                    dark_window: None,
-                });
-            }
-        }
-        Ok(done)
     }
 
     async fn run_action(
         &self,
-        kind: ActionKind,
+        action: &Action,
         wanted: &DesiredService,
-        desired: &BTreeMap<String, DesiredService>,
         observed: &[ObservedContainer],
-        config_files: &BTreeMap<String, Vec<(String, Vec<u8>)>>,
+        files: &[(String, Vec<u8>)],
     ) -> Result<Done, DeployError> {
         let service = wanted.service.name.clone();
         let live_name = labels::container_name(self.placement_prefix, &service, Role::Live);
-        let files = config_files
-            .get(&service)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
         let mut dark_window = None;
-        match kind {
+        match action.kind {
             ActionKind::CreateData => {
                 (self.say)(format!("{}: {service}: creating data container", self.node));
                 let mut spec = self.spec_for(wanted, live_name, 1);
-                self.carry_volumes(wanted, &mut spec, None).await?;
+                self.mount_volumes(wanted, &mut spec, &action.volumes)
+                    .await?;
                 self.engine
                     .create_container(&spec)
                     .await
                     .map_err(|e| self.engine_error(e))?;
             }
-            ActionKind::Create => {
-                self.create(wanted, files, desired).await?;
-            }
+            ActionKind::Create => self.create(wanted, files, action).await?,
             ActionKind::Start => {
                 (self.say)(format!("{}: {service}: starting", self.node));
                 self.engine
                     .start_container(&live_name)
                     .await
                     .map_err(|e| self.engine_error(e))?;
-                self.gate_after_start(wanted, &live_name, desired).await?;
+                self.pass_gate(action.gate, &service, &live_name).await?;
             }
             ActionKind::Replace => {
                 dark_window = self.replace(wanted, observed, files, "deploy").await?;
@@ -160,7 +178,7 @@ impl NodeRun<'_> {
         }
         Ok(Done {
             service,
-            kind,
+            kind: action.kind,
             dark_window,
         })
     }
@@ -269,7 +287,15 @@ impl NodeRun<'_> {
         {
             return Ok(None);
         }
-        let generation = plan::next_generation(&observed, service);
+        // What to do is decided again from what the node shows now.
+        let inputs = VolumeInputs {
+            observed: &observed,
+            desired: &BTreeMap::new(),
+            existing: &BTreeSet::new(),
+            prefix: self.placement_prefix,
+        };
+        let action = plan::service_action(wanted, &observed, &BTreeMap::new(), &inputs);
+        let generation = action.generation.unwrap_or(live.generation + 1);
         let mut record = Attempt {
             from: live.generation,
             to: generation,
@@ -290,15 +316,19 @@ impl NodeRun<'_> {
         owned::must_be_free(self.engine, &kept_name, self.project, service)
             .await
             .map_err(|e| self.owned_error(e))?;
-        self.bootstrap(wanted, Some(&live.id)).await?;
+        self.bootstrap(wanted, &action.volumes).await?;
         super::fault::point("bootstrapped");
         let mut candidate = self.spec_for(wanted, candidate_name, generation);
-        self.carry_volumes(wanted, &mut candidate, Some(&live.id))
+        self.mount_volumes(wanted, &mut candidate, &action.volumes)
             .await?;
         let kept = plan::kept_of(&observed, service);
         record.swapping = true;
         *attempt = Some(record);
-        self.swap_candidate(&live, &kept, candidate, files, &plan::swap_options(wanted))
+        let options = SwapOptions {
+            start_first: action.start_first,
+            ..plan::swap_options(wanted)
+        };
+        self.swap_candidate(&live, &kept, candidate, files, &options)
             .await
             .map(Some)
     }
@@ -334,7 +364,7 @@ impl NodeRun<'_> {
         &self,
         wanted: &DesiredService,
         files: &[(String, Vec<u8>)],
-        desired: &BTreeMap<String, DesiredService>,
+        action: &Action,
     ) -> Result<(), DeployError> {
         let service = wanted.service.name.as_str();
         let live_name = labels::container_name(self.placement_prefix, service, Role::Live);
@@ -351,22 +381,25 @@ impl NodeRun<'_> {
         )
         .await?;
         super::fault::point("create-locked");
-        let result = self.create_locked(wanted, files, &live_name).await;
+        let result = self
+            .create_locked(wanted, files, &action.volumes, &live_name)
+            .await;
         session.close(None, result, |_| None).await?;
-        self.gate_after_start(wanted, &live_name, desired).await
+        self.pass_gate(action.gate, service, &live_name).await
     }
 
     async fn create_locked(
         &self,
         wanted: &DesiredService,
         files: &[(String, Vec<u8>)],
+        volumes: &[VolumeMount],
         live_name: &str,
     ) -> Result<(), DeployError> {
         let service = wanted.service.name.as_str();
         owned::must_be_free(self.engine, live_name, self.project, service)
             .await
             .map_err(|e| self.owned_error(e))?;
-        self.bootstrap(wanted, None).await?;
+        self.bootstrap(wanted, volumes).await?;
         (self.say)(format!("{}: {service}: creating", self.node));
         let candidate_name =
             labels::container_name(self.placement_prefix, service, Role::Candidate);
@@ -374,7 +407,7 @@ impl NodeRun<'_> {
             .await
             .map_err(|e| self.owned_error(e))?;
         let mut spec = self.spec_for(wanted, candidate_name, 1);
-        self.carry_volumes(wanted, &mut spec, None).await?;
+        self.mount_volumes(wanted, &mut spec, volumes).await?;
         let id = self.create_configured(&spec, files).await?;
         super::fault::point("create-configured");
         if let Err(e) = self.engine.rename_container(&id, live_name).await {

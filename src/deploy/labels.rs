@@ -31,6 +31,19 @@ pub const LEVEL: &str = "kolla.level";
 /// path: that path.
 pub const VOLUME_PATH: &str = "kolla.volume-path";
 
+/// On a lock container: who holds it, since when, why, and for what.
+pub const LOCK_OWNER: &str = "kolla.lock-owner";
+pub const LOCK_HOST: &str = "kolla.lock-host";
+pub const LOCK_BOOT: &str = "kolla.lock-boot";
+pub const LOCK_PID: &str = "kolla.lock-pid";
+pub const LOCK_PID_START: &str = "kolla.lock-pid-start";
+pub const LOCK_SINCE: &str = "kolla.lock-since";
+pub const LOCK_REASON: &str = "kolla.lock-reason";
+pub const LOCK_TARGET: &str = "kolla.lock-target";
+/// The generation that was live when the lock was taken: what recovery
+/// restores if a swap under this lock died with no live container.
+pub const LOCK_FROM: &str = "kolla.lock-from";
+
 /// Name suffixes of the containers of a swap.
 pub const CANDIDATE_SUFFIX: &str = ".kolla-new";
 pub const KEPT_INFIX: &str = ".kolla-gen-";
@@ -118,6 +131,10 @@ pub struct ObservedContainer {
     pub level: usize,
     /// The named volumes it mounts: (volume name, path inside).
     pub volumes: Vec<(String, String)>,
+    /// Every path something is mounted at (volumes and binds).
+    pub mount_points: Vec<String>,
+    /// On a lock: the generation that was live when it was taken.
+    pub lock_from: Option<u64>,
 }
 
 #[cfg(test)]
@@ -141,6 +158,8 @@ impl ObservedContainer {
             restart: "no".into(),
             level: 0,
             volumes: Vec::new(),
+            mount_points: Vec::new(),
+            lock_from: None,
         }
     }
 }
@@ -175,6 +194,8 @@ impl ObservedContainer {
             state: listed.state.clone(),
             health: listed.health,
             volumes: listed.volumes.clone(),
+            mount_points: listed.mount_points.clone(),
+            lock_from: labels.get(LOCK_FROM).and_then(|g| g.parse().ok()),
         })
     }
 }
@@ -229,6 +250,7 @@ mod tests {
                 exit_code,
                 image: "i".into(),
                 volumes: vec![("v".into(), "/data".into())],
+                mount_points: vec!["/data".into()],
             };
         let c = ObservedContainer::from_listing(
             "",

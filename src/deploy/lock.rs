@@ -24,17 +24,10 @@ use super::owned::{self, NotOurs, OwnedError};
 use super::spec::ContainerSpec;
 use crate::engine::{ContainerDetails, Engine, EngineError};
 
-pub const LOCK_OWNER: &str = "kolla.lock-owner";
-pub const LOCK_HOST: &str = "kolla.lock-host";
-pub const LOCK_BOOT: &str = "kolla.lock-boot";
-pub const LOCK_PID: &str = "kolla.lock-pid";
-pub const LOCK_PID_START: &str = "kolla.lock-pid-start";
-pub const LOCK_SINCE: &str = "kolla.lock-since";
-pub const LOCK_REASON: &str = "kolla.lock-reason";
-pub const LOCK_TARGET: &str = "kolla.lock-target";
-/// The generation that was live when the lock was taken: what recovery
-/// restores if a swap under this lock died with no live container.
-pub const LOCK_FROM: &str = "kolla.lock-from";
+pub use super::labels::{
+    LOCK_BOOT, LOCK_FROM, LOCK_HOST, LOCK_OWNER, LOCK_PID, LOCK_PID_START, LOCK_REASON, LOCK_SINCE,
+    LOCK_TARGET,
+};
 
 /// How many times a lock that vanished between our create and our look is
 /// tried again before giving up. The engine keeps a removed container's

@@ -24,11 +24,13 @@ pub mod plan;
 pub mod privileged;
 pub mod recover;
 pub mod recovery;
+pub mod service;
 pub mod session;
 pub mod spec;
 pub mod steps;
 pub mod swap;
 pub mod tags;
+pub mod volumes;
 
 /// Seconds since the Unix epoch, for history records and lock ages.
 pub fn now_secs() -> u64 {

@@ -11,30 +11,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::labels::{ObservedContainer, Role, State};
-use super::spec::ContainerSpec;
-use crate::config::compose::ServiceSpec;
-use crate::config::inventory::PrivilegedMode;
-
-/// A service as it should be on the node.
-#[derive(Debug, Clone)]
-pub struct DesiredService {
-    pub service: ServiceSpec,
-    pub spec: ContainerSpec,
-    pub config_hash: String,
-    /// Id of the service's image on the node, None when it is not there.
-    pub digest: Option<String>,
-    /// The node role whose compose file defines it.
-    pub node_role: String,
-    pub privileged: PrivilegedMode,
-    /// The config files of its bootstrap job (rendered with `kolla_job`),
-    /// empty without one.
-    pub job_files: Vec<(String, Vec<u8>)>,
-    /// The paths its image declares as volumes (`VOLUME`), once the image
-    /// is known on the node.
-    pub image_volumes: Vec<String>,
-    /// Its dependency level on the node (0: depends on nothing).
-    pub level: usize,
-}
+use super::recovery::{Step, recovery_plan, services_needing_recovery};
+pub use super::service::DesiredService;
+use super::volumes::{VolumeInputs, VolumeMount, anonymous_volumes};
+use crate::config::compose::{Condition, ServiceSpec};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActionKind {
@@ -69,16 +49,127 @@ impl ActionKind {
     }
 }
 
+/// What the executor waits for after starting a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Gate {
+    /// Nothing: dependents may start at once.
+    #[default]
+    Nothing,
+    /// Healthy (with a healthcheck) or still running after the monitor
+    /// window (without).
+    Up,
+    /// Exited 0 (a one-shot job others wait for).
+    Completed,
+}
+
+impl Gate {
+    fn as_str(self) -> &'static str {
+        match self {
+            Gate::Nothing => "no gate",
+            Gate::Up => "gate: up",
+            Gate::Completed => "gate: completed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Action {
     pub kind: ActionKind,
     /// The service (or, for orphans, the container name).
     pub service: String,
     pub cause: String,
+    /// The generation the new container gets (create, replace).
+    pub generation: Option<u64>,
+    /// The generation it replaces (replace).
+    pub from: Option<u64>,
+    /// What the start is gated on.
+    pub gate: Gate,
+    /// Replace: the candidate starts and passes its gate before the old
+    /// container stops.
+    pub start_first: bool,
+    /// The volume of every anonymous path of the new container.
+    pub volumes: Vec<VolumeMount>,
+}
+
+impl Action {
+    fn new(kind: ActionKind, service: &str, cause: String) -> Action {
+        Action {
+            kind,
+            service: service.to_string(),
+            cause,
+            generation: None,
+            from: None,
+            gate: Gate::Nothing,
+            start_first: false,
+            volumes: Vec::new(),
+        }
+    }
+
+    /// The action as `deploy --dry-run` shows it: one line, then its
+    /// details indented under it.
+    fn text(&self) -> String {
+        let mut out = format!(
+            "  {:<12} {:<24} ({})\n",
+            self.kind.as_str(),
+            self.service,
+            self.cause
+        );
+        let details = match (self.from, self.generation) {
+            (Some(from), Some(to)) => Some(format!(
+                "generation {from} -> {to}, {}, {}",
+                if self.start_first {
+                    "start-first"
+                } else {
+                    "stop-first"
+                },
+                self.gate.as_str()
+            )),
+            (None, Some(to)) => Some(format!("generation {to}, {}", self.gate.as_str())),
+            _ if self.gate != Gate::Nothing => Some(self.gate.as_str().to_string()),
+            _ => None,
+        };
+        for line in details
+            .into_iter()
+            .chain(self.volumes.iter().map(|v| v.to_string()))
+        {
+            out.push_str(&format!("{:15}{line}\n", ""));
+        }
+        out
+    }
+}
+
+/// A named volume of the compose files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeAction {
+    pub name: String,
+    pub driver: Option<String>,
+    /// Not on the node yet.
+    pub create: bool,
+}
+
+/// What recovery does for one service before the plan's actions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    pub service: String,
+    pub cause: String,
+    pub steps: Vec<Step>,
+}
+
+/// The named volumes the compose files ask for, and those on the node.
+#[derive(Debug, Clone, Default)]
+pub struct Volumes {
+    /// (engine name, driver).
+    pub named: Vec<(String, Option<String>)>,
+    /// Every volume on the node now.
+    pub existing: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
+    /// Leftovers of crashed runs, settled first.
+    pub recovery: Vec<Recovery>,
+    /// Named volumes of the compose files.
+    pub volumes: Vec<VolumeAction>,
     /// Actions by dependency level, services sorted by name in a level.
     pub levels: Vec<Vec<Action>>,
     /// Containers of services no longer desired: removed with
@@ -89,38 +180,54 @@ pub struct Plan {
 impl Plan {
     /// Actions that change the node.
     pub fn changes(&self) -> usize {
-        self.levels
+        let actions = self
+            .levels
             .iter()
             .flatten()
             .chain(&self.orphans)
             .filter(|a| a.kind.changes_something())
-            .count()
+            .count();
+        let recovery: usize = self.recovery.iter().map(|r| r.steps.len()).sum();
+        actions + recovery + self.volumes.iter().filter(|v| v.create).count()
     }
 
     /// The plan as text: what `deploy --dry-run` prints, and what the
     /// tests compare against.
     pub fn text(&self) -> String {
         let mut out = String::new();
+        if !self.recovery.is_empty() {
+            out.push_str("recover:\n");
+            for r in &self.recovery {
+                out.push_str(&format!(
+                    "  {:<12} {:<24} ({})\n",
+                    "recover", r.service, r.cause
+                ));
+                for step in &r.steps {
+                    out.push_str(&format!("{:15}{step}\n", ""));
+                }
+            }
+        }
+        if !self.volumes.is_empty() {
+            out.push_str("volumes:\n");
+            for v in &self.volumes {
+                let (kind, cause) = if v.create {
+                    ("create", "named in a compose file, not on the node")
+                } else {
+                    ("keep", "on the node")
+                };
+                out.push_str(&format!("  {kind:<12} {:<24} ({cause})\n", v.name));
+            }
+        }
         for (level, actions) in self.levels.iter().enumerate() {
             out.push_str(&format!("level {level}:\n"));
             for action in actions {
-                out.push_str(&format!(
-                    "  {:<12} {:<24} ({})\n",
-                    action.kind.as_str(),
-                    action.service,
-                    action.cause
-                ));
+                out.push_str(&action.text());
             }
         }
         if !self.orphans.is_empty() {
             out.push_str("orphans:\n");
             for action in &self.orphans {
-                out.push_str(&format!(
-                    "  {:<12} {:<24} ({})\n",
-                    action.kind.as_str(),
-                    action.service,
-                    action.cause
-                ));
+                out.push_str(&action.text());
             }
         }
         out
@@ -132,6 +239,9 @@ pub struct PlanOptions {
     pub remove_orphans: bool,
     /// Kept generations per service (recovery prunes beyond it).
     pub retain: usize,
+    /// The deployment's container prefix (kolla's volume names use it).
+    pub prefix: String,
+    pub volumes: Volumes,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -223,95 +333,206 @@ pub fn plan(
     options: &PlanOptions,
 ) -> Result<Plan, PlanError> {
     let services: Vec<&ServiceSpec> = desired.iter().map(|d| &d.service).collect();
-    let by_name: BTreeMap<&str, &DesiredService> = desired
+    let by_name: BTreeMap<String, DesiredService> = desired
         .iter()
-        .map(|d| (d.service.name.as_str(), d))
+        .map(|d| (d.service.name.clone(), d.clone()))
         .collect();
-    let live: BTreeMap<&str, &ObservedContainer> = observed
-        .iter()
-        .filter(|c| c.role == Role::Live)
-        .map(|c| (c.service.as_str(), c))
-        .collect();
-
-    // One-shot jobs: services others wait on to complete. Exited 0 is
-    // their finished state, not something to restart.
-    let jobs: BTreeSet<&str> = services
-        .iter()
-        .flat_map(|s| s.depends_on.iter())
-        .filter(|(_, condition)| {
-            **condition == crate::config::compose::Condition::CompletedSuccessfully
-        })
-        .map(|(name, _)| name.as_str())
-        .collect();
-    let mut plan = Plan::default();
+    let volumes = VolumeInputs {
+        observed,
+        desired: &by_name,
+        existing: &options.volumes.existing,
+        prefix: &options.prefix,
+    };
+    let mut plan = Plan {
+        recovery: recoveries(observed, options.retain),
+        volumes: named_volumes(&options.volumes),
+        ..Plan::default()
+    };
     for level in levels(&services)? {
-        let mut actions = Vec::new();
-        for name in level {
-            let wanted = by_name[name.as_str()];
-            let action = |kind, cause: &str| Action {
-                kind,
-                service: name.clone(),
-                cause: cause.to_string(),
-            };
-            let current = live.get(name.as_str());
-            let step = match current {
-                None if wanted.service.kolla.data => action(ActionKind::CreateData, "not created"),
-                None => action(ActionKind::Create, "not created"),
-                // Data containers hold volumes: never recreated, whatever changed.
-                Some(c) if c.data || wanted.service.kolla.data => {
-                    if c.config_hash != wanted.config_hash {
-                        action(
-                            ActionKind::Keep,
-                            "data container: definition changed, kept as is (its volumes hold data)",
-                        )
-                    } else {
-                        action(ActionKind::Keep, "data container")
-                    }
-                }
-                Some(c) if wanted.digest.as_deref().is_some_and(|d| d != c.digest) => {
-                    action(ActionKind::Replace, "image changed")
-                }
-                Some(c) if c.config_hash != wanted.config_hash => {
-                    action(ActionKind::Replace, "config changed")
-                }
-                Some(c)
-                    if jobs.contains(name.as_str())
-                        && c.state == State::Exited
-                        && c.exit_code == Some(0) =>
-                {
-                    action(ActionKind::Keep, "job completed")
-                }
-                Some(c) if c.state != State::Running && c.state != State::Restarting => action(
-                    ActionKind::Start,
-                    &format!("{}, not running", c.state.as_str()),
-                ),
-                Some(_) => action(ActionKind::Keep, "up to date"),
-            };
-            actions.push(step);
-        }
+        let actions = level
+            .iter()
+            .map(|name| service_action(&by_name[name], observed, &by_name, &volumes))
+            .collect();
         plan.levels.push(actions);
     }
-    let orphan_names: BTreeSet<&str> = observed
+    plan.orphans = orphans(observed, &by_name, options.remove_orphans);
+    Ok(plan)
+}
+
+/// One service's action, from its live container (if any).
+pub fn service_action(
+    wanted: &DesiredService,
+    observed: &[ObservedContainer],
+    desired: &BTreeMap<String, DesiredService>,
+    volumes: &VolumeInputs,
+) -> Action {
+    let name = &wanted.service.name;
+    let live = observed
         .iter()
-        .filter(|c| !by_name.contains_key(c.service.as_str()) && c.role == Role::Live)
+        .find(|c| c.role == Role::Live && &c.service == name);
+    let (kind, cause) = decide(wanted, live, desired);
+    let mut action = Action::new(kind, name, cause);
+    match kind {
+        ActionKind::Create | ActionKind::CreateData => {
+            action.generation = Some(1);
+            action.volumes = anonymous_volumes(wanted, None, volumes);
+        }
+        ActionKind::Replace => {
+            action.from = live.map(|c| c.generation);
+            action.generation = Some(next_generation(observed, name));
+            action.volumes = anonymous_volumes(wanted, live, volumes);
+            action.start_first = swap_options(wanted).start_first;
+        }
+        _ => {}
+    }
+    action.gate = match kind {
+        ActionKind::Create | ActionKind::Start => gate_after_start(wanted, desired),
+        ActionKind::Replace => Gate::Up,
+        _ => Gate::Nothing,
+    };
+    action
+}
+
+/// What a service's live container (if any) calls for, and why.
+fn decide(
+    wanted: &DesiredService,
+    live: Option<&ObservedContainer>,
+    desired: &BTreeMap<String, DesiredService>,
+) -> (ActionKind, String) {
+    let name = wanted.service.name.as_str();
+    // One-shot jobs: services others wait on to complete. Exited 0 is
+    // their finished state, not something to restart.
+    let job = desired
+        .values()
+        .any(|d| d.service.depends_on.get(name) == Some(&Condition::CompletedSuccessfully));
+    let (kind, cause) = match live {
+        None if wanted.service.kolla.data => (ActionKind::CreateData, "not created"),
+        None => (ActionKind::Create, "not created"),
+        // Data containers hold volumes: never recreated, whatever changed.
+        Some(c) if c.data || wanted.service.kolla.data => {
+            if c.config_hash != wanted.config_hash {
+                (
+                    ActionKind::Keep,
+                    "data container: definition changed, kept as is (its volumes hold data)",
+                )
+            } else {
+                (ActionKind::Keep, "data container")
+            }
+        }
+        Some(c) if wanted.digest.as_deref().is_some_and(|d| d != c.digest) => {
+            (ActionKind::Replace, "image changed")
+        }
+        Some(c) if c.config_hash != wanted.config_hash => (ActionKind::Replace, "config changed"),
+        Some(c) if job && c.state == State::Exited && c.exit_code == Some(0) => {
+            (ActionKind::Keep, "job completed")
+        }
+        Some(c) if c.state != State::Running && c.state != State::Restarting => {
+            return (
+                ActionKind::Start,
+                format!("{}, not running", c.state.as_str()),
+            );
+        }
+        Some(_) => (ActionKind::Keep, "up to date"),
+    };
+    (kind, cause.to_string())
+}
+
+/// What a fresh start of `wanted` must reach before its dependents start:
+/// exit 0 if one waits for it to complete; up if one waits for it to be
+/// healthy or it has a healthcheck of its own; else nothing.
+pub fn gate_after_start(
+    wanted: &DesiredService,
+    desired: &BTreeMap<String, DesiredService>,
+) -> Gate {
+    let needed: Vec<Condition> = desired
+        .values()
+        .filter_map(|d| d.service.depends_on.get(&wanted.service.name).copied())
+        .collect();
+    let has_healthcheck = wanted
+        .spec
+        .healthcheck
+        .as_ref()
+        .is_some_and(|h| h.test.first().map(String::as_str) != Some("NONE"));
+    if needed.contains(&Condition::CompletedSuccessfully) {
+        Gate::Completed
+    } else if has_healthcheck || needed.contains(&Condition::Healthy) {
+        Gate::Up
+    } else {
+        Gate::Nothing
+    }
+}
+
+/// Containers of services no compose file of the node names.
+fn orphans(
+    observed: &[ObservedContainer],
+    desired: &BTreeMap<String, DesiredService>,
+    remove: bool,
+) -> Vec<Action> {
+    let names: BTreeSet<&str> = observed
+        .iter()
+        .filter(|c| !desired.contains_key(&c.service) && c.role == Role::Live)
         .map(|c| c.service.as_str())
         .collect();
-    for service in orphan_names {
-        plan.orphans.push(Action {
-            kind: if options.remove_orphans {
-                ActionKind::RemoveOrphan
+    names
+        .into_iter()
+        .map(|service| {
+            if remove {
+                Action::new(
+                    ActionKind::RemoveOrphan,
+                    service,
+                    "in no compose file of this node".into(),
+                )
             } else {
-                ActionKind::Keep
-            },
-            service: service.to_string(),
-            cause: if options.remove_orphans {
-                "in no compose file of this node".to_string()
+                Action::new(
+                    ActionKind::Keep,
+                    service,
+                    "in no compose file of this node; --remove-orphans removes it".into(),
+                )
+            }
+        })
+        .collect()
+}
+
+/// The named volumes of the compose files: created unless on the node.
+fn named_volumes(volumes: &Volumes) -> Vec<VolumeAction> {
+    volumes
+        .named
+        .iter()
+        .map(|(name, driver)| VolumeAction {
+            name: name.clone(),
+            driver: driver.clone(),
+            create: !volumes.existing.contains(name),
+        })
+        .collect()
+}
+
+/// The recovery of every service a crash left work for.
+fn recoveries(observed: &[ObservedContainer], retain: usize) -> Vec<Recovery> {
+    services_needing_recovery(observed, retain)
+        .into_iter()
+        .map(|service| {
+            let mine: Vec<&ObservedContainer> =
+                observed.iter().filter(|c| c.service == service).collect();
+            let lock = mine.iter().copied().find(|c| c.role == Role::Lock);
+            let cause = if lock.is_some() {
+                "a run holding its lock did not finish"
             } else {
-                "in no compose file of this node; --remove-orphans removes it".to_string()
-            },
-        });
-    }
-    Ok(plan)
+                "left by an interrupted run"
+            };
+            let mine: Vec<&ObservedContainer> =
+                mine.into_iter().filter(|c| c.role != Role::Lock).collect();
+            Recovery {
+                steps: recovery_plan(
+                    &mine,
+                    lock.is_some(),
+                    lock.and_then(|l| l.lock_from),
+                    retain,
+                ),
+                service,
+                cause: cause.to_string(),
+            }
+        })
+        .collect()
 }
 
 /// How a service is swapped.
@@ -396,6 +617,8 @@ pub fn rollback_target<'a>(
 mod tests {
     use super::*;
     use crate::config::compose::{Variables, parse};
+    use crate::config::inventory::PrivilegedMode;
+    use crate::deploy::spec::ContainerSpec;
     use std::path::Path;
 
     const FILE: &str = r#"
@@ -474,6 +697,8 @@ services:
             },
             health: None,
             volumes: Vec::new(),
+            mount_points: Vec::new(),
+            lock_from: None,
         }
     }
 
@@ -484,13 +709,18 @@ services:
             plan.text(),
             "level 0:
   create       cache                    (not created)
+               generation 1, no gate
   create-data  data                     (not created)
+               generation 1, no gate
 level 1:
   create       db                       (not created)
+               generation 1, gate: up
 level 2:
   create       api                      (not created)
+               generation 1, no gate
 level 3:
   create       worker                   (not created)
+               generation 1, no gate
 "
         );
         assert_eq!(plan.changes(), 5);
@@ -523,34 +753,47 @@ level 3:
         let mut kept = running("api");
         kept.role = Role::Kept(1);
         observed.push(kept);
-        let plan = plan(&desired(), &observed, &PlanOptions::default()).unwrap();
+        let options = PlanOptions {
+            retain: 2,
+            ..PlanOptions::default()
+        };
+        let plan = plan(&desired(), &observed, &options).unwrap();
         assert_eq!(
             plan.text(),
-            "level 0:
+            "recover:
+  recover      cache                    (left by an interrupted run)
+               restore the restart policy no
+               start generation 1
+               gate generation 1
+level 0:
   start        cache                    (exited, not running)
   keep         data                     (data container: definition changed, kept as is (its volumes hold data))
 level 1:
   replace      db                       (image changed)
+               generation 1 -> 2, stop-first, gate: up
 level 2:
   replace      api                      (config changed)
+               generation 1 -> 2, stop-first, gate: up
 level 3:
   keep         worker                   (up to date)
 orphans:
   keep         legacy                   (in no compose file of this node; --remove-orphans removes it)
 "
         );
-        assert_eq!(plan.changes(), 3);
+        // 3 actions and the 3 recovery steps of the stopped cache.
+        assert_eq!(plan.changes(), 6);
         let removing = super::plan(
             &desired(),
             &observed,
             &PlanOptions {
                 remove_orphans: true,
                 retain: 2,
+                ..PlanOptions::default()
             },
         )
         .unwrap();
         assert_eq!(removing.orphans[0].kind, ActionKind::RemoveOrphan);
-        assert_eq!(removing.changes(), 4);
+        assert_eq!(removing.changes(), 7);
     }
 
     #[test]
@@ -605,6 +848,52 @@ orphans:
                 service: "a".into(),
                 dependency: "b".into()
             }
+        );
+    }
+
+    #[test]
+    fn volumes_are_planned_with_their_causes() {
+        let mut wanted = desired_from("services:\n  db:\n    image: db\n");
+        wanted[0].spec.name = "db".into();
+        wanted[0].spec.anonymous_volumes = vec!["/var/lib/db/".into()];
+        wanted[0].image_volumes = vec!["/var/log/db".into()];
+        wanted[0].config_hash = "new".into();
+        let mut live = running("db");
+        live.generation = 4;
+        live.volumes = vec![("old-db-volume".into(), "/var/lib/db".into())];
+        let options = PlanOptions {
+            retain: 2,
+            prefix: "k_".into(),
+            volumes: Volumes {
+                named: vec![("k_shared".into(), None), ("k_logs".into(), None)],
+                existing: BTreeSet::from(["k_logs".to_string()]),
+            },
+            ..PlanOptions::default()
+        };
+        let text = plan(&wanted, std::slice::from_ref(&live), &options)
+            .unwrap()
+            .text();
+        let log_volume = crate::deploy::volumes::volume_name("k_", "db", "/var/log/db");
+        assert_eq!(
+            text,
+            format!(
+                "volumes:
+  create       k_shared                 (named in a compose file, not on the node)
+  keep         k_logs                   (on the node)
+level 0:
+  replace      db                       (config changed)
+               generation 4 -> 5, stop-first, gate: up
+               volume old-db-volume at /var/lib/db: carried from generation 4
+               volume {log_volume} at /var/log/db: created
+"
+            )
+        );
+        // A first deploy: every anonymous path gets kolla's own volume.
+        let fresh = plan(&wanted, &[], &options).unwrap().text();
+        let db_volume = crate::deploy::volumes::volume_name("k_", "db", "/var/lib/db");
+        assert!(
+            fresh.contains(&format!("volume {db_volume} at /var/lib/db: created")),
+            "{fresh}"
         );
     }
 }

@@ -3,20 +3,19 @@
 //! the plan gave it, the one-shot bootstrap job, and the health gate. The
 //! executor and the swap compose them; none of them decides what to do.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::time::Instant;
 
 use bytes::Bytes;
-use sha2::Digest as _;
 
 use super::config_files;
 use super::context::NodeRun;
 use super::error::DeployError;
 use super::labels::{self, Role};
 use super::owned;
-use super::plan::DesiredService;
+use super::plan::{DesiredService, Gate};
 use super::spec::{self, ContainerSpec, Placement};
-use crate::config::compose::Condition;
+use super::volumes::{VolumeMount, VolumeSource};
 use crate::engine::{WaitGoal, WaitOutcome};
 
 impl NodeRun<'_> {
@@ -105,12 +104,11 @@ impl NodeRun<'_> {
 
     /// The one-shot bootstrap job, if the service has one: same image,
     /// volumes and config as the service, its own command; must exit 0.
-    /// `live` is the container it will replace, if any: the job mounts the
-    /// same volumes.
+    /// It mounts the volumes the new container will (`volumes`).
     pub(super) async fn bootstrap(
         &self,
         wanted: &DesiredService,
-        live: Option<&str>,
+        volumes: &[VolumeMount],
     ) -> Result<(), DeployError> {
         let Some(command) = &wanted.service.kolla.bootstrap else {
             return Ok(());
@@ -126,7 +124,7 @@ impl NodeRun<'_> {
         spec.command = Some(command.clone());
         spec.restart_policy = Some("no".into());
         spec.healthcheck = None;
-        self.carry_volumes(wanted, &mut spec, live).await?;
+        self.mount_volumes(wanted, &mut spec, volumes).await?;
         self.settle_job(service, &name).await?;
         let id = self
             .engine
@@ -179,88 +177,29 @@ impl NodeRun<'_> {
         result
     }
 
-    /// Make every anonymous volume of `spec` (its compose `volumes:` without
-    /// a name, and its image's `VOLUME`s) explicit, so no container kolla
-    /// creates ever gets a fresh anonymous volume: the volume that `from`
-    /// (the container being replaced) has at that path, or else one kolla
-    /// names `<prefix><service>-<hash of the path>` and labels with the
-    /// deployment and service (so `destroy --purge-data` finds it). Paths
-    /// already mounted otherwise (binds, named volumes, tmpfs, the volumes
-    /// of `volumes_from`) are left as they are.
-    pub(super) async fn carry_volumes(
+    /// Mount the volumes the plan gave `spec`'s anonymous paths
+    /// (`volumes::anonymous_volumes`), creating kolla's own ones first
+    /// (labelled with the deployment, service and path; an existing one is
+    /// kept as it is), so no container ever gets a fresh anonymous volume.
+    pub(super) async fn mount_volumes(
         &self,
         wanted: &DesiredService,
         spec: &mut ContainerSpec,
-        from: Option<&str>,
+        volumes: &[VolumeMount],
     ) -> Result<(), DeployError> {
-        let err = |e| self.engine_error(e);
-        let normal = |p: &str| {
-            let trimmed = p.trim_end_matches('/');
-            if trimmed.is_empty() {
-                "/".to_string()
-            } else {
-                trimmed.to_string()
+        for volume in volumes {
+            if !matches!(volume.source, VolumeSource::Carried { .. }) {
+                let labels = HashMap::from([
+                    (labels::PROJECT.to_string(), self.project.to_string()),
+                    (labels::SERVICE.to_string(), wanted.service.name.clone()),
+                    (labels::VOLUME_PATH.to_string(), volume.path.clone()),
+                ]);
+                self.engine
+                    .create_volume(&volume.name, None, labels)
+                    .await
+                    .map_err(|e| self.engine_error(e))?;
             }
-        };
-        let mut covered: BTreeSet<String> = spec
-            .binds
-            .iter()
-            .filter_map(|b| b.split(':').nth(1))
-            .chain(spec.tmpfs.keys().map(String::as_str))
-            .map(normal)
-            .collect();
-        for source in &spec.volumes_from {
-            let name = source.split(':').next().unwrap_or(source);
-            if let Some(data) = self.engine.inspect(name).await.map_err(err)? {
-                covered.extend(data.mount_points.iter().map(|p| normal(p)));
-            }
-        }
-        let carried: BTreeMap<String, String> = match from {
-            Some(from) => self
-                .engine
-                .inspect(from)
-                .await
-                .map_err(err)?
-                .map(|c| {
-                    c.volumes
-                        .into_iter()
-                        .map(|(name, path)| (normal(&path), name))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            None => BTreeMap::new(),
-        };
-        let paths: BTreeSet<String> = spec
-            .anonymous_volumes
-            .iter()
-            .chain(&wanted.image_volumes)
-            .map(|p| normal(p))
-            .filter(|p| !covered.contains(p))
-            .collect();
-        let service = &wanted.service.name;
-        for path in paths {
-            let name = match carried.get(&path) {
-                Some(name) => name.clone(),
-                None => {
-                    let digest = sha2::Sha256::digest(path.as_bytes());
-                    let name = format!(
-                        "{}{service}-{}",
-                        self.placement_prefix,
-                        &hex::encode(digest)[..12]
-                    );
-                    let labels = HashMap::from([
-                        (labels::PROJECT.to_string(), self.project.to_string()),
-                        (labels::SERVICE.to_string(), service.clone()),
-                        (labels::VOLUME_PATH.to_string(), path.clone()),
-                    ]);
-                    self.engine
-                        .create_volume(&name, None, labels)
-                        .await
-                        .map_err(err)?;
-                    name
-                }
-            };
-            spec.binds.push(format!("{name}:{path}"));
+            spec.binds.push(format!("{}:{}", volume.name, volume.path));
         }
         spec.anonymous_volumes.clear();
         Ok(())
@@ -301,45 +240,34 @@ impl NodeRun<'_> {
             .map_err(|e| self.engine_error(e))
     }
 
-    /// After a fresh start: wait for what the service's dependents (or its
-    /// own healthcheck) need.
-    pub(super) async fn gate_after_start(
+    /// After a fresh start: wait for what the plan's gate says.
+    pub(super) async fn pass_gate(
         &self,
-        wanted: &DesiredService,
+        gate: Gate,
+        service: &str,
         container: &str,
-        desired: &BTreeMap<String, DesiredService>,
     ) -> Result<(), DeployError> {
-        let service = &wanted.service.name;
-        let needed: Vec<Condition> = desired
-            .values()
-            .filter_map(|d| d.service.depends_on.get(service).copied())
-            .collect();
-        let has_healthcheck = wanted
-            .spec
-            .healthcheck
-            .as_ref()
-            .is_some_and(|h| h.test.first().map(String::as_str) != Some("NONE"));
-        if needed.contains(&Condition::CompletedSuccessfully) {
-            let outcome = self
-                .engine
-                .wait_for(container, WaitGoal::Exited, self.options.health_timeout)
-                .await
-                .map_err(|e| self.engine_error(e))?;
-            return match outcome {
-                WaitOutcome::Exited(0) => Ok(()),
-                other => Err(self
-                    .unhealthy(
-                        service,
-                        container,
-                        format!("did not complete successfully ({other:?})"),
-                    )
-                    .await),
-            };
+        match gate {
+            Gate::Nothing => Ok(()),
+            Gate::Up => self.gate(service, container).await,
+            Gate::Completed => {
+                let outcome = self
+                    .engine
+                    .wait_for(container, WaitGoal::Exited, self.options.health_timeout)
+                    .await
+                    .map_err(|e| self.engine_error(e))?;
+                match outcome {
+                    WaitOutcome::Exited(0) => Ok(()),
+                    other => Err(self
+                        .unhealthy(
+                            service,
+                            container,
+                            format!("did not complete successfully ({other:?})"),
+                        )
+                        .await),
+                }
+            }
         }
-        if has_healthcheck || needed.contains(&Condition::Healthy) {
-            self.gate(service, container).await?;
-        }
-        Ok(())
     }
 
     /// The health gate: healthy (with a healthcheck), or still running

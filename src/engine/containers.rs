@@ -314,6 +314,7 @@ impl Engine {
 /// `Exited (0) 5 seconds ago`), so they are read from it here, once.
 fn listed(c: ContainerSummary) -> ListedContainer {
     let status = c.status.unwrap_or_default();
+    let mounts = c.mounts.unwrap_or_default();
     ListedContainer {
         id: c.id.unwrap_or_default(),
         name: c
@@ -327,11 +328,14 @@ fn listed(c: ContainerSummary) -> ListedContainer {
         health: health_in_status(&status),
         exit_code: exit_code_in_status(&status),
         image: c.image.unwrap_or_default(),
-        volumes: c
-            .mounts
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|m| Some((m.name?, m.destination?)))
+        volumes: mounts
+            .iter()
+            .filter(|m| m.typ.as_deref() == Some("volume"))
+            .filter_map(|m| Some((m.name.clone()?, m.destination.clone()?)))
+            .collect(),
+        mount_points: mounts
+            .iter()
+            .filter_map(|m| m.destination.clone())
             .collect(),
     }
 }
@@ -384,6 +388,7 @@ mod tests {
             mounts: Some(vec![bollard::models::MountPoint {
                 name: Some("kolla_web-1".into()),
                 destination: Some("/data".into()),
+                typ: Some("volume".into()),
                 ..Default::default()
             }]),
             ..Default::default()

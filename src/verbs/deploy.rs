@@ -3,7 +3,7 @@
 //! bad input fails before any engine is touched; then each node: images,
 //! observation, recovery of a crash's leftovers, plan, execution, check.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use anyhow::Context as _;
 
@@ -14,7 +14,7 @@ use crate::config::ConfigError;
 use crate::deploy::context::NodeRun;
 use crate::deploy::labels::{self, ObservedContainer};
 use crate::deploy::observe;
-use crate::deploy::plan::{self, Plan, PlanOptions};
+use crate::deploy::plan::{self, Plan, PlanOptions, Volumes};
 use crate::engine::Engine;
 use crate::progress::say;
 use crate::settings::Settings;
@@ -72,9 +72,19 @@ async fn deploy_node(mut target: Target<'_>, settings: &Settings, args: &DeployA
     .await
     .map_err(|e| vec![e])?;
     let services: Vec<_> = target.desired.services.values().cloned().collect();
+    let project = format!("{}={}", labels::PROJECT, settings.globals.project);
+    let existing = engine
+        .volume_names(&project)
+        .await
+        .map_err(|e| failed(e, &name))?;
     let options = PlanOptions {
         remove_orphans: args.remove_orphans,
         retain: args.gate.retain,
+        prefix: settings.globals.container_prefix.clone(),
+        volumes: Volumes {
+            named: target.desired.volumes.clone(),
+            existing: existing.into_iter().collect(),
+        },
     };
     let plan = plan::plan(&services, &observed, &options).map_err(|e| failed(e, &name))?;
     print!("node {name}:\n{}", plan.text());
@@ -139,16 +149,6 @@ async fn execute(
 ) -> Result<String, Vec<anyhow::Error>> {
     let name = run.node;
     let desired = &target.desired;
-    for (volume, driver) in &desired.volumes {
-        let labels = HashMap::from([(
-            labels::PROJECT.to_string(),
-            settings.globals.project.clone(),
-        )]);
-        engine
-            .create_volume(volume, driver.as_deref(), labels)
-            .await
-            .map_err(|e| failed(e, name))?;
-    }
     let all = |errors: Vec<crate::deploy::error::DeployError>| -> Vec<anyhow::Error> {
         errors.into_iter().map(anyhow::Error::from).collect()
     };
