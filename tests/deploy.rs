@@ -192,12 +192,17 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
     assert!(output.status.success(), "{}", describe(&output));
     let text = stdout(&output);
     assert!(text.contains("create-data  webdata"), "{text}");
+    // 11 containers and the named volume the file declares.
+    assert!(
+        text.contains("logs  (named in a compose file, not on the node)"),
+        "{text}"
+    );
     assert!(
         text.contains("level 0:") && text.contains("level 3:"),
         "{text}"
     );
     assert!(
-        text.contains("11 changes planned (dry run: nothing changed)"),
+        text.contains("12 changes planned (dry run: nothing changed)"),
         "{text}"
     );
     assert!(d.containers().is_empty());
