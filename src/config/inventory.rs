@@ -111,73 +111,11 @@ impl Inventory {
             });
         }
         let dir = path.parent().unwrap_or(Path::new("."));
-        let mut nodes = Vec::new();
-        for (name, node) in raw.nodes {
-            if !super::globals::is_valid_path_component(&name) {
-                return Err(invalid(
-                    &name,
-                    "a node name may use lowercase letters, digits, '.', '_', '-'".into(),
-                ));
-            }
-            if node.roles.is_empty() {
-                return Err(invalid(
-                    &name,
-                    "no roles (a role R deploys compose/R.yml)".into(),
-                ));
-            }
-            if let Some(role) = node
-                .roles
-                .iter()
-                .find(|r| !super::globals::is_valid_path_component(r))
-            {
-                return Err(invalid(
-                    &name,
-                    format!("role {role:?} is not a valid file name"),
-                ));
-            }
-            let tls = node.tls.map(|t| TlsPaths {
-                ca: dir.join(t.ca),
-                cert: dir.join(t.cert),
-                key: dir.join(t.key),
-            });
-            if let Some(url) = &node.docker {
-                if url.starts_with("ssh://") {
-                    return Err(invalid(
-                        &name,
-                        format!("{url}: ssh endpoints are not supported; use tcp:// with tls"),
-                    ));
-                }
-                if !(url.starts_with("unix://") || url.starts_with("tcp://")) {
-                    return Err(invalid(
-                        &name,
-                        format!("docker {url:?}: expected unix:///path or tcp://host:port"),
-                    ));
-                }
-                if url.starts_with("tcp://")
-                    && tls.is_none()
-                    && !crate::config::is_loopback_url(url)
-                {
-                    return Err(invalid(
-                        &name,
-                        format!(
-                            "{url} is plain TCP to a remote engine; add tls: {{ca, cert, key}} (only loopback may go without TLS)"
-                        ),
-                    ));
-                }
-            } else if tls.is_some() {
-                return Err(invalid(
-                    &name,
-                    "tls without a docker: tcp:// endpoint".into(),
-                ));
-            }
-            nodes.push(Node {
-                name,
-                docker: node.docker,
-                tls,
-                roles: node.roles,
-                privileged: node.privileged,
-            });
-        }
+        let nodes = raw
+            .nodes
+            .into_iter()
+            .map(|(name, node)| resolve_node(name, node, dir).map_err(|(n, m)| invalid(&n, m)))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Inventory {
             origin: path.to_path_buf(),
             nodes,
@@ -225,6 +163,68 @@ impl Inventory {
             })
             .collect())
     }
+}
+
+/// One node checked, with its certificate paths resolved against `dir`;
+/// an error is the node's name and what is wrong with it.
+fn resolve_node(name: String, node: RawNode, dir: &Path) -> Result<Node, (String, String)> {
+    let check = || -> Result<(), String> {
+        if !super::globals::is_valid_path_component(&name) {
+            return Err("a node name may use lowercase letters, digits, '.', '_', '-'".into());
+        }
+        if node.roles.is_empty() {
+            return Err("no roles (a role R deploys compose/R.yml)".into());
+        }
+        if let Some(role) = node
+            .roles
+            .iter()
+            .find(|r| !super::globals::is_valid_path_component(r))
+        {
+            return Err(format!("role {role:?} is not a valid file name"));
+        }
+        check_endpoint(node.docker.as_deref(), node.tls.is_some())
+    };
+    if let Err(message) = check() {
+        return Err((name, message));
+    }
+    Ok(Node {
+        name,
+        docker: node.docker,
+        tls: node.tls.map(|t| TlsPaths {
+            ca: dir.join(t.ca),
+            cert: dir.join(t.cert),
+            key: dir.join(t.key),
+        }),
+        roles: node.roles,
+        privileged: node.privileged,
+    })
+}
+
+/// The endpoint's scheme is one kolla speaks, and TCP to another host is
+/// protected by TLS.
+fn check_endpoint(docker: Option<&str>, tls: bool) -> Result<(), String> {
+    let Some(url) = docker else {
+        return match tls {
+            true => Err("tls without a docker: tcp:// endpoint".into()),
+            false => Ok(()),
+        };
+    };
+    if url.starts_with("ssh://") {
+        return Err(format!(
+            "{url}: ssh endpoints are not supported; use tcp:// with tls"
+        ));
+    }
+    if !(url.starts_with("unix://") || url.starts_with("tcp://")) {
+        return Err(format!(
+            "docker {url:?}: expected unix:///path or tcp://host:port"
+        ));
+    }
+    if url.starts_with("tcp://") && !tls && !crate::config::is_loopback_url(url) {
+        return Err(format!(
+            "{url} is plain TCP to a remote engine; add tls: {{ca, cert, key}} (only loopback may go without TLS)"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

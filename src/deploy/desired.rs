@@ -72,24 +72,12 @@ pub fn desired(
     let mut origin: BTreeMap<String, String> = BTreeMap::new();
     let template_globals = crate::images::render::template_context(globals);
     for (role, file) in files {
-        for volume in file.volumes.values() {
-            let name = if volume.literal {
-                volume.name.clone()
-            } else {
-                format!("{}{}", globals.container_prefix, volume.name)
-            };
-            if volume.external {
-                out.external_volumes.push((name, file.path.clone()));
-            } else {
-                out.volumes.push((name, volume.driver.clone()));
-            }
-        }
-        for service in &file.services {
-            if !service.profiles.is_empty()
-                && !service.profiles.iter().any(|p| active_profiles.contains(p))
-            {
-                continue;
-            }
+        add_volumes(&mut out, file, &globals.container_prefix);
+        let active = file.services.iter().filter(|service| {
+            service.profiles.is_empty()
+                || service.profiles.iter().any(|p| active_profiles.contains(p))
+        });
+        for service in active {
             if let Some(first) = origin.insert(service.name.clone(), role.clone()) {
                 return Err(DesiredError::Plan(PlanError::Duplicate {
                     service: service.name.clone(),
@@ -97,37 +85,73 @@ pub fn desired(
                     second: role.clone(),
                 }));
             }
-            let mut inputs = TemplateInputs {
+            let inputs = TemplateInputs {
                 globals: template_globals.clone(),
                 passwords: passwords.clone(),
                 node_name: node.name.clone(),
                 node_role: role.clone(),
                 job: false,
             };
-            let rendered = config_files::render(service, &inputs)?;
-            inputs.job = true;
-            let job_files = match service.kolla.bootstrap {
-                Some(_) => config_files::render(service, &inputs)?,
-                None => Vec::new(),
-            };
-            let mut wanted = DesiredService {
-                service: service.clone(),
-                spec: Default::default(),
-                config_hash: String::new(),
-                digest: None,
-                node_role: role.clone(),
-                privileged: node.privileged,
-                job_files,
-                image_volumes: Vec::new(),
-                level: 0,
-            };
+            let (mut wanted, rendered) = wanted_service(node, role, service, inputs)?;
             derive_spec(&mut wanted, &rendered, globals, &out.hash_key);
             out.files.insert(service.name.clone(), rendered);
             out.services.insert(service.name.clone(), wanted);
         }
     }
-    // Levels order stops (dependents first); a cycle is reported by the
-    // plan, so it leaves every level at 0 here.
+    set_levels(&mut out);
+    Ok(out)
+}
+
+/// The file's top-level volumes, by the names the engine knows them under.
+fn add_volumes(out: &mut Desired, file: &ComposeFile, prefix: &str) {
+    for volume in file.volumes.values() {
+        let name = if volume.literal {
+            volume.name.clone()
+        } else {
+            format!("{prefix}{}", volume.name)
+        };
+        if volume.external {
+            out.external_volumes.push((name, file.path.clone()));
+        } else {
+            out.volumes.push((name, volume.driver.clone()));
+        }
+    }
+}
+
+/// Rendered config files: path in the container and content.
+type RenderedFiles = Vec<(String, Vec<u8>)>;
+
+/// The service with its bootstrap job's files rendered, and the service's
+/// own rendered files (its spec is derived from them after).
+fn wanted_service(
+    node: &Node,
+    role: &str,
+    service: &compose::ServiceSpec,
+    mut inputs: TemplateInputs,
+) -> Result<(DesiredService, RenderedFiles), DesiredError> {
+    let rendered = config_files::render(service, &inputs)?;
+    inputs.job = true;
+    let job_files = match service.kolla.bootstrap {
+        Some(_) => config_files::render(service, &inputs)?,
+        None => Vec::new(),
+    };
+    let wanted = DesiredService {
+        service: service.clone(),
+        spec: Default::default(),
+        config_hash: String::new(),
+        digest: None,
+        node_role: role.to_string(),
+        privileged: node.privileged,
+        job_files,
+        image_volumes: Vec::new(),
+        level: 0,
+    };
+    Ok((wanted, rendered))
+}
+
+/// Levels order stops (dependents first); a cycle is reported by the
+/// plan, so it leaves every level at 0 here.
+fn set_levels(out: &mut Desired) {
     let specs: Vec<&compose::ServiceSpec> = out.services.values().map(|d| &d.service).collect();
     if let Ok(levels) = super::plan::levels(&specs) {
         for (level, names) in levels.iter().enumerate() {
@@ -138,7 +162,6 @@ pub fn desired(
             }
         }
     }
-    Ok(out)
 }
 
 /// The container spec and config hash `wanted` gets under privileged

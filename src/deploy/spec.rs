@@ -8,7 +8,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use super::labels;
-use crate::config::compose::{Mount, ServiceSpec};
+use crate::config::compose::{Healthcheck, Mount, Port, ServiceSpec};
 use crate::config::inventory::PrivilegedMode;
 
 /// Every capability an engine that refuses `--privileged` (it lacks
@@ -117,27 +117,8 @@ pub fn container_spec(service: &ServiceSpec, placement: &Placement) -> Container
                 None => (t.clone(), String::new()),
             })
             .collect(),
-        ports: service
-            .ports
-            .iter()
-            .map(|p| PortBinding {
-                host_ip: p.host_ip.clone(),
-                host_port: p.published,
-                container_port: p.target,
-                protocol: p.protocol.clone(),
-            })
-            .collect(),
-        healthcheck: service.healthcheck.as_ref().map(|h| HealthSpec {
-            test: if h.disable {
-                vec!["NONE".to_string()]
-            } else {
-                h.test.clone()
-            },
-            interval_ns: nanos(h.interval),
-            timeout_ns: nanos(h.timeout),
-            retries: h.retries.map(i64::from),
-            start_period_ns: nanos(h.start_period),
-        }),
+        ports: service.ports.iter().map(port_binding).collect(),
+        healthcheck: service.healthcheck.as_ref().map(health_spec),
         stop_timeout_secs: service
             .stop_grace_period
             .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
@@ -146,7 +127,23 @@ pub fn container_spec(service: &ServiceSpec, placement: &Placement) -> Container
         sysctls: service.sysctls.clone(),
         ..ContainerSpec::default()
     };
-    for mount in &service.volumes {
+    add_mounts(&mut spec, &service.volumes, prefix);
+    // Data containers are never started, but the engine will not create a
+    // container without a command; the image may have none.
+    if service.kolla.data && spec.command.is_none() {
+        spec.command = Some(vec!["true".to_string()]);
+    }
+    if service.privileged && placement.privileged == PrivilegedMode::Explicit {
+        spell_out_privileges(&mut spec);
+    }
+    spec
+}
+
+/// Named volumes and host paths as binds (named ones under the
+/// deployment's prefix unless the file names them literally); anonymous
+/// paths are listed for the plan to give volumes of their own.
+fn add_mounts(spec: &mut ContainerSpec, mounts: &[Mount], prefix: &str) {
+    for mount in mounts {
         match mount {
             Mount::Volume {
                 source: None,
@@ -171,35 +168,55 @@ pub fn container_spec(service: &ServiceSpec, placement: &Placement) -> Container
                 target,
                 read_only,
             } => {
-                spec.binds
-                    .push(bind(&source.display().to_string(), target, *read_only));
+                let source = source.display().to_string();
+                spec.binds.push(bind(&source, target, *read_only));
             }
         }
     }
-    // Data containers are never started, but the engine will not create a
-    // container without a command; the image may have none.
-    if service.kolla.data && spec.command.is_none() {
-        spec.command = Some(vec!["true".to_string()]);
+}
+
+fn port_binding(port: &Port) -> PortBinding {
+    PortBinding {
+        host_ip: port.host_ip.clone(),
+        host_port: port.published,
+        container_port: port.target,
+        protocol: port.protocol.clone(),
     }
-    if service.privileged && placement.privileged == PrivilegedMode::Explicit {
-        spec.privileged = false;
-        for cap in EXPLICIT_PRIVILEGED_CAPS {
-            if !spec
-                .cap_add
-                .iter()
-                .any(|c| c.trim_start_matches("CAP_") == *cap)
-            {
-                spec.cap_add.push(cap.to_string());
-            }
-        }
-        for opt in ["apparmor=unconfined", "seccomp=unconfined"] {
-            if !spec.security_opt.iter().any(|o| o == opt) {
-                spec.security_opt.push(opt.to_string());
-            }
-        }
-        spec.device_cgroup_rules.push("a *:* rwm".to_string());
+}
+
+fn health_spec(check: &Healthcheck) -> HealthSpec {
+    HealthSpec {
+        test: if check.disable {
+            vec!["NONE".to_string()]
+        } else {
+            check.test.clone()
+        },
+        interval_ns: nanos(check.interval),
+        timeout_ns: nanos(check.timeout),
+        retries: check.retries.map(i64::from),
+        start_period_ns: nanos(check.start_period),
     }
-    spec
+}
+
+/// `privileged: true` as its parts, for engines that refuse the flag:
+/// every capability, no AppArmor or seccomp profile, every device.
+fn spell_out_privileges(spec: &mut ContainerSpec) {
+    spec.privileged = false;
+    for cap in EXPLICIT_PRIVILEGED_CAPS {
+        if !spec
+            .cap_add
+            .iter()
+            .any(|c| c.trim_start_matches("CAP_") == *cap)
+        {
+            spec.cap_add.push(cap.to_string());
+        }
+    }
+    for opt in ["apparmor=unconfined", "seccomp=unconfined"] {
+        if !spec.security_opt.iter().any(|o| o == opt) {
+            spec.security_opt.push(opt.to_string());
+        }
+    }
+    spec.device_cgroup_rules.push("a *:* rwm".to_string());
 }
 
 fn bind(source: &str, target: &str, read_only: bool) -> String {

@@ -87,114 +87,133 @@ struct Outgoing {
 pub async fn swap_in(run: &NodeRun<'_>, task: &SwapTask) -> Result<Duration, DeployError> {
     let service = task.service.as_str();
     let incoming = &task.incoming;
-    let engine = run.engine;
-    let err = |e| run.engine_error(e);
     let live_name = labels::container_name(run.placement_prefix, service, Role::Live);
     let kept_name = labels::container_name(
         run.placement_prefix,
         service,
         Role::Kept(task.live_generation),
     );
-    // Before anything stops: the old container is still the one observed,
-    // and the name it will be kept under is free.
-    let Some(old) = engine.inspect(&task.live_id).await.map_err(err)? else {
-        return Err(err(crate::engine::EngineError::NotFound {
+    let outgoing = outgoing(run, task, &kept_name).await?;
+    (run.say)(format!(
+        "{}: {service}: swapping generation {} for {}",
+        run.node, task.live_generation, incoming.generation
+    ));
+    // An engine restart must never revive the old container beside the new.
+    run.engine
+        .set_restart_policy(&outgoing.id, "no")
+        .await
+        .map_err(|e| run.engine_error(e))?;
+    super::fault::point("restart-policy-no");
+    let stopping = Instant::now();
+    let outcome = exchange(run, task, &outgoing, &kept_name, &live_name).await;
+    super::fault::point("gated");
+    if let Err(failure) = outcome {
+        (run.say)(format!(
+            "{}: {service}: generation {} failed; swapping back to generation {}",
+            run.node, incoming.generation, outgoing.generation
+        ));
+        if let Err(stuck) =
+            swap_back(run, service, &outgoing, incoming, &live_name, task.grace).await
+        {
+            return Err(DeployError::NeedsRecovery {
+                node: run.node.to_string(),
+                service: service.to_string(),
+                failure: failure.to_string(),
+                stuck: stuck.to_string(),
+            });
+        }
+        return Err(failure);
+    }
+    // What a client saw: nothing served from the stop to the new
+    // generation's first passing gate.
+    let dark = if incoming.started {
+        Duration::ZERO
+    } else {
+        stopping.elapsed()
+    };
+    (run.say)(format!(
+        "{}: {service}: dark window {:.3}s (stop to healthy)",
+        run.node,
+        dark.as_secs_f64()
+    ));
+    let mut candidates = task.kept.clone();
+    candidates.push((outgoing.generation, outgoing.id.clone()));
+    prune(run, service, candidates).await?;
+    Ok(dark)
+}
+
+/// Before anything stops: the old container is still the one observed,
+/// and the name it will be kept under is free.
+async fn outgoing(
+    run: &NodeRun<'_>,
+    task: &SwapTask,
+    kept_name: &str,
+) -> Result<Outgoing, DeployError> {
+    let service = task.service.as_str();
+    let Some(old) = run
+        .engine
+        .inspect(&task.live_id)
+        .await
+        .map_err(|e| run.engine_error(e))?
+    else {
+        return Err(run.engine_error(crate::engine::EngineError::NotFound {
             what: format!(
                 "the live container of {service} (id {})",
                 owned::short_id(&task.live_id)
             ),
         }));
     };
-    owned::must_be_free(engine, &kept_name, run.project, service)
+    owned::must_be_free(run.engine, kept_name, run.project, service)
         .await
         .map_err(|e| run.owned_error(e))?;
-    let outgoing = Outgoing {
+    Ok(Outgoing {
         id: old.id,
         generation: task.live_generation,
         policy: old.restart_policy,
-    };
-    (run.say)(format!(
-        "{}: {service}: swapping generation {} for {}",
-        run.node, task.live_generation, incoming.generation
-    ));
-    // An engine restart must never revive the old container beside the new.
+    })
+}
+
+/// Stop the old, rename both, start and gate the new: the part that every
+/// failure swaps back from.
+async fn exchange(
+    run: &NodeRun<'_>,
+    task: &SwapTask,
+    outgoing: &Outgoing,
+    kept_name: &str,
+    live_name: &str,
+) -> Result<(), DeployError> {
+    let engine = run.engine;
+    let err = |e| run.engine_error(e);
+    let incoming = &task.incoming;
     engine
-        .set_restart_policy(&outgoing.id, "no")
+        .stop_container(&outgoing.id, task.grace)
         .await
         .map_err(err)?;
-    super::fault::point("restart-policy-no");
-    let stopping = Instant::now();
-    // From here on, every failure swaps back.
-    let outcome: Result<(), DeployError> = async {
-        engine
-            .stop_container(&outgoing.id, task.grace)
-            .await
-            .map_err(err)?;
-        super::fault::point("old-stopped");
-        engine
-            .rename_container(&outgoing.id, &kept_name)
-            .await
-            .map_err(err)?;
-        super::fault::point("old-renamed");
-        engine
-            .rename_container(&incoming.id, &live_name)
-            .await
-            .map_err(err)?;
-        super::fault::point("new-renamed");
-        if !incoming.started {
-            engine.start_container(&incoming.id).await.map_err(err)?;
-        }
-        if let Some(policy) = &incoming.restart {
-            engine
-                .set_restart_policy(&incoming.id, policy)
-                .await
-                .map_err(err)?;
-        }
-        super::fault::point("new-started");
-        if !incoming.started {
-            run.gate(service, &incoming.id).await?;
-        }
-        Ok(())
+    super::fault::point("old-stopped");
+    engine
+        .rename_container(&outgoing.id, kept_name)
+        .await
+        .map_err(err)?;
+    super::fault::point("old-renamed");
+    engine
+        .rename_container(&incoming.id, live_name)
+        .await
+        .map_err(err)?;
+    super::fault::point("new-renamed");
+    if !incoming.started {
+        engine.start_container(&incoming.id).await.map_err(err)?;
     }
-    .await;
-    super::fault::point("gated");
-    match outcome {
-        Ok(()) => {
-            // What a client saw: nothing served from the stop to the new
-            // generation's first passing gate.
-            let dark = if incoming.started {
-                Duration::ZERO
-            } else {
-                stopping.elapsed()
-            };
-            (run.say)(format!(
-                "{}: {service}: dark window {:.3}s (stop to healthy)",
-                run.node,
-                dark.as_secs_f64()
-            ));
-            let mut candidates = task.kept.clone();
-            candidates.push((outgoing.generation, outgoing.id.clone()));
-            prune(run, service, candidates).await?;
-            Ok(dark)
-        }
-        Err(failure) => {
-            (run.say)(format!(
-                "{}: {service}: generation {} failed; swapping back to generation {}",
-                run.node, incoming.generation, outgoing.generation
-            ));
-            if let Err(stuck) =
-                swap_back(run, service, &outgoing, incoming, &live_name, task.grace).await
-            {
-                return Err(DeployError::NeedsRecovery {
-                    node: run.node.to_string(),
-                    service: service.to_string(),
-                    failure: failure.to_string(),
-                    stuck: stuck.to_string(),
-                });
-            }
-            Err(failure)
-        }
+    if let Some(policy) = &incoming.restart {
+        engine
+            .set_restart_policy(&incoming.id, policy)
+            .await
+            .map_err(err)?;
     }
+    super::fault::point("new-started");
+    if !incoming.started {
+        run.gate(&task.service, &incoming.id).await?;
+    }
+    Ok(())
 }
 
 /// Undo a swap from wherever it stopped, by container id: the incoming

@@ -276,148 +276,201 @@ pub async fn build_images(
     interrupted: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<Summary> {
     let started = Instant::now();
-    // Ids of the images this run builds FROM without building them.
-    let mut ids: HashMap<String, String> = HashMap::new();
-    for parent in &selection.prebuilt_parents {
-        let reference = globals.image_ref(parent);
-        // An engine that cannot answer is a failure, not a missing parent.
-        let image = engine.image(&reference).await?;
-        match image {
-            Some(image) => {
-                ids.insert(parent.clone(), image.id);
-            }
-            None => {
-                let image = selection
-                    .build
-                    .iter()
-                    .find(|n| tree.images[*n].parents.contains(parent))
-                    .cloned()
-                    .unwrap_or_default();
-                return Err(ImagesError::MissingParent {
-                    image,
-                    parent: parent.clone(),
-                    reference,
-                }
-                .into());
-            }
-        }
-    }
+    let ids = prebuilt_parent_ids(engine, tree, globals, selection).await?;
     if let Some(dir) = &options.logs_dir {
         std::fs::create_dir_all(dir).map_err(|source| ImagesError::Read {
             path: dir.clone(),
             source,
         })?;
     }
-
     progress.begin(selection.build.len());
-    let mut results: BTreeMap<String, ImageResult> = BTreeMap::new();
-    let mut running = JoinSet::new();
-    let mut running_names: BTreeMap<tokio::task::Id, String> = BTreeMap::new();
+    let mut run = Run {
+        engine,
+        tree,
+        globals,
+        options,
+        progress: progress.clone(),
+        started,
+        ids,
+        results: BTreeMap::new(),
+        running: JoinSet::new(),
+        running_names: BTreeMap::new(),
+    };
+    let queue = schedule_order(tree, selection);
     let mut cancelled = false;
     tokio::pin!(interrupted);
-    let queue = schedule_order(tree, selection);
-
     loop {
-        // Settle every image whose parents have failed, then start what is
-        // ready, up to the thread limit.
-        for name in &queue {
-            if results.contains_key(name) || running_names.values().any(|n| n == name) {
-                continue;
-            }
-            let image = &tree.images[name];
-            let failed_parent = image
-                .parents
-                .iter()
-                .find(|p| results.get(*p).is_some_and(|r| !r.status.is_success()));
-            if let Some(parent) = failed_parent {
-                let result = not_built(
-                    globals,
-                    name,
-                    Status::ParentFailed,
-                    Some(format!("parent {parent} did not build")),
-                );
-                progress.finish(name, result.status.finished(), &result.error);
-                results.insert(name.clone(), result);
-                continue;
-            }
-            if running.len() >= options.threads.max(1) {
-                continue;
-            }
-            let parent_ids: Option<Vec<String>> =
-                image.parents.iter().map(|p| ids.get(p).cloned()).collect();
-            let Some(parent_ids) = parent_ids else {
-                continue;
-            };
-            let job = Job {
-                engine: engine.clone(),
-                image: image.clone(),
-                reference: globals.image_ref(name),
-                parent_ids,
-                options: options.clone(),
-                progress: progress.clone(),
-                run_started: started,
-            };
-            let task = running.spawn(job.run());
-            running_names.insert(task.id(), name.clone());
-        }
-        if running.is_empty() {
+        run.start_ready(&queue);
+        if run.running.is_empty() {
             break;
         }
         tokio::select! {
-            joined = running.join_next_with_id() => {
-                let Some(joined) = joined else { continue };
-                let result = match joined {
-                    Ok((task, result)) => {
-                        running_names.remove(&task);
-                        result
-                    }
-                    // A panicking build task is a bug; the image still
-                    // gets a result so the summary stays whole.
-                    Err(e) => {
-                        let name = running_names.remove(&e.id()).unwrap_or_default();
-                        not_built(globals, &name, Status::Failed, Some(format!("build task failed: {e}")))
-                    }
-                };
-                if let Some(id) = &result.image_id
-                    && result.status.is_success() {
-                    ids.insert(result.name.clone(), id.clone());
+            joined = run.running.join_next_with_id() => {
+                if let Some(joined) = joined {
+                    run.settle(joined);
                 }
-                progress.finish(&result.name, result.status.finished(), &result.error);
-                results.insert(result.name.clone(), result);
             }
             () = &mut interrupted => {
                 cancelled = true;
                 // Dropping the tasks drops their requests; the engine stops
                 // a build whose client has gone away.
-                running.abort_all();
-                while running.join_next().await.is_some() {}
+                run.running.abort_all();
+                while run.running.join_next().await.is_some() {}
                 break;
             }
         }
     }
-    for name in &selection.build {
-        if !results.contains_key(name) {
-            let result = not_built(
-                globals,
-                name,
-                Status::Cancelled,
-                Some("interrupted before it finished".into()),
-            );
-            progress.finish(name, result.status.finished(), &result.error);
-            results.insert(name.clone(), result);
+    Ok(run.summary(selection, cancelled))
+}
+
+/// Ids of the images this run builds FROM without building them.
+async fn prebuilt_parent_ids(
+    engine: &Engine,
+    tree: &Tree,
+    globals: &Globals,
+    selection: &Selection,
+) -> anyhow::Result<HashMap<String, String>> {
+    let mut ids = HashMap::new();
+    for parent in &selection.prebuilt_parents {
+        let reference = globals.image_ref(parent);
+        // An engine that cannot answer is a failure, not a missing parent.
+        let Some(image) = engine.image(&reference).await? else {
+            let image = selection
+                .build
+                .iter()
+                .find(|n| tree.images[*n].parents.contains(parent))
+                .cloned()
+                .unwrap_or_default();
+            return Err(ImagesError::MissingParent {
+                image,
+                parent: parent.clone(),
+                reference,
+            }
+            .into());
+        };
+        ids.insert(parent.clone(), image.id);
+    }
+    Ok(ids)
+}
+
+/// The state of one build run: what is done, what runs, and the ids that
+/// children build FROM.
+struct Run<'a> {
+    engine: &'a Engine,
+    tree: &'a Tree,
+    globals: &'a Globals,
+    options: &'a BuildOptions,
+    progress: Arc<Progress>,
+    started: Instant,
+    ids: HashMap<String, String>,
+    results: BTreeMap<String, ImageResult>,
+    running: JoinSet<ImageResult>,
+    running_names: BTreeMap<tokio::task::Id, String>,
+}
+
+impl Run<'_> {
+    /// Settle every image whose parents have failed, then start what is
+    /// ready, up to the thread limit.
+    fn start_ready(&mut self, queue: &[String]) {
+        for name in queue {
+            if self.results.contains_key(name) || self.running_names.values().any(|n| n == name) {
+                continue;
+            }
+            let image = &self.tree.images[name];
+            let failed_parent = image
+                .parents
+                .iter()
+                .find(|p| self.results.get(*p).is_some_and(|r| !r.status.is_success()));
+            if let Some(parent) = failed_parent {
+                let result = not_built(
+                    self.globals,
+                    name,
+                    Status::ParentFailed,
+                    Some(format!("parent {parent} did not build")),
+                );
+                self.record(result);
+                continue;
+            }
+            if self.running.len() >= self.options.threads.max(1) {
+                continue;
+            }
+            let parent_ids: Option<Vec<String>> = image
+                .parents
+                .iter()
+                .map(|p| self.ids.get(p).cloned())
+                .collect();
+            let Some(parent_ids) = parent_ids else {
+                continue;
+            };
+            let job = Job {
+                engine: self.engine.clone(),
+                image: image.clone(),
+                reference: self.globals.image_ref(name),
+                parent_ids,
+                options: self.options.clone(),
+                progress: self.progress.clone(),
+                run_started: self.started,
+            };
+            let task = self.running.spawn(job.run());
+            self.running_names.insert(task.id(), name.clone());
         }
     }
-    progress.end();
-    let images = selection
-        .build
-        .iter()
-        .filter_map(|n| results.remove(n))
-        .collect();
-    Ok(Summary {
-        images,
-        duration_secs: started.elapsed().as_secs_f64(),
-        cancelled,
-    })
+
+    /// A finished build task's result recorded.
+    fn settle(&mut self, joined: Result<(tokio::task::Id, ImageResult), tokio::task::JoinError>) {
+        let result = match joined {
+            Ok((task, result)) => {
+                self.running_names.remove(&task);
+                result
+            }
+            // A panicking build task is a bug; the image still gets a
+            // result so the summary stays whole.
+            Err(e) => {
+                let name = self.running_names.remove(&e.id()).unwrap_or_default();
+                let error = format!("build task failed: {e}");
+                not_built(self.globals, &name, Status::Failed, Some(error))
+            }
+        };
+        if let Some(id) = &result.image_id
+            && result.status.is_success()
+        {
+            self.ids.insert(result.name.clone(), id.clone());
+        }
+        self.record(result);
+    }
+
+    /// Every selected image's result, in build order; one that never ran
+    /// (the run was interrupted) is cancelled.
+    fn summary(mut self, selection: &Selection, cancelled: bool) -> Summary {
+        for name in &selection.build {
+            if !self.results.contains_key(name) {
+                let result = not_built(
+                    self.globals,
+                    name,
+                    Status::Cancelled,
+                    Some("interrupted before it finished".into()),
+                );
+                self.record(result);
+            }
+        }
+        self.progress.end();
+        let images = selection
+            .build
+            .iter()
+            .filter_map(|n| self.results.remove(n))
+            .collect();
+        Summary {
+            images,
+            duration_secs: self.started.elapsed().as_secs_f64(),
+            cancelled,
+        }
+    }
+
+    fn record(&mut self, result: ImageResult) {
+        self.progress
+            .finish(&result.name, result.status.finished(), &result.error);
+        self.results.insert(result.name.clone(), result);
+    }
 }
 
 /// The order ready images are started in: those that unblock the most

@@ -181,32 +181,7 @@ fn register_overrides<'a>(
     sources: &[ImageSource],
     overrides: &'a [Override],
 ) -> Result<BTreeMap<String, &'a Override>, ImagesError> {
-    let error = |o: &Override, message: String| ImagesError::Override {
-        path: o.path.clone(),
-        message,
-    };
-    // What each override extends, checked before Tera sees it so that the
-    // error can say which images exist.
-    let mut extends = BTreeMap::new();
-    for o in overrides {
-        let Some(target) = EXTENDS.captures(&o.text).map(|c| c[1].to_string()) else {
-            return Err(error(
-                o,
-                "an override must start with {% extends \"<image>/Dockerfile.tera\" %}".into(),
-            ));
-        };
-        let known_image = sources.iter().any(|s| template_name(&s.name) == target);
-        let known_override = overrides.iter().any(|x| x.template_name() == target);
-        if !known_image && !known_override {
-            return Err(error(
-                o,
-                format!(
-                    "extends {target:?}, which is neither an image template (<image>/{TEMPLATE_FILE}) nor another override"
-                ),
-            ));
-        }
-        extends.insert(o.template_name(), target);
-    }
+    let extends = override_targets(sources, overrides)?;
     // Parents before children, so Tera can check each override's blocks
     // against the template it extends.
     let mut pending: Vec<&Override> = overrides.iter().collect();
@@ -218,21 +193,65 @@ fn register_overrides<'a>(
             let target = &extends[&o.template_name()];
             if tera.contains_template(target) && !registered.contains(&o.template_name()) {
                 tera.add_raw_template(&o.template_name(), &o.text)
-                    .map_err(|e| error(o, e.to_string()))?;
+                    .map_err(|e| override_error(o, e.to_string()))?;
                 registered.insert(o.template_name());
             } else {
                 rest.push(o);
             }
         }
         if rest.len() == before {
-            return Err(error(
+            return Err(override_error(
                 rest[0],
                 "overrides extend each other in a cycle".into(),
             ));
         }
         pending = rest;
     }
-    // The image at the root of each chain, and the chain's last override.
+    chain_leaves(overrides, &extends)
+}
+
+fn override_error(o: &Override, message: String) -> ImagesError {
+    ImagesError::Override {
+        path: o.path.clone(),
+        message,
+    }
+}
+
+/// What each override extends (template name -> template name), checked
+/// before Tera sees it so that the error can say which images exist.
+fn override_targets(
+    sources: &[ImageSource],
+    overrides: &[Override],
+) -> Result<BTreeMap<String, String>, ImagesError> {
+    let mut extends = BTreeMap::new();
+    for o in overrides {
+        let Some(target) = EXTENDS.captures(&o.text).map(|c| c[1].to_string()) else {
+            return Err(override_error(
+                o,
+                "an override must start with {% extends \"<image>/Dockerfile.tera\" %}".into(),
+            ));
+        };
+        let known_image = sources.iter().any(|s| template_name(&s.name) == target);
+        let known_override = overrides.iter().any(|x| x.template_name() == target);
+        if !known_image && !known_override {
+            return Err(override_error(
+                o,
+                format!(
+                    "extends {target:?}, which is neither an image template (<image>/{TEMPLATE_FILE}) nor another override"
+                ),
+            ));
+        }
+        extends.insert(o.template_name(), target);
+    }
+    Ok(extends)
+}
+
+/// The image at the root of each chain, and the chain's last override;
+/// two chains for one image are an error.
+fn chain_leaves<'a>(
+    overrides: &'a [Override],
+    extends: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, &'a Override>, ImagesError> {
     let mut leaves: BTreeMap<String, &Override> = BTreeMap::new();
     for o in overrides {
         if extends.values().any(|t| *t == o.template_name()) {
@@ -246,7 +265,7 @@ fn register_overrides<'a>(
             .trim_end_matches(&format!("/{TEMPLATE_FILE}"))
             .to_string();
         if let Some(other) = leaves.insert(image.clone(), o) {
-            return Err(error(
+            return Err(override_error(
                 o,
                 format!(
                     "{} also overrides {image}; layer them (one extends the other) instead",

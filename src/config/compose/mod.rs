@@ -203,6 +203,39 @@ pub fn parse(
     variables: &Variables,
     dotenv: &BTreeMap<String, String>,
 ) -> Result<ComposeFile, ConfigError> {
+    let (raw, legacy) = read_raw(text, path)?;
+    let lookup = |name: &str| {
+        variables
+            .environment
+            .get(name)
+            .or_else(|| dotenv.get(name))
+            .or_else(|| variables.globals.get(name))
+            .cloned()
+    };
+    let resolver = Resolver {
+        path,
+        text,
+        lookup: &lookup,
+    };
+    let (mut services, renamed) = resolve_services(&resolver, raw.services)?;
+    rename_references(&mut services, &renamed, path)?;
+    services.sort_by(|a, b| a.name.cmp(&b.name));
+    if legacy {
+        mark_legacy_data_containers(&mut services);
+    }
+    let mut file = ComposeFile {
+        path: path.to_path_buf(),
+        services,
+        volumes: top_level_volumes(raw.volumes),
+    };
+    check_references(&file)?;
+    mount_volume_names(&mut file);
+    Ok(file)
+}
+
+/// The file's raw shapes, and whether it has the Kolla v1 layout
+/// (services at the top level).
+fn read_raw(text: &str, path: &Path) -> Result<(RawFile, bool), ConfigError> {
     let yaml_error = |e: serde_saphyr::Error| ConfigError::Yaml {
         path: path.to_path_buf(),
         message: budget_in_words(e.to_string().trim_start_matches("error: ")),
@@ -219,54 +252,49 @@ pub fn parse(
     {
         return Err(empty("the file is empty"));
     }
-    // The top level decides the layout: v1 files have services at the top.
     let top: BTreeMap<String, serde::de::IgnoredAny> =
         serde_saphyr::from_str_with_options(text, yaml_options()).map_err(yaml_error)?;
     let legacy = !top.contains_key("services");
-    let raw = if !legacy {
-        for key in top.keys() {
-            if !key.starts_with("x-") && !TOP_LEVEL_KEYS.contains(&key.as_str()) {
-                return Err(ConfigError::Yaml {
-                    path: path.to_path_buf(),
-                    message: format!(
-                        "line {}: unknown top-level key `{key}`, expected one of {} or an x- extension",
-                        line_of_key(text, key),
-                        TOP_LEVEL_KEYS.join(", ")
-                    ),
-                });
-            }
-        }
-        serde_saphyr::from_str_with_options::<RawFile>(text, yaml_options()).map_err(yaml_error)?
-    } else {
+    let raw = if legacy {
         let services: BTreeMap<String, Spanned<RawService>> =
             serde_saphyr::from_str_with_options(text, yaml_options()).map_err(yaml_error)?;
         RawFile {
             services,
             volumes: BTreeMap::new(),
         }
+    } else {
+        if let Some(key) = top
+            .keys()
+            .find(|key| !key.starts_with("x-") && !TOP_LEVEL_KEYS.contains(&key.as_str()))
+        {
+            return Err(ConfigError::Yaml {
+                path: path.to_path_buf(),
+                message: format!(
+                    "line {}: unknown top-level key `{key}`, expected one of {} or an x- extension",
+                    line_of_key(text, key),
+                    TOP_LEVEL_KEYS.join(", ")
+                ),
+            });
+        }
+        serde_saphyr::from_str_with_options::<RawFile>(text, yaml_options()).map_err(yaml_error)?
     };
     if raw.services.is_empty() {
         return Err(empty("no services"));
     }
-    let lookup = |name: &str| {
-        variables
-            .environment
-            .get(name)
-            .or_else(|| dotenv.get(name))
-            .or_else(|| variables.globals.get(name))
-            .cloned()
-    };
-    let resolver = Resolver {
-        path,
-        text,
-        lookup: &lookup,
-    };
-    let mut services = Vec::new();
-    // Every service's errors in one run, not one per attempt.
+    Ok((raw, legacy))
+}
+
+/// Every service resolved, with the keys whose `container_name` renamed
+/// them; every service's errors in one run, not one per attempt.
+fn resolve_services(
+    resolver: &Resolver,
+    raw: BTreeMap<String, Spanned<RawService>>,
+) -> Result<(Vec<ServiceSpec>, BTreeMap<String, String>), ConfigError> {
     const MOST_ERRORS: usize = 20;
+    let mut services = Vec::new();
     let mut renamed = BTreeMap::new();
     let mut errors = Vec::new();
-    for (name, raw) in raw.services {
+    for (name, raw) in raw {
         match resolver.service(&name, raw) {
             Ok(service) => {
                 if service.name != name {
@@ -279,15 +307,14 @@ pub fn parse(
         }
     }
     match errors.len() {
-        0 => {}
-        1 => return Err(errors.remove(0)),
-        _ => return Err(ConfigError::Several(errors)),
+        0 => Ok((services, renamed)),
+        1 => Err(errors.remove(0)),
+        _ => Err(ConfigError::Several(errors)),
     }
-    rename_references(&mut services, &renamed, path)?;
-    services.sort_by(|a, b| a.name.cmp(&b.name));
-    let volumes = raw
-        .volumes
-        .into_iter()
+}
+
+fn top_level_volumes(raw: BTreeMap<String, Option<RawVolume>>) -> BTreeMap<String, VolumeSpec> {
+    raw.into_iter()
         .map(|(key, spec)| {
             let spec = spec.unwrap_or(RawVolume {
                 driver: None,
@@ -302,17 +329,11 @@ pub fn parse(
             };
             (key, volume)
         })
-        .collect();
-    if legacy {
-        mark_legacy_data_containers(&mut services);
-    }
-    let mut file = ComposeFile {
-        path: path.to_path_buf(),
-        services,
-        volumes,
-    };
-    check_references(&file)?;
-    // Mounts name volumes by key; the container mounts the volume's name.
+        .collect()
+}
+
+/// Mounts name volumes by key; the container mounts the volume's name.
+fn mount_volume_names(file: &mut ComposeFile) {
     for service in &mut file.services {
         for mount in &mut service.volumes {
             if let Mount::Volume {
@@ -327,7 +348,6 @@ pub fn parse(
             }
         }
     }
-    Ok(file)
 }
 
 #[cfg(test)]

@@ -289,238 +289,31 @@ impl Resolver<'_> {
     ) -> Result<ServiceSpec, ConfigError> {
         let line = raw.defined.line();
         let raw = raw.value;
-        let err = |message: String| self.error(line, name, message);
-        if !crate::config::globals::is_valid_path_component(name)
-            && !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-        {
-            return Err(err(
-                "a service name may use only letters, digits, '_', '.', '-'".into(),
-            ));
-        }
-        if let Some(reserved) = reserved_suffix(name) {
-            return Err(err(format!(
-                "a service name may not end in {reserved:?}: kolla names the containers of a swap that way"
-            )));
-        }
-        let image = match raw.image {
-            Some(image) => self.text(line, name, "image", &image)?,
-            None => return Err(err("no image".into())),
-        };
-        if image.trim().is_empty() {
-            return Err(err("image is empty (is its variable set?)".into()));
-        }
-
-        let mut environment = BTreeMap::new();
-        if let Some(files) = raw.env_file {
-            let files = match files {
-                StringOrList::One(f) => vec![f],
-                StringOrList::Many(list) => list,
-            };
-            let dir = self.path.parent().unwrap_or(Path::new("."));
-            for file in files {
-                let file = dir.join(self.text(line, name, "env_file", &file)?);
-                let text = std::fs::read_to_string(&file)
-                    .map_err(|e| err(format!("env_file {}: {e}", file.display())))?;
-                environment.extend(parse_dotenv(&text, &file)?);
-            }
-        }
-        environment.extend(self.key_values(line, name, "environment", raw.environment)?);
-
-        let network_mode = match (raw.network_mode, raw.net) {
-            (Some(_), Some(_)) => {
-                return Err(err(
-                    "both network_mode and net (its legacy name) are set".into()
-                ));
-            }
-            (mode, net) => mode
-                .or(net)
-                .map(|m| self.text(line, name, "network_mode", &m))
-                .transpose()?,
-        };
-        if let Some(mode) = &network_mode
-            && !matches!(mode.as_str(), "host" | "bridge" | "none")
-            && !mode.starts_with("container:")
-            && !mode.starts_with("service:")
-        {
-            return Err(err(format!(
-                "network_mode {mode:?}: kolla supports host, bridge, none, service:NAME and container:NAME"
-            )));
-        }
-
-        let mut volumes = Vec::new();
-        for mount in raw.volumes {
-            let mount_line = mount.referenced.line();
-            volumes.push(self.mount(mount_line, name, mount.value)?);
-        }
-
-        let mut volumes_from = Vec::new();
-        for entry in raw.volumes_from {
-            let value = self.text(entry.referenced.line(), name, "volumes_from", &entry.value)?;
-            // `service:name` / `container:name` long forms, `:ro` suffix.
-            let value = value.trim_start_matches("service:").to_string();
-            volumes_from.push((value, entry.referenced.line()));
-        }
-
-        let mut depends_on = BTreeMap::new();
-        if let Some(depends) = raw.depends_on {
-            let depends_line = depends.referenced.line();
-            match depends.value {
-                DependsOn::List(list) => {
-                    for dependency in list {
-                        depends_on.insert(dependency, Condition::Started);
-                    }
-                }
-                DependsOn::Map(map) => {
-                    for (dependency, long) in map {
-                        let condition = match long.condition.as_deref() {
-                            None | Some("service_started") => Condition::Started,
-                            Some("service_healthy") => Condition::Healthy,
-                            Some("service_completed_successfully") => {
-                                Condition::CompletedSuccessfully
-                            }
-                            Some(other) => {
-                                return Err(self.error(depends_line, name, format!(
-                                    "depends_on {dependency}: unknown condition {other:?} (service_started, service_healthy, service_completed_successfully)"
-                                )));
-                            }
-                        };
-                        // Accepted at their defaults only: kolla always waits
-                        // for a dependency and never restarts dependents.
-                        if long.required == Some(false) {
-                            return Err(self.error(depends_line, name, format!(
-                                "depends_on {dependency}: required: false is not supported (every dependency must be deployed)"
-                            )));
-                        }
-                        if long.restart == Some(true) {
-                            return Err(self.error(depends_line, name, format!(
-                                "depends_on {dependency}: restart: true is not supported (kolla never restarts dependents)"
-                            )));
-                        }
-                        depends_on.insert(dependency, condition);
-                    }
-                }
-            }
-        }
-
-        let healthcheck = match raw.healthcheck {
-            None => None,
-            Some(h) => {
-                let test = match h.test {
-                    None => Vec::new(),
-                    Some(StringOrList::One(shell)) => vec![
-                        "CMD-SHELL".to_string(),
-                        self.text(line, name, "healthcheck.test", &shell)?,
-                    ],
-                    Some(StringOrList::Many(list)) => {
-                        self.texts(line, name, "healthcheck.test", &list)?
-                    }
-                };
-                if !h.disable
-                    && !matches!(
-                        test.first().map(String::as_str),
-                        Some("CMD" | "CMD-SHELL" | "NONE")
-                    )
-                {
-                    return Err(err(
-                        "healthcheck.test must start with CMD, CMD-SHELL or NONE".into(),
-                    ));
-                }
-                Some(Healthcheck {
-                    test,
-                    interval: self.duration(line, name, "healthcheck.interval", h.interval)?,
-                    timeout: self.duration(line, name, "healthcheck.timeout", h.timeout)?,
-                    retries: self.flex(line, name, "healthcheck.retries", h.retries)?,
-                    start_period: self.duration(
-                        line,
-                        name,
-                        "healthcheck.start_period",
-                        h.start_period,
-                    )?,
-                    disable: h.disable,
-                })
-            }
-        };
-
-        let restart = raw
-            .restart
-            .map(|r| self.text(line, name, "restart", &r))
-            .transpose()?;
-        if let Some(policy) = &restart {
-            let valid = matches!(
-                policy.as_str(),
-                "no" | "always" | "unless-stopped" | "on-failure"
-            ) || policy
-                .strip_prefix("on-failure:")
-                .is_some_and(|n| n.parse::<u32>().is_ok());
-            if !valid {
-                return Err(err(format!(
-                    "restart {policy:?}: expected no, always, unless-stopped or on-failure[:N]"
-                )));
-            }
-        }
-
-        let ulimits = raw
-            .ulimits
-            .into_iter()
-            .map(|(key, value)| {
-                let limit = match value {
-                    RawUlimit::Single(n) => Ulimit { soft: n, hard: n },
-                    RawUlimit::Pair { soft, hard } => Ulimit { soft, hard },
-                };
-                (key, limit)
-            })
-            .collect();
-
-        let tmpfs = match raw.tmpfs {
-            None => Vec::new(),
-            Some(StringOrList::One(one)) => vec![self.text(line, name, "tmpfs", &one)?],
-            Some(StringOrList::Many(list)) => self.texts(line, name, "tmpfs", &list)?,
-        };
-
-        let mut ports = Vec::new();
-        for port in raw.ports {
-            ports.push(self.port(port.referenced.line(), name, port.value)?);
-        }
-        if network_mode.as_deref() == Some("host") && !ports.is_empty() {
-            return Err(err("ports have no effect with network_mode: host (the service binds the host's ports itself)".into()));
-        }
-
+        check_service_name(name).map_err(|message| self.error(line, name, message))?;
+        // Checked in this order, so a service's first error is the same
+        // from run to run.
+        let image = self.image(line, name, raw.image)?;
+        let environment = self.environment(line, name, raw.env_file, raw.environment)?;
+        let network_mode = self.network_mode(line, name, raw.network_mode, raw.net)?;
+        let volumes = self.volumes(name, raw.volumes)?;
+        let volumes_from = self.volumes_from(name, raw.volumes_from)?;
+        let depends_on = self.depends_on(name, raw.depends_on)?;
+        let healthcheck = self.healthcheck(line, name, raw.healthcheck)?;
+        let restart = self.restart(line, name, raw.restart)?;
+        let tmpfs = self.one_or_many(line, name, "tmpfs", raw.tmpfs)?;
+        let ports = self.ports(line, name, raw.ports, network_mode.as_deref())?;
         let kolla = self.kolla(line, name, raw.kolla)?;
         if !kolla.host_ports.is_empty() && network_mode.as_deref() != Some("host") {
-            return Err(err(
-                "x-kolla.host_ports is for network_mode: host (use ports otherwise)".into(),
+            return Err(self.error(
+                line,
+                name,
+                "x-kolla.host_ports is for network_mode: host (use ports otherwise)",
             ));
         }
-        let container_name = match (raw.container_name, raw.name) {
-            (Some(n), _) | (None, Some(n)) => Some(self.text(line, name, "container_name", &n)?),
-            (None, None) => None,
+        let own_name = self.own_name(line, name, raw.container_name.or(raw.name))?;
+        let optional = |key: &str, value: Option<String>| {
+            value.map(|v| self.text(line, name, key, &v)).transpose()
         };
-        // A container name of its own (`container_name`, v1 `name`) is the
-        // service's name from here on: its containers and the names of a
-        // swap derive from it (references to the key are rewritten after).
-        let own_name = match container_name {
-            Some(own) if own != name => {
-                if !own
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-                    || own.is_empty()
-                {
-                    return Err(err(format!(
-                        "container_name {own:?}: a container name may use only letters, digits, '_', '.', '-'"
-                    )));
-                }
-                if let Some(reserved) = reserved_suffix(&own) {
-                    return Err(err(format!(
-                        "container_name {own:?} may not end in {reserved:?}: kolla names the containers of a swap that way"
-                    )));
-                }
-                own
-            }
-            _ => name.to_string(),
-        };
-
         Ok(ServiceSpec {
             name: own_name,
             line,
@@ -529,31 +322,22 @@ impl Resolver<'_> {
             entrypoint: self.argv(line, name, "entrypoint", raw.entrypoint)?,
             environment,
             network_mode,
-            pid: raw
-                .pid
-                .map(|v| self.text(line, name, "pid", &v))
-                .transpose()?,
-            ipc: raw
-                .ipc
-                .map(|v| self.text(line, name, "ipc", &v))
-                .transpose()?,
+            pid: optional("pid", raw.pid)?,
+            ipc: optional("ipc", raw.ipc)?,
             privileged: self
                 .flex(line, name, "privileged", raw.privileged)?
                 .unwrap_or(false),
             cap_add: self.texts(line, name, "cap_add", &raw.cap_add)?,
             cap_drop: self.texts(line, name, "cap_drop", &raw.cap_drop)?,
             security_opt: self.texts(line, name, "security_opt", &raw.security_opt)?,
-            user: raw
-                .user
-                .map(|v| self.text(line, name, "user", &v))
-                .transpose()?,
+            user: optional("user", raw.user)?,
             volumes,
-            volumes_from: volumes_from.into_iter().map(|(v, _)| v).collect(),
+            volumes_from,
             depends_on,
             healthcheck,
             restart,
             init: self.flex(line, name, "init", raw.init)?,
-            ulimits,
+            ulimits: ulimits(raw.ulimits),
             tmpfs,
             labels: self.key_values(line, name, "labels", raw.labels)?,
             extra_hosts: self.extra_hosts(line, name, raw.extra_hosts)?,
@@ -566,12 +350,271 @@ impl Resolver<'_> {
                 "stop_grace_period",
                 raw.stop_grace_period,
             )?,
-            stop_signal: raw
-                .stop_signal
-                .map(|s| self.text(line, name, "stop_signal", &s))
-                .transpose()?,
+            stop_signal: optional("stop_signal", raw.stop_signal)?,
             kolla,
         })
+    }
+
+    fn image(&self, line: u64, name: &str, image: Option<String>) -> Result<String, ConfigError> {
+        let image = match image {
+            Some(image) => self.text(line, name, "image", &image)?,
+            None => return Err(self.error(line, name, "no image")),
+        };
+        if image.trim().is_empty() {
+            return Err(self.error(line, name, "image is empty (is its variable set?)"));
+        }
+        Ok(image)
+    }
+
+    /// A string or a list of strings, interpolated.
+    fn one_or_many(
+        &self,
+        line: u64,
+        name: &str,
+        key: &str,
+        value: Option<StringOrList>,
+    ) -> Result<Vec<String>, ConfigError> {
+        match value {
+            None => Ok(Vec::new()),
+            Some(StringOrList::One(one)) => Ok(vec![self.text(line, name, key, &one)?]),
+            Some(StringOrList::Many(list)) => self.texts(line, name, key, &list),
+        }
+    }
+
+    /// `env_file` entries first (in order), then `environment`, which wins.
+    fn environment(
+        &self,
+        line: u64,
+        name: &str,
+        env_file: Option<StringOrList>,
+        environment: Option<Environment>,
+    ) -> Result<BTreeMap<String, String>, ConfigError> {
+        let mut merged = BTreeMap::new();
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        for file in self.one_or_many(line, name, "env_file", env_file)? {
+            let file = dir.join(file);
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| self.error(line, name, format!("env_file {}: {e}", file.display())))?;
+            merged.extend(parse_dotenv(&text, &file)?);
+        }
+        merged.extend(self.key_values(line, name, "environment", environment)?);
+        Ok(merged)
+    }
+
+    /// `network_mode`, or `net`, its Kolla v1 name.
+    fn network_mode(
+        &self,
+        line: u64,
+        name: &str,
+        network_mode: Option<String>,
+        net: Option<String>,
+    ) -> Result<Option<String>, ConfigError> {
+        let mode = match (network_mode, net) {
+            (Some(_), Some(_)) => {
+                return Err(self.error(
+                    line,
+                    name,
+                    "both network_mode and net (its legacy name) are set",
+                ));
+            }
+            (mode, net) => mode
+                .or(net)
+                .map(|m| self.text(line, name, "network_mode", &m))
+                .transpose()?,
+        };
+        if let Some(mode) = &mode
+            && !matches!(mode.as_str(), "host" | "bridge" | "none")
+            && !mode.starts_with("container:")
+            && !mode.starts_with("service:")
+        {
+            return Err(self.error(line, name, format!(
+                "network_mode {mode:?}: kolla supports host, bridge, none, service:NAME and container:NAME"
+            )));
+        }
+        Ok(mode)
+    }
+
+    fn volumes(
+        &self,
+        name: &str,
+        volumes: Vec<Spanned<RawMount>>,
+    ) -> Result<Vec<Mount>, ConfigError> {
+        volumes
+            .into_iter()
+            .map(|mount| self.mount(mount.referenced.line(), name, mount.value))
+            .collect()
+    }
+
+    /// The services named, without the `service:` of the long form.
+    fn volumes_from(
+        &self,
+        name: &str,
+        entries: Vec<Spanned<String>>,
+    ) -> Result<Vec<String>, ConfigError> {
+        entries
+            .into_iter()
+            .map(|entry| {
+                let value =
+                    self.text(entry.referenced.line(), name, "volumes_from", &entry.value)?;
+                Ok(value.trim_start_matches("service:").to_string())
+            })
+            .collect()
+    }
+
+    fn depends_on(
+        &self,
+        name: &str,
+        depends: Option<Spanned<DependsOn>>,
+    ) -> Result<BTreeMap<String, Condition>, ConfigError> {
+        let Some(depends) = depends else {
+            return Ok(BTreeMap::new());
+        };
+        let line = depends.referenced.line();
+        let map = match depends.value {
+            DependsOn::List(list) => {
+                return Ok(list.into_iter().map(|d| (d, Condition::Started)).collect());
+            }
+            DependsOn::Map(map) => map,
+        };
+        let mut depends_on = BTreeMap::new();
+        for (dependency, long) in map {
+            let err = |message: String| {
+                self.error(line, name, format!("depends_on {dependency}: {message}"))
+            };
+            let condition = match long.condition.as_deref() {
+                None | Some("service_started") => Condition::Started,
+                Some("service_healthy") => Condition::Healthy,
+                Some("service_completed_successfully") => Condition::CompletedSuccessfully,
+                Some(other) => {
+                    return Err(err(format!(
+                        "unknown condition {other:?} (service_started, service_healthy, service_completed_successfully)"
+                    )));
+                }
+            };
+            // Accepted at their defaults only: kolla always waits for a
+            // dependency and never restarts dependents.
+            if long.required == Some(false) {
+                return Err(err(
+                    "required: false is not supported (every dependency must be deployed)".into(),
+                ));
+            }
+            if long.restart == Some(true) {
+                return Err(err(
+                    "restart: true is not supported (kolla never restarts dependents)".into(),
+                ));
+            }
+            depends_on.insert(dependency, condition);
+        }
+        Ok(depends_on)
+    }
+
+    fn healthcheck(
+        &self,
+        line: u64,
+        name: &str,
+        raw: Option<RawHealthcheck>,
+    ) -> Result<Option<Healthcheck>, ConfigError> {
+        let Some(h) = raw else {
+            return Ok(None);
+        };
+        let test = match h.test {
+            None => Vec::new(),
+            Some(StringOrList::One(shell)) => vec![
+                "CMD-SHELL".to_string(),
+                self.text(line, name, "healthcheck.test", &shell)?,
+            ],
+            Some(StringOrList::Many(list)) => self.texts(line, name, "healthcheck.test", &list)?,
+        };
+        let known_form = matches!(
+            test.first().map(String::as_str),
+            Some("CMD" | "CMD-SHELL" | "NONE")
+        );
+        if !h.disable && !known_form {
+            return Err(self.error(
+                line,
+                name,
+                "healthcheck.test must start with CMD, CMD-SHELL or NONE",
+            ));
+        }
+        let duration = |key: &str, value| self.duration(line, name, key, value);
+        Ok(Some(Healthcheck {
+            test,
+            interval: duration("healthcheck.interval", h.interval)?,
+            timeout: duration("healthcheck.timeout", h.timeout)?,
+            retries: self.flex(line, name, "healthcheck.retries", h.retries)?,
+            start_period: duration("healthcheck.start_period", h.start_period)?,
+            disable: h.disable,
+        }))
+    }
+
+    fn restart(
+        &self,
+        line: u64,
+        name: &str,
+        restart: Option<String>,
+    ) -> Result<Option<String>, ConfigError> {
+        let Some(policy) = restart else {
+            return Ok(None);
+        };
+        let policy = self.text(line, name, "restart", &policy)?;
+        let valid = matches!(
+            policy.as_str(),
+            "no" | "always" | "unless-stopped" | "on-failure"
+        ) || policy
+            .strip_prefix("on-failure:")
+            .is_some_and(|n| n.parse::<u32>().is_ok());
+        if !valid {
+            return Err(self.error(
+                line,
+                name,
+                format!(
+                    "restart {policy:?}: expected no, always, unless-stopped or on-failure[:N]"
+                ),
+            ));
+        }
+        Ok(Some(policy))
+    }
+
+    fn ports(
+        &self,
+        line: u64,
+        name: &str,
+        raw: Vec<Spanned<RawPort>>,
+        network_mode: Option<&str>,
+    ) -> Result<Vec<Port>, ConfigError> {
+        let ports = raw
+            .into_iter()
+            .map(|port| self.port(port.referenced.line(), name, port.value))
+            .collect::<Result<Vec<_>, _>>()?;
+        if network_mode == Some("host") && !ports.is_empty() {
+            return Err(self.error(
+                line,
+                name,
+                "ports have no effect with network_mode: host (the service binds the host's ports itself)",
+            ));
+        }
+        Ok(ports)
+    }
+
+    /// A container name of its own (`container_name`, v1 `name`) is the
+    /// service's name from here on: its containers and the names of a swap
+    /// derive from it (references to the key are rewritten after).
+    fn own_name(
+        &self,
+        line: u64,
+        name: &str,
+        container_name: Option<String>,
+    ) -> Result<String, ConfigError> {
+        let Some(own) = container_name else {
+            return Ok(name.to_string());
+        };
+        let own = self.text(line, name, "container_name", &own)?;
+        if own == name {
+            return Ok(own);
+        }
+        check_container_name(&own)
+            .map_err(|message| self.error(line, name, format!("container_name {message}")))?;
+        Ok(own)
     }
 
     pub(super) fn mount(
@@ -580,84 +623,86 @@ impl Resolver<'_> {
         service: &str,
         raw: RawMount,
     ) -> Result<Mount, ConfigError> {
-        let err = |message: String| self.error(line, service, format!("volumes: {message}"));
         match raw {
-            RawMount::Short(text) => {
-                let text = self.text(line, service, "volumes", &text)?;
-                let parts: Vec<&str> = text.split(':').collect();
-                let (source, target, mode) = match parts.as_slice() {
-                    [target] => (None, *target, None),
-                    [source, target] => (Some(*source), *target, None),
-                    [source, target, mode] => (Some(*source), *target, Some(*mode)),
-                    _ => return Err(err(format!("{text:?} is not SOURCE:TARGET[:MODE]"))),
-                };
-                let read_only = match mode {
-                    None | Some("rw") => false,
-                    Some("ro") => true,
-                    Some(other)
-                        if other
-                            .split(',')
-                            .all(|m| ["ro", "rw", "z", "Z"].contains(&m)) =>
-                    {
-                        other.split(',').any(|m| m == "ro")
-                    }
-                    Some(other) => return Err(err(format!("mode {other:?}: expected ro or rw"))),
-                };
-                if !target.starts_with('/') {
-                    return Err(err(format!("target {target:?} must be an absolute path")));
-                }
-                Ok(match source {
-                    None => Mount::Volume {
-                        source: None,
-                        target: target.to_string(),
-                        read_only,
-                        literal: false,
-                    },
-                    Some(s) if s.starts_with('/') || s.starts_with('.') || s.starts_with('~') => {
-                        Mount::Bind {
-                            source: self.bind_source(s),
-                            target: target.to_string(),
-                            read_only,
-                        }
-                    }
-                    Some(s) => Mount::Volume {
-                        source: Some(s.to_string()),
-                        target: target.to_string(),
-                        read_only,
-                        literal: false,
-                    },
-                })
+            RawMount::Short(text) => self.short_mount(line, service, &text),
+            RawMount::Long(long) => self.long_mount(line, service, long),
+        }
+    }
+
+    /// `[SOURCE:]TARGET[:MODE]`: a source that looks like a path is a bind.
+    fn short_mount(&self, line: u64, service: &str, text: &str) -> Result<Mount, ConfigError> {
+        let err = |message: String| self.error(line, service, format!("volumes: {message}"));
+        let text = self.text(line, service, "volumes", text)?;
+        let parts: Vec<&str> = text.split(':').collect();
+        let (source, target, mode) = match parts.as_slice() {
+            [target] => (None, *target, None),
+            [source, target] => (Some(*source), *target, None),
+            [source, target, mode] => (Some(*source), *target, Some(*mode)),
+            _ => return Err(err(format!("{text:?} is not SOURCE:TARGET[:MODE]"))),
+        };
+        let read_only = match mode {
+            None | Some("rw") => false,
+            Some("ro") => true,
+            Some(other)
+                if other
+                    .split(',')
+                    .all(|m| ["ro", "rw", "z", "Z"].contains(&m)) =>
+            {
+                other.split(',').any(|m| m == "ro")
             }
-            RawMount::Long(long) => {
-                let target = self.text(line, service, "volumes.target", &long.target)?;
-                let source = long
-                    .source
-                    .map(|s| self.text(line, service, "volumes.source", &s))
-                    .transpose()?;
-                match long.kind.as_str() {
-                    "volume" => Ok(Mount::Volume {
-                        source,
-                        target,
-                        read_only: self
-                            .flex(line, service, "volumes.read_only", long.read_only)?
-                            .unwrap_or(false),
-                        literal: false,
-                    }),
-                    "bind" => match source {
-                        Some(s) => Ok(Mount::Bind {
-                            source: self.bind_source(&s),
-                            target,
-                            read_only: self
-                                .flex(line, service, "volumes.read_only", long.read_only)?
-                                .unwrap_or(false),
-                        }),
-                        None => Err(err("a bind mount needs a source".into())),
-                    },
-                    other => Err(err(format!(
-                        "type {other:?}: kolla supports volume and bind"
-                    ))),
+            Some(other) => return Err(err(format!("mode {other:?}: expected ro or rw"))),
+        };
+        if !target.starts_with('/') {
+            return Err(err(format!("target {target:?} must be an absolute path")));
+        }
+        let target = target.to_string();
+        Ok(match source {
+            Some(s) if s.starts_with('/') || s.starts_with('.') || s.starts_with('~') => {
+                Mount::Bind {
+                    source: self.bind_source(s),
+                    target,
+                    read_only,
                 }
             }
+            source => Mount::Volume {
+                source: source.map(str::to_string),
+                target,
+                read_only,
+                literal: false,
+            },
+        })
+    }
+
+    /// `type: volume` or `type: bind` with `source`, `target`, `read_only`.
+    fn long_mount(&self, line: u64, service: &str, long: MountLong) -> Result<Mount, ConfigError> {
+        let target = self.text(line, service, "volumes.target", &long.target)?;
+        let source = long
+            .source
+            .map(|s| self.text(line, service, "volumes.source", &s))
+            .transpose()?;
+        let read_only = self
+            .flex(line, service, "volumes.read_only", long.read_only)?
+            .unwrap_or(false);
+        match (long.kind.as_str(), source) {
+            ("volume", source) => Ok(Mount::Volume {
+                source,
+                target,
+                read_only,
+                literal: false,
+            }),
+            ("bind", Some(source)) => Ok(Mount::Bind {
+                source: self.bind_source(&source),
+                target,
+                read_only,
+            }),
+            ("bind", None) => {
+                Err(self.error(line, service, "volumes: a bind mount needs a source"))
+            }
+            (other, _) => Err(self.error(
+                line,
+                service,
+                format!("volumes: type {other:?}: kolla supports volume and bind"),
+            )),
         }
     }
 
@@ -733,51 +778,10 @@ impl Resolver<'_> {
                 ));
             }
         };
-        let config = match raw.config {
-            None => None,
-            Some(c) => {
-                let src = self.text(line, service, "x-kolla.config.src", &c.src)?;
-                let dest = self.text(line, service, "x-kolla.config.dest", &c.dest)?;
-                if !dest.starts_with('/') || dest.split('/').any(|part| part == "..") {
-                    return Err(self.error(
-                        line,
-                        service,
-                        format!(
-                            "x-kolla.config.dest {dest:?} must be an absolute path without '..'"
-                        ),
-                    ));
-                }
-                let folder = self.path.parent().unwrap_or(Path::new("."));
-                let inside = Path::new(&src).is_relative()
-                    && Path::new(&src)
-                        .components()
-                        .try_fold(0usize, |depth, part| match part {
-                            std::path::Component::ParentDir => depth.checked_sub(1),
-                            std::path::Component::Normal(_) => Some(depth + 1),
-                            _ => Some(depth),
-                        })
-                        .is_some();
-                // And where it leads, if it exists (a symlink may lead out).
-                let lands_inside = match (folder.canonicalize(), folder.join(&src).canonicalize()) {
-                    (Ok(root), Ok(target)) => target.starts_with(root),
-                    _ => true,
-                };
-                if !inside || !lands_inside {
-                    return Err(self.error(
-                        line,
-                        service,
-                        format!(
-                            "x-kolla.config.src {src:?} must stay inside the compose file's folder {}",
-                            folder.display()
-                        ),
-                    ));
-                }
-                Some(ConfigTemplates {
-                    src: self.bind_source(&src),
-                    dest,
-                })
-            }
-        };
+        let config = raw
+            .config
+            .map(|c| self.config_templates(line, service, c))
+            .transpose()?;
         let bootstrap = match raw.bootstrap {
             None => None,
             Some(b) => self.argv(line, service, "x-kolla.bootstrap.command", Some(b.command))?,
@@ -789,17 +793,20 @@ impl Resolver<'_> {
                 "a data container (x-kolla.data) never runs, so it takes no config or bootstrap",
             ));
         }
-        let mut host_ports = Vec::new();
-        for port in &raw.host_ports {
-            let text = self.text(line, service, "x-kolla.host_ports", port)?;
-            host_ports.push(text.parse::<u16>().map_err(|_| {
-                self.error(
-                    line,
-                    service,
-                    format!("x-kolla.host_ports: {text:?} is not a port number"),
-                )
-            })?);
-        }
+        let host_ports = raw
+            .host_ports
+            .iter()
+            .map(|port| {
+                let text = self.text(line, service, "x-kolla.host_ports", port)?;
+                text.parse::<u16>().map_err(|_| {
+                    self.error(
+                        line,
+                        service,
+                        format!("x-kolla.host_ports: {text:?} is not a port number"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(KollaSettings {
             data: raw.data,
             config,
@@ -808,6 +815,100 @@ impl Resolver<'_> {
             host_ports,
         })
     }
+
+    /// `x-kolla.config`: a template folder inside the compose file's
+    /// folder (also once symlinks are followed) and an absolute target.
+    fn config_templates(
+        &self,
+        line: u64,
+        service: &str,
+        raw: RawConfigTemplates,
+    ) -> Result<ConfigTemplates, ConfigError> {
+        let src = self.text(line, service, "x-kolla.config.src", &raw.src)?;
+        let dest = self.text(line, service, "x-kolla.config.dest", &raw.dest)?;
+        if !dest.starts_with('/') || dest.split('/').any(|part| part == "..") {
+            return Err(self.error(
+                line,
+                service,
+                format!("x-kolla.config.dest {dest:?} must be an absolute path without '..'"),
+            ));
+        }
+        let folder = self.path.parent().unwrap_or(Path::new("."));
+        let inside = Path::new(&src).is_relative()
+            && Path::new(&src)
+                .components()
+                .try_fold(0usize, |depth, part| match part {
+                    std::path::Component::ParentDir => depth.checked_sub(1),
+                    std::path::Component::Normal(_) => Some(depth + 1),
+                    _ => Some(depth),
+                })
+                .is_some();
+        // And where it leads, if it exists (a symlink may lead out).
+        let lands_inside = match (folder.canonicalize(), folder.join(&src).canonicalize()) {
+            (Ok(root), Ok(target)) => target.starts_with(root),
+            _ => true,
+        };
+        if !inside || !lands_inside {
+            return Err(self.error(
+                line,
+                service,
+                format!(
+                    "x-kolla.config.src {src:?} must stay inside the compose file's folder {}",
+                    folder.display()
+                ),
+            ));
+        }
+        Ok(ConfigTemplates {
+            src: self.bind_source(&src),
+            dest,
+        })
+    }
+}
+
+/// A service's name is a path component and a container name.
+fn check_service_name(name: &str) -> Result<(), String> {
+    let plain = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if !crate::config::globals::is_valid_path_component(name) && !plain {
+        return Err("a service name may use only letters, digits, '_', '.', '-'".into());
+    }
+    if let Some(reserved) = reserved_suffix(name) {
+        return Err(format!(
+            "a service name may not end in {reserved:?}: kolla names the containers of a swap that way"
+        ));
+    }
+    Ok(())
+}
+
+/// A `container_name` the engine accepts and kolla's own names leave free.
+fn check_container_name(own: &str) -> Result<(), String> {
+    let plain = own
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if own.is_empty() || !plain {
+        return Err(format!(
+            "{own:?}: a container name may use only letters, digits, '_', '.', '-'"
+        ));
+    }
+    if let Some(reserved) = reserved_suffix(own) {
+        return Err(format!(
+            "{own:?} may not end in {reserved:?}: kolla names the containers of a swap that way"
+        ));
+    }
+    Ok(())
+}
+
+fn ulimits(raw: BTreeMap<String, RawUlimit>) -> BTreeMap<String, Ulimit> {
+    raw.into_iter()
+        .map(|(key, value)| {
+            let limit = match value {
+                RawUlimit::Single(n) => Ulimit { soft: n, hard: n },
+                RawUlimit::Pair { soft, hard } => Ulimit { soft, hard },
+            };
+            (key, limit)
+        })
+        .collect()
 }
 
 /// References between services: volumes_from, depends_on and
