@@ -1,12 +1,14 @@
 //! What the operator sees while work runs. For a set of tasks (a build's
 //! images): on a terminal, one indicatif spinner per running task under an
 //! overall bar; otherwise (CI logs, pipes) one plain line per step,
-//! prefixed with the task's name, so logs stay greppable. For the steps of
-//! a deploy or swap, `say`: one line per step with the seconds since the
-//! command started. Its own types: callers map their outcomes to a
-//! `Finished`, so this file knows no builder or deployer.
+//! prefixed with the task's name, so logs stay greppable. For the services
+//! of a deploy, upgrade or rollback, `Steps`: on a terminal one live line
+//! per service (its current step and time) above which lasting events and
+//! each service's result are printed; otherwise one line per event with the
+//! seconds since the command started. Its own types: callers map their
+//! outcomes to a `Finished`, so this file knows no builder or deployer.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -128,7 +130,7 @@ impl Progress {
                 t.overall.inc(1);
                 let _ = t
                     .multi
-                    .println(format!("{} {name}{detail}", paint(status, t.colour)));
+                    .println(format!("{} {name}{detail}", paint(status, t.colour, 0)));
             }
             Progress::Plain { .. } => eprintln!("{name}: {}{detail}", status.word),
         }
@@ -141,22 +143,191 @@ impl Progress {
     }
 }
 
-fn paint(status: Finished, colour: bool) -> String {
+/// The word, padded to `width` (so names after it line up) and coloured.
+fn paint(status: Finished, colour: bool, width: usize) -> String {
+    let word = format!("{:<width$}", status.word);
     if !colour {
-        return status.word.to_string();
+        return word;
     }
     let code = match status.tone {
         Tone::Good => "32",
         Tone::Bad => "31",
         Tone::Warning => "33",
     };
-    format!("\x1b[{code}m{}\x1b[0m", status.word)
+    format!("\x1b[{code}m{word}\x1b[0m")
 }
 
-/// One step for the operator, on stderr, with the seconds since the
+/// The services of a deploy or swap as the operator follows them.
+pub struct Steps {
+    display: StepsDisplay,
+}
+
+enum StepsDisplay {
+    /// A live line per service that has work under way.
+    Terminal {
+        colour: bool,
+        multi: MultiProgress,
+        live: Mutex<BTreeMap<String, ProgressBar>>,
+    },
+    /// One line per event; `timed` prefixes the seconds since the start
+    /// (a swap helper's lines are timed by the operator's side instead).
+    Lines { timed: bool },
+}
+
+impl Steps {
+    /// Live lines when stderr is a terminal, timed lines otherwise.
+    pub fn for_stderr(colour: bool) -> Steps {
+        let display = if std::io::stderr().is_terminal() {
+            StepsDisplay::Terminal {
+                colour,
+                multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+                live: Mutex::new(BTreeMap::new()),
+            }
+        } else {
+            StepsDisplay::Lines { timed: true }
+        };
+        Steps { display }
+    }
+
+    /// Plain lines without times, for output that another process relays.
+    pub fn untimed() -> Steps {
+        Steps {
+            display: StepsDisplay::Lines { timed: false },
+        }
+    }
+
+    /// The step a service is at now (`creating`, `waiting for healthy`):
+    /// its live line on a terminal, a line otherwise.
+    pub fn status(&self, node: &str, service: &str, step: &str) {
+        match &self.display {
+            StepsDisplay::Terminal { multi, live, .. } => {
+                live_line(multi, live, node, service).set_message(step.to_string());
+            }
+            StepsDisplay::Lines { .. } => self.note(format!("{node}: {service}: {step}")),
+        }
+    }
+
+    /// A step shown only where it costs no log line: a service waiting for
+    /// its dependencies, on a terminal.
+    pub fn pending(&self, node: &str, service: &str, step: &str) {
+        if let StepsDisplay::Terminal { multi, live, .. } = &self.display {
+            live_line(multi, live, node, service).set_message(step.to_string());
+        }
+    }
+
+    /// An event worth keeping in the scrollback (a dark window, a swap
+    /// back, a warning): printed, and the service's live line updated.
+    pub fn event(&self, node: &str, service: &str, what: &str) {
+        if let StepsDisplay::Terminal { multi, live, .. } = &self.display {
+            live_line(multi, live, node, service).set_message(what.to_string());
+        }
+        self.note(format!("{node}: {service}: {what}"));
+    }
+
+    /// A service's work is over: its live line goes, its result stays.
+    pub fn done(&self, node: &str, service: &str, result: Finished, detail: &str) {
+        let detail = detail
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .map(|l| format!(": {}", l.trim()))
+            .unwrap_or_default();
+        match &self.display {
+            StepsDisplay::Terminal {
+                colour,
+                multi,
+                live,
+            } => {
+                let key = format!("{node}: {service}");
+                let elapsed = match live.lock().ok().and_then(|mut l| l.remove(&key)) {
+                    Some(bar) => {
+                        bar.finish_and_clear();
+                        multi.remove(&bar);
+                        format!(" ({:.1}s)", bar.elapsed().as_secs_f64())
+                    }
+                    None => String::new(),
+                };
+                let word = paint(result, *colour, 10);
+                let _ = multi.println(format!("{word} {key}{elapsed}{detail}"));
+            }
+            StepsDisplay::Lines { .. } => {
+                self.note(format!("{node}: {service}: {}{detail}", result.word));
+            }
+        }
+    }
+
+    /// A line for the operator that is about no one service.
+    pub fn note(&self, line: String) {
+        match &self.display {
+            StepsDisplay::Terminal { multi, .. } => {
+                let line = format!("[{:>7.3}s] {line}", started().elapsed().as_secs_f64());
+                // Printed above the live lines, which stay where they are.
+                if multi.println(&line).is_err() {
+                    eprintln!("{line}");
+                }
+            }
+            StepsDisplay::Lines { timed: true } => {
+                eprintln!("[{:>7.3}s] {line}", started().elapsed().as_secs_f64());
+            }
+            StepsDisplay::Lines { timed: false } => eprintln!("{line}"),
+        }
+    }
+
+    /// Clear the live lines still shown (a run that ended in a failure).
+    pub fn end(&self) {
+        if let StepsDisplay::Terminal { live, .. } = &self.display
+            && let Ok(mut live) = live.lock()
+        {
+            for (_, bar) in std::mem::take(&mut *live) {
+                bar.finish_and_clear();
+            }
+        }
+    }
+}
+
+/// The live line of `service` on `node`, made on its first step.
+fn live_line(
+    multi: &MultiProgress,
+    live: &Mutex<BTreeMap<String, ProgressBar>>,
+    node: &str,
+    service: &str,
+) -> ProgressBar {
+    let key = format!("{node}: {service}");
+    let Ok(mut live) = live.lock() else {
+        return ProgressBar::hidden();
+    };
+    live.entry(key.clone())
+        .or_insert_with(|| {
+            let bar = multi.add(ProgressBar::new_spinner());
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {prefix:<32} {elapsed:>4} {wide_msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.set_prefix(key);
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        })
+        .clone()
+}
+
+/// The display of this command's deploy steps (set up by `verbs::run`;
+/// plain timed lines if nothing set it up).
+pub fn steps() -> &'static Steps {
+    STEPS.get_or_init(|| Steps {
+        display: StepsDisplay::Lines { timed: true },
+    })
+}
+
+static STEPS: std::sync::OnceLock<Steps> = std::sync::OnceLock::new();
+
+/// Choose the display for this command: live lines on a terminal.
+pub fn init_steps(colour: bool) {
+    let _ = STEPS.set(Steps::for_stderr(colour));
+}
+
+/// One line for the operator, on stderr, with the seconds since the
 /// command started, so every step shows its time in a terminal and in CI.
 pub fn say(line: String) {
-    eprintln!("[{:>7.3}s] {line}", started().elapsed().as_secs_f64());
+    steps().note(line);
 }
 
 /// When the command started (the first call fixes it; `verbs::run` calls

@@ -181,12 +181,11 @@ services:
 "#,
     )
     .unwrap();
-    let output = d.kolla("deploy", &["--profile", "typo"]);
-    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
-    assert!(
-        stderr(&output).contains("profile \"typo\"") && stderr(&output).contains("debug"),
-        "{}",
-        describe(&output)
+    d.expect(
+        "deploy",
+        &["--profile", "typo"],
+        2,
+        &["profile \"typo\"", "debug"],
     );
     assert!(d.containers().is_empty());
     let output = d.kolla("deploy", &[]);
@@ -215,12 +214,11 @@ fn an_empty_compose_file_is_refused_before_anything_is_touched() {
     assert!(output.status.success(), "{}", describe(&output));
     let before = d.containers();
     std::fs::write(d.compose_dir.join("controller.yml"), "# nothing yet\n").unwrap();
-    let output = d.kolla("deploy", &["--remove-orphans"]);
-    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
-    assert!(
-        stderr(&output).contains("controller.yml: the file is empty"),
-        "{}",
-        describe(&output)
+    d.expect(
+        "deploy",
+        &["--remove-orphans"],
+        2,
+        &["controller.yml: the file is empty"],
     );
     assert_eq!(d.containers(), before);
 }
@@ -234,12 +232,11 @@ fn upgrade_tag_on_an_image_with_a_literal_tag_says_the_file_decides() {
     let output = d.kolla("deploy", &[]);
     assert!(output.status.success(), "{}", describe(&output));
     let before = d.containers();
-    let output = d.kolla("upgrade", &["web", "--tag", "2.0.0"]);
-    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
-    assert!(
-        stderr(&output).contains("tag comes from the compose file"),
-        "{}",
-        describe(&output)
+    d.expect(
+        "upgrade",
+        &["web", "--tag", "2.0.0"],
+        2,
+        &["tag comes from the compose file"],
     );
     assert_eq!(d.containers(), before);
 }
@@ -294,13 +291,7 @@ services:
 "#,
     )
     .unwrap();
-    let output = d.kolla("deploy", &[]);
-    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
-    assert!(
-        stderr(&output).contains("mark it `x-kolla: {data: true}`"),
-        "{}",
-        describe(&output)
-    );
+    d.expect("deploy", &[], 1, &["mark it `x-kolla: {data: true}`"]);
 }
 
 /// A dry run before the images reach the node says what it would pull and

@@ -193,8 +193,11 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
     let text = stdout(&output);
     assert!(text.contains("create-data  webdata"), "{text}");
     // 11 containers and the named volume the file declares.
+    let volume = format!("{}logs ", d.prefix);
     assert!(
-        text.contains("logs  (named in a compose file, not on the node)"),
+        text.lines().any(|l| l.contains("create")
+            && l.contains(&volume)
+            && l.ends_with("(named in a compose file, not on the node)")),
         "{text}"
     );
     assert!(

@@ -90,13 +90,7 @@ fn containers_kolla_does_not_own_are_never_touched() {
         assert_eq!(d.serving().as_deref(), Some("version 1.0.0\n"), "{name}");
         assert_eq!(d.containers()[&d.container("web")].0, v1, "{name}");
         if suffix == ".kolla-lock" {
-            let output = d.kolla("unlock", &["web"]);
-            assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
-            assert!(
-                stderr(&output).contains("is in the way"),
-                "{}",
-                describe(&output)
-            );
+            d.expect("unlock", &["web"], 1, &["is in the way"]);
             foreign.untouched(&name);
             let output = d.kolla("recover", &[]);
             assert!(output.status.success(), "{}", describe(&output));
@@ -114,12 +108,11 @@ fn a_foreign_container_under_a_new_service_name_stops_the_first_deploy() {
     let d = common::swap_deployment("foreign-create", &["1.0.0"]);
     let name = d.container("web");
     let foreign = Foreign::new(&d, &name);
-    let output = d.kolla("deploy", &[]);
-    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
-    assert!(
-        stderr(&output).contains(&format!("container {name} is in the way")),
-        "{}",
-        describe(&output)
+    d.expect(
+        "deploy",
+        &[],
+        1,
+        &[&format!("container {name} is in the way")],
     );
     foreign.untouched(&name);
     assert!(

@@ -56,12 +56,11 @@ fn upgrade_then_rollback_keeps_data_and_history() {
     assert_eq!(d.read_data("/data/boot.log"), "bootstrap\nbootstrap\n");
 
     // Downgrading needs the flag; nothing changes without it.
-    let output = d.kolla("upgrade", &["web", "--tag", "1.0.0"]);
-    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
-    assert!(
-        stderr(&output).contains("--allow-downgrade"),
-        "{}",
-        describe(&output)
+    d.expect(
+        "upgrade",
+        &["web", "--tag", "1.0.0"],
+        1,
+        &["--allow-downgrade"],
     );
     assert_eq!(d.containers(), after);
 
@@ -74,13 +73,7 @@ fn upgrade_then_rollback_keeps_data_and_history() {
     assert_eq!(d.read_data("/data/boot.log"), "bootstrap\nbootstrap\n");
 
     // Rolling back a rollback needs --force.
-    let output = d.kolla("rollback", &["web"]);
-    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
-    assert!(
-        stderr(&output).contains("the last change was a rollback"),
-        "{}",
-        describe(&output)
-    );
+    d.expect("rollback", &["web"], 1, &["the last change was a rollback"]);
     let output = d.kolla("rollback", &["web", "--force"]);
     assert!(output.status.success(), "{}", describe(&output));
     assert_eq!(serving(&d).as_deref(), Some("version 2.0.0\n"));
@@ -120,26 +113,16 @@ fn failed_upgrades_leave_v1_serving_and_the_data_intact() {
     let boot = "bootstrap\n";
 
     // The image does not exist: the pull fails, nothing changes.
-    let output = d.kolla("upgrade", &["web", "--tag", "3.0.0"]);
-    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
-    assert!(
-        stderr(&output).contains("fx-web:3.0.0"),
-        "{}",
-        describe(&output)
-    );
+    d.expect("upgrade", &["web", "--tag", "3.0.0"], 1, &["fx-web:3.0.0"]);
     assert_eq!(d.containers(), before);
     v1_intact(&d, boot);
 
     // The new container exits at once: swapped back.
-    let output = d.kolla(
+    d.expect(
         "upgrade",
         &["web", "--tag", "9.0.0", "--health-timeout", "20"],
-    );
-    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
-    assert!(
-        stderr(&output).contains("exited with code"),
-        "{}",
-        describe(&output)
+        1,
+        &["exited with code"],
     );
     v1_intact(&d, "bootstrap\nbootstrap\n");
 
@@ -183,13 +166,7 @@ fn failed_upgrades_leave_v1_serving_and_the_data_intact() {
 fn nothing_to_roll_back_to_and_a_held_lock_are_refused() {
     let d = setup("lock", &["1.0.0", "2.0.0"]);
     deploy_v1(&d);
-    let output = d.kolla("rollback", &["web"]);
-    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
-    assert!(
-        stderr(&output).contains("nothing to roll back to"),
-        "{}",
-        describe(&output)
-    );
+    d.expect("rollback", &["web"], 1, &["nothing to roll back to"]);
 
     // Another run holds the lock: the upgrade fails at once, saying who.
     let lock = d.take_lock("web");

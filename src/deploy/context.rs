@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use super::error::DeployError;
 use super::history::{self, Record};
-use super::lock::{self, Lock, LockError, LockRequest, Takeover};
+use super::lock::{self, Lock, LockError};
 use super::owned::OwnedError;
 use crate::engine::{Engine, EngineError};
+use crate::progress::Steps;
 
 /// How long to wait, and how much to show, when things go wrong.
 #[derive(Debug, Clone)]
@@ -42,8 +43,8 @@ pub struct NodeRun<'a> {
     pub placement_prefix: &'a str,
     pub project: &'a str,
     pub options: &'a ApplyOptions,
-    /// One line per step, for the operator.
-    pub say: &'a (dyn Fn(String) + Sync),
+    /// What the operator sees of each service's steps.
+    pub steps: &'a Steps,
     /// Where the history log lives (None: not recorded).
     pub state_dir: Option<&'a std::path::Path>,
     /// Run swaps' critical sections in a helper container on the node.
@@ -70,7 +71,7 @@ impl NodeRun<'_> {
         }
     }
 
-    fn lock_error(&self, error: LockError) -> DeployError {
+    pub(super) fn lock_error(&self, error: LockError) -> DeployError {
         match error {
             LockError::NotOurs(source) => DeployError::NotOurs {
                 node: self.node.to_string(),
@@ -81,41 +82,6 @@ impl NodeRun<'_> {
                 source,
             },
         }
-    }
-
-    /// Take `service`'s lock, its container made from `image` (an image
-    /// on the node), for `reason` (the lock says whether it took over the
-    /// lock of a holder that is gone).
-    pub async fn lock(
-        &self,
-        service: &str,
-        image: &str,
-        reason: &str,
-        target: &str,
-        from: Option<u64>,
-        takeover: Takeover,
-    ) -> Result<Lock, DeployError> {
-        let image_volumes = self
-            .engine
-            .image(image)
-            .await
-            .map_err(|e| self.engine_error(e))?
-            .map(|info| info.volumes)
-            .unwrap_or_default();
-        let request = LockRequest {
-            prefix: self.placement_prefix,
-            project: self.project,
-            service,
-            image,
-            image_volumes: &image_volumes,
-            reason,
-            target,
-            from,
-            user: self.user,
-        };
-        lock::acquire(self.engine, &request, takeover)
-            .await
-            .map_err(|e| self.lock_error(e))
     }
 
     /// Release a lock this run holds; a failure is reported, since the
@@ -132,7 +98,7 @@ impl NodeRun<'_> {
         if let Some(dir) = self.state_dir
             && let Err(e) = history::append(dir, record)
         {
-            (self.say)(format!(
+            self.steps.note(format!(
                 "warning: cannot write {}: {e}",
                 history::path(dir).display()
             ));

@@ -27,6 +27,7 @@ use super::swap::{Incoming, SwapTask};
 use super::volumes::{VolumeInputs, VolumeMount};
 use crate::config::compose::Condition;
 use crate::engine::EngineError;
+use crate::progress::{Finished, Tone};
 
 /// What one applied action did.
 #[derive(Debug, Clone)]
@@ -34,6 +35,32 @@ pub struct Done {
     pub service: String,
     pub kind: ActionKind,
     pub dark_window: Option<Duration>,
+}
+
+const FAILED: Finished = Finished {
+    word: "failed",
+    tone: Tone::Bad,
+};
+
+/// How the display shows a service whose action succeeded.
+fn finished_as(kind: ActionKind) -> Finished {
+    let word = match kind {
+        ActionKind::CreateData | ActionKind::Create => "created",
+        ActionKind::Replace => "replaced",
+        ActionKind::Start => "started",
+        ActionKind::Keep => "up to date",
+        ActionKind::RemoveOrphan => "removed",
+    };
+    Finished {
+        word,
+        tone: Tone::Good,
+    }
+}
+
+fn dark_text(done: &Done) -> String {
+    done.dark_window
+        .map(|dark| format!("dark {:.3}s", dark.as_secs_f64()))
+        .unwrap_or_default()
 }
 
 impl NodeRun<'_> {
@@ -65,7 +92,7 @@ impl NodeRun<'_> {
                 .iter()
                 .filter(|c| c.service == orphan.service && c.role != Role::Lock)
             {
-                (self.say)(format!(
+                self.steps.note(format!(
                     "{}: removing {} (orphan)",
                     self.node, container.name
                 ));
@@ -110,6 +137,10 @@ impl NodeRun<'_> {
                             .all(|d| finished.contains(d.as_str()))
                     });
                 waiting = still;
+                for action in &waiting {
+                    self.steps
+                        .pending(self.node, &action.service, "waiting for its dependencies");
+                }
                 for action in ready {
                     let wanted = &desired[&action.service];
                     let files = config_files
@@ -124,10 +155,15 @@ impl NodeRun<'_> {
             }
             match running.next().await {
                 Some((service, Ok(d))) => {
+                    self.steps
+                        .done(self.node, service, finished_as(d.kind), &dark_text(&d));
                     finished.insert(service);
                     done.push(d);
                 }
-                Some((_, Err(e))) => errors.push(e),
+                Some((service, Err(e))) => {
+                    self.steps.done(self.node, service, FAILED, &e.to_string());
+                    errors.push(e);
+                }
                 None => break,
             }
         }
@@ -153,7 +189,8 @@ impl NodeRun<'_> {
         let mut dark_window = None;
         match action.kind {
             ActionKind::CreateData => {
-                (self.say)(format!("{}: {service}: creating data container", self.node));
+                self.steps
+                    .status(self.node, &service, "creating data container");
                 let mut spec = self.spec_for(wanted, live_name, 1);
                 self.mount_volumes(wanted, &mut spec, &action.volumes)
                     .await?;
@@ -164,7 +201,7 @@ impl NodeRun<'_> {
             }
             ActionKind::Create => self.create(wanted, files, action).await?,
             ActionKind::Start => {
-                (self.say)(format!("{}: {service}: starting", self.node));
+                self.steps.status(self.node, &service, "starting");
                 self.engine
                     .start_container(&live_name)
                     .await
@@ -258,6 +295,7 @@ impl NodeRun<'_> {
             Intent {
                 service,
                 image: &wanted.service.image,
+                image_volumes: Some(&wanted.image_volumes),
                 action,
                 target: wanted.service.image.clone(),
                 from: Some(seen.generation),
@@ -295,7 +333,11 @@ impl NodeRun<'_> {
             prefix: self.placement_prefix,
         };
         let action = plan::service_action(wanted, &observed, &BTreeMap::new(), &inputs);
-        let generation = action.generation.unwrap_or(live.generation + 1);
+        let replacing = action.kind == ActionKind::Replace;
+        let Some(generation) = action.generation.filter(|_| replacing) else {
+            // The plan has nothing to swap: the node shows what is wanted.
+            return Ok(None);
+        };
         let mut record = Attempt {
             from: live.generation,
             to: generation,
@@ -373,6 +415,7 @@ impl NodeRun<'_> {
             Intent {
                 service,
                 image: &wanted.service.image,
+                image_volumes: Some(&wanted.image_volumes),
                 action: "deploy",
                 target: format!("generation 1 ({})", wanted.service.image),
                 from: None,
@@ -400,7 +443,7 @@ impl NodeRun<'_> {
             .await
             .map_err(|e| self.owned_error(e))?;
         self.bootstrap(wanted, volumes).await?;
-        (self.say)(format!("{}: {service}: creating", self.node));
+        self.steps.status(self.node, service, "creating");
         let candidate_name =
             labels::container_name(self.placement_prefix, service, Role::Candidate);
         owned::remove(self.engine, &candidate_name, self.project, service)
@@ -440,10 +483,11 @@ impl NodeRun<'_> {
         let id = self.create_configured(&candidate, files).await?;
         super::fault::point("candidate-created");
         if options.start_first {
-            (self.say)(format!(
-                "{}: {service}: starting the new container beside the old one",
-                self.node
-            ));
+            self.steps.status(
+                self.node,
+                service,
+                "starting the new container beside the old one",
+            );
             let started = match self.engine.start_container(&id).await {
                 Ok(()) => self.gate(service, &id).await,
                 Err(e) => Err(self.engine_error(e)),
@@ -484,6 +528,7 @@ impl NodeRun<'_> {
             Intent {
                 service: &live.service,
                 image: &live.image,
+                image_volumes: None,
                 action: "rollback",
                 target: format!("generation {}", target.generation),
                 from: Some(live.generation),

@@ -27,6 +27,7 @@ use super::owned;
 use super::spec::ContainerSpec;
 use super::swap::{self, SwapTask};
 use crate::engine::{BuildRequest, Endpoint, Engine, WaitGoal, WaitOutcome};
+use crate::progress::Steps;
 
 /// The helper image's repository; its tag names the kolla build.
 pub const REPOSITORY: &str = "kolla-swap-helper";
@@ -66,10 +67,13 @@ pub async fn perform(run: &NodeRun<'_>, task: SwapTask) -> Result<Duration, Depl
         match in_helper(run, &task).await {
             Ok(outcome) => return outcome,
             // Nothing was touched yet: the critical section runs here.
-            Err(unavailable) => (run.say)(format!(
-                "{}: {}: note: no swap helper on this node ({unavailable}); kolla runs the swap itself",
-                run.node, task.service
-            )),
+            Err(unavailable) => run.steps.event(
+                run.node,
+                &task.service,
+                &format!(
+                    "note: no swap helper on this node ({unavailable}); kolla runs the swap itself"
+                ),
+            ),
         }
     }
     swap::swap_in(run, &task).await
@@ -102,13 +106,11 @@ async fn in_helper(
         Err(e) => return Ok(Err(run.owned_error(e))),
     }
     let id = start_helper(run, task, &name).await?;
-    (run.say)(format!(
-        "{}: {service}: the swap runs on the node, in {name}",
-        run.node
-    ));
+    let step = format!("the swap runs on the node, in {name}");
+    run.steps.status(run.node, service, &step);
     // From here the helper owns the section: whatever happens to this
     // process, it runs to its end.
-    let (verdict, followed, still_running) = follow_helper(run, &id).await;
+    let (verdict, followed, still_running) = follow_helper(run, service, &id).await;
     Ok(outcome_of(
         run,
         service,
@@ -173,6 +175,7 @@ async fn start_helper(run: &NodeRun<'_>, task: &SwapTask, name: &str) -> Result<
 /// ended, and whether it still runs (then it is left to finish).
 async fn follow_helper(
     run: &NodeRun<'_>,
+    service: &str,
     id: &str,
 ) -> (
     Option<Verdict>,
@@ -181,10 +184,15 @@ async fn follow_helper(
 ) {
     let engine = run.engine;
     let mut verdict = None;
+    let own_prefix = format!("{}: {service}: ", run.node);
     let followed = engine
         .follow_logs(id, |line, stdout| match line.strip_prefix(VERDICT) {
             Some(json) if stdout => verdict = serde_json::from_str::<Verdict>(json).ok(),
-            _ => (run.say)(line.to_string()),
+            // The helper's steps of this service are its steps here.
+            _ => match line.strip_prefix(&own_prefix) {
+                Some(step) => run.steps.event(run.node, service, step),
+                None => run.steps.note(line.to_string()),
+            },
         })
         .await;
     // The log stream ends when the helper exits; if it broke off early
@@ -278,14 +286,14 @@ pub async fn serve(task: &str) -> anyhow::Result<()> {
         retain: input.retain,
         log_lines: input.log_lines,
     };
-    let say = |line: String| eprintln!("{line}");
+    let steps = Steps::untimed();
     let run = NodeRun {
         engine: &engine,
         node: &input.node,
         placement_prefix: &input.prefix,
         project: &input.project,
         options: &options,
-        say: &say,
+        steps: &steps,
         state_dir: None,
         use_helper: false,
         user: "swap-helper",

@@ -41,6 +41,7 @@ pub async fn recover_service(
         Intent {
             service,
             image: &image,
+            image_volumes: None,
             action: "recover",
             target: "the last good generation".into(),
             from: None,

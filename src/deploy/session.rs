@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::context::NodeRun;
 use super::error::DeployError;
 use super::history::Record;
-use super::lock::{Holder, Lock, Takeover};
+use super::lock::{self, Holder, Lock, LockRequest, Takeover};
 
 /// What the lock says about the change it guards.
 #[derive(Debug, Clone)]
@@ -18,6 +18,9 @@ pub struct Intent<'s> {
     pub service: &'s str,
     /// An image on the node to make the lock container from.
     pub image: &'s str,
+    /// That image's declared volumes when the caller knows them (else the
+    /// lock inspects the image).
+    pub image_volumes: Option<&'s [String]>,
     /// The verb: deploy, upgrade, rollback, recover.
     pub action: &'s str,
     /// What the change goes to, for whoever finds the lock.
@@ -49,16 +52,7 @@ pub struct Session<'r, 'a> {
 
 impl<'r, 'a> Session<'r, 'a> {
     pub async fn open(run: &'r NodeRun<'a>, intent: Intent<'_>) -> Result<Self, DeployError> {
-        let lock = run
-            .lock(
-                intent.service,
-                intent.image,
-                intent.action,
-                &intent.target,
-                intent.from,
-                intent.takeover,
-            )
-            .await?;
+        let lock = acquire(run, &intent).await?;
         Ok(Session {
             run,
             lock,
@@ -120,4 +114,38 @@ fn result_text<T>(result: &Result<T, DeployError>, swapping: bool) -> String {
         Err(e) if swapping => format!("swapped back: {}", first_line(e)),
         Err(e) => format!("failed: {}", first_line(e)),
     }
+}
+
+/// Take the lock `intent` asks for, its container made from the
+/// intent's image (an image on the node); the lock says whether it took
+/// over the lock of a holder that is gone.
+async fn acquire(run: &NodeRun<'_>, intent: &Intent<'_>) -> Result<Lock, DeployError> {
+    let inspected;
+    let image_volumes = match intent.image_volumes {
+        Some(known) => known,
+        None => {
+            inspected = run
+                .engine
+                .image(intent.image)
+                .await
+                .map_err(|e| run.engine_error(e))?
+                .map(|info| info.volumes)
+                .unwrap_or_default();
+            &inspected
+        }
+    };
+    let request = LockRequest {
+        prefix: run.placement_prefix,
+        project: run.project,
+        service: intent.service,
+        image: intent.image,
+        image_volumes,
+        reason: intent.action,
+        target: &intent.target,
+        from: intent.from,
+        user: run.user,
+    };
+    lock::acquire(run.engine, &request, intent.takeover)
+        .await
+        .map_err(|e| run.lock_error(e))
 }

@@ -115,11 +115,8 @@ impl NodeRun<'_> {
         };
         let service = &wanted.service.name;
         let name = labels::container_name(self.placement_prefix, service, Role::Bootstrap);
-        (self.say)(format!(
-            "{}: {service}: running bootstrap job {}",
-            self.node,
-            command.join(" ")
-        ));
+        let step = format!("running bootstrap job {}", command.join(" "));
+        self.steps.status(self.node, service, &step);
         let mut spec = self.spec_for(wanted, name.clone(), 0);
         spec.command = Some(command.clone());
         spec.restart_policy = Some("no".into());
@@ -216,10 +213,8 @@ impl NodeRun<'_> {
             return Ok(());
         };
         if job.running {
-            (self.say)(format!(
-                "{}: {service}: waiting for the bootstrap job {name} an earlier run left running",
-                self.node
-            ));
+            let step = format!("waiting for the bootstrap job {name} an earlier run left running");
+            self.steps.status(self.node, service, &step);
             let outcome = self
                 .engine
                 .wait_for(&job.id, WaitGoal::Exited, self.options.health_timeout)
@@ -274,6 +269,8 @@ impl NodeRun<'_> {
     /// after the monitor window (without).
     pub(super) async fn gate(&self, service: &str, container: &str) -> Result<(), DeployError> {
         let started = Instant::now();
+        self.steps
+            .pending(self.node, service, "started, waiting for its gate");
         let outcome = self
             .engine
             .wait_for(
@@ -287,16 +284,13 @@ impl NodeRun<'_> {
             .map_err(|e| self.engine_error(e))?;
         match outcome {
             WaitOutcome::Healthy | WaitOutcome::StillRunning => {
-                (self.say)(format!(
-                    "{}: {service}: {} after {:.1}s",
-                    self.node,
-                    if outcome == WaitOutcome::Healthy {
-                        "healthy"
-                    } else {
-                        "running"
-                    },
-                    started.elapsed().as_secs_f64()
-                ));
+                let state = if outcome == WaitOutcome::Healthy {
+                    "healthy"
+                } else {
+                    "running"
+                };
+                let step = format!("{state} after {:.1}s", started.elapsed().as_secs_f64());
+                self.steps.status(self.node, service, &step);
                 Ok(())
             }
             WaitOutcome::Unhealthy => Err(self

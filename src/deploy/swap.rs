@@ -94,10 +94,11 @@ pub async fn swap_in(run: &NodeRun<'_>, task: &SwapTask) -> Result<Duration, Dep
         Role::Kept(task.live_generation),
     );
     let outgoing = outgoing(run, task, &kept_name).await?;
-    (run.say)(format!(
-        "{}: {service}: swapping generation {} for {}",
-        run.node, task.live_generation, incoming.generation
-    ));
+    let step = format!(
+        "swapping generation {} for {}",
+        task.live_generation, incoming.generation
+    );
+    run.steps.status(run.node, service, &step);
     // An engine restart must never revive the old container beside the new.
     run.engine
         .set_restart_policy(&outgoing.id, "no")
@@ -108,10 +109,11 @@ pub async fn swap_in(run: &NodeRun<'_>, task: &SwapTask) -> Result<Duration, Dep
     let outcome = exchange(run, task, &outgoing, &kept_name, &live_name).await;
     super::fault::point("gated");
     if let Err(failure) = outcome {
-        (run.say)(format!(
-            "{}: {service}: generation {} failed; swapping back to generation {}",
-            run.node, incoming.generation, outgoing.generation
-        ));
+        let event = format!(
+            "generation {} failed; swapping back to generation {}",
+            incoming.generation, outgoing.generation
+        );
+        run.steps.event(run.node, service, &event);
         if let Err(stuck) =
             swap_back(run, service, &outgoing, incoming, &live_name, task.grace).await
         {
@@ -131,11 +133,8 @@ pub async fn swap_in(run: &NodeRun<'_>, task: &SwapTask) -> Result<Duration, Dep
     } else {
         stopping.elapsed()
     };
-    (run.say)(format!(
-        "{}: {service}: dark window {:.3}s (stop to healthy)",
-        run.node,
-        dark.as_secs_f64()
-    ));
+    let event = format!("dark window {:.3}s (stop to healthy)", dark.as_secs_f64());
+    run.steps.event(run.node, service, &event);
     let mut candidates = task.kept.clone();
     candidates.push((outgoing.generation, outgoing.id.clone()));
     prune(run, service, candidates).await?;
@@ -281,12 +280,12 @@ async fn swap_back(
     }
     // Return only once the old generation serves again.
     if let Err(again) = run.gate(service, &outgoing.id).await {
-        (run.say)(format!(
-            "{}: {service}: warning: generation {} is back but not healthy either: {}",
-            run.node,
+        let event = format!(
+            "warning: generation {} is back but not healthy either: {}",
             outgoing.generation,
             again.to_string().lines().next().unwrap_or_default()
-        ));
+        );
+        run.steps.event(run.node, service, &event);
     }
     Ok(())
 }
@@ -300,10 +299,11 @@ pub(super) async fn prune(
     kept: Vec<(u64, String)>,
 ) -> Result<(), DeployError> {
     for (generation, id) in beyond_retain(kept, run.options.retain) {
-        (run.say)(format!(
-            "{}: {service}: removing kept generation {generation} (beyond retain {})",
-            run.node, run.options.retain
-        ));
+        let step = format!(
+            "removing kept generation {generation} (beyond retain {})",
+            run.options.retain
+        );
+        run.steps.status(run.node, service, &step);
         run.engine
             .remove_container(&id, false)
             .await

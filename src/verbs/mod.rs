@@ -233,8 +233,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Success);
     }
     let settings = Settings::resolve(&cli, Environment::read())?;
+    crate::progress::init_steps(settings.environment.colour);
     let s = &settings;
-    match cli.command {
+    let outcome = match cli.command {
         Command::Build(args) => build::build(s, args).await,
         Command::Deploy(args) => deploy::deploy(s, args).await,
         Command::Pull(args) => deploy::pull(s, args).await,
@@ -249,7 +250,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Recover(args) => recover::recover(s, args).await,
         Command::History(args) => history::history(s, args).await,
         Command::SwapHelper(_) => Ok(Outcome::Success),
-    }
+    };
+    crate::progress::steps().end();
+    outcome
 }
 
 #[cfg(test)]

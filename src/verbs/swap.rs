@@ -11,12 +11,13 @@ use super::{Fanout, NodeReport, Outcome, over_nodes};
 use crate::cli::{RollbackArgs, UpgradeArgs};
 use crate::config::ConfigError;
 use crate::config::inventory::Node;
-use crate::deploy::context::ApplyOptions;
+use crate::deploy::context::{ApplyOptions, NodeRun};
+use crate::deploy::error::DeployError;
 use crate::deploy::labels::{ObservedContainer, Role};
 use crate::deploy::observe;
 use crate::deploy::plan;
 use crate::deploy::tags::{self, TagChange};
-use crate::progress::say;
+use crate::progress::{Finished, Tone, say};
 use crate::settings::Settings;
 
 fn live_of<'a>(observed: &'a [ObservedContainer], service: &str) -> Option<&'a ObservedContainer> {
@@ -147,12 +148,12 @@ async fn upgrade_node(
             .get(service)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        done.push(
-            match run.replace(wanted, &observed, files, "upgrade").await? {
-                Some(dark) => format!("{service} upgraded, dark window {:.3}s", dark.as_secs_f64()),
-                None => format!("{service} already upgraded by another run"),
-            },
-        );
+        let replaced = run.replace(wanted, &observed, files, "upgrade").await;
+        show_result(&run, service, "upgraded", replaced.as_ref().copied());
+        done.push(match replaced? {
+            Some(dark) => format!("{service} upgraded, dark window {:.3}s", dark.as_secs_f64()),
+            None => format!("{service} already upgraded by another run"),
+        });
     }
     Ok(vec![done.join("; ")])
 }
@@ -225,10 +226,14 @@ async fn rollback_node(
                 node.name
             )]
         })?;
-        let dark = run
-            .rollback(live, target, &kept)
-            .await
-            .map_err(|e| vec![e.into()])?;
+        let rolled_back = run.rollback(live, target, &kept).await;
+        show_result(
+            &run,
+            service,
+            "rolled back",
+            rolled_back.as_ref().map(|d| Some(*d)),
+        );
+        let dark = rolled_back.map_err(|e| vec![e.into()])?;
         lines.push(format!(
             "{service} rolled back from generation {} to {}, dark window {:.3}s",
             live.generation,
@@ -237,4 +242,37 @@ async fn rollback_node(
         ));
     }
     Ok(lines)
+}
+
+/// A swapped service's result on the display: its live line ends.
+fn show_result(
+    run: &NodeRun<'_>,
+    service: &str,
+    word: &'static str,
+    result: Result<Option<std::time::Duration>, &DeployError>,
+) {
+    let (finished, detail) = match result {
+        Ok(Some(dark)) => (
+            Finished {
+                word,
+                tone: Tone::Good,
+            },
+            format!("dark {:.3}s", dark.as_secs_f64()),
+        ),
+        Ok(None) => (
+            Finished {
+                word: "up to date",
+                tone: Tone::Good,
+            },
+            String::new(),
+        ),
+        Err(e) => (
+            Finished {
+                word: "failed",
+                tone: Tone::Bad,
+            },
+            e.to_string(),
+        ),
+    };
+    run.steps.done(run.node, service, finished, &detail);
 }

@@ -62,7 +62,7 @@ pub fn node_run<'a>(
         placement_prefix: &settings.globals.container_prefix,
         project: &settings.globals.project,
         options,
-        say: &say,
+        steps: crate::progress::steps(),
         state_dir: Some(&settings.state_dir),
         use_helper: settings.globals.swap_helper,
         user: &settings.environment.user,

@@ -1,0 +1,175 @@
+//! A `Sandbox`: a private copy of the fixture image tree (with busybox in
+//! `fx-base/`) and a namespace no other test uses. Dropping it removes
+//! exactly the images under that namespace and those it built.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::Ordering;
+
+use kolla::engine::Engine;
+
+use super::{COUNTER, REGISTRY, copy_tree, describe, engine, fixtures, kolla_command, runtime};
+
+pub struct Sandbox {
+    pub namespace: String,
+    pub dir: tempfile::TempDir,
+    pub images_dir: PathBuf,
+    pub config_dir: PathBuf,
+    /// What the tree's root builds FROM.
+    pub base_image: String,
+    pub engine: Engine,
+    /// Ids of images this sandbox built, so that images a rebuild left
+    /// untagged are removed too.
+    built_ids: RefCell<Vec<String>>,
+}
+
+impl Sandbox {
+    /// A copy of `tests/fixtures/images` with busybox in `fx-base/`, and a
+    /// unique namespace derived from `name`.
+    pub fn new(name: &str) -> Sandbox {
+        let sandbox = Sandbox::empty(name, "scratch");
+        copy_tree(&fixtures().join("images"), &sandbox.images_dir);
+        let busybox = busybox_path();
+        std::fs::copy(&busybox, sandbox.images_dir.join("fx-base/busybox")).expect("copy busybox");
+        std::fs::write(
+            sandbox.images_dir.join("fx-base/sandbox.id"),
+            &sandbox.namespace,
+        )
+        .expect("sandbox.id");
+        sandbox
+    }
+
+    /// The project's own image tree (read in place) on `base_image`.
+    pub fn for_project_images(name: &str, base_image: &str) -> Sandbox {
+        let mut sandbox = Sandbox::empty(name, base_image);
+        sandbox.images_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("images");
+        sandbox
+    }
+
+    fn empty(name: &str, base_image: &str) -> Sandbox {
+        let engine = engine();
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let namespace = format!("kolla-test-{name}-{}-{n}", std::process::id());
+        let dir = tempfile::Builder::new()
+            .prefix("kolla-test-")
+            .tempdir()
+            .expect("temporary directory");
+        let images_dir = dir.path().join("images");
+        let config_dir = dir.path().join("config");
+        std::fs::create_dir_all(&config_dir).expect("config dir");
+        Sandbox {
+            namespace,
+            dir,
+            images_dir,
+            config_dir,
+            base_image: base_image.to_string(),
+            engine,
+            built_ids: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// `kolla build` on this sandbox's tree and namespace, with `args` after.
+    pub fn build(&self, args: &[&str]) -> Output {
+        self.build_command(args)
+            .output()
+            .expect("run the kolla binary")
+    }
+
+    /// The `kolla build` command `build` runs, for tests that need to set
+    /// its environment or spawn it.
+    pub fn build_command(&self, args: &[&str]) -> Command {
+        let mut command = kolla_command();
+        command
+            .arg("--config-dir")
+            .arg(&self.config_dir)
+            .arg("build")
+            .arg("--images-dir")
+            .arg(&self.images_dir)
+            .args([
+                "--namespace",
+                &self.namespace,
+                "--base-image",
+                &self.base_image,
+            ])
+            .args(args);
+        command
+    }
+
+    /// `kolla build ... --summary-json`, returning the output and the summary.
+    pub fn build_with_summary(&self, args: &[&str]) -> (Output, serde_json::Value) {
+        let path = self.dir.path().join(format!(
+            "summary-{}.json",
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        let mut full = args.to_vec();
+        full.extend_from_slice(&["--summary-json", path.to_str().expect("utf-8 path")]);
+        let output = self.build(&full);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "no summary at {}: {e}\n{}",
+                path.display(),
+                describe(&output)
+            )
+        });
+        let summary: serde_json::Value = serde_json::from_str(&text).expect("summary is JSON");
+        for image in summary["images"].as_array().into_iter().flatten() {
+            if let (Some(id), Some("built")) =
+                (image["image_id"].as_str(), image["status"].as_str())
+            {
+                self.built_ids.borrow_mut().push(id.to_string());
+            }
+        }
+        (output, summary)
+    }
+
+    pub fn image_ref(&self, name: &str) -> String {
+        format!("{}/{name}:zed", self.namespace)
+    }
+
+    /// The image on the engine, if present.
+    pub fn image(&self, reference: &str) -> Option<kolla::engine::ImageInfo> {
+        runtime()
+            .block_on(self.engine.image(reference))
+            .expect("inspect image")
+    }
+
+    /// Image tags under this sandbox's namespace (local and registry).
+    pub fn own_tags(&self) -> Vec<String> {
+        let rt = runtime();
+        let mut tags = Vec::new();
+        for pattern in [
+            format!("{}/*", self.namespace),
+            format!("{REGISTRY}/{}/*", self.namespace),
+        ] {
+            tags.extend(
+                rt.block_on(self.engine.image_tags_matching(&pattern))
+                    .expect("list images"),
+            );
+        }
+        tags
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let rt = runtime();
+        for tag in self.own_tags() {
+            let _ = rt.block_on(self.engine.remove_image(&tag, true));
+        }
+        // Without force: an id another sandbox's tag shares (the builder's
+        // cache can give two sandboxes one image) stays. Children first.
+        for id in self.built_ids.borrow().iter().rev() {
+            let _ = rt.block_on(self.engine.remove_image(id, false));
+        }
+    }
+}
+
+fn busybox_path() -> PathBuf {
+    for candidate in ["/bin/busybox", "/usr/bin/busybox"] {
+        if Path::new(candidate).is_file() {
+            return PathBuf::from(candidate);
+        }
+    }
+    panic!("busybox-static is not installed (apt-get install busybox-static; tools/test does)");
+}
