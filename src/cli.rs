@@ -48,6 +48,9 @@ pub enum Command {
     Prechecks(NodeArgs),
     /// Fill passwords.yml with random passwords (existing ones are kept).
     Genpwd(GenpwdArgs),
+    /// Make the TLS certificates for remote engines: a CA, a server
+    /// certificate per node and kolla's client certificate.
+    Certs(CertsArgs),
     /// Swap services to a new image (or config), keeping the old container.
     Upgrade(UpgradeArgs),
     /// Swap services back to a kept container: no pull, no build.
@@ -248,6 +251,29 @@ pub struct GenpwdArgs {
     /// The passwords file (default: passwords.yml in the config dir).
     #[arg(long, value_name = "FILE")]
     pub passwords: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Inventory file (default: the built-in all-in-one, this machine).
+    #[arg(short, long, env = "KOLLA_INVENTORY", value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+
+    /// Only these nodes: a node name or a role; repeat for several.
+    #[arg(long, value_name = "NAME|ROLE")]
+    pub node: Vec<String>,
+
+    /// Where the certificates go (default: certs/ in the config dir).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// Days the new certificates are valid.
+    #[arg(long, default_value_t = 825, value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub days: u32,
+
+    /// Issue the client and node certificates again (the CA stays).
+    #[arg(long)]
+    pub renew: bool,
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@
 //! (pure) -> `images::build` / `deploy::execute` + `engine` (effects) ->
 //! `progress` (what the user sees). `verbs` holds one file per verb family.
 
+pub mod certs;
 pub mod cli;
 pub mod config;
 pub mod container;

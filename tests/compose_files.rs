@@ -88,6 +88,64 @@ volumes:
     assert!(volume_exists(&external), "purge removed an external volume");
 }
 
+/// A volume the file names that someone made before kolla (same name, no
+/// kolla label) is used as it is: the dry run keeps it, the deploy mounts
+/// it with its data, and a purge leaves it, since kolla did not make it.
+#[test]
+fn a_named_volume_made_outside_kolla_is_kept_used_and_never_purged() {
+    let d = Deployment::new("volforeign");
+    let volume = format!("{}logs", d.prefix);
+    let _cleanup = OwnVolume(volume.clone());
+    let made = docker(&["volume", "create", "--label", "kolla-test=foreign", &volume]);
+    assert!(made.status.success(), "{}", describe(&made));
+    let wrote = docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{volume}:/v"),
+        d.env("IMAGE"),
+        "sh",
+        "-c",
+        "echo before-kolla > /v/mark",
+    ]);
+    assert!(wrote.status.success(), "{}", describe(&wrote));
+
+    let output = d.expect("deploy", &["--dry-run"], 0, &[]);
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("keep") && l.contains(&format!("{volume} "))),
+        "{text}"
+    );
+    assert!(!text.contains("not on the node"), "{text}");
+
+    d.expect("deploy", &[], 0, &[]);
+    let agent = d.container("logs-agent");
+    assert!(
+        mounts(&d, &agent).contains(&(volume.clone(), "/logs".to_string())),
+        "{:?}",
+        mounts(&d, &agent)
+    );
+    let read = docker(&["exec", &agent, "cat", "/logs/mark"]);
+    assert_eq!(
+        String::from_utf8_lossy(&read.stdout),
+        "before-kolla\n",
+        "{}",
+        describe(&read)
+    );
+
+    d.expect(
+        "destroy",
+        &["--purge-data", "--yes-i-really-mean-it"],
+        0,
+        &[],
+    );
+    assert!(
+        volume_exists(&volume),
+        "purge removed a volume kolla did not make"
+    );
+}
+
 #[test]
 fn a_data_container_is_never_upgraded_or_rolled_back() {
     let d = common::swap_deployment("dataswap", &["1.0.0", "2.0.0"]);

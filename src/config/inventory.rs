@@ -46,6 +46,26 @@ pub struct Node {
     pub tls: Option<TlsPaths>,
     pub roles: Vec<String>,
     pub privileged: PrivilegedMode,
+    /// The address the node's services bind and advertise (`api_address`
+    /// in templates); None: loopback, for an all-in-one node.
+    pub api_address: Option<String>,
+}
+
+impl Node {
+    /// The host part of a `tcp://` or `ssh://` endpoint, if it has one.
+    pub fn endpoint_host(&self) -> Option<String> {
+        let url = self.docker.as_deref()?;
+        let rest = url
+            .strip_prefix("tcp://")
+            .or_else(|| url.strip_prefix("ssh://"))?;
+        let authority = rest.split('/').next().unwrap_or(rest);
+        let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let host = match host_port.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(v6),
+            None => host_port.split(':').next().unwrap_or(host_port),
+        };
+        (!host.is_empty()).then(|| host.to_string())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +92,7 @@ struct RawNode {
     roles: Vec<String>,
     #[serde(default)]
     privileged: PrivilegedMode,
+    api_address: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -182,6 +203,13 @@ fn resolve_node(name: String, node: RawNode, dir: &Path) -> Result<Node, (String
         {
             return Err(format!("role {role:?} is not a valid file name"));
         }
+        if let Some(address) = &node.api_address
+            && address.parse::<std::net::IpAddr>().is_err()
+        {
+            return Err(format!(
+                "api_address {address:?} is not an IP address (services bind it)"
+            ));
+        }
         check_endpoint(node.docker.as_deref(), node.tls.is_some())
     };
     if let Err(message) = check() {
@@ -197,6 +225,7 @@ fn resolve_node(name: String, node: RawNode, dir: &Path) -> Result<Node, (String
         }),
         roles: node.roles,
         privileged: node.privileged,
+        api_address: node.api_address,
     })
 }
 

@@ -293,6 +293,7 @@ mod tests {
             tls: None,
             roles: vec!["compute".into()],
             privileged: mode,
+            api_address: None,
         };
         desired(
             &node,

@@ -10,18 +10,58 @@ use super::labels::ObservedContainer;
 use crate::config::Globals;
 use crate::engine::{Engine, EngineError};
 
-/// Find each service's image on the node (pulling it when `pull` and it is
-/// missing) and record its id. A missing image is an error naming the
-/// service and what to do.
+/// How a node gets an image it lacks.
+#[derive(Clone, Copy)]
+pub enum Supply<'a> {
+    /// It does not: the image is reported missing.
+    Nothing,
+    /// The node's engine pulls it (from the registry its name says); when
+    /// that fails, it is copied from `copy_from`, the operator's engine
+    /// where `kolla build` left it, if given.
+    Pull { copy_from: Option<&'a Engine> },
+}
+
+/// Find each service's image on the node (supplied as `supply` says when
+/// it is missing) and record its id. A missing image is an error naming
+/// the service and what to do.
 pub async fn resolve_images(
     engine: &Engine,
     node: &str,
     desired: &mut Desired,
-    pull: bool,
+    supply: Supply<'_>,
 ) -> Result<(), DeployError> {
-    resolve_images_or_list(engine, node, desired, pull, false)
+    resolve_images_or_list(engine, node, desired, supply, false)
         .await
         .map(|_| ())
+}
+
+/// Put `image` on the node: a pull, else a copy from the operator's
+/// engine; the pull's error when neither works.
+pub async fn supply_image(
+    engine: &Engine,
+    image: &str,
+    copy_from: Option<&Engine>,
+) -> Result<(), String> {
+    let pulled = match engine.pull(image).await {
+        Ok(()) => return Ok(()),
+        Err(e) => e.to_string(),
+    };
+    let Some(source) = copy_from else {
+        return Err(pulled);
+    };
+    match source.image(image).await {
+        Ok(Some(_)) => source.copy_image_to(image, engine).await.map_err(|e| {
+            format!(
+                "{pulled}; and the copy from {} failed: {e}",
+                source.endpoint()
+            )
+        }),
+        Ok(None) => Err(format!(
+            "{pulled}; and {} (where kolla build puts images) does not have it either",
+            source.endpoint()
+        )),
+        Err(e) => Err(format!("{pulled}; and {}: {e}", source.endpoint())),
+    }
 }
 
 /// The images of `desired` not on the node, for a dry run: the others are
@@ -31,14 +71,14 @@ pub async fn missing_images(
     node: &str,
     desired: &mut Desired,
 ) -> Result<Vec<String>, DeployError> {
-    resolve_images_or_list(engine, node, desired, false, true).await
+    resolve_images_or_list(engine, node, desired, Supply::Nothing, true).await
 }
 
 async fn resolve_images_or_list(
     engine: &Engine,
     node: &str,
     desired: &mut Desired,
-    pull: bool,
+    supply: Supply<'_>,
     list_missing: bool,
 ) -> Result<Vec<String>, DeployError> {
     let mut missing = Vec::new();
@@ -57,13 +97,13 @@ async fn resolve_images_or_list(
             continue;
         }
         let mut found = inspect(image.clone()).await?;
-        if found.is_none() && pull {
-            if let Err(e) = engine.pull(&image).await {
+        if let (None, Supply::Pull { copy_from }) = (&found, supply) {
+            if let Err(e) = supply_image(engine, &image, copy_from).await {
                 return Err(DeployError::ImageMissing {
                     node: node.into(),
                     service: wanted.service.name.clone(),
                     image,
-                    pull_error: Some(e.to_string()),
+                    pull_error: Some(e),
                 });
             }
             found = inspect(image.clone()).await?;

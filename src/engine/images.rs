@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use bollard::errors::Error as BollardError;
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, CreateImageOptionsBuilder, ListImagesOptionsBuilder,
-    PushImageOptionsBuilder, RemoveImageOptionsBuilder,
+    BuildImageOptionsBuilder, CreateImageOptionsBuilder, ImportImageOptionsBuilder,
+    ListImagesOptionsBuilder, PushImageOptionsBuilder, RemoveImageOptionsBuilder,
 };
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -145,6 +145,26 @@ impl Engine {
                 return Err(EngineError::StreamFailed {
                     what: format!("pull {reference}"),
                     message: detail.message.unwrap_or_else(|| "pull failed".into()),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Copy image `reference` from this engine to `to`, streamed from one
+    /// engine's `save` into the other's `load` (nothing lands on disk
+    /// here). The receiving engine keeps the layers it already has.
+    pub async fn copy_image_to(&self, reference: &str, to: &Engine) -> Result<(), EngineError> {
+        let what = || format!("copy {reference} to {}", to.endpoint);
+        let saved = self.docker.export_image(reference);
+        let options = ImportImageOptionsBuilder::default().quiet(true).build();
+        let mut loading = to.docker.import_image_stream(options, saved, None);
+        while let Some(item) = loading.next().await {
+            let info = item.map_err(|e| EngineError::from_api(what(), e))?;
+            if let Some(detail) = info.error_detail {
+                return Err(EngineError::StreamFailed {
+                    what: what(),
+                    message: detail.message.unwrap_or_else(|| "load failed".into()),
                 });
             }
         }

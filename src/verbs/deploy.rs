@@ -5,15 +5,13 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Context as _;
-
 use super::targets::{self, Target, apply_options, connect, node_run, resolve};
 use super::{Fanout, NodeReport, Outcome, over_nodes};
 use crate::cli::{DeployArgs, NodeArgs};
 use crate::config::ConfigError;
 use crate::deploy::context::NodeRun;
 use crate::deploy::labels::{self, ObservedContainer};
-use crate::deploy::observe;
+use crate::deploy::observe::{self, Supply};
 use crate::deploy::plan::{self, Plan, PlanOptions, Volumes};
 use crate::engine::Engine;
 use crate::progress::say;
@@ -41,7 +39,11 @@ async fn deploy_node(mut target: Target<'_>, settings: &Settings, args: &DeployA
     let missing = if args.dry_run {
         observe::missing_images(&engine, &name, &mut target.desired).await
     } else {
-        observe::resolve_images(&engine, &name, &mut target.desired, true)
+        let source = targets::image_source(settings, target.node).await;
+        let supply = Supply::Pull {
+            copy_from: source.as_ref(),
+        };
+        observe::resolve_images(&engine, &name, &mut target.desired, supply)
             .await
             .map(|()| Vec::new())
     }
@@ -73,10 +75,22 @@ async fn deploy_node(mut target: Target<'_>, settings: &Settings, args: &DeployA
     .map_err(|e| vec![e])?;
     let services: Vec<_> = target.desired.services.values().cloned().collect();
     let project = format!("{}={}", labels::PROJECT, settings.globals.project);
-    let existing = engine
+    let mut existing = engine
         .volume_names(&project)
         .await
         .map_err(|e| failed(e, &name))?;
+    // A volume of the same name made outside kolla is on the node too: the
+    // plan keeps it rather than claim to create it.
+    for (volume, _) in &target.desired.volumes {
+        if !existing.contains(volume)
+            && engine
+                .volume_exists(volume)
+                .await
+                .map_err(|e| failed(e, &name))?
+        {
+            existing.push(volume.clone());
+        }
+    }
     let options = PlanOptions {
         remove_orphans: args.remove_orphans,
         retain: args.gate.retain,
@@ -184,13 +198,12 @@ pub async fn pull(settings: &Settings, args: NodeArgs) -> anyhow::Result<Outcome
             .collect();
         images.sort();
         images.dedup();
+        let source = targets::image_source(settings, target.node).await;
         for image in &images {
             say(format!("{name}: pulling {image}"));
-            engine
-                .pull(image)
+            observe::supply_image(&engine, image, source.as_ref())
                 .await
-                .with_context(|| format!("node {name}: pull {image}"))
-                .map_err(|e| vec![e])?;
+                .map_err(|e| vec![anyhow::anyhow!("node {name}: pull {image}: {e}")])?;
         }
         Ok(vec![format!("{} images pulled", images.len())])
     })

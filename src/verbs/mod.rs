@@ -10,6 +10,7 @@
 //! `recover` (recover, unlock), `history`.
 
 mod build;
+mod certs;
 mod deploy;
 mod genpwd;
 mod history;
@@ -244,6 +245,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Destroy(args) => lifecycle::destroy(s, args).await,
         Command::Prechecks(args) => prechecks::prechecks(s, args).await,
         Command::Genpwd(args) => genpwd::genpwd(s, args),
+        Command::Certs(args) => certs::certs(s, args),
         Command::Upgrade(args) => swap::upgrade(s, args).await,
         Command::Rollback(args) => swap::rollback(s, args).await,
         Command::Unlock(args) => recover::unlock(s, args).await,

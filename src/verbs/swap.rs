@@ -14,7 +14,7 @@ use crate::config::inventory::Node;
 use crate::deploy::context::{ApplyOptions, NodeRun};
 use crate::deploy::error::DeployError;
 use crate::deploy::labels::{ObservedContainer, Role};
-use crate::deploy::observe;
+use crate::deploy::observe::{self, Supply};
 use crate::deploy::plan;
 use crate::deploy::tags::{self, TagChange};
 use crate::progress::{Finished, Tone, say};
@@ -107,7 +107,11 @@ async fn upgrade_node(
     let mut desired = target.desired;
     desired.services.retain(|s, _| args.services.contains(s));
     // Pull first: the old containers keep serving meanwhile.
-    observe::resolve_images(&engine, &name, &mut desired, true).await?;
+    let source = targets::image_source(settings, target.node).await;
+    let supply = Supply::Pull {
+        copy_from: source.as_ref(),
+    };
+    observe::resolve_images(&engine, &name, &mut desired, supply).await?;
     let mut observed = targets::observe(settings, &engine, &name).await?;
     let run = node_run(&engine, &name, settings, options);
     if recover_first(&run, &observed, Some(&args.services), false).await? {

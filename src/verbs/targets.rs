@@ -76,6 +76,17 @@ pub async fn connect(settings: &Settings, node: &Node) -> anyhow::Result<Engine>
         .with_context(|| format!("node {}", node.name))
 }
 
+/// Where a node gets images it cannot pull: the operator's own engine
+/// (where `kolla build` leaves them), unless that is the node's engine or
+/// does not answer.
+pub async fn image_source(settings: &Settings, node: &Node) -> Option<Engine> {
+    let local = &settings.environment.local_endpoint;
+    if settings.endpoint(node) == *local {
+        return None;
+    }
+    Engine::connect(local).await.ok()
+}
+
 /// The deployment's containers on `node` now.
 pub async fn observe(
     settings: &Settings,
