@@ -26,6 +26,11 @@ pub struct Cli {
     )]
     pub state_dir: PathBuf,
 
+    /// Nodes worked on at once by verbs that reach every node (deploy, ps,
+    /// pull, prechecks, stop, destroy, history, recover).
+    #[arg(long, global = true, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub forks: u16,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -24,6 +24,8 @@ pub struct Settings {
     /// Where the history log lives.
     pub state_dir: PathBuf,
     pub environment: Environment,
+    /// Nodes worked on at once (`--forks`).
+    pub forks: usize,
 }
 
 /// What kolla reads from its environment, read once.
@@ -98,6 +100,7 @@ impl Settings {
             config_dir,
             state_dir: cli.state_dir.clone(),
             environment,
+            forks: usize::from(cli.forks),
         })
     }
 
@@ -230,6 +233,7 @@ mod tests {
             config_dir: PathBuf::new(),
             state_dir: PathBuf::new(),
             environment: environment(&[("COMPOSE_PROFILES", "a, b,,")]),
+            forks: 1,
         };
         let dotenv = BTreeMap::from([("COMPOSE_PROFILES".to_string(), "c".to_string())]);
         assert_eq!(settings.profiles(&["x".into()], &dotenv), vec!["x"]);

@@ -21,7 +21,7 @@ pub async fn deploy(settings: &Settings, args: DeployArgs) -> anyhow::Result<Out
     let inventory = targets::load_nodes(&args.nodes)?;
     let targets = resolve(&inventory, settings, &args.nodes)?;
     let args = &args;
-    Ok(over_nodes(targets, Fanout::ALL, |target| {
+    Ok(over_nodes(targets, Fanout::all(settings.forks), |target| {
         deploy_node(target, settings, args)
     })
     .await)
@@ -187,25 +187,27 @@ async fn execute(
 pub async fn pull(settings: &Settings, args: NodeArgs) -> anyhow::Result<Outcome> {
     let inventory = targets::load_nodes(&args)?;
     let targets = resolve(&inventory, settings, &args)?;
-    Ok(over_nodes(targets, Fanout::ALL, |target| async move {
-        let name = &target.node.name;
-        let engine = connect(settings, target.node).await.map_err(|e| vec![e])?;
-        let mut images: Vec<&str> = target
-            .desired
-            .services
-            .values()
-            .map(|d| d.service.image.as_str())
-            .collect();
-        images.sort();
-        images.dedup();
-        let source = targets::image_source(settings, target.node).await;
-        for image in &images {
-            say(format!("{name}: pulling {image}"));
-            observe::supply_image(&engine, image, source.as_ref())
-                .await
-                .map_err(|e| vec![anyhow::anyhow!("node {name}: pull {image}: {e}")])?;
-        }
-        Ok(vec![format!("{} images pulled", images.len())])
-    })
-    .await)
+    Ok(
+        over_nodes(targets, Fanout::all(settings.forks), |target| async move {
+            let name = &target.node.name;
+            let engine = connect(settings, target.node).await.map_err(|e| vec![e])?;
+            let mut images: Vec<&str> = target
+                .desired
+                .services
+                .values()
+                .map(|d| d.service.image.as_str())
+                .collect();
+            images.sort();
+            images.dedup();
+            let source = targets::image_source(settings, target.node).await;
+            for image in &images {
+                say(format!("{name}: pulling {image}"));
+                observe::supply_image(&engine, image, source.as_ref())
+                    .await
+                    .map_err(|e| vec![anyhow::anyhow!("node {name}: pull {image}: {e}")])?;
+            }
+            Ok(vec![format!("{} images pulled", images.len())])
+        })
+        .await,
+    )
 }

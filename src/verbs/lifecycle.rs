@@ -16,17 +16,19 @@ use crate::settings::Settings;
 pub async fn stop(settings: &Settings, args: NodeArgs) -> anyhow::Result<Outcome> {
     let inventory = targets::load_nodes(&args)?;
     let nodes = inventory.select(&args.node)?;
-    Ok(over_nodes(nodes, Fanout::ALL, |node| async move {
-        let engine = connect(settings, node).await.map_err(|e| vec![e])?;
-        let observed = targets::observe(settings, &engine, &node.name)
-            .await
-            .map_err(|e| vec![e])?;
-        let stopped = stop_in_order(&engine, &node.name, &observed)
-            .await
-            .map_err(|e| vec![e.into()])?;
-        Ok(vec![format!("{stopped} containers stopped")])
-    })
-    .await)
+    Ok(
+        over_nodes(nodes, Fanout::all(settings.forks), |node| async move {
+            let engine = connect(settings, node).await.map_err(|e| vec![e])?;
+            let observed = targets::observe(settings, &engine, &node.name)
+                .await
+                .map_err(|e| vec![e])?;
+            let stopped = stop_in_order(&engine, &node.name, &observed)
+                .await
+                .map_err(|e| vec![e.into()])?;
+            Ok(vec![format!("{stopped} containers stopped")])
+        })
+        .await,
+    )
 }
 
 /// Stop the running containers of `observed` gracefully, each with the
@@ -65,12 +67,14 @@ pub async fn destroy(settings: &Settings, args: DestroyArgs) -> anyhow::Result<O
     let inventory = targets::load_nodes(&args.nodes)?;
     let nodes = inventory.select(&args.nodes.node)?;
     let purge = args.purge_data && args.yes_i_really_mean_it;
-    Ok(over_nodes(nodes, Fanout::ALL, |node| async move {
-        destroy_node(settings, node, purge)
-            .await
-            .map_err(|e| vec![e.context("destroy")])
-    })
-    .await)
+    Ok(
+        over_nodes(nodes, Fanout::all(settings.forks), |node| async move {
+            destroy_node(settings, node, purge)
+                .await
+                .map_err(|e| vec![e.context("destroy")])
+        })
+        .await,
+    )
 }
 
 async fn destroy_node(

@@ -23,6 +23,7 @@ mod targets;
 
 use std::future::Future;
 
+use futures_util::StreamExt;
 use futures_util::future::join_all;
 
 use crate::cli::{Cli, Command};
@@ -163,11 +164,13 @@ pub struct Fanout {
 }
 
 impl Fanout {
-    /// Every node at once, each to its end.
-    pub const ALL: Fanout = Fanout {
-        batch: usize::MAX,
-        stop_after_failure: false,
-    };
+    /// Every node to its end, `forks` at a time.
+    pub fn all(forks: usize) -> Fanout {
+        Fanout {
+            batch: forks.max(1),
+            stop_after_failure: false,
+        }
+    }
     /// One node after another, stopping at the first that fails.
     pub const ONE_BY_ONE: Fanout = Fanout {
         batch: 1,
@@ -177,7 +180,8 @@ impl Fanout {
 
 /// Run `work` on each of `nodes` as `fanout` says, and report every node
 /// alike: its lines as `node N: line` on stdout, or its errors on stderr
-/// and `node N: FAILED`. The outcome is that of all the failures.
+/// and `node N: FAILED`; nodes a failure kept from starting are named too.
+/// The outcome is that of all the failures.
 pub async fn over_nodes<T, W, F>(nodes: Vec<T>, fanout: Fanout, work: W) -> Outcome
 where
     T: NodeName,
@@ -185,6 +189,16 @@ where
     F: Future<Output = NodeReport>,
 {
     let mut failures = Vec::new();
+    if !fanout.stop_after_failure {
+        // A sliding window: a slow node holds up no other; reports keep
+        // the inventory's order.
+        let names: Vec<String> = nodes.iter().map(|n| n.node_name().to_string()).collect();
+        let reports: Vec<NodeReport> = each_node(nodes, fanout.batch, &work).await;
+        for (name, report) in names.iter().zip(reports) {
+            report_node(name, report, &mut failures);
+        }
+        return Outcome::of_failures(&failures);
+    }
     let mut pending = nodes.into_iter().peekable();
     while pending.peek().is_some() {
         let batch: Vec<T> = pending.by_ref().take(fanout.batch.max(1)).collect();
@@ -192,26 +206,50 @@ where
         let reports = join_all(batch.into_iter().map(&work)).await;
         let before = failures.len();
         for (name, report) in names.iter().zip(reports) {
-            match report {
-                Ok(lines) => {
-                    for line in lines {
-                        println!("node {name}: {line}");
-                    }
-                }
-                Err(errors) => {
-                    for error in &errors {
-                        eprintln!("error: {}", describe_error(error));
-                    }
-                    println!("node {name}: FAILED");
-                    failures.extend(errors);
-                }
-            }
+            report_node(name, report, &mut failures);
         }
-        if fanout.stop_after_failure && failures.len() > before {
+        if failures.len() > before {
             break;
         }
     }
+    for node in pending {
+        println!(
+            "node {}: not started (a node before it failed; rerun to continue)",
+            node.node_name()
+        );
+    }
     Outcome::of_failures(&failures)
+}
+
+/// `work` on every node, `forks` at a time, results in the nodes' order
+/// (for verbs that print a table of all nodes rather than a report each).
+pub async fn each_node<T, W, F, R>(nodes: T, forks: usize, work: W) -> Vec<R>
+where
+    T: IntoIterator,
+    W: FnMut(T::Item) -> F,
+    F: Future<Output = R>,
+{
+    futures_util::stream::iter(nodes.into_iter().map(work))
+        .buffered(forks.max(1))
+        .collect()
+        .await
+}
+
+fn report_node(name: &str, report: NodeReport, failures: &mut Vec<anyhow::Error>) {
+    match report {
+        Ok(lines) => {
+            for line in lines {
+                println!("node {name}: {line}");
+            }
+        }
+        Err(errors) => {
+            for error in &errors {
+                eprintln!("error: {}", describe_error(error));
+            }
+            println!("node {name}: FAILED");
+            failures.extend(errors);
+        }
+    }
 }
 
 /// What `over_nodes` calls a node in its report.

@@ -3,8 +3,6 @@
 //! there is disk space, and privileged containers start (or the node's
 //! `privileged` setting copes with an engine that refuses them).
 
-use futures_util::future::join_all;
-
 use super::Outcome;
 use super::targets::{self, Target, connect, resolve};
 use crate::cli::NodeArgs;
@@ -17,7 +15,10 @@ use crate::settings::Settings;
 pub async fn prechecks(settings: &Settings, args: NodeArgs) -> anyhow::Result<Outcome> {
     let inventory = targets::load_nodes(&args)?;
     let targets = resolve(&inventory, settings, &args)?;
-    let results = join_all(targets.iter().map(|target| precheck_node(target, settings))).await;
+    let results = super::each_node(targets.iter(), settings.forks, |target| {
+        precheck_node(target, settings)
+    })
+    .await;
     let mut failed = false;
     for (name, lines) in results {
         for (ok, line) in lines {

@@ -1,7 +1,6 @@
 //! `kolla ps`: the deployment's containers on each selected node, what
 //! role each plays in a swap, its state and health, as a table or JSON.
 
-use futures_util::future::join_all;
 use serde::Serialize;
 
 use super::Outcome;
@@ -38,15 +37,24 @@ fn kind_of(role: Role, data: bool) -> String {
 pub async fn ps(settings: &Settings, args: PsArgs) -> anyhow::Result<Outcome> {
     let inventory = targets::load_nodes(&args.nodes)?;
     let nodes = inventory.select(&args.nodes.node)?;
-    let lists = join_all(nodes.iter().map(|node| async move {
+    let lists = super::each_node(nodes.iter(), settings.forks, |node| async move {
         let engine = connect(settings, node).await?;
         let observed = targets::observe(settings, &engine, &node.name).await?;
         anyhow::Ok((node.name.clone(), observed))
-    }))
+    })
     .await;
     let mut rows = Vec::new();
+    // A node that does not answer is reported; the others are still shown.
+    let mut failures = Vec::new();
     for list in lists {
-        let (node, observed) = list?;
+        let (node, observed) = match list {
+            Ok(found) => found,
+            Err(error) => {
+                eprintln!("error: {}", super::describe_error(&error));
+                failures.push(error);
+                continue;
+            }
+        };
         for c in observed {
             rows.push(PsRow {
                 node: node.clone(),
@@ -85,5 +93,5 @@ pub async fn ps(settings: &Settings, args: PsArgs) -> anyhow::Result<Outcome> {
             }
         }
     }
-    Ok(Outcome::Success)
+    Ok(Outcome::of_failures(&failures))
 }

@@ -39,10 +39,7 @@ pub async fn recover(settings: &Settings, args: RecoverArgs) -> anyhow::Result<O
     let inventory = targets::load_nodes(&args.nodes)?;
     let nodes = inventory.select(&args.nodes.node)?;
     let options = apply_options(&args.gate);
-    let fanout = Fanout {
-        batch: 1,
-        stop_after_failure: false,
-    };
+    let fanout = Fanout::all(settings.forks);
     let (args, options) = (&args, &options);
     Ok(over_nodes(nodes, fanout, |node| async move {
         let one = |e: anyhow::Error| vec![e];

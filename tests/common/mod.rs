@@ -1,8 +1,9 @@
 //! Shared helpers for the tests that run against the real Docker engine:
 //! `sandbox` (a private image tree and namespace), `deployment` (a project
 //! of its own on the engine, and what tests check of it), `http` (a plain
-//! client for what the services serve), and here the engine, the kolla
-//! binary and the checks of its output.
+//! client for what the services serve), `nodes` (test nodes with engines
+//! of their own), and here the engine, the kolla binary and the checks of
+//! its output.
 //!
 //! Everything a test creates carries a name and label no other test uses,
 //! so tests run in parallel safely, and is removed by label when dropped.
@@ -13,10 +14,12 @@
 
 mod deployment;
 mod http;
+mod nodes;
 mod sandbox;
 
 pub use deployment::*;
 pub use http::*;
+pub use nodes::*;
 pub use sandbox::*;
 
 use std::path::{Path, PathBuf};
@@ -83,6 +86,10 @@ pub fn describe(output: &Output) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
+}
+
+pub fn stdout_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 pub fn stderr(output: &Output) -> String {

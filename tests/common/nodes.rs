@@ -1,0 +1,346 @@
+//! Test nodes: containers that run an engine of their own (dockerd with
+//! TLS on 2376) and sshd, each at its own address on a private network the
+//! test creates, so multi-node tests reach real remote engines. Host
+//! networking on a node is that node's network.
+//!
+//! The node image is built from `tests/fixtures/node` on the Debian base
+//! (`tools/make-base-image`), tagged by the hash of what it is made of and
+//! kept between runs, as a build cache. Everything else (nodes, network,
+//! certificates) is named for the test and removed when the `Cluster` is
+//! dropped.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use super::{COUNTER, describe, docker, fixtures, kolla_command, runtime};
+
+/// The Debian base the node image starts from.
+const BASE_IMAGE: &str = "debian:bookworm";
+/// Label on everything a cluster makes, with the cluster's name.
+const LABEL: &str = "kolla-test-cluster";
+
+pub struct Cluster {
+    /// Unique on the machine: names the network, nodes and labels.
+    pub name: String,
+    pub network: String,
+    pub nodes: Vec<TestNode>,
+    pub dir: tempfile::TempDir,
+    /// `kolla certs` output: ca.pem, cert.pem, key.pem, nodes/<n>/.
+    pub certs: PathBuf,
+}
+
+pub struct TestNode {
+    /// Its name in the inventory (`n1`).
+    pub name: String,
+    /// Its container on the test engine.
+    pub container: String,
+    /// Its address on the cluster's network.
+    pub address: String,
+}
+
+impl TestNode {
+    pub fn endpoint(&self) -> String {
+        format!("tcp://{}:2376", self.address)
+    }
+
+    /// Run `command` on the node (as its root shell would).
+    pub fn exec(&self, command: &str) -> std::process::Output {
+        docker(&["exec", &self.container, "sh", "-c", command])
+    }
+
+    /// The docker CLI of the node's own engine.
+    pub fn docker(&self, args: &[&str]) -> std::process::Output {
+        let mut full = vec!["exec", self.container.as_str(), "docker"];
+        full.extend_from_slice(args);
+        docker(&full)
+    }
+}
+
+/// The node image, built once per test process (and kept by tag).
+fn node_image() -> &'static str {
+    static IMAGE: OnceLock<String> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let base = docker(&["image", "inspect", "-f", "{{.Id}}", BASE_IMAGE]);
+        assert!(
+            base.status.success(),
+            "the multi-node tests need the Debian base image {BASE_IMAGE}: run tools/make-base-image (tools/test does)"
+        );
+        let dir = fixtures().join("node");
+        let mut hash = Sha256::new();
+        hash.update(&base.stdout);
+        for file in ["Dockerfile", "node-init"] {
+            hash.update(std::fs::read(dir.join(file)).expect("node fixture file"));
+        }
+        let tag = format!("kolla-test-node:{}", &hex::encode(hash.finalize())[..16]);
+        if !docker(&["image", "inspect", &tag]).status.success() {
+            let built = docker(&["build", "-q", "-t", &tag, dir.to_str().expect("utf-8 path")]);
+            assert!(
+                built.status.success(),
+                "building the node image failed:\n{}",
+                describe(&built)
+            );
+        }
+        tag
+    })
+}
+
+/// Every capability this engine grants: the explicit form of
+/// `--privileged`, which the engine here refuses.
+fn privileged_args() -> Vec<String> {
+    let mut args = Vec::new();
+    for cap in kolla::deploy::spec::EXPLICIT_PRIVILEGED_CAPS {
+        args.push("--cap-add".to_string());
+        args.push(cap.to_string());
+    }
+    for option in ["apparmor=unconfined", "seccomp=unconfined"] {
+        args.push("--security-opt".to_string());
+        args.push(option.to_string());
+    }
+    args.push("--device-cgroup-rule".to_string());
+    args.push("a *:* rwm".to_string());
+    args
+}
+
+impl Cluster {
+    /// `count` nodes (`n1`..), each engine answering over TLS with
+    /// certificates from `kolla certs`.
+    pub fn start(name: &str, count: usize) -> Cluster {
+        let image = node_image();
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let cluster_name = format!("kt-{name}-{}-{n}", std::process::id());
+        let dir = tempfile::Builder::new()
+            .prefix("kolla-cluster-")
+            .tempdir()
+            .expect("temporary directory");
+        let certs = dir.path().join("certs");
+        let mut cluster = Cluster {
+            network: cluster_name.clone(),
+            name: cluster_name,
+            nodes: Vec::new(),
+            certs,
+            dir,
+        };
+        let label = format!("{LABEL}={}", cluster.name);
+        let made = docker(&["network", "create", "--label", &label, &cluster.network]);
+        assert!(made.status.success(), "{}", describe(&made));
+        for i in 1..=count {
+            cluster
+                .nodes
+                .push(cluster.start_node(image, &format!("n{i}")));
+        }
+        // The certificates name each node's address, known only now.
+        let inventory = cluster.write_inventory("inventory-certs.yml", &|_| vec!["controller"]);
+        let output = kolla_command()
+            .args(["certs", "-i"])
+            .arg(&inventory)
+            .arg("--dir")
+            .arg(&cluster.certs)
+            .output()
+            .expect("run kolla certs");
+        assert!(output.status.success(), "{}", describe(&output));
+        for node in &cluster.nodes {
+            cluster.wait_for_engine(node);
+        }
+        cluster
+    }
+
+    fn start_node(&self, image: &str, name: &str) -> TestNode {
+        let container = format!("{}-{name}", self.name);
+        let node_certs = kolla::certs::node_dir(&self.certs, name);
+        std::fs::create_dir_all(&node_certs).expect("node certificate folder");
+        let label = format!("{LABEL}={}", self.name);
+        let mut args: Vec<String> = [
+            "run",
+            "-d",
+            "--name",
+            &container,
+            "--hostname",
+            name,
+            "--label",
+            &label,
+            "--network",
+            &self.network,
+            "-e",
+            &format!("NODE_ID={container}"),
+            "--tmpfs",
+            "/var/lib/docker:exec",
+            "--tmpfs",
+            "/run:exec",
+            "-v",
+            &format!("{}:/certs:ro", node_certs.display()),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(privileged_args());
+        args.push(image.to_string());
+        let started = Command::new("docker")
+            .args(&args)
+            .output()
+            .expect("docker run");
+        assert!(started.status.success(), "{}", describe(&started));
+        let address = docker(&[
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            &container,
+        ]);
+        let address = String::from_utf8_lossy(&address.stdout).trim().to_string();
+        assert!(!address.is_empty(), "node {container} has no address");
+        TestNode {
+            name: name.to_string(),
+            container,
+            address,
+        }
+    }
+
+    /// Wait until the node's engine answers over TLS, or fail saying why.
+    pub fn wait_for_engine(&self, node: &TestNode) {
+        let endpoint = kolla::engine::Endpoint {
+            url: node.endpoint(),
+            tls: Some(self.client_tls()),
+        };
+        let started = Instant::now();
+        let mut last = String::new();
+        while started.elapsed() < Duration::from_secs(60) {
+            match runtime().block_on(kolla::engine::Engine::connect(&endpoint)) {
+                Ok(_) => return,
+                Err(e) => last = e.to_string(),
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        let logs = docker(&["logs", "--tail", "20", &node.container]);
+        panic!(
+            "node {} did not answer over TLS within 60 s: {last}\n{}",
+            node.name,
+            describe(&logs)
+        );
+    }
+
+    /// A connection to `node`'s engine, over TLS.
+    pub fn engine(&self, node: &TestNode) -> kolla::engine::Engine {
+        let endpoint = kolla::engine::Endpoint {
+            url: node.endpoint(),
+            tls: Some(self.client_tls()),
+        };
+        runtime()
+            .block_on(kolla::engine::Engine::connect(&endpoint))
+            .unwrap_or_else(|e| panic!("node {}: {e}", node.name))
+    }
+
+    pub fn client_tls(&self) -> kolla::engine::TlsFiles {
+        kolla::engine::TlsFiles {
+            ca: self.certs.join("ca.pem"),
+            cert: self.certs.join("cert.pem"),
+            key: self.certs.join("key.pem"),
+        }
+    }
+
+    /// An inventory of every node over TLS, with the roles `roles` gives
+    /// node i (0-based); its path.
+    pub fn write_inventory(
+        &self,
+        file: &str,
+        roles: &dyn Fn(usize) -> Vec<&'static str>,
+    ) -> PathBuf {
+        let mut text = String::from("nodes:\n");
+        for (i, node) in self.nodes.iter().enumerate() {
+            text.push_str(&format!(
+                "  {}:\n    docker: {}\n    api_address: {}\n    tls: {{ca: {ca}, cert: {cert}, key: {key}}}\n    roles: [{}]\n",
+                node.name,
+                node.endpoint(),
+                node.address,
+                roles(i).join(", "),
+                ca = self.certs.join("ca.pem").display(),
+                cert = self.certs.join("cert.pem").display(),
+                key = self.certs.join("key.pem").display(),
+            ));
+        }
+        let path = self.dir.path().join(file);
+        std::fs::write(&path, text).expect("write the inventory");
+        path
+    }
+
+    pub fn node(&self, name: &str) -> &TestNode {
+        self.nodes
+            .iter()
+            .find(|n| n.name == name)
+            .unwrap_or_else(|| panic!("no node {name}"))
+    }
+
+    /// Stop a node's engine (SIGTERM, as a service manager would) and keep
+    /// it down; the node itself stays, its address too.
+    pub fn stop_engine(&self, node: &TestNode) {
+        let output = node.exec(
+            "touch /run/engine-held; pkill -TERM -x dockerd; \
+             while pgrep -x dockerd >/dev/null; do sleep 0.1; done",
+        );
+        assert!(output.status.success(), "{}", describe(&output));
+    }
+
+    /// Start a node's engine that `stop_engine` stopped.
+    pub fn start_engine(&self, node: &TestNode) {
+        let output = node.exec("rm -f /run/engine-held");
+        assert!(output.status.success(), "{}", describe(&output));
+        self.wait_for_engine(node);
+    }
+
+    /// SIGKILL a node's engine; it starts again at once, as under systemd.
+    pub fn kill_engine(&self, node: &TestNode) {
+        let output = node.exec("pkill -KILL -x dockerd");
+        assert!(output.status.success(), "{}", describe(&output));
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let label = format!("label={LABEL}={}", self.name);
+        let listed = docker(&["ps", "-aq", "--filter", &label]);
+        let ids: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        if !ids.is_empty() {
+            let mut args = vec!["rm", "-f", "-v"];
+            args.extend(ids.iter().map(String::as_str));
+            let _ = docker(&args);
+        }
+        let _ = docker(&["network", "rm", &self.network]);
+        // The node engines' cgroups (empty once their containers died).
+        for node in &self.nodes {
+            remove_cgroups(&node.container);
+        }
+    }
+}
+
+/// Remove the (empty) cgroups a node's engine left under its parent.
+fn remove_cgroups(node: &str) {
+    let Ok(controllers) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
+    for controller in controllers.flatten() {
+        let parent = controller.path().join("kolla-test-nodes").join(node);
+        if !parent.is_dir() {
+            continue;
+        }
+        // Children first: cgroups are removed with rmdir, bottom up.
+        let mut dirs = vec![parent.clone()];
+        let mut i = 0;
+        while i < dirs.len() {
+            if let Ok(entries) = std::fs::read_dir(&dirs[i]) {
+                dirs.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+            }
+            i += 1;
+        }
+        for dir in dirs.iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
+        // The shared parent, once no other cluster's node uses it.
+        let _ = std::fs::remove_dir(controller.path().join("kolla-test-nodes"));
+    }
+}

@@ -1,0 +1,219 @@
+//! kolla across real remote engines: three test nodes (each its own
+//! dockerd, reached over TLS with certificates from `kolla certs`, images
+//! copied from this engine because the nodes reach no registry), the swap
+//! fixture deployed on all of them, rolling upgrades that stop at the first
+//! failing node, a node whose engine is down, and a wrong CA.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{Cluster, Deployment, TestNode, describe, expect_exit, stdout_of, swap_deployment};
+
+/// The swap fixture on every node of a fresh 3-node cluster, images built
+/// here at `tags`.
+fn setup(name: &str, tags: &[&str]) -> (Cluster, Deployment) {
+    let cluster = Cluster::start(name, 3);
+    let mut d = swap_deployment(name, tags);
+    d.inventory = cluster.write_inventory("inventory.yml", &|_| vec!["controller"]);
+    (cluster, d)
+}
+
+/// (generation, id, state) of each of the deployment's containers on
+/// `node`, by name.
+fn containers_on(d: &Deployment, node: &TestNode) -> BTreeMap<String, (u64, String, String)> {
+    let listed = node.docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=kolla.project={}", d.project),
+        "--format",
+        "{{.Names}} {{.Label \"kolla.generation\"}} {{.ID}} {{.State}}",
+    ]);
+    assert!(listed.status.success(), "{}", describe(&listed));
+    stdout_of(&listed)
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.split_whitespace();
+            let name = parts.next()?.to_string();
+            let generation = parts.next()?.parse().unwrap_or(0);
+            let id = parts.next()?.to_string();
+            let state = parts.next()?.to_string();
+            Some((name, (generation, id, state)))
+        })
+        .collect()
+}
+
+/// The live web container's generation on `node`, and what it serves.
+fn web_on(d: &Deployment, node: &TestNode) -> (u64, String) {
+    let live = d.container("web");
+    let containers = containers_on(d, node);
+    let (generation, _, state) = containers
+        .get(&live)
+        .unwrap_or_else(|| panic!("no {live} on {}: {containers:?}", node.name));
+    assert_eq!(state, "running", "{}: {containers:?}", node.name);
+    let url = format!("http://127.0.0.1:{}/index.html", d.env("WEB_PORT"));
+    let served = node.docker(&["exec", &live, "wget", "-qO-", &url]);
+    (*generation, stdout_of(&served))
+}
+
+#[test]
+fn deploy_ps_and_a_rolling_upgrade_that_stops_at_the_first_failing_node() {
+    let (cluster, d) = setup("rolling", &["1.0.0", "2.0.0", "9.0.0"]);
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    for node in &cluster.nodes {
+        assert_eq!(
+            web_on(&d, node),
+            (1, "version 1.0.0\n".into()),
+            "{}",
+            node.name
+        );
+    }
+
+    // ps reports every node's containers, as JSON too.
+    let output = d.kolla("ps", &["--output", "json"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let rows: serde_json::Value = serde_json::from_slice(&output.stdout).expect("ps JSON");
+    for node in &cluster.nodes {
+        let web = rows
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["node"] == node.name.as_str() && r["service"] == "web")
+            .unwrap_or_else(|| panic!("no web row for {}: {rows}", node.name));
+        assert_eq!(web["kind"], "live", "{web}");
+        assert_eq!(web["generation"], 1, "{web}");
+    }
+
+    // A redeploy changes nothing anywhere.
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let text = stdout_of(&output);
+    for node in &cluster.nodes {
+        assert!(
+            text.contains(&format!("node {}: up to date, nothing changed", node.name)),
+            "{text}"
+        );
+    }
+
+    // Node 2 holds a broken image under the new tag (it exits at once):
+    // the upgrade goes n1, then n2 fails and swaps back, n3 is not touched.
+    let (n1, n2, n3) = (cluster.node("n1"), cluster.node("n2"), cluster.node("n3"));
+    let broken = format!("{}/fx-web:9.0.0", d.images.namespace);
+    let wanted = format!("{}/fx-web:2.0.0", d.images.namespace);
+    let source = d.images.engine.clone();
+    let target = cluster.engine(n2);
+    common::runtime()
+        .block_on(source.copy_image_to(&broken, &target))
+        .expect("copy the broken image to n2");
+    let tagged = n2.docker(&["tag", &broken, &wanted]);
+    assert!(tagged.status.success(), "{}", describe(&tagged));
+    let n3_before = containers_on(&d, n3);
+
+    let output = d.kolla(
+        "upgrade",
+        &[
+            "web",
+            "--tag",
+            "2.0.0",
+            "--parallel",
+            "1",
+            "--health-timeout",
+            "20",
+        ],
+    );
+    let err = expect_exit(&output, 1, &["n2: web: generation 2 failed; swapping back"]);
+    let text = stdout_of(&output);
+    assert!(text.contains("node n1: web upgraded"), "{text}\n{err}");
+    assert!(text.contains("node n2: FAILED"), "{text}\n{err}");
+    assert!(
+        text.contains("node n3: not started (a node before it failed"),
+        "{text}\n{err}"
+    );
+    assert_eq!(web_on(&d, n1), (2, "version 2.0.0\n".into()));
+    assert_eq!(web_on(&d, n2), (1, "version 1.0.0\n".into()));
+    assert_eq!(containers_on(&d, n3), n3_before, "n3 was touched");
+
+    // The broken image gone from n2, a rerun continues where it stopped.
+    let removed = n2.docker(&["rmi", &wanted]);
+    assert!(removed.status.success(), "{}", describe(&removed));
+    let output = d.kolla("upgrade", &["web", "--tag", "2.0.0", "--parallel", "1"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let text = stdout_of(&output);
+    assert!(
+        text.contains("node n1: web already at generation 2"),
+        "{text}"
+    );
+    for node in [n2, n3] {
+        assert_eq!(
+            web_on(&d, node),
+            (2, "version 2.0.0\n".into()),
+            "{}",
+            node.name
+        );
+    }
+}
+
+#[test]
+fn a_node_whose_engine_is_down_fails_its_part_and_a_rerun_converges() {
+    let (cluster, d) = setup("enginedown", &["1.0.0"]);
+    let n2 = cluster.node("n2");
+    cluster.stop_engine(n2);
+    let output = d.kolla("deploy", &[]);
+    let err = expect_exit(&output, 1, &["node n2", "cannot reach the Docker engine"]);
+    let text = stdout_of(&output);
+    assert!(text.contains("node n2: FAILED"), "{text}\n{err}");
+    for name in ["n1", "n3"] {
+        assert_eq!(
+            web_on(&d, cluster.node(name)),
+            (1, "version 1.0.0\n".into()),
+            "{name}"
+        );
+    }
+    // ps shows the nodes that answer and names the one that does not.
+    let output = d.kolla("ps", &[]);
+    expect_exit(&output, 1, &["node n2"]);
+    assert!(stdout_of(&output).contains("n1 "), "{}", describe(&output));
+
+    cluster.start_engine(n2);
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(web_on(&d, n2), (1, "version 1.0.0\n".into()));
+}
+
+#[test]
+fn a_certificate_from_another_authority_is_refused_with_a_clear_error() {
+    let cluster = Cluster::start("wrongca", 1);
+    let mut d = swap_deployment("wrongca", &["1.0.0"]);
+    // Certificates from an authority of their own: the node's engine does
+    // not know it, and kolla does not know the node's.
+    let other = cluster.dir.path().join("other-certs");
+    let inventory = cluster.write_inventory("inventory.yml", &|_| vec!["controller"]);
+    let made = common::kolla_command()
+        .args(["certs", "-i"])
+        .arg(&inventory)
+        .arg("--dir")
+        .arg(&other)
+        .output()
+        .expect("run kolla certs");
+    assert!(made.status.success(), "{}", describe(&made));
+    let text = std::fs::read_to_string(&inventory)
+        .expect("inventory")
+        .replace(
+            cluster.certs.to_str().expect("utf-8 path"),
+            other.to_str().expect("utf-8 path"),
+        );
+    std::fs::write(&inventory, text).expect("rewrite the inventory");
+    d.inventory = inventory;
+    let output = d.kolla("deploy", &[]);
+    let err = expect_exit(&output, 1, &["node n1", "cannot reach the Docker engine"]);
+    assert!(
+        err.to_lowercase().contains("certificate"),
+        "the error does not say it is the certificate: {err}"
+    );
+    assert!(
+        containers_on(&d, cluster.node("n1")).is_empty(),
+        "something was deployed"
+    );
+}
