@@ -40,6 +40,9 @@ pub struct Environment {
     pub local_endpoint: Endpoint,
     /// Colour in human output (`NO_COLOR` unset or empty).
     pub colour: bool,
+    /// The ssh client configuration for `ssh://` nodes (`KOLLA_SSH_CONFIG`;
+    /// None: the user's own).
+    pub ssh_config: Option<PathBuf>,
 }
 
 impl Environment {
@@ -55,12 +58,15 @@ impl Environment {
             .or_else(|| get("LOGNAME"))
             .unwrap_or_else(|| "unknown".into());
         let colour = get("NO_COLOR").is_none();
-        let local_endpoint = docker_cli_endpoint(&get);
+        let ssh_config = get("KOLLA_SSH_CONFIG").map(PathBuf::from);
+        let mut local_endpoint = docker_cli_endpoint(&get);
+        local_endpoint.ssh_config = ssh_config.clone();
         Environment {
             variables,
             user,
             local_endpoint,
             colour,
+            ssh_config,
         }
     }
 }
@@ -82,7 +88,11 @@ fn docker_cli_endpoint(get: &dyn Fn(&str) -> Option<String>) -> Endpoint {
             key: dir.join("key.pem"),
         }
     });
-    Endpoint { url, tls }
+    Endpoint {
+        url,
+        tls,
+        ssh_config: None,
+    }
 }
 
 impl Settings {
@@ -159,6 +169,7 @@ impl Settings {
                     cert: t.cert.clone(),
                     key: t.key.clone(),
                 }),
+                ssh_config: self.environment.ssh_config.clone(),
             },
         }
     }

@@ -217,3 +217,41 @@ fn a_certificate_from_another_authority_is_refused_with_a_clear_error() {
         "something was deployed"
     );
 }
+
+#[test]
+fn over_ssh_a_known_host_deploys_and_an_unknown_host_key_is_refused() {
+    let cluster = Cluster::start("ssh", 2);
+    let mut d = swap_deployment("ssh", &["1.0.0"]);
+    d.inventory = cluster.write_ssh_inventory("inventory.yml", &|_| vec!["controller"]);
+
+    // No host key on file: refused, nothing trusted on first use.
+    let unknown = cluster.ssh_config(false);
+    let output = d
+        .command("deploy", &[])
+        .env("KOLLA_SSH_CONFIG", &unknown)
+        .output()
+        .expect("run kolla");
+    let err = expect_exit(&output, 1, &["over ssh", "Host key verification failed"]);
+    assert!(err.contains("node n1") && err.contains("node n2"), "{err}");
+    for node in &cluster.nodes {
+        assert!(containers_on(&d, node).is_empty(), "{}", node.name);
+    }
+
+    let known = cluster.ssh_config(true);
+    for verb in ["deploy", "ps"] {
+        let output = d
+            .command(verb, &[])
+            .env("KOLLA_SSH_CONFIG", &known)
+            .output()
+            .expect("run kolla");
+        assert!(output.status.success(), "{verb}: {}", describe(&output));
+    }
+    for node in &cluster.nodes {
+        assert_eq!(
+            web_on(&d, node),
+            (1, "version 1.0.0\n".into()),
+            "{}",
+            node.name
+        );
+    }
+}

@@ -239,13 +239,16 @@ fn check_endpoint(docker: Option<&str>, tls: bool) -> Result<(), String> {
         };
     };
     if url.starts_with("ssh://") {
-        return Err(format!(
-            "{url}: ssh endpoints are not supported; use tcp:// with tls"
-        ));
+        return match tls {
+            true => Err(format!(
+                "{url}: tls is for tcp:// endpoints (ssh protects the connection itself)"
+            )),
+            false => Ok(()),
+        };
     }
     if !(url.starts_with("unix://") || url.starts_with("tcp://")) {
         return Err(format!(
-            "docker {url:?}: expected unix:///path or tcp://host:port"
+            "docker {url:?}: expected unix:///path, tcp://host:port or ssh://[user@]host[:port]"
         ));
     }
     if url.starts_with("tcp://") && !tls && !crate::config::is_loopback_url(url) {
@@ -306,11 +309,16 @@ mod tests {
         assert!(
             parse("nodes:\n  c1: {docker: \"tcp://127.0.0.1:2375\", roles: [compute]}\n").is_ok()
         );
+        // ssh protects itself; TLS files beside it are a mistake.
+        let node = parse("nodes:\n  c1: {docker: \"ssh://me@host:2222\", roles: [compute]}\n")
+            .expect("ssh endpoint");
+        assert_eq!(node.nodes[0].endpoint_host().as_deref(), Some("host"));
+        let err = parse("nodes:\n  c1: {docker: \"ssh://me@host\", tls: {ca: a, cert: b, key: c}, roles: [compute]}\n")
+            .unwrap_err()
+            .to_string();
         assert!(
-            parse("nodes:\n  c1: {docker: \"ssh://me@host\", roles: [compute]}\n")
-                .unwrap_err()
-                .to_string()
-                .contains("ssh")
+            err.contains("node c1: ssh://me@host: tls is for tcp://"),
+            "{err}"
         );
     }
 

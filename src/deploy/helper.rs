@@ -275,11 +275,7 @@ fn millis(d: Duration) -> u64 {
 /// then print the verdict.
 pub async fn serve(task: &str) -> anyhow::Result<()> {
     let input: HelperInput = serde_json::from_str(task)?;
-    let engine = Engine::connect(&Endpoint {
-        url: format!("unix://{SOCKET}"),
-        tls: None,
-    })
-    .await?;
+    let engine = Engine::connect(&Endpoint::plain(format!("unix://{SOCKET}"))).await?;
     let options = ApplyOptions {
         health_timeout: Duration::from_millis(input.health_timeout_ms),
         monitor_window: Duration::from_millis(input.monitor_window_ms),

@@ -9,11 +9,13 @@
 //! Files: `containers` (create, start, stop, rename, inspect, list, logs),
 //! `images` (inspect, build, pull, push), `wait` (health gates and
 //! following logs, on the event stream), `volumes`, `body` (our specs as
-//! the engine's request bodies, pure); this file connects and maps errors.
+//! the engine's request bodies, pure), `ssh` (the forward to an
+//! `ssh://` node's engine); this file connects and maps errors.
 
 mod body;
 mod containers;
 mod images;
+pub mod ssh;
 mod volumes;
 mod wait;
 
@@ -48,6 +50,10 @@ pub enum EngineError {
         "refusing plain {endpoint}: only a loopback engine may be reached without TLS\n  hint: set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH (ca.pem, cert.pem, key.pem)"
     )]
     Insecure { endpoint: String },
+    #[error(
+        "cannot reach the Docker engine at {endpoint} over ssh: {message}\n  hint: `ssh` to the node must work without a prompt (key or agent) and its host key must be in known_hosts (ssh-keyscan, checked)"
+    )]
+    Ssh { endpoint: String, message: String },
     #[error("{what}: not found")]
     NotFound { what: String },
     #[error("{what}: conflict: {message}")]
@@ -106,20 +112,36 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
-/// Where an engine listens: `unix:///path`, or `tcp://host:port` (with TLS
-/// unless the host is loopback).
+/// Where an engine listens: `unix:///path`, `tcp://host:port` (with TLS
+/// unless the host is loopback), or `ssh://[user@]host[:port]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Endpoint {
     pub url: String,
     pub tls: Option<TlsFiles>,
+    /// The ssh client configuration for `ssh://` (None: the user's own).
+    pub ssh_config: Option<PathBuf>,
+}
+
+impl Endpoint {
+    /// An endpoint with no TLS and the user's own ssh configuration.
+    pub fn plain(url: impl Into<String>) -> Endpoint {
+        Endpoint {
+            url: url.into(),
+            tls: None,
+            ssh_config: None,
+        }
+    }
 }
 
 /// A connection to one Docker engine. Cheap to clone: clones share the
-/// underlying HTTP connection pool.
+/// underlying HTTP connection pool (and, for ssh, the one forward, which
+/// ends with the last clone).
 #[derive(Clone, Debug)]
 pub struct Engine {
     docker: Docker,
     endpoint: String,
+    /// Held, never read: the forward lives as long as the connection.
+    _tunnel: Option<std::sync::Arc<ssh::Tunnel>>,
 }
 
 impl Engine {
@@ -132,7 +154,13 @@ impl Engine {
             source,
         };
         let version = bollard::API_DEFAULT_VERSION;
-        let docker = if let Some(path) = url.strip_prefix("unix://") {
+        let mut tunnel = None;
+        let docker = if url.starts_with("ssh://") {
+            let (forward, socket) = ssh::open(&url, endpoint.ssh_config.as_deref()).await?;
+            tunnel = Some(std::sync::Arc::new(forward));
+            let socket = socket.to_string_lossy().into_owned();
+            Docker::connect_with_unix(&socket, REQUEST_TIMEOUT_SECS, version)
+        } else if let Some(path) = url.strip_prefix("unix://") {
             Docker::connect_with_unix(path, REQUEST_TIMEOUT_SECS, version)
         } else if let Some(tls) = &endpoint.tls {
             Docker::connect_with_ssl(
@@ -158,7 +186,11 @@ impl Engine {
             .map_err(unreachable)?;
         docker.ping().await.map_err(unreachable)?;
         let endpoint = url;
-        Ok(Engine { docker, endpoint })
+        Ok(Engine {
+            docker,
+            endpoint,
+            _tunnel: tunnel,
+        })
     }
 
     pub fn endpoint(&self) -> &str {

@@ -204,6 +204,7 @@ impl Cluster {
         let endpoint = kolla::engine::Endpoint {
             url: node.endpoint(),
             tls: Some(self.client_tls()),
+            ssh_config: None,
         };
         let started = Instant::now();
         let mut last = String::new();
@@ -227,6 +228,7 @@ impl Cluster {
         let endpoint = kolla::engine::Endpoint {
             url: node.endpoint(),
             tls: Some(self.client_tls()),
+            ssh_config: None,
         };
         runtime()
             .block_on(kolla::engine::Engine::connect(&endpoint))
@@ -248,8 +250,36 @@ impl Cluster {
         file: &str,
         roles: &dyn Fn(usize) -> Vec<&'static str>,
     ) -> PathBuf {
+        self.inventory_over(file, roles, false)
+    }
+
+    /// The same over ssh (`ssh://root@address`), for `ssh_config()`.
+    pub fn write_ssh_inventory(
+        &self,
+        file: &str,
+        roles: &dyn Fn(usize) -> Vec<&'static str>,
+    ) -> PathBuf {
+        self.inventory_over(file, roles, true)
+    }
+
+    fn inventory_over(
+        &self,
+        file: &str,
+        roles: &dyn Fn(usize) -> Vec<&'static str>,
+        ssh: bool,
+    ) -> PathBuf {
         let mut text = String::from("nodes:\n");
         for (i, node) in self.nodes.iter().enumerate() {
+            if ssh {
+                text.push_str(&format!(
+                    "  {}:\n    docker: ssh://root@{}\n    api_address: {}\n    roles: [{}]\n",
+                    node.name,
+                    node.address,
+                    node.address,
+                    roles(i).join(", "),
+                ));
+                continue;
+            }
             text.push_str(&format!(
                 "  {}:\n    docker: {}\n    api_address: {}\n    tls: {{ca: {ca}, cert: {cert}, key: {key}}}\n    roles: [{}]\n",
                 node.name,
@@ -264,6 +294,61 @@ impl Cluster {
         let path = self.dir.path().join(file);
         std::fs::write(&path, text).expect("write the inventory");
         path
+    }
+
+    /// An ssh client configuration of the cluster's own: a key the nodes
+    /// accept for root, and a known_hosts file that holds the nodes' host
+    /// keys when `known` (else none: every host is unknown). Its path.
+    pub fn ssh_config(&self, known: bool) -> PathBuf {
+        let dir = self.dir.path().join("ssh");
+        let key = dir.join("id_ed25519");
+        if !key.exists() {
+            std::fs::create_dir_all(&dir).expect("ssh folder");
+            let made = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(&key)
+                .output()
+                .expect("run ssh-keygen");
+            assert!(made.status.success(), "{}", describe(&made));
+            let public = format!("{}.pub", key.display());
+            for node in &self.nodes {
+                let target = format!("{}:/root/.ssh/authorized_keys", node.container);
+                let copied = docker(&["cp", &public, &target]);
+                assert!(copied.status.success(), "{}", describe(&copied));
+                let owned = node.exec(
+                    "chown root:root /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys",
+                );
+                assert!(owned.status.success(), "{}", describe(&owned));
+            }
+        }
+        let known_hosts = dir.join(if known {
+            "known_hosts"
+        } else {
+            "no_known_hosts"
+        });
+        let mut keys = String::new();
+        if known {
+            for node in &self.nodes {
+                let scanned = Command::new("ssh-keyscan")
+                    .args(["-T", "5", &node.address])
+                    .output()
+                    .expect("run ssh-keyscan");
+                keys.push_str(&String::from_utf8_lossy(&scanned.stdout));
+            }
+            assert!(!keys.trim().is_empty(), "ssh-keyscan found no host key");
+        }
+        std::fs::write(&known_hosts, keys).expect("known_hosts");
+        let config = dir.join(if known { "config" } else { "config-unknown" });
+        std::fs::write(
+            &config,
+            format!(
+                "Host *\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n",
+                key.display(),
+                known_hosts.display()
+            ),
+        )
+        .expect("ssh config");
+        config
     }
 
     pub fn node(&self, name: &str) -> &TestNode {
