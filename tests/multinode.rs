@@ -8,7 +8,9 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{Cluster, Deployment, TestNode, describe, expect_exit, stdout_of, swap_deployment};
+use common::{
+    Cluster, Deployment, TestNode, describe, expect_exit, kill_at, stdout_of, swap_deployment,
+};
 
 /// The swap fixture on every node of a fresh 3-node cluster, images built
 /// here at `tags`.
@@ -254,4 +256,56 @@ fn over_ssh_a_known_host_deploys_and_an_unknown_host_key_is_refused() {
             node.name
         );
     }
+}
+
+#[test]
+fn a_node_engine_killed_mid_swap_is_recovered_to_one_live_container_with_its_data() {
+    let cluster = Cluster::start("enginekill", 1);
+    let mut d = swap_deployment("enginekill", &["1.0.0", "2.0.0"]);
+    d.inventory = cluster.write_inventory("inventory.yml", &|_| vec!["controller"]);
+    let n1 = cluster.node("n1");
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let live = d.container("web");
+    let wrote = n1.docker(&[
+        "exec",
+        &live,
+        "sh",
+        "-c",
+        "printf 'customer data' > /data/precious",
+    ]);
+    assert!(wrote.status.success(), "{}", describe(&wrote));
+
+    // The swap runs on the node (its helper gets the fault): frozen with
+    // the old container stopped, then kolla dies and the node's engine is
+    // SIGKILLed and starts again, as after a crash of the node's dockerd.
+    kill_at(
+        d.command("upgrade", &["web", "--tag", "2.0.0"]),
+        "old-stopped",
+    );
+    cluster.kill_engine(n1);
+    cluster.wait_for_engine(n1);
+
+    let output = d.kolla("recover", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let containers = containers_on(&d, n1);
+    let running: Vec<&String> = containers
+        .iter()
+        .filter(|(name, (_, _, state))| name.starts_with(&live) && state == "running")
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(running, vec![&live], "{containers:?}");
+    assert!(
+        !containers.keys().any(|n| n.ends_with(".kolla-new")
+            || n.ends_with(".kolla-lock")
+            || n.ends_with(".kolla-swap")
+            || n.ends_with(".kolla-bootstrap")),
+        "{containers:?}"
+    );
+    let read = n1.docker(&["exec", &live, "cat", "/data/precious"]);
+    assert_eq!(stdout_of(&read), "customer data", "{}", describe(&read));
+    // And the upgrade then goes through.
+    let output = d.kolla("upgrade", &["web", "--tag", "2.0.0"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(web_on(&d, n1).1, "version 2.0.0\n");
 }

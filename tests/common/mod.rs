@@ -22,9 +22,11 @@ pub use http::*;
 pub use nodes::*;
 pub use sandbox::*;
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
 
 use kolla::engine::Engine;
 
@@ -121,4 +123,35 @@ pub fn docker(args: &[&str]) -> Output {
 
 pub fn volume_exists(name: &str) -> bool {
     docker(&["volume", "inspect", name]).status.success()
+}
+
+/// Run `command` until it freezes at `step`, then SIGKILL it.
+pub fn kill_at(mut command: Command, step: &str) {
+    let mut child = command
+        .env("KOLLA_FAULT", step)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("fault injection: frozen after") {
+                let _ = tx.send(Ok(()));
+            }
+            seen.push(line);
+        }
+        let _ = tx.send(Err(seen.join("\n")));
+    });
+    let frozen = rx.recv_timeout(Duration::from_secs(90));
+    // SIGKILL: no cleanup of any kind runs in kolla.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    match frozen {
+        Ok(Ok(())) => {}
+        Ok(Err(stderr)) => panic!("kolla ended before step {step}:\n{stderr}"),
+        Err(_) => panic!("kolla never reached step {step}"),
+    }
 }
