@@ -5,11 +5,11 @@
 set -euo pipefail
 {% if kolla_job -%}
 glance-manage db_sync
-export OS_AUTH_URL=http://127.0.0.1:5000/v3 OS_USERNAME=admin OS_PROJECT_NAME=admin
+export OS_AUTH_URL=http://{{ internal_address }}:5000/v3 OS_USERNAME=admin OS_PROJECT_NAME=admin
 export OS_PASSWORD={{ passwords.keystone_admin_password | shell }}
 export KOLLA_SERVICE_PASSWORD={{ passwords.glance_keystone_password | shell }}
 kolla_keystone_register --name glance --type image --description "Image service" \
-    --user glance --url http://127.0.0.1:9292
+    --user glance --url http://{{ api_address }}:9292
 {%- else %}
 # The long-running container gets this file without its secrets: only
 # the bootstrap job runs it.

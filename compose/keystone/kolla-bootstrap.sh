@@ -15,9 +15,9 @@ keystone-manage bootstrap \
     --bootstrap-role-name admin \
     --bootstrap-service-name keystone \
     --bootstrap-region-id RegionOne \
-    --bootstrap-admin-url http://127.0.0.1:5000/v3/ \
-    --bootstrap-internal-url http://127.0.0.1:5000/v3/ \
-    --bootstrap-public-url http://127.0.0.1:5000/v3/
+    --bootstrap-admin-url http://{{ api_address }}:5000/v3/ \
+    --bootstrap-internal-url http://{{ api_address }}:5000/v3/ \
+    --bootstrap-public-url http://{{ api_address }}:5000/v3/
 {%- else %}
 # The long-running container gets this file without its secrets: only
 # the bootstrap job runs it.

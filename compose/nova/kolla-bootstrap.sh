@@ -12,11 +12,11 @@ if ! nova-manage cell_v2 list_cells | grep -q ' cell1 '; then
     nova-manage cell_v2 create_cell --name cell1
 fi
 nova-manage db sync
-export OS_AUTH_URL=http://127.0.0.1:5000/v3 OS_USERNAME=admin OS_PROJECT_NAME=admin
+export OS_AUTH_URL=http://{{ internal_address }}:5000/v3 OS_USERNAME=admin OS_PROJECT_NAME=admin
 export OS_PASSWORD={{ passwords.keystone_admin_password | shell }}
 export KOLLA_SERVICE_PASSWORD={{ passwords.nova_keystone_password | shell }}
 kolla_keystone_register --name nova --type compute --description "Compute service" \
-    --user nova --url http://127.0.0.1:8774/v2.1
+    --user nova --url http://{{ api_address }}:8774/v2.1
 {%- else %}
 # Only nova-api runs nova's bootstrap; the admin password stays off the
 # other nodes.

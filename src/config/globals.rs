@@ -44,6 +44,10 @@ pub struct Globals {
     /// back) in a helper container on the node, so it finishes even if
     /// kolla or its link to the node dies. Off: kolla runs it itself.
     pub swap_helper: bool,
+    /// The controller's address on the internal network: where services
+    /// on every node reach the database, the message queue, memcached and
+    /// Keystone. Loopback for an all-in-one.
+    pub internal_address: String,
 }
 
 impl Default for Globals {
@@ -73,6 +77,7 @@ impl Default for Globals {
             project: "kolla".into(),
             container_prefix: String::new(),
             swap_helper: true,
+            internal_address: "127.0.0.1".into(),
         }
     }
 }
@@ -157,6 +162,12 @@ impl Globals {
                 self.namespace
             )));
         }
+        if self.internal_address.parse::<std::net::IpAddr>().is_err() {
+            return Err(invalid(format!(
+                "internal_address {:?} is not an IP address",
+                self.internal_address
+            )));
+        }
         if let Some(registry) = &self.registry
             && !REGISTRY.is_match(registry)
         {
@@ -223,6 +234,10 @@ impl Globals {
             (
                 "CONTAINER_PREFIX".to_string(),
                 self.container_prefix.clone(),
+            ),
+            (
+                "INTERNAL_ADDRESS".to_string(),
+                self.internal_address.clone(),
             ),
         ])
     }

@@ -52,6 +52,13 @@ pub struct Node {
 }
 
 impl Node {
+    /// `api_address`, or loopback for a node without one (an all-in-one).
+    pub fn api_address_or_loopback(&self) -> String {
+        self.api_address
+            .clone()
+            .unwrap_or_else(|| "127.0.0.1".to_string())
+    }
+
     /// The host part of a `tcp://` or `ssh://` endpoint, if it has one.
     pub fn endpoint_host(&self) -> Option<String> {
         let url = self.docker.as_deref()?;

@@ -15,6 +15,8 @@ pub struct TemplateInputs {
     pub passwords: BTreeMap<String, String>,
     pub node_name: String,
     pub node_role: String,
+    /// The address the node's services bind and advertise.
+    pub api_address: String,
     /// Rendering for the service's bootstrap job (`kolla_job` is true in
     /// the templates) rather than its long-running container: secrets only
     /// the job needs (Keystone's admin password) go in `{% if kolla_job %}`.
@@ -54,6 +56,7 @@ pub fn render(
     context.insert("passwords", &inputs.passwords);
     context.insert("node_name", &inputs.node_name);
     context.insert("node_role", &inputs.node_role);
+    context.insert("api_address", &inputs.api_address);
     context.insert("service_name", &service.name);
     context.insert("kolla_job", &inputs.job);
     let mut files = Vec::new();
@@ -119,6 +122,7 @@ mod tests {
             passwords: BTreeMap::from([("web_password".to_string(), "s3cret".to_string())]),
             node_name: "ctl1".into(),
             node_role: "controller".into(),
+            api_address: "10.0.0.5".into(),
             job: false,
         };
         let files = render(&file.services[0], &inputs).unwrap();

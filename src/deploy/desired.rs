@@ -24,6 +24,12 @@ pub fn load_files(
     compose_dir: &Path,
     variables: &Variables,
 ) -> Result<Vec<(String, ComposeFile)>, ConfigError> {
+    // The node's own address, for `${API_ADDRESS}` (binds, healthchecks):
+    // the node decides it, above any variable of the same name.
+    let mut variables = variables.clone();
+    variables
+        .environment
+        .insert("API_ADDRESS".to_string(), node.api_address_or_loopback());
     node.roles
         .iter()
         .map(|role| {
@@ -37,7 +43,7 @@ pub fn load_files(
                     ),
                 });
             }
-            compose::load(&path, variables).map(|file| (role.clone(), file))
+            compose::load(&path, &variables).map(|file| (role.clone(), file))
         })
         .collect()
 }
@@ -90,6 +96,7 @@ pub fn desired(
                 passwords: passwords.clone(),
                 node_name: node.name.clone(),
                 node_role: role.clone(),
+                api_address: node.api_address_or_loopback(),
                 job: false,
             };
             let (mut wanted, rendered) = wanted_service(node, role, service, inputs)?;

@@ -114,6 +114,7 @@ pub fn template_context(globals: &Globals) -> tera::Context {
     context.insert("install_type", &globals.install_type);
     context.insert("maintainer", &globals.maintainer);
     context.insert("kolla_version", env!("CARGO_PKG_VERSION"));
+    context.insert("internal_address", &globals.internal_address);
     context
 }
 
