@@ -111,6 +111,18 @@ pub struct GateArgs {
     /// Replaced containers kept per service for rollback.
     #[arg(long, default_value_t = 2)]
     pub retain: usize,
+
+    /// Longest a swap may leave a service dark (from the old container's
+    /// stop to the new one's first passing health check, e.g. 30s, 1m30s);
+    /// past it the swap goes back at once.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_flag)]
+    pub max_dark: Option<std::time::Duration>,
+}
+
+fn parse_duration_flag(text: &str) -> Result<std::time::Duration, String> {
+    crate::config::compose::parse_duration(text)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{text:?} is not a duration like 500ms, 30s or 1m30s"))
 }
 
 #[derive(Debug, Args)]

@@ -23,6 +23,9 @@ pub struct ApplyOptions {
     pub retain: usize,
     /// Log lines shown for a failing container.
     pub log_lines: usize,
+    /// Longest a swapped service may be dark: from the old generation's
+    /// stop to the new one's first passing gate; past it, swap back.
+    pub max_dark: Option<Duration>,
 }
 
 impl Default for ApplyOptions {
@@ -30,6 +33,7 @@ impl Default for ApplyOptions {
         ApplyOptions {
             health_timeout: Duration::from_secs(300),
             monitor_window: Duration::from_secs(2),
+            max_dark: None,
             retain: 2,
             log_lines: 30,
         }

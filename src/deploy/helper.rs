@@ -49,6 +49,8 @@ struct HelperInput {
     monitor_window_ms: u64,
     retain: usize,
     log_lines: usize,
+    #[serde(default)]
+    max_dark_ms: Option<u64>,
     task: SwapTask,
 }
 
@@ -133,6 +135,7 @@ async fn start_helper(run: &NodeRun<'_>, task: &SwapTask, name: &str) -> Result<
         monitor_window_ms: millis(run.options.monitor_window),
         retain: run.options.retain,
         log_lines: run.options.log_lines,
+        max_dark_ms: run.options.max_dark.map(millis),
         task: task.clone(),
     };
     let input = serde_json::to_string(&input).map_err(|e| e.to_string())?;
@@ -281,6 +284,7 @@ pub async fn serve(task: &str) -> anyhow::Result<()> {
         monitor_window: Duration::from_millis(input.monitor_window_ms),
         retain: input.retain,
         log_lines: input.log_lines,
+        max_dark: input.max_dark_ms.map(Duration::from_millis),
     };
     let steps = Steps::untimed();
     let run = NodeRun {

@@ -4,7 +4,7 @@
 //! executor and the swap compose them; none of them decides what to do.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -268,6 +268,19 @@ impl NodeRun<'_> {
     /// The health gate: healthy (with a healthcheck), or still running
     /// after the monitor window (without).
     pub(super) async fn gate(&self, service: &str, container: &str) -> Result<(), DeployError> {
+        self.gate_within(service, container, self.options.health_timeout, None)
+            .await
+    }
+
+    /// The gate with its own time limit; `budget` names the limit in the
+    /// error when it is the operator's dark-window budget.
+    pub(super) async fn gate_within(
+        &self,
+        service: &str,
+        container: &str,
+        limit: Duration,
+        budget: Option<Duration>,
+    ) -> Result<(), DeployError> {
         let started = Instant::now();
         self.steps
             .pending(self.node, service, "started, waiting for its gate");
@@ -278,7 +291,7 @@ impl NodeRun<'_> {
                 WaitGoal::Up {
                     window: self.options.monitor_window,
                 },
-                self.options.health_timeout,
+                limit,
             )
             .await
             .map_err(|e| self.engine_error(e))?;
@@ -299,16 +312,16 @@ impl NodeRun<'_> {
             WaitOutcome::Exited(code) => Err(self
                 .unhealthy(service, container, format!("exited with code {code}"))
                 .await),
-            WaitOutcome::TimedOut => Err(self
-                .unhealthy(
-                    service,
-                    container,
-                    format!(
-                        "not healthy after {}s",
-                        self.options.health_timeout.as_secs()
+            WaitOutcome::TimedOut => {
+                let what = match budget {
+                    Some(budget) => format!(
+                        "not healthy within --max-dark {:.1}s of the old generation's stop",
+                        budget.as_secs_f64()
                     ),
-                )
-                .await),
+                    None => format!("not healthy after {}s", limit.as_secs()),
+                };
+                Err(self.unhealthy(service, container, what).await)
+            }
         }
     }
 

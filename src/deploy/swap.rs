@@ -106,7 +106,7 @@ pub async fn swap_in(run: &NodeRun<'_>, task: &SwapTask) -> Result<Duration, Dep
         .map_err(|e| run.engine_error(e))?;
     super::fault::point("restart-policy-no");
     let stopping = Instant::now();
-    let outcome = exchange(run, task, &outgoing, &kept_name, &live_name).await;
+    let outcome = exchange(run, task, &outgoing, &kept_name, &live_name, stopping).await;
     super::fault::point("gated");
     if let Err(failure) = outcome {
         let event = format!(
@@ -180,6 +180,7 @@ async fn exchange(
     outgoing: &Outgoing,
     kept_name: &str,
     live_name: &str,
+    stopping: Instant,
 ) -> Result<(), DeployError> {
     let engine = run.engine;
     let err = |e| run.engine_error(e);
@@ -209,10 +210,21 @@ async fn exchange(
             .map_err(err)?;
     }
     super::fault::point("new-started");
-    if !incoming.started {
-        run.gate(&task.service, &incoming.id).await?;
+    if incoming.started {
+        return Ok(());
     }
-    Ok(())
+    // With a dark-window budget, the gate gets what is left of it.
+    let (limit, budget) = match run.options.max_dark {
+        Some(budget) => (
+            budget
+                .saturating_sub(stopping.elapsed())
+                .min(run.options.health_timeout),
+            Some(budget),
+        ),
+        None => (run.options.health_timeout, None),
+    };
+    run.gate_within(&task.service, &incoming.id, limit, budget)
+        .await
 }
 
 /// Undo a swap from wherever it stopped, by container id: the incoming

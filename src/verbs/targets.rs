@@ -45,6 +45,7 @@ pub fn apply_options(gate: &GateArgs) -> ApplyOptions {
         health_timeout: Duration::from_secs(gate.health_timeout),
         monitor_window: Duration::from_secs_f64(gate.monitor_window.max(0.0)),
         retain: gate.retain,
+        max_dark: gate.max_dark,
         ..ApplyOptions::default()
     }
 }

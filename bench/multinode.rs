@@ -1,0 +1,78 @@
+//! kolla across real engines: the deploy fixture (eleven busybox services)
+//! on 1 node against the same on 3 nodes in one run (target: at most 1.3x,
+//! since nodes go in parallel), and kolla's own cost per extra node: a
+//! no-op deploy on 1, 3 and 6 nodes (target: flat within 20%). The nodes
+//! are the tests' (Docker-in-Docker, TLS, images copied from this engine).
+//! Prints medians of BENCH_RUNS runs (default 3) and the ratios.
+//!
+//!     bench/multinode    (runs `cargo bench --bench multinode`)
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Cluster, Deployment, describe};
+
+fn runs() -> usize {
+    std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(3)
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// `kolla VERB` on `d`, which must succeed; how long it took.
+fn timed(d: &Deployment, verb: &str, args: &[&str]) -> Duration {
+    let started = Instant::now();
+    let output = d.kolla(verb, args);
+    let took = started.elapsed();
+    assert!(output.status.success(), "{verb}: {}", describe(&output));
+    took
+}
+
+/// The fixture on a fresh cluster of `nodes`: the first deploy (images
+/// copied), then the median of destroy + deploy (images there) and of a
+/// no-op deploy.
+fn measure(nodes: usize) -> (Duration, Duration, Duration) {
+    let cluster = Cluster::start(&format!("bench{nodes}"), nodes);
+    let mut d = Deployment::new(&format!("bench{nodes}"));
+    d.inventory = cluster.write_inventory("inventory.yml", &|_| vec!["controller"]);
+    let first = timed(&d, "deploy", &[]);
+    let mut fresh = Vec::new();
+    let mut noop = Vec::new();
+    for _ in 0..runs() {
+        timed(&d, "destroy", &["--purge-data", "--yes-i-really-mean-it"]);
+        fresh.push(timed(&d, "deploy", &[]));
+        noop.push(timed(&d, "deploy", &[]));
+    }
+    (first, median(fresh), median(noop))
+}
+
+fn main() {
+    // `cargo bench` passes --bench; nothing else is taken.
+    let mut figures = Vec::new();
+    for nodes in [1, 3, 6] {
+        let (first, fresh, noop) = measure(nodes);
+        println!(
+            "{nodes} node(s): first deploy {:.2}s (images copied), deploy {:.2}s, no-op deploy {:.3}s",
+            first.as_secs_f64(),
+            fresh.as_secs_f64(),
+            noop.as_secs_f64()
+        );
+        figures.push((nodes, fresh, noop));
+    }
+    let (_, fresh1, noop1) = figures[0];
+    for (nodes, fresh, noop) in &figures[1..] {
+        println!(
+            "{nodes} nodes vs 1: deploy {:.2}x (target <= 1.3x for 3), no-op deploy {:.2}x (target <= 1.2x)",
+            fresh.as_secs_f64() / fresh1.as_secs_f64(),
+            noop.as_secs_f64() / noop1.as_secs_f64()
+        );
+    }
+}
