@@ -12,6 +12,7 @@ pub mod certs;
 pub mod cli;
 pub mod config;
 pub mod container;
+pub mod credentials;
 pub mod deploy;
 pub mod engine;
 pub mod files;

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use crate::cli::{BuildArgs, Cli};
 use crate::config::inventory::Node;
 use crate::config::{ConfigError, Globals, globals};
+use crate::credentials::CredentialsError;
 use crate::engine::{Endpoint, TlsFiles};
 
 /// The resolved settings of one kolla run.
@@ -43,6 +44,9 @@ pub struct Environment {
     /// The ssh client configuration for `ssh://` nodes (`KOLLA_SSH_CONFIG`;
     /// None: the user's own).
     pub ssh_config: Option<PathBuf>,
+    /// The Docker config folder (`DOCKER_CONFIG`, else ~/.docker), for
+    /// registry credentials.
+    pub docker_config: PathBuf,
 }
 
 impl Environment {
@@ -59,6 +63,10 @@ impl Environment {
             .unwrap_or_else(|| "unknown".into());
         let colour = get("NO_COLOR").is_none();
         let ssh_config = get("KOLLA_SSH_CONFIG").map(PathBuf::from);
+        let docker_config = get("DOCKER_CONFIG")
+            .map(PathBuf::from)
+            .or_else(|| get("HOME").map(|home| PathBuf::from(home).join(".docker")))
+            .unwrap_or_else(|| PathBuf::from(".docker"));
         let mut local_endpoint = docker_cli_endpoint(&get);
         local_endpoint.ssh_config = ssh_config.clone();
         Environment {
@@ -67,6 +75,7 @@ impl Environment {
             local_endpoint,
             colour,
             ssh_config,
+            docker_config,
         }
     }
 }
@@ -172,6 +181,11 @@ impl Settings {
                 ssh_config: self.environment.ssh_config.clone(),
             },
         }
+    }
+
+    /// The operator's registry credentials (their Docker config).
+    pub fn credentials(&self) -> Result<crate::credentials::Store, CredentialsError> {
+        crate::credentials::Store::load(&self.environment.docker_config)
     }
 
     /// Active compose profiles: `--profile`, else `COMPOSE_PROFILES` from

@@ -262,7 +262,7 @@ fn push_to_registry_and_pull_back_by_digest() {
         common::REGISTRY,
         sandbox.namespace
     );
-    rt.block_on(sandbox.engine.pull(&by_digest))
+    rt.block_on(sandbox.engine.pull(&by_digest, None))
         .expect("pull by digest");
     let pulled = sandbox.image(&by_digest).expect("pulled image");
     assert_eq!(pulled.labels.get("kolla.build-hash"), Some(&hash));

@@ -8,6 +8,7 @@ use super::desired::Desired;
 use super::error::DeployError;
 use super::labels::ObservedContainer;
 use crate::config::Globals;
+use crate::credentials::Store;
 use crate::engine::{Engine, EngineError};
 
 /// How a node gets an image it lacks.
@@ -18,7 +19,11 @@ pub enum Supply<'a> {
     /// The node's engine pulls it (from the registry its name says); when
     /// that fails, it is copied from `copy_from`, the operator's engine
     /// where `kolla build` left it, if given.
-    Pull { copy_from: Option<&'a Engine> },
+    Pull {
+        copy_from: Option<&'a Engine>,
+        /// The operator's registry credentials, sent with each pull.
+        credentials: &'a Store,
+    },
 }
 
 /// Find each service's image on the node (supplied as `supply` says when
@@ -41,8 +46,10 @@ pub async fn supply_image(
     engine: &Engine,
     image: &str,
     copy_from: Option<&Engine>,
+    credentials: &Store,
 ) -> Result<(), String> {
-    let pulled = match engine.pull(image).await {
+    let auth = credentials.for_image(image).map_err(|e| e.to_string())?;
+    let pulled = match engine.pull(image, auth.as_ref()).await {
         Ok(()) => return Ok(()),
         Err(e) => e.to_string(),
     };
@@ -97,8 +104,15 @@ async fn resolve_images_or_list(
             continue;
         }
         let mut found = inspect(image.clone()).await?;
-        if let (None, Supply::Pull { copy_from }) = (&found, supply) {
-            if let Err(e) = supply_image(engine, &image, copy_from).await {
+        if let (
+            None,
+            Supply::Pull {
+                copy_from,
+                credentials,
+            },
+        ) = (&found, supply)
+        {
+            if let Err(e) = supply_image(engine, &image, copy_from, credentials).await {
                 return Err(DeployError::ImageMissing {
                     node: node.into(),
                     service: wanted.service.name.clone(),

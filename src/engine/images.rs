@@ -13,6 +13,35 @@ use futures_util::StreamExt;
 
 use super::{Engine, EngineError};
 
+/// What a registry is told with a pull or push (from the operator's
+/// Docker config); plain data, never printed with its secrets.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RegistryAuth {
+    pub server: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub identity_token: Option<String>,
+}
+
+impl std::fmt::Debug for RegistryAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryAuth")
+            .field("server", &self.server)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+fn docker_credentials(auth: Option<&RegistryAuth>) -> Option<bollard::auth::DockerCredentials> {
+    auth.map(|a| bollard::auth::DockerCredentials {
+        username: a.username.clone(),
+        password: a.password.clone(),
+        serveraddress: Some(a.server.clone()),
+        identitytoken: a.identity_token.clone(),
+        ..Default::default()
+    })
+}
+
 /// What kolla needs to know about an image on a node.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageInfo {
@@ -105,11 +134,14 @@ impl Engine {
     pub async fn push(
         &self,
         reference: &str,
+        auth: Option<&RegistryAuth>,
         mut on_line: impl FnMut(&str),
     ) -> Result<Option<String>, EngineError> {
         let (name, tag) = split_tag(reference);
         let options = PushImageOptionsBuilder::default().tag(tag).build();
-        let mut stream = self.docker.push_image(name, Some(options), None);
+        let mut stream = self
+            .docker
+            .push_image(name, Some(options), docker_credentials(auth));
         let mut digest = None;
         while let Some(item) = stream.next().await {
             let info = item.map_err(|e| EngineError::from_api(format!("push {reference}"), e))?;
@@ -134,11 +166,17 @@ impl Engine {
     }
 
     /// Pull `reference` (name:tag or name@digest).
-    pub async fn pull(&self, reference: &str) -> Result<(), EngineError> {
+    pub async fn pull(
+        &self,
+        reference: &str,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<(), EngineError> {
         let options = CreateImageOptionsBuilder::default()
             .from_image(reference)
             .build();
-        let mut stream = self.docker.create_image(Some(options), None, None);
+        let mut stream = self
+            .docker
+            .create_image(Some(options), None, docker_credentials(auth));
         while let Some(item) = stream.next().await {
             let info = item.map_err(|e| EngineError::from_api(format!("pull {reference}"), e))?;
             if let Some(detail) = info.error_detail {

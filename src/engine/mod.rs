@@ -28,7 +28,7 @@ use bollard::errors::Error as BollardError;
 use crate::container::is_loopback_url;
 pub use body::create_body;
 pub use containers::{ContainerDetails, RunOutput};
-pub use images::{BuildRequest, ImageInfo, split_tag};
+pub use images::{BuildRequest, ImageInfo, RegistryAuth, split_tag};
 pub use wait::{WaitGoal, WaitOutcome};
 
 /// Seconds before a request without an answer is abandoned. Only response

@@ -106,6 +106,43 @@ pub async fn open(url: &str, config: Option<&Path>) -> Result<(Tunnel, PathBuf),
     ));
     make_private_dir(&dir).map_err(|e| failed(format!("{}: {e}", dir.display())))?;
     let local = dir.join("docker.sock");
+    let mut command = forward_command(&target, &local, config);
+    let child = command.spawn().map_err(|e| {
+        let _ = std::fs::remove_dir_all(&dir);
+        failed(format!(
+            "cannot run ssh: {e} (is the OpenSSH client installed?)"
+        ))
+    })?;
+    let mut tunnel = Tunnel { child, dir };
+    let started = Instant::now();
+    loop {
+        if local.exists() {
+            return Ok((tunnel, local));
+        }
+        if let Ok(Some(status)) = tunnel.child.try_wait() {
+            let mut said = String::new();
+            if let Some(mut stderr) = tunnel.child.stderr.take() {
+                let _ = stderr.read_to_string(&mut said).await;
+            }
+            let said = said.trim();
+            return Err(failed(if said.is_empty() {
+                format!("ssh exited ({status})")
+            } else {
+                said.lines().collect::<Vec<_>>().join("; ")
+            }));
+        }
+        if started.elapsed() > OPEN_TIMEOUT {
+            return Err(failed(format!(
+                "no forward after {}s",
+                OPEN_TIMEOUT.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// ssh forwarding `local` to the target's engine socket, and nothing else.
+fn forward_command(target: &SshTarget, local: &Path, config: Option<&Path>) -> Command {
     let mut command = Command::new("ssh");
     if let Some(config) = config {
         command.arg("-F").arg(config);
@@ -150,38 +187,7 @@ pub async fn open(url: &str, config: Option<&Path>) -> Result<(Tunnel, PathBuf),
                 .map_err(std::io::Error::from)
         });
     }
-    let child = command.spawn().map_err(|e| {
-        let _ = std::fs::remove_dir_all(&dir);
-        failed(format!(
-            "cannot run ssh: {e} (is the OpenSSH client installed?)"
-        ))
-    })?;
-    let mut tunnel = Tunnel { child, dir };
-    let started = Instant::now();
-    loop {
-        if local.exists() {
-            return Ok((tunnel, local));
-        }
-        if let Ok(Some(status)) = tunnel.child.try_wait() {
-            let mut said = String::new();
-            if let Some(mut stderr) = tunnel.child.stderr.take() {
-                let _ = stderr.read_to_string(&mut said).await;
-            }
-            let said = said.trim();
-            return Err(failed(if said.is_empty() {
-                format!("ssh exited ({status})")
-            } else {
-                said.lines().collect::<Vec<_>>().join("; ")
-            }));
-        }
-        if started.elapsed() > OPEN_TIMEOUT {
-            return Err(failed(format!(
-                "no forward after {}s",
-                OPEN_TIMEOUT.as_secs()
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    command
 }
 
 fn make_private_dir(dir: &Path) -> std::io::Result<()> {

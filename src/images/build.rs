@@ -255,6 +255,9 @@ pub struct BuildOptions {
     /// Extra attempts for an image whose build fails.
     pub retries: u32,
     pub push: bool,
+    /// What the registry is told with each push (the operator's Docker
+    /// config), if anything.
+    pub push_auth: Option<crate::engine::RegistryAuth>,
     /// Rebuild every selected image, bypassing the content hash and the
     /// builder's layer cache.
     pub no_cache: bool,
@@ -576,47 +579,7 @@ impl Job {
             result.status = Status::UpToDate;
             result.image_id = Some(image.id.clone());
         } else {
-            let labels = [
-                (LABEL_BUILD_HASH, hash),
-                (LABEL_IMAGE_NAME, self.image.name.as_str()),
-                (LABEL_VERSION, env!("CARGO_PKG_VERSION")),
-            ];
-            let context = render::context_tar(&self.image, &labels)
-                .map_err(|e| format!("cannot make the build context: {e}"))?;
-            let context = bytes::Bytes::from(context);
-            let mut last_error = String::new();
-            let mut built = None;
-            for attempt in 1..=self.options.retries + 1 {
-                result.attempts = attempt;
-                if attempt > 1 {
-                    self.progress.line(
-                        &self.image.name,
-                        &format!("retry {attempt}: {}", first_line(&last_error)),
-                    );
-                    tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt - 1))).await;
-                }
-                let request = BuildRequest {
-                    tag: self.reference.clone(),
-                    context_tar: context.clone(),
-                    no_cache: self.options.no_cache,
-                };
-                let build = self.engine.build(request, |line| {
-                    write_log(log, line);
-                    self.progress.line(&self.image.name, line);
-                });
-                match tokio::time::timeout(self.options.timeout, build).await {
-                    Ok(Ok(id)) => {
-                        built = Some(id);
-                        break;
-                    }
-                    Ok(Err(e)) => last_error = e.to_string(),
-                    Err(_) => {
-                        last_error =
-                            format!("build timed out after {}s", self.options.timeout.as_secs())
-                    }
-                }
-            }
-            let id = built.ok_or(last_error)?;
+            let id = self.build_with_retries(hash, log, result).await?;
             result.status = Status::Built;
             result.image_id = Some(id);
         }
@@ -625,12 +588,65 @@ impl Job {
                 .line(&self.image.name, &format!("pushing {}", self.reference));
             let digest = self
                 .engine
-                .push(&self.reference, |line| write_log(log, line))
+                .push(&self.reference, self.options.push_auth.as_ref(), |line| {
+                    write_log(log, line)
+                })
                 .await
                 .map_err(|e| format!("push failed: {e}"))?;
             result.pushed_digest = digest;
         }
         Ok(())
+    }
+
+    /// Build the image, trying again after a failure or a timeout (with a
+    /// growing pause) up to the retries asked for; the new image's id.
+    async fn build_with_retries(
+        &self,
+        hash: &str,
+        log: &mut Option<std::fs::File>,
+        result: &mut ImageResult,
+    ) -> Result<String, String> {
+        let labels = [
+            (LABEL_BUILD_HASH, hash),
+            (LABEL_IMAGE_NAME, self.image.name.as_str()),
+            (LABEL_VERSION, env!("CARGO_PKG_VERSION")),
+        ];
+        let context = render::context_tar(&self.image, &labels)
+            .map_err(|e| format!("cannot make the build context: {e}"))?;
+        let context = bytes::Bytes::from(context);
+        let mut last_error = String::new();
+        let mut built = None;
+        for attempt in 1..=self.options.retries + 1 {
+            result.attempts = attempt;
+            if attempt > 1 {
+                self.progress.line(
+                    &self.image.name,
+                    &format!("retry {attempt}: {}", first_line(&last_error)),
+                );
+                tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt - 1))).await;
+            }
+            let request = BuildRequest {
+                tag: self.reference.clone(),
+                context_tar: context.clone(),
+                no_cache: self.options.no_cache,
+            };
+            let build = self.engine.build(request, |line| {
+                write_log(log, line);
+                self.progress.line(&self.image.name, line);
+            });
+            match tokio::time::timeout(self.options.timeout, build).await {
+                Ok(Ok(id)) => {
+                    built = Some(id);
+                    break;
+                }
+                Ok(Err(e)) => last_error = e.to_string(),
+                Err(_) => {
+                    last_error =
+                        format!("build timed out after {}s", self.options.timeout.as_secs())
+                }
+            }
+        }
+        built.ok_or(last_error)
     }
 
     fn open_log(&self) -> Option<std::fs::File> {

@@ -53,14 +53,7 @@ pub async fn build(settings: &Settings, args: BuildArgs) -> anyhow::Result<Outco
     }
 
     let engine = Engine::connect(&settings.environment.local_endpoint).await?;
-    let options = BuildOptions {
-        threads: usize::from(args.threads),
-        retries: args.retries,
-        push: args.push,
-        no_cache: args.no_cache,
-        timeout: std::time::Duration::from_secs(args.build_timeout),
-        logs_dir: args.logs_dir.clone(),
-    };
+    let options = build_options(settings, &args, &globals)?;
     let progress = Arc::new(Progress::for_stderr("build", settings.environment.colour));
     let interrupted = async {
         if tokio::signal::ctrl_c().await.is_err() {
@@ -90,6 +83,31 @@ pub async fn build(settings: &Settings, args: BuildArgs) -> anyhow::Result<Outco
         Outcome::Success
     } else {
         Outcome::Failed
+    })
+}
+
+/// The flags as the builder's options; with `--push`, the registry's
+/// login from the operator's Docker config (one registry for every image
+/// of the build: one lookup).
+fn build_options(
+    settings: &Settings,
+    args: &BuildArgs,
+    globals: &crate::config::Globals,
+) -> anyhow::Result<BuildOptions> {
+    let push_auth = match args.push {
+        true => settings
+            .credentials()?
+            .for_image(&globals.image_ref("base"))?,
+        false => None,
+    };
+    Ok(BuildOptions {
+        threads: usize::from(args.threads),
+        retries: args.retries,
+        push: args.push,
+        push_auth,
+        no_cache: args.no_cache,
+        timeout: std::time::Duration::from_secs(args.build_timeout),
+        logs_dir: args.logs_dir.clone(),
     })
 }
 

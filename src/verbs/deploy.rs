@@ -35,19 +35,7 @@ fn failed(error: impl Into<anyhow::Error>, node: &str) -> Vec<anyhow::Error> {
 async fn deploy_node(mut target: Target<'_>, settings: &Settings, args: &DeployArgs) -> NodeReport {
     let name = target.node.name.clone();
     let engine = connect(settings, target.node).await.map_err(|e| vec![e])?;
-    // A dry run pulls nothing: it says what a deploy would pull.
-    let missing = if args.dry_run {
-        observe::missing_images(&engine, &name, &mut target.desired).await
-    } else {
-        let source = targets::image_source(settings, target.node).await;
-        let supply = Supply::Pull {
-            copy_from: source.as_ref(),
-        };
-        observe::resolve_images(&engine, &name, &mut target.desired, supply)
-            .await
-            .map(|()| Vec::new())
-    }
-    .map_err(|e| vec![e.into()])?;
+    let missing = supply_images(&engine, &mut target, settings, args.dry_run).await?;
     let mut lines: Vec<String> = missing
         .iter()
         .map(|image| format!("pull {image} (not on the node yet)"))
@@ -115,6 +103,32 @@ async fn deploy_node(mut target: Target<'_>, settings: &Settings, args: &DeployA
     }
     lines.push(execute(&run, &engine, settings, &target, &plan, &observed).await?);
     Ok(lines)
+}
+
+/// Put the node's images on it (pulled, else copied from this engine) and
+/// record their ids; a dry run supplies nothing and lists what is missing.
+async fn supply_images(
+    engine: &Engine,
+    target: &mut Target<'_>,
+    settings: &Settings,
+    dry_run: bool,
+) -> Result<Vec<String>, Vec<anyhow::Error>> {
+    let name = target.node.name.clone();
+    if dry_run {
+        return observe::missing_images(engine, &name, &mut target.desired)
+            .await
+            .map_err(|e| vec![e.into()]);
+    }
+    let source = targets::image_source(settings, target.node).await;
+    let credentials = settings.credentials().map_err(|e| vec![e.into()])?;
+    let supply = Supply::Pull {
+        copy_from: source.as_ref(),
+        credentials: &credentials,
+    };
+    observe::resolve_images(engine, &name, &mut target.desired, supply)
+        .await
+        .map_err(|e| vec![e.into()])?;
+    Ok(Vec::new())
 }
 
 async fn observe_node(
@@ -200,9 +214,10 @@ pub async fn pull(settings: &Settings, args: NodeArgs) -> anyhow::Result<Outcome
             images.sort();
             images.dedup();
             let source = targets::image_source(settings, target.node).await;
+            let credentials = settings.credentials().map_err(|e| vec![e.into()])?;
             for image in &images {
                 say(format!("{name}: pulling {image}"));
-                observe::supply_image(&engine, image, source.as_ref())
+                observe::supply_image(&engine, image, source.as_ref(), &credentials)
                     .await
                     .map_err(|e| vec![anyhow::anyhow!("node {name}: pull {image}: {e}")])?;
             }

@@ -121,6 +121,10 @@ pub fn is_usage_error(error: &anyhow::Error) -> bool {
                     e.downcast_ref::<EngineError>(),
                     Some(EngineError::Insecure { .. })
                 )
+                || matches!(
+                    e.downcast_ref::<crate::credentials::CredentialsError>(),
+                    Some(crate::credentials::CredentialsError::Config { .. })
+                )
         })
 }
 

@@ -108,8 +108,10 @@ async fn upgrade_node(
     desired.services.retain(|s, _| args.services.contains(s));
     // Pull first: the old containers keep serving meanwhile.
     let source = targets::image_source(settings, target.node).await;
+    let credentials = settings.credentials()?;
     let supply = Supply::Pull {
         copy_from: source.as_ref(),
+        credentials: &credentials,
     };
     observe::resolve_images(&engine, &name, &mut desired, supply).await?;
     let mut observed = targets::observe(settings, &engine, &name).await?;
