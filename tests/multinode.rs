@@ -158,30 +158,65 @@ fn deploy_ps_and_a_rolling_upgrade_that_stops_at_the_first_failing_node() {
 }
 
 #[test]
-fn a_node_whose_engine_is_down_fails_its_part_and_a_rerun_converges() {
+fn a_node_whose_engine_stops_during_a_deploy_fails_its_part_and_a_rerun_converges() {
     let (cluster, d) = setup("enginedown", &["1.0.0"]);
     let n2 = cluster.node("n2");
+    // A slow bootstrap job holds every node's deploy long enough to stop
+    // n2's engine in the middle of it.
+    let child = d
+        .command("deploy", &[])
+        .env("BOOTSTRAP_SLEEP", "6")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run kolla deploy");
+    let job = d.container("web.kolla-bootstrap");
+    let started = std::time::Instant::now();
+    while containers_on(&d, n2)
+        .get(&job)
+        .is_none_or(|(_, _, state)| state != "running")
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "n2's bootstrap job never ran"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     cluster.stop_engine(n2);
-    let output = d.kolla("deploy", &[]);
-    let err = expect_exit(&output, 1, &["node n2", "cannot reach the Docker engine"]);
+    let output = child.wait_with_output().expect("kolla deploy ends");
+    let err = expect_exit(&output, 1, &["node n2"]);
     let text = stdout_of(&output);
     assert!(text.contains("node n2: FAILED"), "{text}\n{err}");
     for name in ["n1", "n3"] {
         assert_eq!(
             web_on(&d, cluster.node(name)),
             (1, "version 1.0.0\n".into()),
-            "{name}"
+            "{name}: {text}\n{err}"
         );
     }
     // ps shows the nodes that answer and names the one that does not.
     let output = d.kolla("ps", &[]);
-    expect_exit(&output, 1, &["node n2"]);
+    expect_exit(&output, 1, &["node n2", "cannot reach the Docker engine"]);
     assert!(stdout_of(&output).contains("n1 "), "{}", describe(&output));
+    // So does history, after the log.
+    let output = d.kolla("history", &["web"]);
+    expect_exit(&output, 1, &["node n2"]);
+    assert!(
+        stdout_of(&output).contains("now: n1 "),
+        "{}",
+        describe(&output)
+    );
 
+    // Back up, a rerun settles what the cut left and converges.
     cluster.start_engine(n2);
     let output = d.kolla("deploy", &[]);
     assert!(output.status.success(), "{}", describe(&output));
     assert_eq!(web_on(&d, n2), (1, "version 1.0.0\n".into()));
+    let left: Vec<String> = containers_on(&d, n2)
+        .into_keys()
+        .filter(|n| n.contains(".kolla-"))
+        .collect();
+    assert!(left.is_empty(), "left on n2: {left:?}");
 }
 
 #[test]

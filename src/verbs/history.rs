@@ -25,18 +25,42 @@ pub async fn history(settings: &Settings, args: HistoryArgs) -> anyhow::Result<O
     }
     // What runs now, from the labels of the selected nodes.
     let inventory = targets::load_nodes(&args.nodes)?;
-    let mut now: BTreeMap<String, Vec<ObservedContainer>> = BTreeMap::new();
-    for node in inventory.select(&args.nodes.node)? {
+    let nodes = inventory.select(&args.nodes.node)?;
+    let found = super::each_node(nodes.iter(), settings.forks, |node| async move {
         let engine = connect(settings, node).await?;
         let observed = targets::observe(settings, &engine, &node.name).await?;
-        now.insert(
-            node.name.clone(),
-            observed
-                .into_iter()
-                .filter(|c| c.service == args.service)
-                .collect(),
-        );
+        anyhow::Ok((node.name.clone(), observed))
+    })
+    .await;
+    // The log is local and always shown; a node that does not answer is
+    // named, and the others' containers are still shown.
+    let mut now: BTreeMap<String, Vec<ObservedContainer>> = BTreeMap::new();
+    let mut failures = Vec::new();
+    for result in found {
+        match result {
+            Ok((node, observed)) => {
+                let service = observed
+                    .into_iter()
+                    .filter(|c| c.service == args.service)
+                    .collect();
+                now.insert(node, service);
+            }
+            Err(error) => {
+                eprintln!("error: {}", super::describe_error(&error));
+                failures.push(error);
+            }
+        }
     }
+    print_history(&args, &records, &now)?;
+    Ok(Outcome::of_failures(&failures))
+}
+
+/// The log's records of the service, then what runs now on each node.
+fn print_history(
+    args: &HistoryArgs,
+    records: &[history::Record],
+    now: &BTreeMap<String, Vec<ObservedContainer>>,
+) -> anyhow::Result<()> {
     match args.output {
         OutputFormat::Json => {
             let current: BTreeMap<&String, Vec<serde_json::Value>> = now
@@ -61,7 +85,7 @@ pub async fn history(settings: &Settings, args: HistoryArgs) -> anyhow::Result<O
                 "{:<20} {:<10} {:<9} {:>4} -> {:<4} {:<10} {:<8} {:<8} IMAGE",
                 "TIME (UTC s)", "NODE", "ACTION", "FROM", "TO", "RESULT", "DARK", "USER"
             );
-            for r in &records {
+            for r in records {
                 println!(
                     "{:<20} {:<10} {:<9} {:>4} -> {:<4} {:<10} {:<8} {:<8} {}",
                     r.time,
@@ -77,7 +101,7 @@ pub async fn history(settings: &Settings, args: HistoryArgs) -> anyhow::Result<O
                     r.image
                 );
             }
-            for (node, containers) in &now {
+            for (node, containers) in now {
                 for c in containers {
                     println!(
                         "now: {node} {} generation {} {} ({})",
@@ -90,5 +114,5 @@ pub async fn history(settings: &Settings, args: HistoryArgs) -> anyhow::Result<O
             }
         }
     }
-    Ok(Outcome::Success)
+    Ok(())
 }
