@@ -9,7 +9,7 @@ use super::error::DeployError;
 use super::labels::ObservedContainer;
 use crate::config::Globals;
 use crate::credentials::Store;
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Endpoint, Engine, EngineError};
 
 /// How a node gets an image it lacks.
 #[derive(Clone, Copy)]
@@ -20,10 +20,41 @@ pub enum Supply<'a> {
     /// that fails, it is copied from `copy_from`, the operator's engine
     /// where `kolla build` left it, if given.
     Pull {
-        copy_from: Option<&'a Engine>,
+        copy_from: &'a CopySource,
         /// The operator's registry credentials, sent with each pull.
         credentials: &'a Store,
     },
+}
+
+/// The operator's engine, where `kolla build` leaves images, to copy from
+/// when a node cannot pull: connected only when a copy is needed.
+pub struct CopySource {
+    endpoint: Option<Endpoint>,
+    engine: tokio::sync::OnceCell<Option<Engine>>,
+}
+
+impl CopySource {
+    /// Copies from the engine at `endpoint`; None: no copies.
+    pub fn new(endpoint: Option<Endpoint>) -> CopySource {
+        CopySource {
+            endpoint,
+            engine: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The engine, once connected (None when there is none or it does not
+    /// answer: then the pull's error stands).
+    async fn engine(&self) -> Option<&Engine> {
+        self.engine
+            .get_or_init(|| async {
+                match &self.endpoint {
+                    Some(endpoint) => Engine::connect(endpoint).await.ok(),
+                    None => None,
+                }
+            })
+            .await
+            .as_ref()
+    }
 }
 
 /// Find each service's image on the node (supplied as `supply` says when
@@ -45,7 +76,7 @@ pub async fn resolve_images(
 pub async fn supply_image(
     engine: &Engine,
     image: &str,
-    copy_from: Option<&Engine>,
+    copy_from: &CopySource,
     credentials: &Store,
 ) -> Result<(), String> {
     let auth = credentials.for_image(image).map_err(|e| e.to_string())?;
@@ -53,7 +84,7 @@ pub async fn supply_image(
         Ok(()) => return Ok(()),
         Err(e) => e.to_string(),
     };
-    let Some(source) = copy_from else {
+    let Some(source) = copy_from.engine().await else {
         return Err(pulled);
     };
     match source.image(image).await {

@@ -180,11 +180,11 @@ impl Engine {
             Docker::connect_with_unix(&url, REQUEST_TIMEOUT_SECS, version)
         }
         .map_err(unreachable)?;
+        // The version request is the check that the engine answers.
         let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
             .await
             .map_err(|_| unreachable(BollardError::RequestTimeoutError))?
             .map_err(unreachable)?;
-        docker.ping().await.map_err(unreachable)?;
         let endpoint = url;
         Ok(Engine {
             docker,

@@ -119,10 +119,10 @@ async fn supply_images(
             .await
             .map_err(|e| vec![e.into()]);
     }
-    let source = targets::image_source(settings, target.node).await;
+    let source = targets::image_source(settings, target.node);
     let credentials = settings.credentials().map_err(|e| vec![e.into()])?;
     let supply = Supply::Pull {
-        copy_from: source.as_ref(),
+        copy_from: &source,
         credentials: &credentials,
     };
     observe::resolve_images(engine, &name, &mut target.desired, supply)
@@ -213,11 +213,11 @@ pub async fn pull(settings: &Settings, args: NodeArgs) -> anyhow::Result<Outcome
                 .collect();
             images.sort();
             images.dedup();
-            let source = targets::image_source(settings, target.node).await;
+            let source = targets::image_source(settings, target.node);
             let credentials = settings.credentials().map_err(|e| vec![e.into()])?;
             for image in &images {
                 say(format!("{name}: pulling {image}"));
-                observe::supply_image(&engine, image, source.as_ref(), &credentials)
+                observe::supply_image(&engine, image, &source, &credentials)
                     .await
                     .map_err(|e| vec![anyhow::anyhow!("node {name}: pull {image}: {e}")])?;
             }

@@ -107,10 +107,10 @@ async fn upgrade_node(
     let mut desired = target.desired;
     desired.services.retain(|s, _| args.services.contains(s));
     // Pull first: the old containers keep serving meanwhile.
-    let source = targets::image_source(settings, target.node).await;
+    let source = targets::image_source(settings, target.node);
     let credentials = settings.credentials()?;
     let supply = Supply::Pull {
-        copy_from: source.as_ref(),
+        copy_from: &source,
         credentials: &credentials,
     };
     observe::resolve_images(&engine, &name, &mut desired, supply).await?;

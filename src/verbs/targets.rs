@@ -16,7 +16,8 @@ use crate::config::{ConfigError, Inventory, passwords};
 use crate::deploy::context::{ApplyOptions, NodeRun};
 use crate::deploy::desired::{self, Desired, DesiredError};
 use crate::deploy::labels::ObservedContainer;
-use crate::deploy::{observe, plan, privileged};
+use crate::deploy::observe::{self, CopySource};
+use crate::deploy::{plan, privileged};
 use crate::engine::Engine;
 use crate::progress::say;
 use crate::settings::Settings;
@@ -78,14 +79,11 @@ pub async fn connect(settings: &Settings, node: &Node) -> anyhow::Result<Engine>
 }
 
 /// Where a node gets images it cannot pull: the operator's own engine
-/// (where `kolla build` leaves them), unless that is the node's engine or
-/// does not answer.
-pub async fn image_source(settings: &Settings, node: &Node) -> Option<Engine> {
+/// (where `kolla build` leaves them), unless that is the node's engine.
+/// Nothing connects to it until a copy is needed.
+pub fn image_source(settings: &Settings, node: &Node) -> CopySource {
     let local = &settings.environment.local_endpoint;
-    if settings.endpoint(node) == *local {
-        return None;
-    }
-    Engine::connect(local).await.ok()
+    CopySource::new((settings.endpoint(node) != *local).then(|| local.clone()))
 }
 
 /// The deployment's containers on `node` now.
