@@ -50,17 +50,9 @@ fn assert_settled(d: &Deployment, step: &str, version: &str) {
     d.assert_data_intact_and_jobs_whole(&format!("after {step}"));
 }
 
-/// Swaps in this deployment run in kolla itself, not in the helper.
-fn without_helper(d: &Deployment) {
-    let path = d.images.config_dir.join("globals.yml");
-    let mut globals = std::fs::read_to_string(&path).unwrap();
-    globals.push_str("swap_helper: false\n");
-    std::fs::write(path, globals).unwrap();
-}
-
 fn deployed(name: &str) -> Deployment {
     let d = common::swap_deployment(name, &["1.0.0", "2.0.0"]);
-    without_helper(&d);
+    d.without_helper();
     let output = d.kolla("deploy", &[]);
     assert!(output.status.success(), "{}", describe(&output));
     d.write_data("/data/precious", "customer data");
@@ -206,7 +198,7 @@ fn crash_during_the_bootstrap_job_waits_for_it() {
 #[test]
 fn crash_while_swapping_back() {
     let d = common::swap_deployment("crash-back", &["1.0.0", "9.0.0"]);
-    without_helper(&d);
+    d.without_helper();
     let output = d.kolla("deploy", &[]);
     assert!(output.status.success(), "{}", describe(&output));
     d.write_data("/data/precious", "customer data");
@@ -250,7 +242,7 @@ fn crash_in_a_rollback() {
 fn crash_in_the_create_path_leaves_no_unconfigured_live_container() {
     for step in ["create-locked", "create-configured", "create-renamed"] {
         let d = common::swap_deployment(&format!("crash-{step}"), &["1.0.0"]);
-        without_helper(&d);
+        d.without_helper();
         kill_at(d.command("deploy", &[]), step);
         let web = d.container("web");
         let containers = d.containers();

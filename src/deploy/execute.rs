@@ -299,6 +299,7 @@ impl NodeRun<'_> {
                 action,
                 target: wanted.service.image.clone(),
                 from: Some(seen.generation),
+                from_running: seen.state == State::Running,
                 takeover: Takeover::Never,
             },
         )
@@ -419,6 +420,7 @@ impl NodeRun<'_> {
                 action: "deploy",
                 target: format!("generation 1 ({})", wanted.service.image),
                 from: None,
+                from_running: false,
                 takeover: Takeover::Never,
             },
         )
@@ -493,6 +495,9 @@ impl NodeRun<'_> {
                 Err(e) => Err(self.engine_error(e)),
             };
             if let Err(e) = started {
+                // It shared the port: it stops as the old one would (its
+                // signal, its grace), so what it accepted is answered.
+                let _ = self.engine.stop_container(&id, options.grace).await;
                 let _ = self.engine.remove_container(&id, false).await;
                 return Err(e);
             }
@@ -532,6 +537,7 @@ impl NodeRun<'_> {
                 action: "rollback",
                 target: format!("generation {}", target.generation),
                 from: Some(live.generation),
+                from_running: live.state == State::Running,
                 takeover: Takeover::Never,
             },
         )

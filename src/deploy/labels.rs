@@ -43,6 +43,9 @@ pub const LOCK_TARGET: &str = "kolla.lock-target";
 /// The generation that was live when the lock was taken: what recovery
 /// restores if a swap under this lock died with no live container.
 pub const LOCK_FROM: &str = "kolla.lock-from";
+/// Whether that generation was running then (`true`/`false`): a swap cut
+/// short after stopping it must start it again, even if it exited 0.
+pub const LOCK_FROM_RUNNING: &str = "kolla.lock-from-running";
 
 /// Name suffixes of the containers of a swap.
 pub const CANDIDATE_SUFFIX: &str = ".kolla-new";
@@ -135,6 +138,8 @@ pub struct ObservedContainer {
     pub mount_points: Vec<String>,
     /// On a lock: the generation that was live when it was taken.
     pub lock_from: Option<u64>,
+    /// A lock's: whether that generation was running when it was taken.
+    pub lock_from_running: bool,
 }
 
 #[cfg(test)]
@@ -160,6 +165,7 @@ impl ObservedContainer {
             volumes: Vec::new(),
             mount_points: Vec::new(),
             lock_from: None,
+            lock_from_running: false,
         }
     }
 }
@@ -196,6 +202,7 @@ impl ObservedContainer {
             volumes: listed.volumes.clone(),
             mount_points: listed.mount_points.clone(),
             lock_from: labels.get(LOCK_FROM).and_then(|g| g.parse().ok()),
+            lock_from_running: labels.get(LOCK_FROM_RUNNING).is_some_and(|v| v == "true"),
         })
     }
 }

@@ -25,8 +25,8 @@ use super::spec::ContainerSpec;
 use crate::engine::{ContainerDetails, Engine, EngineError};
 
 pub use super::labels::{
-    LOCK_BOOT, LOCK_FROM, LOCK_HOST, LOCK_OWNER, LOCK_PID, LOCK_PID_START, LOCK_REASON, LOCK_SINCE,
-    LOCK_TARGET,
+    LOCK_BOOT, LOCK_FROM, LOCK_FROM_RUNNING, LOCK_HOST, LOCK_OWNER, LOCK_PID, LOCK_PID_START,
+    LOCK_REASON, LOCK_SINCE, LOCK_TARGET,
 };
 
 /// How many times a lock that vanished between our create and our look is
@@ -86,6 +86,8 @@ pub struct LockRequest<'a> {
     pub target: &'a str,
     /// The generation live when the lock is taken, if any.
     pub from: Option<u64>,
+    /// Whether that generation was running then.
+    pub from_running: bool,
     /// Who takes it (the operator's user name).
     pub user: &'a str,
 }
@@ -125,6 +127,7 @@ pub async fn acquire(
     let name = labels::container_name(request.prefix, request.service, Role::Lock);
     let mut me = Holder::this_process(request.reason, request.target, request.user);
     me.from = request.from;
+    me.from_running = request.from_running;
     let spec = ContainerSpec {
         name: name.clone(),
         image: request.image.to_string(),
@@ -217,6 +220,7 @@ pub struct Holder {
     pub reason: Option<String>,
     pub target: Option<String>,
     pub from: Option<u64>,
+    pub from_running: bool,
 }
 
 impl Holder {
@@ -232,6 +236,7 @@ impl Holder {
             reason: Some(reason.to_string()),
             target: Some(target.to_string()),
             from: None,
+            from_running: false,
         }
     }
 
@@ -250,6 +255,7 @@ impl Holder {
             (LOCK_REASON, self.reason.clone()),
             (LOCK_TARGET, self.target.clone()),
             (LOCK_FROM, self.from.map(|g| g.to_string())),
+            (LOCK_FROM_RUNNING, Some(self.from_running.to_string())),
         ];
         for (key, value) in fields {
             if let Some(value) = value {
@@ -271,6 +277,7 @@ impl Holder {
             reason: get(LOCK_REASON),
             target: get(LOCK_TARGET),
             from: get(LOCK_FROM).and_then(|g| g.parse().ok()),
+            from_running: get(LOCK_FROM_RUNNING).is_some_and(|v| v == "true"),
         }
     }
 
@@ -379,6 +386,7 @@ mod tests {
             reason: Some("upgrade".into()),
             target: Some("r/web:2.0.0".into()),
             from: Some(1),
+            from_running: true,
         }
     }
 
@@ -456,6 +464,7 @@ mod tests {
             reason: None,
             target: None,
             from: None,
+            from_running: false,
         };
         assert_eq!(bare.to_string(), "an unknown user, since an unknown time");
         assert_eq!(age(3 * 3600 + 120), "3h 2m ago");

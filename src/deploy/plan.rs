@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::labels::{ObservedContainer, Role, State};
-use super::recovery::{Step, recovery_plan, services_needing_recovery};
+use super::recovery::{LockedFrom, Step, recovery_plan, services_needing_recovery};
 pub use super::service::DesiredService;
 use super::volumes::{VolumeInputs, VolumeMount, anonymous_volumes};
 use crate::config::compose::{Condition, ServiceSpec};
@@ -525,7 +525,12 @@ fn recoveries(observed: &[ObservedContainer], retain: usize) -> Vec<Recovery> {
                 steps: recovery_plan(
                     &mine,
                     lock.is_some(),
-                    lock.and_then(|l| l.lock_from),
+                    lock.and_then(|l| {
+                        l.lock_from.map(|generation| LockedFrom {
+                            generation,
+                            running: l.lock_from_running,
+                        })
+                    }),
                     retain,
                 ),
                 service,
@@ -699,6 +704,7 @@ services:
             volumes: Vec::new(),
             mount_points: Vec::new(),
             lock_from: None,
+            lock_from_running: false,
         }
     }
 

@@ -7,7 +7,7 @@ use super::context::NodeRun;
 use super::error::DeployError;
 use super::labels::{self, ObservedContainer, Role};
 use super::lock::Takeover;
-use super::recovery::{Step, recovery_plan};
+use super::recovery::{LockedFrom, Step, recovery_plan};
 use super::session::{Intent, Session};
 
 /// Recover `service`: take its lock (over a gone holder's, or any with
@@ -45,6 +45,7 @@ pub async fn recover_service(
             action: "recover",
             target: "the last good generation".into(),
             from: None,
+            from_running: false,
             takeover: if force {
                 Takeover::Force
             } else {
@@ -53,7 +54,12 @@ pub async fn recover_service(
         },
     )
     .await?;
-    let from = session.took_over().and_then(|h| h.from);
+    let from = session.took_over().and_then(|h| {
+        h.from.map(|generation| LockedFrom {
+            generation,
+            running: h.from_running,
+        })
+    });
     let interrupted = session.took_over().is_some()
         || observed
             .iter()
@@ -82,7 +88,7 @@ async fn recover_locked(
     service: &str,
     observed: &[ObservedContainer],
     session: &Session<'_, '_>,
-    (interrupted, from): (bool, Option<u64>),
+    (interrupted, from): (bool, Option<LockedFrom>),
     done: &mut Vec<String>,
 ) -> Result<(), DeployError> {
     let helper = labels::container_name(run.placement_prefix, service, Role::Helper);

@@ -79,16 +79,27 @@ fn settled(c: &ObservedContainer) -> bool {
         || completed_job(c)
 }
 
+/// What a dead run's lock says of the service when the run began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockedFrom {
+    /// The generation that was live.
+    pub generation: u64,
+    /// Whether it was running: a swap cut short after stopping it leaves it
+    /// exited (with code 0 if it stops cleanly), and it must run again.
+    pub running: bool,
+}
+
 /// The recovery of one service, from its containers (any order, its lock
 /// left out). `interrupted`: a run died holding the service's lock, so the
 /// live container is checked (policy, gate) even if it looks settled;
-/// `from` is the generation that was live when that run took the lock.
+/// `from` is what that run's lock says of the live generation.
 pub fn recovery_plan(
     mine: &[&ObservedContainer],
     interrupted: bool,
-    from: Option<u64>,
+    locked_from: Option<LockedFrom>,
     retain: usize,
 ) -> Vec<Step> {
+    let from = locked_from.map(|f| f.generation);
     let mut steps = Vec::new();
     for job in mine.iter().filter(|c| c.role == Role::Bootstrap) {
         steps.push(Step::SettleJob {
@@ -129,33 +140,55 @@ pub fn recovery_plan(
     if let Some(live) = live
         && (leftovers || !settled(live))
     {
-        steps.push(Step::RestorePolicy {
-            policy: live.restart.clone(),
-        });
-        // A container restored from kept was stopped by the swap.
-        let running = !restored
-            && matches!(
-                live.state,
-                State::Running | State::Restarting | State::Paused
-            );
-        let completed = !restored && completed_job(live);
-        if !running && !completed && !live.data {
-            steps.push(Step::Start {
-                generation: live.generation,
-            });
-        }
-        if !live.data && !completed {
-            steps.push(Step::Gate {
-                generation: live.generation,
-                fallback: kept.first().map(|k| k.generation),
-            });
-        }
+        settle_live(
+            &mut steps,
+            live,
+            restored,
+            locked_from,
+            kept.first().copied(),
+        );
     }
     let kept_ids = kept.iter().map(|c| (c.generation, c.id.clone())).collect();
     for (generation, id) in beyond_retain(kept_ids, retain) {
         steps.push(Step::Prune { id, generation });
     }
     steps
+}
+
+/// The live container's own policy back, started unless it is running (or
+/// a one-shot that completed), then its gate with the newest kept
+/// generation to fall back to.
+fn settle_live(
+    steps: &mut Vec<Step>,
+    live: &ObservedContainer,
+    restored: bool,
+    locked_from: Option<LockedFrom>,
+    newest_kept: Option<&ObservedContainer>,
+) {
+    steps.push(Step::RestorePolicy {
+        policy: live.restart.clone(),
+    });
+    // A container restored from kept was stopped by the swap.
+    let running = !restored
+        && matches!(
+            live.state,
+            State::Running | State::Restarting | State::Paused
+        );
+    // Exited 0 with policy `no` is a one-shot that completed, unless the
+    // dead run found it running: then the swap stopped it.
+    let stopped_by_swap = locked_from.is_some_and(|f| f.running && f.generation == live.generation);
+    let completed = !restored && completed_job(live) && !stopped_by_swap;
+    if !running && !completed && !live.data {
+        steps.push(Step::Start {
+            generation: live.generation,
+        });
+    }
+    if !live.data && !completed {
+        steps.push(Step::Gate {
+            generation: live.generation,
+            fallback: newest_kept.map(|k| k.generation),
+        });
+    }
 }
 
 /// Whether `service` has anything for recovery to do.
@@ -197,8 +230,36 @@ mod tests {
         c
     }
 
+    #[test]
+    fn a_server_the_swap_stopped_is_started_even_if_it_exited_cleanly() {
+        // Exited 0 with policy `no`: a completed one-shot, or a server that
+        // stops cleanly on SIGTERM, stopped by a swap cut short after it.
+        let mut live = container("api", Role::Live, 1);
+        live.restart = "no".into();
+        live.state = State::Exited;
+        live.exit_code = Some(0);
+        let candidate = container("api", Role::Candidate, 2);
+        let mine = [&live, &candidate];
+        let was_running = LockedFrom {
+            generation: 1,
+            running: true,
+        };
+        let steps = recovery_plan(&mine, true, Some(was_running), 2);
+        assert!(steps.contains(&Step::Start { generation: 1 }), "{steps:?}");
+        let was_done = LockedFrom {
+            generation: 1,
+            running: false,
+        };
+        let steps = recovery_plan(&mine, true, Some(was_done), 2);
+        assert!(!steps.contains(&Step::Start { generation: 1 }), "{steps:?}");
+    }
+
     fn plan_text(containers: &[ObservedContainer], from: Option<u64>, retain: usize) -> String {
         let mine: Vec<&ObservedContainer> = containers.iter().collect();
+        let from = from.map(|generation| LockedFrom {
+            generation,
+            running: false,
+        });
         recovery_plan(&mine, from.is_some(), from, retain)
             .iter()
             .map(|s| format!("{s}\n"))

@@ -27,6 +27,9 @@ pub struct Intent<'s> {
     pub target: String,
     /// The generation live when the lock was taken.
     pub from: Option<u64>,
+    /// Whether it was running then (recovery starts it again if the swap
+    /// was cut short after stopping it).
+    pub from_running: bool,
     pub takeover: Takeover,
 }
 
@@ -143,6 +146,7 @@ async fn acquire(run: &NodeRun<'_>, intent: &Intent<'_>) -> Result<Lock, DeployE
         reason: intent.action,
         target: &intent.target,
         from: intent.from,
+        from_running: intent.from_running,
         user: run.user,
     };
     lock::acquire(run.engine, &request, intent.takeover)

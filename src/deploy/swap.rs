@@ -4,10 +4,12 @@
 //! freshly created candidate, `<svc>.kolla-new`; a rollback swaps in a kept
 //! container, `<svc>.kolla-gen-N`: no pull, no build, one start.
 //!
-//! Stop-first (the default; required with host networking, where ports
-//! collide): everything is prepared before the old container stops, so the
-//! dark window is only stop + rename + rename + start. Start-first: a new
-//! candidate starts and passes its gate before the old one stops.
+//! Stop-first (the default; the only order for a host-network server that
+//! cannot share its port): everything is prepared before the old container
+//! stops, so the dark window is only stop + rename + rename + start.
+//! Start-first: a new candidate starts and passes its own gate before the
+//! old one stops (on the host's network, its server must bind with
+//! SO_REUSEPORT and its health check must reach it alone); no dark window.
 //! Whatever comes in and fails its gate goes back where it came from, and
 //! the old container gets its name, restart policy and running state back.
 

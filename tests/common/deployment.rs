@@ -278,6 +278,14 @@ impl Drop for Deployment {
 }
 
 impl Deployment {
+    /// Swaps in this deployment run in kolla itself, not in the helper.
+    pub fn without_helper(&self) {
+        let path = self.images.config_dir.join("globals.yml");
+        let mut globals = std::fs::read_to_string(&path).expect("globals.yml");
+        globals.push_str("swap_helper: false\n");
+        std::fs::write(path, globals).expect("globals.yml");
+    }
+
     /// `kolla VERB ARGS` on this deployment, which must exit `code` and
     /// say every one of `phrases` on stderr; its output.
     pub fn expect(&self, verb: &str, args: &[&str], code: i32, phrases: &[&str]) -> Output {
@@ -333,6 +341,7 @@ impl Deployment {
             reason: "upgrade",
             target: "a test",
             from: Some(1),
+            from_running: true,
             user: "a-test-operator",
         };
         runtime()

@@ -40,6 +40,19 @@ impl Sandbox {
         sandbox
     }
 
+    /// A copy of the image tree `fixture` (under tests/fixtures) on
+    /// `base_image`, each image folder given this sandbox's id file (its
+    /// templates copy it, so no two sandboxes share a layer after it).
+    pub fn with_images(name: &str, fixture: &str, base_image: &str) -> Sandbox {
+        let sandbox = Sandbox::empty(name, base_image);
+        copy_tree(&fixtures().join(fixture), &sandbox.images_dir);
+        for entry in std::fs::read_dir(&sandbox.images_dir).expect("image folders") {
+            let folder = entry.expect("image folder").path();
+            std::fs::write(folder.join("sandbox.id"), &sandbox.namespace).expect("sandbox.id");
+        }
+        sandbox
+    }
+
     /// The project's own image tree (read in place) on `base_image`.
     pub fn for_project_images(name: &str, base_image: &str) -> Sandbox {
         let mut sandbox = Sandbox::empty(name, base_image);

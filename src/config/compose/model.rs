@@ -60,8 +60,9 @@ pub struct Ulimit {
     pub hard: i64,
 }
 
-/// Whether the old container stops before the new one starts (the default,
-/// required with host networking) or after the new one is healthy.
+/// Whether the old container stops before the new one starts (the default)
+/// or after the new one is healthy (for a host-network server, only if it
+/// binds its port with SO_REUSEPORT).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum UpdateOrder {
     #[default]
