@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Deployment, describe, http_get, stderr};
+use common::{Deployment, describe, http_get, said_at, stderr};
 
 fn stdout(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
@@ -811,19 +811,6 @@ fn hostile_passwords_are_escaped_in_every_shipped_template() {
     let err = passwords::load(&path).unwrap_err().to_string();
     assert!(err.contains("nova_keystone_password"), "{err}");
     assert!(err.contains(path.to_str().unwrap()), "{err}");
-}
-
-/// The time stamp (seconds) of the first line of `stderr` saying `what`.
-fn said_at(stderr: &str, what: &str) -> f64 {
-    let line = stderr
-        .lines()
-        .find(|l| l.contains(what))
-        .unwrap_or_else(|| panic!("no {what:?} in:\n{stderr}"));
-    line.trim_start_matches('[')
-        .split('s')
-        .next()
-        .and_then(|t| t.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no time stamp on {line:?}"))
 }
 
 #[test]

@@ -9,7 +9,8 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{
-    Cluster, Deployment, TestNode, describe, expect_exit, kill_at, stdout_of, swap_deployment,
+    Cluster, Deployment, TestNode, assert_one_live_in, describe, expect_exit, kill_at, stdout_of,
+    swap_deployment,
 };
 
 /// The swap fixture on every node of a fresh 3-node cluster, images built
@@ -44,6 +45,18 @@ fn containers_on(d: &Deployment, node: &TestNode) -> BTreeMap<String, (u64, Stri
             Some((name, (generation, id, state)))
         })
         .collect()
+}
+
+/// Every one of `nodes` runs web at `generation`, serving `version`.
+fn assert_serving(d: &Deployment, nodes: &[&TestNode], generation: u64, version: &str) {
+    for node in nodes {
+        assert_eq!(
+            web_on(d, node),
+            (generation, format!("version {version}\n")),
+            "{}",
+            node.name
+        );
+    }
 }
 
 /// The live web container's generation on `node`, and what it serves.
@@ -147,14 +160,7 @@ fn deploy_ps_and_a_rolling_upgrade_that_stops_at_the_first_failing_node() {
         text.contains("node n1: web already at generation 2"),
         "{text}"
     );
-    for node in [n2, n3] {
-        assert_eq!(
-            web_on(&d, node),
-            (2, "version 2.0.0\n".into()),
-            "{}",
-            node.name
-        );
-    }
+    assert_serving(&d, &[n2, n3], 2, "2.0.0");
 }
 
 #[test]
@@ -283,14 +289,8 @@ fn over_ssh_a_known_host_deploys_and_an_unknown_host_key_is_refused() {
             .expect("run kolla");
         assert!(output.status.success(), "{verb}: {}", describe(&output));
     }
-    for node in &cluster.nodes {
-        assert_eq!(
-            web_on(&d, node),
-            (1, "version 1.0.0\n".into()),
-            "{}",
-            node.name
-        );
-    }
+    let all: Vec<&TestNode> = cluster.nodes.iter().collect();
+    assert_serving(&d, &all, 1, "1.0.0");
 }
 
 #[test]
@@ -323,20 +323,11 @@ fn a_node_engine_killed_mid_swap_is_recovered_to_one_live_container_with_its_dat
 
     let output = d.kolla("recover", &[]);
     assert!(output.status.success(), "{}", describe(&output));
-    let containers = containers_on(&d, n1);
-    let running: Vec<&String> = containers
-        .iter()
-        .filter(|(name, (_, _, state))| name.starts_with(&live) && state == "running")
-        .map(|(name, _)| name)
+    let states = containers_on(&d, n1)
+        .into_iter()
+        .map(|(name, (_, _, state))| (name, state))
         .collect();
-    assert_eq!(running, vec![&live], "{containers:?}");
-    assert!(
-        !containers.keys().any(|n| n.ends_with(".kolla-new")
-            || n.ends_with(".kolla-lock")
-            || n.ends_with(".kolla-swap")
-            || n.ends_with(".kolla-bootstrap")),
-        "{containers:?}"
-    );
+    assert_one_live_in(&states, &live, "after recover");
     let read = n1.docker(&["exec", &live, "cat", "/data/precious"]);
     assert_eq!(stdout_of(&read), "customer data", "{}", describe(&read));
     // And the upgrade then goes through.

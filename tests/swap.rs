@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Deployment, describe, docker, expect_exit, stderr, volume_exists};
+use common::{Deployment, describe, docker, expect_exit, said_at, stderr, volume_exists};
 
 fn setup(name: &str, tags: &[&str]) -> Deployment {
     common::swap_deployment(name, tags)
@@ -336,19 +336,6 @@ services:
     assert!(!volume_exists(&volume), "purge left {volume}");
 }
 
-/// The seconds stamp of the first stderr line containing `what`.
-fn stamp_of(err: &str, what: &str) -> f64 {
-    let line = err
-        .lines()
-        .find(|l| l.contains(what))
-        .unwrap_or_else(|| panic!("no line with {what:?}:\n{err}"));
-    line.trim_start_matches('[')
-        .split('s')
-        .next()
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no time stamp on {line:?}"))
-}
-
 /// `--max-dark`: a generation that is not healthy within the budget after
 /// the old one stopped is swapped back then, not after the health timeout.
 #[test]
@@ -375,8 +362,8 @@ fn max_dark_swaps_back_once_the_budget_is_spent() {
             "swapping back to generation 1",
         ],
     );
-    let stopped = stamp_of(&err, "swapping generation 1 for 2");
-    let back = stamp_of(&err, "failed; swapping back");
+    let stopped = said_at(&err, "swapping generation 1 for 2");
+    let back = said_at(&err, "failed; swapping back");
     assert!(
         back - stopped < 1.5 + 1.5,
         "swapped back {:.3}s after the swap began (budget 1.5s):\n{err}",

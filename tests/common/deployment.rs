@@ -4,6 +4,7 @@
 //! data. Dropping it removes exactly the containers and volumes labelled
 //! with its project.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::atomic::Ordering;
@@ -357,22 +358,32 @@ impl Deployment {
     /// this deployment is left, or if `service` does not run exactly one
     /// live container.
     pub fn assert_one_live_and_no_leftovers(&self, service: &str, context: &str) {
-        let containers = self.containers();
-        let live = self.container(service);
-        let running: Vec<&String> = containers
-            .iter()
-            .filter(|(name, (_, state))| name.starts_with(&live) && state == "running")
-            .map(|(name, _)| name)
+        let states = self
+            .containers()
+            .into_iter()
+            .map(|(name, (_, state))| (name, state))
             .collect();
-        assert_eq!(running, vec![&live], "{context}: {containers:?}");
-        assert!(
-            !containers.keys().any(|n| n.ends_with(".kolla-new")
-                || n.ends_with(".kolla-lock")
-                || n.ends_with(".kolla-bootstrap")
-                || n.ends_with(".kolla-swap")),
-            "{context}: {containers:?}"
-        );
+        assert_one_live_in(&states, &self.container(service), context);
     }
+}
+
+/// `states` (container name -> state) hold exactly one running container
+/// of the service whose live container is `live`, and none of the names a
+/// swap leaves when it is cut short.
+pub fn assert_one_live_in(states: &BTreeMap<String, String>, live: &str, context: &str) {
+    let running: Vec<&String> = states
+        .iter()
+        .filter(|(name, state)| name.starts_with(live) && *state == "running")
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(running, vec![live], "{context}: {states:?}");
+    assert!(
+        !states.keys().any(|n| n.ends_with(".kolla-new")
+            || n.ends_with(".kolla-lock")
+            || n.ends_with(".kolla-bootstrap")
+            || n.ends_with(".kolla-swap")),
+        "{context}: {states:?}"
+    );
 }
 
 impl Deployment {

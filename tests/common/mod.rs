@@ -155,3 +155,16 @@ pub fn kill_at(mut command: Command, step: &str) {
         Err(_) => panic!("kolla never reached step {step}"),
     }
 }
+
+/// The time stamp (seconds) of the first line of `stderr` saying `what`.
+pub fn said_at(stderr: &str, what: &str) -> f64 {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(what))
+        .unwrap_or_else(|| panic!("no {what:?} in:\n{stderr}"));
+    line.trim_start_matches('[')
+        .split('s')
+        .next()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no time stamp on {line:?}"))
+}
