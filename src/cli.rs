@@ -148,6 +148,11 @@ pub struct UpgradeArgs {
     /// Nodes upgraded at once (each node's services one after another).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     pub parallel: u16,
+
+    /// `json`: one JSON document on stdout, a record per swapped service
+    /// (generations, dark window, result); the progress stays on stderr.
+    #[arg(long, value_enum, default_value = "human")]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Args)]
@@ -169,6 +174,11 @@ pub struct RollbackArgs {
     /// Roll back even though the live container is itself a rollback.
     #[arg(long)]
     pub force: bool,
+
+    /// `json`: one JSON document on stdout, a record per service rolled
+    /// back (generations, dark window, result).
+    #[arg(long, value_enum, default_value = "human")]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Args)]

@@ -64,8 +64,38 @@ fn upgrade_then_rollback_keeps_data_and_history() {
     );
     assert_eq!(d.containers(), after);
 
-    let output = d.kolla("rollback", &["web"]);
+    // As JSON: stdout holds only the document, the report goes to stderr.
+    let output = d.kolla("rollback", &["web", "--output", "json"]);
     assert!(output.status.success(), "{}", describe(&output));
+    let records: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", describe(&output)));
+    let record = &records[0];
+    assert_eq!(
+        (
+            &record["node"],
+            &record["service"],
+            &record["action"],
+            &record["result"]
+        ),
+        (
+            &serde_json::json!("local"),
+            &serde_json::json!("web"),
+            &serde_json::json!("rollback"),
+            &serde_json::json!("swapped")
+        ),
+        "{records}"
+    );
+    assert_eq!(record["from_generation"], 2, "{records}");
+    assert_eq!(record["to_generation"], 1, "{records}");
+    assert!(
+        record["dark_window_secs"].as_f64().is_some_and(|d| d > 0.0),
+        "{records}"
+    );
+    assert!(
+        stderr(&output).contains("node local: web rolled back"),
+        "{}",
+        describe(&output)
+    );
     assert_eq!(serving(&d).as_deref(), Some("version 1.0.0\n"));
     let back = d.containers();
     assert_eq!(back[&d.container("web")], (v1_id, "running".to_string()));

@@ -165,6 +165,8 @@ pub struct Fanout {
     /// Stop after a batch in which a node failed (swaps: never carry a
     /// bad change to the next node).
     pub stop_after_failure: bool,
+    /// The per-node report on stderr (stdout then holds a JSON document).
+    pub report_on_stderr: bool,
 }
 
 impl Fanout {
@@ -173,12 +175,14 @@ impl Fanout {
         Fanout {
             batch: forks.max(1),
             stop_after_failure: false,
+            report_on_stderr: false,
         }
     }
     /// One node after another, stopping at the first that fails.
     pub const ONE_BY_ONE: Fanout = Fanout {
         batch: 1,
         stop_after_failure: true,
+        report_on_stderr: false,
     };
 }
 
@@ -199,7 +203,7 @@ where
         let names: Vec<String> = nodes.iter().map(|n| n.node_name().to_string()).collect();
         let reports: Vec<NodeReport> = each_node(nodes, fanout.batch, &work).await;
         for (name, report) in names.iter().zip(reports) {
-            report_node(name, report, &mut failures);
+            report_node(name, report, fanout, &mut failures);
         }
         return Outcome::of_failures(&failures);
     }
@@ -210,17 +214,18 @@ where
         let reports = join_all(batch.into_iter().map(&work)).await;
         let before = failures.len();
         for (name, report) in names.iter().zip(reports) {
-            report_node(name, report, &mut failures);
+            report_node(name, report, fanout, &mut failures);
         }
         if failures.len() > before {
             break;
         }
     }
     for node in pending {
-        println!(
+        let line = format!(
             "node {}: not started (a node before it failed; rerun to continue)",
             node.node_name()
         );
+        report_line(&line, fanout);
     }
     Outcome::of_failures(&failures)
 }
@@ -239,20 +244,28 @@ where
         .await
 }
 
-fn report_node(name: &str, report: NodeReport, failures: &mut Vec<anyhow::Error>) {
+fn report_node(name: &str, report: NodeReport, fanout: Fanout, failures: &mut Vec<anyhow::Error>) {
     match report {
         Ok(lines) => {
             for line in lines {
-                println!("node {name}: {line}");
+                report_line(&format!("node {name}: {line}"), fanout);
             }
         }
         Err(errors) => {
             for error in &errors {
                 eprintln!("error: {}", describe_error(error));
             }
-            println!("node {name}: FAILED");
+            report_line(&format!("node {name}: FAILED"), fanout);
             failures.extend(errors);
         }
+    }
+}
+
+fn report_line(line: &str, fanout: Fanout) {
+    if fanout.report_on_stderr {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
     }
 }
 

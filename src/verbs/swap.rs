@@ -4,18 +4,19 @@
 //! `--parallel`; a failing node stops the run before the next.
 
 use anyhow::bail;
+use serde::Serialize;
 
 use super::recover::recover_first;
 use super::targets::{self, Target, apply_options, connect, node_run, resolve};
 use super::{Fanout, NodeReport, Outcome, over_nodes};
-use crate::cli::{RollbackArgs, UpgradeArgs};
+use crate::cli::{OutputFormat, RollbackArgs, UpgradeArgs};
 use crate::config::ConfigError;
 use crate::config::inventory::Node;
 use crate::deploy::context::{ApplyOptions, NodeRun};
 use crate::deploy::error::DeployError;
 use crate::deploy::labels::{ObservedContainer, Role};
 use crate::deploy::observe::{self, Supply};
-use crate::deploy::plan;
+use crate::deploy::plan::{self, DesiredService};
 use crate::deploy::tags::{self, TagChange};
 use crate::progress::{Finished, Tone, say};
 use crate::settings::Settings;
@@ -40,17 +41,57 @@ pub async fn upgrade(settings: &Settings, args: UpgradeArgs) -> anyhow::Result<O
         })
         .collect();
     let options = apply_options(&args.gate);
+    let json = args.output == OutputFormat::Json;
     let fanout = Fanout {
         batch: usize::from(args.parallel),
         stop_after_failure: true,
+        report_on_stderr: json,
     };
-    let (args, options) = (&args, &options);
-    Ok(over_nodes(targets, fanout, |target| async move {
-        upgrade_node(settings, target, args, options)
+    let records = Records::default();
+    let (args, options, records_ref) = (&args, &options, &records);
+    let outcome = over_nodes(targets, fanout, |target| async move {
+        upgrade_node(settings, target, args, options, records_ref)
             .await
             .map_err(|e| vec![e])
     })
-    .await)
+    .await;
+    records.print(json)?;
+    Ok(outcome)
+}
+
+/// One service's swap, as `--output json` reports it.
+#[derive(Debug, Clone, Serialize)]
+struct SwapRecord {
+    node: String,
+    service: String,
+    action: &'static str,
+    /// `swapped`, `unchanged` (already there) or `failed`.
+    result: &'static str,
+    from_generation: u64,
+    to_generation: Option<u64>,
+    /// From the old generation's stop to the new one's first passing
+    /// health check: what a client saw.
+    dark_window_secs: Option<f64>,
+    error: Option<String>,
+}
+
+/// The records of every node, in the order the swaps ended.
+#[derive(Default)]
+struct Records(std::sync::Mutex<Vec<SwapRecord>>);
+
+impl Records {
+    fn push(&self, record: SwapRecord) {
+        if let Ok(mut records) = self.0.lock() {
+            records.push(record);
+        }
+    }
+
+    fn print(&self, json: bool) -> anyhow::Result<()> {
+        if json && let Ok(records) = self.0.lock() {
+            println!("{}", serde_json::to_string_pretty(&*records)?);
+        }
+        Ok(())
+    }
 }
 
 /// Refusals before anything is touched: every named service exists on
@@ -101,6 +142,7 @@ async fn upgrade_node(
     target: Target<'_>,
     args: &UpgradeArgs,
     options: &ApplyOptions,
+    records: &Records,
 ) -> anyhow::Result<Vec<String>> {
     let name = target.node.name.clone();
     let engine = connect(settings, target.node).await?;
@@ -128,21 +170,21 @@ async fn upgrade_node(
         let Some(live) = live_of(&observed, service) else {
             bail!("node {name}: service {service} is not deployed here; `kolla deploy` creates it");
         };
-        match tags::compare_tags(&live.image, &wanted.service.image) {
-            TagChange::Lower if !args.allow_downgrade => bail!(
-                "node {name}: service {service}: {} is a lower version than the running {}; pass --allow-downgrade to go back",
-                wanted.service.image,
-                live.image
-            ),
-            TagChange::NotComparable => say(format!(
-                "{name}: {service}: note: {} or {} is not a semantic version; not compared",
-                live.image, wanted.service.image
-            )),
-            _ => {}
-        }
+        check_tags(&name, service, live, wanted, args.allow_downgrade)?;
+        let mut record = SwapRecord {
+            node: name.clone(),
+            service: service.clone(),
+            action: "upgrade",
+            result: "unchanged",
+            from_generation: live.generation,
+            to_generation: None,
+            dark_window_secs: None,
+            error: None,
+        };
         if wanted.digest.as_deref() == Some(live.digest.as_str())
             && wanted.config_hash == live.config_hash
         {
+            records.push(record);
             done.push(format!(
                 "{service} already at generation {} (same image and config)",
                 live.generation
@@ -156,6 +198,8 @@ async fn upgrade_node(
             .unwrap_or_default();
         let replaced = run.replace(wanted, &observed, files, "upgrade").await;
         show_result(&run, service, "upgraded", replaced.as_ref().copied());
+        record.to_generation = Some(plan::next_generation(&observed, service));
+        records.push(finish_record(record, replaced.as_ref().copied()));
         done.push(match replaced? {
             Some(dark) => format!("{service} upgraded, dark window {:.3}s", dark.as_secs_f64()),
             None => format!("{service} already upgraded by another run"),
@@ -169,11 +213,18 @@ pub async fn rollback(settings: &Settings, args: RollbackArgs) -> anyhow::Result
     let selected = inventory.select(&args.nodes.node)?;
     let options = apply_options(&args.gate);
     let found = std::sync::atomic::AtomicBool::new(false);
-    let (args, options, found_ref) = (&args, &options, &found);
-    let outcome = over_nodes(selected, Fanout::ONE_BY_ONE, |node| async move {
-        rollback_node(settings, node, args, options, found_ref).await
+    let json = args.output == OutputFormat::Json;
+    let fanout = Fanout {
+        report_on_stderr: json,
+        ..Fanout::ONE_BY_ONE
+    };
+    let records = Records::default();
+    let (args, options, found_ref, records_ref) = (&args, &options, &found, &records);
+    let outcome = over_nodes(selected, fanout, |node| async move {
+        rollback_node(settings, node, args, options, (found_ref, records_ref)).await
     })
     .await;
+    records.print(json)?;
     if outcome == Outcome::Success && !found.load(std::sync::atomic::Ordering::Relaxed) {
         bail!(ConfigError::Invalid {
             path: inventory.origin.clone(),
@@ -191,7 +242,7 @@ async fn rollback_node(
     node: &Node,
     args: &RollbackArgs,
     options: &ApplyOptions,
-    found: &std::sync::atomic::AtomicBool,
+    (found, records): (&std::sync::atomic::AtomicBool, &Records),
 ) -> NodeReport {
     let one = |e: anyhow::Error| vec![e];
     let engine = connect(settings, node).await.map_err(one)?;
@@ -233,12 +284,19 @@ async fn rollback_node(
             )]
         })?;
         let rolled_back = run.rollback(live, target, &kept).await;
-        show_result(
-            &run,
-            service,
-            "rolled back",
-            rolled_back.as_ref().map(|d| Some(*d)),
-        );
+        let result = rolled_back.as_ref().map(|d| Some(*d));
+        show_result(&run, service, "rolled back", result);
+        let record = SwapRecord {
+            node: node.name.clone(),
+            service: service.clone(),
+            action: "rollback",
+            result: "unchanged",
+            from_generation: live.generation,
+            to_generation: Some(target.generation),
+            dark_window_secs: None,
+            error: None,
+        };
+        records.push(finish_record(record, result));
         let dark = rolled_back.map_err(|e| vec![e.into()])?;
         lines.push(format!(
             "{service} rolled back from generation {} to {}, dark window {:.3}s",
@@ -248,6 +306,49 @@ async fn rollback_node(
         ));
     }
     Ok(lines)
+}
+
+/// A lower version needs `--allow-downgrade`; tags that are not versions
+/// are said and allowed.
+fn check_tags(
+    name: &str,
+    service: &str,
+    live: &ObservedContainer,
+    wanted: &DesiredService,
+    allow_downgrade: bool,
+) -> anyhow::Result<()> {
+    match tags::compare_tags(&live.image, &wanted.service.image) {
+        TagChange::Lower if !allow_downgrade => bail!(
+            "node {name}: service {service}: {} is a lower version than the running {}; pass --allow-downgrade to go back",
+            wanted.service.image,
+            live.image
+        ),
+        TagChange::NotComparable => say(format!(
+            "{name}: {service}: note: {} or {} is not a semantic version; not compared",
+            live.image, wanted.service.image
+        )),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The record completed from the swap's result.
+fn finish_record(
+    mut record: SwapRecord,
+    result: Result<Option<std::time::Duration>, &DeployError>,
+) -> SwapRecord {
+    match result {
+        Ok(Some(dark)) => {
+            record.result = "swapped";
+            record.dark_window_secs = Some(dark.as_secs_f64());
+        }
+        Ok(None) => record.to_generation = None,
+        Err(e) => {
+            record.result = "failed";
+            record.error = Some(e.to_string());
+        }
+    }
+    record
 }
 
 /// A swapped service's result on the display: its live line ends.
