@@ -216,26 +216,12 @@ fn make_dir(dir: &Path) -> Result<(), CertsError> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)
 }
 
-/// Write `bytes` to `path` with mode 0600 from the start (never readable by
-/// others, not even for a moment), replacing the file whole.
+/// Write `bytes` to `path` (0600 from the start, replaced whole).
 fn write_file(path: &Path, bytes: &[u8], issued: &mut Issued) -> Result<(), CertsError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let io = |source| CertsError::Io {
+    crate::files::write_private(path, bytes).map_err(|source| CertsError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let partial = path.with_extension("partial");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&partial)
-        .map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&partial, path).map_err(io)?;
+    })?;
     issued.written.push(path.to_path_buf());
     Ok(())
 }

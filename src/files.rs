@@ -1,4 +1,5 @@
-//! Walking a folder of templates or build-context files: every regular file
+//! Files kolla reads and writes. Walking a folder of templates or
+//! build-context files: every regular file
 //! below it, with its path relative to the folder (`/`-separated), sorted,
 //! so the order (and any hash over it) never depends on the filesystem. A
 //! symlink that leads outside the folder is an error: a template or build
@@ -6,6 +7,28 @@
 //! /etc/shadow, say).
 
 use std::path::{Path, PathBuf};
+
+/// Write `bytes` to `path` whole or not at all (a sibling `.tmp` file,
+/// synced, renamed over it), readable by its owner only from the first
+/// byte: for secrets (passwords, keys).
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    // The mode of an existing temporary file is not reset by open().
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
 
 /// Every file below `root`: (relative path, full path), sorted by path.
 pub fn walk(root: &Path) -> Result<Vec<(String, PathBuf)>, (PathBuf, std::io::Error)> {

@@ -9,8 +9,6 @@
 //! as the file is read, naming its key.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use super::ConfigError;
@@ -134,25 +132,14 @@ pub fn generate(path: &Path, template: &str) -> Result<Vec<String>, ConfigError>
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(write_error)?;
     }
-    let tmp = path.with_extension("yml.tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(write_error)?;
-    file.write_all(text.as_bytes()).map_err(write_error)?;
-    file.sync_all().map_err(write_error)?;
-    // The mode of an existing temporary file is not reset by open().
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(write_error)?;
-    std::fs::rename(&tmp, path).map_err(write_error)?;
+    crate::files::write_private(path, text.as_bytes()).map_err(write_error)?;
     Ok(generated)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn generate_fills_only_empty_values_with_mode_0600() {

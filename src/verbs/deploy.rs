@@ -9,6 +9,7 @@ use super::targets::{self, Target, apply_options, connect, node_run, resolve};
 use super::{Fanout, NodeReport, Outcome, over_nodes};
 use crate::cli::{DeployArgs, NodeArgs};
 use crate::config::ConfigError;
+use crate::credentials::Store;
 use crate::deploy::context::NodeRun;
 use crate::deploy::labels::{self, ObservedContainer};
 use crate::deploy::observe::{self, Supply};
@@ -20,9 +21,14 @@ use crate::settings::Settings;
 pub async fn deploy(settings: &Settings, args: DeployArgs) -> anyhow::Result<Outcome> {
     let inventory = targets::load_nodes(&args.nodes)?;
     let targets = resolve(&inventory, settings, &args.nodes)?;
-    let args = &args;
+    // Read once for every node; a dry run pulls nothing.
+    let credentials = match args.dry_run {
+        true => Store::default(),
+        false => settings.credentials()?,
+    };
+    let (args, credentials) = (&args, &credentials);
     Ok(over_nodes(targets, Fanout::all(settings.forks), |target| {
-        deploy_node(target, settings, args)
+        deploy_node(target, settings, args, credentials)
     })
     .await)
 }
@@ -32,10 +38,15 @@ fn failed(error: impl Into<anyhow::Error>, node: &str) -> Vec<anyhow::Error> {
     vec![error.into().context(format!("node {node}"))]
 }
 
-async fn deploy_node(mut target: Target<'_>, settings: &Settings, args: &DeployArgs) -> NodeReport {
+async fn deploy_node(
+    mut target: Target<'_>,
+    settings: &Settings,
+    args: &DeployArgs,
+    credentials: &Store,
+) -> NodeReport {
     let name = target.node.name.clone();
     let engine = connect(settings, target.node).await.map_err(|e| vec![e])?;
-    let missing = supply_images(&engine, &mut target, settings, args.dry_run).await?;
+    let missing = supply_images(&engine, &mut target, settings, args.dry_run, credentials).await?;
     let mut lines: Vec<String> = missing
         .iter()
         .map(|image| format!("pull {image} (not on the node yet)"))
@@ -112,6 +123,7 @@ async fn supply_images(
     target: &mut Target<'_>,
     settings: &Settings,
     dry_run: bool,
+    credentials: &Store,
 ) -> Result<Vec<String>, Vec<anyhow::Error>> {
     let name = target.node.name.clone();
     if dry_run {
@@ -120,10 +132,9 @@ async fn supply_images(
             .map_err(|e| vec![e.into()]);
     }
     let source = targets::image_source(settings, target.node);
-    let credentials = settings.credentials().map_err(|e| vec![e.into()])?;
     let supply = Supply::Pull {
         copy_from: &source,
-        credentials: &credentials,
+        credentials,
     };
     observe::resolve_images(engine, &name, &mut target.desired, supply)
         .await
@@ -201,6 +212,7 @@ async fn execute(
 pub async fn pull(settings: &Settings, args: NodeArgs) -> anyhow::Result<Outcome> {
     let inventory = targets::load_nodes(&args)?;
     let targets = resolve(&inventory, settings, &args)?;
+    let credentials = &settings.credentials()?;
     Ok(
         over_nodes(targets, Fanout::all(settings.forks), |target| async move {
             let name = &target.node.name;
@@ -214,10 +226,9 @@ pub async fn pull(settings: &Settings, args: NodeArgs) -> anyhow::Result<Outcome
             images.sort();
             images.dedup();
             let source = targets::image_source(settings, target.node);
-            let credentials = settings.credentials().map_err(|e| vec![e.into()])?;
             for image in &images {
                 say(format!("{name}: pulling {image}"));
-                observe::supply_image(&engine, image, &source, &credentials)
+                observe::supply_image(&engine, image, &source, credentials)
                     .await
                     .map_err(|e| vec![anyhow::anyhow!("node {name}: pull {image}: {e}")])?;
             }

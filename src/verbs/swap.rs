@@ -12,6 +12,7 @@ use super::{Fanout, NodeReport, Outcome, over_nodes};
 use crate::cli::{OutputFormat, RollbackArgs, UpgradeArgs};
 use crate::config::ConfigError;
 use crate::config::inventory::Node;
+use crate::credentials::Store;
 use crate::deploy::context::{ApplyOptions, NodeRun};
 use crate::deploy::error::DeployError;
 use crate::deploy::labels::{ObservedContainer, Role};
@@ -48,9 +49,11 @@ pub async fn upgrade(settings: &Settings, args: UpgradeArgs) -> anyhow::Result<O
         report_on_stderr: json,
     };
     let records = Records::default();
+    let credentials = settings.credentials()?;
     let (args, options, records_ref) = (&args, &options, &records);
+    let credentials = &credentials;
     let outcome = over_nodes(targets, fanout, |target| async move {
-        upgrade_node(settings, target, args, options, records_ref)
+        upgrade_node(settings, target, args, options, (records_ref, credentials))
             .await
             .map_err(|e| vec![e])
     })
@@ -142,7 +145,7 @@ async fn upgrade_node(
     target: Target<'_>,
     args: &UpgradeArgs,
     options: &ApplyOptions,
-    records: &Records,
+    (records, credentials): (&Records, &Store),
 ) -> anyhow::Result<Vec<String>> {
     let name = target.node.name.clone();
     let engine = connect(settings, target.node).await?;
@@ -150,10 +153,9 @@ async fn upgrade_node(
     desired.services.retain(|s, _| args.services.contains(s));
     // Pull first: the old containers keep serving meanwhile.
     let source = targets::image_source(settings, target.node);
-    let credentials = settings.credentials()?;
     let supply = Supply::Pull {
         copy_from: &source,
-        credentials: &credentials,
+        credentials,
     };
     observe::resolve_images(&engine, &name, &mut desired, supply).await?;
     let mut observed = targets::observe(settings, &engine, &name).await?;
