@@ -68,8 +68,7 @@ impl Deployment {
     /// A deployment of the compose fixture folder `fixture` with the images
     /// of `images`; `globals` is added to its globals.yml.
     pub fn of(images: Sandbox, name: &str, fixture: &str, globals: &str) -> Deployment {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let project = format!("kt-{name}-{}-{n}", std::process::id());
+        let project = super::unique_name("kt", name);
         let prefix = format!("{project}-");
         std::fs::write(
             images.config_dir.join("globals.yml"),

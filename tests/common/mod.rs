@@ -36,6 +36,13 @@ pub const REGISTRY: &str = "127.0.0.1:4000";
 /// Numbers names apart within one test process.
 pub(crate) static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// `<prefix>-<name>-<pid>-<n>`: a name no other test, in this process or
+/// another, gives anything.
+pub fn unique_name(prefix: &str, name: &str) -> String {
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    format!("{prefix}-{name}-{}-{n}", std::process::id())
+}
+
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -111,8 +111,7 @@ impl Cluster {
     /// certificates from `kolla certs`.
     pub fn start(name: &str, count: usize) -> Cluster {
         let image = node_image();
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let cluster_name = format!("kt-{name}-{}-{n}", std::process::id());
+        let cluster_name = super::unique_name("kt", name);
         let dir = tempfile::Builder::new()
             .prefix("kolla-cluster-")
             .tempdir()
@@ -201,11 +200,7 @@ impl Cluster {
 
     /// Wait until the node's engine answers over TLS, or fail saying why.
     pub fn wait_for_engine(&self, node: &TestNode) {
-        let endpoint = kolla::engine::Endpoint {
-            url: node.endpoint(),
-            tls: Some(self.client_tls()),
-            ssh_config: None,
-        };
+        let endpoint = self.tls_endpoint(node);
         let started = Instant::now();
         let mut last = String::new();
         while started.elapsed() < Duration::from_secs(60) {
@@ -225,14 +220,19 @@ impl Cluster {
 
     /// A connection to `node`'s engine, over TLS.
     pub fn engine(&self, node: &TestNode) -> kolla::engine::Engine {
-        let endpoint = kolla::engine::Endpoint {
-            url: node.endpoint(),
-            tls: Some(self.client_tls()),
-            ssh_config: None,
-        };
+        let endpoint = self.tls_endpoint(node);
         runtime()
             .block_on(kolla::engine::Engine::connect(&endpoint))
             .unwrap_or_else(|e| panic!("node {}: {e}", node.name))
+    }
+
+    /// `node`'s engine over TLS, with kolla's client certificate.
+    fn tls_endpoint(&self, node: &TestNode) -> kolla::engine::Endpoint {
+        kolla::engine::Endpoint {
+            url: node.endpoint(),
+            tls: Some(self.client_tls()),
+            ssh_config: None,
+        }
     }
 
     pub fn client_tls(&self) -> kolla::engine::TlsFiles {

@@ -62,8 +62,7 @@ impl Sandbox {
 
     fn empty(name: &str, base_image: &str) -> Sandbox {
         let engine = engine();
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let namespace = format!("kolla-test-{name}-{}-{n}", std::process::id());
+        let namespace = super::unique_name("kolla-test", name);
         let dir = tempfile::Builder::new()
             .prefix("kolla-test-")
             .tempdir()
