@@ -67,33 +67,26 @@ pub async fn recover_service(
     if let Some(holder) = session.took_over() {
         done.push(format!("took over the lock of {holder}"));
     }
-    let result = recover_locked(
-        run,
-        service,
-        observed,
-        &session,
-        (interrupted, from),
-        &mut done,
-    )
-    .await;
+    let result = recover_locked(run, service, &session, (interrupted, from), &mut done).await;
     session.close(None, result, |_| None).await?;
     Ok(done)
 }
 
 /// The recovery once the lock is held: a helper left by the dead run
 /// finishes its swap first (it is never killed); what it leaves is what
-/// recovery plans from.
+/// recovery plans from. The helper is looked up again here, not in the
+/// listing taken before the lock: a run killed while its create request
+/// was in flight leaves a helper the engine registers only later (never
+/// started, so it did nothing, but it must not be left behind).
 async fn recover_locked(
     run: &NodeRun<'_>,
     service: &str,
-    observed: &[ObservedContainer],
     session: &Session<'_, '_>,
     (interrupted, from): (bool, Option<LockedFrom>),
     done: &mut Vec<String>,
 ) -> Result<(), DeployError> {
     let helper = labels::container_name(run.placement_prefix, service, Role::Helper);
-    if observed.iter().any(|c| c.name == helper) {
-        run.settle_job(service, &helper).await?;
+    if run.settle_job(service, &helper).await? {
         done.push(format!("let the swap helper {helper} finish"));
     }
     let now = super::observe::observe_project(run.engine, run.project, run.placement_prefix)

@@ -205,12 +205,12 @@ impl NodeRun<'_> {
     /// A bootstrap job left by an earlier run (its holder is gone: callers
     /// hold the lock): wait for it to end if it still runs, never kill it,
     /// then remove it. Something not ours under that name is an error.
-    pub(super) async fn settle_job(&self, service: &str, name: &str) -> Result<(), DeployError> {
+    pub(super) async fn settle_job(&self, service: &str, name: &str) -> Result<bool, DeployError> {
         let Some(job) = owned::find(self.engine, name, self.project, service)
             .await
             .map_err(|e| self.owned_error(e))?
         else {
-            return Ok(());
+            return Ok(false);
         };
         if job.running {
             let step = format!("waiting for the bootstrap job {name} an earlier run left running");
@@ -232,6 +232,7 @@ impl NodeRun<'_> {
         self.engine
             .remove_container(&job.id, false)
             .await
+            .map(|()| true)
             .map_err(|e| self.engine_error(e))
     }
 
