@@ -175,6 +175,12 @@ pub struct RollbackArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// Load the database back from the restore point taken before the
+    /// newer generation's bootstrap job (its schema migrations), with the
+    /// service stopped during the load. Writes made since are lost.
+    #[arg(long)]
+    pub restore_db: bool,
+
     /// `json`: one JSON document on stdout, a record per service rolled
     /// back (generations, dark window, result).
     #[arg(long, value_enum, default_value = "human")]

@@ -93,6 +93,12 @@ pub enum DeployError {
         name: String,
         waited: u64,
     },
+    #[error("node {node}: service {service}: restore point: {message}")]
+    RestorePoint {
+        node: String,
+        service: String,
+        message: String,
+    },
 }
 
 impl DeployError {

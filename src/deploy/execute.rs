@@ -307,7 +307,23 @@ impl NodeRun<'_> {
         super::fault::point("locked");
         let mut attempt = None;
         let result = self.replace_locked(wanted, files, &mut attempt).await;
-        session.close(attempt, result, |dark| *dark).await
+        let swapped = session.close(attempt, result, |dark| *dark).await?;
+        if swapped.is_some() && wanted.service.kolla.restore_point.is_some() {
+            let generations = self.generations_of(service).await?;
+            self.prune_restore_points(service, &generations).await;
+        }
+        Ok(swapped)
+    }
+
+    /// The generations `service` has on the node now (live and kept).
+    async fn generations_of(&self, service: &str) -> Result<Vec<u64>, DeployError> {
+        Ok(self
+            .observe()
+            .await?
+            .iter()
+            .filter(|c| c.service == service && matches!(c.role, Role::Live | Role::Kept(_)))
+            .map(|c| c.generation)
+            .collect())
     }
 
     /// The replace once its lock is held; fills `attempt` as soon as the
@@ -359,6 +375,15 @@ impl NodeRun<'_> {
         owned::must_be_free(self.engine, &kept_name, self.project, service)
             .await
             .map_err(|e| self.owned_error(e))?;
+        // The dump must succeed before the job migrates anything: without
+        // it, the upgrade does not start.
+        if let (Some(spec), Some(_)) = (
+            &wanted.service.kolla.restore_point,
+            &wanted.service.kolla.bootstrap,
+        ) {
+            self.take_restore_point(service, spec, live.generation, &wanted.service.image)
+                .await?;
+        }
         self.bootstrap(wanted, &action.volumes).await?;
         super::fault::point("bootstrapped");
         let mut candidate = self.spec_for(wanted, candidate_name, generation);
@@ -527,6 +552,7 @@ impl NodeRun<'_> {
         live: &ObservedContainer,
         target: &ObservedContainer,
         kept: &[ObservedContainer],
+        restore_db: bool,
     ) -> Result<Duration, DeployError> {
         let session = Session::open(
             self,
@@ -542,7 +568,11 @@ impl NodeRun<'_> {
             },
         )
         .await?;
-        let result = self.rollback_locked(live, target, kept).await;
+        let result = if restore_db {
+            self.restore_then_roll_back(live, target, kept).await
+        } else {
+            self.rollback_locked(live, target, kept).await
+        };
         let attempt = Attempt {
             from: live.generation,
             to: target.generation,
@@ -551,6 +581,22 @@ impl NodeRun<'_> {
             swapping: true,
         };
         session.close(Some(attempt), result, |d| Some(*d)).await
+    }
+
+    /// `rollback --restore-db`: the database back to `target`'s restore
+    /// point with `live` stopped, then the swap. The dark window reported
+    /// runs from that stop, restore included.
+    async fn restore_then_roll_back(
+        &self,
+        live: &ObservedContainer,
+        target: &ObservedContainer,
+        kept: &[ObservedContainer],
+    ) -> Result<Duration, DeployError> {
+        let restoring = self
+            .restore_database(&live.service, &live.id, target.generation)
+            .await?;
+        let swap = self.rollback_locked(live, target, kept).await?;
+        Ok(restoring + swap)
     }
 
     /// Swap the kept container `target` back in for `live` (a rollback, or

@@ -24,6 +24,7 @@ pub mod plan;
 pub mod privileged;
 pub mod recover;
 pub mod recovery;
+pub mod restore_point;
 pub mod service;
 pub mod session;
 pub mod spec;

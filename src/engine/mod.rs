@@ -14,6 +14,7 @@
 
 mod body;
 mod containers;
+mod exec;
 mod images;
 pub mod ssh;
 mod volumes;
@@ -28,6 +29,7 @@ use bollard::errors::Error as BollardError;
 use crate::container::is_loopback_url;
 pub use body::create_body;
 pub use containers::{ContainerDetails, RunOutput};
+pub use exec::ExecOutput;
 pub use images::{BuildRequest, ImageInfo, RegistryAuth, split_tag};
 pub use wait::{WaitGoal, WaitOutcome};
 

@@ -1,5 +1,6 @@
 //! `kolla history`: the swaps of a service from the history log, and what
-//! runs now on the selected nodes, from the containers' labels.
+//! runs now on the selected nodes and the restore points kept there, from
+//! the containers' labels.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +11,7 @@ use super::targets::{self, connect};
 use crate::cli::{HistoryArgs, OutputFormat};
 use crate::deploy::history;
 use crate::deploy::labels::ObservedContainer;
+use crate::deploy::restore_point::{self, RestorePoint};
 use crate::settings::Settings;
 
 pub async fn history(settings: &Settings, args: HistoryArgs) -> anyhow::Result<Outcome> {
@@ -29,21 +31,32 @@ pub async fn history(settings: &Settings, args: HistoryArgs) -> anyhow::Result<O
     let found = super::each_node(nodes.iter(), settings.forks, |node| async move {
         let engine = connect(settings, node).await?;
         let observed = targets::observe(settings, &engine, &node.name).await?;
-        anyhow::Ok((node.name.clone(), observed))
+        let points = restore_point::list(&engine, &settings.globals.project)
+            .await
+            .map_err(|e| anyhow::anyhow!("node {}: {e}", node.name))?;
+        anyhow::Ok((node.name.clone(), observed, points))
     })
     .await;
     // The log is local and always shown; a node that does not answer is
     // named, and the others' containers are still shown.
     let mut now: BTreeMap<String, Vec<ObservedContainer>> = BTreeMap::new();
+    let mut kept_points: BTreeMap<String, Vec<RestorePoint>> = BTreeMap::new();
     let mut failures = Vec::new();
     for result in found {
         match result {
-            Ok((node, observed)) => {
+            Ok((node, observed, points)) => {
                 let service = observed
                     .into_iter()
                     .filter(|c| c.service == args.service)
                     .collect();
-                now.insert(node, service);
+                now.insert(node.clone(), service);
+                kept_points.insert(
+                    node,
+                    points
+                        .into_iter()
+                        .filter(|p| p.service == args.service)
+                        .collect(),
+                );
             }
             Err(error) => {
                 eprintln!("error: {}", super::describe_error(&error));
@@ -51,7 +64,7 @@ pub async fn history(settings: &Settings, args: HistoryArgs) -> anyhow::Result<O
             }
         }
     }
-    print_history(&args, &records, &now)?;
+    print_history(&args, &records, &now, &kept_points)?;
     Ok(Outcome::of_failures(&failures))
 }
 
@@ -60,6 +73,7 @@ fn print_history(
     args: &HistoryArgs,
     records: &[history::Record],
     now: &BTreeMap<String, Vec<ObservedContainer>>,
+    points: &BTreeMap<String, Vec<RestorePoint>>,
 ) -> anyhow::Result<()> {
     match args.output {
         OutputFormat::Json => {
@@ -76,7 +90,7 @@ fn print_history(
             println!(
                 "{}",
                 serde_json::to_string_pretty(
-                    &serde_json::json!({"service": args.service, "history": records, "containers": current})
+                    &serde_json::json!({"service": args.service, "history": records, "containers": current, "restore_points": restore_points_json(points)})
                 )?
             );
         }
@@ -112,7 +126,30 @@ fn print_history(
                     );
                 }
             }
+            for (node, kept) in points {
+                for p in kept {
+                    println!(
+                        "restore point: {node} {} generation {} ({} bytes, taken {} UTC s, loads into {})",
+                        p.name, p.generation, p.bytes, p.taken, p.db_service
+                    );
+                }
+            }
         }
     }
     Ok(())
+}
+
+fn restore_points_json(
+    points: &BTreeMap<String, Vec<RestorePoint>>,
+) -> BTreeMap<&String, Vec<serde_json::Value>> {
+    points
+        .iter()
+        .map(|(node, kept)| {
+            let rows = kept
+                .iter()
+                .map(|p| serde_json::json!({"container": p.name, "generation": p.generation, "bytes": p.bytes, "taken": p.taken, "database_service": p.db_service}))
+                .collect();
+            (node, rows)
+        })
+        .collect()
 }

@@ -9,6 +9,7 @@ use super::{Fanout, Outcome, over_nodes};
 use crate::cli::{DestroyArgs, NodeArgs};
 use crate::config::inventory::Node;
 use crate::deploy::labels::{self, ObservedContainer, State};
+use crate::deploy::restore_point;
 use crate::engine::{Engine, EngineError};
 use crate::progress::say;
 use crate::settings::Settings;
@@ -93,7 +94,24 @@ async fn destroy_node(
         engine.remove_container(&c.id, purge).await?;
         removed += 1;
     }
+    let points = restore_point::list(&engine, &settings.globals.project).await?;
+    if purge {
+        for point in &points {
+            say(format!(
+                "{}: removing restore point {}",
+                node.name, point.name
+            ));
+            engine.remove_container(&point.id, true).await?;
+            removed += 1;
+        }
+    }
     let mut lines = vec![format!("{removed} containers removed")];
+    if !purge && !points.is_empty() {
+        lines.push(format!(
+            "{} restore points kept (--purge-data --yes-i-really-mean-it removes them)",
+            points.len()
+        ));
+    }
     if purge {
         let project = format!("{}={}", labels::PROJECT, settings.globals.project);
         for volume in engine.volume_names(&project).await? {

@@ -285,7 +285,12 @@ async fn rollback_node(
                 node.name
             )]
         })?;
-        let rolled_back = run.rollback(live, target, &kept).await;
+        if !args.restore_db {
+            warn_if_migrated(&run, live, target)
+                .await
+                .map_err(|e| vec![e.into()])?;
+        }
+        let rolled_back = run.rollback(live, target, &kept, args.restore_db).await;
         let result = rolled_back.as_ref().map(|d| Some(*d));
         show_result(&run, service, "rolled back", result);
         let record = SwapRecord {
@@ -308,6 +313,27 @@ async fn rollback_node(
         ));
     }
     Ok(lines)
+}
+
+/// A rollback without `--restore-db` to a generation that has a restore
+/// point crosses a migration: say the schema may be newer than its code.
+async fn warn_if_migrated(
+    run: &NodeRun<'_>,
+    live: &ObservedContainer,
+    target: &ObservedContainer,
+) -> Result<(), DeployError> {
+    let service = live.service.as_str();
+    if let Some(point) = run.restore_point(service, target.generation).await? {
+        run.steps.event(
+            run.node,
+            service,
+            &format!(
+                "warning: generation {} ran its bootstrap job (schema migrations) after restore point {} was taken: the database schema may be newer than generation {}'s code; `--restore-db` loads that restore point (writes made since are lost)",
+                live.generation, point.name, target.generation
+            ),
+        );
+    }
+    Ok(())
 }
 
 /// A lower version needs `--allow-downgrade`; tags that are not versions

@@ -219,7 +219,7 @@ impl Deployment {
 /// gets healthy (no wget for its healthcheck), tag 9.0.0 exits at once (no
 /// httpd). It declares a volume of its own, /cache, as many real images do.
 const FX_WEB: &str = r#"FROM {{ image_prefix }}fx-base:{{ tag }}
-RUN mkdir -p /www /data /cache && echo "version {{ tag }}" > /www/index.html
+RUN mkdir -p /www /data /cache /tmp && echo "version {{ tag }}" > /www/index.html
 VOLUME /cache
 {% if tag == "8.0.0" %}RUN rm /bin/wget{% endif %}
 {% if tag == "9.0.0" %}RUN rm /bin/httpd{% endif %}
@@ -230,6 +230,12 @@ LABEL org.opencontainers.image.title="{{ image_name }}"
 /// data container) with the fx-web image built at each of `tags`; globals
 /// say tag 1.0.0.
 pub fn swap_deployment(name: &str, tags: &[&str]) -> Deployment {
+    swap_deployment_of("swap", name, tags)
+}
+
+/// A deployment of compose fixture folder `fixture` with the fx-web image
+/// built at each of `tags`; globals say tag 1.0.0.
+pub fn swap_deployment_of(fixture: &str, name: &str, tags: &[&str]) -> Deployment {
     let images = Sandbox::new(name);
     let dir = images.images_dir.join("fx-web");
     std::fs::create_dir_all(&dir).expect("fx-web folder");
@@ -240,7 +246,7 @@ pub fn swap_deployment(name: &str, tags: &[&str]) -> Deployment {
     }
     let globals = format!("namespace: {}\ntag: \"1.0.0\"\n", images.namespace);
     let image = format!("{}/fx-web:1.0.0", images.namespace);
-    let mut d = Deployment::of(images, name, "swap", &globals);
+    let mut d = Deployment::of(images, name, fixture, &globals);
     // The compose file takes its image from globals; IMAGE is what the
     // tests' data helpers run.
     d.env.retain(|(k, _)| k == "WEB_PORT");

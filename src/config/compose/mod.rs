@@ -1008,6 +1008,22 @@ services:
                 "    x-kolla: {data: true, bootstrap: {command: x}}\n",
                 "data container",
             ),
+            (
+                "    x-kolla: {restore_point: {databases: [a]}}\n",
+                "has no x-kolla.bootstrap",
+            ),
+            (
+                "    x-kolla: {bootstrap: {command: x}, restore_point: {}}\n",
+                "name the databases",
+            ),
+            (
+                "    x-kolla: {bootstrap: {command: x}, restore_point: {dump: cat}}\n",
+                "give both dump and restore",
+            ),
+            (
+                "    x-kolla: {bootstrap: {command: x}, restore_point: {databases: [a], dump: x, restore: z}}\n",
+                "leave it out",
+            ),
         ];
         for (extra, want) in cases {
             let text = format!("services:\n  b:\n    image: y\n  a:\n    image: x\n{extra}");
@@ -1015,6 +1031,34 @@ services:
             assert!(err.contains(want), "{extra:?}: {err}");
             assert!(err.contains("service a"), "{extra:?}: {err}");
         }
+    }
+
+    #[test]
+    fn a_restore_point_names_its_databases_or_its_own_commands() {
+        let text = "services:\n  glance:\n    image: g\n    x-kolla:\n      bootstrap: {command: x}\n      restore_point: {databases: [glance, glance_cache]}\n  own:\n    image: o\n    x-kolla:\n      bootstrap: {command: x}\n      restore_point: {service: db, dump: cat /s, restore: [sh, -c, 'cat > /s']}\n";
+        let file = parse_text(text).unwrap();
+        let of = |name: &str| {
+            file.services
+                .iter()
+                .find(|s| s.name == name)
+                .and_then(|s| s.kolla.restore_point.clone())
+                .expect("a restore point")
+        };
+        let glance = of("glance");
+        assert_eq!(glance.service, "mariadb");
+        assert!(glance.dump.starts_with(&["mariadb-dump".to_string()]));
+        assert!(glance.dump.ends_with(&[
+            "--databases".into(),
+            "glance".into(),
+            "glance_cache".into()
+        ]));
+        assert!(glance.dump.contains(&"--single-transaction".to_string()));
+        assert!(glance.dump.contains(&"--add-drop-database".to_string()));
+        assert!(glance.restore.join(" ").contains("$KOLLA_RESTORE_POINT"));
+        let own = of("own");
+        assert_eq!(own.service, "db");
+        assert_eq!(own.dump, vec!["cat", "/s"]);
+        assert_eq!(own.restore, vec!["sh", "-c", "cat > /s"]);
     }
 
     #[test]

@@ -81,6 +81,52 @@ pub struct ConfigTemplates {
     pub dest: String,
 }
 
+/// A restore point taken before the service's bootstrap job (schema
+/// migrations): commands run in the live container of the database
+/// service on the same node.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RestorePointSpec {
+    /// The service whose live container runs both commands (`mariadb`).
+    pub service: String,
+    /// Writes a consistent dump to stdout.
+    pub dump: Vec<String>,
+    /// Loads the dump from the file named by `$KOLLA_RESTORE_POINT`.
+    pub restore: Vec<String>,
+}
+
+/// The MariaDB socket inside the shipped mariadb image; root connects
+/// through it by unix-socket authentication, so no password is involved.
+const MARIADB_SOCKET: &str = "--socket=/run/mysqld/mysqld.sock";
+
+impl RestorePointSpec {
+    /// MariaDB's commands for `databases`: a dump in one transaction that
+    /// drops each database before recreating it, so a restore also removes
+    /// what a migration added (tables, columns).
+    pub fn mariadb(service: String, databases: &[String]) -> RestorePointSpec {
+        let mut dump: Vec<String> = [
+            "mariadb-dump",
+            MARIADB_SOCKET,
+            "--single-transaction",
+            "--routines",
+            "--add-drop-database",
+            "--databases",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        dump.extend(databases.iter().cloned());
+        RestorePointSpec {
+            service,
+            dump,
+            restore: vec![
+                "sh".into(),
+                "-c".into(),
+                format!("exec mariadb {MARIADB_SOCKET} < \"$KOLLA_RESTORE_POINT\""),
+            ],
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct KollaSettings {
     /// A data container: created, never started, never recreated or removed
@@ -90,6 +136,9 @@ pub struct KollaSettings {
     /// A one-shot job (e.g. `glance-manage db_sync`) run before the service
     /// starts, once per image and config change; it must exit 0.
     pub bootstrap: Option<Vec<String>>,
+    /// Dump the service's databases before its bootstrap job replaces a
+    /// running generation (`rollback --restore-db` loads it back).
+    pub restore_point: Option<RestorePointSpec>,
     pub update_order: UpdateOrder,
     /// Ports a host-network service listens on: `kolla prechecks` checks
     /// they are free before the first deploy.

@@ -199,6 +199,16 @@ pub(super) struct RawBootstrap {
     pub(super) command: StringOrList,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRestorePoint {
+    pub(super) service: Option<String>,
+    #[serde(default)]
+    pub(super) databases: Vec<String>,
+    pub(super) dump: Option<StringOrList>,
+    pub(super) restore: Option<StringOrList>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawKolla {
@@ -206,6 +216,7 @@ pub(super) struct RawKolla {
     pub(super) data: bool,
     pub(super) config: Option<RawConfigTemplates>,
     pub(super) bootstrap: Option<RawBootstrap>,
+    pub(super) restore_point: Option<RawRestorePoint>,
     pub(super) update_order: Option<String>,
     #[serde(default)]
     pub(super) host_ports: Vec<String>,

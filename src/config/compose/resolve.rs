@@ -793,6 +793,10 @@ impl Resolver<'_> {
                 "a data container (x-kolla.data) never runs, so it takes no config or bootstrap",
             ));
         }
+        let restore_point = raw
+            .restore_point
+            .map(|r| self.restore_point(line, service, r, bootstrap.is_some()))
+            .transpose()?;
         let host_ports = raw
             .host_ports
             .iter()
@@ -811,9 +815,54 @@ impl Resolver<'_> {
             data: raw.data,
             config,
             bootstrap,
+            restore_point,
             update_order,
             host_ports,
         })
+    }
+
+    /// `x-kolla.restore_point`: MariaDB's commands for `databases`, or the
+    /// service's own `dump` and `restore`.
+    fn restore_point(
+        &self,
+        line: u64,
+        service: &str,
+        raw: RawRestorePoint,
+        has_bootstrap: bool,
+    ) -> Result<RestorePointSpec, ConfigError> {
+        let fail = |message: &str| Err(self.error(line, service, message.to_string()));
+        if !has_bootstrap {
+            return fail(
+                "x-kolla.restore_point is taken before the bootstrap job, and this service has no x-kolla.bootstrap",
+            );
+        }
+        let db_service = match raw.service {
+            Some(name) => self.text(line, service, "x-kolla.restore_point.service", &name)?,
+            None => "mariadb".to_string(),
+        };
+        let databases = self.texts(
+            line,
+            service,
+            "x-kolla.restore_point.databases",
+            &raw.databases,
+        )?;
+        let dump = self.argv(line, service, "x-kolla.restore_point.dump", raw.dump)?;
+        let restore = self.argv(line, service, "x-kolla.restore_point.restore", raw.restore)?;
+        match (dump, restore) {
+            (None, None) if databases.is_empty() => fail(
+                "x-kolla.restore_point: name the databases to dump (databases: [...]), or give dump and restore commands",
+            ),
+            (None, None) => Ok(RestorePointSpec::mariadb(db_service, &databases)),
+            (Some(dump), Some(restore)) if databases.is_empty() => Ok(RestorePointSpec {
+                service: db_service,
+                dump,
+                restore,
+            }),
+            (Some(_), Some(_)) => fail(
+                "x-kolla.restore_point: databases is for MariaDB's own commands; with dump and restore, leave it out",
+            ),
+            _ => fail("x-kolla.restore_point: give both dump and restore, or neither"),
+        }
     }
 
     /// `x-kolla.config`: a template folder inside the compose file's
