@@ -152,6 +152,7 @@ fn all_in_one_builds_deploys_and_serves_the_apis() {
     );
 
     restore_point_round_trip(&d, &token, &id, &payload);
+    start_first_swaps_under_a_client(&d, &token, &admin);
 
     // libvirt answers on its unix socket only: nothing listens on TCP.
     assert!(
@@ -212,27 +213,7 @@ fn all_in_one_builds_deploys_and_serves_the_apis() {
 /// `rollback --restore-db`, and Glance serves the image it had.
 fn restore_point_round_trip(d: &Deployment, token: &str, id: &str, payload: &[u8]) {
     let tag = "restore2";
-    let inspected = common::docker(&[
-        "inspect",
-        "-f",
-        "{{.Config.Image}}",
-        &d.container("glance-api"),
-    ]);
-    assert!(inspected.status.success(), "{}", describe(&inspected));
-    let current = common::stdout_of(&inspected).trim().to_string();
-    let changed = format!("{}/glance-api:{tag}", d.images.namespace);
-    let mut build = std::process::Command::new("docker")
-        .args(["build", "-q", "-t", &changed, "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("docker build");
-    std::io::Write::write_all(
-        &mut build.stdin.take().expect("stdin"),
-        format!("FROM {current}\nLABEL kolla.test=restore-point\n").as_bytes(),
-    )
-    .expect("the Dockerfile");
-    assert!(build.wait().expect("docker build").success());
+    changed_image(d, "glance-api", tag);
     let output = d.kolla("upgrade", &["glance-api", "--tag", tag]);
     assert!(output.status.success(), "{}", describe(&output));
     let history = d.kolla("history", &["glance-api", "--output", "json"]);
@@ -283,6 +264,125 @@ fn restore_point_round_trip(d: &Deployment, token: &str, id: &str, payload: &[u8
         read == payload,
         "glance returned other bytes after the restore"
     );
+}
+
+/// Tag a copy of `service`'s running image, changed by one label, as
+/// `tag` in the test's namespace: an upgrade to it swaps the container.
+fn changed_image(d: &Deployment, service: &str, tag: &str) {
+    let inspected = common::docker(&["inspect", "-f", "{{.Config.Image}}", &d.container(service)]);
+    assert!(inspected.status.success(), "{}", describe(&inspected));
+    let current = common::stdout_of(&inspected).trim().to_string();
+    let changed = format!("{}/{service}:{tag}", d.images.namespace);
+    let mut build = std::process::Command::new("docker")
+        .args(["build", "-q", "-t", &changed, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("docker build");
+    std::io::Write::write_all(
+        &mut build.stdin.take().expect("stdin"),
+        format!("FROM {current}\nLABEL kolla.test={tag}\n").as_bytes(),
+    )
+    .expect("the Dockerfile");
+    assert!(build.wait().expect("docker build").success());
+}
+
+/// What a client saw while a request was repeated on another thread.
+#[derive(Debug, Default)]
+struct Seen {
+    requests: u32,
+    /// No answer, or a 5xx.
+    failed: u32,
+    /// When each failure came (since the start) and its status (0: none).
+    failures: Vec<(Duration, u16)>,
+    /// The longest wait for one answer.
+    slowest: Duration,
+}
+
+/// Repeat `request` (its HTTP status; 0 for no answer) every 2 ms on
+/// another thread while `during` runs; what the client saw.
+fn polled<T>(request: impl Fn() -> u16 + Send + 'static, during: impl FnOnce() -> T) -> (T, Seen) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let stopping = stop.clone();
+    let poller = std::thread::spawn(move || {
+        let mut seen = Seen::default();
+        let begun = Instant::now();
+        while !stopping.load(Ordering::Relaxed) {
+            let started = Instant::now();
+            let status = request();
+            seen.slowest = seen.slowest.max(started.elapsed());
+            seen.requests += 1;
+            if status == 0 || status >= 500 {
+                seen.failed += 1;
+                seen.failures.push((begun.elapsed(), status));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        seen
+    });
+    let result = during();
+    stop.store(true, Ordering::Relaxed);
+    (result, poller.join().expect("the poller"))
+}
+
+/// Keystone and glance-api upgraded start-first to a changed image while a
+/// client asks for tokens and the image list, and rolled back the same
+/// way. Keystone (uwsgi, which drains on SIGTERM) fails not one request.
+/// glance-api may fail the one request it is serving when its old
+/// generation stops: its SIGTERM kills its workers without draining
+/// (upstream Glance drains only on SIGHUP, which also respawns them).
+fn start_first_swaps_under_a_client(d: &Deployment, token: &str, admin: &str) {
+    let images_token = token.to_string();
+    let list_images = move || http("GET", 9292, "/v2/images", &images_token, &[], b"").status;
+    let password = admin.to_string();
+    let issue_token = move || {
+        let body = serde_json::json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": "admin", "domain": {"id": "default"}, "password": password}}},
+            "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}});
+        http(
+            "POST",
+            5000,
+            "/v3/auth/tokens",
+            "",
+            &[("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        )
+        .status
+    };
+    let cases: Vec<(&str, u32, Box<dyn Fn() -> u16 + Send + Sync>)> = vec![
+        ("glance-api", 1, Box::new(list_images)),
+        ("keystone", 0, Box::new(issue_token)),
+    ];
+    for (service, may_fail, request) in cases {
+        changed_image(d, service, "startfirst");
+        let request = std::sync::Arc::new(request);
+        let again = request.clone();
+        let (output, seen) = polled(
+            move || again(),
+            || d.kolla("upgrade", &[service, "--tag", "startfirst"]),
+        );
+        assert!(output.status.success(), "{}", describe(&output));
+        eprintln!("{service}: start-first upgrade: {seen:?}");
+        assert!(
+            seen.failed <= may_fail,
+            "{service}: requests failed during a start-first upgrade: {seen:?}\n{}",
+            describe(&output)
+        );
+        assert!(
+            seen.requests > 10,
+            "{service}: the client barely ran: {seen:?}"
+        );
+        let (output, seen) = polled(move || request(), || d.kolla("rollback", &[service]));
+        assert!(output.status.success(), "{}", describe(&output));
+        eprintln!("{service}: start-first rollback: {seen:?}");
+        assert!(
+            seen.failed <= may_fail,
+            "{service}: requests failed during a start-first rollback: {seen:?}\n{}",
+            describe(&output)
+        );
+    }
 }
 
 /// Store `bytes` in Glance as raw image `name`; its id.

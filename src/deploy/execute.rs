@@ -509,23 +509,11 @@ impl NodeRun<'_> {
             .map_err(|e| self.owned_error(e))?;
         let id = self.create_configured(&candidate, files).await?;
         super::fault::point("candidate-created");
-        if options.start_first {
-            self.steps.status(
-                self.node,
-                service,
-                "starting the new container beside the old one",
-            );
-            let started = match self.engine.start_container(&id).await {
-                Ok(()) => self.gate(service, &id).await,
-                Err(e) => Err(self.engine_error(e)),
-            };
-            if let Err(e) = started {
-                // It shared the port: it stops as the old one would (its
-                // signal, its grace), so what it accepted is answered.
-                let _ = self.engine.stop_container(&id, options.grace).await;
-                let _ = self.engine.remove_container(&id, false).await;
-                return Err(e);
-            }
+        if options.start_first
+            && let Err(e) = self.start_beside(service, &id, options.grace).await
+        {
+            let _ = self.engine.remove_container(&id, false).await;
+            return Err(e);
         }
         let incoming = Incoming {
             id,
@@ -540,6 +528,30 @@ impl NodeRun<'_> {
         };
         let task = SwapTask::new(live, kept, incoming, options.grace);
         super::helper::perform(self, task).await
+    }
+
+    /// Start `id` beside the live container and gate it on its own health.
+    /// If it fails, it stops as the old one would (its signal, its grace):
+    /// it shared the port, so what it accepted is answered.
+    async fn start_beside(
+        &self,
+        service: &str,
+        id: &str,
+        grace: Option<i64>,
+    ) -> Result<(), DeployError> {
+        self.steps.status(
+            self.node,
+            service,
+            "starting the new container beside the old one",
+        );
+        let started = match self.engine.start_container(id).await {
+            Ok(()) => self.gate(service, id).await,
+            Err(e) => Err(self.engine_error(e)),
+        };
+        if started.is_err() {
+            let _ = self.engine.stop_container(id, grace).await;
+        }
+        started
     }
 
     /// Roll `service` back from `live` to the kept container `target`, in
@@ -570,6 +582,8 @@ impl NodeRun<'_> {
         .await?;
         let result = if restore_db {
             self.restore_then_roll_back(live, target, kept).await
+        } else if live.start_first && target.start_first {
+            self.roll_back_start_first(live, target, kept).await
         } else {
             self.rollback_locked(live, target, kept).await
         };
@@ -597,6 +611,29 @@ impl NodeRun<'_> {
             .await?;
         let swap = self.rollback_locked(live, target, kept).await?;
         Ok(restoring + swap)
+    }
+
+    /// A rollback of a service that can run twice: the kept generation
+    /// starts beside the live one and passes its own gate before the live
+    /// one stops, so no client sees a gap. If it fails, it stops again and
+    /// the live one never stopped.
+    async fn roll_back_start_first(
+        &self,
+        live: &ObservedContainer,
+        target: &ObservedContainer,
+        kept: &[ObservedContainer],
+    ) -> Result<Duration, DeployError> {
+        self.start_beside(&live.service, &target.id, None).await?;
+        super::fault::point("rollback-started-beside");
+        let incoming = Incoming {
+            id: target.id.clone(),
+            generation: target.generation,
+            restart: Some(target.restart.clone()),
+            started: true,
+            back_to: Some(target.name.clone()),
+        };
+        let task = SwapTask::new(live, kept, incoming, None);
+        super::helper::perform(self, task).await
     }
 
     /// Swap the kept container `target` back in for `live` (a rollback, or

@@ -23,6 +23,10 @@ pub const DATA: &str = "kolla.data";
 /// `no`, and this label gives the original back when it is swapped in again.
 pub const RESTART: &str = "kolla.restart";
 
+/// `start-first` on a container of a service that can run twice (its
+/// `update_order`): a rollback to it starts it beside the live one too.
+pub const UPDATE_ORDER: &str = "kolla.update-order";
+
 /// The service's dependency level on its node: `stop` and `destroy` stop
 /// higher levels (dependents) first.
 pub const LEVEL: &str = "kolla.level";
@@ -140,6 +144,8 @@ pub struct ObservedContainer {
     pub lock_from: Option<u64>,
     /// A lock's: whether that generation was running when it was taken.
     pub lock_from_running: bool,
+    /// Made for a service that updates start-first (`kolla.update-order`).
+    pub start_first: bool,
 }
 
 #[cfg(test)]
@@ -166,6 +172,7 @@ impl ObservedContainer {
             mount_points: Vec::new(),
             lock_from: None,
             lock_from_running: false,
+            start_first: false,
         }
     }
 }
@@ -203,6 +210,7 @@ impl ObservedContainer {
             mount_points: listed.mount_points.clone(),
             lock_from: labels.get(LOCK_FROM).and_then(|g| g.parse().ok()),
             lock_from_running: labels.get(LOCK_FROM_RUNNING).is_some_and(|v| v == "true"),
+            start_first: labels.get(UPDATE_ORDER).is_some_and(|v| v == "start-first"),
         })
     }
 }

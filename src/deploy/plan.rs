@@ -705,6 +705,7 @@ services:
             mount_points: Vec::new(),
             lock_from: None,
             lock_from_running: false,
+            start_first: false,
         }
     }
 
@@ -758,6 +759,7 @@ level 3:
         // Kept and candidate containers of desired services are not orphans.
         let mut kept = running("api");
         kept.role = Role::Kept(1);
+        kept.state = State::Exited;
         observed.push(kept);
         let options = PlanOptions {
             retain: 2,

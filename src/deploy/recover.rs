@@ -151,6 +151,12 @@ async fn run_steps(
                 engine.rename_container(id, &live_name).await.map_err(err)?;
                 done.push(format!("renamed {from} back to {live_name}"));
             }
+            Step::StopKept { id, name } => {
+                engine.stop_container(id, None).await.map_err(err)?;
+                done.push(format!(
+                    "stopped {name}, which ran beside the live container"
+                ));
+            }
             Step::RemoveCandidate { id, name } => {
                 engine.remove_container(id, false).await.map_err(err)?;
                 done.push(format!("removed the candidate {name}"));

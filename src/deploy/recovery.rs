@@ -31,6 +31,9 @@ pub enum Step {
     Restore { id: String, from: String },
     /// Remove a candidate that never went live.
     RemoveCandidate { id: String, name: String },
+    /// Stop a kept generation that runs (a start-first rollback cut short
+    /// started it beside the live one): one generation serves.
+    StopKept { id: String, name: String },
     /// Give the live container the restart policy it was created with.
     RestorePolicy { policy: String },
     /// Start the live container.
@@ -50,6 +53,7 @@ impl fmt::Display for Step {
             Step::SettleJob { name } => write!(f, "settle the bootstrap job {name}"),
             Step::Restore { from, .. } => write!(f, "rename {from} back to the live name"),
             Step::RemoveCandidate { name, .. } => write!(f, "remove the candidate {name}"),
+            Step::StopKept { name, .. } => write!(f, "stop the kept generation {name}"),
             Step::RestorePolicy { policy } => write!(f, "restore the restart policy {policy}"),
             Step::Start { generation } => write!(f, "start generation {generation}"),
             Step::Gate {
@@ -130,6 +134,15 @@ pub fn recovery_plan(
             (back, back.is_some())
         }
     };
+    for running in kept
+        .iter()
+        .filter(|c| matches!(c.state, State::Running | State::Restarting | State::Paused))
+    {
+        steps.push(Step::StopKept {
+            id: running.id.clone(),
+            name: running.name.clone(),
+        });
+    }
     for candidate in mine.iter().filter(|c| c.role == Role::Candidate) {
         steps.push(Step::RemoveCandidate {
             id: candidate.id.clone(),
@@ -228,6 +241,50 @@ mod tests {
             c.state = State::Exited;
         }
         c
+    }
+
+    #[test]
+    fn a_kept_generation_left_running_beside_the_live_one_is_stopped() {
+        let live = container("api", Role::Live, 2);
+        let mut beside = container("api", Role::Kept(1), 1);
+        beside.state = State::Running;
+        let mut stopped = container("api", Role::Kept(0), 0);
+        stopped.state = State::Exited;
+        let steps = recovery_plan(&[&live, &beside, &stopped], true, None, 2);
+        let stops: Vec<&Step> = steps
+            .iter()
+            .filter(|s| matches!(s, Step::StopKept { .. }))
+            .collect();
+        assert_eq!(
+            stops,
+            vec![&Step::StopKept {
+                id: beside.id.clone(),
+                name: beside.name.clone()
+            }]
+        );
+        // The live one stays as it is: no start, no swap back.
+        assert!(!steps.iter().any(|s| matches!(s, Step::Restore { .. })));
+        // Cut short after the live one was renamed away: it comes back,
+        // and the kept one running beside it stops.
+        let mut renamed = container("api", Role::Kept(2), 2);
+        renamed.state = State::Exited;
+        let steps = recovery_plan(
+            &[&renamed, &beside],
+            true,
+            Some(LockedFrom {
+                generation: 2,
+                running: true,
+            }),
+            2,
+        );
+        assert!(steps.contains(&Step::Restore {
+            id: renamed.id.clone(),
+            from: renamed.name.clone()
+        }));
+        assert!(steps.contains(&Step::StopKept {
+            id: beside.id.clone(),
+            name: beside.name.clone()
+        }));
     }
 
     #[test]

@@ -311,6 +311,9 @@ pub fn labels_for(
     if service.kolla.data {
         all.insert(labels::DATA.into(), "true".into());
     }
+    if service.kolla.update_order == crate::config::compose::UpdateOrder::StartFirst {
+        all.insert(labels::UPDATE_ORDER.into(), "start-first".into());
+    }
     all
 }
 
