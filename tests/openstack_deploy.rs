@@ -140,7 +140,7 @@ fn all_in_one_builds_deploys_and_serves_the_apis() {
         (!found.is_empty()).then_some(found)
     });
     assert_eq!(hypervisors[0]["state"], "up");
-    boot_a_server(&token);
+    boot_a_server(&d, &token);
 
     // A second deploy finds everything in place.
     let output = d.kolla("deploy", &[]);
@@ -153,6 +153,7 @@ fn all_in_one_builds_deploys_and_serves_the_apis() {
 
     restore_point_round_trip(&d, &token, &id, &payload);
     start_first_swaps_under_a_client(&d, &token, &admin);
+    a_guest_outlives_an_upgrade_of_nova_compute(&d, &token);
 
     // libvirt answers on its unix socket only: nothing listens on TCP.
     assert!(
@@ -299,6 +300,17 @@ struct Seen {
     slowest: Duration,
 }
 
+impl Seen {
+    /// From the first failed request to the last: how long clients saw
+    /// failures (zero without any).
+    fn failing_for(&self) -> Duration {
+        match (self.failures.first(), self.failures.last()) {
+            (Some(first), Some(last)) => last.0 - first.0,
+            _ => Duration::ZERO,
+        }
+    }
+}
+
 /// Repeat `request` (its HTTP status; 0 for no answer) every 2 ms on
 /// another thread while `during` runs; what the client saw.
 fn polled<T>(request: impl Fn() -> u16 + Send + 'static, during: impl FnOnce() -> T) -> (T, Seen) {
@@ -329,31 +341,19 @@ fn polled<T>(request: impl Fn() -> u16 + Send + 'static, during: impl FnOnce() -
 /// Keystone and glance-api upgraded start-first to a changed image while a
 /// client asks for tokens and the image list, and rolled back the same
 /// way. Keystone (uwsgi, which drains on SIGTERM) fails not one request.
-/// glance-api may fail the one request it is serving when its old
-/// generation stops: its SIGTERM kills its workers without draining
-/// (upstream Glance drains only on SIGHUP, which also respawns them).
+/// glance-api fails what reaches its old generation in the moment it
+/// stops (a few milliseconds: its SIGTERM kills its workers before it
+/// closes its socket; upstream Glance drains only on SIGHUP, which
+/// respawns them): within the issue's 0.05 s of failed requests.
 fn start_first_swaps_under_a_client(d: &Deployment, token: &str, admin: &str) {
     let images_token = token.to_string();
     let list_images = move || http("GET", 9292, "/v2/images", &images_token, &[], b"").status;
     let password = admin.to_string();
-    let issue_token = move || {
-        let body = serde_json::json!({"auth": {
-            "identity": {"methods": ["password"], "password": {"user": {
-                "name": "admin", "domain": {"id": "default"}, "password": password}}},
-            "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}});
-        http(
-            "POST",
-            5000,
-            "/v3/auth/tokens",
-            "",
-            &[("Content-Type", "application/json")],
-            body.to_string().as_bytes(),
-        )
-        .status
-    };
-    let cases: Vec<(&str, u32, Box<dyn Fn() -> u16 + Send + Sync>)> = vec![
-        ("glance-api", 1, Box::new(list_images)),
-        ("keystone", 0, Box::new(issue_token)),
+    let issue_token = move || token_request(&password).status;
+    let fifty_ms = Duration::from_millis(50);
+    let cases: Vec<(&str, Option<Duration>, Box<dyn Fn() -> u16 + Send + Sync>)> = vec![
+        ("glance-api", Some(fifty_ms), Box::new(list_images)),
+        ("keystone", None, Box::new(issue_token)),
     ];
     for (service, may_fail, request) in cases {
         changed_image(d, service, "startfirst");
@@ -366,7 +366,7 @@ fn start_first_swaps_under_a_client(d: &Deployment, token: &str, admin: &str) {
         assert!(output.status.success(), "{}", describe(&output));
         eprintln!("{service}: start-first upgrade: {seen:?}");
         assert!(
-            seen.failed <= may_fail,
+            fails_within(&seen, may_fail),
             "{service}: requests failed during a start-first upgrade: {seen:?}\n{}",
             describe(&output)
         );
@@ -378,11 +378,63 @@ fn start_first_swaps_under_a_client(d: &Deployment, token: &str, admin: &str) {
         assert!(output.status.success(), "{}", describe(&output));
         eprintln!("{service}: start-first rollback: {seen:?}");
         assert!(
-            seen.failed <= may_fail,
+            fails_within(&seen, may_fail),
             "{service}: requests failed during a start-first rollback: {seen:?}\n{}",
             describe(&output)
         );
     }
+}
+
+/// No failure at all (`None`), or failures no longer apart than `window`.
+fn fails_within(seen: &Seen, window: Option<Duration>) -> bool {
+    match window {
+        None => seen.failed == 0,
+        Some(window) => seen.failing_for() <= window,
+    }
+}
+
+/// The libvirt domains running in nova-libvirt, by name.
+fn running_domains(d: &Deployment) -> Vec<String> {
+    let output = common::docker(&[
+        "exec",
+        &d.container("nova-libvirt"),
+        "virsh",
+        "-c",
+        "qemu:///system",
+        "list",
+        "--name",
+        "--state-running",
+    ]);
+    assert!(output.status.success(), "{}", describe(&output));
+    common::stdout_of(&output)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+/// The guest booted earlier keeps running through an upgrade of
+/// nova-compute (stop-first: the service restarts, its guests do not), and
+/// Nova still sees it afterwards.
+fn a_guest_outlives_an_upgrade_of_nova_compute(d: &Deployment, token: &str) {
+    let before = running_domains(d);
+    assert_eq!(before.len(), 1, "the guest runs in libvirt: {before:?}");
+    changed_image(d, "nova-compute", "guest");
+    let output = d.kolla(
+        "upgrade",
+        &["nova-compute", "--tag", "guest", "--health-timeout", "300"],
+    );
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(
+        running_domains(d),
+        before,
+        "the guest stopped with nova-compute"
+    );
+    eventually("nova-compute up again with its guest", || {
+        let reply = http("GET", 8774, "/v2.1/os-hypervisors/detail", token, &[], b"");
+        let hypervisor = reply.json()["hypervisors"][0].clone();
+        (hypervisor["state"] == "up" && hypervisor["running_vms"] == 1).then_some(())
+    });
 }
 
 /// Store `bytes` in Glance as raw image `name`; its id.
@@ -427,7 +479,7 @@ fn image_bytes(token: &str, id: &str) -> Vec<u8> {
 /// disk: libvirt starts QEMU for it, and the hypervisor and Placement
 /// account for it. Nova's own server views need Neutron, so they are not
 /// asked.
-fn boot_a_server(token: &str) {
+fn boot_a_server(d: &Deployment, token: &str) {
     let image = upload_image(token, "blank", &vec![0u8; 1 << 20]);
     let flavor = http(
         "POST",
@@ -458,6 +510,10 @@ fn boot_a_server(token: &str) {
         let reply = http("GET", 8774, "/v2.1/os-hypervisors/detail", token, &[], b"");
         let running = reply.json()["hypervisors"][0]["running_vms"].as_u64()?;
         (running == 1).then_some(())
+    });
+    // Nova counts a claimed guest; libvirt says whether it runs.
+    eventually("the guest running in libvirt", || {
+        (running_domains(d).len() == 1).then_some(())
     });
     let allocations = http(
         "GET",
@@ -510,20 +566,25 @@ fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-/// An admin token for `password`, or None when Keystone refuses.
-fn admin_token(password: &str) -> Option<String> {
+/// Keystone's answer to admin asking for a project-scoped token.
+fn token_request(password: &str) -> Reply {
     let body = serde_json::json!({"auth": {
         "identity": {"methods": ["password"], "password": {"user": {
             "name": "admin", "domain": {"id": "default"}, "password": password}}},
         "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}});
-    let reply = http(
+    http(
         "POST",
         5000,
         "/v3/auth/tokens",
         "",
         &[("Content-Type", "application/json")],
         body.to_string().as_bytes(),
-    );
+    )
+}
+
+/// An admin token for `password`, or None when Keystone refuses.
+fn admin_token(password: &str) -> Option<String> {
+    let reply = token_request(password);
     if reply.status != 201 {
         return None;
     }

@@ -556,9 +556,11 @@ impl NodeRun<'_> {
 
     /// Roll `service` back from `live` to the kept container `target`, in
     /// a session, and record it. Gate and grace come from the containers
-    /// themselves: a rollback reads no compose file. A rollback never
-    /// starts beside the old container: the kept one was made for the same
-    /// ports.
+    /// themselves: a rollback reads no compose file. It starts the kept
+    /// container beside the live one only when both were made for a
+    /// start-first service (their `kolla.update-order` label): otherwise
+    /// they would fight over the same ports. With `restore_db`, the
+    /// database goes back to `target`'s restore point first.
     pub async fn rollback(
         &self,
         live: &ObservedContainer,
@@ -625,15 +627,7 @@ impl NodeRun<'_> {
     ) -> Result<Duration, DeployError> {
         self.start_beside(&live.service, &target.id, None).await?;
         super::fault::point("rollback-started-beside");
-        let incoming = Incoming {
-            id: target.id.clone(),
-            generation: target.generation,
-            restart: Some(target.restart.clone()),
-            started: true,
-            back_to: Some(target.name.clone()),
-        };
-        let task = SwapTask::new(live, kept, incoming, None);
-        super::helper::perform(self, task).await
+        self.swap_back_in(live, target, kept, true).await
     }
 
     /// Swap the kept container `target` back in for `live` (a rollback, or
@@ -645,11 +639,23 @@ impl NodeRun<'_> {
         target: &ObservedContainer,
         kept: &[ObservedContainer],
     ) -> Result<Duration, DeployError> {
+        self.swap_back_in(live, target, kept, false).await
+    }
+
+    /// The swap of the kept container `target` in for `live`; `started`:
+    /// it already runs and passed its gate.
+    async fn swap_back_in(
+        &self,
+        live: &ObservedContainer,
+        target: &ObservedContainer,
+        kept: &[ObservedContainer],
+        started: bool,
+    ) -> Result<Duration, DeployError> {
         let incoming = Incoming {
             id: target.id.clone(),
             generation: target.generation,
             restart: Some(target.restart.clone()),
-            started: false,
+            started,
             back_to: Some(target.name.clone()),
         };
         let task = SwapTask::new(live, kept, incoming, None);
