@@ -19,6 +19,30 @@ use common::{Deployment, Sandbox, describe, expect_exit, http_request, kill_at};
 /// machine busy with the other test of this file: they take turns.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Write net.ipv4.tcp_migrate_req of this machine's network namespace the
+/// way kolla does (a container with NET_ADMIN and /proc/sys writable).
+fn set_migrate_req(value: &str) {
+    let output = common::docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--cap-add",
+        "NET_ADMIN",
+        "--security-opt",
+        "systempaths=unconfined",
+        "--user",
+        "0",
+        "--label",
+        "kolla.test=start-first",
+        "debian:bookworm",
+        "sh",
+        "-c",
+        &format!("echo {value} > /proc/sys/net/ipv4/tcp_migrate_req"),
+    ]);
+    assert!(output.status.success(), "{}", describe(&output));
+}
+
 fn deployed(name: &str, tags: &[&str]) -> Deployment {
     let images = Sandbox::with_images(name, "start-first/images", "debian:bookworm");
     for tag in tags {
@@ -75,7 +99,17 @@ fn probed<T>(d: &Deployment, during: impl FnOnce() -> T) -> (Duration, usize, Ve
 #[test]
 fn start_first_on_the_host_network_serves_throughout() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // The fixture asks for net.ipv4.tcp_migrate_req=1 on the node: cleared
+    // first, so that the deploy is seen to set it.
+    set_migrate_req("0");
     let d = deployed("startfirst", &["1.0.0", "2.0.0", "8.0.0"]);
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/tcp_migrate_req")
+            .expect("this kernel has net.ipv4.tcp_migrate_req")
+            .trim(),
+        "1",
+        "the deploy set the node setting the fixture asks for"
+    );
     assert_eq!(answer(&d), "version 1.0.0\n");
 
     let (longest, failed, seen, output) =

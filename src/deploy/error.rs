@@ -93,6 +93,14 @@ pub enum DeployError {
         name: String,
         waited: u64,
     },
+    #[error(
+        "node {node}: service {service}: {message}\n  hint: the engine must allow a container with NET_ADMIN and security-opt systempaths=unconfined on the host network, or set them on the node yourself (sysctl -w)"
+    )]
+    NodeSetting {
+        node: String,
+        service: String,
+        message: String,
+    },
     #[error("node {node}: service {service}: restore point: {message}")]
     RestorePoint {
         node: String,

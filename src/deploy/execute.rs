@@ -386,6 +386,7 @@ impl NodeRun<'_> {
         }
         self.bootstrap(wanted, &action.volumes).await?;
         super::fault::point("bootstrapped");
+        self.apply_host_sysctls(wanted).await?;
         let mut candidate = self.spec_for(wanted, candidate_name, generation);
         self.mount_volumes(wanted, &mut candidate, &action.volumes)
             .await?;
@@ -470,6 +471,7 @@ impl NodeRun<'_> {
             .await
             .map_err(|e| self.owned_error(e))?;
         self.bootstrap(wanted, volumes).await?;
+        self.apply_host_sysctls(wanted).await?;
         self.steps.status(self.node, service, "creating");
         let candidate_name =
             labels::container_name(self.placement_prefix, service, Role::Candidate);

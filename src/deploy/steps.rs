@@ -1,9 +1,10 @@
 //! The building blocks every change to a service is made of, on one node:
 //! a container created with its config uploaded, its labels, the volumes
-//! the plan gave it, the one-shot bootstrap job, and the health gate. The
-//! executor and the swap compose them; none of them decides what to do.
+//! the plan gave it, the one-shot bootstrap job, the node settings a
+//! host-network service needs, and the health gate. The executor and the
+//! swap compose them; none of them decides what to do.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -234,6 +235,75 @@ impl NodeRun<'_> {
             .await
             .map(|()| true)
             .map_err(|e| self.engine_error(e))
+    }
+
+    /// Write the node settings `wanted` needs (`x-kolla.host_sysctls`)
+    /// from a one-shot container on the host network with NET_ADMIN and a
+    /// writable /proc/sys: settings of the host's network namespace belong
+    /// to the node (the engine refuses `net.*` sysctls for a host-network
+    /// container), and nothing else may write them. Keys and values were
+    /// checked when the compose file was read; they reach the shell as
+    /// arguments, never as code.
+    pub(super) async fn apply_host_sysctls(
+        &self,
+        wanted: &DesiredService,
+    ) -> Result<(), DeployError> {
+        let settings = &wanted.service.kolla.host_sysctls;
+        if settings.is_empty() {
+            return Ok(());
+        }
+        let service = wanted.service.name.as_str();
+        let mut command: Vec<String> = vec![
+            "sh".into(),
+            "-c".into(),
+            r#"while [ $# -gt 1 ]; do printf '%s
+' "$2" > "/proc/sys/$1" || exit 1; shift 2; done"#
+                .into(),
+            "sh".into(),
+        ];
+        for (key, value) in settings {
+            command.push(key.replace('.', "/"));
+            command.push(value.clone());
+        }
+        let spec = ContainerSpec {
+            name: format!(
+                "{}{service}.kolla-sysctl-{}",
+                self.placement_prefix,
+                std::process::id()
+            ),
+            image: wanted
+                .digest
+                .clone()
+                .unwrap_or_else(|| wanted.service.image.clone()),
+            entrypoint: Some(vec![]),
+            command: Some(command),
+            user: Some("0".into()),
+            network_mode: Some("host".into()),
+            cap_add: vec!["NET_ADMIN".into()],
+            security_opt: vec![crate::engine::SYSTEMPATHS_UNCONFINED.into()],
+            labels: BTreeMap::from([(labels::PROJECT.to_string(), self.project.to_string())]),
+            ..ContainerSpec::default()
+        };
+        let listed = settings
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let ran = self
+            .engine
+            .run_spec_to_completion(&spec)
+            .await
+            .map_err(|e| self.engine_error(e))?;
+        if ran.exit_code != 0 {
+            return Err(DeployError::NodeSetting {
+                node: self.node.to_string(),
+                service: service.to_string(),
+                message: format!("cannot set {listed}: {}", ran.output.trim()),
+            });
+        }
+        self.steps
+            .event(self.node, service, &format!("node settings {listed}"));
+        Ok(())
     }
 
     /// After a fresh start: wait for what the plan's gate says.

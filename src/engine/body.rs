@@ -12,6 +12,10 @@ use crate::container::ContainerSpec;
 
 /// The engine's create request for `spec`. Pure, so the mapping is tested
 /// without an engine.
+/// The security option that leaves /proc/sys writable (with the caps to
+/// use it), as the docker CLI and compose write it.
+pub const SYSTEMPATHS_UNCONFINED: &str = "systempaths=unconfined";
+
 pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
     let restart_policy = spec.restart_policy.as_deref().map(restart_policy);
     let port_bindings = (!spec.ports.is_empty()).then(|| {
@@ -33,6 +37,14 @@ pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         .map(|p| format!("{}/{}", p.container_port, p.protocol))
         .collect();
     let non_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    // `systempaths=unconfined` is the docker CLI's spelling of "no masked
+    // or read-only /proc paths"; the API wants the two lists, empty.
+    let (unconfined_paths, security_opt): (Vec<String>, Vec<String>) = spec
+        .security_opt
+        .iter()
+        .cloned()
+        .partition(|o| o == SYSTEMPATHS_UNCONFINED);
+    let system_paths = (!unconfined_paths.is_empty()).then(Vec::new);
     ContainerCreateBody {
         image: Some(spec.image.clone()),
         cmd: spec.command.clone(),
@@ -66,7 +78,9 @@ pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
             privileged: Some(spec.privileged),
             cap_add: non_empty(&spec.cap_add),
             cap_drop: non_empty(&spec.cap_drop),
-            security_opt: non_empty(&spec.security_opt),
+            security_opt: non_empty(&security_opt),
+            masked_paths: system_paths.clone(),
+            readonly_paths: system_paths,
             device_cgroup_rules: non_empty(&spec.device_cgroup_rules),
             restart_policy,
             init: spec.init,

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use bollard::errors::Error as BollardError;
-use bollard::models::{ContainerCreateBody, ContainerSummary, ContainerUpdateBody};
+use bollard::models::{ContainerSummary, ContainerUpdateBody};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
     RemoveContainerOptionsBuilder, RenameContainerOptionsBuilder, StopContainerOptionsBuilder,
@@ -91,18 +91,25 @@ impl Engine {
         cmd: &[&str],
         labels: HashMap<String, String>,
     ) -> Result<RunOutput, EngineError> {
-        let body = ContainerCreateBody {
-            image: Some(image.to_string()),
-            cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
-            labels: Some(labels),
+        let spec = ContainerSpec {
+            name: name.to_string(),
+            image: image.to_string(),
+            command: Some(cmd.iter().map(|s| s.to_string()).collect()),
+            labels: labels.into_iter().collect(),
             ..Default::default()
         };
-        let options = CreateContainerOptionsBuilder::default().name(name).build();
+        self.run_spec_to_completion(&spec).await
+    }
+
+    /// Create `spec`, run it until it exits, collect its output, and remove
+    /// it (whatever happened).
+    pub async fn run_spec_to_completion(
+        &self,
+        spec: &ContainerSpec,
+    ) -> Result<RunOutput, EngineError> {
+        let name = spec.name.as_str();
         let what = format!("container {name}");
-        self.docker
-            .create_container(Some(options), body)
-            .await
-            .map_err(|e| EngineError::from_api(&what, e))?;
+        self.create_container(spec).await?;
         let result = self.start_wait_logs(name).await;
         let remove = RemoveContainerOptionsBuilder::default().force(true).build();
         let removed = self.docker.remove_container(name, Some(remove)).await;

@@ -27,7 +27,7 @@ use bollard::Docker;
 use bollard::errors::Error as BollardError;
 
 use crate::container::is_loopback_url;
-pub use body::create_body;
+pub use body::{SYSTEMPATHS_UNCONFINED, create_body};
 pub use containers::{ContainerDetails, RunOutput};
 pub use exec::ExecOutput;
 pub use images::{BuildRequest, ImageInfo, RegistryAuth, split_tag};

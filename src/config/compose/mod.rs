@@ -1009,6 +1009,18 @@ services:
                 "data container",
             ),
             (
+                "    x-kolla: {host_sysctls: {net.ipv4.tcp_migrate_req: 1}}\n",
+                "host_sysctls is for network_mode: host",
+            ),
+            (
+                "    network_mode: host\n    x-kolla: {host_sysctls: {kernel.panic: 1}}\n",
+                "a network setting",
+            ),
+            (
+                "    network_mode: host\n    x-kolla: {host_sysctls: {net.ipv4.x: \"1; reboot\"}}\n",
+                "a plain value",
+            ),
+            (
                 "    x-kolla: {restore_point: {databases: [a]}}\n",
                 "has no x-kolla.bootstrap",
             ),

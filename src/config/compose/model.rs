@@ -143,6 +143,11 @@ pub struct KollaSettings {
     /// Ports a host-network service listens on: `kolla prechecks` checks
     /// they are free before the first deploy.
     pub host_ports: Vec<u16>,
+    /// Kernel settings of the node's network namespace a host-network
+    /// service needs (e.g. `net.ipv4.tcp_migrate_req: 1`, so a start-first
+    /// swap hands the old generation's queued connections to the new one);
+    /// set on the node before the service is created or swapped.
+    pub host_sysctls: BTreeMap<String, String>,
 }
 
 /// One service, resolved: interpolated, defaults applied, references checked.

@@ -220,6 +220,7 @@ pub(super) struct RawKolla {
     pub(super) update_order: Option<String>,
     #[serde(default)]
     pub(super) host_ports: Vec<String>,
+    pub(super) host_sysctls: Option<Environment>,
 }
 
 /// The service keys kolla supports. `net` and `name` are the legacy v1

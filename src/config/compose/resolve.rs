@@ -310,6 +310,13 @@ impl Resolver<'_> {
                 "x-kolla.host_ports is for network_mode: host (use ports otherwise)",
             ));
         }
+        if !kolla.host_sysctls.is_empty() && network_mode.as_deref() != Some("host") {
+            return Err(self.error(
+                line,
+                name,
+                "x-kolla.host_sysctls is for network_mode: host (use sysctls otherwise)",
+            ));
+        }
         let own_name = self.own_name(line, name, raw.container_name.or(raw.name))?;
         let optional = |key: &str, value: Option<String>| {
             value.map(|v| self.text(line, name, key, &v)).transpose()
@@ -811,7 +818,30 @@ impl Resolver<'_> {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let host_sysctls =
+            self.key_values(line, service, "x-kolla.host_sysctls", raw.host_sysctls)?;
+        for (key, value) in &host_sysctls {
+            let key_ok = key.starts_with("net.")
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.')
+                && !key.contains("..");
+            let value_ok = !value.is_empty()
+                && value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || " ._-".contains(c));
+            if !key_ok || !value_ok {
+                return Err(self.error(
+                    line,
+                    service,
+                    format!(
+                        "x-kolla.host_sysctls: {key:?}: {value:?}: a network setting (net.*, lowercase letters, digits, _ and .) and a plain value"
+                    ),
+                ));
+            }
+        }
         Ok(KollaSettings {
+            host_sysctls,
             data: raw.data,
             config,
             bootstrap,
