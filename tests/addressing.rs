@@ -78,12 +78,12 @@ fn a_multi_node_cloud_binds_node_addresses_and_reaches_the_controller() {
     };
     // Binds: the node's own address.
     assert!(
-        find("keystone: /var/lib/kolla/config_files/config.json")
-            .contains("--http-socket 10.1.2.3:5000")
+        find("keystone: /var/lib/kolla/config_files/uwsgi.ini")
+            .contains("http-socket = 10.1.2.3:5000")
     );
     assert!(find("/glance-api.conf").contains("bind_host = 10.1.2.3"));
     assert!(find("/kolla.cnf").contains("bind-address = 10.1.2.3"));
-    assert!(find("keystone: healthcheck").contains("http://10.1.2.3:5000/v3"));
+    assert!(find("memcached: healthcheck").contains("/dev/tcp/10.1.2.3/11211"));
     // Connections: the controller's internal address.
     assert!(find("/glance-api.conf").contains("@10.9.8.7:3306/glance"));
     assert!(find("nova-compute: /var/lib/kolla/config_files/nova.conf").contains("@10.9.8.7:5672"));

@@ -10,15 +10,9 @@ use bollard::models::{
 
 use crate::container::ContainerSpec;
 
-/// The engine's create request for `spec`. Pure, so the mapping is tested
-/// without an engine.
-/// The security option that leaves /proc/sys writable (with the caps to
-/// use it), as the docker CLI and compose write it.
-pub const SYSTEMPATHS_UNCONFINED: &str = "systempaths=unconfined";
-
-pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
-    let restart_policy = spec.restart_policy.as_deref().map(restart_policy);
-    let port_bindings = (!spec.ports.is_empty()).then(|| {
+/// The engine's port bindings of `spec` (None without ports).
+fn port_bindings(spec: &ContainerSpec) -> Option<HashMap<String, Option<Vec<ApiPortBinding>>>> {
+    (!spec.ports.is_empty()).then(|| {
         let mut map: HashMap<String, Option<Vec<ApiPortBinding>>> = HashMap::new();
         for port in &spec.ports {
             map.entry(format!("{}/{}", port.container_port, port.protocol))
@@ -30,7 +24,18 @@ pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
                 });
         }
         map
-    });
+    })
+}
+
+/// The security option that leaves /proc/sys writable (with the caps to
+/// use it), as the docker CLI and compose write it.
+pub const SYSTEMPATHS_UNCONFINED: &str = "systempaths=unconfined";
+
+/// The engine's create request for `spec`. Pure, so the mapping is tested
+/// without an engine.
+pub fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
+    let restart_policy = spec.restart_policy.as_deref().map(restart_policy);
+    let port_bindings = port_bindings(spec);
     let exposed: Vec<String> = spec
         .ports
         .iter()
@@ -124,8 +129,27 @@ pub(super) fn restart_policy(policy: &str) -> RestartPolicy {
 
 #[cfg(test)]
 mod tests {
-    use super::create_body;
+    use super::{SYSTEMPATHS_UNCONFINED, create_body};
     use crate::container::{ContainerSpec, HealthSpec, PortBinding};
+
+    #[test]
+    fn systempaths_unconfined_becomes_empty_path_lists() {
+        let spec = ContainerSpec {
+            security_opt: vec![SYSTEMPATHS_UNCONFINED.into(), "apparmor=unconfined".into()],
+            ..ContainerSpec::default()
+        };
+        let host = create_body(&spec).host_config.unwrap();
+        assert_eq!(
+            host.security_opt,
+            Some(vec!["apparmor=unconfined".to_string()])
+        );
+        assert_eq!(host.masked_paths, Some(Vec::new()));
+        assert_eq!(host.readonly_paths, Some(Vec::new()));
+        // Without it, the engine's defaults stay.
+        let host = create_body(&ContainerSpec::default()).host_config.unwrap();
+        assert_eq!(host.masked_paths, None);
+        assert_eq!(host.readonly_paths, None);
+    }
 
     #[test]
     fn create_body_maps_every_field() {

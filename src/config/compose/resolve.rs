@@ -818,8 +818,27 @@ impl Resolver<'_> {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let host_sysctls =
-            self.key_values(line, service, "x-kolla.host_sysctls", raw.host_sysctls)?;
+        let host_sysctls = self.host_sysctls(line, service, raw.host_sysctls)?;
+        Ok(KollaSettings {
+            host_sysctls,
+            data: raw.data,
+            config,
+            bootstrap,
+            restore_point,
+            update_order,
+            host_ports,
+        })
+    }
+
+    /// `x-kolla.host_sysctls`: network settings only (`net.*`), with plain
+    /// values: they end up written on the node as root.
+    fn host_sysctls(
+        &self,
+        line: u64,
+        service: &str,
+        raw: Option<Environment>,
+    ) -> Result<BTreeMap<String, String>, ConfigError> {
+        let host_sysctls = self.key_values(line, service, "x-kolla.host_sysctls", raw)?;
         for (key, value) in &host_sysctls {
             let key_ok = key.starts_with("net.")
                 && key
@@ -840,15 +859,7 @@ impl Resolver<'_> {
                 ));
             }
         }
-        Ok(KollaSettings {
-            host_sysctls,
-            data: raw.data,
-            config,
-            bootstrap,
-            restore_point,
-            update_order,
-            host_ports,
-        })
+        Ok(host_sysctls)
     }
 
     /// `x-kolla.restore_point`: MariaDB's commands for `databases`, or the
