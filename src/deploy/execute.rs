@@ -308,9 +308,15 @@ impl NodeRun<'_> {
         let mut attempt = None;
         let result = self.replace_locked(wanted, files, &mut attempt).await;
         let swapped = session.close(attempt, result, |dark| *dark).await?;
+        // The swap happened: pruning is housekeeping, never its failure.
         if swapped.is_some() && wanted.service.kolla.restore_point.is_some() {
-            let generations = self.generations_of(service).await?;
-            self.prune_restore_points(service, &generations).await;
+            match self.generations_of(service).await {
+                Ok(generations) => self.prune_restore_points(service, &generations).await,
+                Err(e) => self.steps.note(format!(
+                    "{}: warning: restore points of {service} not pruned: {e}",
+                    self.node
+                )),
+            }
         }
         Ok(swapped)
     }
