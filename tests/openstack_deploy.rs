@@ -351,7 +351,7 @@ fn start_first_swaps_under_a_client(d: &Deployment, token: &str, admin: &str) {
     let password = admin.to_string();
     let issue_token = move || token_request(&password).status;
     let fifty_ms = Duration::from_millis(50);
-    let cases: Vec<(&str, Option<Duration>, Box<dyn Fn() -> u16 + Send + Sync>)> = vec![
+    let cases: Vec<(&str, Option<Duration>, Request)> = vec![
         ("glance-api", Some(fifty_ms), Box::new(list_images)),
         ("keystone", None, Box::new(issue_token)),
     ];
@@ -384,6 +384,9 @@ fn start_first_swaps_under_a_client(d: &Deployment, token: &str, admin: &str) {
         );
     }
 }
+
+/// A client's request, repeated: its HTTP status (0 for no answer).
+type Request = Box<dyn Fn() -> u16 + Send + Sync>;
 
 /// No failure at all (`None`), or failures no longer apart than `window`.
 fn fails_within(seen: &Seen, window: Option<Duration>) -> bool {
