@@ -145,7 +145,7 @@ impl NodeRun<'_> {
         spec: &RestorePointSpec,
         generation: u64,
         image: &str,
-    ) -> Result<Duration, DeployError> {
+    ) -> Result<(), DeployError> {
         let started = Instant::now();
         let db = self.database_container(service, &spec.service).await?;
         let step = format!(
@@ -180,7 +180,7 @@ impl NodeRun<'_> {
                 started.elapsed().as_secs_f64()
             ),
         );
-        Ok(started.elapsed())
+        Ok(())
     }
 
     /// Keep `dump` as the restore point of `service`'s `generation`: written
