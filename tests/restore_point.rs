@@ -214,3 +214,26 @@ fn restore_points_follow_the_kept_generations_and_outlive_destroy_until_purge() 
     );
     assert!(restore_points(&d).is_empty(), "--purge-data removes them");
 }
+
+#[test]
+fn a_container_kolla_does_not_own_in_a_restore_point_name_stops_the_upgrade_first() {
+    let d = deployed("restore-inway", &["1.0.0", "2.0.0"]);
+    let in_the_way = format!("{}.kolla-restore-1.writing", d.container("web"));
+    let image = d.env("IMAGE").to_string();
+    let made = docker(&[
+        "create",
+        "--name",
+        &in_the_way,
+        "--label",
+        "kolla.test=in-the-way",
+        &image,
+        "true",
+    ]);
+    assert!(made.status.success(), "{}", describe(&made));
+    let output = d.kolla("upgrade", &["web", "--tag", "2.0.0"]);
+    let _ = docker(&["rm", "-f", &in_the_way]);
+    common::expect_exit(&output, 1, &[&in_the_way, "not kolla's"]);
+    assert_eq!(schema(&d), V1, "the job never ran");
+    assert_eq!(d.serving().as_deref(), Some("version 1.0.0\n"));
+    assert!(restore_points(&d).is_empty());
+}
