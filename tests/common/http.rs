@@ -1,5 +1,6 @@
-//! A plain HTTP/1.0 client for what the deployed services serve on
-//! loopback: no keep-alive, no chunking, a timeout on every read.
+//! A plain HTTP/1.0 client for what the deployed services serve (on
+//! loopback, or at a test node's address): no keep-alive, no chunking, a
+//! timeout on every read.
 
 /// GET `path` from 127.0.0.1:`port` with a plain HTTP/1.0 request: the
 /// body of whatever answer comes.
@@ -44,18 +45,31 @@ pub fn http_request(
     body: &[u8],
     timeout: std::time::Duration,
 ) -> Reply {
+    http_request_to("127.0.0.1", method, port, path, headers, body, timeout)
+}
+
+/// `http_request` to `host`:`port`.
+pub fn http_request_to(
+    host: &str,
+    method: &str,
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout: std::time::Duration,
+) -> Reply {
     use std::io::{Read, Write};
     let failed = Reply {
         status: 0,
         headers: Default::default(),
         body: Vec::new(),
     };
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+    let Ok(mut stream) = std::net::TcpStream::connect((host, port)) else {
         return failed;
     };
     let _ = stream.set_read_timeout(Some(timeout));
     let mut request = format!(
-        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.0\r\nHost: {host}:{port}\r\nContent-Length: {}\r\n",
         body.len()
     );
     for (name, value) in headers {

@@ -2,7 +2,8 @@
 //! `sandbox` (a private image tree and namespace), `deployment` (a project
 //! of its own on the engine, and what tests check of it), `http` (a plain
 //! client for what the services serve), `nodes` (test nodes with engines
-//! of their own), and here the engine, the kolla binary and the checks of
+//! of their own), `openstack` (what the heavy tests ask of a real cloud),
+//! and here the engine, the kolla binary and the checks of
 //! its output.
 //!
 //! Everything a test creates carries a name and label no other test uses,
@@ -15,11 +16,13 @@
 mod deployment;
 mod http;
 mod nodes;
+mod openstack;
 mod sandbox;
 
 pub use deployment::*;
 pub use http::*;
 pub use nodes::*;
+pub use openstack::*;
 pub use sandbox::*;
 
 use std::io::{BufRead, BufReader};

@@ -244,7 +244,8 @@ impl Cluster {
     }
 
     /// An inventory of every node over TLS, with the roles `roles` gives
-    /// node i (0-based); its path.
+    /// node i (0-based), privileged services in the form each node's engine
+    /// grants (`privileged: auto`); its path.
     pub fn write_inventory(
         &self,
         file: &str,
@@ -272,7 +273,7 @@ impl Cluster {
         for (i, node) in self.nodes.iter().enumerate() {
             if ssh {
                 text.push_str(&format!(
-                    "  {}:\n    docker: ssh://root@{}\n    api_address: {}\n    roles: [{}]\n",
+                    "  {}:\n    docker: ssh://root@{}\n    api_address: {}\n    privileged: auto\n    roles: [{}]\n",
                     node.name,
                     node.address,
                     node.address,
@@ -281,7 +282,7 @@ impl Cluster {
                 continue;
             }
             text.push_str(&format!(
-                "  {}:\n    docker: {}\n    api_address: {}\n    tls: {{ca: {ca}, cert: {cert}, key: {key}}}\n    roles: [{}]\n",
+                "  {}:\n    docker: {}\n    api_address: {}\n    privileged: auto\n    tls: {{ca: {ca}, cert: {cert}, key: {key}}}\n    roles: [{}]\n",
                 node.name,
                 node.endpoint(),
                 node.address,

@@ -1,0 +1,153 @@
+//! What the heavy tests ask of a real OpenStack deployment: its APIs over
+//! plain HTTP at an address (loopback for the all-in-one, the controller's
+//! for a cloud over test nodes), the admin's token and password, the real
+//! client (`openstack`, Debian's python3-openstackclient), libvirt's
+//! running guests, and changed images to upgrade to.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{Reply, describe, http_request_to};
+
+/// One request to the API at `host`:`port`, with `token` (when not empty)
+/// as X-Auth-Token; status 0 when the service does not answer.
+pub fn api(
+    host: &str,
+    method: &str,
+    port: u16,
+    path: &str,
+    token: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
+    let mut all = headers.to_vec();
+    if !token.is_empty() {
+        all.push(("X-Auth-Token", token));
+    }
+    http_request_to(
+        host,
+        method,
+        port,
+        path,
+        &all,
+        body,
+        Duration::from_secs(60),
+    )
+}
+
+/// Keystone's answer at `host` to admin asking for a project-scoped token.
+pub fn token_request(host: &str, password: &str) -> Reply {
+    let body = serde_json::json!({"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": "admin", "domain": {"id": "default"}, "password": password}}},
+        "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}});
+    api(
+        host,
+        "POST",
+        5000,
+        "/v3/auth/tokens",
+        "",
+        &[("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+    )
+}
+
+/// An admin token from Keystone at `host` for `password`, or None when
+/// Keystone refuses; its catalog must name every service deployed.
+pub fn admin_token(host: &str, password: &str) -> Option<String> {
+    let reply = token_request(host, password);
+    if reply.status != 201 {
+        return None;
+    }
+    let catalog = reply.json()["token"]["catalog"].clone();
+    for kind in ["identity", "image", "placement", "compute"] {
+        assert!(
+            catalog
+                .as_array()
+                .is_some_and(|c| c.iter().any(|s| s["type"] == kind)),
+            "no {kind} service in the catalog: {catalog}"
+        );
+    }
+    reply.headers.get("x-subject-token").cloned()
+}
+
+/// Keystone's admin password from the deployment's passwords.yml.
+pub fn admin_password(config_dir: &Path) -> String {
+    let passwords =
+        std::fs::read_to_string(config_dir.join("passwords.yml")).expect("passwords.yml");
+    passwords
+        .lines()
+        .find_map(|l| l.strip_prefix("keystone_admin_password: "))
+        .map(|v| v.trim_matches('"').to_string())
+        .expect("an admin password in passwords.yml")
+}
+
+/// The real client, `openstack ARGS`, as admin against Keystone at `host`.
+pub fn openstack(host: &str, password: &str, args: &[&str]) -> Output {
+    let output = Command::new("openstack")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("OS_AUTH_URL", format!("http://{host}:5000/v3"))
+        .env("OS_IDENTITY_API_VERSION", "3")
+        .env("OS_USERNAME", "admin")
+        .env("OS_PASSWORD", password)
+        .env("OS_PROJECT_NAME", "admin")
+        .env("OS_USER_DOMAIN_ID", "default")
+        .env("OS_PROJECT_DOMAIN_ID", "default")
+        .args(args)
+        .output();
+    output.unwrap_or_else(|e| {
+        panic!("cannot run the openstack client ({e}): tools/setup installs python3-openstackclient")
+    })
+}
+
+/// Poll `check` every 2 s for up to 3 minutes; panics naming `what`.
+pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        if let Some(found) = check() {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+/// Build `changed` on this engine: `image` with one label more, so an
+/// upgrade to it swaps the container and nothing else differs.
+pub fn changed_image(image: &str, changed: &str) {
+    let mut build = Command::new("docker")
+        .args(["build", "-q", "-t", changed, "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("docker build");
+    std::io::Write::write_all(
+        &mut build.stdin.take().expect("stdin"),
+        format!("FROM {image}\nLABEL kolla.test={changed}\n").as_bytes(),
+    )
+    .expect("the Dockerfile");
+    assert!(build.wait().expect("docker build").success());
+}
+
+/// The libvirt domains running in the libvirt container `container`, by
+/// name; `docker` runs the docker CLI of the engine it is on.
+pub fn running_domains(docker: impl Fn(&[&str]) -> Output, container: &str) -> Vec<String> {
+    let output = docker(&[
+        "exec",
+        container,
+        "virsh",
+        "-c",
+        "qemu:///system",
+        "list",
+        "--name",
+        "--state-running",
+    ]);
+    assert!(output.status.success(), "{}", describe(&output));
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_string())
+        .collect()
+}
