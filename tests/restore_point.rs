@@ -237,3 +237,37 @@ fn a_container_kolla_does_not_own_in_a_restore_point_name_stops_the_upgrade_firs
     assert_eq!(d.serving().as_deref(), Some("version 1.0.0\n"));
     assert!(restore_points(&d).is_empty());
 }
+
+/// A `rollback --restore-db` killed (SIGKILL) after it stopped the newer
+/// generation, after the load, or in the middle of its swap: the next
+/// command's recovery never starts the newer generation on a database that
+/// may be half restored. It loads the restore point again, whole, and
+/// finishes the rollback the operator asked for.
+#[test]
+fn a_restore_killed_at_any_step_is_finished_by_recovery() {
+    for step in ["restore-stopped", "restored", "old-renamed"] {
+        let d = deployed(&format!("restore-kill-{step}"), &["1.0.0", "2.0.0"]);
+        // The swap's steps in kolla itself, not in a helper that would
+        // finish it alone.
+        d.without_helper();
+        d.expect("upgrade", &["web", "--tag", "2.0.0"], 0, &[]);
+        common::kill_at(d.command("rollback", &["web", "--restore-db"]), step);
+        assert!(d.serving().is_none(), "{step}: generation 2 was stopped");
+        // Whatever the load left, the restore point loads whole.
+        in_db(&d, "echo 'half restored' > /db/schema");
+        let output = d.kolla("recover", &[]);
+        assert!(output.status.success(), "{step}: {}", describe(&output));
+        let said = format!("{}{}", stdout_of(&output), common::stderr(&output));
+        assert!(
+            said.contains("finished the interrupted `rollback --restore-db`"),
+            "{step}: {said}"
+        );
+        assert_eq!(schema(&d), V1, "{step}: {said}");
+        assert_eq!(
+            d.serving().as_deref(),
+            Some("version 1.0.0\n"),
+            "{step}: {said}"
+        );
+        d.assert_one_live_and_no_leftovers("web", step);
+    }
+}

@@ -300,6 +300,7 @@ impl NodeRun<'_> {
                 target: wanted.service.image.clone(),
                 from: Some(seen.generation),
                 from_running: seen.state == State::Running,
+                restore_db: None,
                 takeover: Takeover::Never,
             },
         )
@@ -453,6 +454,7 @@ impl NodeRun<'_> {
                 target: format!("generation 1 ({})", wanted.service.image),
                 from: None,
                 from_running: false,
+                restore_db: None,
                 takeover: Takeover::Never,
             },
         )
@@ -586,6 +588,7 @@ impl NodeRun<'_> {
                 target: format!("generation {}", target.generation),
                 from: Some(live.generation),
                 from_running: live.state == State::Running,
+                restore_db: restore_db.then_some(target.generation),
                 takeover: Takeover::Never,
             },
         )
@@ -610,7 +613,7 @@ impl NodeRun<'_> {
     /// `rollback --restore-db`: the database back to `target`'s restore
     /// point with `live` stopped, then the swap. The dark window reported
     /// runs from that stop, restore included.
-    async fn restore_then_roll_back(
+    pub(super) async fn restore_then_roll_back(
         &self,
         live: &ObservedContainer,
         target: &ObservedContainer,

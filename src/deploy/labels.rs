@@ -50,6 +50,10 @@ pub const LOCK_FROM: &str = "kolla.lock-from";
 /// Whether that generation was running then (`true`/`false`): a swap cut
 /// short after stopping it must start it again, even if it exited 0.
 pub const LOCK_FROM_RUNNING: &str = "kolla.lock-from-running";
+/// On the lock of a `rollback --restore-db`: the generation whose restore
+/// point is being loaded. A run that dies under it leaves a database that
+/// may be half restored, which the newer generation must never run on.
+pub const LOCK_RESTORE_DB: &str = "kolla.lock-restore-db";
 
 /// Name suffixes of the containers of a swap.
 pub const CANDIDATE_SUFFIX: &str = ".kolla-new";
@@ -144,6 +148,8 @@ pub struct ObservedContainer {
     pub lock_from: Option<u64>,
     /// A lock's: whether that generation was running when it was taken.
     pub lock_from_running: bool,
+    /// A lock's: the generation a `rollback --restore-db` restores.
+    pub lock_restore_db: Option<u64>,
     /// Made for a service that updates start-first (`kolla.update-order`).
     pub start_first: bool,
 }
@@ -172,6 +178,7 @@ impl ObservedContainer {
             mount_points: Vec::new(),
             lock_from: None,
             lock_from_running: false,
+            lock_restore_db: None,
             start_first: false,
         }
     }
@@ -210,6 +217,7 @@ impl ObservedContainer {
             mount_points: listed.mount_points.clone(),
             lock_from: labels.get(LOCK_FROM).and_then(|g| g.parse().ok()),
             lock_from_running: labels.get(LOCK_FROM_RUNNING).is_some_and(|v| v == "true"),
+            lock_restore_db: labels.get(LOCK_RESTORE_DB).and_then(|g| g.parse().ok()),
             start_first: labels.get(UPDATE_ORDER).is_some_and(|v| v == "start-first"),
         })
     }

@@ -26,7 +26,7 @@ use crate::engine::{ContainerDetails, Engine, EngineError};
 
 pub use super::labels::{
     LOCK_BOOT, LOCK_FROM, LOCK_FROM_RUNNING, LOCK_HOST, LOCK_OWNER, LOCK_PID, LOCK_PID_START,
-    LOCK_REASON, LOCK_SINCE, LOCK_TARGET,
+    LOCK_REASON, LOCK_RESTORE_DB, LOCK_SINCE, LOCK_TARGET,
 };
 
 /// How many times a lock that vanished between our create and our look is
@@ -88,6 +88,9 @@ pub struct LockRequest<'a> {
     pub from: Option<u64>,
     /// Whether that generation was running then.
     pub from_running: bool,
+    /// A `rollback --restore-db`: the generation whose restore point it
+    /// loads.
+    pub restore_db: Option<u64>,
     /// Who takes it (the operator's user name).
     pub user: &'a str,
 }
@@ -128,6 +131,7 @@ pub async fn acquire(
     let mut me = Holder::this_process(request.reason, request.target, request.user);
     me.from = request.from;
     me.from_running = request.from_running;
+    me.restore_db = request.restore_db;
     let spec = ContainerSpec {
         name: name.clone(),
         image: request.image.to_string(),
@@ -221,6 +225,7 @@ pub struct Holder {
     pub target: Option<String>,
     pub from: Option<u64>,
     pub from_running: bool,
+    pub restore_db: Option<u64>,
 }
 
 impl Holder {
@@ -237,6 +242,7 @@ impl Holder {
             target: Some(target.to_string()),
             from: None,
             from_running: false,
+            restore_db: None,
         }
     }
 
@@ -256,6 +262,7 @@ impl Holder {
             (LOCK_TARGET, self.target.clone()),
             (LOCK_FROM, self.from.map(|g| g.to_string())),
             (LOCK_FROM_RUNNING, Some(self.from_running.to_string())),
+            (LOCK_RESTORE_DB, self.restore_db.map(|g| g.to_string())),
         ];
         for (key, value) in fields {
             if let Some(value) = value {
@@ -278,6 +285,7 @@ impl Holder {
             target: get(LOCK_TARGET),
             from: get(LOCK_FROM).and_then(|g| g.parse().ok()),
             from_running: get(LOCK_FROM_RUNNING).is_some_and(|v| v == "true"),
+            restore_db: get(LOCK_RESTORE_DB).and_then(|g| g.parse().ok()),
         }
     }
 
@@ -387,6 +395,7 @@ mod tests {
             target: Some("r/web:2.0.0".into()),
             from: Some(1),
             from_running: true,
+            restore_db: None,
         }
     }
 
@@ -438,6 +447,7 @@ mod tests {
     fn this_process_has_a_start_time_and_labels_round_trip() {
         let mut me = Holder::this_process("upgrade", "r/web:2", "ops");
         me.from = Some(3);
+        me.restore_db = Some(2);
         assert!(me.pid_start.is_some());
         assert!(!me.is_gone());
         let details = ContainerDetails::created(
@@ -465,6 +475,7 @@ mod tests {
             target: None,
             from: None,
             from_running: false,
+            restore_db: None,
         };
         assert_eq!(bare.to_string(), "an unknown user, since an unknown time");
         assert_eq!(age(3 * 3600 + 120), "3h 2m ago");

@@ -529,6 +529,7 @@ fn recoveries(observed: &[ObservedContainer], retain: usize) -> Vec<Recovery> {
                         l.lock_from.map(|generation| LockedFrom {
                             generation,
                             running: l.lock_from_running,
+                            restore_db: l.lock_restore_db,
                         })
                     }),
                     retain,
@@ -705,6 +706,7 @@ services:
             mount_points: Vec::new(),
             lock_from: None,
             lock_from_running: false,
+            lock_restore_db: None,
             start_first: false,
         }
     }

@@ -1,7 +1,8 @@
 //! Running a recovery: take the service's lock in a session (taking over
 //! only a lock whose holder is proven gone, or any with `--force`), let a
 //! swap helper left behind finish, look at the node again under the lock,
-//! plan (`recovery::recovery_plan`, pure) and run the steps.
+//! plan (`recovery::recovery_plan`, pure) and run the steps; after a
+//! `rollback --restore-db` cut short, finish it.
 
 use super::context::NodeRun;
 use super::error::DeployError;
@@ -9,6 +10,7 @@ use super::labels::{self, ObservedContainer, Role};
 use super::lock::Takeover;
 use super::recovery::{LockedFrom, Step, recovery_plan};
 use super::session::{Intent, Session};
+use crate::container::State;
 
 /// Recover `service`: take its lock (over a gone holder's, or any with
 /// `force`), look again, run the plan; returns what was done, a phrase a
@@ -46,6 +48,7 @@ pub async fn recover_service(
             target: "the last good generation".into(),
             from: None,
             from_running: false,
+            restore_db: None,
             takeover: if force {
                 Takeover::Force
             } else {
@@ -58,6 +61,7 @@ pub async fn recover_service(
         h.from.map(|generation| LockedFrom {
             generation,
             running: h.from_running,
+            restore_db: h.restore_db,
         })
     });
     let interrupted = session.took_over().is_some()
@@ -97,7 +101,51 @@ async fn recover_locked(
         .filter(|c| c.service == service && c.name != session.lock_name())
         .collect();
     let steps = recovery_plan(&mine, interrupted, from, run.options.retain);
-    run_steps(run, service, &mine, &steps, done).await
+    run_steps(run, service, &mine, &steps, done).await?;
+    match from.and_then(|f| f.restore_db) {
+        Some(generation) => finish_restore(run, service, generation, done).await,
+        None => Ok(()),
+    }
+}
+
+/// A `rollback --restore-db` to `generation` that died after stopping the
+/// live generation: the database may be half restored, so the plan left
+/// that generation stopped. The dead run's work is done again from the
+/// start (a restore point loads whole, whatever the database holds), as
+/// the operator asked: the database back to `generation`'s restore point,
+/// then `generation` swapped in. If that fails, the service stays stopped
+/// and the error says what to do.
+async fn finish_restore(
+    run: &NodeRun<'_>,
+    service: &str,
+    generation: u64,
+    done: &mut Vec<String>,
+) -> Result<(), DeployError> {
+    let now = super::observe::observe_project(run.engine, run.project, run.placement_prefix)
+        .await
+        .map_err(|e| run.engine_error(e))?;
+    let kept = super::plan::kept_of(&now, service);
+    let live = now
+        .iter()
+        .find(|c| c.service == service && c.role == Role::Live);
+    let Some(live) = live.filter(|l| l.generation != generation && l.state != State::Running)
+    else {
+        return Ok(());
+    };
+    let Some(target) = kept.iter().find(|c| c.generation == generation) else {
+        return Err(run.restore_point_error(
+            service,
+            format!(
+                "a `rollback --restore-db` to generation {generation} was cut short, and generation {generation} is no longer kept\n  {service} stays stopped: generation {} must not run on a database that may be half restored\n  hint: restore the database by hand, then `kolla deploy` starts generation {}",
+                live.generation, live.generation
+            ),
+        ));
+    };
+    run.restore_then_roll_back(live, target, &kept).await?;
+    done.push(format!(
+        "finished the interrupted `rollback --restore-db`: database restored, generation {generation} live"
+    ));
+    Ok(())
 }
 
 /// A service whose only container is a lock: clear it if its holder is

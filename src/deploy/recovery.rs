@@ -16,6 +16,10 @@
 //!   is not running (the last deploy wanted it running; a one-shot that
 //!   completed stays as it is) and must pass its gate; if it fails, the
 //!   newest kept generation is swapped back in;
+//! - except after a `rollback --restore-db` cut short: a stopped live
+//!   generation other than the one being restored stays stopped (the
+//!   database may be half restored); `recover.rs` then finishes the
+//!   restore and the rollback;
 //! - kept generations beyond `--retain` are removed.
 
 use std::fmt;
@@ -91,6 +95,10 @@ pub struct LockedFrom {
     /// Whether it was running: a swap cut short after stopping it leaves it
     /// exited (with code 0 if it stops cleanly), and it must run again.
     pub running: bool,
+    /// The run was a `rollback --restore-db` to this generation: the
+    /// database may be half restored, so no other generation is started
+    /// (recovery finishes the rollback instead).
+    pub restore_db: Option<u64>,
 }
 
 /// The recovery of one service, from its containers (any order, its lock
@@ -191,6 +199,12 @@ fn settle_live(
     // dead run found it running: then the swap stopped it.
     let stopped_by_swap = locked_from.is_some_and(|f| f.running && f.generation == live.generation);
     let completed = !restored && completed_job(live) && !stopped_by_swap;
+    let on_restored_db = locked_from
+        .and_then(|f| f.restore_db)
+        .is_some_and(|generation| generation != live.generation);
+    if on_restored_db && !running {
+        return;
+    }
     if !running && !completed && !live.data {
         steps.push(Step::Start {
             generation: live.generation,
@@ -274,6 +288,7 @@ mod tests {
             Some(LockedFrom {
                 generation: 2,
                 running: true,
+                restore_db: None,
             }),
             2,
         );
@@ -300,15 +315,53 @@ mod tests {
         let was_running = LockedFrom {
             generation: 1,
             running: true,
+            restore_db: None,
         };
         let steps = recovery_plan(&mine, true, Some(was_running), 2);
         assert!(steps.contains(&Step::Start { generation: 1 }), "{steps:?}");
         let was_done = LockedFrom {
             generation: 1,
             running: false,
+            restore_db: None,
         };
         let steps = recovery_plan(&mine, true, Some(was_done), 2);
         assert!(!steps.contains(&Step::Start { generation: 1 }), "{steps:?}");
+    }
+
+    #[test]
+    fn a_restore_cut_short_never_starts_the_newer_generation_on_the_database() {
+        // `rollback --restore-db` from 2 to 1 died after stopping 2: the
+        // database may be half restored.
+        let mut live = container("api", Role::Live, 2);
+        live.state = State::Exited;
+        let kept = container("api", Role::Kept(1), 1);
+        let restoring = LockedFrom {
+            generation: 2,
+            running: true,
+            restore_db: Some(1),
+        };
+        let steps = recovery_plan(&[&live, &kept], true, Some(restoring), 2);
+        assert!(
+            !steps
+                .iter()
+                .any(|s| matches!(s, Step::Start { .. } | Step::Gate { .. })),
+            "{steps:?}"
+        );
+        // Died mid-swap with no live name: 2 gets it back, still stopped.
+        let mut renamed = container("api", Role::Kept(2), 2);
+        renamed.state = State::Exited;
+        let steps = recovery_plan(&[&renamed, &kept], true, Some(restoring), 2);
+        assert!(steps.contains(&Step::Restore {
+            id: renamed.id.clone(),
+            from: renamed.name.clone()
+        }));
+        assert!(!steps.contains(&Step::Start { generation: 2 }), "{steps:?}");
+        // Died after the swap: generation 1, restored for, is started.
+        let mut swapped = container("api", Role::Live, 1);
+        swapped.state = State::Created;
+        let old = container("api", Role::Kept(2), 2);
+        let steps = recovery_plan(&[&swapped, &old], true, Some(restoring), 2);
+        assert!(steps.contains(&Step::Start { generation: 1 }), "{steps:?}");
     }
 
     fn plan_text(containers: &[ObservedContainer], from: Option<u64>, retain: usize) -> String {
@@ -316,6 +369,7 @@ mod tests {
         let from = from.map(|generation| LockedFrom {
             generation,
             running: false,
+            restore_db: None,
         });
         recovery_plan(&mine, from.is_some(), from, retain)
             .iter()

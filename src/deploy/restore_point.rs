@@ -126,7 +126,7 @@ impl NodeRun<'_> {
         }
     }
 
-    fn restore_point_error(&self, service: &str, message: String) -> DeployError {
+    pub(super) fn restore_point_error(&self, service: &str, message: String) -> DeployError {
         DeployError::RestorePoint {
             node: self.node.to_string(),
             service: service.to_string(),

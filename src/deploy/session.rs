@@ -30,6 +30,9 @@ pub struct Intent<'s> {
     /// Whether it was running then (recovery starts it again if the swap
     /// was cut short after stopping it).
     pub from_running: bool,
+    /// A `rollback --restore-db`: the generation whose restore point it
+    /// loads (recovery finishes it rather than start the newer one).
+    pub restore_db: Option<u64>,
     pub takeover: Takeover,
 }
 
@@ -147,6 +150,7 @@ async fn acquire(run: &NodeRun<'_>, intent: &Intent<'_>) -> Result<Lock, DeployE
         target: &intent.target,
         from: intent.from,
         from_running: intent.from_running,
+        restore_db: intent.restore_db,
         user: run.user,
     };
     lock::acquire(run.engine, &request, intent.takeover)

@@ -348,6 +348,7 @@ impl Deployment {
             target: "a test",
             from: Some(1),
             from_running: true,
+            restore_db: None,
             user: "a-test-operator",
         };
         runtime()
