@@ -53,6 +53,8 @@ pub enum Command {
     Prechecks(NodeArgs),
     /// Fill passwords.yml with random passwords (existing ones are kept).
     Genpwd(GenpwdArgs),
+    /// Write clouds.yaml and admin-openrc.sh (0600) for the cloud's admin.
+    PostDeploy(PostDeployArgs),
     /// Make the TLS certificates for remote engines: a CA, a server
     /// certificate per node and kolla's client certificate.
     Certs(CertsArgs),
@@ -284,6 +286,13 @@ pub struct GenpwdArgs {
     /// The passwords file (default: passwords.yml in the config dir).
     #[arg(long, value_name = "FILE")]
     pub passwords: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PostDeployArgs {
+    /// Inventory file (default: the built-in all-in-one, this machine).
+    #[arg(short, long, env = "KOLLA_INVENTORY", value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

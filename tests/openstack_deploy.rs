@@ -139,6 +139,7 @@ fn all_in_one_builds_deploys_and_serves_the_apis() {
     });
     assert_eq!(hypervisors[0]["state"], "up");
     boot_a_server(&d, &token);
+    the_real_client_reaches_the_cloud(&d);
 
     // A second deploy finds everything in place.
     let output = d.kolla("deploy", &[]);
@@ -481,6 +482,79 @@ fn boot_a_server(d: &Deployment, token: &str) {
     let resources = resources.unwrap_or_default();
     assert_eq!(resources["VCPU"], 1, "{}", allocations.text());
     assert_eq!(resources["MEMORY_MB"], 64, "{}", allocations.text());
+}
+
+/// `kolla post-deploy` writes the admin's clouds.yaml and admin-openrc.sh
+/// (0600), and the real client works with each: installed here, and from
+/// the kolla-toolbox image as the command post-deploy prints runs it.
+fn the_real_client_reaches_the_cloud(d: &Deployment) {
+    use std::os::unix::fs::PermissionsExt;
+    let output = d.kolla("post-deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let clouds = d.images.config_dir.join("clouds.yaml");
+    let openrc = d.images.config_dir.join("admin-openrc.sh");
+    for file in [&clouds, &openrc] {
+        let mode = std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", file.display());
+    }
+    let images = std::process::Command::new("openstack")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("OS_CLOUD", "kolla-admin")
+        .env("OS_CLIENT_CONFIG_FILE", &clouds)
+        .args(["image", "list", "-f", "json"])
+        .output()
+        .expect("the openstack client (tools/setup installs python3-openstackclient)");
+    assert!(images.status.success(), "{}", describe(&images));
+    assert!(
+        common::stdout_of(&images).contains("\"kolla-test\""),
+        "{}",
+        describe(&images)
+    );
+    let token = std::process::Command::new("bash")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .arg("-c")
+        .arg(format!(
+            ". {} && openstack token issue -f value -c id",
+            openrc.display()
+        ))
+        .output()
+        .expect("bash");
+    assert!(token.status.success(), "{}", describe(&token));
+    assert!(!common::stdout_of(&token).trim().is_empty());
+    let uid = common::stdout_of(&std::process::Command::new("id").arg("-u").output().unwrap());
+    let services = common::docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--user",
+        uid.trim(),
+        "-e",
+        "HOME=/tmp",
+        "--label",
+        &format!("kolla.test={}", d.images.namespace),
+        "-v",
+        &format!("{}:/etc/openstack/clouds.yaml:ro", clouds.display()),
+        "-e",
+        "OS_CLOUD=kolla-admin",
+        &d.images.image_ref("kolla-toolbox"),
+        "openstack",
+        "compute",
+        "service",
+        "list",
+        "-f",
+        "json",
+    ]);
+    assert!(services.status.success(), "{}", describe(&services));
+    let rows: serde_json::Value = serde_json::from_slice(&services.stdout).expect("JSON");
+    assert!(
+        rows.as_array().is_some_and(|r| r
+            .iter()
+            .any(|s| s["Binary"] == "nova-compute" && s["State"] == "up")),
+        "{rows}"
+    );
 }
 
 /// `keystone-manage --version` in the built keystone image prints a version.

@@ -1,6 +1,7 @@
 //! Reading and validating the operator's files. Nothing here talks to Docker;
 //! everything returns typed values or an error that names the file and line.
 
+pub mod clouds;
 pub mod compose;
 pub mod globals;
 pub mod interpolate;

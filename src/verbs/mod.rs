@@ -6,8 +6,9 @@
 //!
 //! Files: `build` (images), `targets` (inventory + compose files -> the
 //! nodes to work on), `deploy` (deploy, pull), `lifecycle` (stop,
-//! destroy), `ps`, `prechecks`, `genpwd`, `swap` (upgrade, rollback),
-//! `recover` (recover, unlock), `history`.
+//! destroy), `ps`, `prechecks`, `genpwd`, `post_deploy` (the admin's
+//! client files), `swap` (upgrade, rollback), `recover` (recover, unlock),
+//! `history`.
 
 mod build;
 mod certs;
@@ -15,6 +16,7 @@ mod deploy;
 mod genpwd;
 mod history;
 mod lifecycle;
+mod post_deploy;
 mod prechecks;
 mod ps;
 mod recover;
@@ -300,6 +302,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Destroy(args) => lifecycle::destroy(s, args).await,
         Command::Prechecks(args) => prechecks::prechecks(s, args).await,
         Command::Genpwd(args) => genpwd::genpwd(s, args),
+        Command::PostDeploy(args) => post_deploy::post_deploy(s, args),
         Command::Certs(args) => certs::certs(s, args),
         Command::Upgrade(args) => swap::upgrade(s, args).await,
         Command::Rollback(args) => swap::rollback(s, args).await,

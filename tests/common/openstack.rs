@@ -98,7 +98,9 @@ pub fn openstack(host: &str, password: &str, args: &[&str]) -> Output {
         .args(args)
         .output();
     output.unwrap_or_else(|e| {
-        panic!("cannot run the openstack client ({e}): tools/setup installs python3-openstackclient")
+        panic!(
+            "cannot run the openstack client ({e}): tools/setup installs python3-openstackclient"
+        )
     })
 }
 
