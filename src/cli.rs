@@ -183,6 +183,10 @@ pub struct RollbackArgs {
     #[arg(long)]
     pub restore_db: bool,
 
+    /// Nodes rolled back at once (each node's services one after another).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallel: u16,
+
     /// `json`: one JSON document on stdout, a record per service rolled
     /// back (generations, dark window, result).
     #[arg(long, value_enum, default_value = "human")]

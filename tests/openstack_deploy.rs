@@ -392,6 +392,12 @@ fn a_guest_outlives_an_upgrade_of_nova_compute(d: &Deployment, token: &str) {
 /// Store `bytes` in Glance as raw image `name`; its id.
 fn upload_image(token: &str, name: &str, bytes: &[u8]) -> String {
     let image = serde_json::json!({"name": name, "disk_format": "raw", "container_format": "bare"});
+    upload(token, image, bytes)
+}
+
+/// Create the image `image` describes in Glance and store `bytes` in it;
+/// its id.
+fn upload(token: &str, image: serde_json::Value, bytes: &[u8]) -> String {
     let created = http(
         "POST",
         9292,
@@ -427,19 +433,36 @@ fn image_bytes(token: &str, id: &str) -> Vec<u8> {
     .body
 }
 
-/// Boot a server without a network (there is no Neutron) from a blank
-/// disk: libvirt starts QEMU for it, and the hypervisor and Placement
-/// account for it. Nova's own server views need Neutron, so they are not
-/// asked.
+/// Boot the tiny guest (the Debian kernel and a busybox initramfs, booted
+/// directly: Glance images with kernel_id and ramdisk_id) without a network
+/// (there is no Neutron): libvirt runs it, the hypervisor and Placement
+/// account for it, and its console log shows the guest's own words.
+/// Nova's own server views need Neutron, so they are not asked.
 fn boot_a_server(d: &Deployment, token: &str) {
-    let image = upload_image(token, "blank", &vec![0u8; 1 << 20]);
+    let guest = common::guest();
+    let kernel = upload(
+        token,
+        serde_json::json!({"name": "guest-kernel", "disk_format": "aki", "container_format": "aki"}),
+        &guest.kernel,
+    );
+    let ramdisk = upload(
+        token,
+        serde_json::json!({"name": "guest-initrd", "disk_format": "ari", "container_format": "ari"}),
+        &guest.initrd,
+    );
+    let image = upload(
+        token,
+        serde_json::json!({"name": "guest", "disk_format": "ami", "container_format": "ami",
+            "kernel_id": kernel, "ramdisk_id": ramdisk}),
+        &vec![0u8; 1 << 20],
+    );
     let flavor = http(
         "POST",
         8774,
         "/v2.1/flavors",
         token,
         &[("Content-Type", "application/json")],
-        br#"{"flavor": {"name": "kolla-test", "ram": 64, "vcpus": 1, "disk": 1}}"#,
+        br#"{"flavor": {"name": "kolla-test", "ram": 192, "vcpus": 1, "disk": 1}}"#,
     );
     assert_eq!(flavor.status, 200, "{}", flavor.text());
     let flavor = flavor.json()["flavor"]["id"].as_str().unwrap().to_string();
@@ -481,7 +504,20 @@ fn boot_a_server(d: &Deployment, token: &str) {
         .map(|a| a["resources"].clone());
     let resources = resources.unwrap_or_default();
     assert_eq!(resources["VCPU"], 1, "{}", allocations.text());
-    assert_eq!(resources["MEMORY_MB"], 64, "{}", allocations.text());
+    assert_eq!(resources["MEMORY_MB"], 192, "{}", allocations.text());
+    // The guest's own words on its console: it booted, not only QEMU.
+    eventually("the guest's boot on its console", || {
+        let reply = http(
+            "POST",
+            8774,
+            &format!("/v2.1/servers/{id}/action"),
+            token,
+            &[("Content-Type", "application/json")],
+            br#"{"os-getConsoleOutput": {}}"#,
+        );
+        let output = reply.json()["output"].as_str()?.to_string();
+        output.contains("kolla-guest: ready").then_some(())
+    });
 }
 
 /// `kolla post-deploy` writes the admin's clouds.yaml and admin-openrc.sh

@@ -217,8 +217,9 @@ pub async fn rollback(settings: &Settings, args: RollbackArgs) -> anyhow::Result
     let found = std::sync::atomic::AtomicBool::new(false);
     let json = args.output == OutputFormat::Json;
     let fanout = Fanout {
+        batch: usize::from(args.parallel),
+        stop_after_failure: true,
         report_on_stderr: json,
-        ..Fanout::ONE_BY_ONE
     };
     let records = Records::default();
     let (args, options, found_ref, records_ref) = (&args, &options, &found, &records);

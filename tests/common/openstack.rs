@@ -153,3 +153,52 @@ pub fn running_domains(docker: impl Fn(&[&str]) -> Output, container: &str) -> V
         .map(|l| l.trim().to_string())
         .collect()
 }
+
+/// The tiny guest (`tests/fixtures/guest`): the Debian kernel and a busybox
+/// initramfs that prints `kolla-guest: booted` on the console, then its
+/// address once DHCP gives one. Built once from the Debian base, tagged by
+/// the hash of what it is made of and kept between runs, as a build cache.
+pub struct Guest {
+    pub kernel: Vec<u8>,
+    pub initrd: Vec<u8>,
+}
+
+pub fn guest() -> Guest {
+    use sha2::{Digest, Sha256};
+    let dir = super::fixtures().join("guest");
+    let base = super::docker(&["image", "inspect", "-f", "{{.Id}}", "debian:bookworm"]);
+    assert!(
+        base.status.success(),
+        "the guest is built on the Debian base image: run tools/make-base-image (tools/test does)"
+    );
+    let mut hash = Sha256::new();
+    hash.update(&base.stdout);
+    for file in ["Dockerfile", "init", "udhcpc.script"] {
+        hash.update(std::fs::read(dir.join(file)).expect("guest fixture file"));
+    }
+    let tag = format!("kolla-test-guest:{}", &hex::encode(hash.finalize())[..16]);
+    if !super::docker(&["image", "inspect", &tag]).status.success() {
+        let built = super::docker(&["build", "-q", "-t", &tag, dir.to_str().expect("utf-8 path")]);
+        assert!(
+            built.status.success(),
+            "building the guest failed:\n{}",
+            describe(&built)
+        );
+    }
+    let holder = super::unique_name("kolla-test-guest", "files");
+    let created = super::docker(&["create", "--name", &holder, &tag, "true"]);
+    assert!(created.status.success(), "{}", describe(&created));
+    let out = tempfile::tempdir().expect("temporary directory");
+    let copied = super::docker(&[
+        "cp",
+        &format!("{holder}:/guest/."),
+        out.path().to_str().expect("utf-8 path"),
+    ]);
+    let _ = super::docker(&["rm", "-f", &holder]);
+    assert!(copied.status.success(), "{}", describe(&copied));
+    let read = |name: &str| std::fs::read(out.path().join(name)).expect("a guest file");
+    Guest {
+        kernel: read("vmlinuz"),
+        initrd: read("initrd"),
+    }
+}
