@@ -398,26 +398,7 @@ fn upload_image(token: &str, name: &str, bytes: &[u8]) -> String {
 /// Create the image `image` describes in Glance and store `bytes` in it;
 /// its id.
 fn upload(token: &str, image: serde_json::Value, bytes: &[u8]) -> String {
-    let created = http(
-        "POST",
-        9292,
-        "/v2/images",
-        token,
-        &[("Content-Type", "application/json")],
-        image.to_string().as_bytes(),
-    );
-    assert_eq!(created.status, 201, "{}", created.text());
-    let id = created.json()["id"].as_str().unwrap().to_string();
-    let uploaded = http(
-        "PUT",
-        9292,
-        &format!("/v2/images/{id}/file"),
-        token,
-        &[("Content-Type", "application/octet-stream")],
-        bytes,
-    );
-    assert_eq!(uploaded.status, 204, "{}", uploaded.text());
-    id
+    common::glance_upload(LOCAL, token, image, bytes)
 }
 
 /// The bytes Glance serves for image `id`.
@@ -456,31 +437,10 @@ fn boot_a_server(d: &Deployment, token: &str) {
             "kernel_id": kernel, "ramdisk_id": ramdisk}),
         &vec![0u8; 1 << 20],
     );
-    let flavor = http(
-        "POST",
-        8774,
-        "/v2.1/flavors",
-        token,
-        &[("Content-Type", "application/json")],
-        br#"{"flavor": {"name": "kolla-test", "ram": 192, "vcpus": 1, "disk": 1}}"#,
-    );
-    assert_eq!(flavor.status, 200, "{}", flavor.text());
-    let flavor = flavor.json()["flavor"]["id"].as_str().unwrap().to_string();
-    let server = serde_json::json!({"server": {
-        "name": "kolla-test", "imageRef": image, "flavorRef": flavor, "networks": "none"}});
-    let created = http(
-        "POST",
-        8774,
-        "/v2.1/servers",
-        token,
-        &[
-            ("Content-Type", "application/json"),
-            ("OpenStack-API-Version", "compute 2.37"),
-        ],
-        server.to_string().as_bytes(),
-    );
-    assert_eq!(created.status, 202, "{}", created.text());
-    let id = created.json()["server"]["id"].as_str().unwrap().to_string();
+    let flavor = common::create_flavor(LOCAL, token, 192);
+    let server = serde_json::json!({
+        "name": "kolla-test", "imageRef": image, "flavorRef": flavor, "networks": "none"});
+    let id = common::create_server(LOCAL, token, server);
     eventually("the server running on the hypervisor", || {
         let reply = http("GET", 8774, "/v2.1/os-hypervisors/detail", token, &[], b"");
         let running = reply.json()["hypervisors"][0]["running_vms"].as_u64()?;

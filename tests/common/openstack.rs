@@ -36,6 +36,82 @@ pub fn api(
     )
 }
 
+/// Create the image `image` describes in Glance at `host` and store
+/// `bytes` in it; its id.
+pub fn glance_upload(host: &str, token: &str, image: serde_json::Value, bytes: &[u8]) -> String {
+    let created = api(
+        host,
+        "POST",
+        9292,
+        "/v2/images",
+        token,
+        &[("Content-Type", "application/json")],
+        image.to_string().as_bytes(),
+    );
+    assert_eq!(created.status, 201, "{}", created.text());
+    let id = created.json()["id"]
+        .as_str()
+        .expect("an image id")
+        .to_string();
+    let uploaded = api(
+        host,
+        "PUT",
+        9292,
+        &format!("/v2/images/{id}/file"),
+        token,
+        &[("Content-Type", "application/octet-stream")],
+        bytes,
+    );
+    assert_eq!(uploaded.status, 204, "{}", uploaded.text());
+    id
+}
+
+/// A flavor of one vCPU, `ram_mb` of memory and a 1 GB disk, made in Nova
+/// at `host`; its id.
+pub fn create_flavor(host: &str, token: &str, ram_mb: u32) -> String {
+    let flavor = serde_json::json!({"flavor": {
+        "name": format!("kolla-test-{ram_mb}"), "ram": ram_mb, "vcpus": 1, "disk": 1}});
+    let created = api(
+        host,
+        "POST",
+        8774,
+        "/v2.1/flavors",
+        token,
+        &[("Content-Type", "application/json")],
+        flavor.to_string().as_bytes(),
+    );
+    assert_eq!(created.status, 200, "{}", created.text());
+    created.json()["flavor"]["id"]
+        .as_str()
+        .expect("a flavor id")
+        .to_string()
+}
+
+/// Ask Nova at `host` for the server `server` describes (its `server`
+/// object; microversion 2.37, so `"networks": "none"` works without
+/// Neutron); its id.
+pub fn create_server(host: &str, token: &str, server: serde_json::Value) -> String {
+    let created = api(
+        host,
+        "POST",
+        8774,
+        "/v2.1/servers",
+        token,
+        &[
+            ("Content-Type", "application/json"),
+            ("OpenStack-API-Version", "compute 2.37"),
+        ],
+        serde_json::json!({ "server": server })
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(created.status, 202, "{}", created.text());
+    created.json()["server"]["id"]
+        .as_str()
+        .expect("a server id")
+        .to_string()
+}
+
 /// Keystone's answer at `host` to admin asking for a project-scoped token.
 pub fn token_request(host: &str, password: &str) -> Reply {
     let body = serde_json::json!({"auth": {
