@@ -1,0 +1,216 @@
+//! The heavy multi-node check: the real OpenStack cloud split over three
+//! test nodes (engines of their own, reached over TLS, images copied from
+//! this engine because the nodes reach no registry): a controller (n1) and
+//! two compute nodes (n2, n3: libvirt and nova-compute each). Both
+//! hypervisors come up in the real client's `openstack hypervisor list`, a
+//! server is placed on each and runs in that node's libvirt, and
+//! `kolla upgrade nova-compute --parallel 1` goes node by node, each node
+//! healthy before the next starts, with both guests running throughout; a
+//! rollback brings both nodes back the same way. Ignored by default
+//! (minutes); tools/test and CI run it with --include-ignored.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{Cluster, Deployment, Sandbox, TestNode, api, describe, eventually, stdout_of};
+
+const BASE_IMAGE: &str = "debian:bookworm";
+
+#[test]
+#[ignore = "heavy: deploys real OpenStack services over three test nodes; tools/test runs it"]
+fn a_cloud_over_three_nodes_keeps_a_guest_on_each_compute_node_through_a_rolling_upgrade() {
+    let images = Sandbox::for_project_images("mn", BASE_IMAGE);
+    assert!(
+        images.image(BASE_IMAGE).is_some(),
+        "the base image {BASE_IMAGE} is missing: run tools/make-base-image (tools/test does)"
+    );
+    let output = images.build(&["--threads", "2"]);
+    assert!(output.status.success(), "{}", describe(&output));
+
+    let cluster = Cluster::start("os", 3);
+    let (n1, n2, n3) = (cluster.node("n1"), cluster.node("n2"), cluster.node("n3"));
+    let controller = n1.address.clone();
+    let globals = format!(
+        "namespace: {}\ninternal_address: {controller}\n",
+        images.namespace
+    );
+    let mut d = Deployment::of(images, "mn", "swap", &globals);
+    d.compose_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("compose");
+    d.env.clear();
+    d.inventory = cluster.write_inventory("inventory.yml", &|i| match i {
+        0 => vec!["controller"],
+        _ => vec!["compute"],
+    });
+    let output = d.kolla("genpwd", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let output = d.kolla("deploy", &["--health-timeout", "600"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let deployed = stdout_of(&output);
+    for node in ["n1", "n2", "n3"] {
+        assert!(deployed.contains(&format!("node {node}:")), "{deployed}");
+    }
+    let password = common::admin_password(&d.images.config_dir);
+
+    // The real client sees both compute nodes as hypervisors, up.
+    let hosts = eventually("both hypervisors up in `openstack hypervisor list`", || {
+        let listed = common::openstack(
+            &controller,
+            &password,
+            &["hypervisor", "list", "--long", "-f", "json"],
+        );
+        let rows: serde_json::Value = serde_json::from_slice(&listed.stdout).ok()?;
+        let up: BTreeSet<String> = rows
+            .as_array()?
+            .iter()
+            .filter(|h| h["State"] == "up")
+            .filter_map(|h| h["Host IP"].as_str().map(str::to_string))
+            .collect();
+        (up.len() == 2).then_some(up)
+    });
+    let expected: BTreeSet<String> = [n2.address.clone(), n3.address.clone()].into();
+    assert_eq!(
+        hosts, expected,
+        "each compute node advertises its own address"
+    );
+
+    let token = common::admin_token(&controller, &password).expect("an admin token");
+    let flavor = common::create_flavor(&controller, &token, 64);
+    let image = a_blank_image(&controller, &token);
+    for node in [n2, n3] {
+        boot_on(&controller, &token, node, &image, &flavor);
+    }
+    for node in [n2, n3] {
+        eventually(&format!("a guest running on {}", node.name), || {
+            (guests(&d, node).len() == 1).then_some(())
+        });
+    }
+    let guests_before = [guests(&d, n2), guests(&d, n3)];
+
+    // Node by node: n2 swapped and healthy before n3 starts.
+    let changed = format!("{}/nova-compute:rolled", d.images.namespace);
+    common::changed_image(&d.images.image_ref("nova-compute"), &changed);
+    let output = d.kolla(
+        "upgrade",
+        &[
+            "nova-compute",
+            "--tag",
+            "rolled",
+            "--parallel",
+            "1",
+            "--health-timeout",
+            "300",
+        ],
+    );
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_one_after_the_other(&d, &output, n2, n3, 2);
+    assert_eq!(
+        [guests(&d, n2), guests(&d, n3)],
+        guests_before,
+        "a guest stopped with nova-compute"
+    );
+    both_hypervisors_up(&controller, &token);
+
+    let output = d.kolla("rollback", &["nova-compute", "--parallel", "1"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_one_after_the_other(&d, &output, n2, n3, 1);
+    assert_eq!(
+        [guests(&d, n2), guests(&d, n3)],
+        guests_before,
+        "a guest stopped with the rollback of nova-compute"
+    );
+    both_hypervisors_up(&controller, &token);
+
+    let output = d.kolla("destroy", &["--purge-data", "--yes-i-really-mean-it"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    for node in [n1, n2, n3] {
+        let left = node.docker(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=kolla.project={}", d.project),
+        ]);
+        assert!(
+            stdout_of(&left).trim().is_empty(),
+            "{}: containers left after destroy",
+            node.name
+        );
+    }
+}
+
+/// The running libvirt domains on `node`.
+fn guests(d: &Deployment, node: &TestNode) -> Vec<String> {
+    common::running_domains(|args| node.docker(args), &d.container("nova-libvirt"))
+}
+
+/// nova-compute on `first` and `second` runs `generation`, and kolla
+/// began to swap `second` only after `first` passed its health check (its
+/// timestamped lines say when).
+fn assert_one_after_the_other(
+    d: &Deployment,
+    output: &std::process::Output,
+    first: &TestNode,
+    second: &TestNode,
+    generation: u64,
+) {
+    let live = d.container("nova-compute");
+    for node in [first, second] {
+        let inspected = node.docker(&["inspect", &live]);
+        assert!(inspected.status.success(), "{}", describe(&inspected));
+        let details: serde_json::Value =
+            serde_json::from_slice(&inspected.stdout).expect("inspect JSON");
+        let container = &details[0];
+        assert_eq!(
+            container["Config"]["Labels"]["kolla.generation"],
+            generation.to_string(),
+            "{}",
+            node.name
+        );
+        assert_eq!(container["State"]["Running"], true, "{}", node.name);
+    }
+    let said = common::stderr(output);
+    let healthy = common::said_at(
+        &said,
+        &format!("{}: nova-compute: healthy after", first.name),
+    );
+    let swapping = common::said_at(&said, &format!("{}: nova-compute: swapping", second.name));
+    assert!(
+        healthy < swapping,
+        "{} was swapped ({swapping}s) before {} was healthy ({healthy}s):\n{said}",
+        second.name,
+        first.name
+    );
+}
+
+/// Both compute services report up.
+fn both_hypervisors_up(controller: &str, token: &str) {
+    eventually("both nova-compute services up", || {
+        let reply = api(
+            controller,
+            "GET",
+            8774,
+            "/v2.1/os-services?binary=nova-compute",
+            token,
+            &[],
+            b"",
+        );
+        let services = reply.json()["services"].as_array()?.clone();
+        (services.len() == 2 && services.iter().all(|s| s["state"] == "up")).then_some(())
+    })
+}
+
+/// A blank 1 MiB raw disk in Glance; its id.
+fn a_blank_image(controller: &str, token: &str) -> String {
+    let image =
+        serde_json::json!({"name": "blank", "disk_format": "raw", "container_format": "bare"});
+    common::glance_upload(controller, token, image, &vec![0u8; 1 << 20])
+}
+
+/// A server without a network (there is no Neutron) placed on `node` (the
+/// admin's `nova:HOST` zone).
+fn boot_on(controller: &str, token: &str, node: &TestNode, image: &str, flavor: &str) {
+    let server = serde_json::json!({
+        "name": format!("on-{}", node.name), "imageRef": image, "flavorRef": flavor,
+        "networks": "none", "availability_zone": format!("nova:{}", node.name)});
+    common::create_server(controller, token, server);
+}
