@@ -415,7 +415,7 @@ fn image_bytes(token: &str, id: &str) -> Vec<u8> {
 }
 
 /// Boot the tiny guest (the Debian kernel and a busybox initramfs, booted
-/// directly: Glance images with kernel_id and ramdisk_id) without a network
+/// directly: a root disk image with kernel_id and ramdisk_id) without a network
 /// (there is no Neutron): libvirt runs it, the hypervisor and Placement
 /// account for it, and its console log shows the guest's own words.
 /// Nova's own server views need Neutron, so they are not asked.
@@ -431,9 +431,11 @@ fn boot_a_server(d: &Deployment, token: &str) {
         serde_json::json!({"name": "guest-initrd", "disk_format": "ari", "container_format": "ari"}),
         &guest.initrd,
     );
+    // The root disk is raw: Nova's image checks refuse an `ami` disk whose
+    // content reads as raw.
     let image = upload(
         token,
-        serde_json::json!({"name": "guest", "disk_format": "ami", "container_format": "ami",
+        serde_json::json!({"name": "guest", "disk_format": "raw", "container_format": "bare",
             "kernel_id": kernel, "ramdisk_id": ramdisk}),
         &vec![0u8; 1 << 20],
     );
