@@ -287,6 +287,25 @@ struct Seen {
     slowest: Duration,
 }
 
+impl Seen {
+    /// From the first failed request to the last: how long clients saw
+    /// failures (zero without any).
+    fn failing_for(&self) -> Duration {
+        match (self.failures.first(), self.failures.last()) {
+            (Some(first), Some(last)) => last.0 - first.0,
+            _ => Duration::ZERO,
+        }
+    }
+}
+
+/// No failure at all (`None`), or failures no longer apart than `window`.
+fn fails_within(seen: &Seen, window: Option<Duration>) -> bool {
+    match window {
+        None => seen.failed == 0,
+        Some(window) => seen.failing_for() <= window,
+    }
+}
+
 /// Repeat `request` (its HTTP status; 0 for no answer) every 2 ms on
 /// another thread while `during` runs; what the client saw.
 fn polled<T>(request: impl Fn() -> u16 + Send + 'static, during: impl FnOnce() -> T) -> (T, Seen) {
@@ -316,18 +335,22 @@ fn polled<T>(request: impl Fn() -> u16 + Send + 'static, during: impl FnOnce() -
 
 /// Keystone and glance-api upgraded start-first to a changed image while a
 /// client asks for tokens and the image list, and rolled back the same
-/// way. Neither fails one request: Keystone's uwsgi drains on SIGTERM,
-/// and glance-api-drain turns a stop of Glance into its reload's drain.
+/// way. Keystone (uwsgi, which drains on SIGTERM) fails not one request.
+/// glance-api-drain turns a stop of Glance into its reload's drain, so
+/// what Glance was serving completes; but eventlet closes a connection it
+/// accepted and had not read yet when it stops, so a request arriving in
+/// that instant may still fail: within the issue's 0.05 s of failures.
 fn start_first_swaps_under_a_client(d: &Deployment, token: &str, admin: &str) {
     let images_token = token.to_string();
     let list_images = move || http("GET", 9292, "/v2/images", &images_token, &[], b"").status;
     let password = admin.to_string();
     let issue_token = move || token_request(&password).status;
-    let cases: Vec<(&str, Request)> = vec![
-        ("glance-api", Box::new(list_images)),
-        ("keystone", Box::new(issue_token)),
+    let fifty_ms = Duration::from_millis(50);
+    let cases: Vec<(&str, Option<Duration>, Request)> = vec![
+        ("glance-api", Some(fifty_ms), Box::new(list_images)),
+        ("keystone", None, Box::new(issue_token)),
     ];
-    for (service, request) in cases {
+    for (service, may_fail, request) in cases {
         changed_image(d, service, "startfirst");
         let request = std::sync::Arc::new(request);
         let again = request.clone();
@@ -338,7 +361,7 @@ fn start_first_swaps_under_a_client(d: &Deployment, token: &str, admin: &str) {
         assert!(output.status.success(), "{}", describe(&output));
         eprintln!("{service}: start-first upgrade: {seen:?}");
         assert!(
-            seen.failed == 0,
+            fails_within(&seen, may_fail),
             "{service}: requests failed during a start-first upgrade: {seen:?}\n{}",
             describe(&output)
         );
@@ -350,7 +373,7 @@ fn start_first_swaps_under_a_client(d: &Deployment, token: &str, admin: &str) {
         assert!(output.status.success(), "{}", describe(&output));
         eprintln!("{service}: start-first rollback: {seen:?}");
         assert!(
-            seen.failed == 0,
+            fails_within(&seen, may_fail),
             "{service}: requests failed during a start-first rollback: {seen:?}\n{}",
             describe(&output)
         );
