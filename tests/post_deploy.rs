@@ -59,12 +59,7 @@ fn post_deploy_writes_the_admin_files_for_the_controller_0600() {
     assert_eq!(mode_of(&clouds), 0o600);
     assert_eq!(mode_of(&openrc), 0o600);
 
-    let passwords = std::fs::read_to_string(config.join("passwords.yml")).unwrap();
-    let password = passwords
-        .lines()
-        .find_map(|l| l.strip_prefix("keystone_admin_password: "))
-        .map(|v| v.trim_matches('"').to_string())
-        .expect("an admin password");
+    let password = common::admin_password(config);
     let text = std::fs::read_to_string(&clouds).unwrap();
     assert!(text.contains("auth_url: http://10.1.2.3:5000/v3"), "{text}");
     assert!(text.contains(&password), "{text}");
