@@ -7,6 +7,7 @@
   ["glance", passwords.glance_database_password],
   ["nova", passwords.nova_database_password],
   ["placement", passwords.placement_database_password],
+  ["neutron", passwords.neutron_database_password],
 ] %}
 {% for user in users %}
 CREATE DATABASE IF NOT EXISTS {{ user[0] }};

@@ -70,7 +70,7 @@ impl Default for Globals {
                 ),
                 (
                     "main".into(),
-                    profile(&["^keystone", "^glance", "^nova", "^placement"]),
+                    profile(&["^keystone", "^glance", "^nova", "^placement", "^neutron"]),
                 ),
                 ("default".into(), profile(&[".*"])),
             ]),

@@ -9,7 +9,7 @@ use super::config_files::{self, TemplateInputs};
 use super::labels::ObservedContainer;
 use super::plan::{DesiredService, PlanError};
 use super::spec::{self, Placement};
-use crate::config::compose::{self, ComposeFile, Variables};
+use crate::config::compose::{self, ComposeFile, ServiceSpec, Variables};
 use crate::config::inventory::{Node, PrivilegedMode};
 use crate::config::{ConfigError, Globals};
 
@@ -84,13 +84,24 @@ pub fn desired(
                 || service.profiles.iter().any(|p| active_profiles.contains(p))
         });
         for service in active {
-            if let Some(first) = origin.insert(service.name.clone(), role.clone()) {
+            if let Some(first) = origin.get(&service.name) {
+                // Two roles may share a service (Neutron's L2 agent on
+                // network and compute nodes): a node with both runs it
+                // once, if both files say the same thing.
+                let same = out
+                    .services
+                    .get(&service.name)
+                    .is_some_and(|earlier| same_service(&earlier.service, service));
+                if same {
+                    continue;
+                }
                 return Err(DesiredError::Plan(PlanError::Duplicate {
                     service: service.name.clone(),
-                    first,
+                    first: first.clone(),
                     second: role.clone(),
                 }));
             }
+            origin.insert(service.name.clone(), role.clone());
             let inputs = TemplateInputs {
                 globals: template_globals.clone(),
                 passwords: passwords.clone(),
@@ -107,6 +118,18 @@ pub fn desired(
     }
     set_levels(&mut out);
     Ok(out)
+}
+
+/// Whether two roles' files define a service alike (wherever it sits in
+/// each file).
+fn same_service(a: &ServiceSpec, b: &ServiceSpec) -> bool {
+    ServiceSpec {
+        line: 0,
+        ..a.clone()
+    } == ServiceSpec {
+        line: 0,
+        ..b.clone()
+    }
 }
 
 /// The file's top-level volumes, by the names the engine knows them under.
@@ -310,6 +333,68 @@ mod tests {
             &[],
         )
         .unwrap()
+    }
+
+    fn file(role: &str, text: &str) -> (String, ComposeFile) {
+        let path = PathBuf::from(format!("compose/{role}.yml"));
+        let file = compose::parse(text, &path, &Variables::default(), &BTreeMap::new()).unwrap();
+        (role.to_string(), file)
+    }
+
+    #[test]
+    fn a_service_two_roles_define_alike_runs_once_and_differing_ones_are_refused() {
+        let agent = "  agent:\n    image: x/agent\n    privileged: true\n";
+        let controller = file(
+            "controller",
+            &format!("services:\n  api:\n    image: x/api\n{agent}"),
+        );
+        let compute = file(
+            "compute",
+            &format!("services:\n{agent}  libvirt:\n    image: x/libvirt\n"),
+        );
+        let mut node = desired_node();
+        node.roles = vec!["controller".into(), "compute".into()];
+        let both = desired(
+            &node,
+            &[controller.clone(), compute],
+            &Globals::default(),
+            &BTreeMap::new(),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            both.services.keys().collect::<Vec<_>>(),
+            ["agent", "api", "libvirt"]
+        );
+        assert_eq!(both.services["agent"].node_role, "controller");
+
+        let other = file("compute", "services:\n  agent:\n    image: x/other-agent\n");
+        let err = desired(
+            &node,
+            &[controller, other],
+            &Globals::default(),
+            &BTreeMap::new(),
+            &[],
+        )
+        .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("agent")
+                && message.contains("controller")
+                && message.contains("compute"),
+            "{message}"
+        );
+    }
+
+    fn desired_node() -> Node {
+        Node {
+            name: "c1".into(),
+            docker: None,
+            tls: None,
+            roles: vec!["compute".into()],
+            privileged: PrivilegedMode::Native,
+            api_address: None,
+        }
     }
 
     #[test]

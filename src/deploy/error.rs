@@ -94,7 +94,7 @@ pub enum DeployError {
         waited: u64,
     },
     #[error(
-        "node {node}: service {service}: {message}\n  hint: the engine must allow a container with NET_ADMIN and security-opt systempaths=unconfined on the host network, or set them on the node yourself (sysctl -w)"
+        "node {node}: service {service}: {message}\n  hint: kolla prepares the node from a one-shot container on the host network (sysctls: NET_ADMIN and systempaths=unconfined; shared mounts: the host's PID namespace with SYS_ADMIN, SYS_PTRACE and SYS_CHROOT, AppArmor and seccomp unconfined); where the engine refuses that, set the node up yourself (sysctl -w; mount --bind DIR DIR && mount --make-shared DIR)"
     )]
     NodeSetting {
         node: String,

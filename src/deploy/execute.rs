@@ -391,9 +391,9 @@ impl NodeRun<'_> {
             self.take_restore_point(service, spec, live.generation, &wanted.service.image)
                 .await?;
         }
+        self.prepare_node(wanted).await?;
         self.bootstrap(wanted, &action.volumes).await?;
         super::fault::point("bootstrapped");
-        self.apply_host_sysctls(wanted).await?;
         let mut candidate = self.spec_for(wanted, candidate_name, generation);
         self.mount_volumes(wanted, &mut candidate, &action.volumes)
             .await?;
@@ -478,8 +478,8 @@ impl NodeRun<'_> {
         owned::must_be_free(self.engine, live_name, self.project, service)
             .await
             .map_err(|e| self.owned_error(e))?;
+        self.prepare_node(wanted).await?;
         self.bootstrap(wanted, volumes).await?;
-        self.apply_host_sysctls(wanted).await?;
         self.steps.status(self.node, service, "creating");
         let candidate_name =
             labels::container_name(self.placement_prefix, service, Role::Candidate);

@@ -161,15 +161,17 @@ fn add_mounts(spec: &mut ContainerSpec, mounts: &[Mount], prefix: &str) {
                 } else {
                     format!("{prefix}{volume}")
                 };
-                spec.binds.push(bind(&name, target, *read_only));
+                spec.binds.push(bind(&name, target, *read_only, None));
             }
             Mount::Bind {
                 source,
                 target,
                 read_only,
+                propagation,
             } => {
                 let source = source.display().to_string();
-                spec.binds.push(bind(&source, target, *read_only));
+                spec.binds
+                    .push(bind(&source, target, *read_only, propagation.as_deref()));
             }
         }
     }
@@ -219,11 +221,17 @@ fn spell_out_privileges(spec: &mut ContainerSpec) {
     spec.device_cgroup_rules.push("a *:* rwm".to_string());
 }
 
-fn bind(source: &str, target: &str, read_only: bool) -> String {
-    if read_only {
-        format!("{source}:{target}:ro")
-    } else {
+/// The engine's `source:target[:options]` form of a mount.
+fn bind(source: &str, target: &str, read_only: bool, propagation: Option<&str>) -> String {
+    let options: Vec<&str> = read_only
+        .then_some("ro")
+        .into_iter()
+        .chain(propagation)
+        .collect();
+    if options.is_empty() {
         format!("{source}:{target}")
+    } else {
+        format!("{source}:{target}:{}", options.join(","))
     }
 }
 
@@ -349,7 +357,7 @@ mod tests {
     #[test]
     fn names_volumes_and_references_get_the_prefix() {
         let s = service(
-            "    network_mode: service:data\n    volumes: [logs:/var/log, /etc/hosts:/etc/hosts:ro, /scratch]\n",
+            "    network_mode: service:data\n    volumes: [logs:/var/log, /etc/hosts:/etc/hosts:ro, /scratch, /run/netns:/run/netns:shared, \"/a:/a:ro,rslave\"]\n",
         );
         let spec = container_spec(&s, &placement(PrivilegedMode::Native));
         assert_eq!(spec.name, "t1-web");
@@ -357,7 +365,12 @@ mod tests {
         assert_eq!(spec.network_mode.as_deref(), Some("container:t1-data"));
         assert_eq!(
             spec.binds,
-            vec!["t1-logs:/var/log", "/etc/hosts:/etc/hosts:ro"]
+            vec![
+                "t1-logs:/var/log",
+                "/etc/hosts:/etc/hosts:ro",
+                "/run/netns:/run/netns:shared",
+                "/a:/a:ro,rslave"
+            ]
         );
         assert_eq!(spec.anonymous_volumes, vec!["/scratch"]);
     }

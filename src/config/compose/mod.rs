@@ -446,7 +446,8 @@ volumes:
                 Mount::Bind {
                     source: "/run".into(),
                     target: "/run".into(),
-                    read_only: true
+                    read_only: true,
+                    propagation: None,
                 },
             ]
         );
@@ -907,6 +908,43 @@ volumes:
     }
 
     #[test]
+    fn bind_propagation_in_both_syntaxes() {
+        let text = r#"
+services:
+  agent:
+    image: x
+    volumes:
+      - /run/netns:/run/netns:shared
+      - /srv:/srv:ro,rslave
+      - {type: bind, source: /mnt, target: /mnt, bind: {propagation: rshared}}
+    x-kolla: {host_shared_mounts: [/run/netns]}
+"#;
+        let file = parse_text(text).unwrap();
+        let agent = &file.services[0];
+        let propagations: Vec<_> = agent
+            .volumes
+            .iter()
+            .map(|m| match m {
+                Mount::Bind {
+                    propagation,
+                    read_only,
+                    ..
+                } => (propagation.clone(), *read_only),
+                Mount::Volume { .. } => (None, false),
+            })
+            .collect();
+        assert_eq!(
+            propagations,
+            [
+                (Some("shared".to_string()), false),
+                (Some("rslave".to_string()), true),
+                (Some("rshared".to_string()), false)
+            ]
+        );
+        assert_eq!(agent.kolla.host_shared_mounts, ["/run/netns"]);
+    }
+
+    #[test]
     fn short_and_long_syntaxes() {
         let text = r#"
 services:
@@ -1023,6 +1061,31 @@ services:
             (
                 "    x-kolla: {restore_point: {databases: [a]}}\n",
                 "has no x-kolla.bootstrap",
+            ),
+            (
+                "    x-kolla: {host_shared_mounts: [\"/run/netns; reboot\"]}\n",
+                "an absolute folder of the node",
+            ),
+            ("    x-kolla: {host_shared_mounts: [/]}\n", "other than /"),
+            (
+                "    x-kolla: {host_shared_mounts: [/run/../etc]}\n",
+                "an absolute folder of the node",
+            ),
+            (
+                "    volumes: [\"/run/netns:/run/netns:sideways\"]\n",
+                "a propagation (shared,",
+            ),
+            (
+                "    volumes: [\"data:/data:shared\"]\n",
+                "applies to bind mounts",
+            ),
+            (
+                "    volumes: [{type: volume, source: data, target: /data, bind: {propagation: shared}}]\n",
+                "a bind mount's propagation",
+            ),
+            (
+                "    volumes: [{type: bind, source: /run, target: /run, bind: {propagation: up}}]\n",
+                "bind.propagation \"up\"",
             ),
             (
                 "    x-kolla: {bootstrap: {command: x}, restore_point: {}}\n",

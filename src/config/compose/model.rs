@@ -27,11 +27,13 @@ pub enum Mount {
         read_only: bool,
         literal: bool,
     },
-    /// A host path.
+    /// A host path. `propagation` (`shared`, `rslave`, ...) lets mounts
+    /// made under it on either side reach the other.
     Bind {
         source: PathBuf,
         target: String,
         read_only: bool,
+        propagation: Option<String>,
     },
 }
 
@@ -148,6 +150,12 @@ pub struct KollaSettings {
     /// swap hands the old generation's queued connections to the new one);
     /// set on the node before the service is created or swapped.
     pub host_sysctls: BTreeMap<String, String>,
+    /// Folders of the node made shared mounts (created if missing) before
+    /// the service is created or swapped, so that it can bind them with
+    /// shared propagation: e.g. `/run/netns`, where Neutron's agents keep
+    /// network namespaces that outlive their containers and that every
+    /// agent and the node see.
+    pub host_shared_mounts: Vec<String>,
 }
 
 /// One service, resolved: interpolated, defaults applied, references checked.

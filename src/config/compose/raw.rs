@@ -109,6 +109,15 @@ pub(super) struct MountLong {
     pub(super) target: String,
     #[serde(default)]
     pub(super) read_only: Option<Spanned<Flex<bool>>>,
+    #[serde(default)]
+    pub(super) bind: Option<BindOptions>,
+}
+
+/// A long-form bind mount's `bind:` options.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct BindOptions {
+    pub(super) propagation: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -221,6 +230,8 @@ pub(super) struct RawKolla {
     #[serde(default)]
     pub(super) host_ports: Vec<String>,
     pub(super) host_sysctls: Option<Environment>,
+    #[serde(default)]
+    pub(super) host_shared_mounts: Vec<String>,
 }
 
 /// The service keys kolla supports. `net` and `name` are the legacy v1

@@ -13,6 +13,11 @@ use super::raw::*;
 use crate::config::ConfigError;
 use crate::config::interpolate::interpolate;
 
+/// The bind propagations the engine knows.
+const PROPAGATIONS: [&str; 6] = [
+    "shared", "rshared", "slave", "rslave", "private", "rprivate",
+];
+
 /// The 1-based line where `key:` starts a line at the top level, or 1.
 pub(super) fn line_of_key(text: &str, key: &str) -> usize {
     text.lines()
@@ -647,18 +652,24 @@ impl Resolver<'_> {
             [source, target, mode] => (Some(*source), *target, Some(*mode)),
             _ => return Err(err(format!("{text:?} is not SOURCE:TARGET[:MODE]"))),
         };
-        let read_only = match mode {
-            None | Some("rw") => false,
-            Some("ro") => true,
-            Some(other)
-                if other
-                    .split(',')
-                    .all(|m| ["ro", "rw", "z", "Z"].contains(&m)) =>
-            {
-                other.split(',').any(|m| m == "ro")
+        let mut read_only = false;
+        let mut propagation = None;
+        for option in mode
+            .map(|m| m.split(',').collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
+            match option {
+                "rw" | "z" | "Z" => {}
+                "ro" => read_only = true,
+                p if PROPAGATIONS.contains(&p) => propagation = Some(p.to_string()),
+                other => {
+                    return Err(err(format!(
+                        "mode {other:?}: expected ro, rw, z, Z or a propagation ({})",
+                        PROPAGATIONS.join(", ")
+                    )));
+                }
             }
-            Some(other) => return Err(err(format!("mode {other:?}: expected ro or rw"))),
-        };
+        }
         if !target.starts_with('/') {
             return Err(err(format!("target {target:?} must be an absolute path")));
         }
@@ -669,7 +680,13 @@ impl Resolver<'_> {
                     source: self.bind_source(s),
                     target,
                     read_only,
+                    propagation,
                 }
+            }
+            source if propagation.is_some() => {
+                return Err(err(format!(
+                    "{text:?}: a propagation applies to bind mounts, not to volume {source:?}"
+                )));
             }
             source => Mount::Volume {
                 source: source.map(str::to_string),
@@ -690,6 +707,19 @@ impl Resolver<'_> {
         let read_only = self
             .flex(line, service, "volumes.read_only", long.read_only)?
             .unwrap_or(false);
+        let propagation = long.bind.and_then(|bind| bind.propagation);
+        if let Some(p) = &propagation {
+            if long.kind != "bind" || !PROPAGATIONS.contains(&p.as_str()) {
+                return Err(self.error(
+                    line,
+                    service,
+                    format!(
+                        "volumes: bind.propagation {p:?}: a bind mount's propagation is one of {}",
+                        PROPAGATIONS.join(", ")
+                    ),
+                ));
+            }
+        }
         match (long.kind.as_str(), source) {
             ("volume", source) => Ok(Mount::Volume {
                 source,
@@ -701,6 +731,7 @@ impl Resolver<'_> {
                 source: self.bind_source(&source),
                 target,
                 read_only,
+                propagation,
             }),
             ("bind", None) => {
                 Err(self.error(line, service, "volumes: a bind mount needs a source"))
@@ -819,8 +850,10 @@ impl Resolver<'_> {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let host_sysctls = self.host_sysctls(line, service, raw.host_sysctls)?;
+        let host_shared_mounts = self.host_shared_mounts(line, service, raw.host_shared_mounts)?;
         Ok(KollaSettings {
             host_sysctls,
+            host_shared_mounts,
             data: raw.data,
             config,
             bootstrap,
@@ -860,6 +893,39 @@ impl Resolver<'_> {
             }
         }
         Ok(host_sysctls)
+    }
+
+    /// `x-kolla.host_shared_mounts`: plain absolute folders (they reach a
+    /// root shell on the node as arguments), never `/` itself.
+    fn host_shared_mounts(
+        &self,
+        line: u64,
+        service: &str,
+        raw: Vec<String>,
+    ) -> Result<Vec<String>, ConfigError> {
+        raw.iter()
+            .map(|path| {
+                let path = self.text(line, service, "x-kolla.host_shared_mounts", path)?;
+                let plain = path.len() > 1
+                    && path.starts_with('/')
+                    && !path.ends_with('/')
+                    && path
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+                    && !path.split('/').any(|part| part == "." || part == "..");
+                if plain {
+                    Ok(path)
+                } else {
+                    Err(self.error(
+                        line,
+                        service,
+                        format!(
+                            "x-kolla.host_shared_mounts: {path:?}: an absolute folder of the node other than / (letters, digits, /, ., _ and -)"
+                        ),
+                    ))
+                }
+            })
+            .collect()
     }
 
     /// `x-kolla.restore_point`: MariaDB's commands for `databases`, or the

@@ -1,0 +1,28 @@
+#!/bin/bash
+# The L2 agent's start: the provider network's interface (physnet1), then
+# the agent. NEUTRON_EXTERNAL_INTERFACE names a spare interface of the node
+# (nothing else may use it: its traffic becomes the provider network's).
+# Left empty, as on the all-in-one, the node gets a veth pair instead:
+# `kolla-ext` for Neutron and `kolla-ext-gw`, the node's own end (give it
+# an address of the provider subnet to reach floating IPs from the node).
+set -euo pipefail
+interface="${NEUTRON_EXTERNAL_INTERFACE:-}"
+if [ -z "$interface" ]; then
+    interface=kolla-ext
+    if ! ip link show kolla-ext >/dev/null 2>&1; then
+        ip link add kolla-ext type veth peer name kolla-ext-gw
+    fi
+    ip link set kolla-ext up
+    ip link set kolla-ext-gw up
+elif ! [[ "$interface" =~ ^[A-Za-z0-9_.-]{1,15}$ ]]; then
+    echo "neutron-linuxbridge-agent: NEUTRON_EXTERNAL_INTERFACE=${interface@Q} is not an interface name" >&2
+    exit 1
+elif ! ip link show "$interface" >/dev/null 2>&1; then
+    echo "neutron-linuxbridge-agent: the provider interface $interface (NEUTRON_EXTERNAL_INTERFACE) does not exist on node {{ node_name }}" >&2
+    exit 1
+fi
+printf '[linux_bridge]\nphysical_interface_mappings = physnet1:%s\n' "$interface" \
+    > /etc/neutron/plugins/ml2/physnets.ini
+exec neutron-linuxbridge-agent --config-file /etc/neutron/neutron.conf \
+    --config-file /etc/neutron/plugins/ml2/linuxbridge_agent.ini \
+    --config-file /etc/neutron/plugins/ml2/physnets.ini
