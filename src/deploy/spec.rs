@@ -201,7 +201,9 @@ fn health_spec(check: &Healthcheck) -> HealthSpec {
 }
 
 /// `privileged: true` as its parts, for engines that refuse the flag:
-/// every capability, no AppArmor or seccomp profile, every device.
+/// every capability, no AppArmor or seccomp profile, every device, and
+/// /proc and /sys neither masked nor read-only (an agent setting a sysctl
+/// inside a network namespace it made writes /proc/sys).
 fn spell_out_privileges(spec: &mut ContainerSpec) {
     spec.privileged = false;
     for cap in EXPLICIT_PRIVILEGED_CAPS {
@@ -213,7 +215,11 @@ fn spell_out_privileges(spec: &mut ContainerSpec) {
             spec.cap_add.push(cap.to_string());
         }
     }
-    for opt in ["apparmor=unconfined", "seccomp=unconfined"] {
+    for opt in [
+        "apparmor=unconfined",
+        "seccomp=unconfined",
+        crate::engine::SYSTEMPATHS_UNCONFINED,
+    ] {
         if !spec.security_opt.iter().any(|o| o == opt) {
             spec.security_opt.push(opt.to_string());
         }
@@ -387,7 +393,11 @@ mod tests {
         assert!(!explicit.cap_add.iter().any(|c| c == "SYS_RESOURCE"));
         assert_eq!(
             explicit.security_opt,
-            vec!["apparmor=unconfined", "seccomp=unconfined"]
+            vec![
+                "apparmor=unconfined",
+                "seccomp=unconfined",
+                "systempaths=unconfined"
+            ]
         );
         assert_eq!(explicit.device_cgroup_rules, vec!["a *:* rwm"]);
         // A service that is not privileged is untouched on such a node.
