@@ -24,6 +24,10 @@ pub struct HealthSpec {
     pub start_period_ns: Option<i64>,
 }
 
+/// The security option that leaves /proc and /sys unmasked and writable
+/// (with the caps to use them), as the docker CLI and compose write it.
+pub const SYSTEMPATHS_UNCONFINED: &str = "systempaths=unconfined";
+
 /// A container to create, in kolla's terms. Serialized (minus name and
 /// labels) it is the input of the config hash, so every field that changes
 /// the container changes the hash.

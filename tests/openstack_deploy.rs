@@ -3,11 +3,14 @@
 //! imports, then deploy the all-in-one (`compose/controller.yml` and
 //! `compose/compute.yml` on this engine) and use the cloud through its
 //! APIs: a Keystone token, an image stored in and read back from Glance,
-//! the compute node in Placement, every Nova service up. Ignored by
+//! the compute node in Placement, every Nova service up, and (network.rs)
+//! a server on a Neutron network through the `openstack` client. Ignored by
 //! default (minutes; it needs the Debian mirror for apt and the ports of
 //! the services free); tools/test and CI run it with --include-ignored.
 
 mod common;
+#[path = "openstack_deploy/network.rs"]
+mod network;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -16,7 +19,7 @@ use common::{Deployment, Reply, Sandbox, describe, eventually};
 
 const BASE_IMAGE: &str = "debian:bookworm";
 /// Every port the all-in-one binds on the host.
-const PORTS: &[u16] = &[3306, 5000, 5672, 8774, 8778, 9292, 11211];
+const PORTS: &[u16] = &[3306, 5000, 5672, 8774, 8775, 8778, 9292, 9696, 11211];
 /// Where the all-in-one's APIs answer.
 const LOCAL: &str = "127.0.0.1";
 
@@ -74,6 +77,11 @@ fn all_in_one_builds_deploys_and_serves_the_apis() {
         "nova-scheduler",
         "nova-libvirt",
         "nova-compute",
+        "neutron-server",
+        "neutron-linuxbridge-agent",
+        "neutron-dhcp-agent",
+        "neutron-l3-agent",
+        "neutron-metadata-agent",
     ] {
         let (_, state) = &containers[&d.container(service)];
         assert_eq!(state, "running", "{service}");
@@ -153,6 +161,7 @@ fn all_in_one_builds_deploys_and_serves_the_apis() {
     restore_point_round_trip(&d, &token, &id, &payload);
     start_first_swaps_under_a_client(&d, &token, &admin);
     a_guest_outlives_an_upgrade_of_nova_compute(&d, &token);
+    network::a_server_gets_its_address_and_a_floating_ip(&d, &admin);
 
     // libvirt answers on its unix socket only: nothing listens on TCP.
     assert!(
@@ -205,6 +214,8 @@ fn all_in_one_builds_deploys_and_serves_the_apis() {
     let output = d.kolla("destroy", &["--purge-data", "--yes-i-really-mean-it"]);
     assert!(output.status.success(), "{}", describe(&output));
     assert!(d.containers().is_empty());
+    // The provider network's veth pair the deployment's L2 agent made.
+    network::remove_provider_veth();
 }
 
 /// An upgrade of glance-api to a changed image dumps Glance's database in

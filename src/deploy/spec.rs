@@ -218,7 +218,7 @@ fn spell_out_privileges(spec: &mut ContainerSpec) {
     for opt in [
         "apparmor=unconfined",
         "seccomp=unconfined",
-        crate::engine::SYSTEMPATHS_UNCONFINED,
+        crate::container::SYSTEMPATHS_UNCONFINED,
     ] {
         if !spec.security_opt.iter().any(|o| o == opt) {
             spec.security_opt.push(opt.to_string());

@@ -4,7 +4,7 @@
 //! host-network service needs, and the health gate. The executor and the
 //! swap compose them; none of them decides what to do.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -13,6 +13,7 @@ use super::config_files;
 use super::context::NodeRun;
 use super::error::DeployError;
 use super::labels::{self, Role};
+use super::node_prep;
 use super::owned;
 use super::plan::{DesiredService, Gate};
 use super::spec::{self, ContainerSpec, Placement};
@@ -245,42 +246,21 @@ impl NodeRun<'_> {
         self.apply_host_shared_mounts(wanted).await
     }
 
-    /// Write the node settings `wanted` needs (`x-kolla.host_sysctls`)
-    /// from a one-shot container on the host network with NET_ADMIN and a
-    /// writable /proc/sys: settings of the host's network namespace belong
-    /// to the node (the engine refuses `net.*` sysctls for a host-network
-    /// container), and nothing else may write them. Keys and values were
-    /// checked when the compose file was read; they reach the shell as
-    /// arguments, never as code.
+    /// Write the node settings `wanted` needs (`x-kolla.host_sysctls`):
+    /// settings of the host's network namespace belong to the node (the
+    /// engine refuses `net.*` sysctls for a host-network container).
     async fn apply_host_sysctls(&self, wanted: &DesiredService) -> Result<(), DeployError> {
         let settings = &wanted.service.kolla.host_sysctls;
         if settings.is_empty() {
             return Ok(());
         }
-        let mut command: Vec<String> = vec![
-            "sh".into(),
-            "-c".into(),
-            r#"while [ $# -gt 1 ]; do printf '%s\n' "$2" > "/proc/sys/$1" || exit 1; shift 2; done"#
-                .into(),
-            "sh".into(),
-        ];
-        for (key, value) in settings {
-            command.push(key.replace('.', "/"));
-            command.push(value.clone());
-        }
-        let job = NodeJob {
-            kind: "sysctl",
-            command,
-            cap_add: vec!["NET_ADMIN".into()],
-            security_opt: vec![crate::engine::SYSTEMPATHS_UNCONFINED.into()],
-            pid_host: false,
-        };
+        let spec = node_prep::sysctl_job(&self.job_owner(wanted), settings);
         let listed = settings
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(" ");
-        self.run_node_job(wanted, job, &format!("set {listed}"))
+        self.run_node_job(wanted, &spec, &format!("set {listed}"))
             .await?;
         self.steps.event(
             self.node,
@@ -290,89 +270,48 @@ impl NodeRun<'_> {
         Ok(())
     }
 
-    /// Make each of `wanted`'s `x-kolla.host_shared_mounts` a shared mount
-    /// of the node (a bind mount onto itself where it is no mount point
-    /// yet, as `ip netns` does for /run/netns), creating the folder where
-    /// it is missing. Done in the node's mount namespace (its engine's) from
-    /// a one-shot container with the host's PID namespace and the
-    /// capabilities mounting needs; the node's own `sh`, `mkdir`, `awk`
-    /// and `mount` run it. Repeating it changes nothing. The paths were
-    /// checked when the compose file was read and reach the shell as
-    /// arguments.
+    /// Make `wanted`'s `x-kolla.host_shared_mounts` shared mounts of the
+    /// node, so that its binds with shared propagation can be created.
     async fn apply_host_shared_mounts(&self, wanted: &DesiredService) -> Result<(), DeployError> {
         let paths = &wanted.service.kolla.host_shared_mounts;
         if paths.is_empty() {
             return Ok(());
         }
-        // The node's mount namespace is its engine's: PID 1 may refuse
-        // even root a look at its namespaces (some VM and sandbox inits do).
-        let script = r#"target=$(pgrep -o -x dockerd || echo 1)
-exec nsenter -t "$target" -m -- sh -c '
-for p; do
-  mkdir -p "$p" || exit 1
-  if ! awk -v p="$p" '"'"'$5 == p { found = 1 } END { exit !found }'"'"' /proc/self/mountinfo; then
-    mount --bind "$p" "$p" || exit 1
-  fi
-  mount --make-shared "$p" || exit 1
-done' sh "$@""#;
-        let mut command: Vec<String> = ["sh", "-c", script, "sh"].map(String::from).to_vec();
-        command.extend(paths.iter().cloned());
-        let job = NodeJob {
-            kind: "mounts",
-            command,
-            cap_add: ["SYS_ADMIN", "SYS_CHROOT", "SYS_PTRACE"]
-                .map(String::from)
-                .to_vec(),
-            security_opt: ["apparmor=unconfined", "seccomp=unconfined"]
-                .map(String::from)
-                .to_vec(),
-            pid_host: true,
-        };
-        let listed = paths.join(" ");
-        self.run_node_job(wanted, job, &format!("make {listed} shared mounts"))
-            .await
+        let spec = node_prep::shared_mounts_job(&self.job_owner(wanted), paths);
+        self.run_node_job(
+            wanted,
+            &spec,
+            &format!("make {} shared mounts", paths.join(" ")),
+        )
+        .await
     }
 
-    /// Run a one-shot container of `wanted`'s image as root on the node's
-    /// network and wait for it; a failure is a `NodeSetting` error saying
+    fn job_owner<'a>(&'a self, wanted: &'a DesiredService) -> node_prep::JobOwner<'a> {
+        node_prep::JobOwner {
+            prefix: self.placement_prefix,
+            project: self.project,
+            service: &wanted.service.name,
+            image: wanted.digest.as_deref().unwrap_or(&wanted.service.image),
+        }
+    }
+
+    /// Run a node job to its end; a failure is a `NodeSetting` error saying
     /// what `doing` was and what the job printed.
     async fn run_node_job(
         &self,
         wanted: &DesiredService,
-        job: NodeJob,
+        spec: &ContainerSpec,
         doing: &str,
     ) -> Result<(), DeployError> {
-        let service = wanted.service.name.as_str();
-        let spec = ContainerSpec {
-            name: format!(
-                "{}{service}.kolla-{}-{}",
-                self.placement_prefix,
-                job.kind,
-                std::process::id()
-            ),
-            image: wanted
-                .digest
-                .clone()
-                .unwrap_or_else(|| wanted.service.image.clone()),
-            entrypoint: Some(vec![]),
-            command: Some(job.command),
-            user: Some("0".into()),
-            network_mode: Some("host".into()),
-            pid_mode: job.pid_host.then(|| "host".to_string()),
-            cap_add: job.cap_add,
-            security_opt: job.security_opt,
-            labels: BTreeMap::from([(labels::PROJECT.to_string(), self.project.to_string())]),
-            ..ContainerSpec::default()
-        };
         let ran = self
             .engine
-            .run_spec_to_completion(&spec)
+            .run_spec_to_completion(spec)
             .await
             .map_err(|e| self.engine_error(e))?;
         if ran.exit_code != 0 {
             return Err(DeployError::NodeSetting {
                 node: self.node.to_string(),
-                service: service.to_string(),
+                service: wanted.service.name.clone(),
                 message: format!("cannot {doing}: {}", ran.output.trim()),
             });
         }
@@ -482,15 +421,4 @@ done' sh "$@""#;
             logs: self.logs(container).await,
         }
     }
-}
-
-/// A one-shot container that changes the node itself.
-struct NodeJob {
-    /// Names the container (`<svc>.kolla-<kind>-<pid>`).
-    kind: &'static str,
-    command: Vec<String>,
-    cap_add: Vec<String>,
-    security_opt: Vec<String>,
-    /// Runs in the host's PID namespace (to reach PID 1's namespaces).
-    pid_host: bool,
 }

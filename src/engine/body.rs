@@ -27,9 +27,7 @@ fn port_bindings(spec: &ContainerSpec) -> Option<HashMap<String, Option<Vec<ApiP
     })
 }
 
-/// The security option that leaves /proc/sys writable (with the caps to
-/// use it), as the docker CLI and compose write it.
-pub const SYSTEMPATHS_UNCONFINED: &str = "systempaths=unconfined";
+pub use crate::container::SYSTEMPATHS_UNCONFINED;
 
 /// The engine's create request for `spec`. Pure, so the mapping is tested
 /// without an engine.

@@ -1,6 +1,7 @@
 //! `kolla prechecks`: what a deploy needs of each node, checked before
 //! one: the engine answers, every image is there, host ports are free,
-//! there is disk space, and privileged containers start (or the node's
+//! there is disk space, the folders services share mounts through can be
+//! made shared, and privileged containers start (or the node's
 //! `privileged` setting copes with an engine that refuses them).
 
 use super::Outcome;
@@ -8,7 +9,7 @@ use super::targets::{self, Target, connect, resolve};
 use crate::cli::NodeArgs;
 use crate::config::inventory::{Node, PrivilegedMode};
 use crate::deploy::labels::{Role, State};
-use crate::deploy::privileged;
+use crate::deploy::{node_prep, privileged};
 use crate::engine::Engine;
 use crate::settings::Settings;
 
@@ -77,6 +78,7 @@ async fn precheck_node(target: &Target<'_>, settings: &Settings) -> (String, Vec
         }
     }
     lines.extend(check_host_ports(target, &engine, settings).await);
+    lines.extend(check_shared_mounts(target, &engine, settings).await);
     lines.push(check_disk(target, &engine).await);
     if target.desired.needs_privileged() && node.privileged != PrivilegedMode::Explicit {
         lines.push(
@@ -143,6 +145,76 @@ async fn check_host_ports(
                 ),
             },
         )
+        .collect()
+}
+
+/// The node folders services bind with shared propagation
+/// (`x-kolla.host_shared_mounts`): shared already, or a deploy will make
+/// them so. The check runs with the privileges that needs, so a node that
+/// refuses them fails here, not halfway through a deploy.
+async fn check_shared_mounts(
+    target: &Target<'_>,
+    engine: &Engine,
+    settings: &Settings,
+) -> Vec<(bool, String)> {
+    let mut wanted: Vec<(&str, Vec<&str>)> = Vec::new();
+    for d in target.desired.services.values() {
+        for path in &d.service.kolla.host_shared_mounts {
+            match wanted.iter_mut().find(|(p, _)| p == path) {
+                Some((_, services)) => services.push(&d.service.name),
+                None => wanted.push((path, vec![&d.service.name])),
+            }
+        }
+    }
+    let Some(first) = target
+        .desired
+        .services
+        .values()
+        .find(|d| !d.service.kolla.host_shared_mounts.is_empty())
+    else {
+        return Vec::new();
+    };
+    let paths: Vec<String> = wanted.iter().map(|(p, _)| p.to_string()).collect();
+    let owner = node_prep::JobOwner {
+        prefix: &settings.globals.container_prefix,
+        project: &settings.globals.project,
+        service: &first.service.name,
+        image: &first.service.image,
+    };
+    let spec = node_prep::shared_mounts_check(&owner, &paths);
+    let ran = match engine.run_spec_to_completion(&spec).await {
+        Ok(ran) if ran.exit_code == 0 => ran,
+        Ok(ran) => {
+            return vec![(
+                false,
+                format!(
+                    "cannot look at the node's mounts ({}); make {} shared mounts yourself (mount --bind DIR DIR; mount --make-shared DIR)",
+                    ran.output.trim(),
+                    paths.join(" ")
+                ),
+            )];
+        }
+        Err(e) => return vec![(false, format!("node mounts check: {e}"))],
+    };
+    let states = node_prep::parse_mounts_check(&ran.output);
+    wanted
+        .into_iter()
+        .map(|(path, services)| {
+            let users = services.join(", ");
+            match states.iter().find(|(p, _)| p == path).map(|(_, s)| s) {
+                Some(node_prep::MountState::Shared) => {
+                    (true, format!("{path} is a shared mount (for {users})"))
+                }
+                Some(_) => (
+                    true,
+                    format!("{path} is not a shared mount yet: deploy makes it one (for {users})"),
+                ),
+                None => (
+                    false,
+                    format!("{path}: the node's mounts check said nothing"),
+                ),
+            }
+        })
         .collect()
 }
 

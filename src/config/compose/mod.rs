@@ -1063,6 +1063,36 @@ services:
                 "has no x-kolla.bootstrap",
             ),
             (
+                "    x-kolla: {bootstrap: {command: x}, restore_point: {}}\n",
+                "name the databases",
+            ),
+            (
+                "    x-kolla: {bootstrap: {command: x}, restore_point: {dump: cat}}\n",
+                "give both dump and restore",
+            ),
+            (
+                "    x-kolla: {bootstrap: {command: x}, restore_point: {databases: [a], dump: x, restore: z}}\n",
+                "leave it out",
+            ),
+        ];
+        assert_refused(&cases);
+    }
+
+    /// Each case's lines, added to service `a`, make an error naming `a`
+    /// and saying what it must.
+    fn assert_refused(cases: &[(&str, &str)]) {
+        for (extra, want) in cases {
+            let text = format!("services:\n  b:\n    image: y\n  a:\n    image: x\n{extra}");
+            let err = parse_text(&text).map(|_| ()).unwrap_err().to_string();
+            assert!(err.contains(want), "{extra:?}: {err}");
+            assert!(err.contains("service a"), "{extra:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn bad_mounts_are_refused() {
+        assert_refused(&[
+            (
                 "    x-kolla: {host_shared_mounts: [\"/run/netns; reboot\"]}\n",
                 "an absolute folder of the node",
             ),
@@ -1087,25 +1117,7 @@ services:
                 "    volumes: [{type: bind, source: /run, target: /run, bind: {propagation: up}}]\n",
                 "bind.propagation \"up\"",
             ),
-            (
-                "    x-kolla: {bootstrap: {command: x}, restore_point: {}}\n",
-                "name the databases",
-            ),
-            (
-                "    x-kolla: {bootstrap: {command: x}, restore_point: {dump: cat}}\n",
-                "give both dump and restore",
-            ),
-            (
-                "    x-kolla: {bootstrap: {command: x}, restore_point: {databases: [a], dump: x, restore: z}}\n",
-                "leave it out",
-            ),
-        ];
-        for (extra, want) in cases {
-            let text = format!("services:\n  b:\n    image: y\n  a:\n    image: x\n{extra}");
-            let err = parse_text(&text).map(|_| ()).unwrap_err().to_string();
-            assert!(err.contains(want), "{extra:?}: {err}");
-            assert!(err.contains("service a"), "{extra:?}: {err}");
-        }
+        ]);
     }
 
     #[test]

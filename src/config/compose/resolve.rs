@@ -708,17 +708,17 @@ impl Resolver<'_> {
             .flex(line, service, "volumes.read_only", long.read_only)?
             .unwrap_or(false);
         let propagation = long.bind.and_then(|bind| bind.propagation);
-        if let Some(p) = &propagation {
-            if long.kind != "bind" || !PROPAGATIONS.contains(&p.as_str()) {
-                return Err(self.error(
-                    line,
-                    service,
-                    format!(
-                        "volumes: bind.propagation {p:?}: a bind mount's propagation is one of {}",
-                        PROPAGATIONS.join(", ")
-                    ),
-                ));
-            }
+        if let Some(p) = &propagation
+            && (long.kind != "bind" || !PROPAGATIONS.contains(&p.as_str()))
+        {
+            return Err(self.error(
+                line,
+                service,
+                format!(
+                    "volumes: bind.propagation {p:?}: a bind mount's propagation is one of {}",
+                    PROPAGATIONS.join(", ")
+                ),
+            ));
         }
         match (long.kind.as_str(), source) {
             ("volume", source) => Ok(Mount::Volume {

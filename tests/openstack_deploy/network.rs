@@ -1,0 +1,448 @@
+//! The all-in-one's network, used as an operator does: through Debian's
+//! `openstack` client only. Neutron's agents are alive; a tenant network
+//! (VXLAN) behind a router to the flat provider network; the tiny guest
+//! boots on it, gets the address Neutron gave its port by DHCP (its own
+//! console says so), and answers ping from the node on a floating IP; an
+//! upgrade and a rollback of neutron-server keep the network, the port and
+//! the guest's traffic. Everything made here is deleted again, and the
+//! node's end of the provider network loses the address given to it.
+
+use std::process::Output;
+use std::time::Instant;
+
+use super::common::{self, Deployment, describe, eventually};
+
+/// The provider network of the test: TEST-NET-3, reached from the node
+/// through `kolla-ext-gw`, the node's end of the veth pair the L2 agent
+/// makes when no provider interface is named.
+const PROVIDER_CIDR: &str = "203.0.113.0/24";
+const NODE_ADDRESS: &str = "203.0.113.1/24";
+const NODE_END: &str = "kolla-ext-gw";
+
+pub fn a_server_gets_its_address_and_a_floating_ip(d: &Deployment, admin: &str) {
+    let started = Instant::now();
+    let phase =
+        |what: &str| eprintln!("network: {what} at {:.1}s", started.elapsed().as_secs_f64());
+    let cli = Cli { admin };
+    assert!(
+        !cli.value(&["token", "issue", "-f", "value", "-c", "id"])
+            .is_empty()
+    );
+    let endpoints = cli.json(&["endpoint", "list", "-f", "json"]);
+    assert!(
+        endpoints.iter().any(|e| e["Service Type"] == "network"),
+        "no network endpoint: {endpoints:?}"
+    );
+    eventually("four neutron agents alive", || {
+        let agents = cli.json(&["network", "agent", "list", "-f", "json"]);
+        let alive = |kind: &str| {
+            agents
+                .iter()
+                .any(|a| a["Agent Type"] == kind && a["Alive"] == true && a["Host"] == "aio")
+        };
+        [
+            "Linux bridge agent",
+            "DHCP agent",
+            "L3 agent",
+            "Metadata agent",
+        ]
+        .iter()
+        .all(|k| alive(k))
+        .then_some(())
+    });
+    phase("agents alive");
+
+    let names = Names::new();
+    let net = Network::create(&cli, &names);
+    phase("networks and router made");
+    let server = boot(&cli, &names, &net);
+    phase("server active");
+    let port_address = server_port_address(&cli, &server);
+    eventually("the guest's console shows its DHCP address", || {
+        let log = cli.value(&["console", "log", "show", &server]);
+        log.contains(&format!("kolla-guest: eth0 address {port_address}/24"))
+            .then_some(())
+    });
+    phase("guest has its address (DHCP)");
+
+    let floating = cli.value(&[
+        "floating",
+        "ip",
+        "create",
+        &names.public,
+        "-f",
+        "value",
+        "-c",
+        "floating_ip_address",
+    ]);
+    cli.ok(&["server", "add", "floating", "ip", &server, &floating]);
+    let _address = NodeAddress::add();
+    eventually("the floating IP answers ping from the node", || {
+        answers_ping(&floating).then_some(())
+    });
+    phase("floating IP answers");
+
+    super::changed_image(d, "neutron-server", "network");
+    let output = d.kolla(
+        "upgrade",
+        &[
+            "neutron-server",
+            "--tag",
+            "network",
+            "--health-timeout",
+            "300",
+        ],
+    );
+    assert!(output.status.success(), "{}", describe(&output));
+    still_there(&cli, &net, &server, &floating);
+    let output = d.kolla("rollback", &["neutron-server"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    still_there(&cli, &net, &server, &floating);
+    phase("neutron-server upgraded and rolled back");
+
+    cli.ok(&["server", "delete", "--wait", &server]);
+    let servers = cli.json(&["server", "list", "-f", "json"]);
+    assert!(
+        !servers.iter().any(|s| s["ID"] == server.as_str()),
+        "the server is still listed: {servers:?}"
+    );
+    cli.ok(&["floating", "ip", "delete", &floating]);
+    net.delete(&cli);
+    phase("cleaned up");
+}
+
+/// The network, its port and the guest's traffic outlived a swap of
+/// neutron-server; the API answers again.
+fn still_there(cli: &Cli, net: &Network, server: &str, floating: &str) {
+    eventually("neutron-server answers after the swap", || {
+        cli.try_json(&["network", "show", &net.tenant, "-f", "json"])
+    });
+    let ports = cli.json(&["port", "list", "--server", server, "-f", "json"]);
+    assert_eq!(ports.len(), 1, "the server's port: {ports:?}");
+    assert!(answers_ping(floating), "the floating IP stopped answering");
+}
+
+/// A name unique to this run for each thing the test makes.
+struct Names {
+    public: String,
+    tenant: String,
+    router: String,
+    flavor: String,
+    server: String,
+    image: String,
+}
+
+impl Names {
+    fn new() -> Names {
+        let name = |what: &str| common::unique_name("kolla-test", what);
+        Names {
+            public: name("public"),
+            tenant: name("tenant"),
+            router: name("router"),
+            flavor: name("flavor"),
+            server: name("server"),
+            image: name("guest"),
+        }
+    }
+}
+
+/// The provider network (flat, physnet1), a tenant network (VXLAN) and a
+/// router between them.
+struct Network {
+    public: String,
+    tenant: String,
+    tenant_subnet: String,
+    router: String,
+}
+
+impl Network {
+    fn create(cli: &Cli, names: &Names) -> Network {
+        let id = |args: &[&str]| {
+            let mut all = args.to_vec();
+            all.extend(["-f", "value", "-c", "id"]);
+            cli.value(&all)
+        };
+        let public = id(&[
+            "network",
+            "create",
+            "--external",
+            "--provider-network-type",
+            "flat",
+            "--provider-physical-network",
+            "physnet1",
+            &names.public,
+        ]);
+        id(&[
+            "subnet",
+            "create",
+            "--network",
+            &public,
+            "--subnet-range",
+            PROVIDER_CIDR,
+            "--gateway",
+            "203.0.113.1",
+            "--allocation-pool",
+            "start=203.0.113.100,end=203.0.113.200",
+            "--no-dhcp",
+            &names.public,
+        ]);
+        let tenant = id(&["network", "create", &names.tenant]);
+        let tenant_subnet = id(&[
+            "subnet",
+            "create",
+            "--network",
+            &tenant,
+            "--subnet-range",
+            "10.10.0.0/24",
+            &names.tenant,
+        ]);
+        let router = id(&["router", "create", &names.router]);
+        cli.ok(&["router", "set", "--external-gateway", &public, &router]);
+        cli.ok(&["router", "add", "subnet", &router, &tenant_subnet]);
+        // Ping reaches the guest: the admin project's default group lets
+        // ICMP in.
+        let groups = cli.json(&[
+            "security",
+            "group",
+            "list",
+            "--project",
+            "admin",
+            "-f",
+            "json",
+        ]);
+        let default = groups
+            .iter()
+            .find(|g| g["Name"] == "default")
+            .and_then(|g| g["ID"].as_str())
+            .unwrap_or_else(|| panic!("admin's default security group: {groups:?}"))
+            .to_string();
+        let rules = cli.json(&["security", "group", "rule", "list", &default, "-f", "json"]);
+        if !rules.iter().any(|r| r["IP Protocol"] == "icmp") {
+            cli.ok(&[
+                "security",
+                "group",
+                "rule",
+                "create",
+                "--protocol",
+                "icmp",
+                &default,
+            ]);
+        }
+        Network {
+            public,
+            tenant,
+            tenant_subnet,
+            router,
+        }
+    }
+
+    fn delete(&self, cli: &Cli) {
+        cli.ok(&[
+            "router",
+            "remove",
+            "subnet",
+            &self.router,
+            &self.tenant_subnet,
+        ]);
+        cli.ok(&["router", "unset", "--external-gateway", &self.router]);
+        cli.ok(&["router", "delete", &self.router]);
+        cli.ok(&["network", "delete", &self.tenant, &self.public]);
+    }
+}
+
+/// Upload the tiny guest (kernel, initramfs, an empty root disk naming
+/// them) and boot it on the tenant network; the server's id once ACTIVE.
+fn boot(cli: &Cli, names: &Names, net: &Network) -> String {
+    let guest = common::guest();
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).expect("writing a guest file");
+        path.to_str().expect("a UTF-8 path").to_string()
+    };
+    let (kernel, initrd) = (
+        write("vmlinuz", &guest.kernel),
+        write("initrd", &guest.initrd),
+    );
+    let root = write("root.raw", &vec![0u8; 1 << 20]);
+    let upload = |name: &str, format: &str, container: &str, file: &str, extra: &[&str]| {
+        let mut args = vec![
+            "image",
+            "create",
+            "--disk-format",
+            format,
+            "--container-format",
+            container,
+            "--file",
+            file,
+        ];
+        args.extend(extra);
+        args.extend([name, "-f", "value", "-c", "id"]);
+        cli.value(&args)
+    };
+    let kernel = upload(
+        &format!("{}-kernel", names.image),
+        "aki",
+        "aki",
+        &kernel,
+        &[],
+    );
+    let initrd = upload(
+        &format!("{}-initrd", names.image),
+        "ari",
+        "ari",
+        &initrd,
+        &[],
+    );
+    let (kernel_id, ramdisk_id) = (
+        format!("kernel_id={kernel}"),
+        format!("ramdisk_id={initrd}"),
+    );
+    let image = upload(
+        &names.image,
+        "raw",
+        "bare",
+        &root,
+        &["--property", &kernel_id, "--property", &ramdisk_id],
+    );
+    cli.ok(&[
+        "flavor",
+        "create",
+        "--ram",
+        "128",
+        "--vcpus",
+        "1",
+        "--disk",
+        "1",
+        &names.flavor,
+    ]);
+    let server = cli.value(&[
+        "server",
+        "create",
+        "--image",
+        &image,
+        "--flavor",
+        &names.flavor,
+        "--network",
+        &net.tenant,
+        "--wait",
+        &names.server,
+        "-f",
+        "value",
+        "-c",
+        "id",
+    ]);
+    let shown = cli.json_object(&["server", "show", &server, "-f", "json"]);
+    assert_eq!(shown["status"], "ACTIVE", "{shown}");
+    let listed = cli.json(&["server", "list", "-f", "json"]);
+    assert!(
+        listed.iter().any(|s| s["ID"] == server.as_str()),
+        "server list lacks the server: {listed:?}"
+    );
+    server
+}
+
+/// The fixed address Neutron gave the server's only port.
+fn server_port_address(cli: &Cli, server: &str) -> String {
+    let ports = cli.json(&["port", "list", "--server", server, "-f", "json"]);
+    let [port] = ports.as_slice() else {
+        panic!("the server has one port: {ports:?}");
+    };
+    port["Fixed IP Addresses"][0]["ip_address"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no address on the port: {port}"))
+        .to_string()
+}
+
+/// One ping from the node (busybox's: tools/setup installs it).
+fn answers_ping(address: &str) -> bool {
+    std::process::Command::new("busybox")
+        .args(["ping", "-c", "1", "-W", "2", address])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// The node's end of the provider network, with an address of the
+/// provider subnet for as long as the test needs it.
+struct NodeAddress;
+
+impl NodeAddress {
+    fn add() -> NodeAddress {
+        let added = ip(&["addr", "replace", NODE_ADDRESS, "dev", NODE_END]);
+        assert!(
+            added.status.success(),
+            "giving the node's end of the provider network an address: {}",
+            describe(&added)
+        );
+        NodeAddress
+    }
+}
+
+impl Drop for NodeAddress {
+    fn drop(&mut self) {
+        let _ = ip(&["addr", "del", NODE_ADDRESS, "dev", NODE_END]);
+    }
+}
+
+/// Remove the veth pair the L2 agent made for the provider network (its
+/// node end goes with it).
+pub fn remove_provider_veth() {
+    let _ = ip(&["link", "del", "kolla-ext"]);
+    let left = ip(&["link", "show", NODE_END]);
+    assert!(!left.status.success(), "{NODE_END} is still there");
+}
+
+fn ip(args: &[&str]) -> Output {
+    std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .expect("iproute2's ip")
+}
+
+/// The admin's `openstack` client against the all-in-one.
+struct Cli<'a> {
+    admin: &'a str,
+}
+
+impl Cli<'_> {
+    fn run(&self, args: &[&str]) -> Output {
+        common::openstack(super::LOCAL, self.admin, args)
+    }
+
+    fn ok(&self, args: &[&str]) -> Output {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "openstack {}: {}",
+            args.join(" "),
+            describe(&output)
+        );
+        output
+    }
+
+    fn value(&self, args: &[&str]) -> String {
+        common::stdout_of(&self.ok(args)).trim().to_string()
+    }
+
+    fn json(&self, args: &[&str]) -> Vec<serde_json::Value> {
+        let output = self.ok(args);
+        serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("openstack {}: not a JSON list ({e})", args.join(" ")))
+    }
+
+    fn json_object(&self, args: &[&str]) -> serde_json::Value {
+        let output = self.ok(args);
+        serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("openstack {}: not JSON ({e})", args.join(" ")))
+    }
+
+    fn try_json(&self, args: &[&str]) -> Option<serde_json::Value> {
+        let output = self.run(args);
+        output
+            .status
+            .success()
+            .then(|| serde_json::from_slice(&output.stdout).ok())
+            .flatten()
+    }
+}
