@@ -44,7 +44,13 @@ fn all_in_one_builds_deploys_and_serves_the_apis() {
         .count();
     let built = summary["images"].as_array().unwrap();
     assert_eq!(built.len(), shipped, "{summary}");
-    assert!(built.iter().all(|i| i["status"] == "built"), "{summary}");
+    // Built here, or found up to date in the heavy tests' cache.
+    assert!(
+        built
+            .iter()
+            .all(|i| i["status"] == "built" || i["status"] == "up_to_date"),
+        "{summary}"
+    );
     keystone_manage_runs(&images);
 
     let globals = format!("namespace: {}\n", images.namespace);

@@ -6,7 +6,9 @@
 //! server is placed on each and runs in that node's libvirt, and
 //! `kolla upgrade nova-compute --parallel 1` goes node by node, each node
 //! healthy before the next starts, with both guests running throughout; a
-//! rollback brings both nodes back the same way. Ignored by default
+//! rollback brings both nodes back the same way. A guest on a tenant
+//! network on n3 gets its address from the DHCP agent on n1, over VXLAN
+//! between the nodes' Linux bridge agents. Ignored by default
 //! (minutes); tools/test and CI run it with --include-ignored.
 
 mod common;
@@ -120,6 +122,7 @@ fn a_cloud_over_three_nodes_keeps_a_guest_on_each_compute_node_through_a_rolling
         "a guest stopped with the rollback of nova-compute"
     );
     both_hypervisors_up(&controller, &token);
+    dhcp_reaches_a_compute_node_over_vxlan(&controller, &password, n3);
 
     let output = d.kolla("destroy", &["--purge-data", "--yes-i-really-mean-it"]);
     assert!(output.status.success(), "{}", describe(&output));
@@ -213,4 +216,60 @@ fn boot_on(controller: &str, token: &str, node: &TestNode, image: &str, flavor: 
         "name": format!("on-{}", node.name), "imageRef": image, "flavorRef": flavor,
         "networks": "none", "availability_zone": format!("nova:{}", node.name)});
     common::create_server(controller, token, server);
+}
+
+/// A guest booted on `node` on a tenant network (VXLAN) gets, by DHCP, the
+/// address Neutron gave its port: dnsmasq runs on the controller, so the
+/// request crossed from `node`'s bridge to the controller's in VXLAN. The
+/// client made it all, and deletes it again.
+fn dhcp_reaches_a_compute_node_over_vxlan(controller: &str, password: &str, node: &TestNode) {
+    let cli = common::Cli {
+        host: controller,
+        admin: password,
+    };
+    let name = |what: &str| common::unique_name("kolla-test", what);
+    let (network, flavor, server) = (name("tenant"), name("flavor"), name("server"));
+    let network = cli.value(&["network", "create", &network, "-f", "value", "-c", "id"]);
+    cli.ok(&[
+        "subnet",
+        "create",
+        "--network",
+        &network,
+        "--subnet-range",
+        "10.20.0.0/24",
+        &name("subnet"),
+    ]);
+    let image = cli.upload_guest(&name("guest"));
+    cli.ok(&[
+        "flavor", "create", "--ram", "128", "--vcpus", "1", "--disk", "1", &flavor,
+    ]);
+    let zone = format!("nova:{}", node.name);
+    let server = cli.value(&[
+        "server",
+        "create",
+        "--image",
+        &image,
+        "--flavor",
+        &flavor,
+        "--network",
+        &network,
+        "--availability-zone",
+        &zone,
+        "--wait",
+        &server,
+        "-f",
+        "value",
+        "-c",
+        "id",
+    ]);
+    let shown = cli.json_object(&["server", "show", &server, "-f", "json"]);
+    assert_eq!(shown["OS-EXT-SRV-ATTR:host"], node.name.as_str(), "{shown}");
+    let address = cli.port_address(&server);
+    eventually("the guest's console shows its DHCP address", || {
+        let log = cli.value(&["console", "log", "show", &server]);
+        log.contains(&format!("kolla-guest: eth0 address {address}/24"))
+            .then_some(())
+    });
+    cli.ok(&["server", "delete", "--wait", &server]);
+    cli.ok(&["network", "delete", &network]);
 }

@@ -278,3 +278,109 @@ pub fn guest() -> Guest {
         initrd: read("initrd"),
     }
 }
+
+/// The admin's `openstack` client against the cloud at `host`.
+pub struct Cli<'a> {
+    pub host: &'a str,
+    pub admin: &'a str,
+}
+
+impl Cli<'_> {
+    pub fn run(&self, args: &[&str]) -> Output {
+        openstack(self.host, self.admin, args)
+    }
+
+    /// Run it; it must succeed.
+    pub fn ok(&self, args: &[&str]) -> Output {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "openstack {}: {}",
+            args.join(" "),
+            describe(&output)
+        );
+        output
+    }
+
+    /// What it printed, trimmed.
+    pub fn value(&self, args: &[&str]) -> String {
+        super::stdout_of(&self.ok(args)).trim().to_string()
+    }
+
+    /// A `-f json` listing.
+    pub fn json(&self, args: &[&str]) -> Vec<serde_json::Value> {
+        let output = self.ok(args);
+        serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("openstack {}: not a JSON list ({e})", args.join(" ")))
+    }
+
+    /// A `-f json` object.
+    pub fn json_object(&self, args: &[&str]) -> serde_json::Value {
+        let output = self.ok(args);
+        serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("openstack {}: not JSON ({e})", args.join(" ")))
+    }
+
+    /// The JSON it printed, or None when it failed.
+    pub fn try_json(&self, args: &[&str]) -> Option<serde_json::Value> {
+        let output = self.run(args);
+        output
+            .status
+            .success()
+            .then(|| serde_json::from_slice(&output.stdout).ok())
+            .flatten()
+    }
+
+    /// Upload the tiny guest (`guest()`: kernel, initramfs, and an empty
+    /// root disk naming them) as image `name`; the root disk's id.
+    pub fn upload_guest(&self, name: &str) -> String {
+        let guest = guest();
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let write = |file: &str, bytes: &[u8]| {
+            let path = dir.path().join(file);
+            std::fs::write(&path, bytes).expect("writing a guest file");
+            path.to_str().expect("a UTF-8 path").to_string()
+        };
+        let kernel = write("vmlinuz", &guest.kernel);
+        let initrd = write("initrd", &guest.initrd);
+        let root = write("root.raw", &vec![0u8; 1 << 20]);
+        let upload = |name: &str, format: &str, container: &str, file: &str, extra: &[&str]| {
+            let mut args = vec![
+                "image",
+                "create",
+                "--disk-format",
+                format,
+                "--container-format",
+                container,
+                "--file",
+                file,
+            ];
+            args.extend(extra);
+            args.extend([name, "-f", "value", "-c", "id"]);
+            self.value(&args)
+        };
+        let kernel = upload(&format!("{name}-kernel"), "aki", "aki", &kernel, &[]);
+        let initrd = upload(&format!("{name}-initrd"), "ari", "ari", &initrd, &[]);
+        let kernel_id = format!("kernel_id={kernel}");
+        let ramdisk_id = format!("ramdisk_id={initrd}");
+        upload(
+            name,
+            "raw",
+            "bare",
+            &root,
+            &["--property", &kernel_id, "--property", &ramdisk_id],
+        )
+    }
+
+    /// The fixed address Neutron gave the server's only port.
+    pub fn port_address(&self, server: &str) -> String {
+        let ports = self.json(&["port", "list", "--server", server, "-f", "json"]);
+        let [port] = ports.as_slice() else {
+            panic!("the server has one port: {ports:?}");
+        };
+        port["Fixed IP Addresses"][0]["ip_address"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no address on the port: {port}"))
+            .to_string()
+    }
+}

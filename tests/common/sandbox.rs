@@ -22,6 +22,11 @@ pub struct Sandbox {
     /// Ids of images this sandbox built, so that images a rebuild left
     /// untagged are removed too.
     built_ids: RefCell<Vec<String>>,
+    /// The images tagged `zed` in the namespace are a cache shared by the
+    /// heavy tests (the namespace is named by the tree's content hash):
+    /// kept when the sandbox goes, so the next heavy test, or the next run
+    /// on this machine, finds them up to date.
+    keeps_tree: bool,
 }
 
 impl Sandbox {
@@ -53,10 +58,34 @@ impl Sandbox {
         sandbox
     }
 
-    /// The project's own image tree (read in place) on `base_image`.
+    /// The project's own image tree (read in place) on `base_image`, in the
+    /// namespace `kolla-test-tree-<hash>`, named by the tree's files and
+    /// the base image's id: the heavy tests build the real images once per
+    /// content on a machine and share them (`kolla build` finds them up to
+    /// date). Tags a test adds there (changed images) are its own and go
+    /// with the sandbox; the tree's images stay. Caches of other trees
+    /// that no container uses are removed.
     pub fn for_project_images(name: &str, base_image: &str) -> Sandbox {
         let mut sandbox = Sandbox::empty(name, base_image);
         sandbox.images_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("images");
+        let base_id = sandbox
+            .image(base_image)
+            .map(|info| info.id)
+            .unwrap_or_default();
+        sandbox.namespace = format!(
+            "kolla-test-tree-{}",
+            tree_hash(&sandbox.images_dir, &base_id)
+        );
+        sandbox.keeps_tree = true;
+        let rt = runtime();
+        let cached = rt
+            .block_on(sandbox.engine.image_tags_matching("kolla-test-tree-*/*"))
+            .expect("list images");
+        for tag in cached {
+            if !tag.starts_with(&format!("{}/", sandbox.namespace)) {
+                let _ = rt.block_on(sandbox.engine.remove_image(&tag, false));
+            }
+        }
         sandbox
     }
 
@@ -78,6 +107,7 @@ impl Sandbox {
             base_image: base_image.to_string(),
             engine,
             built_ids: RefCell::new(Vec::new()),
+            keeps_tree: false,
         }
     }
 
@@ -166,6 +196,14 @@ impl Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         let rt = runtime();
+        if self.keeps_tree {
+            for tag in self.own_tags() {
+                if !tag.ends_with(":zed") {
+                    let _ = rt.block_on(self.engine.remove_image(&tag, true));
+                }
+            }
+            return;
+        }
         for tag in self.own_tags() {
             let _ = rt.block_on(self.engine.remove_image(&tag, true));
         }
@@ -175,6 +213,39 @@ impl Drop for Sandbox {
             let _ = rt.block_on(self.engine.remove_image(id, false));
         }
     }
+}
+
+/// Sixteen hex digits of a SHA-256 over every file under `dir` (relative
+/// path, mode and bytes, in path order) and `base_id`.
+fn tree_hash(dir: &Path, base_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::fs::PermissionsExt;
+    fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("read the image tree") {
+            let path = entry.expect("a tree entry").path();
+            if path.is_dir() {
+                files(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let mut all = Vec::new();
+    files(dir, &mut all);
+    all.sort();
+    let mut hash = Sha256::new();
+    hash.update(base_id.as_bytes());
+    for path in all {
+        let relative = path.strip_prefix(dir).expect("under the tree");
+        hash.update(relative.to_string_lossy().as_bytes());
+        let mode = std::fs::metadata(&path)
+            .expect("a tree file")
+            .permissions()
+            .mode();
+        hash.update(mode.to_le_bytes());
+        hash.update(std::fs::read(&path).expect("a tree file"));
+    }
+    hex::encode(hash.finalize())[..16].to_string()
 }
 
 fn busybox_path() -> PathBuf {

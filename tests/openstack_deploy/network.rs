@@ -10,7 +10,7 @@
 use std::process::Output;
 use std::time::Instant;
 
-use super::common::{self, Deployment, describe, eventually};
+use super::common::{self, Cli, Deployment, describe, eventually};
 
 /// The provider network of the test: TEST-NET-3, reached from the node
 /// through `kolla-ext-gw`, the node's end of the veth pair the L2 agent
@@ -23,7 +23,10 @@ pub fn a_server_gets_its_address_and_a_floating_ip(d: &Deployment, admin: &str) 
     let started = Instant::now();
     let phase =
         |what: &str| eprintln!("network: {what} at {:.1}s", started.elapsed().as_secs_f64());
-    let cli = Cli { admin };
+    let cli = Cli {
+        host: super::LOCAL,
+        admin,
+    };
     assert!(
         !cli.value(&["token", "issue", "-f", "value", "-c", "id"])
             .is_empty()
@@ -57,7 +60,7 @@ pub fn a_server_gets_its_address_and_a_floating_ip(d: &Deployment, admin: &str) 
     phase("networks and router made");
     let server = boot(&cli, &names, &net);
     phase("server active");
-    let port_address = server_port_address(&cli, &server);
+    let port_address = cli.port_address(&server);
     eventually("the guest's console shows its DHCP address", || {
         let log = cli.value(&["console", "log", "show", &server]);
         log.contains(&format!("kolla-guest: eth0 address {port_address}/24"))
@@ -250,61 +253,10 @@ impl Network {
     }
 }
 
-/// Upload the tiny guest (kernel, initramfs, an empty root disk naming
-/// them) and boot it on the tenant network; the server's id once ACTIVE.
+/// Upload the tiny guest and boot it on the tenant network; the server's
+/// id once ACTIVE.
 fn boot(cli: &Cli, names: &Names, net: &Network) -> String {
-    let guest = common::guest();
-    let dir = tempfile::tempdir().expect("a temporary folder");
-    let write = |name: &str, bytes: &[u8]| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, bytes).expect("writing a guest file");
-        path.to_str().expect("a UTF-8 path").to_string()
-    };
-    let (kernel, initrd) = (
-        write("vmlinuz", &guest.kernel),
-        write("initrd", &guest.initrd),
-    );
-    let root = write("root.raw", &vec![0u8; 1 << 20]);
-    let upload = |name: &str, format: &str, container: &str, file: &str, extra: &[&str]| {
-        let mut args = vec![
-            "image",
-            "create",
-            "--disk-format",
-            format,
-            "--container-format",
-            container,
-            "--file",
-            file,
-        ];
-        args.extend(extra);
-        args.extend([name, "-f", "value", "-c", "id"]);
-        cli.value(&args)
-    };
-    let kernel = upload(
-        &format!("{}-kernel", names.image),
-        "aki",
-        "aki",
-        &kernel,
-        &[],
-    );
-    let initrd = upload(
-        &format!("{}-initrd", names.image),
-        "ari",
-        "ari",
-        &initrd,
-        &[],
-    );
-    let (kernel_id, ramdisk_id) = (
-        format!("kernel_id={kernel}"),
-        format!("ramdisk_id={initrd}"),
-    );
-    let image = upload(
-        &names.image,
-        "raw",
-        "bare",
-        &root,
-        &["--property", &kernel_id, "--property", &ramdisk_id],
-    );
+    let image = cli.upload_guest(&names.image);
     cli.ok(&[
         "flavor",
         "create",
@@ -340,18 +292,6 @@ fn boot(cli: &Cli, names: &Names, net: &Network) -> String {
         "server list lacks the server: {listed:?}"
     );
     server
-}
-
-/// The fixed address Neutron gave the server's only port.
-fn server_port_address(cli: &Cli, server: &str) -> String {
-    let ports = cli.json(&["port", "list", "--server", server, "-f", "json"]);
-    let [port] = ports.as_slice() else {
-        panic!("the server has one port: {ports:?}");
-    };
-    port["Fixed IP Addresses"][0]["ip_address"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no address on the port: {port}"))
-        .to_string()
 }
 
 /// One ping from the node (busybox's: tools/setup installs it).
@@ -398,51 +338,4 @@ fn ip(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("iproute2's ip")
-}
-
-/// The admin's `openstack` client against the all-in-one.
-struct Cli<'a> {
-    admin: &'a str,
-}
-
-impl Cli<'_> {
-    fn run(&self, args: &[&str]) -> Output {
-        common::openstack(super::LOCAL, self.admin, args)
-    }
-
-    fn ok(&self, args: &[&str]) -> Output {
-        let output = self.run(args);
-        assert!(
-            output.status.success(),
-            "openstack {}: {}",
-            args.join(" "),
-            describe(&output)
-        );
-        output
-    }
-
-    fn value(&self, args: &[&str]) -> String {
-        common::stdout_of(&self.ok(args)).trim().to_string()
-    }
-
-    fn json(&self, args: &[&str]) -> Vec<serde_json::Value> {
-        let output = self.ok(args);
-        serde_json::from_slice(&output.stdout)
-            .unwrap_or_else(|e| panic!("openstack {}: not a JSON list ({e})", args.join(" ")))
-    }
-
-    fn json_object(&self, args: &[&str]) -> serde_json::Value {
-        let output = self.ok(args);
-        serde_json::from_slice(&output.stdout)
-            .unwrap_or_else(|e| panic!("openstack {}: not JSON ({e})", args.join(" ")))
-    }
-
-    fn try_json(&self, args: &[&str]) -> Option<serde_json::Value> {
-        let output = self.run(args);
-        output
-            .status
-            .success()
-            .then(|| serde_json::from_slice(&output.stdout).ok())
-            .flatten()
-    }
 }
