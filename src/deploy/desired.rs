@@ -386,6 +386,41 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_shipped_roles_share_the_l2_agent_on_an_all_in_one() {
+        let compose_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("compose");
+        let globals = Globals::default();
+        let variables = Variables {
+            environment: BTreeMap::new(),
+            globals: globals.compose_variables(),
+        };
+        let passwords: BTreeMap<String, String> = crate::config::passwords::TEMPLATE
+            .lines()
+            .filter_map(|line| line.strip_suffix(':'))
+            .map(|name| (name.to_string(), "secret".to_string()))
+            .collect();
+        let mut node = desired_node();
+        node.roles = vec!["controller".into(), "compute".into()];
+        let files = load_files(&node, &compose_dir, &variables).unwrap();
+        let both = desired(&node, &files, &globals, &passwords, &[]).unwrap();
+        for service in [
+            "neutron-server",
+            "neutron-linuxbridge-agent",
+            "neutron-dhcp-agent",
+            "nova-compute",
+        ] {
+            assert!(both.services.contains_key(service), "{service}");
+        }
+        node.roles = vec!["compute".into()];
+        let files = load_files(&node, &compose_dir, &variables).unwrap();
+        let compute = desired(&node, &files, &globals, &passwords, &[]).unwrap();
+        assert_eq!(
+            compute.services["neutron-linuxbridge-agent"].config_hash,
+            both.services["neutron-linuxbridge-agent"].config_hash,
+            "the compute role's L2 agent is the controller role's"
+        );
+    }
+
     fn desired_node() -> Node {
         Node {
             name: "c1".into(),
