@@ -2,7 +2,8 @@
 //! named volumes mount exactly the volume they name, external volumes are
 //! never substituted, data containers are never swapped, and destroy and
 //! stop stop each service the way its file says (signal, grace period,
-//! dependents first) before anything is removed.
+//! dependents first) before anything is removed, and folders a service
+//! shares with the node become shared mounts.
 
 mod common;
 
@@ -409,4 +410,99 @@ services:
     );
     let somaxconn = docker(&["exec", &app, "cat", "/proc/sys/net/core/somaxconn"]);
     assert_eq!(String::from_utf8_lossy(&somaxconn.stdout), "1234\n");
+}
+
+/// Unmounts and removes a folder of the node the test had made shared.
+struct NodeFolder(String);
+
+impl Drop for NodeFolder {
+    fn drop(&mut self) {
+        let inner = format!("{}/inner", self.0);
+        let _ = std::process::Command::new("umount")
+            .args(["-l", &inner])
+            .status();
+        let _ = std::process::Command::new("umount")
+            .args(["-l", &self.0])
+            .status();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The mount-propagation state of `path` on this machine: `shared`,
+/// `private` or None when it is no mount point.
+fn propagation_of(path: &str) -> Option<&'static str> {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    table.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(' ').collect();
+        (fields.get(4) == Some(&path)).then(|| {
+            let optional = fields[6..].iter().take_while(|f| **f != "-");
+            if optional.clone().any(|f| f.starts_with("shared:")) {
+                "shared"
+            } else {
+                "private"
+            }
+        })
+    })
+}
+
+/// `x-kolla.host_shared_mounts`: prechecks say the folder is not shared
+/// yet; the deploy makes it a shared mount of the node before the service
+/// exists, the service's bind with shared propagation starts, and a mount
+/// the container makes under it shows on the node.
+#[test]
+fn a_folder_the_service_shares_is_made_a_shared_mount_and_mounts_propagate() {
+    let d = Deployment::new("sharedmount");
+    let folder = format!("/run/{}", d.project);
+    let _cleanup = NodeFolder(folder.clone());
+    assert_eq!(propagation_of(&folder), None);
+    std::fs::write(
+        d.compose_dir.join("controller.yml"),
+        format!(
+            r#"
+services:
+  agent:
+    image: ${{IMAGE}}
+    command: [sleep, "3600"]
+    cap_add: [SYS_ADMIN]
+    security_opt: [apparmor=unconfined]
+    volumes: ["{folder}:{folder}:shared"]
+    x-kolla: {{host_shared_mounts: ["{folder}"]}}
+"#
+        ),
+    )
+    .unwrap();
+    let checked = d.kolla("prechecks", &[]);
+    assert!(
+        stdout_text(&checked).contains(&format!(
+            "{folder} is not a shared mount yet: deploy makes it one (for agent)"
+        )),
+        "{}",
+        describe(&checked)
+    );
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(propagation_of(&folder), Some("shared"));
+    let inner = format!("{folder}/inner");
+    let mounted = docker(&[
+        "exec",
+        &d.container("agent"),
+        "sh",
+        "-c",
+        &format!("mkdir -p {inner} && mount -t tmpfs kolla-test {inner}"),
+    ]);
+    assert!(mounted.status.success(), "{}", describe(&mounted));
+    assert!(
+        propagation_of(&inner).is_some(),
+        "the container's mount did not reach the node"
+    );
+    let checked = d.kolla("prechecks", &[]);
+    assert!(
+        stdout_text(&checked).contains(&format!("{folder} is a shared mount (for agent)")),
+        "{}",
+        describe(&checked)
+    );
+}
+
+fn stdout_text(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }

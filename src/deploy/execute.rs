@@ -201,6 +201,9 @@ impl NodeRun<'_> {
             }
             ActionKind::Create => self.create(wanted, files, action).await?,
             ActionKind::Start => {
+                // A node that rebooted lost what lives in its tmpfs (shared
+                // mounts under /run) and its sysctls: prepare it again.
+                self.prepare_node(wanted).await?;
                 self.steps.status(self.node, &service, "starting");
                 self.engine
                     .start_container(&live_name)

@@ -19,8 +19,8 @@ pub struct JobOwner<'a> {
     pub prefix: &'a str,
     pub project: &'a str,
     pub service: &'a str,
-    /// The service's image (any image with a POSIX shell, awk, pgrep and
-    /// nsenter does).
+    /// The service's image (any image with a POSIX shell, readlink, cat
+    /// and nsenter does; busybox's will).
     pub image: &'a str,
 }
 
@@ -107,6 +107,19 @@ pub fn parse_mounts_check(output: &str) -> Vec<(String, MountState)> {
         .collect()
 }
 
+/// Sets `target` to the pid of the node's engine: the `dockerd` in this
+/// container's PID namespace (the host's), not one of a Docker-in-Docker
+/// container's, which the host's namespace shows too; PID 1 when there is
+/// none. Plain shell and /proc, so any image with a shell runs it.
+const FIND_ENGINE: &str = r#"self_ns=$(readlink /proc/self/ns/pid)
+target=1
+for d in /proc/[0-9]*; do
+  [ "$(cat "$d/comm" 2>/dev/null)" = dockerd ] || continue
+  [ "$(readlink "$d/ns/pid" 2>/dev/null)" = "$self_ns" ] || continue
+  target=${d#/proc/}
+  break
+done"#;
+
 /// `script` (a loop over its arguments) run by the node's own `sh` in the
 /// node's mount namespace: its engine's, since PID 1 may refuse even root
 /// a look at its namespaces (some VM and sandbox inits do). The host's PID
@@ -115,7 +128,7 @@ pub fn parse_mounts_check(output: &str) -> Vec<(String, MountState)> {
 /// seccomp unconfined.
 fn in_node_mounts(owner: &JobOwner, kind: &str, script: &str, paths: &[String]) -> ContainerSpec {
     let outer = format!(
-        r#"target=$(pgrep -o -x dockerd || echo 1)
+        r#"{FIND_ENGINE}
 exec nsenter -t "$target" -m -- sh -c '{script}' sh "$@""#
     );
     let mut command: Vec<String> = vec!["sh".into(), "-c".into(), outer, "sh".into()];
