@@ -306,7 +306,7 @@ fn upgrade_tag_on_an_image_with_a_literal_tag_says_the_file_decides() {
 #[test]
 fn kolla_v1_files_deploy_with_their_data_containers() {
     let images = common::Sandbox::new("legacy");
-    let output = images.build(&["^fx-base$"]);
+    let output = images.build(&["^fx-base$", "--retries", "1"]);
     assert!(output.status.success(), "{}", describe(&output));
     let d = Deployment::of(images, "legacy", "legacy", "");
     let output = d.kolla("deploy", &["--dry-run"]);

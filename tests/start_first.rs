@@ -46,7 +46,7 @@ fn set_migrate_req(value: &str) {
 fn deployed(name: &str, tags: &[&str]) -> Deployment {
     let images = Sandbox::with_images(name, "start-first/images", "debian:bookworm");
     for tag in tags {
-        let output = images.build(&["^fx-reuse$", "--tag", tag]);
+        let output = images.build(&["^fx-reuse$", "--tag", tag, "--retries", "1"]);
         assert!(output.status.success(), "{}", describe(&output));
     }
     let globals = format!("namespace: {}\ntag: \"1.0.0\"\n", images.namespace);

@@ -56,7 +56,10 @@ pub fn free_port() -> u16 {
 impl Deployment {
     pub fn new(name: &str) -> Deployment {
         let images = Sandbox::new(name);
-        let output = images.build(&["^fx-base$"]);
+        // One retry: another test's sandbox, going, may remove a cached
+        // layer this build was about to reuse (the builder's cache is the
+        // engine's, shared by every test).
+        let output = images.build(&["^fx-base$", "--retries", "1"]);
         assert!(
             output.status.success(),
             "building the busybox image failed:\n{}",
@@ -241,7 +244,7 @@ pub fn swap_deployment_of(fixture: &str, name: &str, tags: &[&str]) -> Deploymen
     std::fs::create_dir_all(&dir).expect("fx-web folder");
     std::fs::write(dir.join("Dockerfile.tera"), FX_WEB).expect("fx-web template");
     for tag in tags {
-        let output = images.build(&["^fx-web$", "--tag", tag]);
+        let output = images.build(&["^fx-web$", "--tag", tag, "--retries", "1"]);
         assert!(output.status.success(), "{}", describe(&output));
     }
     let globals = format!("namespace: {}\ntag: \"1.0.0\"\n", images.namespace);
