@@ -264,12 +264,7 @@ fn dhcp_reaches_a_compute_node_over_vxlan(controller: &str, password: &str, node
     ]);
     let shown = cli.json_object(&["server", "show", &server, "-f", "json"]);
     assert_eq!(shown["OS-EXT-SRV-ATTR:host"], node.name.as_str(), "{shown}");
-    let address = cli.port_address(&server);
-    eventually("the guest's console shows its DHCP address", || {
-        let log = cli.value(&["console", "log", "show", &server]);
-        log.contains(&format!("kolla-guest: eth0 address {address}/24"))
-            .then_some(())
-    });
+    cli.guest_shows_its_dhcp_address(&server);
     cli.ok(&["server", "delete", "--wait", &server]);
     cli.ok(&["network", "delete", &network]);
 }

@@ -372,6 +372,17 @@ impl Cli<'_> {
         )
     }
 
+    /// Wait until the tiny guest's console shows, as eth0's address, the
+    /// fixed address Neutron gave its port: DHCP really worked.
+    pub fn guest_shows_its_dhcp_address(&self, server: &str) {
+        let address = self.port_address(server);
+        eventually("the guest's console shows its DHCP address", || {
+            let log = self.value(&["console", "log", "show", server]);
+            log.contains(&format!("kolla-guest: eth0 address {address}/24"))
+                .then_some(())
+        });
+    }
+
     /// The fixed address Neutron gave the server's only port.
     pub fn port_address(&self, server: &str) -> String {
         let ports = self.json(&["port", "list", "--server", server, "-f", "json"]);

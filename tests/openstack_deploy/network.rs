@@ -60,12 +60,7 @@ pub fn a_server_gets_its_address_and_a_floating_ip(d: &Deployment, admin: &str) 
     phase("networks and router made");
     let server = boot(&cli, &names, &net);
     phase("server active");
-    let port_address = cli.port_address(&server);
-    eventually("the guest's console shows its DHCP address", || {
-        let log = cli.value(&["console", "log", "show", &server]);
-        log.contains(&format!("kolla-guest: eth0 address {port_address}/24"))
-            .then_some(())
-    });
+    cli.guest_shows_its_dhcp_address(&server);
     phase("guest has its address (DHCP)");
 
     let floating = cli.value(&[
