@@ -14,7 +14,9 @@ if [ -z "$interface" ]; then
     fi
     ip link set kolla-ext up
     ip link set kolla-ext-gw up
-elif ! [[ "$interface" =~ ^[A-Za-z0-9_.-]{1,15}$ ]]; then
+# A name the kernel takes, that `ip` cannot read as an option and an ini
+# line cannot be broken by.
+elif ! [[ "$interface" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$ ]]; then
     echo "neutron-linuxbridge-agent: NEUTRON_EXTERNAL_INTERFACE=${interface@Q} is not an interface name" >&2
     exit 1
 elif ! ip link show "$interface" >/dev/null 2>&1; then

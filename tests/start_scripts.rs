@@ -1,0 +1,145 @@
+//! The shipped start scripts run as their containers run them, with hostile
+//! values from the operator's environment: they refuse what they do not
+//! expect, naming it, before they touch the node. The node's `ip` is a
+//! recorder on PATH; the script is the real one, rendered as kolla does.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// One run of the L2 agent's start script (rendered for node
+/// `node-under-test`) in a folder of its own, with an `ip` that records
+/// its arguments and knows no link: the script stops at its checks, before
+/// it writes the agent's mapping (a path only the container may write).
+struct Run {
+    dir: tempfile::TempDir,
+    output: Output,
+}
+
+impl Run {
+    fn linuxbridge_agent(interface: &str) -> Run {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let script = render_start_script(dir.path());
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).expect("bin folder");
+        std::fs::write(
+            bin.join("ip"),
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> \"$IP_CALLS\"\nexit 1\n",
+        )
+        .expect("the ip recorder");
+        let chmod = Command::new("chmod").arg("+x").arg(bin.join("ip")).status();
+        assert!(chmod.is_ok_and(|s| s.success()), "chmod +x the ip recorder");
+        let output = Command::new("bash")
+            .arg(&script)
+            .current_dir(dir.path())
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("IP_CALLS", dir.path().join("ip-calls"))
+            .env("NEUTRON_EXTERNAL_INTERFACE", interface)
+            .output()
+            .expect("bash runs");
+        Run { dir, output }
+    }
+
+    fn ip_calls(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("ip-calls")).unwrap_or_default()
+    }
+
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// What the folder holds besides what the test put there.
+    fn made(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.dir.path())
+            .expect("the run's folder")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !["bin", "ip-calls", "kolla-linuxbridge-agent.sh"].contains(&n.as_str()))
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+fn render_start_script(dir: &Path) -> PathBuf {
+    let source =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("compose/neutron/kolla-linuxbridge-agent.sh");
+    let text = std::fs::read_to_string(&source).expect("the shipped start script is readable");
+    let mut tera = kolla::templates::tera();
+    tera.add_raw_template("start", &text)
+        .expect("the start script is a valid template");
+    let mut context = tera::Context::new();
+    context.insert("node_name", "node-under-test");
+    let rendered = tera
+        .render("start", &context)
+        .expect("the start script renders");
+    let path = dir.join("kolla-linuxbridge-agent.sh");
+    std::fs::write(&path, rendered).expect("the rendered script is written");
+    path
+}
+
+#[test]
+fn a_provider_interface_that_is_not_an_interface_name_is_refused_before_anything_runs() {
+    let hostile = [
+        "eth0; touch pwned",
+        "$(touch pwned)",
+        "`touch pwned`",
+        "eth0\nphysical_interface_mappings = physnet2:lo",
+        "-all",
+        "--help",
+        ".",
+        "..",
+        "../../etc",
+        "eth 0",
+        "eth0:1",
+        "a-name-of-16-chr",
+        "eth0\t",
+    ];
+    for value in hostile {
+        let run = Run::linuxbridge_agent(value);
+        assert_eq!(
+            run.output.status.code(),
+            Some(1),
+            "{value:?}: {}",
+            run.stderr()
+        );
+        assert!(
+            run.stderr().contains("NEUTRON_EXTERNAL_INTERFACE=")
+                && run.stderr().contains("is not an interface name"),
+            "{value:?}: the refusal names the setting: {}",
+            run.stderr()
+        );
+        assert_eq!(run.ip_calls(), "", "{value:?}: ip ran");
+        assert_eq!(
+            run.made(),
+            Vec::<String>::new(),
+            "{value:?}: files appeared"
+        );
+    }
+}
+
+#[test]
+fn a_provider_interface_the_node_lacks_is_named_with_the_node() {
+    let run = Run::linuxbridge_agent("eth-missing");
+    assert_eq!(run.output.status.code(), Some(1), "{}", run.stderr());
+    assert!(
+        run.stderr()
+            .contains("the provider interface eth-missing (NEUTRON_EXTERNAL_INTERFACE) does not exist on node node-under-test"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(run.ip_calls(), "link show eth-missing\n");
+}
+
+#[test]
+fn names_the_kernel_takes_pass_the_check() {
+    for value in ["eth0.100", "enp0s31f6", "bond_1", "a-name-of-15-ch"] {
+        let run = Run::linuxbridge_agent(value);
+        assert!(
+            run.stderr()
+                .contains(&format!("the provider interface {value} (")),
+            "{value:?} refused as a name: {}",
+            run.stderr()
+        );
+        assert_eq!(run.ip_calls(), format!("link show {value}\n"), "{value:?}");
+    }
+}
