@@ -271,3 +271,35 @@ fn a_restore_killed_at_any_step_is_finished_by_recovery() {
         d.assert_one_live_and_no_leftovers("web", step);
     }
 }
+
+/// An upgrade killed (SIGKILL) while it writes its restore point leaves a
+/// half-written dump under its `.writing` name: never listed, never
+/// restored from. Recovery removes it, and the upgrade run again takes a
+/// whole restore point and swaps.
+#[test]
+fn a_dump_cut_short_is_never_a_restore_point_and_recovery_removes_it() {
+    let d = deployed("restore-kill-dump", &["1.0.0", "2.0.0"]);
+    common::kill_at(
+        d.command("upgrade", &["web", "--tag", "2.0.0"]),
+        "dump-written",
+    );
+    let writing = format!("{}.kolla-restore-1.writing", d.container("web"));
+    assert!(
+        state_of(&d, &writing).is_some(),
+        "the kill left the dump half written: {:?}",
+        d.containers().keys().collect::<Vec<_>>()
+    );
+    assert!(
+        restore_points(&d).is_empty(),
+        "a half-written dump is listed"
+    );
+    assert_eq!(d.serving().as_deref(), Some("version 1.0.0\n"));
+    let output = d.kolla("recover", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert!(state_of(&d, &writing).is_none(), "recovery left {writing}");
+    d.expect("upgrade", &["web", "--tag", "2.0.0"], 0, &[]);
+    assert_eq!(restore_points(&d), vec![1]);
+    assert_eq!(schema(&d), V2);
+    d.expect("rollback", &["web", "--restore-db"], 0, &[]);
+    assert_eq!(schema(&d), V1, "the restore point taken again loads whole");
+}

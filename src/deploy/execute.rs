@@ -326,7 +326,7 @@ impl NodeRun<'_> {
     }
 
     /// The generations `service` has on the node now (live and kept).
-    async fn generations_of(&self, service: &str) -> Result<Vec<u64>, DeployError> {
+    pub(super) async fn generations_of(&self, service: &str) -> Result<Vec<u64>, DeployError> {
         Ok(self
             .observe()
             .await?

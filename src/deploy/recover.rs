@@ -102,10 +102,14 @@ async fn recover_locked(
         .collect();
     let steps = recovery_plan(&mine, interrupted, from, run.options.retain);
     run_steps(run, service, &mine, &steps, done).await?;
-    match from.and_then(|f| f.restore_db) {
-        Some(generation) => finish_restore(run, service, generation, done).await,
-        None => Ok(()),
+    if let Some(generation) = from.and_then(|f| f.restore_db) {
+        finish_restore(run, service, generation, done).await?;
     }
+    // Restore points follow the generations kept; a dump the dead run was
+    // writing goes.
+    let generations = run.generations_of(service).await?;
+    run.prune_restore_points(service, &generations).await;
+    Ok(())
 }
 
 /// A `rollback --restore-db` to `generation` that died after stopping the

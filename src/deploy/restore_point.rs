@@ -60,23 +60,30 @@ pub fn name(prefix: &str, service: &str, generation: u64) -> String {
 
 /// The restore points of `project` on a node, by service and generation.
 pub async fn list(engine: &Engine, project: &str) -> Result<Vec<RestorePoint>, EngineError> {
+    Ok(scan(engine, project).await?.0)
+}
+
+/// The restore points of `project` on a node, by service and generation,
+/// and apart from them the dumps a killed run left half written (their
+/// containers carry the `.writing` name still): never restore points, only
+/// containers to remove.
+pub async fn scan(
+    engine: &Engine,
+    project: &str,
+) -> Result<(Vec<RestorePoint>, Vec<RestorePoint>), EngineError> {
     let listing = engine
         .list_containers(&format!("{PROJECT_LABEL}={project}"))
         .await?;
-    let mut points: Vec<RestorePoint> = listing
+    let (mut points, partial): (Vec<_>, Vec<_>) = listing
         .into_iter()
         .filter_map(|c| {
             let label = |key: &str| c.labels.get(key).cloned().unwrap_or_default();
             let service = label(labels::SERVICE);
             let generation: u64 = label(labels::GENERATION).parse().ok()?;
-            // A dump still being written carries another name: not one.
-            if !c
+            let complete = c
                 .name
-                .ends_with(&format!("{service}{NAME_INFIX}{generation}"))
-            {
-                return None;
-            }
-            Some(RestorePoint {
+                .ends_with(&format!("{service}{NAME_INFIX}{generation}"));
+            let point = RestorePoint {
                 id: c.id.clone(),
                 name: c.name.clone(),
                 generation,
@@ -85,11 +92,13 @@ pub async fn list(engine: &Engine, project: &str) -> Result<Vec<RestorePoint>, E
                 bytes: label(BYTES).parse().unwrap_or(0),
                 taken: label(TAKEN).parse().unwrap_or(0),
                 service,
-            })
+            };
+            Some((complete, point))
         })
-        .collect();
+        .partition(|(complete, _)| *complete);
+    let mut points: Vec<RestorePoint> = points.drain(..).map(|(_, p)| p).collect();
     points.sort_by(|a, b| (&a.service, a.generation).cmp(&(&b.service, b.generation)));
-    Ok(points)
+    Ok((points, partial.into_iter().map(|(_, p)| p).collect()))
 }
 
 /// Of `points`, those of `service` whose generation is none of `kept`
@@ -227,6 +236,7 @@ impl NodeRun<'_> {
             .await
             .map_err(err)?;
         self.engine.put_file(&id, FILE, dump).await.map_err(err)?;
+        super::fault::point("dump-written");
         if let Some(old) = owned::find(self.engine, &final_name, self.project, service)
             .await
             .map_err(|e| self.owned_error(e))?
@@ -367,14 +377,20 @@ impl NodeRun<'_> {
     /// live or kept: retention follows `--retain` through the kept
     /// containers. A failure is reported, never fatal.
     pub(super) async fn prune_restore_points(&self, service: &str, generations: &[u64]) {
-        let points = match list(self.engine, self.project).await {
-            Ok(points) => points,
+        let (points, partial) = match scan(self.engine, self.project).await {
+            Ok(found) => found,
             Err(e) => {
                 self.steps.note(format!("{}: warning: {e}", self.node));
                 return;
             }
         };
-        for point in beyond_kept(&points, service, generations) {
+        // Under the service's lock no dump of it is being written: one
+        // named `.writing` is a killed run's.
+        let half_written = partial.iter().filter(|p| p.service == service);
+        for point in beyond_kept(&points, service, generations)
+            .into_iter()
+            .chain(half_written)
+        {
             if let Err(e) = self.engine.remove_container(&point.id, true).await {
                 self.steps.note(format!(
                     "{}: warning: cannot remove {}: {e}",

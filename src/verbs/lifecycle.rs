@@ -94,9 +94,9 @@ async fn destroy_node(
         engine.remove_container(&c.id, purge).await?;
         removed += 1;
     }
-    let points = restore_point::list(&engine, &settings.globals.project).await?;
+    let (points, partial) = restore_point::scan(&engine, &settings.globals.project).await?;
     if purge {
-        for point in &points {
+        for point in points.iter().chain(&partial) {
             say(format!(
                 "{}: removing restore point {}",
                 node.name, point.name
