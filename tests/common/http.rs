@@ -58,6 +58,29 @@ pub fn http_request_to(
     body: &[u8],
     timeout: std::time::Duration,
 ) -> Reply {
+    http_request_paced(host, method, port, path, headers, body, None, timeout)
+}
+
+/// How a slow client sends a body: `chunk` bytes, then a `pause`.
+#[derive(Clone, Copy)]
+pub struct Pace {
+    pub chunk: usize,
+    pub pause: std::time::Duration,
+}
+
+/// `http_request_to`, the body sent at `pace` (all at once if None): an
+/// upload that stays in flight for as long as the test needs.
+#[allow(clippy::too_many_arguments)]
+pub fn http_request_paced(
+    host: &str,
+    method: &str,
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    pace: Option<Pace>,
+    timeout: std::time::Duration,
+) -> Reply {
     use std::io::{Read, Write};
     let failed = Reply {
         status: 0,
@@ -77,10 +100,16 @@ pub fn http_request_to(
     }
     request.push_str("\r\n");
     let mut response = Vec::new();
-    if stream.write_all(request.as_bytes()).is_err()
-        || stream.write_all(body).is_err()
-        || stream.read_to_end(&mut response).is_err()
-    {
+    let sent = stream.write_all(request.as_bytes()).is_ok()
+        && match pace {
+            None => stream.write_all(body).is_ok(),
+            Some(pace) => body.chunks(pace.chunk.max(1)).all(|chunk| {
+                let written = stream.write_all(chunk).is_ok();
+                std::thread::sleep(pace.pause);
+                written
+            }),
+        };
+    if !sent || stream.read_to_end(&mut response).is_err() {
         return failed;
     }
     let Some(split) = response.windows(4).position(|w| w == b"\r\n\r\n") else {

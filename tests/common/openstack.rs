@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{Reply, describe, http_request_to};
+use super::{Pace, Reply, describe, http_request_paced, http_request_to};
 
 /// One request to the API at `host`:`port`, with `token` (when not empty)
 /// as X-Auth-Token; status 0 when the service does not answer.
@@ -39,6 +39,18 @@ pub fn api(
 /// Create the image `image` describes in Glance at `host` and store
 /// `bytes` in it; its id.
 pub fn glance_upload(host: &str, token: &str, image: serde_json::Value, bytes: &[u8]) -> String {
+    glance_upload_paced(host, token, image, bytes, None)
+}
+
+/// `glance_upload`, the bytes sent at `pace`: an upload in flight for as
+/// long as the caller needs.
+pub fn glance_upload_paced(
+    host: &str,
+    token: &str,
+    image: serde_json::Value,
+    bytes: &[u8],
+    pace: Option<Pace>,
+) -> String {
     let created = api(
         host,
         "POST",
@@ -53,14 +65,18 @@ pub fn glance_upload(host: &str, token: &str, image: serde_json::Value, bytes: &
         .as_str()
         .expect("an image id")
         .to_string();
-    let uploaded = api(
+    let uploaded = http_request_paced(
         host,
         "PUT",
         9292,
         &format!("/v2/images/{id}/file"),
-        token,
-        &[("Content-Type", "application/octet-stream")],
+        &[
+            ("Content-Type", "application/octet-stream"),
+            ("X-Auth-Token", token),
+        ],
         bytes,
+        pace,
+        Duration::from_secs(120),
     );
     assert_eq!(uploaded.status, 204, "{}", uploaded.text());
     id
