@@ -372,7 +372,7 @@ fn start_first_swaps_under_a_client(d: &Deployment, token: &str, admin: &str) {
         let request = std::sync::Arc::new(request);
         let again = request.clone();
         let old = container_id(d, service);
-        let upload = (service == "glance-api").then(|| slow_upload(token));
+        let upload = (service == "glance-api").then(|| slow_upload(token, &old));
         let (output, seen) = polled(
             move || again(),
             || d.kolla("upgrade", &[service, "--tag", "startfirst"]),
@@ -409,56 +409,71 @@ fn container_id(d: &Deployment, service: &str) -> String {
     common::stdout_of(&inspected).trim().to_string()
 }
 
-/// An image upload of 2 MiB sent over about 20 s, on another thread: the
-/// bytes, and the upload's image id with the time it was answered.
-fn slow_upload(
-    token: &str,
-) -> (
+/// The old generation's drain lines since `since` (seconds since the
+/// epoch): the engine's time stamp of each.
+fn drain_lines_since(old: &str, since: u64) -> Vec<String> {
+    let logs = common::docker(&["logs", "--timestamps", "--since", &since.to_string(), old]);
+    format!(
+        "{}{}",
+        common::stdout_of(&logs),
+        String::from_utf8_lossy(&logs.stderr)
+    )
+    .lines()
+    .filter(|l| l.contains("glance-api-drain: draining workers"))
+    .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+    .collect()
+}
+
+/// An upload in flight across the stop of the Glance that took it: an
+/// image of 2 MiB sent slowly (32 KiB every 1.5 s) on another thread until
+/// the old generation (container `old`) begins to drain, the rest then in
+/// about two seconds. The bytes, when it began, and the thread (the
+/// upload's image id and when it was answered).
+type Upload = (
     Vec<u8>,
+    u64,
     std::thread::JoinHandle<(String, std::time::SystemTime)>,
-) {
+);
+
+fn slow_upload(token: &str, old: &str) -> Upload {
     let bytes: Vec<u8> = (0..2u32 << 20)
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
     let sent = bytes.clone();
     let token = token.to_string();
-    let pace = common::Pace {
-        chunk: 32 << 10,
-        pause: Duration::from_millis(300),
-    };
+    let old = old.to_string();
+    let began = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
     let image = serde_json::json!({"name": "kolla-test-in-flight",
         "disk_format": "raw", "container_format": "bare"});
     let thread = std::thread::spawn(move || {
+        let mut draining = false;
+        let mut pause = || {
+            draining = draining || !drain_lines_since(&old, began).is_empty();
+            Duration::from_millis(if draining { 30 } else { 1500 })
+        };
+        let pace = common::Pace {
+            chunk: 32 << 10,
+            pause: &mut pause,
+        };
         let id = common::glance_upload_paced(LOCAL, &token, image, &sent, Some(pace));
         (id, std::time::SystemTime::now())
     });
-    (bytes, thread)
+    (bytes, began, thread)
 }
 
 /// The upload finished whole although the Glance that took it (container
 /// `old`) began to stop before it was answered.
-fn an_upload_in_flight_completed(
-    token: &str,
-    old: &str,
-    (bytes, upload): (
-        Vec<u8>,
-        std::thread::JoinHandle<(String, std::time::SystemTime)>,
-    ),
-) {
+fn an_upload_in_flight_completed(token: &str, old: &str, (bytes, since, upload): Upload) {
     let (id, answered) = upload
         .join()
         .expect("the upload in flight was answered 204");
-    let logs = common::docker(&["logs", "--timestamps", old]);
-    let text = format!(
-        "{}{}",
-        common::stdout_of(&logs),
-        String::from_utf8_lossy(&logs.stderr)
-    );
-    let drain = text
-        .lines()
-        .find(|l| l.contains("glance-api-drain: draining workers"))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("the old glance-api drained: {text}"));
+    let drains = drain_lines_since(old, since);
+    let drain = drains
+        .last()
+        .unwrap_or_else(|| panic!("the old glance-api {old} never drained"));
     let began = unix_time(drain);
     let answered = answered
         .duration_since(std::time::UNIX_EPOCH)

@@ -61,11 +61,12 @@ pub fn http_request_to(
     http_request_paced(host, method, port, path, headers, body, None, timeout)
 }
 
-/// How a slow client sends a body: `chunk` bytes, then a `pause`.
-#[derive(Clone, Copy)]
-pub struct Pace {
+/// How a slow client sends a body: `chunk` bytes, then the pause `pause`
+/// says (asked after each chunk, so the client can hurry once it has seen
+/// what it waited for).
+pub struct Pace<'a> {
     pub chunk: usize,
-    pub pause: std::time::Duration,
+    pub pause: &'a mut dyn FnMut() -> std::time::Duration,
 }
 
 /// `http_request_to`, the body sent at `pace` (all at once if None): an
@@ -78,7 +79,7 @@ pub fn http_request_paced(
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
-    pace: Option<Pace>,
+    pace: Option<Pace<'_>>,
     timeout: std::time::Duration,
 ) -> Reply {
     use std::io::{Read, Write};
@@ -105,7 +106,7 @@ pub fn http_request_paced(
             None => stream.write_all(body).is_ok(),
             Some(pace) => body.chunks(pace.chunk.max(1)).all(|chunk| {
                 let written = stream.write_all(chunk).is_ok();
-                std::thread::sleep(pace.pause);
+                std::thread::sleep((pace.pause)());
                 written
             }),
         };

@@ -49,7 +49,7 @@ pub fn glance_upload_paced(
     token: &str,
     image: serde_json::Value,
     bytes: &[u8],
-    pace: Option<Pace>,
+    pace: Option<Pace<'_>>,
 ) -> String {
     let created = api(
         host,
