@@ -387,10 +387,13 @@ impl NodeRun<'_> {
         // Under the service's lock no dump of it is being written: one
         // named `.writing` is a killed run's.
         let half_written = partial.iter().filter(|p| p.service == service);
-        for point in beyond_kept(&points, service, generations)
-            .into_iter()
-            .chain(half_written)
-        {
+        // With no generation left (its containers destroyed), its restore
+        // points are the data `destroy` keeps.
+        let unkept = match generations {
+            [] => Vec::new(),
+            _ => beyond_kept(&points, service, generations),
+        };
+        for point in unkept.into_iter().chain(half_written) {
             if let Err(e) = self.engine.remove_container(&point.id, true).await {
                 self.steps.note(format!(
                     "{}: warning: cannot remove {}: {e}",
