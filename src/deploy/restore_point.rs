@@ -74,7 +74,7 @@ pub async fn scan(
     let listing = engine
         .list_containers(&format!("{PROJECT_LABEL}={project}"))
         .await?;
-    let (mut points, partial): (Vec<_>, Vec<_>) = listing
+    let (points, partial): (Vec<_>, Vec<_>) = listing
         .into_iter()
         .filter_map(|c| {
             let label = |key: &str| c.labels.get(key).cloned().unwrap_or_default();
@@ -96,7 +96,7 @@ pub async fn scan(
             Some((complete, point))
         })
         .partition(|(complete, _)| *complete);
-    let mut points: Vec<RestorePoint> = points.drain(..).map(|(_, p)| p).collect();
+    let mut points: Vec<RestorePoint> = points.into_iter().map(|(_, p)| p).collect();
     points.sort_by(|a, b| (&a.service, a.generation).cmp(&(&b.service, b.generation)));
     Ok((points, partial.into_iter().map(|(_, p)| p).collect()))
 }
