@@ -46,6 +46,14 @@ fn a_cloud_over_three_nodes_keeps_a_guest_on_each_compute_node_through_a_rolling
     });
     let output = d.kolla("genpwd", &[]);
     assert!(output.status.success(), "{}", describe(&output));
+    // The controller first, as kolla-ansible orders it: the compute
+    // nodes' services need its RabbitMQ, and kolla works on nodes at once
+    // (copying the controller's images alone can take minutes here).
+    let output = d.kolla(
+        "deploy",
+        &["--node", "controller", "--health-timeout", "600"],
+    );
+    assert!(output.status.success(), "{}", describe(&output));
     let output = d.kolla("deploy", &["--health-timeout", "600"]);
     assert!(output.status.success(), "{}", describe(&output));
     let deployed = stdout_of(&output);
