@@ -120,7 +120,7 @@ fn deploy_ps_and_a_rolling_upgrade_that_stops_at_the_first_failing_node() {
     let source = d.images.engine.clone();
     let target = cluster.engine(n2);
     common::runtime()
-        .block_on(source.copy_image_to(&broken, &target))
+        .block_on(source.copy_images_to(&[&broken], &target))
         .expect("copy the broken image to n2");
     let tagged = n2.docker(&["tag", &broken, &wanted]);
     assert!(tagged.status.success(), "{}", describe(&tagged));
@@ -334,4 +334,55 @@ fn a_node_engine_killed_mid_swap_is_recovered_to_one_live_container_with_its_dat
     let output = d.kolla("upgrade", &["web", "--tag", "2.0.0"]);
     assert!(output.status.success(), "{}", describe(&output));
     assert_eq!(web_on(&d, n1).1, "version 2.0.0\n");
+}
+
+/// The image id of `reference` on `node` (empty when it is not there).
+fn image_id_on(node: &TestNode, reference: &str) -> String {
+    let output = node.docker(&["image", "inspect", "-f", "{{.Id}}", reference]);
+    stdout_of(&output).trim().to_string()
+}
+
+#[test]
+fn a_deploy_copies_every_image_a_node_lacks_in_one_stream() {
+    let cluster = Cluster::start("copyall", 1);
+    let mut d = swap_deployment("copyall", &["1.0.0", "2.0.0"]);
+    d.inventory = cluster.write_inventory("inventory.yml", &|_| vec!["controller"]);
+    let namespace = &d.images.namespace;
+    let (one, two) = (
+        format!("{namespace}/fx-web:1.0.0"),
+        format!("{namespace}/fx-web:2.0.0"),
+    );
+    std::fs::write(
+        d.compose_dir.join("controller.yml"),
+        format!(
+            "services:\n  one:\n    image: {one}\n    init: true\n    command: [sleep, \"1000000\"]\n  two:\n    image: {two}\n    init: true\n    command: [sleep, \"1000000\"]\n"
+        ),
+    )
+    .expect("controller.yml");
+    let n1 = cluster.node("n1");
+    assert_eq!(image_id_on(n1, &one), "", "n1 has {one} already");
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    // Both in one copy (one `save` stream: the layers they share once).
+    let said = common::stderr(&output);
+    let copies: Vec<&str> = said.lines().filter(|l| l.contains("copying ")).collect();
+    assert_eq!(copies.len(), 1, "{said}");
+    assert!(
+        copies[0].contains(&one) && copies[0].contains(&two),
+        "{}",
+        copies[0]
+    );
+    for reference in [&one, &two] {
+        let here = common::docker(&["image", "inspect", "-f", "{{.Id}}", reference]);
+        assert_eq!(
+            image_id_on(n1, reference),
+            stdout_of(&here).trim(),
+            "{reference} on n1"
+        );
+    }
+    let running = containers_on(&d, n1);
+    for service in ["one", "two"] {
+        let (_, _, state) = &running[&d.container(service)];
+        assert_eq!(state, "running", "{service}: {running:?}");
+    }
 }

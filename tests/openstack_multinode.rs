@@ -46,20 +46,24 @@ fn a_cloud_over_three_nodes_keeps_a_guest_on_each_compute_node_through_a_rolling
     });
     let output = d.kolla("genpwd", &[]);
     assert!(output.status.success(), "{}", describe(&output));
-    // The controller first, as kolla-ansible orders it: the compute
-    // nodes' services need its RabbitMQ, and kolla works on nodes at once
-    // (copying the controller's images alone can take minutes here).
-    let output = d.kolla(
-        "deploy",
-        &["--node", "controller", "--health-timeout", "600"],
-    );
-    assert!(output.status.success(), "{}", describe(&output));
+    // One deploy, as an operator runs it on a fresh cloud: compute.yml
+    // comes after the controller (`x-kolla.after`), so the compute nodes,
+    // whose services need the controller's RabbitMQ, wait for n1.
     let output = d.kolla("deploy", &["--health-timeout", "600"]);
     assert!(output.status.success(), "{}", describe(&output));
     let deployed = stdout_of(&output);
     for node in ["n1", "n2", "n3"] {
         assert!(deployed.contains(&format!("node {node}:")), "{deployed}");
     }
+    let said = common::stderr(&output);
+    let waves = (
+        said.find("wave 1 of 2: n1\n"),
+        said.find("wave 2 of 2: n2, n3\n"),
+    );
+    assert!(
+        matches!(waves, (Some(a), Some(b)) if a < b),
+        "the controller is not deployed first:\n{said}"
+    );
     let password = common::admin_password(&d.images.config_dir);
 
     // The real client sees both compute nodes as hypervisors, up.

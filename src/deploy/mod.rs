@@ -18,6 +18,7 @@ pub mod helper;
 pub mod history;
 pub mod labels;
 pub mod lock;
+pub mod node_order;
 pub mod node_prep;
 pub mod observe;
 pub mod owned;

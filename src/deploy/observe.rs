@@ -9,7 +9,7 @@ use super::error::DeployError;
 use super::labels::ObservedContainer;
 use crate::config::Globals;
 use crate::credentials::Store;
-use crate::engine::{Endpoint, Engine, EngineError};
+use crate::engine::{Endpoint, Engine, EngineError, ImageInfo};
 
 /// How a node gets an image it lacks.
 #[derive(Clone, Copy)]
@@ -71,34 +71,84 @@ pub async fn resolve_images(
         .map(|_| ())
 }
 
-/// Put `image` on the node: a pull, else a copy from the operator's
-/// engine; the pull's error when neither works.
-pub async fn supply_image(
+/// Put `images` on the node: each is pulled, and those no pull brings are
+/// copied from the operator's engine, all in one stream. What is still
+/// missing, each with the pull's error and why the copy did not help.
+pub async fn supply_images(
     engine: &Engine,
-    image: &str,
+    images: &[String],
     copy_from: &CopySource,
     credentials: &Store,
-) -> Result<(), String> {
-    let auth = credentials.for_image(image).map_err(|e| e.to_string())?;
-    let pulled = match engine.pull(image, auth.as_ref()).await {
-        Ok(()) => return Ok(()),
-        Err(e) => e.to_string(),
-    };
+) -> BTreeMap<String, String> {
+    let mut failed = BTreeMap::new();
+    // A broken credentials store is the operator's to fix: never hidden
+    // behind a copy that happens to work.
+    let mut unreadable = BTreeMap::new();
+    for image in images {
+        match credentials.for_image(image) {
+            Err(e) => {
+                unreadable.insert(image.clone(), e.to_string());
+            }
+            Ok(auth) => {
+                if let Err(e) = engine.pull(image, auth.as_ref()).await {
+                    failed.insert(image.clone(), e.to_string());
+                }
+            }
+        }
+    }
+    if !failed.is_empty() {
+        copy_missing(engine, copy_from, &mut failed).await;
+    }
+    failed.append(&mut unreadable);
+    failed
+}
+
+/// Copy what no pull brought (`failed`: image -> the pull's error) from
+/// the operator's engine; what stays missing keeps its error, told why.
+async fn copy_missing(
+    engine: &Engine,
+    copy_from: &CopySource,
+    failed: &mut BTreeMap<String, String>,
+) {
     let Some(source) = copy_from.engine().await else {
-        return Err(pulled);
+        return;
     };
-    match source.image(image).await {
-        Ok(Some(_)) => source.copy_image_to(image, engine).await.map_err(|e| {
-            format!(
-                "{pulled}; and the copy from {} failed: {e}",
-                source.endpoint()
-            )
-        }),
-        Ok(None) => Err(format!(
-            "{pulled}; and {} (where kolla build puts images) does not have it either",
-            source.endpoint()
-        )),
-        Err(e) => Err(format!("{pulled}; and {}: {e}", source.endpoint())),
+    let mut copyable = Vec::new();
+    for (image, why) in failed.iter_mut() {
+        match source.image(image).await {
+            Ok(Some(_)) => copyable.push(image.clone()),
+            Ok(None) => {
+                *why = format!(
+                    "{why}; and {} (where kolla build puts images) does not have it either",
+                    source.endpoint()
+                )
+            }
+            Err(e) => *why = format!("{why}; and {}: {e}", source.endpoint()),
+        }
+    }
+    if copyable.is_empty() {
+        return;
+    }
+    let references: Vec<&str> = copyable.iter().map(String::as_str).collect();
+    crate::progress::say(format!(
+        "copying {} from {} to {} (no registry gave them)",
+        references.join(", "),
+        source.endpoint(),
+        engine.endpoint()
+    ));
+    match source.copy_images_to(&references, engine).await {
+        Ok(()) => {
+            for image in &copyable {
+                failed.remove(image);
+            }
+        }
+        Err(e) => {
+            for image in &copyable {
+                if let Some(why) = failed.get_mut(image) {
+                    *why = format!("{why}; and the copy from {} failed: {e}", source.endpoint());
+                }
+            }
+        }
     }
 }
 
@@ -119,57 +169,69 @@ async fn resolve_images_or_list(
     supply: Supply<'_>,
     list_missing: bool,
 ) -> Result<Vec<String>, DeployError> {
-    let mut missing = Vec::new();
     let inspect = |image: String| async move {
         engine.image(&image).await.map_err(|e| DeployError::Engine {
             node: node.into(),
             source: e,
         })
     };
-    let mut ids: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
-    for wanted in desired.services.values_mut() {
-        let image = wanted.service.image.clone();
-        if let Some((id, volumes)) = ids.get(&image) {
-            wanted.digest = Some(id.clone());
-            wanted.image_volumes = volumes.clone();
-            continue;
+    let mut found: BTreeMap<String, Option<ImageInfo>> = BTreeMap::new();
+    for wanted in desired.services.values() {
+        let image = &wanted.service.image;
+        if !found.contains_key(image) {
+            found.insert(image.clone(), inspect(image.clone()).await?);
         }
-        let mut found = inspect(image.clone()).await?;
-        if let (
-            None,
-            Supply::Pull {
-                copy_from,
-                credentials,
-            },
-        ) = (&found, supply)
-        {
-            if let Err(e) = supply_image(engine, &image, copy_from, credentials).await {
+    }
+    if let Supply::Pull {
+        copy_from,
+        credentials,
+    } = supply
+    {
+        let absent: Vec<String> = found
+            .iter()
+            .filter(|(_, info)| info.is_none())
+            .map(|(image, _)| image.clone())
+            .collect();
+        if !absent.is_empty() {
+            let mut failed = supply_images(engine, &absent, copy_from, credentials).await;
+            for wanted in desired.services.values() {
+                if let Some(why) = failed.remove(&wanted.service.image) {
+                    return Err(DeployError::ImageMissing {
+                        node: node.into(),
+                        service: wanted.service.name.clone(),
+                        image: wanted.service.image.clone(),
+                        pull_error: Some(why),
+                    });
+                }
+            }
+            for image in absent {
+                let info = inspect(image.clone()).await?;
+                found.insert(image, info);
+            }
+        }
+    }
+    let mut missing = Vec::new();
+    for wanted in desired.services.values_mut() {
+        let image = &wanted.service.image;
+        match found.get(image).and_then(Option::as_ref) {
+            Some(info) => {
+                wanted.digest = Some(info.id.clone());
+                wanted.image_volumes = info.volumes.clone();
+            }
+            None if list_missing => {
+                if !missing.contains(image) {
+                    missing.push(image.clone());
+                }
+            }
+            None => {
                 return Err(DeployError::ImageMissing {
                     node: node.into(),
                     service: wanted.service.name.clone(),
-                    image,
-                    pull_error: Some(e),
+                    image: image.clone(),
+                    pull_error: None,
                 });
             }
-            found = inspect(image.clone()).await?;
         }
-        let Some(found) = found else {
-            if list_missing {
-                if !missing.contains(&image) {
-                    missing.push(image);
-                }
-                continue;
-            }
-            return Err(DeployError::ImageMissing {
-                node: node.into(),
-                service: wanted.service.name.clone(),
-                image,
-                pull_error: None,
-            });
-        };
-        ids.insert(image, (found.id.clone(), found.volumes.clone()));
-        wanted.digest = Some(found.id);
-        wanted.image_volumes = found.volumes;
     }
     Ok(missing)
 }

@@ -189,12 +189,18 @@ impl Engine {
         Ok(())
     }
 
-    /// Copy image `reference` from this engine to `to`, streamed from one
+    /// Copy `references` from this engine to `to` in one stream, from one
     /// engine's `save` into the other's `load` (nothing lands on disk
-    /// here). The receiving engine keeps the layers it already has.
-    pub async fn copy_image_to(&self, reference: &str, to: &Engine) -> Result<(), EngineError> {
-        let what = || format!("copy {reference} to {}", to.endpoint);
-        let saved = self.docker.export_image(reference);
+    /// here). One stream carries each layer the images share once: a
+    /// node's OpenStack images share hundreds of megabytes of base layers,
+    /// which a copy per image would send again for each.
+    pub async fn copy_images_to(
+        &self,
+        references: &[&str],
+        to: &Engine,
+    ) -> Result<(), EngineError> {
+        let what = || format!("copy {} to {}", references.join(", "), to.endpoint);
+        let saved = self.docker.export_images(references);
         let options = ImportImageOptionsBuilder::default().quiet(true).build();
         let mut loading = to.docker.import_image_stream(options, saved, None);
         while let Some(item) = loading.next().await {

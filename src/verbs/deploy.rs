@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::targets::{self, Target, apply_options, connect, node_run, resolve};
-use super::{Fanout, NodeReport, Outcome, over_nodes};
+use super::{Fanout, NodeReport, Outcome, over_nodes, over_nodes_in_waves};
 use crate::cli::{DeployArgs, NodeArgs};
 use crate::config::ConfigError;
 use crate::credentials::Store;
@@ -26,11 +26,15 @@ pub async fn deploy(settings: &Settings, args: DeployArgs) -> anyhow::Result<Out
         true => Store::default(),
         false => settings.credentials()?,
     };
+    // Roles that come after others (`x-kolla.after`) wait for their nodes.
+    let waves = targets::deploy_waves(&targets, &args.nodes.compose_dir)?;
     let (args, credentials) = (&args, &credentials);
-    Ok(over_nodes(targets, Fanout::all(settings.forks), |target| {
-        deploy_node(target, settings, args, credentials)
-    })
-    .await)
+    Ok(
+        over_nodes_in_waves(targets, &waves, Fanout::all(settings.forks), |target| {
+            deploy_node(target, settings, args, credentials)
+        })
+        .await,
+    )
 }
 
 /// One error as a node's report.
@@ -217,20 +221,22 @@ pub async fn pull(settings: &Settings, args: NodeArgs) -> anyhow::Result<Outcome
         over_nodes(targets, Fanout::all(settings.forks), |target| async move {
             let name = &target.node.name;
             let engine = connect(settings, target.node).await.map_err(|e| vec![e])?;
-            let mut images: Vec<&str> = target
+            let mut images: Vec<String> = target
                 .desired
                 .services
                 .values()
-                .map(|d| d.service.image.as_str())
+                .map(|d| d.service.image.clone())
                 .collect();
             images.sort();
             images.dedup();
             let source = targets::image_source(settings, target.node);
-            for image in &images {
-                say(format!("{name}: pulling {image}"));
-                observe::supply_image(&engine, image, &source, credentials)
-                    .await
-                    .map_err(|e| vec![anyhow::anyhow!("node {name}: pull {image}: {e}")])?;
+            say(format!("{name}: pulling {}", images.join(", ")));
+            let failed = observe::supply_images(&engine, &images, &source, credentials).await;
+            if !failed.is_empty() {
+                return Err(failed
+                    .into_iter()
+                    .map(|(image, why)| anyhow::anyhow!("node {name}: pull {image}: {why}"))
+                    .collect());
             }
             Ok(vec![format!("{} images pulled", images.len())])
         })

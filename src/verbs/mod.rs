@@ -200,13 +200,7 @@ where
 {
     let mut failures = Vec::new();
     if !fanout.stop_after_failure {
-        // A sliding window: a slow node holds up no other; reports keep
-        // the inventory's order.
-        let names: Vec<String> = nodes.iter().map(|n| n.node_name().to_string()).collect();
-        let reports: Vec<NodeReport> = each_node(nodes, fanout.batch, &work).await;
-        for (name, report) in names.iter().zip(reports) {
-            report_node(name, report, fanout, &mut failures);
-        }
+        every_node(nodes, fanout, &work, &mut failures).await;
         return Outcome::of_failures(&failures);
     }
     let mut pending = nodes.into_iter().peekable();
@@ -228,6 +222,71 @@ where
             node.node_name()
         );
         report_line(&line, fanout);
+    }
+    Outcome::of_failures(&failures)
+}
+
+/// `work` on every node to its end, `fanout.batch` at a time (a sliding
+/// window: a slow node holds up no other); reports keep the nodes' order.
+async fn every_node<T, W, F>(
+    nodes: Vec<T>,
+    fanout: Fanout,
+    work: &W,
+    failures: &mut Vec<anyhow::Error>,
+) where
+    T: NodeName,
+    W: Fn(T) -> F,
+    F: Future<Output = NodeReport>,
+{
+    let names: Vec<String> = nodes.iter().map(|n| n.node_name().to_string()).collect();
+    let reports: Vec<NodeReport> = each_node(nodes, fanout.batch, work).await;
+    for (name, report) in names.iter().zip(reports) {
+        report_node(name, report, fanout, failures);
+    }
+}
+
+/// `work` on every node, wave after wave (`waves`: indexes into `nodes`,
+/// as `node_order` gives them): a wave starts once every node of the one
+/// before succeeded; after a failure, later waves' nodes are named, not
+/// started.
+pub async fn over_nodes_in_waves<T, W, F>(
+    nodes: Vec<T>,
+    waves: &[Vec<usize>],
+    fanout: Fanout,
+    work: W,
+) -> Outcome
+where
+    T: NodeName,
+    W: Fn(T) -> F,
+    F: Future<Output = NodeReport>,
+{
+    let mut slots: Vec<Option<T>> = nodes.into_iter().map(Some).collect();
+    let mut failures = Vec::new();
+    for (number, wave) in waves.iter().enumerate() {
+        let batch: Vec<T> = wave
+            .iter()
+            .filter_map(|&i| slots.get_mut(i)?.take())
+            .collect();
+        if !failures.is_empty() {
+            for node in batch {
+                let line = format!(
+                    "node {}: not started (its roles come after those of a node that failed; rerun to continue)",
+                    node.node_name()
+                );
+                report_line(&line, fanout);
+            }
+            continue;
+        }
+        if waves.len() > 1 {
+            let names: Vec<&str> = batch.iter().map(|n| n.node_name()).collect();
+            crate::progress::say(format!(
+                "wave {} of {}: {}",
+                number + 1,
+                waves.len(),
+                names.join(", ")
+            ));
+        }
+        every_node(batch, fanout, &work, &mut failures).await;
     }
     Outcome::of_failures(&failures)
 }

@@ -4,7 +4,8 @@
 //! checked). Also the two things every node verb does first: connect to
 //! the node's engine, and make the node's `NodeRun`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -16,6 +17,7 @@ use crate::config::{ConfigError, Inventory, passwords};
 use crate::deploy::context::{ApplyOptions, NodeRun};
 use crate::deploy::desired::{self, Desired, DesiredError};
 use crate::deploy::labels::ObservedContainer;
+use crate::deploy::node_order::{self, RoleAfter};
 use crate::deploy::observe::{self, CopySource};
 use crate::deploy::{plan, privileged};
 use crate::engine::Engine;
@@ -26,6 +28,8 @@ use crate::settings::Settings;
 pub struct Target<'a> {
     pub node: &'a Node,
     pub desired: Desired,
+    /// Its roles' `x-kolla.after`, by role.
+    pub roles_after: BTreeMap<String, RoleAfter>,
 }
 
 impl super::NodeName for Target<'_> {
@@ -144,13 +148,45 @@ pub fn resolve<'a>(
     let mut targets = Vec::new();
     for (node, files) in loaded {
         let desired = desired::desired(node, &files, globals, &passwords, &profiles)?;
+        let roles_after = files
+            .iter()
+            .map(|(role, file)| {
+                let after = RoleAfter {
+                    file: file.path.clone(),
+                    after: file.after.clone(),
+                };
+                (role.clone(), after)
+            })
+            .collect();
         // Levels are checked here too, so a cycle is reported before any
         // engine is touched.
         let services: Vec<_> = desired.services.values().map(|d| &d.service).collect();
         plan::levels(&services).map_err(DesiredError::from)?;
-        targets.push(Target { node, desired });
+        targets.push(Target {
+            node,
+            desired,
+            roles_after,
+        });
     }
     Ok(targets)
+}
+
+/// The waves `kolla deploy` takes `targets` in (indexes; see
+/// `node_order`): roles that come after others wait for those roles'
+/// nodes.
+pub fn deploy_waves(
+    targets: &[Target],
+    compose_dir: &Path,
+) -> Result<Vec<Vec<usize>>, ConfigError> {
+    let mut roles = BTreeMap::new();
+    for target in targets {
+        for (role, after) in &target.roles_after {
+            roles.entry(role.clone()).or_insert_with(|| after.clone());
+        }
+    }
+    let nodes: Vec<&[String]> = targets.iter().map(|t| t.node.roles.as_slice()).collect();
+    let has_file = |role: &str| desired::compose_path(compose_dir, role).is_file();
+    node_order::waves(&nodes, &roles, &has_file)
 }
 
 /// Settle the node's `privileged: auto` and say what a probe found.

@@ -217,6 +217,7 @@ pub fn parse(
         text,
         lookup: &lookup,
     };
+    let after = after_roles(&resolver, raw.kolla.after)?;
     let (mut services, renamed) = resolve_services(&resolver, raw.services)?;
     rename_references(&mut services, &renamed, path)?;
     services.sort_by(|a, b| a.name.cmp(&b.name));
@@ -227,10 +228,48 @@ pub fn parse(
         path: path.to_path_buf(),
         services,
         volumes: top_level_volumes(raw.volumes),
+        after,
     };
     check_references(&file)?;
     mount_volume_names(&mut file);
     Ok(file)
+}
+
+/// `x-kolla.after`: role names (interpolated), each a plain name as a role
+/// file's is, and not the file's own role.
+fn after_roles(
+    resolver: &Resolver,
+    after: Vec<Spanned<String>>,
+) -> Result<Vec<(String, usize)>, ConfigError> {
+    let own = resolver.path.file_stem().and_then(|s| s.to_str());
+    let mut roles = Vec::new();
+    for entry in after {
+        let line = entry.referenced.line();
+        let invalid = |message: String| ConfigError::Invalid {
+            path: resolver.path.to_path_buf(),
+            message: format!("line {line}: x-kolla.after: {message}"),
+        };
+        let role = crate::config::interpolate::interpolate(&entry.value, resolver.lookup)
+            .map_err(|e| invalid(e.to_string()))?;
+        let plain = !role.is_empty()
+            && role
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            && !role.starts_with('.');
+        if !plain {
+            return Err(invalid(format!(
+                "{role:?} is not a role name (letters, digits, _, - and ., as in compose/ROLE.yml)"
+            )));
+        }
+        if Some(role.as_str()) == own {
+            return Err(invalid(format!("a role cannot come after itself ({role})")));
+        }
+        if roles.iter().any(|(r, _)| *r == role) {
+            return Err(invalid(format!("{role} is listed twice")));
+        }
+        roles.push((role, line as usize));
+    }
+    Ok(roles)
 }
 
 /// The file's raw shapes, and whether it has the Kolla v1 layout
@@ -261,6 +300,7 @@ fn read_raw(text: &str, path: &Path) -> Result<(RawFile, bool), ConfigError> {
         RawFile {
             services,
             volumes: BTreeMap::new(),
+            kolla: Default::default(),
         }
     } else {
         if let Some(key) = top
@@ -1076,6 +1116,53 @@ services:
             ),
         ];
         assert_refused(&cases);
+    }
+
+    #[test]
+    fn a_files_after_lists_roles_with_their_lines() {
+        let text = "x-kolla:\n  after:\n    - controller\n    - ${STORAGE_ROLE:-storage}\nservices:\n  a:\n    image: x\n";
+        let file = parse_text(text).unwrap();
+        assert_eq!(
+            file.after,
+            vec![("controller".to_string(), 3), ("storage".to_string(), 4)]
+        );
+        assert_eq!(
+            parse_text("services:\n  a:\n    image: x\n").unwrap().after,
+            vec![]
+        );
+    }
+
+    #[test]
+    fn a_files_after_refuses_what_is_not_a_role_with_its_line() {
+        let cases = [
+            (
+                "x-kolla: {after: [../etc]}\n",
+                "line 1",
+                "is not a role name",
+            ),
+            (
+                "x-kolla: {after: [\"a b\"]}\n",
+                "line 1",
+                "is not a role name",
+            ),
+            ("x-kolla: {after: [\"\"]}\n", "line 1", "is not a role name"),
+            (
+                "x-kolla: {after: [.hidden]}\n",
+                "line 1",
+                "is not a role name",
+            ),
+            ("x-kolla:\n  after: [compute]\n", "line 2", "after itself"),
+            ("x-kolla:\n  after: [a, b, a]\n", "line 2", "listed twice"),
+            ("x-kolla: {after: controller}\n", "line 1", "sequence"),
+            ("x-kolla: {before: [a]}\n", "line 1", "before"),
+        ];
+        for (top, line, want) in cases {
+            let text = format!("{top}services:\n  a:\n    image: x\n");
+            let err = parse_text(&text).map(|_| ()).unwrap_err().to_string();
+            assert!(err.contains("compose/compute.yml"), "{top:?}: {err}");
+            assert!(err.contains(line), "{top:?}: {err}");
+            assert!(err.contains(want), "{top:?}: {err}");
+        }
     }
 
     /// Each case's lines, added to service `a`, make an error naming `a`

@@ -204,6 +204,10 @@ pub struct ComposeFile {
     pub services: Vec<ServiceSpec>,
     /// Top-level named volumes, by the key services use.
     pub volumes: BTreeMap<String, VolumeSpec>,
+    /// `x-kolla.after`: roles whose nodes `kolla deploy` finishes (every
+    /// service healthy) before it starts on this role's nodes, each with
+    /// its line.
+    pub after: Vec<(String, usize)>,
 }
 
 /// A top-level named volume.

@@ -300,6 +300,17 @@ pub(super) struct RawFile {
     pub(super) services: BTreeMap<String, Spanned<RawService>>,
     #[serde(default)]
     pub(super) volumes: BTreeMap<String, Option<RawVolume>>,
+    #[serde(rename = "x-kolla", default)]
+    pub(super) kolla: RawFileKolla,
+}
+
+/// The file's own `x-kolla`: how its role's nodes relate to others'.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFileKolla {
+    /// Roles whose nodes are deployed before this role's.
+    #[serde(default)]
+    pub(super) after: Vec<Spanned<String>>,
 }
 
 pub(super) const TOP_LEVEL_KEYS: &[&str] = &["version", "name", "services", "volumes"];

@@ -1,0 +1,130 @@
+//! `kolla deploy` across nodes in the order the roles' `x-kolla.after`
+//! gives: on two real test nodes (engines of their own), a node of role
+//! `second` is not touched until every node of role `first` is deployed
+//! and healthy, whatever the inventory's order; when a `first` node fails,
+//! the `second` nodes are named and left alone; and an `after` that names
+//! no role, or goes round in a circle, is refused before any engine is
+//! reached.
+
+mod common;
+
+use common::{Cluster, Deployment, TestNode, describe, expect_exit, stdout_of, swap_deployment_of};
+
+/// The waves fixture over a fresh 2-node cluster: n1 has role `second`
+/// (listed first in the inventory), n2 role `first`.
+fn setup(name: &str, ready_after: &str) -> (Cluster, Deployment) {
+    let cluster = Cluster::start(name, 2);
+    let mut d = swap_deployment_of("waves", name, &["1.0.0"]);
+    d.env
+        .push(("READY_AFTER".to_string(), ready_after.to_string()));
+    d.inventory = cluster.write_inventory("inventory.yml", &|i| match i {
+        0 => vec!["second"],
+        _ => vec!["first"],
+    });
+    (cluster, d)
+}
+
+/// The kernel uptime a fixture container wrote to `file`.
+fn uptime_in(node: &TestNode, container: &str, file: &str) -> f64 {
+    let output = node.docker(&["exec", container, "cat", file]);
+    assert!(
+        output.status.success(),
+        "{}: {}",
+        node.name,
+        describe(&output)
+    );
+    let text = stdout_of(&output);
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{}: {file} holds {text:?}", node.name))
+}
+
+/// The names of the deployment's containers on `node`.
+fn containers_on(d: &Deployment, node: &TestNode) -> Vec<String> {
+    let label = format!("label=kolla.project={}", d.project);
+    let output = node.docker(&["ps", "-a", "--filter", &label, "--format", "{{.Names}}"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    stdout_of(&output).lines().map(str::to_string).collect()
+}
+
+#[test]
+fn a_role_that_comes_after_another_waits_for_its_nodes_to_be_healthy() {
+    let (cluster, d) = setup("waves", "3");
+    let (n1, n2) = (cluster.node("n1"), cluster.node("n2"));
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let said = common::stderr(&output);
+    let first = said.find("wave 1 of 2: n2");
+    let second = said.find("wave 2 of 2: n1");
+    assert!(
+        first.is_some() && second.is_some() && first < second,
+        "{}",
+        describe(&output)
+    );
+    let text = stdout_of(&output);
+    assert!(
+        text.contains("node n1:") && text.contains("node n2:"),
+        "{text}"
+    );
+    // n1's service started after n2's was ready (the health check passes
+    // from that moment on): without the order they start together, three
+    // seconds before it is ready.
+    let ready = uptime_in(n2, &d.container("slow"), "/tmp/ready");
+    let started = uptime_in(n1, &d.container("after"), "/tmp/started");
+    assert!(
+        started >= ready,
+        "n1's `after` started at {started} s of uptime, before n2's `slow` was ready at {ready} s"
+    );
+}
+
+#[test]
+fn a_node_whose_roles_come_first_fails_and_the_later_ones_are_left_alone() {
+    let (cluster, d) = setup("wavesfail", "never");
+    let n1 = cluster.node("n1");
+    let output = d.kolla("deploy", &["--health-timeout", "4"]);
+    let said = expect_exit(&output, 1, &["node n2", "slow"]);
+    let text = stdout_of(&output);
+    assert!(text.contains("node n2: FAILED"), "{text}\n{said}");
+    assert!(
+        text.contains("node n1: not started"),
+        "n1 is not named as left alone:\n{text}\n{said}"
+    );
+    assert_eq!(containers_on(&d, n1), Vec::<String>::new());
+}
+
+#[test]
+fn an_after_naming_no_role_or_going_round_is_refused_before_any_engine_is_reached() {
+    // Nodes no engine answers for: the error must come from the files.
+    let d = swap_deployment_of("waves", "wavesbad", &[]);
+    std::fs::write(
+        &d.inventory,
+        "nodes:\n  a:\n    docker: tcp://127.0.0.1:9\n    roles: [second]\n  b:\n    docker: tcp://127.0.0.1:9\n    roles: [first]\n",
+    )
+    .expect("inventory");
+    let second = d.compose_dir.join("second.yml");
+    let text = std::fs::read_to_string(&second).expect("second.yml");
+    std::fs::write(&second, text.replace("after: [first]", "after: [frist]")).expect("second.yml");
+    let output = d.kolla("deploy", &[]);
+    expect_exit(
+        &output,
+        2,
+        &["second.yml", "line 5", "role frist", "no compose file"],
+    );
+
+    std::fs::write(&second, text).expect("second.yml");
+    let first = d.compose_dir.join("first.yml");
+    let text = std::fs::read_to_string(&first).expect("first.yml");
+    std::fs::write(&first, format!("x-kolla: {{after: [second]}}\n{text}")).expect("first.yml");
+    let output = d.kolla("deploy", &[]);
+    expect_exit(&output, 2, &["round in a circle", "line "]);
+    let said = common::stderr(&output);
+    assert!(
+        said.contains("first after second after first")
+            || said.contains("second after first after second"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("cannot reach"),
+        "an engine was tried: {said}"
+    );
+}
