@@ -386,3 +386,46 @@ fn a_deploy_copies_every_image_a_node_lacks_in_one_stream() {
         assert_eq!(state, "running", "{service}: {running:?}");
     }
 }
+
+#[test]
+fn each_node_gets_its_own_variables_and_the_others_the_environments() {
+    let cluster = Cluster::start("nodevars", 2);
+    let mut d = swap_deployment("nodevars", &["1.0.0"]);
+    d.inventory = cluster.write_inventory("inventory.yml", &|_| vec!["controller"]);
+    let text = std::fs::read_to_string(&d.inventory).expect("inventory");
+    assert!(text.contains("  n1:\n"), "{text}");
+    std::fs::write(
+        &d.inventory,
+        text.replace("  n1:\n", "  n1:\n    variables: {COLOR: red, WIDTH: 3}\n"),
+    )
+    .expect("inventory");
+    let image = format!("{}/fx-web:1.0.0", d.images.namespace);
+    std::fs::write(
+        d.compose_dir.join("controller.yml"),
+        format!(
+            "services:\n  paint:\n    image: {image}\n    init: true\n    command: [sleep, \"1000000\"]\n    environment:\n      COLOR: ${{COLOR:-none}}\n      WIDTH: ${{WIDTH:-1}}\n"
+        ),
+    )
+    .expect("controller.yml");
+    d.env.push(("COLOR".to_string(), "blue".to_string()));
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let env_on = |node: &TestNode| {
+        let output = node.docker(&[
+            "inspect",
+            "-f",
+            "{{range .Config.Env}}{{println .}}{{end}}",
+            &d.container("paint"),
+        ]);
+        assert!(output.status.success(), "{}", describe(&output));
+        let env = stdout_of(&output);
+        let value = |key: &str| {
+            env.lines()
+                .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_string))
+                .unwrap_or_default()
+        };
+        (value("COLOR"), value("WIDTH"))
+    };
+    assert_eq!(env_on(cluster.node("n1")), ("red".into(), "3".into()));
+    assert_eq!(env_on(cluster.node("n2")), ("blue".into(), "1".into()));
+}

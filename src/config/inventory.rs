@@ -1,5 +1,6 @@
 //! The inventory: which nodes exist, how to reach each one's Docker engine,
-//! and which roles it has. A role `R` means the node runs `compose/R.yml`.
+//! which roles it has (a role `R` means the node runs `compose/R.yml`), and
+//! its own values for the compose files' variables.
 //! `inventory/all-in-one.yml` (this machine, roles controller + compute) is
 //! built in and used when no `--inventory` is given.
 
@@ -49,6 +50,10 @@ pub struct Node {
     /// The address the node's services bind and advertise (`api_address`
     /// in templates); None: loopback, for an all-in-one node.
     pub api_address: Option<String>,
+    /// `variables`: this node's values for `${VAR}` in compose files (its
+    /// provider interface, say), above the environment, `.env` and
+    /// globals.
+    pub variables: BTreeMap<String, String>,
 }
 
 impl Node {
@@ -100,6 +105,30 @@ struct RawNode {
     #[serde(default)]
     privileged: PrivilegedMode,
     api_address: Option<String>,
+    #[serde(default)]
+    variables: BTreeMap<String, VariableValue>,
+}
+
+/// A node variable's value as YAML holds it: text, or a number or boolean
+/// read as its text (`MTU: 1450`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum VariableValue {
+    Text(String),
+    Integer(i64),
+    Float(f64),
+    Boolean(bool),
+}
+
+impl VariableValue {
+    fn into_text(self) -> String {
+        match self {
+            VariableValue::Text(text) => text,
+            VariableValue::Integer(n) => n.to_string(),
+            VariableValue::Float(x) => x.to_string(),
+            VariableValue::Boolean(b) => b.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -217,6 +246,7 @@ fn resolve_node(name: String, node: RawNode, dir: &Path) -> Result<Node, (String
                 "api_address {address:?} is not an IP address (services bind it)"
             ));
         }
+        check_variables(&node.variables)?;
         check_endpoint(node.docker.as_deref(), node.tls.is_some())
     };
     if let Err(message) = check() {
@@ -233,7 +263,42 @@ fn resolve_node(name: String, node: RawNode, dir: &Path) -> Result<Node, (String
         roles: node.roles,
         privileged: node.privileged,
         api_address: node.api_address,
+        variables: node
+            .variables
+            .into_iter()
+            .map(|(name, value)| (name, value.into_text()))
+            .collect(),
     })
+}
+
+/// Node variables are plain names (as `${NAME}` reads them) with one-line
+/// values; `API_ADDRESS` is `api_address`'s.
+fn check_variables(variables: &BTreeMap<String, VariableValue>) -> Result<(), String> {
+    for (name, value) in variables {
+        let plain = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !plain {
+            return Err(format!(
+                "variables: {name:?} is not a variable name (letters, digits and _, not starting with a digit)"
+            ));
+        }
+        if name == "API_ADDRESS" {
+            return Err(
+                "variables: API_ADDRESS comes from the node's api_address; set that".into(),
+            );
+        }
+        if let VariableValue::Text(text) = value
+            && text.chars().any(char::is_control)
+        {
+            return Err(format!(
+                "variables: {name}: a value may not hold a line break or control character"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The endpoint's scheme is one kolla speaks, and TCP to another host is
@@ -298,10 +363,44 @@ mod tests {
             .find(|n| n.name == "compute2")
             .unwrap();
         assert_eq!(compute2.privileged, PrivilegedMode::Explicit);
+        let compute1 = inventory
+            .nodes
+            .iter()
+            .find(|n| n.name == "compute1")
+            .unwrap();
+        assert_eq!(compute1.variables["NEUTRON_EXTERNAL_INTERFACE"], "ens4");
         assert_eq!(
             compute2.tls.as_ref().unwrap().ca,
             Path::new("inventory/certs/ca.pem")
         );
+    }
+
+    #[test]
+    fn a_nodes_variables_are_text_and_bad_ones_name_the_node() {
+        let inventory = parse(
+            "nodes:\n  c1:\n    roles: [compute]\n    variables: {NEUTRON_EXTERNAL_INTERFACE: ens3, MTU: 1450, DEBUG: true}\n  c2:\n    roles: [compute]\n",
+        )
+        .unwrap();
+        let c1 = &inventory.nodes[0].variables;
+        assert_eq!(c1["NEUTRON_EXTERNAL_INTERFACE"], "ens3");
+        assert_eq!(c1["MTU"], "1450");
+        assert_eq!(c1["DEBUG"], "true");
+        assert!(inventory.nodes[1].variables.is_empty());
+        for (variables, want) in [
+            ("{1IFACE: x}", "is not a variable name"),
+            ("{\"IF-ACE\": x}", "is not a variable name"),
+            ("{\"\": x}", "is not a variable name"),
+            ("{API_ADDRESS: 10.0.0.1}", "api_address"),
+            ("{IFACE: \"eth0\\nrm -rf /\"}", "line break"),
+        ] {
+            let text = format!("nodes:\n  c9:\n    roles: [compute]\n    variables: {variables}\n");
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(
+                err.contains("inventory/test.yml: node c9: variables"),
+                "{variables}: {err}"
+            );
+            assert!(err.contains(want), "{variables}: {err}");
+        }
     }
 
     #[test]

@@ -27,6 +27,10 @@ pub fn load_files(
     // The node's own address, for `${API_ADDRESS}` (binds, healthchecks):
     // the node decides it, above any variable of the same name.
     let mut variables = variables.clone();
+    // The node's own values come first: they are what sets it apart.
+    for (name, value) in &node.variables {
+        variables.environment.insert(name.clone(), value.clone());
+    }
     variables
         .environment
         .insert("API_ADDRESS".to_string(), node.api_address_or_loopback());
@@ -324,6 +328,7 @@ mod tests {
             roles: vec!["compute".into()],
             privileged: mode,
             api_address: None,
+            variables: BTreeMap::new(),
         };
         desired(
             &node,
@@ -429,7 +434,42 @@ mod tests {
             roles: vec!["compute".into()],
             privileged: PrivilegedMode::Native,
             api_address: None,
+            variables: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn a_nodes_variables_win_over_the_environment_for_its_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("compute.yml"),
+            "services:\n  agent:\n    image: x/agent\n    environment:\n      IFACE: ${NEUTRON_EXTERNAL_INTERFACE:-}\n      ADDR: ${API_ADDRESS}\n",
+        )
+        .unwrap();
+        let mut variables = Variables::default();
+        variables
+            .environment
+            .insert("NEUTRON_EXTERNAL_INTERFACE".into(), "eth9".into());
+        let iface_of = |node: &Node| {
+            let files = load_files(node, dir.path(), &variables).unwrap();
+            let agent = files[0].1.service("agent").unwrap().clone();
+            (
+                agent.environment["IFACE"].clone(),
+                agent.environment["ADDR"].clone(),
+            )
+        };
+        let mut own = desired_node();
+        own.api_address = Some("10.0.0.12".into());
+        own.variables
+            .insert("NEUTRON_EXTERNAL_INTERFACE".into(), "ens3".into());
+        assert_eq!(
+            iface_of(&own),
+            ("ens3".to_string(), "10.0.0.12".to_string())
+        );
+        assert_eq!(
+            iface_of(&desired_node()),
+            ("eth9".to_string(), "127.0.0.1".to_string())
+        );
     }
 
     #[test]
