@@ -120,7 +120,7 @@ fn deploy_ps_and_a_rolling_upgrade_that_stops_at_the_first_failing_node() {
     let source = d.images.engine.clone();
     let target = cluster.engine(n2);
     common::runtime()
-        .block_on(source.copy_images_to(&[&broken], &target))
+        .block_on(source.copy_images_to(&[&broken], &target, |_| ()))
         .expect("copy the broken image to n2");
     let tagged = n2.docker(&["tag", &broken, &wanted]);
     assert!(tagged.status.success(), "{}", describe(&tagged));
@@ -365,12 +365,20 @@ fn a_deploy_copies_every_image_a_node_lacks_in_one_stream() {
     assert!(output.status.success(), "{}", describe(&output));
     // Both in one copy (one `save` stream: the layers they share once).
     let said = common::stderr(&output);
-    let copies: Vec<&str> = said.lines().filter(|l| l.contains("copying ")).collect();
+    let copies: Vec<&str> = said
+        .lines()
+        .filter(|l| l.contains("copying ") && l.contains(" from "))
+        .collect();
     assert_eq!(copies.len(), 1, "{said}");
     assert!(
         copies[0].contains(&one) && copies[0].contains(&two),
         "{}",
         copies[0]
+    );
+    assert!(
+        said.lines()
+            .any(|l| l.contains("copied ") && l.contains(" MiB to ")),
+        "no total of the copy: {said}"
     );
     for reference in [&one, &two] {
         let here = common::docker(&["image", "inspect", "-f", "{{.Id}}", reference]);

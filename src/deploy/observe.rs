@@ -130,14 +130,23 @@ async fn copy_missing(
         return;
     }
     let references: Vec<&str> = copyable.iter().map(String::as_str).collect();
+    let to = engine.endpoint().to_string();
     crate::progress::say(format!(
-        "copying {} from {} to {} (no registry gave them)",
+        "copying {} from {} to {to} (no registry gave them)",
         references.join(", "),
         source.endpoint(),
-        engine.endpoint()
     ));
-    match source.copy_images_to(&references, engine).await {
-        Ok(()) => {
+    let started = std::time::Instant::now();
+    let far = to.clone();
+    let told =
+        move |sent: u64| crate::progress::say(format!("copying to {far}: {} MiB sent", sent >> 20));
+    match source.copy_images_to(&references, engine, told).await {
+        Ok(sent) => {
+            crate::progress::say(format!(
+                "copied {} MiB to {to} in {:.1}s",
+                sent >> 20,
+                started.elapsed().as_secs_f64()
+            ));
             for image in &copyable {
                 failed.remove(image);
             }

@@ -2,6 +2,9 @@
 //! builder's stream), pull, push, remove.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
 use bollard::query_parameters::{
@@ -12,6 +15,9 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 use super::{Engine, EngineError};
+
+/// How often a long image copy tells how far it is.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 /// What a registry is told with a pull or push (from the operator's
 /// Docker config); plain data, never printed with its secrets.
@@ -193,14 +199,28 @@ impl Engine {
     /// engine's `save` into the other's `load` (nothing lands on disk
     /// here). One stream carries each layer the images share once: a
     /// node's OpenStack images share hundreds of megabytes of base layers,
-    /// which a copy per image would send again for each.
+    /// which a copy per image would send again for each. `progress` hears
+    /// the bytes sent so far every `PROGRESS_EVERY`; the total is returned.
     pub async fn copy_images_to(
         &self,
         references: &[&str],
         to: &Engine,
-    ) -> Result<(), EngineError> {
+        progress: impl Fn(u64) + Send + Sync + 'static,
+    ) -> Result<u64, EngineError> {
         let what = || format!("copy {} to {}", references.join(", "), to.endpoint);
-        let saved = self.docker.export_images(references);
+        let sent = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&sent);
+        let mut told = std::time::Instant::now();
+        let saved = self.docker.export_images(references).inspect(move |chunk| {
+            if let Ok(bytes) = chunk {
+                let total =
+                    counted.fetch_add(bytes.len() as u64, Ordering::Relaxed) + bytes.len() as u64;
+                if told.elapsed() >= PROGRESS_EVERY {
+                    told = std::time::Instant::now();
+                    progress(total);
+                }
+            }
+        });
         let options = ImportImageOptionsBuilder::default().quiet(true).build();
         let mut loading = to.docker.import_image_stream(options, saved, None);
         while let Some(item) = loading.next().await {
@@ -212,7 +232,7 @@ impl Engine {
                 });
             }
         }
-        Ok(())
+        Ok(sent.load(Ordering::Relaxed))
     }
 
     /// Remove an image reference (untags; deletes the image once no tag or
