@@ -231,7 +231,7 @@ fn a_container_kolla_does_not_own_in_a_restore_point_name_stops_the_upgrade_firs
     ]);
     assert!(made.status.success(), "{}", describe(&made));
     let output = d.kolla("upgrade", &["web", "--tag", "2.0.0"]);
-    let _ = docker(&["rm", "-f", &in_the_way]);
+    let _ = docker(&["rm", "-f", "-v", &in_the_way]);
     common::expect_exit(&output, 1, &[&in_the_way, "not kolla's"]);
     assert_eq!(schema(&d), V1, "the job never ran");
     assert_eq!(d.serving().as_deref(), Some("version 1.0.0\n"));

@@ -286,7 +286,7 @@ pub fn guest() -> Guest {
         &format!("{holder}:/guest/."),
         out.path().to_str().expect("utf-8 path"),
     ]);
-    let _ = super::docker(&["rm", "-f", &holder]);
+    let _ = super::docker(&["rm", "-f", "-v", &holder]);
     assert!(copied.status.success(), "{}", describe(&copied));
     let read = |name: &str| std::fs::read(out.path().join(name)).expect("a guest file");
     Guest {
