@@ -235,8 +235,8 @@ pub fn parse(
     Ok(file)
 }
 
-/// `x-kolla.after`: role names (interpolated), each a plain name as a role
-/// file's is, and not the file's own role.
+/// `x-kolla.after`: role names (interpolated), each valid as the inventory
+/// wants a role, and not the file's own role.
 fn after_roles(
     resolver: &Resolver,
     after: Vec<Spanned<String>>,
@@ -251,14 +251,10 @@ fn after_roles(
         };
         let role = crate::config::interpolate::interpolate(&entry.value, resolver.lookup)
             .map_err(|e| invalid(e.to_string()))?;
-        let plain = !role.is_empty()
-            && role
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-            && !role.starts_with('.');
-        if !plain {
+        // The inventory's rule for role names: anything else names no role.
+        if !crate::config::globals::is_valid_path_component(&role) {
             return Err(invalid(format!(
-                "{role:?} is not a role name (letters, digits, _, - and ., as in compose/ROLE.yml)"
+                "{role:?} is not a role name (lowercase letters, digits, '.', '_', '-', as in compose/ROLE.yml)"
             )));
         }
         if Some(role.as_str()) == own {
