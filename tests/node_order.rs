@@ -2,11 +2,15 @@
 //! gives: on two real test nodes (engines of their own), a node of role
 //! `second` is not touched until every node of role `first` is deployed
 //! and healthy, whatever the inventory's order; when a `first` node fails,
-//! the `second` nodes are named and left alone; and an `after` that names
-//! no role, or goes round in a circle, is refused before any engine is
-//! reached.
+//! the `second` nodes are named and left alone; a deploy killed (SIGKILL)
+//! inside the first wave or between the two is finished by the next one,
+//! in the same order; and an `after` that names no role, or goes round in
+//! a circle, is refused before any engine is reached.
 
 mod common;
+
+#[cfg(feature = "fault-injection")]
+use std::collections::BTreeMap;
 
 use common::{Cluster, Deployment, TestNode, describe, expect_exit, stdout_of, swap_deployment_of};
 
@@ -39,6 +43,34 @@ fn uptime_in(node: &TestNode, container: &str, file: &str) -> f64 {
         .unwrap_or_else(|_| panic!("{}: {file} holds {text:?}", node.name))
 }
 
+/// A deploy that succeeds, going to n2 (role `first`) in wave 1 and to n1
+/// in wave 2.
+fn deploy_n2_then_n1(d: &Deployment) -> std::process::Output {
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let said = common::stderr(&output);
+    let first = said.find("wave 1 of 2: n2");
+    let second = said.find("wave 2 of 2: n1");
+    assert!(
+        first.is_some() && second.is_some() && first < second,
+        "{}",
+        describe(&output)
+    );
+    output
+}
+
+/// n1's service started after n2's was ready (its health check passes
+/// from that moment on): without the order they start together, seconds
+/// before it is ready.
+fn assert_after_started_once_slow_was_ready(d: &Deployment, n1: &TestNode, n2: &TestNode) {
+    let ready = uptime_in(n2, &d.container("slow"), "/tmp/ready");
+    let started = uptime_in(n1, &d.container("after"), "/tmp/started");
+    assert!(
+        started >= ready,
+        "n1's `after` started at {started} s of uptime, before n2's `slow` was ready at {ready} s"
+    );
+}
+
 /// The names of the deployment's containers on `node`.
 fn containers_on(d: &Deployment, node: &TestNode) -> Vec<String> {
     let label = format!("label=kolla.project={}", d.project);
@@ -51,29 +83,91 @@ fn containers_on(d: &Deployment, node: &TestNode) -> Vec<String> {
 fn a_role_that_comes_after_another_waits_for_its_nodes_to_be_healthy() {
     let (cluster, d) = setup("waves", "3");
     let (n1, n2) = (cluster.node("n1"), cluster.node("n2"));
-    let output = d.kolla("deploy", &[]);
-    assert!(output.status.success(), "{}", describe(&output));
-    let said = common::stderr(&output);
-    let first = said.find("wave 1 of 2: n2");
-    let second = said.find("wave 2 of 2: n1");
-    assert!(
-        first.is_some() && second.is_some() && first < second,
-        "{}",
-        describe(&output)
-    );
+    let output = deploy_n2_then_n1(&d);
     let text = stdout_of(&output);
     assert!(
         text.contains("node n1:") && text.contains("node n2:"),
         "{text}"
     );
-    // n1's service started after n2's was ready (the health check passes
-    // from that moment on): without the order they start together, three
-    // seconds before it is ready.
-    let ready = uptime_in(n2, &d.container("slow"), "/tmp/ready");
-    let started = uptime_in(n1, &d.container("after"), "/tmp/started");
+    assert_after_started_once_slow_was_ready(&d, n1, n2);
+}
+
+/// The deployment's containers on `node`: name -> (id, state).
+#[cfg(feature = "fault-injection")]
+fn states_on(d: &Deployment, node: &TestNode) -> BTreeMap<String, (String, String)> {
+    let label = format!("label=kolla.project={}", d.project);
+    let output = node.docker(&[
+        "ps",
+        "-a",
+        "--no-trunc",
+        "--filter",
+        &label,
+        "--format",
+        "{{.Names}} {{.ID}} {{.State}}",
+    ]);
+    assert!(output.status.success(), "{}", describe(&output));
+    stdout_of(&output)
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let name = fields.next()?.to_string();
+            Some((
+                name,
+                (fields.next()?.to_string(), fields.next()?.to_string()),
+            ))
+        })
+        .collect()
+}
+
+/// Exactly one running `service` on `node`, and nothing a cut-short step
+/// leaves (candidate, lock, job, helper); its container id.
+#[cfg(feature = "fault-injection")]
+fn one_live(d: &Deployment, node: &TestNode, service: &str, context: &str) -> String {
+    let states = states_on(d, node);
+    let names = states
+        .iter()
+        .map(|(name, (_, state))| (name.clone(), state.clone()))
+        .collect();
+    let live = d.container(service);
+    common::assert_one_live_in(&names, &live, &format!("{} {context}", node.name));
+    states[&live].0.clone()
+}
+
+#[cfg(feature = "fault-injection")]
+#[test]
+fn a_deploy_killed_in_the_first_wave_or_between_waves_is_finished_in_order_by_the_next() {
+    let (cluster, d) = setup("waveskill", "3");
+    let (n1, n2) = (cluster.node("n1"), cluster.node("n2"));
+
+    // SIGKILL while n2's first container is being made, in wave 1.
+    common::kill_at(d.command("deploy", &[]), "create-configured");
+    assert_eq!(
+        containers_on(&d, n1),
+        Vec::<String>::new(),
+        "wave 2 began while wave 1 was unfinished"
+    );
+
+    // The next deploy finishes n2 and is killed once wave 1 is done: n2
+    // serves, n1 is still untouched.
+    common::kill_at(d.command("deploy", &[]), "wave-done");
+    let slow = one_live(&d, n2, "slow", "after wave 1");
+    assert_eq!(containers_on(&d, n1), Vec::<String>::new());
+
+    // The last one leaves n2's container as it is and deploys n1 after it.
+    deploy_n2_then_n1(&d);
+    assert_eq!(
+        one_live(&d, n2, "slow", "at the end"),
+        slow,
+        "n2's container was replaced"
+    );
+    one_live(&d, n1, "after", "at the end");
+    assert_after_started_once_slow_was_ready(&d, n1, n2);
+    let output = d.kolla("deploy", &[]);
+    let text = stdout_of(&output);
     assert!(
-        started >= ready,
-        "n1's `after` started at {started} s of uptime, before n2's `slow` was ready at {ready} s"
+        text.contains("node n1: up to date") && text.contains("node n2: up to date"),
+        "{}",
+        describe(&output)
     );
 }
 

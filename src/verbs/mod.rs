@@ -287,6 +287,9 @@ where
             ));
         }
         every_node(batch, fanout, &work, &mut failures).await;
+        if number + 1 < waves.len() {
+            crate::deploy::fault::point("wave-done");
+        }
     }
     Outcome::of_failures(&failures)
 }
