@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
 use common::{
     Cluster, Deployment, TestNode, assert_one_live_in, describe, expect_exit, kill_at, stdout_of,
     swap_deployment,
@@ -20,31 +18,6 @@ fn setup(name: &str, tags: &[&str]) -> (Cluster, Deployment) {
     let mut d = swap_deployment(name, tags);
     d.inventory = cluster.write_inventory("inventory.yml", &|_| vec!["controller"]);
     (cluster, d)
-}
-
-/// (generation, id, state) of each of the deployment's containers on
-/// `node`, by name.
-fn containers_on(d: &Deployment, node: &TestNode) -> BTreeMap<String, (u64, String, String)> {
-    let listed = node.docker(&[
-        "ps",
-        "-a",
-        "--filter",
-        &format!("label=kolla.project={}", d.project),
-        "--format",
-        "{{.Names}} {{.Label \"kolla.generation\"}} {{.ID}} {{.State}}",
-    ]);
-    assert!(listed.status.success(), "{}", describe(&listed));
-    stdout_of(&listed)
-        .lines()
-        .filter_map(|line| {
-            let mut parts = line.split_whitespace();
-            let name = parts.next()?.to_string();
-            let generation = parts.next()?.parse().unwrap_or(0);
-            let id = parts.next()?.to_string();
-            let state = parts.next()?.to_string();
-            Some((name, (generation, id, state)))
-        })
-        .collect()
 }
 
 /// Every one of `nodes` runs web at `generation`, serving `version`.
@@ -62,7 +35,7 @@ fn assert_serving(d: &Deployment, nodes: &[&TestNode], generation: u64, version:
 /// The live web container's generation on `node`, and what it serves.
 fn web_on(d: &Deployment, node: &TestNode) -> (u64, String) {
     let live = d.container("web");
-    let containers = containers_on(d, node);
+    let containers = node.containers_of(&d.project);
     let (generation, _, state) = containers
         .get(&live)
         .unwrap_or_else(|| panic!("no {live} on {}: {containers:?}", node.name));
@@ -124,7 +97,7 @@ fn deploy_ps_and_a_rolling_upgrade_that_stops_at_the_first_failing_node() {
         .expect("copy the broken image to n2");
     let tagged = n2.docker(&["tag", &broken, &wanted]);
     assert!(tagged.status.success(), "{}", describe(&tagged));
-    let n3_before = containers_on(&d, n3);
+    let n3_before = n3.containers_of(&d.project);
 
     let output = d.kolla(
         "upgrade",
@@ -148,7 +121,7 @@ fn deploy_ps_and_a_rolling_upgrade_that_stops_at_the_first_failing_node() {
     );
     assert_eq!(web_on(&d, n1), (2, "version 2.0.0\n".into()));
     assert_eq!(web_on(&d, n2), (1, "version 1.0.0\n".into()));
-    assert_eq!(containers_on(&d, n3), n3_before, "n3 was touched");
+    assert_eq!(n3.containers_of(&d.project), n3_before, "n3 was touched");
 
     // The broken image gone from n2, a rerun continues where it stopped.
     let removed = n2.docker(&["rmi", &wanted]);
@@ -178,7 +151,8 @@ fn a_node_whose_engine_stops_during_a_deploy_fails_its_part_and_a_rerun_converge
         .expect("run kolla deploy");
     let job = d.container("web.kolla-bootstrap");
     let started = std::time::Instant::now();
-    while containers_on(&d, n2)
+    while n2
+        .containers_of(&d.project)
         .get(&job)
         .is_none_or(|(_, _, state)| state != "running")
     {
@@ -218,7 +192,8 @@ fn a_node_whose_engine_stops_during_a_deploy_fails_its_part_and_a_rerun_converge
     let output = d.kolla("deploy", &[]);
     assert!(output.status.success(), "{}", describe(&output));
     assert_eq!(web_on(&d, n2), (1, "version 1.0.0\n".into()));
-    let left: Vec<String> = containers_on(&d, n2)
+    let left: Vec<String> = n2
+        .containers_of(&d.project)
         .into_keys()
         .filter(|n| n.contains(".kolla-"))
         .collect();
@@ -256,7 +231,7 @@ fn a_certificate_from_another_authority_is_refused_with_a_clear_error() {
         "the error does not say it is the certificate: {err}"
     );
     assert!(
-        containers_on(&d, cluster.node("n1")).is_empty(),
+        cluster.node("n1").containers_of(&d.project).is_empty(),
         "something was deployed"
     );
 }
@@ -277,7 +252,7 @@ fn over_ssh_a_known_host_deploys_and_an_unknown_host_key_is_refused() {
     let err = expect_exit(&output, 1, &["over ssh", "Host key verification failed"]);
     assert!(err.contains("node n1") && err.contains("node n2"), "{err}");
     for node in &cluster.nodes {
-        assert!(containers_on(&d, node).is_empty(), "{}", node.name);
+        assert!(node.containers_of(&d.project).is_empty(), "{}", node.name);
     }
 
     let known = cluster.ssh_config(true);
@@ -323,7 +298,8 @@ fn a_node_engine_killed_mid_swap_is_recovered_to_one_live_container_with_its_dat
 
     let output = d.kolla("recover", &[]);
     assert!(output.status.success(), "{}", describe(&output));
-    let states = containers_on(&d, n1)
+    let states = n1
+        .containers_of(&d.project)
         .into_iter()
         .map(|(name, (_, _, state))| (name, state))
         .collect();
@@ -388,7 +364,7 @@ fn a_deploy_copies_every_image_a_node_lacks_in_one_stream() {
             "{reference} on n1"
         );
     }
-    let running = containers_on(&d, n1);
+    let running = n1.containers_of(&d.project);
     for service in ["one", "two"] {
         let (_, _, state) = &running[&d.container(service)];
         assert_eq!(state, "running", "{service}: {running:?}");

@@ -9,7 +9,6 @@
 
 mod common;
 
-#[cfg(feature = "fault-injection")]
 use std::collections::BTreeMap;
 
 use common::{Cluster, Deployment, TestNode, describe, expect_exit, stdout_of, swap_deployment_of};
@@ -71,14 +70,6 @@ fn assert_after_started_once_slow_was_ready(d: &Deployment, n1: &TestNode, n2: &
     );
 }
 
-/// The names of the deployment's containers on `node`.
-fn containers_on(d: &Deployment, node: &TestNode) -> Vec<String> {
-    let label = format!("label=kolla.project={}", d.project);
-    let output = node.docker(&["ps", "-a", "--filter", &label, "--format", "{{.Names}}"]);
-    assert!(output.status.success(), "{}", describe(&output));
-    stdout_of(&output).lines().map(str::to_string).collect()
-}
-
 #[test]
 fn a_role_that_comes_after_another_waits_for_its_nodes_to_be_healthy() {
     let (cluster, d) = setup("waves", "3");
@@ -92,45 +83,18 @@ fn a_role_that_comes_after_another_waits_for_its_nodes_to_be_healthy() {
     assert_after_started_once_slow_was_ready(&d, n1, n2);
 }
 
-/// The deployment's containers on `node`: name -> (id, state).
-#[cfg(feature = "fault-injection")]
-fn states_on(d: &Deployment, node: &TestNode) -> BTreeMap<String, (String, String)> {
-    let label = format!("label=kolla.project={}", d.project);
-    let output = node.docker(&[
-        "ps",
-        "-a",
-        "--no-trunc",
-        "--filter",
-        &label,
-        "--format",
-        "{{.Names}} {{.ID}} {{.State}}",
-    ]);
-    assert!(output.status.success(), "{}", describe(&output));
-    stdout_of(&output)
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let name = fields.next()?.to_string();
-            Some((
-                name,
-                (fields.next()?.to_string(), fields.next()?.to_string()),
-            ))
-        })
-        .collect()
-}
-
 /// Exactly one running `service` on `node`, and nothing a cut-short step
 /// leaves (candidate, lock, job, helper); its container id.
 #[cfg(feature = "fault-injection")]
 fn one_live(d: &Deployment, node: &TestNode, service: &str, context: &str) -> String {
-    let states = states_on(d, node);
-    let names = states
+    let containers = node.containers_of(&d.project);
+    let states = containers
         .iter()
-        .map(|(name, (_, state))| (name.clone(), state.clone()))
+        .map(|(name, (_, _, state))| (name.clone(), state.clone()))
         .collect();
     let live = d.container(service);
-    common::assert_one_live_in(&names, &live, &format!("{} {context}", node.name));
-    states[&live].0.clone()
+    common::assert_one_live_in(&states, &live, &format!("{} {context}", node.name));
+    containers[&live].1.clone()
 }
 
 #[cfg(feature = "fault-injection")]
@@ -142,8 +106,8 @@ fn a_deploy_killed_in_the_first_wave_or_between_waves_is_finished_in_order_by_th
     // SIGKILL while n2's first container is being made, in wave 1.
     common::kill_at(d.command("deploy", &[]), "create-configured");
     assert_eq!(
-        containers_on(&d, n1),
-        Vec::<String>::new(),
+        n1.containers_of(&d.project),
+        BTreeMap::new(),
         "wave 2 began while wave 1 was unfinished"
     );
 
@@ -151,7 +115,7 @@ fn a_deploy_killed_in_the_first_wave_or_between_waves_is_finished_in_order_by_th
     // serves, n1 is still untouched.
     common::kill_at(d.command("deploy", &[]), "wave-done");
     let slow = one_live(&d, n2, "slow", "after wave 1");
-    assert_eq!(containers_on(&d, n1), Vec::<String>::new());
+    assert_eq!(n1.containers_of(&d.project), BTreeMap::new());
 
     // The last one leaves n2's container as it is and deploys n1 after it.
     deploy_n2_then_n1(&d);
@@ -183,7 +147,7 @@ fn a_node_whose_roles_come_first_fails_and_the_later_ones_are_left_alone() {
         text.contains("node n1: not started"),
         "n1 is not named as left alone:\n{text}\n{said}"
     );
-    assert_eq!(containers_on(&d, n1), Vec::<String>::new());
+    assert_eq!(n1.containers_of(&d.project), BTreeMap::new());
 }
 
 #[test]

@@ -9,6 +9,7 @@
 //! certificates) is named for the test and removed when the `Cluster` is
 //! dropped.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -58,6 +59,31 @@ impl TestNode {
         let mut full = vec!["exec", self.container.as_str(), "docker"];
         full.extend_from_slice(args);
         docker(&full)
+    }
+
+    /// (generation, id, state) of each container of kolla project
+    /// `project` on the node, by name.
+    pub fn containers_of(&self, project: &str) -> BTreeMap<String, (u64, String, String)> {
+        let listed = self.docker(&[
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=kolla.project={project}"),
+            "--format",
+            "{{.Names}} {{.Label \"kolla.generation\"}} {{.ID}} {{.State}}",
+        ]);
+        assert!(listed.status.success(), "{}", describe(&listed));
+        String::from_utf8_lossy(&listed.stdout)
+            .lines()
+            .filter_map(|line| {
+                let mut parts = line.split_whitespace();
+                let name = parts.next()?.to_string();
+                let generation = parts.next()?.parse().unwrap_or(0);
+                let id = parts.next()?.to_string();
+                let state = parts.next()?.to_string();
+                Some((name, (generation, id, state)))
+            })
+            .collect()
     }
 }
 
