@@ -395,6 +395,12 @@ pub struct BuildArgs {
     #[arg(long)]
     pub no_cache: bool,
 
+    /// Fetch packages straight from the archive in every build, without the
+    /// run's package cache (a caching proxy on loopback, used when the
+    /// engine is this machine's).
+    #[arg(long)]
+    pub no_package_cache: bool,
+
     /// Do not build the parents of matched images; they must already exist.
     #[arg(long)]
     pub skip_parents: bool,

@@ -355,6 +355,7 @@ async fn ensure_image(engine: &Engine) -> Result<String, String> {
                 tag: tag.clone(),
                 context_tar: context.into(),
                 no_cache: false,
+                http_proxy: None,
             },
             |_| {},
         )

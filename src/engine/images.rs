@@ -66,6 +66,11 @@ pub struct BuildRequest {
     pub context_tar: Bytes,
     /// Build every step afresh instead of reusing the builder's cache.
     pub no_cache: bool,
+    /// An HTTP proxy on the engine host's loopback for the build's
+    /// downloads (kolla's package cache): given as the builder's predefined
+    /// `http_proxy` argument, which stays out of the cache key and the
+    /// image's history, with the build on the host's network to reach it.
+    pub http_proxy: Option<String>,
 }
 
 impl Engine {
@@ -97,13 +102,17 @@ impl Engine {
         request: BuildRequest,
         mut on_line: impl FnMut(&str),
     ) -> Result<String, EngineError> {
-        let options = BuildImageOptionsBuilder::default()
+        let mut options = BuildImageOptionsBuilder::default()
             .dockerfile("Dockerfile")
             .t(&request.tag)
             .nocache(request.no_cache)
             .rm(true)
-            .forcerm(true)
-            .build();
+            .forcerm(true);
+        if let Some(proxy) = &request.http_proxy {
+            let args = HashMap::from([("http_proxy", proxy.as_str())]);
+            options = options.buildargs(&args).networkmode("host");
+        }
+        let options = options.build();
         let mut stream =
             self.docker
                 .build_image(options, None, Some(bollard::body_full(request.context_tar)));

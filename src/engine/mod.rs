@@ -125,6 +125,12 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// Whether the engine runs on this machine (its socket is a local
+    /// file), so that the host's loopback is the engine's too.
+    pub fn is_this_machine(&self) -> bool {
+        self.url.starts_with("unix://")
+    }
+
     /// An endpoint with no TLS and the user's own ssh configuration.
     pub fn plain(url: impl Into<String>) -> Endpoint {
         Endpoint {

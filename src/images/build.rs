@@ -265,6 +265,8 @@ pub struct BuildOptions {
     /// of its own for a build's output stream.
     pub timeout: Duration,
     pub logs_dir: Option<PathBuf>,
+    /// The run's package cache (its proxy URL), when there is one.
+    pub http_proxy: Option<String>,
 }
 
 /// Build `selection` on `engine`, stopping early (and reporting what ran)
@@ -629,6 +631,7 @@ impl Job {
                 tag: self.reference.clone(),
                 context_tar: context.clone(),
                 no_cache: self.options.no_cache,
+                http_proxy: self.options.http_proxy.clone(),
             };
             let build = self.engine.build(request, |line| {
                 write_log(log, line);

@@ -1,9 +1,11 @@
 //! The image builder: the tree of image sources (`catalog`), their rendering
 //! into Dockerfiles and build contexts (`render`), and the scheduler that
-//! builds them on an engine, parents first (`build`).
+//! builds them on an engine, parents first (`build`), with one package cache
+//! for the run's downloads (`package_cache`).
 
 pub mod build;
 pub mod catalog;
+pub mod package_cache;
 pub mod render;
 
 use std::path::PathBuf;

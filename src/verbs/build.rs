@@ -12,6 +12,7 @@ use crate::cli::BuildArgs;
 use crate::engine::Engine;
 use crate::images::build::{self, BuildOptions};
 use crate::images::catalog;
+use crate::images::package_cache::PackageCache;
 use crate::images::render::{self, Override};
 use crate::progress::Progress;
 use crate::settings::Settings;
@@ -53,7 +54,15 @@ pub async fn build(settings: &Settings, args: BuildArgs) -> anyhow::Result<Outco
     }
 
     let engine = Engine::connect(&settings.environment.local_endpoint).await?;
-    let options = build_options(settings, &args, &globals)?;
+    let mut options = build_options(settings, &args, &globals)?;
+    let cache =
+        match args.no_package_cache || !settings.environment.local_endpoint.is_this_machine() {
+            true => None,
+            false => Some(PackageCache::start().await.context(
+                "cannot start the build's package cache (--no-package-cache goes without)",
+            )?),
+        };
+    options.http_proxy = cache.as_ref().map(PackageCache::proxy_url);
     let progress = Arc::new(Progress::for_stderr("build", settings.environment.colour));
     let interrupted = async {
         if tokio::signal::ctrl_c().await.is_err() {
@@ -72,6 +81,9 @@ pub async fn build(settings: &Settings, args: BuildArgs) -> anyhow::Result<Outco
     )
     .await?;
     print!("{}", summary.human());
+    if let Some(cache) = &cache {
+        eprintln!("{}", cache.stats().human());
+    }
     if let Some(path) = &args.summary_json {
         let json = serde_json::to_string_pretty(&summary)?;
         std::fs::write(path, json + "\n")
@@ -108,6 +120,7 @@ fn build_options(
         no_cache: args.no_cache,
         timeout: std::time::Duration::from_secs(args.build_timeout),
         logs_dir: args.logs_dir.clone(),
+        http_proxy: None,
     })
 }
 
