@@ -67,21 +67,26 @@ fn a_cloud_over_three_nodes_keeps_a_guest_on_each_compute_node_through_a_rolling
     let password = common::admin_password(&d.images.config_dir);
 
     // The real client sees both compute nodes as hypervisors, up.
-    let hosts = eventually("both hypervisors up in `openstack hypervisor list`", || {
-        let listed = common::openstack(
-            &controller,
-            &password,
-            &["hypervisor", "list", "--long", "-f", "json"],
-        );
-        let rows: serde_json::Value = serde_json::from_slice(&listed.stdout).ok()?;
-        let up: BTreeSet<String> = rows
-            .as_array()?
-            .iter()
-            .filter(|h| h["State"] == "up")
-            .filter_map(|h| h["Host IP"].as_str().map(str::to_string))
-            .collect();
-        (up.len() == 2).then_some(up)
-    });
+    // Nova's view of both compute nodes: their first reports.
+    let hosts = eventually(
+        "both hypervisors up in `openstack hypervisor list`",
+        90,
+        || {
+            let listed = common::openstack(
+                &controller,
+                &password,
+                &["hypervisor", "list", "--long", "-f", "json"],
+            );
+            let rows: serde_json::Value = serde_json::from_slice(&listed.stdout).ok()?;
+            let up: BTreeSet<String> = rows
+                .as_array()?
+                .iter()
+                .filter(|h| h["State"] == "up")
+                .filter_map(|h| h["Host IP"].as_str().map(str::to_string))
+                .collect();
+            (up.len() == 2).then_some(up)
+        },
+    );
     let expected: BTreeSet<String> = [n2.address.clone(), n3.address.clone()].into();
     assert_eq!(
         hosts, expected,
@@ -95,7 +100,8 @@ fn a_cloud_over_three_nodes_keeps_a_guest_on_each_compute_node_through_a_rolling
         boot_on(&controller, &token, node, &image, &flavor);
     }
     for node in [n2, n3] {
-        eventually(&format!("a guest running on {}", node.name), || {
+        // The boot itself: scheduling, the guest's disk, QEMU under emulation.
+        eventually(&format!("a guest running on {}", node.name), 120, || {
             (guests(&d, node).len() == 1).then_some(())
         });
     }
@@ -199,7 +205,8 @@ fn assert_one_after_the_other(
 
 /// Both compute services report up.
 fn both_hypervisors_up(controller: &str, token: &str) {
-    eventually("both nova-compute services up", || {
+    // Their heartbeats to Nova (each 10 s), after their swaps.
+    eventually("both nova-compute services up", 60, || {
         let reply = api(
             controller,
             "GET",

@@ -1,0 +1,62 @@
+//! The project's own image tree, built from the Debian base that
+//! tools/make-base-image imports, into the heavy tests' cache (the
+//! namespace named by the tree's content, `Sandbox::for_project_images`):
+//! tools/test runs this beside the fast suite, so that both heavy tests
+//! find every image up to date. Every shipped image is built or found up
+//! to date, and the builds' downloads went through the run's package
+//! cache, each file from the archive once. Ignored by default (minutes;
+//! it needs the Debian mirror); tools/test and CI run it.
+
+mod common;
+
+use std::time::Instant;
+
+use common::{Sandbox, describe};
+
+const BASE_IMAGE: &str = "debian:bookworm";
+
+#[test]
+#[ignore = "heavy: builds the real OpenStack images; tools/test runs it"]
+fn the_project_image_tree_builds_with_one_package_cache() {
+    let images = Sandbox::for_project_images("tree", BASE_IMAGE);
+    assert!(
+        images.image(BASE_IMAGE).is_some(),
+        "the base image {BASE_IMAGE} is missing: run tools/make-base-image (tools/test does)"
+    );
+    let started = Instant::now();
+    let (output, summary) = images.build_with_summary(&[]);
+    let took = started.elapsed();
+    assert!(output.status.success(), "{}", describe(&output));
+    let shipped = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/images"))
+        .expect("the image tree")
+        .count();
+    let results = summary["images"].as_array().expect("the summary's images");
+    assert_eq!(results.len(), shipped, "{summary}");
+    let built = results.iter().filter(|i| i["status"] == "built").count();
+    let up_to_date = results
+        .iter()
+        .filter(|i| i["status"] == "up_to_date")
+        .count();
+    assert_eq!(built + up_to_date, shipped, "{summary}");
+    let said = common::stderr(&output);
+    eprintln!(
+        "the image tree: {built} built, {up_to_date} up to date, in {:.0}s",
+        took.as_secs_f64()
+    );
+    let cache_line = said
+        .lines()
+        .find(|l| l.starts_with("package cache: "))
+        .unwrap_or_else(|| panic!("no package cache line:\n{said}"));
+    eprintln!("{cache_line}");
+    // Only images that install packages ask the cache anything: with at
+    // least the base built, apt asked, and (with another image that
+    // installs packages) some files came from the cache, not the archive.
+    let numbers: Vec<u64> = cache_line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let (requests, hits) = (numbers[0], numbers[1]);
+    if built >= 2 {
+        assert!(requests > 0 && hits > 0, "{cache_line}");
+    }
+}
