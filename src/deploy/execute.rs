@@ -9,7 +9,7 @@
 //! release).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -23,7 +23,7 @@ use super::plan::SwapOptions;
 use super::plan::{self, Action, ActionKind, DesiredService, Plan};
 use super::session::{Attempt, Intent, Session};
 use super::spec::ContainerSpec;
-use super::swap::{Incoming, SwapTask};
+use super::swap::{Gated, Incoming, SwapTask};
 use super::volumes::{VolumeInputs, VolumeMount};
 use crate::config::compose::Condition;
 use crate::engine::EngineError;
@@ -506,7 +506,8 @@ impl NodeRun<'_> {
 
     /// Create `candidate` (named `<svc>.kolla-new`) with its config and swap
     /// it in for `live`. Returns the dark window: from the old container's
-    /// stop to the new one's first passing gate (zero for start-first).
+    /// stop to the new one's first passing gate (zero when that came first,
+    /// as start-first makes it).
     async fn swap_candidate(
         &self,
         live: &ObservedContainer,
@@ -522,12 +523,17 @@ impl NodeRun<'_> {
             .map_err(|e| self.owned_error(e))?;
         let id = self.create_configured(&candidate, files).await?;
         super::fault::point("candidate-created");
-        if options.start_first
-            && let Err(e) = self.start_beside(service, &id, options.grace).await
-        {
-            let _ = self.engine.remove_container(&id, false).await;
-            return Err(e);
-        }
+        let gated = if options.start_first {
+            match self.start_beside(service, &id, options.grace).await {
+                Ok(gated) => Some(gated),
+                Err(e) => {
+                    let _ = self.engine.remove_container(&id, false).await;
+                    return Err(e);
+                }
+            }
+        } else {
+            None
+        };
         let incoming = Incoming {
             id,
             generation: candidate
@@ -536,29 +542,30 @@ impl NodeRun<'_> {
                 .and_then(|g| g.parse().ok())
                 .unwrap_or(0),
             restart: None,
-            started: options.start_first,
+            gated,
             back_to: None,
         };
         let task = SwapTask::new(live, kept, incoming, options.grace);
         super::helper::perform(self, task).await
     }
 
-    /// Start `id` beside the live container and gate it on its own health.
-    /// If it fails, it stops as the old one would (its signal, its grace):
-    /// it shared the port, so what it accepted is answered.
+    /// Start `id` beside the live container and gate it on its own health;
+    /// when it answered (the swap measures its dark window from it). If it
+    /// fails, it stops as the old one would (its signal, its grace): it
+    /// shared the port, so what it accepted is answered.
     async fn start_beside(
         &self,
         service: &str,
         id: &str,
         grace: Option<i64>,
-    ) -> Result<(), DeployError> {
+    ) -> Result<Gated, DeployError> {
         self.steps.status(
             self.node,
             service,
             "starting the new container beside the old one",
         );
         let started = match self.engine.start_container(id).await {
-            Ok(()) => self.gate(service, id).await,
+            Ok(()) => self.gate(service, id).await.map(|()| Gated(Instant::now())),
             Err(e) => Err(self.engine_error(e)),
         };
         if started.is_err() {
@@ -639,9 +646,9 @@ impl NodeRun<'_> {
         target: &ObservedContainer,
         kept: &[ObservedContainer],
     ) -> Result<Duration, DeployError> {
-        self.start_beside(&live.service, &target.id, None).await?;
+        let gated = self.start_beside(&live.service, &target.id, None).await?;
         super::fault::point("rollback-started-beside");
-        self.swap_back_in(live, target, kept, true).await
+        self.swap_back_in(live, target, kept, Some(gated)).await
     }
 
     /// Swap the kept container `target` back in for `live` (a rollback, or
@@ -653,23 +660,23 @@ impl NodeRun<'_> {
         target: &ObservedContainer,
         kept: &[ObservedContainer],
     ) -> Result<Duration, DeployError> {
-        self.swap_back_in(live, target, kept, false).await
+        self.swap_back_in(live, target, kept, None).await
     }
 
-    /// The swap of the kept container `target` in for `live`; `started`:
-    /// it already runs and passed its gate.
+    /// The swap of the kept container `target` in for `live`; `gated`: it
+    /// already runs, and answered its gate then.
     async fn swap_back_in(
         &self,
         live: &ObservedContainer,
         target: &ObservedContainer,
         kept: &[ObservedContainer],
-        started: bool,
+        gated: Option<Gated>,
     ) -> Result<Duration, DeployError> {
         let incoming = Incoming {
             id: target.id.clone(),
             generation: target.generation,
             restart: Some(target.restart.clone()),
-            started,
+            gated,
             back_to: Some(target.name.clone()),
         };
         let task = SwapTask::new(live, kept, incoming, None);

@@ -10,12 +10,15 @@
 //! Start-first: a new candidate starts and passes its own gate before the
 //! old one stops (on the host's network, its server must bind with
 //! SO_REUSEPORT and its health check must reach it alone); no dark window.
+//! Either way the dark window is measured, not assumed: from the moment the
+//! old container's stop is sent to the moment the new one answered its
+//! gate, zero only when that answer came first.
 //! Whatever comes in and fails its gate goes back where it came from, and
 //! the old container gets its name, restart policy and running state back.
 
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::context::NodeRun;
 use super::error::DeployError;
@@ -30,11 +33,37 @@ pub struct Incoming {
     pub generation: u64,
     /// Restart policy to give it once live (a kept container has `no`).
     pub restart: Option<String>,
-    /// Already running and gated (start-first).
-    pub started: bool,
+    /// Already running, and when it answered its gate (start-first); None:
+    /// the swap starts and gates it.
+    pub gated: Option<Gated>,
     /// Where it goes back to if it fails: its kept name, or None to be
     /// removed (a fresh candidate).
     pub back_to: Option<String>,
+}
+
+/// The moment a container answered its gate. An `Instant` means nothing in
+/// another process (the helper reads the task), so it travels as its age
+/// when written and is read back as "now minus that age": the time in
+/// transit makes it look later than it was, so a dark window measured from
+/// it can come out longer than the true one, never shorter.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Gated(pub Instant);
+
+impl Serialize for Gated {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let age = u64::try_from(self.0.elapsed().as_micros()).unwrap_or(u64::MAX);
+        serializer.serialize_u64(age)
+    }
+}
+
+impl<'de> Deserialize<'de> for Gated {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let age = Duration::from_micros(u64::deserialize(deserializer)?);
+        let now = Instant::now();
+        // Older than this clock can say: as late as possible, still before
+        // anything the reader does.
+        Ok(Gated(now.checked_sub(age).unwrap_or(now)))
+    }
 }
 
 /// The critical section of one swap, as plain data: what `swap_in` does,
@@ -110,37 +139,54 @@ pub async fn swap_in(run: &NodeRun<'_>, task: &SwapTask) -> Result<Duration, Dep
     let stopping = Instant::now();
     let outcome = exchange(run, task, &outgoing, &kept_name, &live_name, stopping).await;
     super::fault::point("gated");
-    if let Err(failure) = outcome {
-        let event = format!(
-            "generation {} failed; swapping back to generation {}",
-            incoming.generation, outgoing.generation
-        );
-        run.steps.event(run.node, service, &event);
-        if let Err(stuck) =
-            swap_back(run, service, &outgoing, incoming, &live_name, task.grace).await
-        {
-            return Err(DeployError::NeedsRecovery {
-                node: run.node.to_string(),
-                service: service.to_string(),
-                failure: failure.to_string(),
-                stuck: stuck.to_string(),
-            });
+    let gated = match outcome {
+        Ok(gated) => gated,
+        Err(failure) => {
+            return Err(undo(run, task, &outgoing, &live_name, failure).await);
         }
-        return Err(failure);
-    }
-    // What a client saw: nothing served from the stop to the new
-    // generation's first passing gate.
-    let dark = if incoming.started {
-        Duration::ZERO
-    } else {
-        stopping.elapsed()
     };
-    let event = format!("dark window {:.3}s (stop to healthy)", dark.as_secs_f64());
+    // What a client saw: nothing served from the old generation's stop to
+    // the new one's first passing gate; nothing unserved when the new one
+    // answered before the old one stopped accepting (start-first).
+    let dark = gated.saturating_duration_since(stopping);
+    let how = if gated > stopping {
+        "stop to healthy"
+    } else {
+        "healthy before the stop"
+    };
+    let event = format!("dark window {:.3}s ({how})", dark.as_secs_f64());
     run.steps.event(run.node, service, &event);
     let mut candidates = task.kept.clone();
     candidates.push((outgoing.generation, outgoing.id.clone()));
     prune(run, service, candidates).await?;
     Ok(dark)
+}
+
+/// A failed exchange: swap back, and say what failed (and what is stuck
+/// when even the swap back failed).
+async fn undo(
+    run: &NodeRun<'_>,
+    task: &SwapTask,
+    outgoing: &Outgoing,
+    live_name: &str,
+    failure: DeployError,
+) -> DeployError {
+    let service = task.service.as_str();
+    let incoming = &task.incoming;
+    let event = format!(
+        "generation {} failed; swapping back to generation {}",
+        incoming.generation, outgoing.generation
+    );
+    run.steps.event(run.node, service, &event);
+    match swap_back(run, service, outgoing, incoming, live_name, task.grace).await {
+        Ok(()) => failure,
+        Err(stuck) => DeployError::NeedsRecovery {
+            node: run.node.to_string(),
+            service: service.to_string(),
+            failure: failure.to_string(),
+            stuck: stuck.to_string(),
+        },
+    }
 }
 
 /// Before anything stops: the old container is still the one observed,
@@ -175,7 +221,8 @@ async fn outgoing(
 }
 
 /// Stop the old, rename both, start and gate the new: the part that every
-/// failure swaps back from.
+/// failure swaps back from. Returns when the new one answered its gate
+/// (before the swap, for one that came in already gated).
 async fn exchange(
     run: &NodeRun<'_>,
     task: &SwapTask,
@@ -183,7 +230,7 @@ async fn exchange(
     kept_name: &str,
     live_name: &str,
     stopping: Instant,
-) -> Result<(), DeployError> {
+) -> Result<Instant, DeployError> {
     let engine = run.engine;
     let err = |e| run.engine_error(e);
     let incoming = &task.incoming;
@@ -202,7 +249,7 @@ async fn exchange(
         .await
         .map_err(err)?;
     super::fault::point("new-renamed");
-    if !incoming.started {
+    if incoming.gated.is_none() {
         engine.start_container(&incoming.id).await.map_err(err)?;
     }
     if let Some(policy) = &incoming.restart {
@@ -212,8 +259,8 @@ async fn exchange(
             .map_err(err)?;
     }
     super::fault::point("new-started");
-    if incoming.started {
-        return Ok(());
+    if let Some(Gated(at)) = incoming.gated {
+        return Ok(at);
     }
     // With a dark-window budget, the gate gets what is left of it.
     let (limit, budget) = match run.options.max_dark {
@@ -226,7 +273,8 @@ async fn exchange(
         None => (run.options.health_timeout, None),
     };
     run.gate_within(&task.service, &incoming.id, limit, budget)
-        .await
+        .await?;
+    Ok(Instant::now())
 }
 
 /// Undo a swap from wherever it stopped, by container id: the incoming
@@ -324,4 +372,24 @@ pub(super) async fn prune(
             .map_err(|e| run.engine_error(e))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The gate moment crosses to the helper as an age: read back, it is
+    /// no earlier than it was (a dark window measured from it is never
+    /// shorter than the true one) and it stays before the reader's now.
+    #[test]
+    fn a_gate_moment_read_back_is_never_earlier_than_it_was() {
+        let Some(answered) = Instant::now().checked_sub(Duration::from_secs(5)) else {
+            return; // a clock that started less than 5 s ago
+        };
+        let text = serde_json::to_string(&Gated(answered)).expect("serialize");
+        let Gated(read) = serde_json::from_str(&text).expect("deserialize");
+        assert!(read >= answered);
+        assert!(read <= Instant::now());
+        assert!(read.duration_since(answered) < Duration::from_secs(1));
+    }
 }
