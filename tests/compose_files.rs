@@ -204,6 +204,7 @@ fn destroy_and_stop_stop_each_service_as_its_file_says_dependents_first() {
     .unwrap();
     let output = d.kolla("deploy", &[]);
     assert!(output.status.success(), "{}", describe(&output));
+    traps_set(&d, 1);
 
     let output = d.kolla("stop", &[]);
     assert!(output.status.success(), "{}", describe(&output));
@@ -214,6 +215,7 @@ fn destroy_and_stop_stop_each_service_as_its_file_says_dependents_first() {
 
     let output = d.kolla("deploy", &[]);
     assert!(output.status.success(), "{}", describe(&output));
+    traps_set(&d, 2);
     let output = d.kolla("destroy", &[]);
     assert!(output.status.success(), "{}", describe(&output));
     assert_eq!(
@@ -221,6 +223,29 @@ fn destroy_and_stop_stop_each_service_as_its_file_says_dependents_first() {
         "app got SIGUSR2\ndb got SIGUSR1\napp got SIGUSR2\ndb got SIGUSR1\n",
         "destroy killed a service instead of stopping it"
     );
+}
+
+/// Wait until app and db have each said "up" `times` times: a container
+/// runs before its shell has set its trap, and a signal before that ends
+/// the shell without a word in /data/stops.
+fn traps_set(d: &Deployment, times: usize) {
+    for service in ["app", "db"] {
+        let name = d.container(service);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let logs = common::runtime()
+                .block_on(d.images.engine.logs_tail(&name, 100))
+                .unwrap_or_default();
+            if logs.lines().filter(|l| l.trim() == "up").count() >= times {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} never set its trap: {logs}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
 }
 
 #[test]
@@ -306,9 +331,7 @@ fn upgrade_tag_on_an_image_with_a_literal_tag_says_the_file_decides() {
 #[test]
 fn kolla_v1_files_deploy_with_their_data_containers() {
     let images = common::Sandbox::new("legacy");
-    let output = images.build(&["^fx-base$", "--retries", "1"]);
-    assert!(output.status.success(), "{}", describe(&output));
-    let d = Deployment::of(images, "legacy", "legacy", "");
+    let d = Deployment::of(images, "legacy", "legacy", "").on_shared_busybox();
     let output = d.kolla("deploy", &["--dry-run"]);
     assert!(output.status.success(), "{}", describe(&output));
     let plan = String::from_utf8_lossy(&output.stdout).to_string();

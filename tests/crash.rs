@@ -5,15 +5,13 @@
 //! been named live, recovery finishes the swap and v2 serves with v1 kept.
 //! Every time: exactly one `<svc>` runs, no candidate, lock or job is left,
 //! the live container has its restart policy and the kept ones `no`, and
-//! the data is as it was. tools/test runs these with
-//! `--features fault-injection`.
+//! the data is as it was. These need `--features fault-injection`
+//! (tools/test runs them so); a plain build runs the rest.
 //!
 //! Most run without the swap helper (`swap_helper: false`), so the fault
 //! points inside the critical section freeze kolla itself: what a death of
 //! the helper (or of the engine under it) leaves. The helper's own tests
 //! are at the end: kolla killed mid-swap, the helper finishes alone.
-
-#![cfg(feature = "fault-injection")]
 
 mod common;
 
@@ -21,7 +19,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Deployment, describe, kill_at};
+use common::{Deployment, describe};
 
 /// The restart policy of container `name`.
 fn policy_of(d: &Deployment, name: &str) -> String {
@@ -48,220 +46,6 @@ fn assert_settled(d: &Deployment, step: &str, version: &str) {
         assert_eq!(policy_of(d, kept), "no", "{kept} after {step}");
     }
     d.assert_data_intact_and_jobs_whole(&format!("after {step}"));
-}
-
-fn deployed(name: &str) -> Deployment {
-    let d = common::swap_deployment(name, &["1.0.0", "2.0.0"]);
-    d.without_helper();
-    let output = d.kolla("deploy", &[]);
-    assert!(output.status.success(), "{}", describe(&output));
-    d.write_data("/data/precious", "customer data");
-    d
-}
-
-/// An upgrade to 2.0.0 killed at `step`, then `then` (a verb and its
-/// arguments): the outcome is `version`, from the same container as before
-/// the upgrade when `same_container`.
-fn upgrade_killed_at(step: &str, then: &[&str], version: &str, same_container: bool) {
-    let d = deployed(&format!("crash-{step}"));
-    let v1 = d.containers()[&d.container("web")].0.clone();
-    kill_at(d.command("upgrade", &["web", "--tag", "2.0.0"]), step);
-
-    let output = d.kolla(then[0], &then[1..]);
-    assert!(
-        output.status.success(),
-        "{} after {step}: {}",
-        then.join(" "),
-        describe(&output)
-    );
-    assert_settled(&d, step, version);
-    let live = d.containers()[&d.container("web")].0.clone();
-    assert_eq!(live == v1, same_container, "after {step}: {v1} -> {live}");
-    if version == "2.0.0" && then[0] == "recover" {
-        assert_eq!(d.containers()[&d.container("web.kolla-gen-1")].0, v1);
-    }
-
-    // Recovery is idempotent, and the service works on.
-    let output = d.kolla("recover", &[]);
-    assert!(
-        String::from_utf8_lossy(&output.stdout).contains("nothing to recover"),
-        "{}",
-        describe(&output)
-    );
-    let output = d.kolla("upgrade", &["web", "--tag", "2.0.0"]);
-    assert!(output.status.success(), "{}", describe(&output));
-    assert_settled(&d, "the upgrade after", "2.0.0");
-}
-
-const RECOVER: &[&str] = &["recover"];
-
-#[test]
-fn crash_after_lock() {
-    upgrade_killed_at("locked", RECOVER, "1.0.0", true);
-}
-
-#[test]
-fn crash_after_bootstrap() {
-    upgrade_killed_at("bootstrapped", RECOVER, "1.0.0", true);
-}
-
-#[test]
-fn crash_after_candidate_created() {
-    upgrade_killed_at("candidate-created", RECOVER, "1.0.0", true);
-}
-
-#[test]
-fn crash_after_restart_policy_no() {
-    upgrade_killed_at("restart-policy-no", RECOVER, "1.0.0", true);
-}
-
-#[test]
-fn crash_after_old_stopped() {
-    upgrade_killed_at("old-stopped", RECOVER, "1.0.0", true);
-}
-
-#[test]
-fn crash_after_old_renamed() {
-    upgrade_killed_at("old-renamed", RECOVER, "1.0.0", true);
-}
-
-#[test]
-fn crash_after_new_renamed() {
-    upgrade_killed_at("new-renamed", RECOVER, "2.0.0", false);
-}
-
-#[test]
-fn crash_after_new_started() {
-    upgrade_killed_at("new-started", RECOVER, "2.0.0", false);
-}
-
-#[test]
-fn crash_after_gate() {
-    upgrade_killed_at("gated", RECOVER, "2.0.0", false);
-}
-
-// Recovery through the next deploy, upgrade and rollback, not only
-// `kolla recover`.
-
-#[test]
-fn crash_after_old_renamed_then_deploy() {
-    // deploy wants 1.0.0 (the globals' tag): the old container again.
-    upgrade_killed_at("old-renamed", &["deploy"], "1.0.0", true);
-}
-
-#[test]
-fn crash_after_old_stopped_then_upgrade() {
-    upgrade_killed_at(
-        "old-stopped",
-        &["upgrade", "web", "--tag", "2.0.0"],
-        "2.0.0",
-        false,
-    );
-}
-
-#[test]
-fn crash_after_new_started_then_rollback() {
-    // Recovery finishes the swap to 2.0.0; the rollback then goes back.
-    upgrade_killed_at("new-started", &["rollback", "web"], "1.0.0", true);
-}
-
-/// A bootstrap job still running when its kolla is killed is waited for,
-/// never killed, by the run that recovers.
-#[test]
-fn crash_during_the_bootstrap_job_waits_for_it() {
-    let d = deployed("crash-job");
-    let v1 = d.containers()[&d.container("web")].0.clone();
-    let mut command = d.command("upgrade", &["web", "--tag", "2.0.0"]);
-    command.env("BOOTSTRAP_SLEEP", "4");
-    kill_at(command, "bootstrap-started");
-    assert!(
-        d.containers()
-            .get(&d.container("web.kolla-bootstrap"))
-            .is_some_and(|(_, state)| state == "running"),
-        "the job should still run after its kolla died"
-    );
-    let output = d.kolla("recover", &[]);
-    assert!(output.status.success(), "{}", describe(&output));
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("waiting for the bootstrap job"),
-        "{}",
-        describe(&output)
-    );
-    assert_settled(&d, "bootstrap-started", "1.0.0");
-    assert_eq!(d.containers()[&d.container("web")].0, v1);
-    // Deploy's job and the one that was waited for both finished.
-    assert_eq!(d.read_data("/data/boot.log"), "bootstrap\nbootstrap\n");
-}
-
-/// A swap back killed half-way is finished by recovery: v1 from the very
-/// same container.
-#[test]
-fn crash_while_swapping_back() {
-    let d = common::swap_deployment("crash-back", &["1.0.0", "9.0.0"]);
-    d.without_helper();
-    let output = d.kolla("deploy", &[]);
-    assert!(output.status.success(), "{}", describe(&output));
-    d.write_data("/data/precious", "customer data");
-    let v1 = d.containers()[&d.container("web")].0.clone();
-    kill_at(
-        d.command(
-            "upgrade",
-            &["web", "--tag", "9.0.0", "--health-timeout", "20"],
-        ),
-        "swapping-back",
-    );
-    let output = d.kolla("recover", &[]);
-    assert!(output.status.success(), "{}", describe(&output));
-    eprintln!("recover: {}", describe(&output));
-    assert_settled(&d, "swapping-back", "1.0.0");
-    assert_eq!(d.containers()[&d.container("web")].0, v1);
-}
-
-/// A rollback killed between its renames: recovery puts back the
-/// generation that was live when the rollback began.
-#[test]
-fn crash_in_a_rollback() {
-    let d = deployed("crash-rollback");
-    let output = d.kolla("upgrade", &["web", "--tag", "2.0.0"]);
-    assert!(output.status.success(), "{}", describe(&output));
-    let v2 = d.containers()[&d.container("web")].0.clone();
-    kill_at(d.command("rollback", &["web"]), "old-renamed");
-    let output = d.kolla("recover", &[]);
-    assert!(output.status.success(), "{}", describe(&output));
-    assert_settled(&d, "rollback old-renamed", "2.0.0");
-    assert_eq!(d.containers()[&d.container("web")].0, v2);
-    let output = d.kolla("rollback", &["web"]);
-    assert!(output.status.success(), "{}", describe(&output));
-    assert_settled(&d, "the rollback after", "1.0.0");
-}
-
-/// The first deploy of a service killed after its container was created
-/// and configured but before it went live: no live container without its
-/// config ever exists; recover clears the rest and deploy makes it afresh.
-#[test]
-fn crash_in_the_create_path_leaves_no_unconfigured_live_container() {
-    for step in ["create-locked", "create-configured", "create-renamed"] {
-        let d = common::swap_deployment(&format!("crash-{step}"), &["1.0.0"]);
-        d.without_helper();
-        kill_at(d.command("deploy", &[]), step);
-        let web = d.container("web");
-        let containers = d.containers();
-        if step != "create-renamed" {
-            assert!(!containers.contains_key(&web), "{step}: {containers:?}");
-        }
-        let output = d.kolla("recover", &[]);
-        assert!(output.status.success(), "{step}: {}", describe(&output));
-        let output = d.kolla("deploy", &[]);
-        assert!(output.status.success(), "{step}: {}", describe(&output));
-        d.write_data("/data/precious", "customer data");
-        assert_settled(&d, step, "1.0.0");
-        let output = d.kolla("deploy", &[]);
-        assert!(
-            String::from_utf8_lossy(&output.stdout).contains("up to date"),
-            "{step}: {}",
-            describe(&output)
-        );
-    }
 }
 
 /// Run `command` until it says `line`, then SIGKILL it.
@@ -329,30 +113,260 @@ fn the_helper_finishes_a_swap_whose_kolla_was_killed() {
     assert!(!d.containers().contains_key(&d.container("web.kolla-swap")));
 }
 
-/// The helper itself dies mid-swap (as when the engine is restarted under
-/// it): recovery restores what was live, from the very same container.
+/// A plain build leaves the fault-point tests out; this says how many.
 #[test]
-fn a_helper_killed_mid_swap_is_recovered() {
-    let d = common::swap_deployment("helper-killed", &["1.0.0", "2.0.0"]);
-    let output = d.kolla("deploy", &[]);
-    assert!(output.status.success(), "{}", describe(&output));
-    d.write_data("/data/precious", "customer data");
-    let v1 = d.containers()[&d.container("web")].0.clone();
-    // The fault point freezes the helper (it gets KOLLA_FAULT); then both
-    // it and kolla die.
-    kill_at(
-        d.command("upgrade", &["web", "--tag", "2.0.0"]),
-        "old-renamed",
-    );
-    let helper = d.container("web.kolla-swap");
-    let killed = std::process::Command::new("docker")
-        .args(["kill", &helper])
-        .output()
-        .unwrap();
-    assert!(killed.status.success(), "{}", describe(&killed));
-    let output = d.kolla("recover", &[]);
-    assert!(output.status.success(), "{}", describe(&output));
-    assert_settled(&d, "helper killed at old-renamed", "1.0.0");
-    assert_eq!(d.containers()[&d.container("web")].0, v1);
-    assert!(!d.containers().contains_key(&helper));
+fn fault_point_tests_left_out() {
+    common::fault_point_tests_left_out(file!());
+}
+
+/// The tests that freeze kolla at a fault point (`KOLLA_FAULT`): only the
+/// `fault-injection` build has them; a plain build counts them and says
+/// so (`fault_point_tests_left_out`).
+#[cfg(feature = "fault-injection")]
+mod fault_points {
+    use super::*;
+    use crate::common::kill_at;
+
+    /// A deployment of the swap fixture at v1, without the helper.
+    fn deployed(name: &str) -> Deployment {
+        let d = common::swap_deployment(name, &["1.0.0", "2.0.0"]);
+        d.without_helper();
+        let output = d.kolla("deploy", &[]);
+        assert!(output.status.success(), "{}", describe(&output));
+        d.write_data("/data/precious", "customer data");
+        d
+    }
+
+    const RECOVER: &[&str] = &["recover"];
+
+    #[test]
+    fn crash_after_lock() {
+        upgrade_killed_at("locked", RECOVER, "1.0.0", true);
+    }
+
+    #[test]
+    fn crash_after_bootstrap() {
+        upgrade_killed_at("bootstrapped", RECOVER, "1.0.0", true);
+    }
+
+    #[test]
+    fn crash_after_candidate_created() {
+        upgrade_killed_at("candidate-created", RECOVER, "1.0.0", true);
+    }
+
+    #[test]
+    fn crash_after_restart_policy_no() {
+        upgrade_killed_at("restart-policy-no", RECOVER, "1.0.0", true);
+    }
+
+    #[test]
+    fn crash_after_old_stopped() {
+        upgrade_killed_at("old-stopped", RECOVER, "1.0.0", true);
+    }
+
+    #[test]
+    fn crash_after_old_renamed() {
+        upgrade_killed_at("old-renamed", RECOVER, "1.0.0", true);
+    }
+
+    #[test]
+    fn crash_after_new_renamed() {
+        upgrade_killed_at("new-renamed", RECOVER, "2.0.0", false);
+    }
+
+    #[test]
+    fn crash_after_new_started() {
+        upgrade_killed_at("new-started", RECOVER, "2.0.0", false);
+    }
+
+    #[test]
+    fn crash_after_gate() {
+        upgrade_killed_at("gated", RECOVER, "2.0.0", false);
+    }
+
+    // Recovery through the next deploy, upgrade and rollback, not only
+    // `kolla recover`.
+
+    #[test]
+    fn crash_after_old_renamed_then_deploy() {
+        // deploy wants 1.0.0 (the globals' tag): the old container again.
+        upgrade_killed_at("old-renamed", &["deploy"], "1.0.0", true);
+    }
+
+    #[test]
+    fn crash_after_old_stopped_then_upgrade() {
+        upgrade_killed_at(
+            "old-stopped",
+            &["upgrade", "web", "--tag", "2.0.0"],
+            "2.0.0",
+            false,
+        );
+    }
+
+    #[test]
+    fn crash_after_new_started_then_rollback() {
+        // Recovery finishes the swap to 2.0.0; the rollback then goes back.
+        upgrade_killed_at("new-started", &["rollback", "web"], "1.0.0", true);
+    }
+
+    /// A bootstrap job still running when its kolla is killed is waited for,
+    /// never killed, by the run that recovers.
+    #[test]
+    fn crash_during_the_bootstrap_job_waits_for_it() {
+        let d = deployed("crash-job");
+        let v1 = d.containers()[&d.container("web")].0.clone();
+        let mut command = d.command("upgrade", &["web", "--tag", "2.0.0"]);
+        command.env("BOOTSTRAP_SLEEP", "4");
+        kill_at(command, "bootstrap-started");
+        assert!(
+            d.containers()
+                .get(&d.container("web.kolla-bootstrap"))
+                .is_some_and(|(_, state)| state == "running"),
+            "the job should still run after its kolla died"
+        );
+        let output = d.kolla("recover", &[]);
+        assert!(output.status.success(), "{}", describe(&output));
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("waiting for the bootstrap job"),
+            "{}",
+            describe(&output)
+        );
+        assert_settled(&d, "bootstrap-started", "1.0.0");
+        assert_eq!(d.containers()[&d.container("web")].0, v1);
+        // Deploy's job and the one that was waited for both finished.
+        assert_eq!(d.read_data("/data/boot.log"), "bootstrap\nbootstrap\n");
+    }
+
+    /// A swap back killed half-way is finished by recovery: v1 from the very
+    /// same container.
+    #[test]
+    fn crash_while_swapping_back() {
+        let d = common::swap_deployment("crash-back", &["1.0.0", "9.0.0"]);
+        d.without_helper();
+        let output = d.kolla("deploy", &[]);
+        assert!(output.status.success(), "{}", describe(&output));
+        d.write_data("/data/precious", "customer data");
+        let v1 = d.containers()[&d.container("web")].0.clone();
+        kill_at(
+            d.command(
+                "upgrade",
+                &["web", "--tag", "9.0.0", "--health-timeout", "20"],
+            ),
+            "swapping-back",
+        );
+        let output = d.kolla("recover", &[]);
+        assert!(output.status.success(), "{}", describe(&output));
+        eprintln!("recover: {}", describe(&output));
+        assert_settled(&d, "swapping-back", "1.0.0");
+        assert_eq!(d.containers()[&d.container("web")].0, v1);
+    }
+
+    /// A rollback killed between its renames: recovery puts back the
+    /// generation that was live when the rollback began.
+    #[test]
+    fn crash_in_a_rollback() {
+        let d = deployed("crash-rollback");
+        let output = d.kolla("upgrade", &["web", "--tag", "2.0.0"]);
+        assert!(output.status.success(), "{}", describe(&output));
+        let v2 = d.containers()[&d.container("web")].0.clone();
+        kill_at(d.command("rollback", &["web"]), "old-renamed");
+        let output = d.kolla("recover", &[]);
+        assert!(output.status.success(), "{}", describe(&output));
+        assert_settled(&d, "rollback old-renamed", "2.0.0");
+        assert_eq!(d.containers()[&d.container("web")].0, v2);
+        let output = d.kolla("rollback", &["web"]);
+        assert!(output.status.success(), "{}", describe(&output));
+        assert_settled(&d, "the rollback after", "1.0.0");
+    }
+
+    /// The first deploy of a service killed after its container was created
+    /// and configured but before it went live: no live container without its
+    /// config ever exists; recover clears the rest and deploy makes it afresh.
+    #[test]
+    fn crash_in_the_create_path_leaves_no_unconfigured_live_container() {
+        for step in ["create-locked", "create-configured", "create-renamed"] {
+            let d = common::swap_deployment(&format!("crash-{step}"), &["1.0.0"]);
+            d.without_helper();
+            kill_at(d.command("deploy", &[]), step);
+            let web = d.container("web");
+            let containers = d.containers();
+            if step != "create-renamed" {
+                assert!(!containers.contains_key(&web), "{step}: {containers:?}");
+            }
+            let output = d.kolla("recover", &[]);
+            assert!(output.status.success(), "{step}: {}", describe(&output));
+            let output = d.kolla("deploy", &[]);
+            assert!(output.status.success(), "{step}: {}", describe(&output));
+            d.write_data("/data/precious", "customer data");
+            assert_settled(&d, step, "1.0.0");
+            let output = d.kolla("deploy", &[]);
+            assert!(
+                String::from_utf8_lossy(&output.stdout).contains("up to date"),
+                "{step}: {}",
+                describe(&output)
+            );
+        }
+    }
+
+    /// The helper itself dies mid-swap (as when the engine is restarted under
+    /// it): recovery restores what was live, from the very same container.
+    #[test]
+    fn a_helper_killed_mid_swap_is_recovered() {
+        let d = common::swap_deployment("helper-killed", &["1.0.0", "2.0.0"]);
+        let output = d.kolla("deploy", &[]);
+        assert!(output.status.success(), "{}", describe(&output));
+        d.write_data("/data/precious", "customer data");
+        let v1 = d.containers()[&d.container("web")].0.clone();
+        // The fault point freezes the helper (it gets KOLLA_FAULT); then both
+        // it and kolla die.
+        kill_at(
+            d.command("upgrade", &["web", "--tag", "2.0.0"]),
+            "old-renamed",
+        );
+        let helper = d.container("web.kolla-swap");
+        let killed = std::process::Command::new("docker")
+            .args(["kill", &helper])
+            .output()
+            .unwrap();
+        assert!(killed.status.success(), "{}", describe(&killed));
+        let output = d.kolla("recover", &[]);
+        assert!(output.status.success(), "{}", describe(&output));
+        assert_settled(&d, "helper killed at old-renamed", "1.0.0");
+        assert_eq!(d.containers()[&d.container("web")].0, v1);
+        assert!(!d.containers().contains_key(&helper));
+    }
+
+    /// An upgrade to 2.0.0 killed at `step`, then `then` (a verb and its
+    /// arguments): the outcome is `version`, from the same container as before
+    /// the upgrade when `same_container`.
+    fn upgrade_killed_at(step: &str, then: &[&str], version: &str, same_container: bool) {
+        let d = deployed(&format!("crash-{step}"));
+        let v1 = d.containers()[&d.container("web")].0.clone();
+        kill_at(d.command("upgrade", &["web", "--tag", "2.0.0"]), step);
+
+        let output = d.kolla(then[0], &then[1..]);
+        assert!(
+            output.status.success(),
+            "{} after {step}: {}",
+            then.join(" "),
+            describe(&output)
+        );
+        assert_settled(&d, step, version);
+        let live = d.containers()[&d.container("web")].0.clone();
+        assert_eq!(live == v1, same_container, "after {step}: {v1} -> {live}");
+        if version == "2.0.0" && then[0] == "recover" {
+            assert_eq!(d.containers()[&d.container("web.kolla-gen-1")].0, v1);
+        }
+
+        // Recovery is idempotent, and the service works on.
+        let output = d.kolla("recover", &[]);
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("nothing to recover"),
+            "{}",
+            describe(&output)
+        );
+        let output = d.kolla("upgrade", &["web", "--tag", "2.0.0"]);
+        assert!(output.status.success(), "{}", describe(&output));
+        assert_settled(&d, "the upgrade after", "2.0.0");
+    }
 }

@@ -527,6 +527,15 @@ fn privileged_services_run_in_each_mode_the_engine_supports() {
     )
     .unwrap();
     let native_works = engine_allows_privileged(&d, d.env("IMAGE"));
+    // Each engine takes one half only; the other is the pure decision's
+    // unit tests (deploy::privileged, verbs::prechecks).
+    common::tell(if native_works {
+        "privileged test: this engine starts --privileged containers: the native half ran; \
+         the refusing half (explicit under auto, native refused) is covered by unit tests only"
+    } else {
+        "privileged test: this engine refuses --privileged: the refusing half ran (explicit \
+         under auto, native refused); the native half is covered by unit tests only"
+    });
     let inventory = |mode: &str| {
         std::fs::write(
             &d.inventory,

@@ -6,10 +6,7 @@
 
 mod common;
 
-use common::{
-    Cluster, Deployment, TestNode, assert_one_live_in, describe, expect_exit, kill_at, stdout_of,
-    swap_deployment,
-};
+use common::{Cluster, Deployment, TestNode, describe, expect_exit, stdout_of, swap_deployment};
 
 /// The swap fixture on every node of a fresh 3-node cluster, images built
 /// here at `tags`.
@@ -268,50 +265,6 @@ fn over_ssh_a_known_host_deploys_and_an_unknown_host_key_is_refused() {
     assert_serving(&d, &all, 1, "1.0.0");
 }
 
-#[test]
-fn a_node_engine_killed_mid_swap_is_recovered_to_one_live_container_with_its_data() {
-    let cluster = Cluster::start("enginekill", 1);
-    let mut d = swap_deployment("enginekill", &["1.0.0", "2.0.0"]);
-    d.inventory = cluster.write_inventory("inventory.yml", &|_| vec!["controller"]);
-    let n1 = cluster.node("n1");
-    let output = d.kolla("deploy", &[]);
-    assert!(output.status.success(), "{}", describe(&output));
-    let live = d.container("web");
-    let wrote = n1.docker(&[
-        "exec",
-        &live,
-        "sh",
-        "-c",
-        "printf 'customer data' > /data/precious",
-    ]);
-    assert!(wrote.status.success(), "{}", describe(&wrote));
-
-    // The swap runs on the node (its helper gets the fault): frozen with
-    // the old container stopped, then kolla dies and the node's engine is
-    // SIGKILLed and starts again, as after a crash of the node's dockerd.
-    kill_at(
-        d.command("upgrade", &["web", "--tag", "2.0.0"]),
-        "old-stopped",
-    );
-    cluster.kill_engine(n1);
-    cluster.wait_for_engine(n1);
-
-    let output = d.kolla("recover", &[]);
-    assert!(output.status.success(), "{}", describe(&output));
-    let states = n1
-        .containers_of(&d.project)
-        .into_iter()
-        .map(|(name, (_, _, state))| (name, state))
-        .collect();
-    assert_one_live_in(&states, &live, "after recover");
-    let read = n1.docker(&["exec", &live, "cat", "/data/precious"]);
-    assert_eq!(stdout_of(&read), "customer data", "{}", describe(&read));
-    // And the upgrade then goes through.
-    let output = d.kolla("upgrade", &["web", "--tag", "2.0.0"]);
-    assert!(output.status.success(), "{}", describe(&output));
-    assert_eq!(web_on(&d, n1).1, "version 2.0.0\n");
-}
-
 /// The image id of `reference` on `node` (empty when it is not there).
 fn image_id_on(node: &TestNode, reference: &str) -> String {
     let output = node.docker(&["image", "inspect", "-f", "{{.Id}}", reference]);
@@ -412,4 +365,63 @@ fn each_node_gets_its_own_variables_and_the_others_the_environments() {
     };
     assert_eq!(env_on(cluster.node("n1")), ("red".into(), "3".into()));
     assert_eq!(env_on(cluster.node("n2")), ("blue".into(), "1".into()));
+}
+
+/// A plain build leaves the fault-point tests out; this says how many.
+#[test]
+fn fault_point_tests_left_out() {
+    common::fault_point_tests_left_out(file!());
+}
+
+/// The tests that freeze kolla at a fault point (`KOLLA_FAULT`): only the
+/// `fault-injection` build has them; a plain build counts them and says
+/// so (`fault_point_tests_left_out`).
+#[cfg(feature = "fault-injection")]
+mod fault_points {
+    use super::*;
+    use crate::common::{assert_one_live_in, kill_at};
+
+    #[test]
+    fn a_node_engine_killed_mid_swap_is_recovered_to_one_live_container_with_its_data() {
+        let cluster = Cluster::start("enginekill", 1);
+        let mut d = swap_deployment("enginekill", &["1.0.0", "2.0.0"]);
+        d.inventory = cluster.write_inventory("inventory.yml", &|_| vec!["controller"]);
+        let n1 = cluster.node("n1");
+        let output = d.kolla("deploy", &[]);
+        assert!(output.status.success(), "{}", describe(&output));
+        let live = d.container("web");
+        let wrote = n1.docker(&[
+            "exec",
+            &live,
+            "sh",
+            "-c",
+            "printf 'customer data' > /data/precious",
+        ]);
+        assert!(wrote.status.success(), "{}", describe(&wrote));
+
+        // The swap runs on the node (its helper gets the fault): frozen with
+        // the old container stopped, then kolla dies and the node's engine is
+        // SIGKILLed and starts again, as after a crash of the node's dockerd.
+        kill_at(
+            d.command("upgrade", &["web", "--tag", "2.0.0"]),
+            "old-stopped",
+        );
+        cluster.kill_engine(n1);
+        cluster.wait_for_engine(n1);
+
+        let output = d.kolla("recover", &[]);
+        assert!(output.status.success(), "{}", describe(&output));
+        let states = n1
+            .containers_of(&d.project)
+            .into_iter()
+            .map(|(name, (_, _, state))| (name, state))
+            .collect();
+        assert_one_live_in(&states, &live, "after recover");
+        let read = n1.docker(&["exec", &live, "cat", "/data/precious"]);
+        assert_eq!(stdout_of(&read), "customer data", "{}", describe(&read));
+        // And the upgrade then goes through.
+        let output = d.kolla("upgrade", &["web", "--tag", "2.0.0"]);
+        assert!(output.status.success(), "{}", describe(&output));
+        assert_eq!(web_on(&d, n1).1, "version 2.0.0\n");
+    }
 }

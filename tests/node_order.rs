@@ -83,58 +83,6 @@ fn a_role_that_comes_after_another_waits_for_its_nodes_to_be_healthy() {
     assert_after_started_once_slow_was_ready(&d, n1, n2);
 }
 
-/// Exactly one running `service` on `node`, and nothing a cut-short step
-/// leaves (candidate, lock, job, helper); its container id.
-#[cfg(feature = "fault-injection")]
-fn one_live(d: &Deployment, node: &TestNode, service: &str, context: &str) -> String {
-    let containers = node.containers_of(&d.project);
-    let states = containers
-        .iter()
-        .map(|(name, (_, _, state))| (name.clone(), state.clone()))
-        .collect();
-    let live = d.container(service);
-    common::assert_one_live_in(&states, &live, &format!("{} {context}", node.name));
-    containers[&live].1.clone()
-}
-
-#[cfg(feature = "fault-injection")]
-#[test]
-fn a_deploy_killed_in_the_first_wave_or_between_waves_is_finished_in_order_by_the_next() {
-    let (cluster, d) = setup("waveskill", "3");
-    let (n1, n2) = (cluster.node("n1"), cluster.node("n2"));
-
-    // SIGKILL while n2's first container is being made, in wave 1.
-    common::kill_at(d.command("deploy", &[]), "create-configured");
-    assert_eq!(
-        n1.containers_of(&d.project),
-        BTreeMap::new(),
-        "wave 2 began while wave 1 was unfinished"
-    );
-
-    // The next deploy finishes n2 and is killed once wave 1 is done: n2
-    // serves, n1 is still untouched.
-    common::kill_at(d.command("deploy", &[]), "wave-done");
-    let slow = one_live(&d, n2, "slow", "after wave 1");
-    assert_eq!(n1.containers_of(&d.project), BTreeMap::new());
-
-    // The last one leaves n2's container as it is and deploys n1 after it.
-    deploy_n2_then_n1(&d);
-    assert_eq!(
-        one_live(&d, n2, "slow", "at the end"),
-        slow,
-        "n2's container was replaced"
-    );
-    one_live(&d, n1, "after", "at the end");
-    assert_after_started_once_slow_was_ready(&d, n1, n2);
-    let output = d.kolla("deploy", &[]);
-    let text = stdout_of(&output);
-    assert!(
-        text.contains("node n1: up to date") && text.contains("node n2: up to date"),
-        "{}",
-        describe(&output)
-    );
-}
-
 #[test]
 fn a_node_whose_roles_come_first_fails_and_the_later_ones_are_left_alone() {
     let (cluster, d) = setup("wavesfail", "never");
@@ -185,4 +133,68 @@ fn an_after_naming_no_role_or_going_round_is_refused_before_any_engine_is_reache
         !said.contains("cannot reach"),
         "an engine was tried: {said}"
     );
+}
+
+/// A plain build leaves the fault-point tests out; this says how many.
+#[test]
+fn fault_point_tests_left_out() {
+    common::fault_point_tests_left_out(file!());
+}
+
+/// The tests that freeze kolla at a fault point (`KOLLA_FAULT`): only the
+/// `fault-injection` build has them; a plain build counts them and says
+/// so (`fault_point_tests_left_out`).
+#[cfg(feature = "fault-injection")]
+mod fault_points {
+    use super::*;
+
+    /// Exactly one running `service` on `node`, and nothing a cut-short step
+    /// leaves (candidate, lock, job, helper); its container id.
+    fn one_live(d: &Deployment, node: &TestNode, service: &str, context: &str) -> String {
+        let containers = node.containers_of(&d.project);
+        let states = containers
+            .iter()
+            .map(|(name, (_, _, state))| (name.clone(), state.clone()))
+            .collect();
+        let live = d.container(service);
+        common::assert_one_live_in(&states, &live, &format!("{} {context}", node.name));
+        containers[&live].1.clone()
+    }
+
+    #[test]
+    fn a_deploy_killed_in_the_first_wave_or_between_waves_is_finished_in_order_by_the_next() {
+        let (cluster, d) = setup("waveskill", "3");
+        let (n1, n2) = (cluster.node("n1"), cluster.node("n2"));
+
+        // SIGKILL while n2's first container is being made, in wave 1.
+        common::kill_at(d.command("deploy", &[]), "create-configured");
+        assert_eq!(
+            n1.containers_of(&d.project),
+            BTreeMap::new(),
+            "wave 2 began while wave 1 was unfinished"
+        );
+
+        // The next deploy finishes n2 and is killed once wave 1 is done: n2
+        // serves, n1 is still untouched.
+        common::kill_at(d.command("deploy", &[]), "wave-done");
+        let slow = one_live(&d, n2, "slow", "after wave 1");
+        assert_eq!(n1.containers_of(&d.project), BTreeMap::new());
+
+        // The last one leaves n2's container as it is and deploys n1 after it.
+        deploy_n2_then_n1(&d);
+        assert_eq!(
+            one_live(&d, n2, "slow", "at the end"),
+            slow,
+            "n2's container was replaced"
+        );
+        one_live(&d, n1, "after", "at the end");
+        assert_after_started_once_slow_was_ready(&d, n1, n2);
+        let output = d.kolla("deploy", &[]);
+        let text = stdout_of(&output);
+        assert!(
+            text.contains("node n1: up to date") && text.contains("node n2: up to date"),
+            "{}",
+            describe(&output)
+        );
+    }
 }

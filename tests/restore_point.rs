@@ -238,68 +238,82 @@ fn a_container_kolla_does_not_own_in_a_restore_point_name_stops_the_upgrade_firs
     assert!(restore_points(&d).is_empty());
 }
 
-/// A `rollback --restore-db` killed (SIGKILL) after it stopped the newer
-/// generation, after the load, or in the middle of its swap: the next
-/// command's recovery never starts the newer generation on a database that
-/// may be half restored. It loads the restore point again, whole, and
-/// finishes the rollback the operator asked for.
+/// A plain build leaves the fault-point tests out; this says how many.
 #[test]
-fn a_restore_killed_at_any_step_is_finished_by_recovery() {
-    for step in ["restore-stopped", "restored", "old-renamed"] {
-        let d = deployed(&format!("restore-kill-{step}"), &["1.0.0", "2.0.0"]);
-        // The swap's steps in kolla itself, not in a helper that would
-        // finish it alone.
-        d.without_helper();
-        d.expect("upgrade", &["web", "--tag", "2.0.0"], 0, &[]);
-        common::kill_at(d.command("rollback", &["web", "--restore-db"]), step);
-        assert!(d.serving().is_none(), "{step}: generation 2 was stopped");
-        // Whatever the load left, the restore point loads whole.
-        in_db(&d, "echo 'half restored' > /db/schema");
-        let output = d.kolla("recover", &[]);
-        assert!(output.status.success(), "{step}: {}", describe(&output));
-        let said = format!("{}{}", stdout_of(&output), common::stderr(&output));
-        assert!(
-            said.contains("finished the interrupted `rollback --restore-db`"),
-            "{step}: {said}"
-        );
-        assert_eq!(schema(&d), V1, "{step}: {said}");
-        assert_eq!(
-            d.serving().as_deref(),
-            Some("version 1.0.0\n"),
-            "{step}: {said}"
-        );
-        d.assert_one_live_and_no_leftovers("web", step);
-    }
+fn fault_point_tests_left_out() {
+    common::fault_point_tests_left_out(file!());
 }
 
-/// An upgrade killed (SIGKILL) while it writes its restore point leaves a
-/// half-written dump under its `.writing` name: never listed, never
-/// restored from. Recovery removes it, and the upgrade run again takes a
-/// whole restore point and swaps.
-#[test]
-fn a_dump_cut_short_is_never_a_restore_point_and_recovery_removes_it() {
-    let d = deployed("restore-kill-dump", &["1.0.0", "2.0.0"]);
-    common::kill_at(
-        d.command("upgrade", &["web", "--tag", "2.0.0"]),
-        "dump-written",
-    );
-    let writing = format!("{}.kolla-restore-1.writing", d.container("web"));
-    assert!(
-        state_of(&d, &writing).is_some(),
-        "the kill left the dump half written: {:?}",
-        d.containers().keys().collect::<Vec<_>>()
-    );
-    assert!(
-        restore_points(&d).is_empty(),
-        "a half-written dump is listed"
-    );
-    assert_eq!(d.serving().as_deref(), Some("version 1.0.0\n"));
-    let output = d.kolla("recover", &[]);
-    assert!(output.status.success(), "{}", describe(&output));
-    assert!(state_of(&d, &writing).is_none(), "recovery left {writing}");
-    d.expect("upgrade", &["web", "--tag", "2.0.0"], 0, &[]);
-    assert_eq!(restore_points(&d), vec![1]);
-    assert_eq!(schema(&d), V2);
-    d.expect("rollback", &["web", "--restore-db"], 0, &[]);
-    assert_eq!(schema(&d), V1, "the restore point taken again loads whole");
+/// The tests that freeze kolla at a fault point (`KOLLA_FAULT`): only the
+/// `fault-injection` build has them; a plain build counts them and says
+/// so (`fault_point_tests_left_out`).
+#[cfg(feature = "fault-injection")]
+mod fault_points {
+    use super::*;
+
+    /// A `rollback --restore-db` killed (SIGKILL) after it stopped the newer
+    /// generation, after the load, or in the middle of its swap: the next
+    /// command's recovery never starts the newer generation on a database that
+    /// may be half restored. It loads the restore point again, whole, and
+    /// finishes the rollback the operator asked for.
+    #[test]
+    fn a_restore_killed_at_any_step_is_finished_by_recovery() {
+        for step in ["restore-stopped", "restored", "old-renamed"] {
+            let d = deployed(&format!("restore-kill-{step}"), &["1.0.0", "2.0.0"]);
+            // The swap's steps in kolla itself, not in a helper that would
+            // finish it alone.
+            d.without_helper();
+            d.expect("upgrade", &["web", "--tag", "2.0.0"], 0, &[]);
+            common::kill_at(d.command("rollback", &["web", "--restore-db"]), step);
+            assert!(d.serving().is_none(), "{step}: generation 2 was stopped");
+            // Whatever the load left, the restore point loads whole.
+            in_db(&d, "echo 'half restored' > /db/schema");
+            let output = d.kolla("recover", &[]);
+            assert!(output.status.success(), "{step}: {}", describe(&output));
+            let said = format!("{}{}", stdout_of(&output), common::stderr(&output));
+            assert!(
+                said.contains("finished the interrupted `rollback --restore-db`"),
+                "{step}: {said}"
+            );
+            assert_eq!(schema(&d), V1, "{step}: {said}");
+            assert_eq!(
+                d.serving().as_deref(),
+                Some("version 1.0.0\n"),
+                "{step}: {said}"
+            );
+            d.assert_one_live_and_no_leftovers("web", step);
+        }
+    }
+
+    /// An upgrade killed (SIGKILL) while it writes its restore point leaves a
+    /// half-written dump under its `.writing` name: never listed, never
+    /// restored from. Recovery removes it, and the upgrade run again takes a
+    /// whole restore point and swaps.
+    #[test]
+    fn a_dump_cut_short_is_never_a_restore_point_and_recovery_removes_it() {
+        let d = deployed("restore-kill-dump", &["1.0.0", "2.0.0"]);
+        common::kill_at(
+            d.command("upgrade", &["web", "--tag", "2.0.0"]),
+            "dump-written",
+        );
+        let writing = format!("{}.kolla-restore-1.writing", d.container("web"));
+        assert!(
+            state_of(&d, &writing).is_some(),
+            "the kill left the dump half written: {:?}",
+            d.containers().keys().collect::<Vec<_>>()
+        );
+        assert!(
+            restore_points(&d).is_empty(),
+            "a half-written dump is listed"
+        );
+        assert_eq!(d.serving().as_deref(), Some("version 1.0.0\n"));
+        let output = d.kolla("recover", &[]);
+        assert!(output.status.success(), "{}", describe(&output));
+        assert!(state_of(&d, &writing).is_none(), "recovery left {writing}");
+        d.expect("upgrade", &["web", "--tag", "2.0.0"], 0, &[]);
+        assert_eq!(restore_points(&d), vec![1]);
+        assert_eq!(schema(&d), V2);
+        d.expect("rollback", &["web", "--restore-db"], 0, &[]);
+        assert_eq!(schema(&d), V1, "the restore point taken again loads whole");
+    }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Deployment, Sandbox, describe, expect_exit, http_request, kill_at};
+use common::{Deployment, Sandbox, describe, expect_exit, http_request, shared_python};
 
 /// The probe's 50 ms bound is about kolla and the kernel, not about a
 /// machine busy with the other test of this file: they take turns.
@@ -46,9 +46,9 @@ fn set_migrate_req(value: &str) {
 
 /// The fixture at each of `tags`, deployed at 1.0.0.
 fn deployed(name: &str, tags: &[&str]) -> Deployment {
-    let images = Sandbox::with_images(name, "start-first/images", "debian:bookworm");
+    let images = Sandbox::with_image(name, "start-first/images/fx-reuse", shared_python());
     for tag in tags {
-        let output = images.build(&["^fx-reuse$", "--tag", tag, "--retries", "1"]);
+        let output = images.build(&["^fx-reuse$", "--tag", tag]);
         assert!(output.status.success(), "{}", describe(&output));
     }
     let globals = format!("namespace: {}\ntag: \"1.0.0\"\n", images.namespace);
@@ -304,48 +304,63 @@ fn start_first_on_the_host_network_serves_throughout() {
     d.assert_one_live_and_no_leftovers("api", "after a failed start-first upgrade");
 }
 
+/// A plain build leaves the fault-point tests out; this says how many.
 #[test]
-fn kolla_killed_at_any_step_of_a_start_first_swap_recovers_to_one_live_container() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let d = deployed("startfirst-crash", &["1.0.0", "2.0.0"]);
-    // kolla itself runs the swap (not the helper), and is killed in it.
-    d.without_helper();
-    for step in [
-        "candidate-created",
-        "restart-policy-no",
-        "old-stopped",
-        "old-renamed",
-        "new-renamed",
-        "new-started",
-    ] {
-        let target = if answer(&d) == "version 1.0.0\n" {
-            "2.0.0"
-        } else {
-            "1.0.0"
-        };
-        let args = ["api", "--tag", target, "--allow-downgrade"];
-        kill_at(d.command("upgrade", &args), step);
+fn fault_point_tests_left_out() {
+    common::fault_point_tests_left_out(file!());
+}
+
+/// The tests that freeze kolla at a fault point (`KOLLA_FAULT`): only the
+/// `fault-injection` build has them; a plain build counts them and says
+/// so (`fault_point_tests_left_out`).
+#[cfg(feature = "fault-injection")]
+mod fault_points {
+    use super::*;
+    use crate::common::kill_at;
+
+    #[test]
+    fn kolla_killed_at_any_step_of_a_start_first_swap_recovers_to_one_live_container() {
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let d = deployed("startfirst-crash", &["1.0.0", "2.0.0"]);
+        // kolla itself runs the swap (not the helper), and is killed in it.
+        d.without_helper();
+        for step in [
+            "candidate-created",
+            "restart-policy-no",
+            "old-stopped",
+            "old-renamed",
+            "new-renamed",
+            "new-started",
+        ] {
+            let target = if answer(&d) == "version 1.0.0\n" {
+                "2.0.0"
+            } else {
+                "1.0.0"
+            };
+            let args = ["api", "--tag", target, "--allow-downgrade"];
+            kill_at(d.command("upgrade", &args), step);
+            let output = d.kolla("recover", &[]);
+            assert!(output.status.success(), "{step}: {}", describe(&output));
+            d.assert_one_live_and_no_leftovers("api", step);
+            let serving = answer(&d);
+            assert!(
+                serving == "version 1.0.0\n" || serving == "version 2.0.0\n",
+                "{step}: serves {serving:?}"
+            );
+        }
+        // A start-first rollback killed with both generations running.
+        let before = answer(&d);
+        kill_at(
+            d.command("rollback", &["api", "--force"]),
+            "rollback-started-beside",
+        );
         let output = d.kolla("recover", &[]);
-        assert!(output.status.success(), "{step}: {}", describe(&output));
-        d.assert_one_live_and_no_leftovers("api", step);
-        let serving = answer(&d);
-        assert!(
-            serving == "version 1.0.0\n" || serving == "version 2.0.0\n",
-            "{step}: serves {serving:?}"
+        assert!(output.status.success(), "{}", describe(&output));
+        d.assert_one_live_and_no_leftovers("api", "rollback-started-beside");
+        assert_eq!(
+            answer(&d),
+            before,
+            "the live generation stays; the kept one stops"
         );
     }
-    // A start-first rollback killed with both generations running.
-    let before = answer(&d);
-    kill_at(
-        d.command("rollback", &["api", "--force"]),
-        "rollback-started-beside",
-    );
-    let output = d.kolla("recover", &[]);
-    assert!(output.status.success(), "{}", describe(&output));
-    d.assert_one_live_and_no_leftovers("api", "rollback-started-beside");
-    assert_eq!(
-        answer(&d),
-        before,
-        "the live generation stays; the kept one stops"
-    );
 }

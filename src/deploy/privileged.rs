@@ -41,18 +41,25 @@ pub async fn settle_privileged(
         return Ok(None);
     };
     let outcome = probe_privileged(engine, &globals.container_prefix, &image).await;
-    let mode = match outcome {
-        Ok(()) => PrivilegedMode::Native,
-        Err(ProbeError::Refused(_)) => PrivilegedMode::Explicit,
-        Err(ProbeError::Engine(source)) => {
-            return Err(DeployError::Engine {
-                node: node.name.clone(),
-                source,
-            });
-        }
-    };
+    let mode = mode_after_probe(outcome).map_err(|source| DeployError::Engine {
+        node: node.name.clone(),
+        source,
+    })?;
     desired.set_privileged(mode, globals);
     Ok(Some(mode))
+}
+
+/// The mode `privileged: auto` settles on after a probe: native when the
+/// engine started the privileged container, explicit when it refused to
+/// start it. An engine that failed before that (unreachable, no image)
+/// said nothing about privileges: an error, not an answer. Pure: each
+/// engine the tests meet takes one branch only, so both are tested here.
+pub fn mode_after_probe(outcome: Result<(), ProbeError>) -> Result<PrivilegedMode, EngineError> {
+    match outcome {
+        Ok(()) => Ok(PrivilegedMode::Native),
+        Err(ProbeError::Refused(_)) => Ok(PrivilegedMode::Explicit),
+        Err(ProbeError::Engine(source)) => Err(source),
+    }
 }
 
 /// Why a privileged probe container did not start.
@@ -109,5 +116,38 @@ impl std::fmt::Display for ProbeError {
         match self {
             ProbeError::Refused(e) | ProbeError::Engine(e) => e.fmt(f),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused() -> EngineError {
+        EngineError::StreamFailed {
+            what: "start probe".into(),
+            message: "operation not permitted".into(),
+        }
+    }
+
+    #[test]
+    fn an_engine_that_starts_the_probe_gets_native_privileges() {
+        assert_eq!(mode_after_probe(Ok(())).ok(), Some(PrivilegedMode::Native));
+    }
+
+    #[test]
+    fn an_engine_that_refuses_the_probe_gets_explicit_privileges() {
+        assert_eq!(
+            mode_after_probe(Err(ProbeError::Refused(refused()))).ok(),
+            Some(PrivilegedMode::Explicit)
+        );
+    }
+
+    #[test]
+    fn an_engine_that_fails_before_the_probe_starts_is_an_error() {
+        let failed = EngineError::NotFound {
+            what: "image busybox".into(),
+        };
+        assert!(mode_after_probe(Err(ProbeError::Engine(failed))).is_err());
     }
 }

@@ -275,10 +275,20 @@ async fn check_privileged(
             "privileged: no image on the node to probe with".into(),
         );
     };
-    match (
-        privileged::probe_privileged(engine, prefix, image).await,
-        node.privileged,
-    ) {
+    let outcome = privileged::probe_privileged(engine, prefix, image).await;
+    privileged_verdict(outcome, node.privileged, &node.name)
+}
+
+/// What prechecks make of a privileged probe under the node's `privileged`
+/// setting: (passed, what to say). Pure: each engine the tests meet
+/// starts privileged containers or refuses them, never both, so both
+/// answers are tested here.
+fn privileged_verdict(
+    outcome: Result<(), privileged::ProbeError>,
+    mode: PrivilegedMode,
+    node: &str,
+) -> (bool, String) {
+    match (outcome, mode) {
         (Ok(()), _) => (true, "privileged containers start".into()),
         (Err(e @ privileged::ProbeError::Engine(_)), _) => {
             (false, format!("privileged probe container: {e}"))
@@ -292,9 +302,60 @@ async fn check_privileged(
         (Err(e), _) => (
             false,
             format!(
-                "this engine refuses privileged containers ({e}); set `privileged: explicit` (or `auto`) on node {} in the inventory",
-                node.name
+                "this engine refuses privileged containers ({e}); set `privileged: explicit` (or `auto`) on node {node} in the inventory"
             ),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::EngineError;
+    use privileged::ProbeError;
+
+    fn refused() -> ProbeError {
+        ProbeError::Refused(EngineError::StreamFailed {
+            what: "start probe".into(),
+            message: "operation not permitted".into(),
+        })
+    }
+
+    #[test]
+    fn an_engine_that_starts_privileged_containers_passes_in_every_mode() {
+        for mode in [
+            PrivilegedMode::Native,
+            PrivilegedMode::Explicit,
+            PrivilegedMode::Auto,
+        ] {
+            let (passed, said) = privileged_verdict(Ok(()), mode, "n1");
+            assert!(passed, "{mode:?}: {said}");
+        }
+    }
+
+    #[test]
+    fn an_engine_that_refuses_passes_under_auto_and_says_what_to_set_otherwise() {
+        let (passed, said) = privileged_verdict(Err(refused()), PrivilegedMode::Auto, "n1");
+        assert!(passed, "{said}");
+        assert!(said.contains("explicit privileges"), "{said}");
+        let (passed, said) = privileged_verdict(Err(refused()), PrivilegedMode::Native, "n1");
+        assert!(!passed, "{said}");
+        assert!(
+            said.contains("set `privileged: explicit` (or `auto`) on node n1"),
+            "{said}"
+        );
+    }
+
+    #[test]
+    fn a_probe_the_engine_failed_before_starting_fails_in_every_mode() {
+        let failed = || {
+            ProbeError::Engine(EngineError::NotFound {
+                what: "image busybox".into(),
+            })
+        };
+        for mode in [PrivilegedMode::Native, PrivilegedMode::Auto] {
+            let (passed, said) = privileged_verdict(Err(failed()), mode, "n1");
+            assert!(!passed, "{mode:?}: {said}");
+        }
     }
 }

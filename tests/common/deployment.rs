@@ -54,18 +54,19 @@ pub fn free_port() -> u16 {
 }
 
 impl Deployment {
+    /// A deployment of the compose fixture that runs the run's shared
+    /// busybox image; its own sandbox builds nothing unless the test does.
     pub fn new(name: &str) -> Deployment {
-        let images = Sandbox::new(name);
-        // One retry: another test's sandbox, going, may remove a cached
-        // layer this build was about to reuse (the builder's cache is the
-        // engine's, shared by every test).
-        let output = images.build(&["^fx-base$", "--retries", "1"]);
-        assert!(
-            output.status.success(),
-            "building the busybox image failed:\n{}",
-            describe(&output)
-        );
-        Deployment::of(images, name, "compose", "")
+        Deployment::of(Sandbox::new(name), name, "compose", "").on_shared_busybox()
+    }
+
+    /// IMAGE (what the compose fixtures and the data helpers run) is the
+    /// run's shared busybox image.
+    pub fn on_shared_busybox(mut self) -> Deployment {
+        self.env.retain(|(k, _)| k != "IMAGE");
+        self.env
+            .push(("IMAGE".to_string(), super::shared_busybox().to_string()));
+        self
     }
 
     /// A deployment of the compose fixture folder `fixture` with the images
@@ -218,17 +219,6 @@ impl Deployment {
     }
 }
 
-/// The web image of the swap tests: serves "version TAG"; tag 8.0.0 never
-/// gets healthy (no wget for its healthcheck), tag 9.0.0 exits at once (no
-/// httpd). It declares a volume of its own, /cache, as many real images do.
-const FX_WEB: &str = r#"FROM {{ image_prefix }}fx-base:{{ tag }}
-RUN mkdir -p /www /data /cache /tmp && echo "version {{ tag }}" > /www/index.html
-VOLUME /cache
-{% if tag == "8.0.0" %}RUN rm /bin/wget{% endif %}
-{% if tag == "9.0.0" %}RUN rm /bin/httpd{% endif %}
-LABEL org.opencontainers.image.title="{{ image_name }}"
-"#;
-
 /// A deployment of the swap fixture (one host-network web service with a
 /// data container) with the fx-web image built at each of `tags`; globals
 /// say tag 1.0.0.
@@ -237,14 +227,11 @@ pub fn swap_deployment(name: &str, tags: &[&str]) -> Deployment {
 }
 
 /// A deployment of compose fixture folder `fixture` with the fx-web image
-/// built at each of `tags`; globals say tag 1.0.0.
+/// (tests/fixtures/web) built at each of `tags`; globals say tag 1.0.0.
 pub fn swap_deployment_of(fixture: &str, name: &str, tags: &[&str]) -> Deployment {
-    let images = Sandbox::new(name);
-    let dir = images.images_dir.join("fx-web");
-    std::fs::create_dir_all(&dir).expect("fx-web folder");
-    std::fs::write(dir.join("Dockerfile.tera"), FX_WEB).expect("fx-web template");
+    let images = Sandbox::with_image(name, "web/fx-web", super::shared_busybox());
     for tag in tags {
-        let output = images.build(&["^fx-web$", "--tag", tag, "--retries", "1"]);
+        let output = images.build(&["^fx-web$", "--tag", tag]);
         assert!(output.status.success(), "{}", describe(&output));
     }
     let globals = format!("namespace: {}\ntag: \"1.0.0\"\n", images.namespace);

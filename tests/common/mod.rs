@@ -14,12 +14,14 @@
 #![allow(dead_code, unused_imports)]
 
 mod deployment;
+mod gated;
 mod http;
 mod nodes;
 mod openstack;
 mod sandbox;
 
 pub use deployment::*;
+pub use gated::*;
 pub use http::*;
 pub use nodes::*;
 pub use openstack::*;
@@ -88,6 +90,14 @@ pub fn copy_tree(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &target).expect("copy fixture file");
         }
     }
+}
+
+/// Say `line` on the test run's stderr even when the test passes: the
+/// harness captures `eprintln!` (shown only for a failing test), not
+/// writes to the stderr handle itself.
+pub fn tell(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// Exit code, stdout and stderr, for assertion messages.

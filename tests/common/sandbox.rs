@@ -1,10 +1,18 @@
 //! A `Sandbox`: a private copy of the fixture image tree (with busybox in
 //! `fx-base/`) and a namespace no other test uses. Dropping it removes
 //! exactly the images under that namespace and those it built.
+//!
+//! The images most tests merely run (busybox, Debian with Python) are
+//! shared instead: `shared_busybox` and `shared_python` build them once per
+//! test process in a namespace of the run's own (`kolla-test-fixture-*`),
+//! and no test removes them, so no test's cleanup pulls an image or a
+//! cached layer from under another's build. The run removes them at its
+//! end (tools/test, by the run's id in KOLLA_TEST_RUN).
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
 
 use kolla::engine::Engine;
@@ -22,10 +30,10 @@ pub struct Sandbox {
     /// Ids of images this sandbox built, so that images a rebuild left
     /// untagged are removed too.
     built_ids: RefCell<Vec<String>>,
-    /// The images tagged `zed` in the namespace are a cache shared by the
-    /// heavy tests (the namespace is named by the tree's content hash):
-    /// kept when the sandbox goes, so the next heavy test, or the next run
-    /// on this machine, finds them up to date.
+    /// The images tagged `zed` in the namespace are shared (by the heavy
+    /// tests, or by every test of a run; the namespace is named by the
+    /// tree's content hash): kept when the sandbox goes, so the next test,
+    /// or the next run on this machine, finds them up to date.
     keeps_tree: bool,
 }
 
@@ -42,19 +50,6 @@ impl Sandbox {
             &sandbox.namespace,
         )
         .expect("sandbox.id");
-        sandbox
-    }
-
-    /// A copy of the image tree `fixture` (under tests/fixtures) on
-    /// `base_image`, each image folder given this sandbox's id file (its
-    /// templates copy it, so no two sandboxes share a layer after it).
-    pub fn with_images(name: &str, fixture: &str, base_image: &str) -> Sandbox {
-        let sandbox = Sandbox::empty(name, base_image);
-        copy_tree(&fixtures().join(fixture), &sandbox.images_dir);
-        for entry in std::fs::read_dir(&sandbox.images_dir).expect("image folders") {
-            let folder = entry.expect("image folder").path();
-            std::fs::write(folder.join("sandbox.id"), &sandbox.namespace).expect("sandbox.id");
-        }
         sandbox
     }
 
@@ -86,6 +81,21 @@ impl Sandbox {
                 let _ = rt.block_on(sandbox.engine.remove_image(&tag, false));
             }
         }
+        sandbox
+    }
+
+    /// A tree of one image, `folder` (under tests/fixtures), on
+    /// `base_image`, its id file copied first by its template: the test's
+    /// own layers start there, on top of the shared `base_image`. So no
+    /// two tests share a layer a cleanup could remove, and the shared one
+    /// below is tagged (a removal never prunes a tagged parent).
+    pub fn with_image(name: &str, folder: &str, base_image: &str) -> Sandbox {
+        let sandbox = Sandbox::empty(name, base_image);
+        let source = fixtures().join(folder);
+        let image = source.file_name().expect("an image folder");
+        let dir = sandbox.images_dir.join(image);
+        copy_tree(&source, &dir);
+        std::fs::write(dir.join("sandbox.id"), &sandbox.namespace).expect("sandbox.id");
         sandbox
     }
 
@@ -213,6 +223,70 @@ impl Drop for Sandbox {
             let _ = rt.block_on(self.engine.remove_image(id, false));
         }
     }
+}
+
+/// The busybox image (`tests/fixtures/images/fx-base`) shared by the
+/// tests of this run that only run it; built once per test process.
+pub fn shared_busybox() -> &'static str {
+    static IMAGE: OnceLock<String> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let tree = tempfile::tempdir().expect("temporary directory");
+        copy_tree(
+            &fixtures().join("images/fx-base"),
+            &tree.path().join("fx-base"),
+        );
+        std::fs::copy(busybox_path(), tree.path().join("fx-base/busybox")).expect("copy busybox");
+        shared_image(tree.path(), "fx-base", "scratch")
+    })
+}
+
+/// Debian with Python (`tests/fixtures/shared/fx-python`), shared by the
+/// start-first tests of this run; built once per test process.
+pub fn shared_python() -> &'static str {
+    static IMAGE: OnceLock<String> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let tree = tempfile::tempdir().expect("temporary directory");
+        copy_tree(&fixtures().join("shared"), tree.path());
+        shared_image(tree.path(), "fx-python", "debian:bookworm")
+    })
+}
+
+/// Build `image` of the image tree `tree` on `base_image` in the run's
+/// namespace for that content, `kolla-test-fixture-[<run>-]<hash>`, unless
+/// another process of the run did; its reference. The namespace's id file
+/// comes first in each template, so the image shares no layer with any
+/// image outside the namespace: removing it at the run's end touches no
+/// other run's images. Without KOLLA_TEST_RUN (a hand-run `cargo test`)
+/// the image is kept by content hash, as the node image is.
+fn shared_image(tree: &Path, image: &str, base_image: &str) -> String {
+    let mut sandbox = Sandbox::empty(image, base_image);
+    sandbox.images_dir = tree.to_path_buf();
+    sandbox.keeps_tree = true;
+    let base_id = sandbox
+        .image(base_image)
+        .map(|info| info.id)
+        .unwrap_or_default();
+    let hash = tree_hash(tree, &base_id);
+    sandbox.namespace = match std::env::var("KOLLA_TEST_RUN") {
+        Ok(run) if !run.is_empty() => format!("kolla-test-fixture-{run}-{hash}"),
+        _ => format!("kolla-test-fixture-{hash}"),
+    };
+    for entry in std::fs::read_dir(tree).expect("image folders") {
+        let folder = entry.expect("image folder").path();
+        std::fs::write(folder.join("sandbox.id"), &sandbox.namespace).expect("sandbox.id");
+    }
+    // Test binaries of one run may build it at once: one builds, the
+    // others then find it up to date.
+    let lock = std::env::temp_dir().join(format!("{}.lock", sandbox.namespace));
+    let lock = std::fs::File::create(&lock).expect("the shared image's lock file");
+    lock.lock().expect("lock the shared image");
+    let output = sandbox.build(&[&format!("^{image}$")]);
+    assert!(
+        output.status.success(),
+        "building the shared fixture image {image} failed:\n{}",
+        describe(&output)
+    );
+    sandbox.image_ref(image)
 }
 
 /// Sixteen hex digits of a SHA-256 over every file under `dir` (relative
