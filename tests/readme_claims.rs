@@ -257,7 +257,17 @@ fn a_swap_left_half_done_exits_3_and_recover_settles_it() {
     let output = d.kolla("recover", &[]);
     assert!(output.status.success(), "{}", describe(&output));
     d.assert_one_live_and_no_leftovers("web", "after recover");
-    assert_eq!(d.serving().as_deref(), Some("version 1.0.0\n"));
+    // Which generation recover settles on depends on the step the kill
+    // landed after (tests/crash.rs holds each step's outcome): the old one
+    // before the new one was renamed live, the new one from then on.
+    let serving = d.serving();
+    assert!(
+        matches!(
+            serving.as_deref(),
+            Some("version 1.0.0\n") | Some("version 8.0.0\n")
+        ),
+        "after recover: {serving:?}"
+    );
 }
 
 /// glance-api-drain (bash, run here on this machine's /proc) over a
