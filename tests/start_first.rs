@@ -71,6 +71,14 @@ const PAUSE: Duration = Duration::from_millis(2);
 /// swap: a busy machine's scheduling, not a dark window (one is hundreds
 /// of milliseconds: a container start and a health check).
 const NO_GAP: Duration = Duration::from_millis(50);
+/// The longest a client may go without an answer while a new generation
+/// starts beside the old one: the kernel hands the new listener its share
+/// of connections from its `listen()`, and a request that lands there
+/// waits for that process to be scheduled on a machine busy starting a
+/// container (52 ms seen with nothing else running, up to 125 ms under
+/// load on 2 cores). A dark window is still far longer than this: a stop,
+/// two renames, a start and a health check.
+const START_HICCUP: Duration = Duration::from_millis(250);
 /// Fewer answers than this around a swap and the probe measured nothing.
 const MIN_ANSWERS: usize = 20;
 /// How near to the old generation's last answer (its stop) an answer
@@ -252,7 +260,10 @@ fn assert_served_throughout(what: &str, probe: &Probe, err: &str, from: &str, to
         "{summary}: kolla printed a dark window of {dark:?}, the client saw {longest_there:?} without an answer at the swap"
     );
     assert_eq!(probe.failed, 0, "{summary}: requests failed");
-    assert!(probe.longest().0 < NO_GAP, "{summary}");
+    // At the handover itself the client saw no gap; anywhere in the
+    // command, no longer one than a process start's scheduling.
+    assert!(longest_there < NO_GAP, "{summary}");
+    assert!(probe.longest().0 < START_HICCUP, "{summary}");
     assert!(
         dark < NO_GAP,
         "{summary}: kolla printed a dark window of {dark:?}"
@@ -299,7 +310,7 @@ fn start_first_on_the_host_network_serves_throughout() {
     eprintln!("{summary}");
     assert!(probe.answers.len() >= MIN_ANSWERS, "{summary}");
     assert_eq!(probe.failed, 0, "{summary}: requests failed");
-    assert!(probe.longest().0 < NO_GAP, "{summary}");
+    assert!(probe.longest().0 < START_HICCUP, "{summary}");
     assert_eq!(answer(&d), v1);
     d.assert_one_live_and_no_leftovers("api", "after a failed start-first upgrade");
 }
