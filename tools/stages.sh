@@ -15,7 +15,7 @@ export KOLLA_STAGE_LOG
 : "${KOLLA_STAGE_T0:=$(date +%s)}"
 export KOLLA_STAGE_T0
 stage_dir=$(mktemp -d "${TMPDIR:-/tmp}/kolla-stage-logs.XXXXXX")
-declare -A stage_pid stage_start
+declare -A stage_pid
 
 stage_now() { date +%s.%N; }
 
@@ -34,18 +34,24 @@ stage() {
 }
 
 stage_bg() {
-    local name=$1
+    local name=$1 start
     shift
-    stage_start[$name]=$(stage_now)
+    start=$(stage_now)
     echo "== stage $name (in the background): $*"
-    "$@" >"$stage_dir/$name.log" 2>&1 &
+    # The stage's own end is recorded where it ends, not when it is
+    # waited for.
+    (
+        status=0
+        "$@" || status=$?
+        stage_record "$name" "$start" "$([ $status -eq 0 ] && echo ok || echo "failed($status)")"
+        exit $status
+    ) >"$stage_dir/$name.log" 2>&1 &
     stage_pid[$name]=$!
 }
 
 stage_wait() {
     local name=$1 status=0
     wait "${stage_pid[$name]}" || status=$?
-    stage_record "$name" "${stage_start[$name]}" "$([ $status -eq 0 ] && echo ok || echo "failed($status)")"
     echo "== stage $name ended ($([ $status -eq 0 ] && echo ok || echo "failed, status $status")); its output:"
     cat "$stage_dir/$name.log"
     return $status
