@@ -26,6 +26,7 @@ const LOCAL: &str = "127.0.0.1";
 #[test]
 #[ignore = "heavy: builds and deploys real OpenStack services; tools/test runs it"]
 fn all_in_one_builds_deploys_and_serves_the_apis() {
+    common::phase("begin");
     let images = Sandbox::for_project_images("aio", BASE_IMAGE);
     assert!(
         images.image(BASE_IMAGE).is_some(),
@@ -37,6 +38,7 @@ fn all_in_one_builds_deploys_and_serves_the_apis() {
             "port {port} is taken: the all-in-one needs it free"
         );
     }
+    common::phase("build the image tree");
     let (output, summary) = images.build_with_summary(&["--threads", "2"]);
     assert!(output.status.success(), "{}", describe(&output));
     let shipped = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/images"))
@@ -51,6 +53,7 @@ fn all_in_one_builds_deploys_and_serves_the_apis() {
             .all(|i| i["status"] == "built" || i["status"] == "up_to_date"),
         "{summary}"
     );
+    common::phase("keystone-manage and eventlet checks");
     keystone_manage_runs(&images);
     eventlet_finishes_what_it_accepted(&images);
 
@@ -69,6 +72,7 @@ fn all_in_one_builds_deploys_and_serves_the_apis() {
     let output = d.kolla("prechecks", &[]);
     assert!(output.status.success(), "{}", describe(&output));
 
+    common::phase("deploy");
     let deployed = d.kolla("deploy", &["--health-timeout", "300"]);
     assert!(deployed.status.success(), "{}", describe(&deployed));
     let containers = d.containers();
@@ -98,6 +102,7 @@ fn all_in_one_builds_deploys_and_serves_the_apis() {
 
     let passwords = std::fs::read_to_string(d.images.config_dir.join("passwords.yml")).unwrap();
     let admin = common::admin_password(&d.images.config_dir);
+    common::phase("deployed; glance and nova checks");
     let token = admin_token(&admin).expect("keystone issues a token to admin");
     assert!(
         admin_token(&format!("{admin}-wrong")).is_none(),
@@ -158,9 +163,12 @@ fn all_in_one_builds_deploys_and_serves_the_apis() {
         (!found.is_empty()).then_some(found)
     });
     assert_eq!(hypervisors[0]["state"], "up");
+    common::phase("boot a server");
     boot_a_server(&d, &token);
+    common::phase("the real client");
     the_real_client_reaches_the_cloud(&d);
 
+    common::phase("redeploy");
     // A second deploy finds everything in place.
     let output = d.kolla("deploy", &[]);
     assert!(output.status.success(), "{}", describe(&output));
@@ -170,11 +178,16 @@ fn all_in_one_builds_deploys_and_serves_the_apis() {
         describe(&output)
     );
 
+    common::phase("restore point round trip");
     restore_point_round_trip(&d, &token, &id, &payload);
+    common::phase("start-first swaps under a client");
     start_first_swaps_under_a_client(&d, &token);
+    common::phase("a guest outlives nova-compute's upgrade");
     a_guest_outlives_an_upgrade_of_nova_compute(&d, &token);
+    common::phase("address and floating IP");
     network::a_server_gets_its_address_and_a_floating_ip(&d, &admin);
 
+    common::phase("secrets and sockets");
     // libvirt answers on its unix socket only: nothing listens on TCP.
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", 16509)).is_err(),
@@ -214,6 +227,7 @@ fn all_in_one_builds_deploys_and_serves_the_apis() {
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
     common::assert_no_secret_shown(&d, &secrets, &texts);
 
+    common::phase("destroy and deploy again");
     // The image outlives its API container: Glance's data container keeps it.
     let output = d.kolla("destroy", &[]);
     assert!(output.status.success(), "{}", describe(&output));
@@ -224,11 +238,13 @@ fn all_in_one_builds_deploys_and_serves_the_apis() {
     let read = image_bytes(&token, &id);
     assert!(read == payload, "the image did not survive a destroy");
 
+    common::phase("destroy --purge-data");
     let output = d.kolla("destroy", &["--purge-data", "--yes-i-really-mean-it"]);
     assert!(output.status.success(), "{}", describe(&output));
     assert!(d.containers().is_empty());
     // The provider network's veth pair the deployment's L2 agent made.
     network::remove_provider_veth();
+    common::phase("end");
 }
 
 /// An upgrade of glance-api to a changed image dumps Glance's database in

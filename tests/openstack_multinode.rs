@@ -22,14 +22,17 @@ const BASE_IMAGE: &str = "debian:bookworm";
 #[test]
 #[ignore = "heavy: deploys real OpenStack services over three test nodes; tools/test runs it"]
 fn a_cloud_over_three_nodes_keeps_a_guest_on_each_compute_node_through_a_rolling_upgrade() {
+    common::phase("begin");
     let images = Sandbox::for_project_images("mn", BASE_IMAGE);
     assert!(
         images.image(BASE_IMAGE).is_some(),
         "the base image {BASE_IMAGE} is missing: run tools/make-base-image (tools/test does)"
     );
+    common::phase("build the image tree");
     let output = images.build(&["--threads", "2"]);
     assert!(output.status.success(), "{}", describe(&output));
 
+    common::phase("start three test nodes");
     let cluster = Cluster::start("os", 3);
     let (n1, n2, n3) = (cluster.node("n1"), cluster.node("n2"), cluster.node("n3"));
     let controller = n1.address.clone();
@@ -49,6 +52,7 @@ fn a_cloud_over_three_nodes_keeps_a_guest_on_each_compute_node_through_a_rolling
     // One deploy, as an operator runs it on a fresh cloud: compute.yml
     // comes after the controller (`x-kolla.after`), so the compute nodes,
     // whose services need the controller's RabbitMQ, wait for n1.
+    common::phase("deploy");
     let output = d.kolla("deploy", &["--health-timeout", "600"]);
     assert!(output.status.success(), "{}", describe(&output));
     let deployed = stdout_of(&output);
@@ -68,6 +72,7 @@ fn a_cloud_over_three_nodes_keeps_a_guest_on_each_compute_node_through_a_rolling
 
     // The real client sees both compute nodes as hypervisors, up.
     // Nova's view of both compute nodes: their first reports.
+    common::phase("hypervisors");
     let hosts = eventually(
         "both hypervisors up in `openstack hypervisor list`",
         90,
@@ -94,6 +99,7 @@ fn a_cloud_over_three_nodes_keeps_a_guest_on_each_compute_node_through_a_rolling
     );
 
     let token = common::admin_token(&controller, &password).expect("an admin token");
+    common::phase("boot a guest on each compute node");
     let flavor = common::create_flavor(&controller, &token, 64);
     let image = a_blank_image(&controller, &token);
     for node in [n2, n3] {
@@ -107,6 +113,7 @@ fn a_cloud_over_three_nodes_keeps_a_guest_on_each_compute_node_through_a_rolling
     }
     let guests_before = [guests(&d, n2), guests(&d, n3)];
 
+    common::phase("rolling upgrade");
     // Node by node: n2 swapped and healthy before n3 starts.
     let changed = format!("{}/nova-compute:rolled", d.images.namespace);
     common::changed_image(&d.images.image_ref("nova-compute"), &changed);
@@ -131,6 +138,7 @@ fn a_cloud_over_three_nodes_keeps_a_guest_on_each_compute_node_through_a_rolling
     );
     both_hypervisors_up(&controller, &token);
 
+    common::phase("rolling rollback");
     let output = d.kolla("rollback", &["nova-compute", "--parallel", "1"]);
     assert!(output.status.success(), "{}", describe(&output));
     assert_one_after_the_other(&d, &output, n2, n3, 1);
@@ -140,8 +148,10 @@ fn a_cloud_over_three_nodes_keeps_a_guest_on_each_compute_node_through_a_rolling
         "a guest stopped with the rollback of nova-compute"
     );
     both_hypervisors_up(&controller, &token);
+    common::phase("DHCP over VXLAN");
     dhcp_reaches_a_compute_node_over_vxlan(&controller, &password, n3);
 
+    common::phase("destroy --purge-data");
     let output = d.kolla("destroy", &["--purge-data", "--yes-i-really-mean-it"]);
     assert!(output.status.success(), "{}", describe(&output));
     for node in [n1, n2, n3] {

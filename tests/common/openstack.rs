@@ -6,9 +6,19 @@
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::{Pace, Reply, describe, http_request_paced, http_request_to};
+
+/// Marks a step of a heavy test with the seconds since the test began, so
+/// that a CI log shows where the minutes go (tools/test runs the heavy
+/// tests with --nocapture).
+pub fn phase(what: &str) {
+    static BEGAN: OnceLock<Instant> = OnceLock::new();
+    let began = BEGAN.get_or_init(Instant::now);
+    eprintln!("[{:7.1}s] {what}", began.elapsed().as_secs_f64());
+}
 
 /// One request to the API at `host`:`port`, with `token` (when not empty)
 /// as X-Auth-Token; status 0 when the service does not answer.
