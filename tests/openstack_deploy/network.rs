@@ -12,11 +12,12 @@ use std::time::Instant;
 
 use super::common::{self, Cli, Deployment, describe, eventually};
 
-/// The provider network of the test: TEST-NET-3, reached from the node
+/// The provider network of the test: TEST-NET-2 (TEST-NET-3 is routed on
+/// some machines, and an address there on the node cuts them off), reached from the node
 /// through `kolla-ext-gw`, the node's end of the veth pair the L2 agent
 /// makes when no provider interface is named.
-const PROVIDER_CIDR: &str = "203.0.113.0/24";
-const NODE_ADDRESS: &str = "203.0.113.1/24";
+const PROVIDER_CIDR: &str = "198.51.100.0/24";
+const NODE_ADDRESS: &str = "198.51.100.1/24";
 const NODE_END: &str = "kolla-ext-gw";
 
 pub fn a_server_gets_its_address_and_a_floating_ip(d: &Deployment, admin: &str) {
@@ -184,9 +185,9 @@ impl Network {
             "--subnet-range",
             PROVIDER_CIDR,
             "--gateway",
-            "203.0.113.1",
+            "198.51.100.1",
             "--allocation-pool",
-            "start=203.0.113.100,end=203.0.113.200",
+            "start=198.51.100.100,end=198.51.100.200",
             "--no-dhcp",
             &names.public,
         ]);
