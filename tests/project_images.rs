@@ -38,6 +38,25 @@ fn the_project_image_tree_builds_with_one_package_cache() {
         .filter(|i| i["status"] == "up_to_date")
         .count();
     assert_eq!(built + up_to_date, shipped, "{summary}");
+    // Each image's place in the run, so that a CI log shows the longest
+    // chain of parents and what ran beside it.
+    let mut timeline: Vec<(f64, f64, &str)> = results
+        .iter()
+        .map(|i| {
+            (
+                i["started_secs"].as_f64().unwrap_or(0.0),
+                i["finished_secs"].as_f64().unwrap_or(0.0),
+                i["name"].as_str().unwrap_or("?"),
+            )
+        })
+        .collect();
+    timeline.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for (started, finished, name) in timeline {
+        eprintln!(
+            "  {name:<28} {started:6.0}s .. {finished:6.0}s ({:.0}s)",
+            finished - started
+        );
+    }
     let said = common::stderr(&output);
     eprintln!(
         "the image tree: {built} built, {up_to_date} up to date, in {:.0}s",

@@ -150,6 +150,9 @@ impl Cluster {
             certs,
             dir,
         };
+        if let Some(shares) = node_cpu_shares() {
+            lower_nodes_cpu_weight(shares);
+        }
         let label = format!("{LABEL}={}", cluster.name);
         let made = docker(&["network", "create", "--label", &label, &cluster.network]);
         assert!(made.status.success(), "{}", describe(&made));
@@ -203,6 +206,9 @@ impl Cluster {
         .map(|s| s.to_string())
         .collect();
         args.extend(privileged_args());
+        if let Some(shares) = node_cpu_shares() {
+            args.extend(["--cpu-shares".to_string(), shares.to_string()]);
+        }
         args.push(image.to_string());
         let started = Command::new("docker")
             .args(&args)
@@ -427,6 +433,36 @@ impl Drop for Cluster {
         for node in &self.nodes {
             remove_cgroups(&node.container);
         }
+    }
+}
+
+/// The CPU weight (cgroup v1 shares, 1024 by default) tools/test gives the
+/// test nodes when a heavy test on them runs beside the all-in-one's: on
+/// two cores the all-in-one's start-first swaps, whose clients allow no
+/// failed request, come first; the nodes' cloud, whose checks wait in
+/// minutes, takes what is left.
+fn node_cpu_shares() -> Option<u32> {
+    let value = std::env::var("KOLLA_TEST_NODES_CPU_SHARES").ok()?;
+    let shares = value.parse().unwrap_or_else(|_| {
+        panic!("KOLLA_TEST_NODES_CPU_SHARES={value}: not a number of CPU shares")
+    });
+    Some(shares)
+}
+
+/// The node engines put their containers under `/kolla-test-nodes` (see
+/// tests/fixtures/node/node-init), outside the node containers' own
+/// cgroups: that parent's weight is theirs. Made here if no engine made it
+/// yet; said on stderr when the machine has no cgroup v1 CPU controller
+/// to set it in (the nodes then compete at the default weight).
+fn lower_nodes_cpu_weight(shares: u32) {
+    let parent = std::path::Path::new("/sys/fs/cgroup/cpu/kolla-test-nodes");
+    let set = std::fs::create_dir_all(parent)
+        .and_then(|()| std::fs::write(parent.join("cpu.shares"), shares.to_string()));
+    if let Err(e) = set {
+        eprintln!(
+            "test nodes: their containers keep the default CPU weight ({}: {e})",
+            parent.display()
+        );
     }
 }
 
