@@ -14,9 +14,22 @@
 //!
 //! A value a context cannot hold (a line break in an ini value, a quote in
 //! a `plain` one) fails the render with the template's file and line;
-//! nothing is deployed. The filters never print the value itself.
+//! nothing is deployed. The filters never print the value itself, but
+//! Tera's own filters, tests and operators do (`int`: "The string `...`
+//! cannot be converted"), so every render error is shown through
+//! `error_text`, which masks the secrets out of it.
+
+use std::collections::HashSet;
 
 use tera::{Kwargs, State, TeraResult};
+
+/// What a secret is replaced by in an error.
+const MASK: &str = "<hidden>";
+
+/// The shortest run of a secret's characters masked wherever it appears
+/// (a filter may have cut the value: `truncate`, `split`, `slice`):
+/// shorter runs of a random password would match ordinary words.
+const MIN_RUN: usize = 6;
 
 /// A Tera instance with autoescape off and kolla's filters registered.
 pub fn tera() -> tera::Tera {
@@ -29,6 +42,80 @@ pub fn tera() -> tera::Tera {
     tera.register_filter("plain", |v: &str, _: Kwargs, _: &State| plain(v));
     tera.register_filter("sql", |v: &str, _: Kwargs, _: &State| sql(v));
     tera
+}
+
+/// A template error as kolla shows it: Tera's report (message, template,
+/// line and source lines) with every secret masked (see `redact`).
+pub fn error_text<'a>(error: &tera::Error, secrets: impl IntoIterator<Item = &'a str>) -> String {
+    redact(&error.to_string(), secrets)
+}
+
+/// `text` with each of `secrets` masked wherever it appears in any form an
+/// error could show it in: as it is, escaped (Rust, JSON, HTML, and kolla's
+/// own filters), reversed, in any letter case, and any run of at least `MIN_RUN` of
+/// its characters in a row. A secret shorter than that is masked whole.
+pub fn redact<'a>(text: &str, secrets: impl IntoIterator<Item = &'a str>) -> String {
+    let fold = |c: char| c.to_lowercase().next().unwrap_or(c);
+    let chars: Vec<char> = text.chars().collect();
+    let folded: Vec<char> = chars.iter().copied().map(fold).collect();
+    let mut hidden = vec![false; chars.len()];
+    let mut runs: HashSet<&[char]> = HashSet::new();
+    let forms: Vec<Vec<char>> = secrets
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .flat_map(forms_of)
+        .map(|form| form.chars().map(fold).collect())
+        .collect();
+    for form in &forms {
+        if form.len() >= MIN_RUN {
+            runs.extend(form.windows(MIN_RUN));
+        } else if !form.is_empty() {
+            for (i, window) in folded.windows(form.len()).enumerate() {
+                if window == form.as_slice() {
+                    hidden[i..i + form.len()].fill(true);
+                }
+            }
+        }
+    }
+    for (i, window) in folded.windows(MIN_RUN).enumerate() {
+        if runs.contains(window) {
+            hidden[i..i + MIN_RUN].fill(true);
+        }
+    }
+    let mut out = String::with_capacity(text.len());
+    for (i, c) in chars.iter().enumerate() {
+        match hidden[i] {
+            false => out.push(*c),
+            true if i == 0 || !hidden[i - 1] => out.push_str(MASK),
+            true => {}
+        }
+    }
+    out
+}
+
+/// The ways an error message may spell `secret`.
+fn forms_of(secret: &str) -> Vec<String> {
+    let unquote = |s: String| {
+        let inner = s.strip_prefix('"').and_then(|s| s.strip_suffix('"'));
+        inner.map(str::to_string).unwrap_or(s)
+    };
+    let html = secret
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#x27;")
+        .replace('/', "&#x2F;");
+    let mut forms = vec![
+        secret.to_string(),
+        unquote(format!("{secret:?}")),
+        unquote(serde_json::to_string(secret).unwrap_or_default()),
+        html,
+        secret.chars().rev().collect(),
+    ];
+    let escaped = [shell(secret), ini(secret), userinfo(secret), sql(secret)];
+    forms.extend(escaped.into_iter().flatten());
+    forms
 }
 
 fn refuse(filter: &str, why: &str) -> tera::Error {
@@ -164,6 +251,39 @@ mod tests {
         assert!(plain("").is_err());
         assert_eq!(plain("Ab0-._~").unwrap(), "Ab0-._~");
         assert_eq!(sql(r"it's a \ back").unwrap(), r"it''s a \\ back");
+    }
+
+    #[test]
+    fn redact_masks_a_secret_in_every_form_and_nothing_else() {
+        let secret = r#"Ab"c\d-e$f9Zq"#;
+        let text = format!(
+            "raw {secret}; upper {}; json {}; cut `{}…`; shell {}; url {}; short 'xy' here",
+            secret.to_uppercase(),
+            serde_json::to_string(secret).unwrap(),
+            &secret[..7],
+            shell(secret).unwrap(),
+            userinfo(secret).unwrap(),
+        );
+        let out = redact(&text, [secret, "xy", ""]);
+        assert_eq!(
+            out,
+            "raw <hidden>; upper <hidden>; json \"<hidden>\"; cut `<hidden>…`; shell <hidden>; url <hidden>; short <hidden> here"
+        );
+        assert_eq!(redact("nothing secret", ["hunter22"]), "nothing secret");
+    }
+
+    #[test]
+    fn a_tera_error_quoting_a_secret_is_masked() {
+        let err = render("a\n{{ v | int }}", "x.conf", "hunter22-x").unwrap_err();
+        let shown = error_text(&err, ["hunter22-x"]);
+        assert!(
+            err.to_string().contains("hunter22-x"),
+            "Tera quotes it: {err}"
+        );
+        assert!(
+            !shown.contains("hunter22") && shown.contains("x.conf:2"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -66,9 +66,15 @@ pub fn render(
             source,
         })?;
         let mut tera = crate::templates::tera();
+        // Tera's messages can quote a value (a password given to `int`).
+        let secrets = inputs.passwords.values().map(String::as_str);
         let template_error = |e: tera::Error| ConfigError::Invalid {
             path: path.clone(),
-            message: format!("service {}: {e}", service.name),
+            message: format!(
+                "service {}: {}",
+                service.name,
+                crate::templates::error_text(&e, secrets.clone())
+            ),
         };
         tera.add_raw_template(&relative, &text)
             .map_err(template_error)?;
