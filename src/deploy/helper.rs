@@ -202,11 +202,7 @@ async fn follow_helper(
     // (a dropped connection), wait for the helper itself.
     let still_running = match engine.inspect(id).await {
         Ok(Some(details)) if details.running => {
-            let limit = run
-                .options
-                .health_timeout
-                .saturating_mul(3)
-                .saturating_add(Duration::from_secs(600));
+            let limit = run.options.health_timeout * 3 + Duration::from_secs(600);
             let ended = engine.wait_for(id, WaitGoal::Exited, limit).await;
             !matches!(ended, Ok(WaitOutcome::Exited(_)))
         }

@@ -26,11 +26,10 @@ use std::path::Path;
 use serde_saphyr::Spanned;
 
 use super::ConfigError;
-pub use crate::config::duration::parse_duration;
 pub use model::*;
 use raw::*;
-pub use resolve::parse_dotenv;
 use resolve::*;
+pub use resolve::{parse_dotenv, parse_duration};
 
 // ---------------------------------------------------------------------------
 

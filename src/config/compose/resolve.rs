@@ -11,6 +11,7 @@ use serde_saphyr::Spanned;
 use super::model::*;
 use super::raw::*;
 use crate::config::ConfigError;
+pub use crate::config::duration::parse_duration;
 use crate::config::interpolate::interpolate;
 
 /// The bind propagations the engine knows.
@@ -244,7 +245,7 @@ impl Resolver<'_> {
     ) -> Result<Option<Duration>, ConfigError> {
         let Some(value) = value else { return Ok(None) };
         let value = self.text(line, service, field, &value)?;
-        crate::config::duration::parse_duration(&value)
+        parse_duration(&value)
             .map(Some)
             .map_err(|e| self.error(line, service, format!("{field}: {value:?} {e}")))
     }

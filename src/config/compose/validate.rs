@@ -12,15 +12,27 @@ use crate::config::{ConfigError, names, reference};
 /// Errors past this many are left out (as the resolver does).
 const MOST_ERRORS: usize = 20;
 
-/// Check `file` (read from `text`) for deployment prefix `prefix`.
+/// Check `file` (read from `text`) for deployment prefix `prefix`: every
+/// problem at once, the first `MOST_ERRORS` of them.
 pub(super) fn check(file: &ComposeFile, text: &str, prefix: &str) -> Result<(), ConfigError> {
-    let mut errors = Vec::new();
+    let mut errors = problems(file, text, prefix);
+    errors.truncate(MOST_ERRORS);
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0)),
+        _ => Err(ConfigError::Several(errors)),
+    }
+}
+
+/// Each problem of `file` under `prefix`, as an error naming its line.
+pub(super) fn problems(file: &ComposeFile, text: &str, prefix: &str) -> Vec<ConfigError> {
+    let mut messages = Vec::new();
     for service in &file.services {
         for (key, message) in service_problems(service, prefix) {
             let line = key
                 .and_then(|key| line_of_key_in_block(text, service.line, key))
                 .unwrap_or(service.line);
-            errors.push(format!("line {line}: service {}: {message}", service.name));
+            messages.push(format!("line {line}: service {}: {message}", service.name));
         }
     }
     let volumes_line = line_of_key(text, "volumes") as u64;
@@ -40,22 +52,16 @@ pub(super) fn check(file: &ComposeFile, text: &str, prefix: &str) -> Result<(), 
             } else {
                 format!(" (container_prefix {prefix:?} + key)")
             };
-            errors.push(format!("line {line}: volumes: {key}: {message}{whose}"));
+            messages.push(format!("line {line}: volumes: {key}: {message}{whose}"));
         }
     }
-    let mut errors: Vec<ConfigError> = errors
+    messages
         .into_iter()
-        .take(MOST_ERRORS)
         .map(|message| ConfigError::Invalid {
             path: file.path.clone(),
             message,
         })
-        .collect();
-    match errors.len() {
-        0 => Ok(()),
-        1 => Err(errors.remove(0)),
-        _ => Err(ConfigError::Several(errors)),
-    }
+        .collect()
 }
 
 /// What the engine would refuse of `service`: (the key, if the service's
