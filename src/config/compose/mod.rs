@@ -233,7 +233,14 @@ pub fn parse(
         after,
     };
     check_references(&file)?;
-    validate::check(&file, text, container_prefix(variables))?;
+    let mut problems = validate::problems(&file, text, container_prefix(variables));
+    // At most 20, as the resolver reports.
+    problems.truncate(20);
+    match problems.len() {
+        0 => {}
+        1 => return Err(problems.remove(0)),
+        _ => return Err(ConfigError::Several(problems)),
+    }
     mount_volume_names(&mut file);
     Ok(file)
 }

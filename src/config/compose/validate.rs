@@ -9,21 +9,6 @@ use super::model::{ComposeFile, Healthcheck, ServiceSpec};
 use super::resolve::{line_of_key, line_of_key_in_block};
 use crate::config::{ConfigError, names, reference};
 
-/// Errors past this many are left out (as the resolver does).
-const MOST_ERRORS: usize = 20;
-
-/// Check `file` (read from `text`) for deployment prefix `prefix`: every
-/// problem at once, the first `MOST_ERRORS` of them.
-pub(super) fn check(file: &ComposeFile, text: &str, prefix: &str) -> Result<(), ConfigError> {
-    let mut errors = problems(file, text, prefix);
-    errors.truncate(MOST_ERRORS);
-    match errors.len() {
-        0 => Ok(()),
-        1 => Err(errors.remove(0)),
-        _ => Err(ConfigError::Several(errors)),
-    }
-}
-
 /// Each problem of `file` under `prefix`, as an error naming its line.
 pub(super) fn problems(file: &ComposeFile, text: &str, prefix: &str) -> Vec<ConfigError> {
     let mut messages = Vec::new();
