@@ -103,12 +103,12 @@ pub struct RecoverArgs {
 #[derive(Debug, Args, Clone)]
 pub struct GateArgs {
     /// Seconds a service may take to become healthy (or a job to finish).
-    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(..=MAX_SECS))]
     pub health_timeout: u64,
 
     /// Seconds a service without a healthcheck must keep running after a swap.
-    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
-    pub monitor_window: f64,
+    #[arg(long, value_name = "SECS", default_value = "2", value_parser = parse_seconds_flag)]
+    pub monitor_window: std::time::Duration,
 
     /// Replaced containers kept per service for rollback.
     #[arg(long, default_value_t = 2)]
@@ -121,10 +121,24 @@ pub struct GateArgs {
     pub max_dark: Option<std::time::Duration>,
 }
 
+/// The longest any duration flag may be, in seconds: what the engine
+/// holds (see `config::duration`).
+const MAX_SECS: u64 = crate::config::duration::MAX.as_secs();
+
+/// A duration flag (`500ms`, `30s`, `1m30s`): not zero, at most the bound.
 fn parse_duration_flag(text: &str) -> Result<std::time::Duration, String> {
-    crate::config::compose::parse_duration(text)
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| format!("{text:?} is not a duration like 500ms, 30s or 1m30s"))
+    match crate::config::duration::parse_duration(text) {
+        Ok(duration) if duration.is_zero() => Err(format!(
+            "{text:?} is zero; give a duration like 500ms, 30s or 1m30s"
+        )),
+        Ok(duration) => Ok(duration),
+        Err(e) => Err(format!("{text:?} {e}")),
+    }
+}
+
+/// A number of seconds (`2`, `0.5`): finite, not negative, at most the bound.
+fn parse_seconds_flag(text: &str) -> Result<std::time::Duration, String> {
+    crate::config::duration::parse_seconds(text).map_err(|e| format!("{text:?} {e}"))
 }
 
 #[derive(Debug, Args)]
@@ -388,7 +402,7 @@ pub struct BuildArgs {
     pub template_override: Vec<PathBuf>,
 
     /// Seconds one image's build may take before it counts as failed.
-    #[arg(long, value_name = "SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=MAX_SECS))]
     pub build_timeout: u64,
 
     /// Build even images that are up to date, without the builder's cache.
@@ -412,4 +426,56 @@ pub struct BuildArgs {
     /// Write each image's build log to DIR/<image>.log.
     #[arg(long, value_name = "DIR")]
     pub logs_dir: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deploy(flags: &[&str]) -> Result<Cli, clap::Error> {
+        let mut argv = vec!["kolla", "deploy"];
+        argv.extend_from_slice(flags);
+        Cli::try_parse_from(argv)
+    }
+
+    #[test]
+    fn gate_flags_past_any_clock_are_refused_naming_the_flag() {
+        for (flag, value) in [
+            ("--max-dark", "99999999999999999999h"),
+            ("--max-dark", "5000000000000000h5000000000000000h"),
+            ("--max-dark", "0s"),
+            ("--monitor-window", "inf"),
+            ("--monitor-window", "1e300"),
+            ("--monitor-window", "NaN"),
+            ("--monitor-window", "-1"),
+            ("--health-timeout", "18446744073709551615"),
+            ("--health-timeout", "2147483648"),
+        ] {
+            let arg = format!("{flag}={value}");
+            let err = deploy(&[&arg]).expect_err(&arg);
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{arg}");
+            assert!(err.to_string().contains(flag), "{arg}: {err}");
+            // Usage errors exit 2.
+            assert_eq!(err.exit_code(), 2, "{arg}");
+        }
+    }
+
+    #[test]
+    fn gate_flags_within_bounds_are_read() {
+        let cli = deploy(&["--monitor-window", "0.5", "--max-dark", "1m30s"]).unwrap();
+        let Command::Deploy(args) = cli.command else {
+            panic!("not deploy");
+        };
+        assert_eq!(
+            args.gate.monitor_window,
+            std::time::Duration::from_millis(500)
+        );
+        assert_eq!(args.gate.max_dark, Some(std::time::Duration::from_secs(90)));
+        let cli = deploy(&[]).unwrap();
+        let Command::Deploy(args) = cli.command else {
+            panic!("not deploy");
+        };
+        assert_eq!(args.gate.monitor_window, std::time::Duration::from_secs(2));
+        assert_eq!(args.gate.health_timeout, 300);
+    }
 }

@@ -141,20 +141,25 @@ impl Settings {
     /// applied and validated, and `--push` checked against a registry.
     pub fn build_globals(&self, args: &BuildArgs) -> Result<Globals, ConfigError> {
         let mut globals = self.globals.clone();
+        // One flag at a time, so an error names the flag that caused it
+        // (globals.yml itself was checked as it was read).
         if let Some(tag) = &args.tag {
             globals.tag = tag.clone();
+            globals.validate(Path::new("--tag"))?;
         }
         if let Some(namespace) = &args.namespace {
             globals.namespace = namespace.clone();
+            globals.validate(Path::new("--namespace"))?;
         }
         if let Some(registry) = &args.registry {
             globals.registry = Some(registry.clone());
+            globals.validate(Path::new("--registry"))?;
         }
         if let Some(base) = &args.base_image {
             globals.base_image = base.clone();
+            globals.validate(Path::new("--base-image"))?;
         }
         let origin = self.globals_file();
-        globals.validate(&origin)?;
         if args.push && globals.registry.is_none() {
             return Err(ConfigError::Invalid {
                 path: origin,

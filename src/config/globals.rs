@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use super::ConfigError;
+use super::{ConfigError, names, reference};
 
 /// The file name looked up inside `--config-dir`.
 pub const GLOBALS_FILE: &str = "globals.yml";
@@ -82,17 +82,29 @@ impl Default for Globals {
     }
 }
 
-/// Docker's tag grammar.
-static TAG: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$").expect("static regex"));
 /// One path component of a repository name.
 static PATH_COMPONENT: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$").expect("static regex"));
-/// A registry host with an optional port.
-static REGISTRY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]+)?$")
-        .expect("static regex")
-});
+
+/// `error` (a value of globals.yml refused) with the line of the key its
+/// message starts with, when the file writes that key.
+fn at_line_of_key(error: ConfigError, text: &str) -> ConfigError {
+    let ConfigError::Invalid { path, message } = error else {
+        return error;
+    };
+    let key: String = message
+        .chars()
+        .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+        .collect();
+    let line = text
+        .lines()
+        .position(|l| !key.is_empty() && l.starts_with(&format!("{key}:")));
+    let message = match line {
+        Some(index) => format!("line {}: {message}", index + 1),
+        None => message,
+    };
+    ConfigError::Invalid { path, message }
+}
 
 /// Whether `name` may be used as one component of an image repository.
 pub fn is_valid_path_component(name: &str) -> bool {
@@ -135,7 +147,9 @@ impl Globals {
                 message: e.to_string(),
             })?
         };
-        globals.validate(path)?;
+        globals
+            .validate(path)
+            .map_err(|e| at_line_of_key(e, text))?;
         Ok(globals)
     }
 
@@ -146,7 +160,7 @@ impl Globals {
             path: path.to_path_buf(),
             message,
         };
-        if !TAG.is_match(&self.tag) {
+        if !reference::is_valid_tag(&self.tag) {
             return Err(invalid(format!(
                 "tag {:?} is not a valid Docker tag (letters, digits, '_', '.', '-'; at most 128)",
                 self.tag
@@ -169,7 +183,7 @@ impl Globals {
             )));
         }
         if let Some(registry) = &self.registry
-            && !REGISTRY.is_match(registry)
+            && !reference::is_valid_domain(registry)
         {
             return Err(invalid(format!(
                 "registry {registry:?} is not a host[:port]"
@@ -191,9 +205,7 @@ impl Globals {
                 self.container_prefix
             )));
         }
-        if self.base_image.trim().is_empty() {
-            return Err(invalid("base_image is empty".into()));
-        }
+        self.validate_engine_names().map_err(invalid)?;
         for (name, patterns) in &self.profiles {
             for pattern in patterns {
                 if let Err(e) = Regex::new(pattern) {
@@ -203,6 +215,30 @@ impl Globals {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The names the engine gets from these values: the containers the
+    /// prefix starts, the base image and the tree's image references.
+    fn validate_engine_names(&self) -> Result<(), String> {
+        for name in names::kolla_prefix_names(&self.container_prefix) {
+            names::check_container_name(&name).map_err(|e| {
+                format!(
+                    "container_prefix {:?} starts every name kolla gives, and {e}; start it with a letter or digit",
+                    self.container_prefix
+                )
+            })?;
+        }
+        reference::parse(&self.base_image)
+            .map_err(|e| format!("base_image {:?} {e}", self.base_image))?;
+        // Each part may be fine and their sum too long.
+        reference::parse(&self.image_ref("base")).map_err(|e| {
+            format!(
+                "namespace {:?}: the image references it makes ({}) are refused: it {e}",
+                self.namespace,
+                self.image_ref("<image>")
+            )
+        })?;
         Ok(())
     }
 
@@ -317,5 +353,29 @@ mod tests {
                 .to_string()
                 .contains("profile p")
         );
+    }
+
+    #[test]
+    fn values_that_make_names_the_engine_refuses_are_refused_with_their_line() {
+        let err = parse("project: x\ncontainer_prefix: \"-\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("globals.yml: line 2: container_prefix \"-\""),
+            "{err}"
+        );
+        assert!(parse("container_prefix: \"k-\"\n").is_ok());
+        let err = parse("tag: zed\nbase_image: \"debian bookworm\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("globals.yml: line 2: base_image"), "{err}");
+        assert!(parse("base_image: Debian\n").is_err());
+        assert!(parse("base_image: r.io:5000/debian@sha256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff\n").is_ok());
+        // Each part valid, the whole reference too long.
+        let long = format!("namespace: {}\n", "n".repeat(250));
+        let err = parse(&long).unwrap_err().to_string();
+        assert!(err.starts_with("globals.yml: line 1: namespace"), "{err}");
+        assert!(err.contains("at most 255"), "{err}");
+        assert!(parse("registry: \"[::1]:5000\"\n").is_err());
     }
 }

@@ -3,10 +3,13 @@
 
 pub mod clouds;
 pub mod compose;
+pub mod duration;
 pub mod globals;
 pub mod interpolate;
 pub mod inventory;
+pub mod names;
 pub mod passwords;
+pub mod reference;
 
 pub use globals::Globals;
 pub use inventory::Inventory;

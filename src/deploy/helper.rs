@@ -239,7 +239,7 @@ fn outcome_of(
                 ..
             }),
             _,
-        ) => Ok(Duration::from_secs_f64(dark_secs.unwrap_or(0.0))),
+        ) => Ok(dark_window(dark_secs)),
         (
             Some(Verdict {
                 error: Some(message),
@@ -267,6 +267,13 @@ fn outcome_of(
         (None, Ok(())) if still_running => Err(failed(format!("{name} is still running"))),
         (None, Ok(())) => Err(failed(format!("{name} ended without one"))),
     }
+}
+
+/// The dark window a verdict states: it comes from the node, so a figure
+/// no duration can hold (negative, NaN, huge) counts as none.
+fn dark_window(secs: Option<f64>) -> Duration {
+    secs.and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .unwrap_or(Duration::ZERO)
 }
 
 fn millis(d: Duration) -> u64 {
@@ -437,6 +444,15 @@ mod tests {
                 "/lib64/ld-linux-x86-64.so.2"
             ]
         );
+    }
+
+    #[test]
+    fn a_verdicts_dark_window_never_panics() {
+        assert_eq!(dark_window(Some(1.5)), Duration::from_millis(1500));
+        assert_eq!(dark_window(None), Duration::ZERO);
+        for odd in [-1.0, f64::NAN, f64::INFINITY, 1e300] {
+            assert_eq!(dark_window(Some(odd)), Duration::ZERO, "{odd}");
+        }
     }
 
     #[test]

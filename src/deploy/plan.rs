@@ -648,13 +648,12 @@ services:
 "#;
 
     fn parse_text(text: &str) -> crate::config::compose::ComposeFile {
-        parse(
-            text,
-            Path::new("c.yml"),
-            &Variables::default(),
-            &BTreeMap::new(),
-        )
-        .unwrap()
+        // Under a prefix, so that one-letter services make valid names.
+        let variables = Variables {
+            globals: BTreeMap::from([("CONTAINER_PREFIX".to_string(), "t-".to_string())]),
+            ..Variables::default()
+        };
+        parse(text, Path::new("c.yml"), &variables, &BTreeMap::new()).unwrap()
     }
 
     /// Desired services of compose `text`, hashes and digests named after

@@ -24,7 +24,7 @@ pub async fn build(settings: &Settings, args: BuildArgs) -> anyhow::Result<Outco
         .iter()
         .map(|p| Override::read(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let sources = catalog::load_tree(&args.images_dir)?;
+    let sources = load_tree(&args.images_dir, &globals)?;
     let tree = render::render_tree(sources, &globals, &overrides)?;
 
     let mut patterns = args.patterns.clone();
@@ -96,6 +96,29 @@ pub async fn build(settings: &Settings, args: BuildArgs) -> anyhow::Result<Outco
     } else {
         Outcome::Failed
     })
+}
+
+/// The image tree in `dir`, each image with a reference the engine takes
+/// (each part of it may be valid and the whole too long).
+fn load_tree(
+    dir: &Path,
+    globals: &crate::config::Globals,
+) -> anyhow::Result<Vec<catalog::ImageSource>> {
+    let sources = catalog::load_tree(dir)?;
+    for source in &sources {
+        let reference = globals.image_ref(&source.name);
+        if let Err(e) = crate::config::reference::parse(&reference) {
+            return Err(crate::config::ConfigError::Invalid {
+                path: source.template_path.clone(),
+                message: format!(
+                    "image {} would be {reference:?}, which {e} (shorten the registry, namespace or image name)",
+                    source.name
+                ),
+            }
+            .into());
+        }
+    }
+    Ok(sources)
 }
 
 /// The flags as the builder's options; with `--push`, the registry's

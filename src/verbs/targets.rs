@@ -48,7 +48,7 @@ impl super::NodeName for &Target<'_> {
 pub fn apply_options(gate: &GateArgs) -> ApplyOptions {
     ApplyOptions {
         health_timeout: Duration::from_secs(gate.health_timeout),
-        monitor_window: Duration::from_secs_f64(gate.monitor_window.max(0.0)),
+        monitor_window: gate.monitor_window,
         retain: gate.retain,
         max_dark: gate.max_dark,
         ..ApplyOptions::default()

@@ -11,12 +11,14 @@
 //! files (services at the top level, `net:`, `name:`) is read too.
 //!
 //! Files: `model` (the typed services), `raw` (the serde shapes of the
-//! YAML), `resolve` (raw -> model, one function per key); this file reads
-//! a file through them.
+//! YAML), `resolve` (raw -> model, one function per key), `validate`
+//! (the model against the engine's rules, under the deployment's container
+//! prefix); this file reads a file through them.
 
 mod model;
 mod raw;
 mod resolve;
+mod validate;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -231,8 +233,25 @@ pub fn parse(
         after,
     };
     check_references(&file)?;
+    let mut problems = validate::problems(&file, text, container_prefix(variables));
+    // At most 20, as the resolver reports.
+    problems.truncate(20);
+    match problems.len() {
+        0 => {}
+        1 => return Err(problems.remove(0)),
+        _ => return Err(ConfigError::Several(problems)),
+    }
     mount_volume_names(&mut file);
     Ok(file)
+}
+
+/// The deployment's container prefix: globals.yml's, as the globals'
+/// `${CONTAINER_PREFIX}` (none given: the default, empty).
+fn container_prefix(variables: &Variables) -> &str {
+    variables
+        .globals
+        .get("CONTAINER_PREFIX")
+        .map_or("", String::as_str)
 }
 
 /// `x-kolla.after`: role names (interpolated), each valid as the inventory
@@ -394,10 +413,13 @@ mod tests {
     fn vars() -> Variables {
         Variables {
             environment: BTreeMap::from([("TAG".to_string(), "from-env".to_string())]),
+            // Under a prefix, as a deployment names its containers: a
+            // one-letter service name is then a fine container name.
             globals: BTreeMap::from([
                 ("TAG".to_string(), "zed".to_string()),
                 ("IMAGE_PREFIX".to_string(), "kolla/".to_string()),
                 ("REGISTRY".to_string(), "127.0.0.1:4000".to_string()),
+                ("CONTAINER_PREFIX".to_string(), "t-".to_string()),
             ]),
         }
     }
@@ -601,7 +623,7 @@ volumes:
                 ("INIT".to_string(), "false".to_string()),
                 ("RETRIES".to_string(), "7".to_string()),
             ]),
-            globals: BTreeMap::new(),
+            globals: vars().globals,
         };
         let file = parse(text, Path::new("c.yml"), &variables, &BTreeMap::new()).unwrap();
         let a = &file.services[0];
@@ -1229,16 +1251,6 @@ services:
         assert_eq!(own.service, "db");
         assert_eq!(own.dump, vec!["cat", "/s"]);
         assert_eq!(own.restore, vec!["sh", "-c", "cat > /s"]);
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("1h2m3s"), Some(Duration::from_secs(3723)));
-        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("10"), None);
-        assert_eq!(parse_duration(""), None);
-        assert_eq!(parse_duration("5d"), None);
     }
 }
 

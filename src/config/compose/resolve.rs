@@ -11,6 +11,7 @@ use serde_saphyr::Spanned;
 use super::model::*;
 use super::raw::*;
 use crate::config::ConfigError;
+pub use crate::config::duration::parse_duration;
 use crate::config::interpolate::interpolate;
 
 /// The bind propagations the engine knows.
@@ -244,13 +245,9 @@ impl Resolver<'_> {
     ) -> Result<Option<Duration>, ConfigError> {
         let Some(value) = value else { return Ok(None) };
         let value = self.text(line, service, field, &value)?;
-        parse_duration(&value).map(Some).ok_or_else(|| {
-            self.error(
-                line,
-                service,
-                format!("{field}: {value:?} is not a duration like 30s, 1m30s or 500ms"),
-            )
-        })
+        parse_duration(&value)
+            .map(Some)
+            .map_err(|e| self.error(line, service, format!("{field}: {value:?} {e}")))
     }
 
     pub(super) fn key_values(
@@ -1123,34 +1120,6 @@ pub(super) fn check_references(file: &ComposeFile) -> Result<(), ConfigError> {
         }
     }
     Ok(())
-}
-
-/// Compose durations: `1h2m3s`, `1m30s`, `10s`, `1.5s`, `500ms`, `20us`.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total = Duration::ZERO;
-    while !rest.is_empty() {
-        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        let number: f64 = rest[..number_len].parse().ok()?;
-        rest = &rest[number_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let seconds = match &rest[..unit_len] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 0.001,
-            "us" => 0.000_001,
-            _ => return None,
-        };
-        total += Duration::from_secs_f64(number * seconds);
-        rest = &rest[unit_len..];
-    }
-    Some(total)
 }
 
 /// `.env`: `KEY=value` lines, `#` comments, optional quotes around values.
