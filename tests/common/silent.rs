@@ -3,12 +3,16 @@
 //! word: a hung engine, or something else on its port) and a half answer
 //! (answers `/_ping` and `/version` as an engine would, then nothing: an
 //! engine that hangs after the handshake). Each listens until the test
-//! process ends; the connections it holds are never closed, so kolla
-//! sees silence, not a reset.
+//! process ends; the connections it holds are closed only by kolla, so
+//! kolla sees silence, not a reset. `Pending` records the requests half
+//! answers leave hanging, for the tests of how many nodes kolla works on
+//! at once.
 
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// A listener that answers nothing; `url` is what an inventory names.
 pub struct SilentEngine {
@@ -17,16 +21,58 @@ pub struct SilentEngine {
 
 /// Takes every connection and never answers.
 pub fn black_hole() -> SilentEngine {
-    listen(|stream| {
-        // Held open, never read or written.
-        std::thread::sleep(Duration::from_secs(24 * 60 * 60));
-        drop(stream);
-    })
+    listen(Arc::new(move |mut stream| {
+        // Held open, never written, until kolla gives up on it.
+        wait_for_close(&mut stream);
+    }))
+}
+
+/// Requests half answers left hanging: when each began, and on which
+/// node (the index each half answer was made with).
+#[derive(Default)]
+pub struct Pending {
+    began: Mutex<Vec<(Instant, usize)>>,
+}
+
+impl Pending {
+    /// The most requests left hanging that began within `window` of one
+    /// another. A node's request hangs until kolla's deadline gives up on
+    /// it, so with a window shorter than that deadline this is how many
+    /// nodes kolla waited on at once (when kolla closes the connection
+    /// lags behind, so counting open ones would overcount).
+    pub fn most_within(&self, window: Duration) -> usize {
+        let mut began: Vec<Instant> = self.all().into_iter().map(|(t, _)| t).collect();
+        began.sort();
+        (0..began.len())
+            .map(|i| {
+                began[i..]
+                    .iter()
+                    .take_while(|t| **t - began[i] < window)
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The nodes whose engine was ever left with a request.
+    pub fn reached(&self) -> BTreeSet<usize> {
+        self.all().into_iter().map(|(_, node)| node).collect()
+    }
+
+    fn all(&self) -> Vec<(Instant, usize)> {
+        self.began.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 /// Answers `/_ping` and `/version` as a Docker engine does, then nothing.
 pub fn half_answer() -> SilentEngine {
-    listen(|mut stream| {
+    half_answer_counted(0, Arc::new(Pending::default()))
+}
+
+/// A half answer that counts each request it leaves hanging in `pending`
+/// as node `index`'s, until kolla closes the connection.
+pub fn half_answer_counted(index: usize, pending: Arc<Pending>) -> SilentEngine {
+    listen(Arc::new(move |mut stream| {
         while let Some(path) = read_request(&mut stream) {
             let body = if path.ends_with("/_ping") {
                 "OK".to_string()
@@ -34,7 +80,12 @@ pub fn half_answer() -> SilentEngine {
                 r#"{"Version":"20.10.24","ApiVersion":"1.41","MinAPIVersion":"1.12","Os":"linux","Arch":"amd64"}"#.to_string()
             } else {
                 // Anything else: silence, with the connection held.
-                std::thread::sleep(Duration::from_secs(24 * 60 * 60));
+                pending
+                    .began
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((Instant::now(), index));
+                wait_for_close(&mut stream);
                 return;
             };
             let response = format!(
@@ -45,16 +96,25 @@ pub fn half_answer() -> SilentEngine {
                 return;
             }
         }
-    })
+    }))
 }
+
+/// Until the client closes `stream` (whatever it sends is dropped).
+fn wait_for_close(stream: &mut TcpStream) {
+    let mut buffer = [0u8; 512];
+    while matches!(stream.read(&mut buffer), Ok(n) if n > 0) {}
+}
+
+type Serve = Arc<dyn Fn(TcpStream) + Send + Sync>;
 
 /// A loopback listener handing each connection to `serve` on a thread of
 /// its own.
-fn listen(serve: fn(TcpStream)) -> SilentEngine {
+fn listen(serve: Serve) -> SilentEngine {
     let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port for a silent engine");
     let port = listener.local_addr().expect("its port").port();
     std::thread::spawn(move || {
         for stream in listener.incoming().map_while(Result::ok) {
+            let serve = Arc::clone(&serve);
             std::thread::spawn(move || serve(stream));
         }
     });
