@@ -15,7 +15,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 use super::body::{create_body, restart_policy};
-use super::deadline::{STREAM_QUIET, seconds};
+use super::deadline::{DATA_REMOVAL, STREAM_QUIET, seconds};
 use super::{Engine, EngineError};
 
 use crate::container::{ContainerSpec, Health, ListedContainer, State};
@@ -244,12 +244,18 @@ impl Engine {
             .v(volumes)
             .build();
         let what = format!("remove container {name}");
-        match self
-            .work(&what, self.docker.remove_container(name, Some(options)))
-            .await
-        {
-            Ok(()) | Err(EngineError::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e),
+        // With its volumes, their files go before the engine answers.
+        let limit = match volumes {
+            true => DATA_REMOVAL.max(self.deadlines.work()),
+            false => self.deadlines.work(),
+        };
+        let request = self.docker.remove_container(name, Some(options));
+        match self.within(&what, limit, request).await? {
+            Ok(()) => Ok(()),
+            Err(e) => match EngineError::from_api(what, e) {
+                EngineError::NotFound { .. } => Ok(()),
+                e => Err(e),
+            },
         }
     }
 

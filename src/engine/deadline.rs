@@ -7,9 +7,11 @@
 //! - an answer the engine has at hand (version, list, inspect): a few
 //!   seconds, `--engine-timeout`;
 //! - work the engine does before it answers (create, start, remove,
-//!   rename, info): a minute; a stop, its grace period on top;
-//! - a stream (pull, push, image copy, logs, exec output, a build): how
-//!   long it may go without a piece, however long it runs in all.
+//!   rename, info): a minute; a stop, its grace period on top; removing
+//!   data (a volume, a container's own volumes), ten;
+//! - a stream (pull, push, image copy, logs): how long it may go without
+//!   a piece, however long it runs in all; a build or a command run in a
+//!   container, whose only progress is what it prints, longer.
 //!
 //! A request past its deadline is `EngineError::Unresponsive`, naming the
 //! engine and the request.
@@ -30,9 +32,13 @@ const WORK: Duration = Duration::from_secs(60);
 /// A stream's longest quiet: a pull between two progress messages, an
 /// image copy between two chunks, a command's output.
 pub(super) const STREAM_QUIET: Duration = Duration::from_secs(300);
-/// A build's longest quiet: one step may compile for a long while without
+/// The longest quiet of a build or of a command run in a container (a
+/// database dump, its restore): one step may work a long while without
 /// printing.
-pub(super) const BUILD_QUIET: Duration = Duration::from_secs(1800);
+pub(super) const COMMAND_QUIET: Duration = Duration::from_secs(1800);
+/// Removing data: a volume's files, however many, are deleted before the
+/// engine answers.
+pub(super) const DATA_REMOVAL: Duration = Duration::from_secs(600);
 /// A stop without a grace period of its own gets the engine's default.
 const ENGINE_STOP_GRACE: u64 = 10;
 

@@ -5,7 +5,7 @@
 
 use std::io::Read;
 
-use super::deadline::STREAM_QUIET;
+use super::deadline::{COMMAND_QUIET, STREAM_QUIET};
 use super::{Engine, EngineError};
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::query_parameters::DownloadFromContainerOptionsBuilder;
@@ -61,7 +61,7 @@ impl Engine {
         // The command may run a long while: what bounds it is how long it
         // goes without output.
         if let StartExecResults::Attached { mut output, .. } = started {
-            while let Some(item) = self.next_within(&what, STREAM_QUIET, &mut output).await? {
+            while let Some(item) = self.next_within(&what, COMMAND_QUIET, &mut output).await? {
                 match item.map_err(api)? {
                     bollard::container::LogOutput::StdOut { message } => {
                         stdout.extend_from_slice(&message)

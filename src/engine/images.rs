@@ -14,7 +14,7 @@ use bollard::query_parameters::{
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use super::deadline::{BUILD_QUIET, STREAM_QUIET};
+use super::deadline::{COMMAND_QUIET, STREAM_QUIET};
 use super::{Engine, EngineError};
 
 /// How often a long image copy tells how far it is.
@@ -126,7 +126,7 @@ impl Engine {
             self.docker
                 .build_image(options, None, Some(bollard::body_full(request.context_tar)));
         let what = format!("build {}", request.tag);
-        while let Some(item) = self.next_within(&what, BUILD_QUIET, &mut stream).await? {
+        while let Some(item) = self.next_within(&what, COMMAND_QUIET, &mut stream).await? {
             match item {
                 Ok(info) => {
                     if let Some(detail) = info.error_detail {

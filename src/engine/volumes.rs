@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use bollard::models::VolumeCreateRequest;
 use bollard::query_parameters::RemoveVolumeOptionsBuilder;
 
+use super::deadline::DATA_REMOVAL;
 use super::{Engine, EngineError};
 
 impl Engine {
@@ -64,12 +65,16 @@ impl Engine {
     pub async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
         let options = RemoveVolumeOptionsBuilder::default().force(false).build();
         let what = format!("remove volume {name}");
+        let request = self.docker.remove_volume(name, Some(options));
         match self
-            .work(&what, self.docker.remove_volume(name, Some(options)))
-            .await
+            .within(&what, DATA_REMOVAL.max(self.deadlines.work()), request)
+            .await?
         {
-            Ok(()) | Err(EngineError::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e),
+            Ok(()) => Ok(()),
+            Err(e) => match EngineError::from_api(what, e) {
+                EngineError::NotFound { .. } => Ok(()),
+                e => Err(e),
+            },
         }
     }
 }

@@ -90,7 +90,7 @@ impl EngineEvents {
         );
         let all: Vec<EngineEvent> = String::from_utf8_lossy(&output.stdout)
             .lines()
-            .filter_map(|line| parse(line))
+            .filter_map(parse)
             .collect();
         in_scope(all, prefixes)
     }
