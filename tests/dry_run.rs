@@ -49,6 +49,9 @@ fn a_dry_run_under_privileged_auto_makes_no_probe_container() {
     );
     events.assert_none(&scope, "deploy --dry-run");
     assert!(d.containers().is_empty());
+    // Nor anything of kolla's own records.
+    let state = d.images.dir.path().join("state");
+    assert!(!state.exists(), "a dry run wrote {}", state.display());
 
     // The recorder sees what a real deploy does, the probe included.
     let events = EngineEvents::start();

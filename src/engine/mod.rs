@@ -273,3 +273,36 @@ impl Engine {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_tls_files_and_malformed_ssh_urls_are_bad_endpoints_found_before_any_request() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let endpoint = Endpoint {
+            url: "tcp://127.0.0.1:9".into(),
+            tls: Some(TlsFiles {
+                ca: "/nonexistent/ca.pem".into(),
+                cert: "/nonexistent/cert.pem".into(),
+                key: "/nonexistent/key.pem".into(),
+            }),
+            ssh_config: None,
+        };
+        let err = runtime.block_on(Engine::connect(&endpoint)).unwrap_err();
+        assert!(matches!(err, EngineError::BadEndpoint { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("TLS ca file /nonexistent/ca.pem does not exist"),
+            "{err}"
+        );
+        let err = runtime
+            .block_on(Engine::connect(&Endpoint::plain("ssh://host:port")))
+            .unwrap_err();
+        assert!(matches!(err, EngineError::BadEndpoint { .. }), "{err}");
+    }
+}
