@@ -31,6 +31,19 @@ pub struct Cli {
     #[arg(long, global = true, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     pub forks: u16,
 
+    /// Seconds an engine may take to answer version, list and inspect
+    /// requests before its node is named unresponsive (longer work and
+    /// streams get deadlines of their own).
+    #[arg(
+        long,
+        global = true,
+        env = "KOLLA_ENGINE_TIMEOUT",
+        value_name = "SECS",
+        default_value_t = crate::engine::DEFAULT_ANSWER.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub engine_timeout: u64,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -1,7 +1,8 @@
 //! What a container is to kolla: `ContainerSpec` and its parts, plain data
 //! the engine turns into a create request and the deployer derives from a
 //! compose service. It sits apart from both, so the engine depends on
-//! neither the deployer nor the config (the engine is a leaf).
+//! neither the deployer nor the config (the engine is a leaf). Also the
+//! reading of engine URLs both sides need (loopback or not, `ssh://`).
 
 use std::collections::BTreeMap;
 
@@ -83,6 +84,65 @@ pub fn is_loopback_url(url: &str) -> bool {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The engine socket on an `ssh://` node, unless the URL names another
+/// path.
+const SSH_REMOTE_SOCKET: &str = "/var/run/docker.sock";
+
+/// What a malformed `ssh://` URL is told.
+pub const SSH_URL_EXPECTED: &str = "expected ssh://[user@]host[:port][/path/to/docker.sock]";
+
+/// What an `ssh://` URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshTarget {
+    pub user: Option<String>,
+    pub host: String,
+    pub port: Option<u16>,
+    pub socket: String,
+}
+
+/// Parse `ssh://[user@]host[:port][/socket/path]`.
+pub fn parse_ssh_url(url: &str) -> Option<SshTarget> {
+    let rest = url.strip_prefix("ssh://")?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let (user, host_port) = match authority.rsplit_once('@') {
+        Some((user, host)) => (Some(user.to_string()), host),
+        None => (None, authority),
+    };
+    let (host, port) = match host_port.strip_prefix('[') {
+        Some(v6) => {
+            let (host, after) = v6.split_once(']')?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => Some(p.parse().ok()?),
+                None if after.is_empty() => None,
+                None => return None,
+            };
+            (host.to_string(), port)
+        }
+        None => match host_port.split_once(':') {
+            Some((host, port)) => (host.to_string(), Some(port.parse().ok()?)),
+            None => (host_port.to_string(), None),
+        },
+    };
+    let valid = |s: &str| !s.is_empty() && !s.starts_with('-') && !s.contains(char::is_whitespace);
+    if !valid(&host) || user.as_deref().is_some_and(|u| !valid(u)) {
+        return None;
+    }
+    let socket = if path.is_empty() || path == "/" {
+        SSH_REMOTE_SOCKET.to_string()
+    } else {
+        path.to_string()
+    };
+    Some(SshTarget {
+        user,
+        host,
+        port,
+        socket,
+    })
 }
 
 /// A container's lifecycle state, as the engine reports it.

@@ -14,7 +14,7 @@ use crate::cli::{BuildArgs, Cli};
 use crate::config::inventory::Node;
 use crate::config::{ConfigError, Globals, globals};
 use crate::credentials::CredentialsError;
-use crate::engine::{Endpoint, TlsFiles};
+use crate::engine::{Deadlines, Endpoint, TlsFiles};
 
 /// The resolved settings of one kolla run.
 #[derive(Debug, Clone)]
@@ -27,6 +27,8 @@ pub struct Settings {
     pub environment: Environment,
     /// Nodes worked on at once (`--forks`).
     pub forks: usize,
+    /// How long each kind of engine request may take (`--engine-timeout`).
+    pub deadlines: Deadlines,
 }
 
 /// What kolla reads from its environment, read once.
@@ -120,6 +122,9 @@ impl Settings {
             state_dir: cli.state_dir.clone(),
             environment,
             forks: usize::from(cli.forks),
+            deadlines: Deadlines {
+                answer: std::time::Duration::from_secs(cli.engine_timeout),
+            },
         })
     }
 
@@ -264,6 +269,7 @@ mod tests {
             state_dir: PathBuf::new(),
             environment: environment(&[("COMPOSE_PROFILES", "a, b,,")]),
             forks: 1,
+            deadlines: Deadlines::default(),
         };
         let dotenv = BTreeMap::from([("COMPOSE_PROFILES".to_string(), "c".to_string())]);
         assert_eq!(settings.profiles(&["x".into()], &dotenv), vec!["x"]);

@@ -1,5 +1,7 @@
 //! Claims the README makes that no other test checked: `--forks N` bounds
-//! how many nodes are worked on at once, a node whose host key changed is
+//! how many nodes are worked on at once (while every engine is asked at
+//! once whether it answers, when there are more nodes than forks), a node
+//! whose host key changed is
 //! refused over ssh, a swap whose swapping back fails too ends with exit 3,
 //! and glance-api-drain waits for Glance's workers no longer than its
 //! timeout.
@@ -12,7 +14,10 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Cluster, describe, expect_exit, kolla_command, swap_deployment};
+use common::{
+    Cluster, Pending, SilentEngine, describe, expect_exit, half_answer_counted, kolla_command,
+    run_within, swap_deployment,
+};
 
 /// Engines that never answer: one loopback listener per node, which
 /// accepts and says nothing, so each node kolla is working on holds one
@@ -116,12 +121,67 @@ fn nodes_at_once(holes: &BlackHoles, mut command: Command) -> (usize, usize, std
 
 /// README: "Verbs that reach every node work on `--forks N` nodes at once
 /// (default 16). A node that does not answer fails its own part". Six
-/// engines that never answer: with `--forks 2` kolla holds two at a time
-/// and still reaches all six; by default all six at once.
+/// engines that answer the handshake and then hang on the first request:
+/// with `--forks 2` kolla waits on two at a time and still names all six
+/// with the request they left unanswered; by default, all six at once.
 #[test]
 fn forks_bounds_how_many_nodes_are_worked_on_at_once() {
-    let holes = BlackHoles::new(6);
     for (flags, expected) in [(&["--forks", "2"][..], 2), (&[][..], 6)] {
+        let pending = std::sync::Arc::new(Pending::default());
+        let engines: Vec<SilentEngine> = (0..6)
+            .map(|i| half_answer_counted(i, std::sync::Arc::clone(&pending)))
+            .collect();
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut inventory = String::from("nodes:\n");
+        for (i, engine) in engines.iter().enumerate() {
+            inventory.push_str(&format!(
+                "  n{i}:\n    docker: {}\n    roles: [controller]\n",
+                engine.url
+            ));
+        }
+        std::fs::write(dir.path().join("inventory.yml"), inventory).expect("inventory");
+        let mut command = kolla_command();
+        command
+            .env_remove("KOLLA_INVENTORY")
+            .env_remove("KOLLA_ENGINE_TIMEOUT")
+            .arg("--config-dir")
+            .arg(dir.path())
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .args(["--engine-timeout", "1"])
+            .args(flags)
+            .arg("ps")
+            .arg("-i")
+            .arg(dir.path().join("inventory.yml"));
+        let (output, _) = run_within(command, Duration::from_secs(45));
+        let said = expect_exit(&output, 1, &[]);
+        // Each request hangs until the one-second deadline: a window of
+        // half that sees the nodes waited on together.
+        let most = pending.most_within(Duration::from_millis(500));
+        assert_eq!(
+            most,
+            expected,
+            "{flags:?}: {most} nodes at once\n{}",
+            describe(&output)
+        );
+        assert_eq!(pending.reached().len(), 6, "{flags:?}\n{said}");
+        for (i, engine) in engines.iter().enumerate() {
+            let named = format!(
+                "node n{i}: the engine at {} did not answer `list containers` within 1s",
+                engine.url
+            );
+            assert!(said.contains(&named), "n{i} unnamed:\n{said}");
+        }
+    }
+}
+
+/// README: "With more nodes than `--forks`, kolla first asks every node's
+/// engine at once whether it answers". Six engines that never answer, two
+/// forks: all six are asked at once, and each is named.
+#[test]
+fn every_engine_is_asked_at_once_whether_it_answers() {
+    let holes = BlackHoles::new(6);
+    for (flags, expected) in [(&["--forks", "2"][..], 6), (&[][..], 6)] {
         let (most, reached, output) = nodes_at_once(&holes, holes.ps(flags));
         let said = expect_exit(&output, 1, &[]);
         assert_eq!(

@@ -179,6 +179,34 @@ impl Inventory {
         })
     }
 
+    /// Every TLS file of `nodes` is there: a missing one is found before any
+    /// engine is reached, and named with its node and key. Not checked when
+    /// the inventory is read: `kolla certs` reads it to make them.
+    pub fn check_tls_files(&self, nodes: &[&Node]) -> Result<(), ConfigError> {
+        let mut missing = Vec::new();
+        for node in nodes {
+            let Some(tls) = &node.tls else { continue };
+            for (key, path) in [("ca", &tls.ca), ("cert", &tls.cert), ("key", &tls.key)] {
+                if !path.is_file() {
+                    missing.push(ConfigError::Invalid {
+                        path: self.origin.clone(),
+                        message: format!(
+                            "node {}: tls.{key}: {} does not exist (`kolla certs -i {}` makes the certificates)",
+                            node.name,
+                            path.display(),
+                            self.origin.display()
+                        ),
+                    });
+                }
+            }
+        }
+        match missing.len() {
+            0 => Ok(()),
+            1 => Err(missing.remove(0)),
+            _ => Err(ConfigError::Several(missing)),
+        }
+    }
+
     /// Nodes whose name or one of whose roles is in `selectors` (every node
     /// when there are none). A selector matching nothing is an error that
     /// lists what exists.
@@ -311,6 +339,12 @@ fn check_endpoint(docker: Option<&str>, tls: bool) -> Result<(), String> {
         };
     };
     if url.starts_with("ssh://") {
+        if crate::container::parse_ssh_url(url).is_none() {
+            return Err(format!(
+                "docker {url:?}: {}",
+                crate::container::SSH_URL_EXPECTED
+            ));
+        }
         return match tls {
             true => Err(format!(
                 "{url}: tls is for tcp:// endpoints (ssh protects the connection itself)"
@@ -426,6 +460,55 @@ mod tests {
             err.contains("node c1: ssh://me@host: tls is for tcp://"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_malformed_ssh_url_names_the_node_and_its_docker_key() {
+        for url in [
+            "ssh://host:port",
+            "ssh://",
+            "ssh://-oProxyCommand=x",
+            "ssh://a b",
+        ] {
+            let text = format!("nodes:\n  c1: {{docker: \"{url}\", roles: [compute]}}\n");
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!(
+                    "inventory/test.yml: node c1: docker {url:?}: expected ssh://"
+                )),
+                "{url}: {err}"
+            );
+        }
+        assert!(parse("nodes:\n  c1: {docker: \"ssh://ops@[fd00::5]:22\", roles: [x]}\n").is_ok());
+    }
+
+    #[test]
+    fn missing_tls_files_name_the_node_and_key_and_present_ones_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inventory.yml");
+        let text = "nodes:\n  c1: {docker: \"tcp://10.0.0.11:2376\", tls: {ca: ca.pem, cert: cert.pem, key: key.pem}, roles: [x]}\n  c2: {roles: [x]}\n";
+        let inventory = Inventory::parse(text, &path).unwrap();
+        let nodes: Vec<&Node> = inventory.nodes.iter().collect();
+        let err = inventory.check_tls_files(&nodes).unwrap_err().to_string();
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 3, "{err}");
+        for (line, key) in lines.iter().zip(["ca", "cert", "key"]) {
+            assert!(
+                line.starts_with(&format!("{}: node c1: tls.{key}: ", path.display())),
+                "{line}"
+            );
+            assert!(line.contains("does not exist (`kolla certs -i"), "{line}");
+        }
+        for file in ["ca.pem", "cert.pem"] {
+            std::fs::write(dir.path().join(file), "x").unwrap();
+        }
+        let err = inventory.check_tls_files(&nodes).unwrap_err().to_string();
+        assert!(
+            err.contains("node c1: tls.key: ") && !err.contains("tls.ca"),
+            "{err}"
+        );
+        std::fs::write(dir.path().join("key.pem"), "x").unwrap();
+        assert!(inventory.check_tls_files(&nodes).is_ok());
     }
 
     #[test]

@@ -188,8 +188,11 @@ async fn follow_helper(
     let engine = run.engine;
     let mut verdict = None;
     let own_prefix = format!("{}: {service}: ", run.node);
+    // The helper may be quiet through a whole health gate.
+    let limit =
+        (run.options.health_timeout.saturating_mul(3)).saturating_add(Duration::from_secs(600));
     let followed = engine
-        .follow_logs(id, |line, stdout| match line.strip_prefix(VERDICT) {
+        .follow_logs(id, limit, |line, stdout| match line.strip_prefix(VERDICT) {
             Some(json) if stdout => verdict = serde_json::from_str::<Verdict>(json).ok(),
             // The helper's steps of this service are its steps here.
             _ => match line.strip_prefix(&own_prefix) {
@@ -202,7 +205,6 @@ async fn follow_helper(
     // (a dropped connection), wait for the helper itself.
     let still_running = match engine.inspect(id).await {
         Ok(Some(details)) if details.running => {
-            let limit = run.options.health_timeout * 3 + Duration::from_secs(600);
             let ended = engine.wait_for(id, WaitGoal::Exited, limit).await;
             !matches!(ended, Ok(WaitOutcome::Exited(_)))
         }

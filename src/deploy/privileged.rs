@@ -1,6 +1,7 @@
 //! Privileged mode on a node: `privileged: auto` settles on native or
 //! explicit privileges, from what the live containers show or, when they
-//! show nothing, from a throwaway probe container the engine may refuse.
+//! show nothing, from a throwaway probe container the engine may refuse
+//! (never in a dry run, which creates nothing).
 
 use std::collections::BTreeMap;
 
@@ -12,25 +13,38 @@ use crate::config::Globals;
 use crate::config::inventory::{Node, PrivilegedMode};
 use crate::engine::{Engine, EngineError};
 
+/// What settling a node's `privileged: auto` came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// Nothing to settle (the node is not `auto`, or runs no privileged
+    /// service), or the live containers said which mode.
+    Known,
+    /// A probe container found this mode.
+    Probed(PrivilegedMode),
+    /// A dry run, where nothing says which: a deploy would probe. The plan
+    /// shows the node's default (native) meanwhile.
+    WouldProbe,
+}
+
 /// Settle a node's `privileged: auto` against its engine. When the live
 /// privileged containers were all made under one mode (their config hashes
 /// say which), that mode stands: a deploy with nothing to do starts no
 /// probe. Otherwise start a throwaway privileged container from a
 /// privileged service's image; an engine that refuses gets the explicit
-/// form. Returns the mode a probe found, when one ran.
+/// form. A dry run reads the live containers only: it starts no probe.
 pub async fn settle_privileged(
     engine: &Engine,
     node: &Node,
     desired: &mut Desired,
     observed: &[ObservedContainer],
-    globals: &Globals,
-) -> Result<Option<PrivilegedMode>, DeployError> {
+    (globals, dry_run): (&Globals, bool),
+) -> Result<Settled, DeployError> {
     if node.privileged != PrivilegedMode::Auto || !desired.needs_privileged() {
-        return Ok(None);
+        return Ok(Settled::Known);
     }
     if let Some(mode) = desired.settled_by(observed, globals) {
         desired.set_privileged(mode, globals);
-        return Ok(None);
+        return Ok(Settled::Known);
     }
     let Some(image) = desired
         .services
@@ -38,15 +52,18 @@ pub async fn settle_privileged(
         .find(|d| d.service.privileged)
         .map(|d| d.digest.clone().unwrap_or_else(|| d.service.image.clone()))
     else {
-        return Ok(None);
+        return Ok(Settled::Known);
     };
+    if dry_run {
+        return Ok(Settled::WouldProbe);
+    }
     let outcome = probe_privileged(engine, &globals.container_prefix, &image).await;
     let mode = mode_after_probe(outcome).map_err(|source| DeployError::Engine {
         node: node.name.clone(),
         source,
     })?;
     desired.set_privileged(mode, globals);
-    Ok(Some(mode))
+    Ok(Settled::Probed(mode))
 }
 
 /// The mode `privileged: auto` settles on after a probe: native when the

@@ -305,7 +305,7 @@ impl NodeRun<'_> {
     ) -> Result<(), DeployError> {
         let ran = self
             .engine
-            .run_spec_to_completion(spec)
+            .run_spec_to_completion(spec, self.options.health_timeout)
             .await
             .map_err(|e| self.engine_error(e))?;
         if ran.exit_code != 0 {

@@ -2,6 +2,7 @@
 //! restart policy, config upload, logs, inspect, and one-shot runs.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerSummary, ContainerUpdateBody};
@@ -14,6 +15,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 use super::body::{create_body, restart_policy};
+use super::deadline::{DATA_REMOVAL, STREAM_QUIET, seconds};
 use super::{Engine, EngineError};
 
 use crate::container::{ContainerSpec, Health, ListedContainer, State};
@@ -76,14 +78,16 @@ impl Engine {
             .all(true)
             .filters(&filters)
             .build();
-        self.docker
-            .list_containers(Some(options))
-            .await
-            .map_err(|e| EngineError::from_api("list containers", e))
+        self.answer(
+            "list containers",
+            self.docker.list_containers(Some(options)),
+        )
+        .await
     }
 
-    /// Run `cmd` in a fresh container of `image` until it exits, collect its
-    /// output, and remove the container. `labels` mark it as kolla's.
+    /// Run `cmd` in a fresh container of `image` until it exits (at most
+    /// `STREAM_QUIET`), collect its output, and remove the container.
+    /// `labels` mark it as kolla's.
     pub async fn run_to_completion(
         &self,
         name: &str,
@@ -98,35 +102,49 @@ impl Engine {
             labels: labels.into_iter().collect(),
             ..Default::default()
         };
-        self.run_spec_to_completion(&spec).await
+        self.run_spec_to_completion(&spec, STREAM_QUIET).await
     }
 
-    /// Create `spec`, run it until it exits, collect its output, and remove
-    /// it (whatever happened).
+    /// Create `spec`, run it until it exits (a job still running after
+    /// `limit` is an error), collect its output, and remove it (whatever
+    /// happened).
     pub async fn run_spec_to_completion(
         &self,
         spec: &ContainerSpec,
+        limit: Duration,
     ) -> Result<RunOutput, EngineError> {
         let name = spec.name.as_str();
-        let what = format!("container {name}");
         self.create_container(spec).await?;
-        let result = self.start_wait_logs(name).await;
+        let result = self.start_wait_logs(name, limit).await;
         let remove = RemoveContainerOptionsBuilder::default().force(true).build();
-        let removed = self.docker.remove_container(name, Some(remove)).await;
+        let what = format!("remove container {name}");
+        let removed = self
+            .work(&what, self.docker.remove_container(name, Some(remove)))
+            .await;
         let output = result?;
-        removed.map_err(|e| EngineError::from_api(&what, e))?;
+        removed?;
         Ok(output)
     }
 
-    async fn start_wait_logs(&self, name: &str) -> Result<RunOutput, EngineError> {
+    async fn start_wait_logs(&self, name: &str, limit: Duration) -> Result<RunOutput, EngineError> {
         let what = format!("container {name}");
-        self.docker
-            .start_container(name, None)
-            .await
-            .map_err(|e| EngineError::from_api(&what, e))?;
+        self.start_container(name).await?;
         let mut exit_code = 0;
         let mut wait = self.docker.wait_container(name, None);
-        while let Some(item) = wait.next().await {
+        // The wait says one thing, when the job exits: its limit is the
+        // job's, not the engine's.
+        loop {
+            let next = tokio::time::timeout(limit, wait.next()).await;
+            let item = match next {
+                Ok(Some(item)) => item,
+                Ok(None) => break,
+                Err(_) => {
+                    return Err(EngineError::StreamFailed {
+                        what,
+                        message: format!("still running after {}", seconds(limit)),
+                    });
+                }
+            };
             match item {
                 Ok(response) => exit_code = response.status_code,
                 Err(BollardError::DockerContainerWaitError { code, .. }) => exit_code = code,
@@ -137,13 +155,25 @@ impl Engine {
             .stdout(true)
             .stderr(true)
             .build();
+        let output = self.read_logs(name, options).await?;
+        Ok(RunOutput { exit_code, output })
+    }
+
+    /// A container's logs as `options` ask, collected; the engine may go
+    /// `STREAM_QUIET` between two pieces.
+    async fn read_logs(
+        &self,
+        name: &str,
+        options: bollard::query_parameters::LogsOptions,
+    ) -> Result<String, EngineError> {
+        let what = format!("logs of {name}");
         let mut logs = self.docker.logs(name, Some(options));
         let mut output = String::new();
-        while let Some(item) = logs.next().await {
+        while let Some(item) = self.next_within(&what, STREAM_QUIET, &mut logs).await? {
             let chunk = item.map_err(|e| EngineError::from_api(&what, e))?;
             output.push_str(&chunk.to_string());
         }
-        Ok(RunOutput { exit_code, output })
+        Ok(output)
     }
 
     /// Every container (running or not) carrying `label` (`key=value`):
@@ -158,40 +188,52 @@ impl Engine {
         let options = CreateContainerOptionsBuilder::default()
             .name(&spec.name)
             .build();
-        let response = self
+        let what = format!("create container {}", spec.name);
+        let request = self
             .docker
-            .create_container(Some(options), create_body(spec))
-            .await
-            .map_err(|e| EngineError::from_api(format!("create container {}", spec.name), e))?;
-        Ok(response.id)
+            .create_container(Some(options), create_body(spec));
+        Ok(self.work(&what, request).await?.id)
     }
 
     pub async fn start_container(&self, name: &str) -> Result<(), EngineError> {
-        self.docker
-            .start_container(name, None)
+        let what = format!("start container {name}");
+        self.work(&what, self.docker.start_container(name, None))
             .await
-            .map_err(|e| EngineError::from_api(format!("start container {name}"), e))
     }
 
-    /// Stop gracefully, killing after `grace` (the engine's default when
-    /// None). Stopping a stopped container is not an error.
+    /// Stop gracefully, killing after `grace` (the container's own stop
+    /// timeout when None). Stopping a stopped container is not an error.
     pub async fn stop_container(&self, name: &str, grace: Option<i64>) -> Result<(), EngineError> {
         let mut options = StopContainerOptionsBuilder::default();
-        if let Some(secs) = grace {
-            options = options.t(i32::try_from(secs).unwrap_or(i32::MAX));
-        }
-        match self
-            .docker
-            .stop_container(name, Some(options.build()))
-            .await
-        {
+        // The engine answers once the container is down, so the deadline
+        // is its grace period and then some.
+        let waits = match grace {
+            Some(secs) => {
+                options = options.t(i32::try_from(secs).unwrap_or(i32::MAX));
+                Some(secs)
+            }
+            None => self.stop_timeout_of(name).await?,
+        };
+        let what = format!("stop container {name}");
+        let limit = self.deadlines.stop(waits);
+        let request = self.docker.stop_container(name, Some(options.build()));
+        match self.within(&what, limit, request).await? {
             Ok(()) => Ok(()),
             // 304: already stopped.
             Err(BollardError::DockerResponseServerError {
                 status_code: 304, ..
             }) => Ok(()),
-            Err(e) => Err(EngineError::from_api(format!("stop container {name}"), e)),
+            Err(e) => Err(EngineError::from_api(what, e)),
         }
+    }
+
+    /// The grace period a container was created with (None: the engine's).
+    async fn stop_timeout_of(&self, name: &str) -> Result<Option<i64>, EngineError> {
+        let what = format!("inspect container {name}");
+        let inspect = self
+            .answer(&what, self.docker.inspect_container(name, None))
+            .await?;
+        Ok(inspect.config.and_then(|c| c.stop_timeout))
     }
 
     /// Remove a container (force: even if running). Its anonymous volumes
@@ -201,9 +243,16 @@ impl Engine {
             .force(true)
             .v(volumes)
             .build();
-        match self.docker.remove_container(name, Some(options)).await {
+        let what = format!("remove container {name}");
+        // With its volumes, their files go before the engine answers.
+        let limit = match volumes {
+            true => DATA_REMOVAL.max(self.deadlines.work()),
+            false => self.deadlines.work(),
+        };
+        let request = self.docker.remove_container(name, Some(options));
+        match self.within(&what, limit, request).await? {
             Ok(()) => Ok(()),
-            Err(e) => match EngineError::from_api(format!("remove container {name}"), e) {
+            Err(e) => match EngineError::from_api(what, e) {
                 EngineError::NotFound { .. } => Ok(()),
                 e => Err(e),
             },
@@ -214,10 +263,9 @@ impl Engine {
         let options = RenameContainerOptionsBuilder::default()
             .name(new_name)
             .build();
-        self.docker
-            .rename_container(name, options)
+        let what = format!("rename container {name} to {new_name}");
+        self.work(&what, self.docker.rename_container(name, options))
             .await
-            .map_err(|e| EngineError::from_api(format!("rename container {name} to {new_name}"), e))
     }
 
     pub async fn set_restart_policy(&self, name: &str, policy: &str) -> Result<(), EngineError> {
@@ -225,21 +273,30 @@ impl Engine {
             restart_policy: Some(restart_policy(policy)),
             ..Default::default()
         };
-        self.docker
-            .update_container(name, body)
+        let what = format!("update container {name}");
+        self.work(&what, self.docker.update_container(name, body))
             .await
-            .map_err(|e| EngineError::from_api(format!("update container {name}"), e))
     }
 
     /// Unpack `tar` into folder `dest` of a (created or running) container.
+    /// The engine answers once it has the whole body: its deadline grows
+    /// with the size (a second per `UPLOAD_RATE` bytes on top of work).
     pub async fn upload(&self, name: &str, dest: &str, tar: Bytes) -> Result<(), EngineError> {
+        const UPLOAD_RATE: u64 = 10 << 20;
         let options = UploadToContainerOptionsBuilder::default()
             .path(dest)
             .build();
-        self.docker
-            .upload_to_container(name, Some(options), bollard::body_full(tar))
-            .await
-            .map_err(|e| EngineError::from_api(format!("upload config into {name}:{dest}"), e))
+        let what = format!("upload config into {name}:{dest}");
+        let limit = self
+            .deadlines
+            .work()
+            .saturating_add(Duration::from_secs(tar.len() as u64 / UPLOAD_RATE));
+        let request = self
+            .docker
+            .upload_to_container(name, Some(options), bollard::body_full(tar));
+        self.within(&what, limit, request)
+            .await?
+            .map_err(|e| EngineError::from_api(what, e))
     }
 
     /// The last `lines` lines a container printed (stdout and stderr).
@@ -249,19 +306,21 @@ impl Engine {
             .stderr(true)
             .tail(&lines.to_string())
             .build();
-        let mut logs = self.docker.logs(name, Some(options));
-        let mut output = String::new();
-        while let Some(item) = logs.next().await {
-            let chunk = item.map_err(|e| EngineError::from_api(format!("logs of {name}"), e))?;
-            output.push_str(&chunk.to_string());
-        }
-        Ok(output)
+        self.read_logs(name, options).await
     }
 
     /// One container as the engine sees it now (by name or id), or None if
     /// it is gone.
     pub async fn inspect(&self, name: &str) -> Result<Option<ContainerDetails>, EngineError> {
-        match self.docker.inspect_container(name, None).await {
+        let what = format!("inspect container {name}");
+        match self
+            .within(
+                &what,
+                self.deadlines.answer,
+                self.docker.inspect_container(name, None),
+            )
+            .await?
+        {
             Ok(inspect) => {
                 let labels = inspect
                     .config

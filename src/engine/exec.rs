@@ -5,12 +5,11 @@
 
 use std::io::Read;
 
+use super::deadline::{COMMAND_QUIET, STREAM_QUIET};
+use super::{Engine, EngineError};
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::query_parameters::DownloadFromContainerOptionsBuilder;
 use bytes::Bytes;
-use futures_util::StreamExt;
-
-use super::{Engine, EngineError};
 
 /// How a command run in a container ended and what it printed.
 #[derive(Debug, Clone)]
@@ -41,17 +40,28 @@ impl Engine {
             ..Default::default()
         };
         let id = self
-            .docker
-            .create_exec(container, options)
-            .await
+            .within(
+                &what,
+                self.deadlines.work(),
+                self.docker.create_exec(container, options),
+            )
+            .await?
             .map_err(api)?
             .id;
         let mut stdout = Vec::new();
         let mut stderr = Vec::new();
-        if let StartExecResults::Attached { mut output, .. } =
-            self.docker.start_exec(&id, None).await.map_err(api)?
-        {
-            while let Some(item) = output.next().await {
+        let started = self
+            .within(
+                &what,
+                self.deadlines.work(),
+                self.docker.start_exec(&id, None),
+            )
+            .await?
+            .map_err(api)?;
+        // The command may run a long while: what bounds it is how long it
+        // goes without output.
+        if let StartExecResults::Attached { mut output, .. } = started {
+            while let Some(item) = self.next_within(&what, COMMAND_QUIET, &mut output).await? {
                 match item.map_err(api)? {
                     bollard::container::LogOutput::StdOut { message } => {
                         stdout.extend_from_slice(&message)
@@ -60,7 +70,10 @@ impl Engine {
                 }
             }
         }
-        let inspected = self.docker.inspect_exec(&id).await.map_err(api)?;
+        let inspected = self
+            .within(&what, self.deadlines.answer, self.docker.inspect_exec(&id))
+            .await?
+            .map_err(api)?;
         Ok(ExecOutput {
             exit_code: inspected.exit_code.unwrap_or(-1),
             stdout,
@@ -107,7 +120,7 @@ impl Engine {
             .docker
             .download_from_container(container, Some(options));
         let mut tar = Vec::new();
-        while let Some(chunk) = stream.next().await {
+        while let Some(chunk) = self.next_within(&what, STREAM_QUIET, &mut stream).await? {
             match chunk {
                 Ok(bytes) => tar.extend_from_slice(&bytes),
                 Err(e) => match EngineError::from_api(&what, e) {

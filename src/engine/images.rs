@@ -14,6 +14,7 @@ use bollard::query_parameters::{
 use bytes::Bytes;
 use futures_util::StreamExt;
 
+use super::deadline::{COMMAND_QUIET, STREAM_QUIET};
 use super::{Engine, EngineError};
 
 /// How often a long image copy tells how far it is.
@@ -76,7 +77,15 @@ pub struct BuildRequest {
 impl Engine {
     /// The image `reference` (name:tag, name@digest or id), or None.
     pub async fn image(&self, reference: &str) -> Result<Option<ImageInfo>, EngineError> {
-        match self.docker.inspect_image(reference).await {
+        let what = format!("inspect image {reference}");
+        match self
+            .within(
+                &what,
+                self.deadlines.answer,
+                self.docker.inspect_image(reference),
+            )
+            .await?
+        {
             Ok(inspect) => Ok(Some(ImageInfo {
                 id: inspect.id.unwrap_or_default(),
                 labels: inspect
@@ -116,7 +125,8 @@ impl Engine {
         let mut stream =
             self.docker
                 .build_image(options, None, Some(bollard::body_full(request.context_tar)));
-        while let Some(item) = stream.next().await {
+        let what = format!("build {}", request.tag);
+        while let Some(item) = self.next_within(&what, COMMAND_QUIET, &mut stream).await? {
             match item {
                 Ok(info) => {
                     if let Some(detail) = info.error_detail {
@@ -158,7 +168,8 @@ impl Engine {
             .docker
             .push_image(name, Some(options), docker_credentials(auth));
         let mut digest = None;
-        while let Some(item) = stream.next().await {
+        let what = format!("push {reference}");
+        while let Some(item) = self.next_within(&what, STREAM_QUIET, &mut stream).await? {
             let info = item.map_err(|e| EngineError::from_api(format!("push {reference}"), e))?;
             if let Some(detail) = info.error_detail {
                 return Err(EngineError::StreamFailed {
@@ -192,7 +203,8 @@ impl Engine {
         let mut stream = self
             .docker
             .create_image(Some(options), None, docker_credentials(auth));
-        while let Some(item) = stream.next().await {
+        let what = format!("pull {reference}");
+        while let Some(item) = self.next_within(&what, STREAM_QUIET, &mut stream).await? {
             let info = item.map_err(|e| EngineError::from_api(format!("pull {reference}"), e))?;
             if let Some(detail) = info.error_detail {
                 return Err(EngineError::StreamFailed {
@@ -232,8 +244,24 @@ impl Engine {
         });
         let options = ImportImageOptionsBuilder::default().quiet(true).build();
         let mut loading = to.docker.import_image_stream(options, saved, None);
-        while let Some(item) = loading.next().await {
-            let info = item.map_err(|e| EngineError::from_api(what(), e))?;
+        // The load answers once it has every byte, so progress is the
+        // bytes the save sends: a copy that sends none for STREAM_QUIET
+        // has stalled at one end or the other.
+        let mut seen = 0;
+        loop {
+            let info = match tokio::time::timeout(STREAM_QUIET, loading.next()).await {
+                Ok(Some(item)) => item,
+                Ok(None) => break,
+                Err(_) => {
+                    let now = sent.load(Ordering::Relaxed);
+                    if now == seen {
+                        return Err(self.unresponsive(&what(), STREAM_QUIET));
+                    }
+                    seen = now;
+                    continue;
+                }
+            };
+            let info = info.map_err(|e| EngineError::from_api(what(), e))?;
             if let Some(detail) = info.error_detail {
                 return Err(EngineError::StreamFailed {
                     what: what(),
@@ -250,16 +278,16 @@ impl Engine {
     /// `Conflict` and stays.
     pub async fn remove_image(&self, reference: &str, force: bool) -> Result<(), EngineError> {
         let options = RemoveImageOptionsBuilder::default().force(force).build();
+        let what = format!("remove image {reference}");
         match self
-            .docker
-            .remove_image(reference, Some(options), None)
+            .work(
+                &what,
+                self.docker.remove_image(reference, Some(options), None),
+            )
             .await
         {
-            Ok(_) => Ok(()),
-            Err(e) => match EngineError::from_api(format!("image {reference}"), e) {
-                EngineError::NotFound { .. } => Ok(()),
-                e => Err(e),
-            },
+            Ok(_) | Err(EngineError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
         }
     }
 
@@ -271,10 +299,8 @@ impl Engine {
             .filters(&filters)
             .build();
         let images = self
-            .docker
-            .list_images(Some(options))
-            .await
-            .map_err(|e| EngineError::from_api("list images", e))?;
+            .answer("list images", self.docker.list_images(Some(options)))
+            .await?;
         Ok(images
             .into_iter()
             .flat_map(|i| i.repo_tags)

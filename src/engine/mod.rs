@@ -10,10 +10,12 @@
 //! `images` (inspect, build, pull, push), `wait` (health gates and
 //! following logs, on the event stream), `volumes`, `body` (our specs as
 //! the engine's request bodies, pure), `ssh` (the forward to an
-//! `ssh://` node's engine); this file connects and maps errors.
+//! `ssh://` node's engine), `deadline` (how long each request may take);
+//! this file connects and maps errors.
 
 mod body;
 mod containers;
+mod deadline;
 mod exec;
 mod images;
 pub mod ssh;
@@ -21,7 +23,6 @@ mod volumes;
 mod wait;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use bollard::Docker;
 use bollard::errors::Error as BollardError;
@@ -29,14 +30,15 @@ use bollard::errors::Error as BollardError;
 use crate::container::is_loopback_url;
 pub use body::{SYSTEMPATHS_UNCONFINED, create_body};
 pub use containers::{ContainerDetails, RunOutput};
+pub use deadline::{DEFAULT_ANSWER, Deadlines};
 pub use exec::ExecOutput;
 pub use images::{BuildRequest, ImageInfo, RegistryAuth, split_tag};
 pub use wait::{WaitGoal, WaitOutcome};
 
-/// Seconds before a request without an answer is abandoned. Only response
-/// headers are covered (bollard does not time stream bodies), so this must
-/// stay above the longest graceful stop the engine may take to answer.
-const REQUEST_TIMEOUT_SECS: u64 = 300;
+/// bollard's own timeout, on response headers only: a backstop, far above
+/// any deadline of `deadline`, which times every request by what it is (a
+/// stop's answer comes after its grace period, a load's after its body).
+const REQUEST_TIMEOUT_SECS: u64 = 24 * 60 * 60;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -48,6 +50,21 @@ pub enum EngineError {
         #[source]
         source: BollardError,
     },
+    /// A request past its deadline (see `deadline`): the engine, or
+    /// whatever listens at its address, took the request and said nothing.
+    #[error(
+        "the engine at {endpoint} did not answer `{what}` within {after}\n  hint: a hung engine, or something else listening at its address; `--engine-timeout` sets how long version, list and inspect may take"
+    )]
+    Unresponsive {
+        endpoint: String,
+        what: String,
+        after: String,
+    },
+    /// An endpoint kolla cannot use as written (a malformed `ssh://` URL,
+    /// TLS files that are not there): the operator's input, found before
+    /// anything is asked of the engine.
+    #[error("engine {endpoint}: {message}")]
+    BadEndpoint { endpoint: String, message: String },
     #[error(
         "refusing plain {endpoint}: only a loopback engine may be reached without TLS\n  hint: set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH (ca.pem, cert.pem, key.pem)"
     )]
@@ -106,6 +123,23 @@ impl EngineError {
     }
 }
 
+/// Each of a TLS endpoint's files is there, or a `BadEndpoint` naming the
+/// one that is not (rather than the TLS library's "No such file").
+fn check_tls_files(url: &str, tls: &TlsFiles) -> Result<(), EngineError> {
+    for (key, path) in [("ca", &tls.ca), ("cert", &tls.cert), ("key", &tls.key)] {
+        if !path.is_file() {
+            return Err(EngineError::BadEndpoint {
+                endpoint: url.to_string(),
+                message: format!(
+                    "TLS {key} file {} does not exist (`kolla certs` makes them)",
+                    path.display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Client certificate files for a TLS endpoint; the CA verifies the engine.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TlsFiles {
@@ -148,14 +182,24 @@ impl Endpoint {
 pub struct Engine {
     docker: Docker,
     endpoint: String,
+    deadlines: Deadlines,
     /// Held, never read: the forward lives as long as the connection.
     _tunnel: Option<std::sync::Arc<ssh::Tunnel>>,
 }
 
 impl Engine {
-    /// Connect to `endpoint`, agree on an API version and check the engine
-    /// answers, so an unreachable engine is one clear error up front.
+    /// Connect to `endpoint` with the default deadlines.
     pub async fn connect(endpoint: &Endpoint) -> Result<Engine, EngineError> {
+        Engine::connect_within(endpoint, Deadlines::default()).await
+    }
+
+    /// Connect to `endpoint`, agree on an API version and check the engine
+    /// answers (within `deadlines.answer`), so an unreachable engine is one
+    /// clear error up front; every later request gets `deadlines` too.
+    pub async fn connect_within(
+        endpoint: &Endpoint,
+        deadlines: Deadlines,
+    ) -> Result<Engine, EngineError> {
         let url = endpoint.url.clone();
         let unreachable = |source| EngineError::Unreachable {
             endpoint: url.clone(),
@@ -171,6 +215,7 @@ impl Engine {
         } else if let Some(path) = url.strip_prefix("unix://") {
             Docker::connect_with_unix(path, REQUEST_TIMEOUT_SECS, version)
         } else if let Some(tls) = &endpoint.tls {
+            check_tls_files(&url, tls)?;
             Docker::connect_with_ssl(
                 &url,
                 &tls.key,
@@ -189,14 +234,20 @@ impl Engine {
         }
         .map_err(unreachable)?;
         // The version request is the check that the engine answers.
-        let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
+        let limit = deadlines.answer;
+        let docker = tokio::time::timeout(limit, docker.negotiate_version())
             .await
-            .map_err(|_| unreachable(BollardError::RequestTimeoutError))?
+            .map_err(|_| EngineError::Unresponsive {
+                endpoint: url.clone(),
+                what: "version".into(),
+                after: deadline::seconds(limit),
+            })?
             .map_err(unreachable)?;
         let endpoint = url;
         Ok(Engine {
             docker,
             endpoint,
+            deadlines,
             _tunnel: tunnel,
         })
     }
@@ -207,11 +258,7 @@ impl Engine {
 
     /// Where the engine keeps images, containers and volumes.
     pub async fn root_dir(&self) -> Result<String, EngineError> {
-        let info = self
-            .docker
-            .info()
-            .await
-            .map_err(|e| EngineError::from_api("info", e))?;
+        let info = self.work("info", self.docker.info()).await?;
         Ok(info
             .docker_root_dir
             .unwrap_or_else(|| "/var/lib/docker".into()))
@@ -219,14 +266,43 @@ impl Engine {
 
     /// The engine's version and API version, for prechecks.
     pub async fn server_version(&self) -> Result<(String, String), EngineError> {
-        let version = self
-            .docker
-            .version()
-            .await
-            .map_err(|e| EngineError::from_api("version", e))?;
+        let version = self.answer("version", self.docker.version()).await?;
         Ok((
             version.version.unwrap_or_default(),
             version.api_version.unwrap_or_default(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_tls_files_and_malformed_ssh_urls_are_bad_endpoints_found_before_any_request() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let endpoint = Endpoint {
+            url: "tcp://127.0.0.1:9".into(),
+            tls: Some(TlsFiles {
+                ca: "/nonexistent/ca.pem".into(),
+                cert: "/nonexistent/cert.pem".into(),
+                key: "/nonexistent/key.pem".into(),
+            }),
+            ssh_config: None,
+        };
+        let err = runtime.block_on(Engine::connect(&endpoint)).unwrap_err();
+        assert!(matches!(err, EngineError::BadEndpoint { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("TLS ca file /nonexistent/ca.pem does not exist"),
+            "{err}"
+        );
+        let err = runtime
+            .block_on(Engine::connect(&Endpoint::plain("ssh://host:port")))
+            .unwrap_err();
+        assert!(matches!(err, EngineError::BadEndpoint { .. }), "{err}");
     }
 }

@@ -18,9 +18,8 @@ use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
 use super::EngineError;
+pub use crate::container::{SSH_URL_EXPECTED as EXPECTED, SshTarget, parse_ssh_url as parse};
 
-/// The engine socket on the node, unless the URL names another path.
-const REMOTE_SOCKET: &str = "/var/run/docker.sock";
 /// How long ssh may take to connect, authenticate and forward.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -38,58 +37,6 @@ impl Drop for Tunnel {
     }
 }
 
-/// What an `ssh://` URL names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SshTarget {
-    pub user: Option<String>,
-    pub host: String,
-    pub port: Option<u16>,
-    pub socket: String,
-}
-
-/// Parse `ssh://[user@]host[:port][/socket/path]`.
-pub fn parse(url: &str) -> Option<SshTarget> {
-    let rest = url.strip_prefix("ssh://")?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    let (user, host_port) = match authority.rsplit_once('@') {
-        Some((user, host)) => (Some(user.to_string()), host),
-        None => (None, authority),
-    };
-    let (host, port) = match host_port.strip_prefix('[') {
-        Some(v6) => {
-            let (host, after) = v6.split_once(']')?;
-            let port = match after.strip_prefix(':') {
-                Some(p) => Some(p.parse().ok()?),
-                None if after.is_empty() => None,
-                None => return None,
-            };
-            (host.to_string(), port)
-        }
-        None => match host_port.split_once(':') {
-            Some((host, port)) => (host.to_string(), Some(port.parse().ok()?)),
-            None => (host_port.to_string(), None),
-        },
-    };
-    let valid = |s: &str| !s.is_empty() && !s.starts_with('-') && !s.contains(char::is_whitespace);
-    if !valid(&host) || user.as_deref().is_some_and(|u| !valid(u)) {
-        return None;
-    }
-    let socket = if path.is_empty() || path == "/" {
-        REMOTE_SOCKET.to_string()
-    } else {
-        path.to_string()
-    };
-    Some(SshTarget {
-        user,
-        host,
-        port,
-        socket,
-    })
-}
-
 /// Open a forward to the engine `url` names; the local socket's path.
 pub async fn open(url: &str, config: Option<&Path>) -> Result<(Tunnel, PathBuf), EngineError> {
     static COUNT: AtomicUsize = AtomicUsize::new(0);
@@ -97,8 +44,10 @@ pub async fn open(url: &str, config: Option<&Path>) -> Result<(Tunnel, PathBuf),
         endpoint: url.to_string(),
         message,
     };
-    let target = parse(url)
-        .ok_or_else(|| failed("expected ssh://[user@]host[:port][/path/to/docker.sock]".into()))?;
+    let target = parse(url).ok_or_else(|| EngineError::BadEndpoint {
+        endpoint: url.to_string(),
+        message: EXPECTED.into(),
+    })?;
     let dir = std::env::temp_dir().join(format!(
         "kolla-ssh-{}-{}",
         std::process::id(),
@@ -209,7 +158,7 @@ mod tests {
                 t.port,
                 t.socket.as_str()
             ),
-            (Some("ops"), "10.0.0.5", Some(2222), REMOTE_SOCKET)
+            (Some("ops"), "10.0.0.5", Some(2222), "/var/run/docker.sock")
         );
         let t = parse("ssh://node1/run/user/1000/docker.sock").expect("parses");
         assert_eq!((t.user, t.port), (None, None));

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use bollard::models::VolumeCreateRequest;
 use bollard::query_parameters::RemoveVolumeOptionsBuilder;
 
+use super::deadline::DATA_REMOVAL;
 use super::{Engine, EngineError};
 
 impl Engine {
@@ -22,21 +23,24 @@ impl Engine {
             labels: Some(labels),
             ..Default::default()
         };
-        self.docker
-            .create_volume(request)
+        let what = format!("create volume {name}");
+        self.work(&what, self.docker.create_volume(request))
             .await
             .map(|_| ())
-            .map_err(|e| EngineError::from_api(format!("create volume {name}"), e))
     }
 
     /// Whether a volume named `name` exists.
     pub async fn volume_exists(&self, name: &str) -> Result<bool, EngineError> {
-        match self.docker.inspect_volume(name).await {
+        match self
+            .answer(
+                &format!("inspect volume {name}"),
+                self.docker.inspect_volume(name),
+            )
+            .await
+        {
             Ok(_) => Ok(true),
-            Err(e) => match EngineError::from_api(format!("volume {name}"), e) {
-                EngineError::NotFound { .. } => Ok(false),
-                e => Err(e),
-            },
+            Err(EngineError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 
@@ -47,10 +51,8 @@ impl Engine {
             .filters(&filters)
             .build();
         let response = self
-            .docker
-            .list_volumes(Some(options))
-            .await
-            .map_err(|e| EngineError::from_api("list volumes", e))?;
+            .answer("list volumes", self.docker.list_volumes(Some(options)))
+            .await?;
         Ok(response
             .volumes
             .unwrap_or_default()
@@ -62,9 +64,14 @@ impl Engine {
     /// Remove a named volume; a missing one is not an error.
     pub async fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
         let options = RemoveVolumeOptionsBuilder::default().force(false).build();
-        match self.docker.remove_volume(name, Some(options)).await {
+        let what = format!("remove volume {name}");
+        let request = self.docker.remove_volume(name, Some(options));
+        match self
+            .within(&what, DATA_REMOVAL.max(self.deadlines.work()), request)
+            .await?
+        {
             Ok(()) => Ok(()),
-            Err(e) => match EngineError::from_api(format!("remove volume {name}"), e) {
+            Err(e) => match EngineError::from_api(what, e) {
                 EngineError::NotFound { .. } => Ok(()),
                 e => Err(e),
             },

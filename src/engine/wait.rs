@@ -39,9 +39,12 @@ pub enum WaitGoal {
 impl Engine {
     /// Every line a container prints (stdout and stderr), as it prints it,
     /// until it exits; `on_line` gets each with whether it came on stdout.
+    /// A container quiet for longer than `quiet` ends the following with
+    /// an error (the engine, or the container, stopped saying anything).
     pub async fn follow_logs(
         &self,
         name: &str,
+        quiet: Duration,
         mut on_line: impl FnMut(&str, bool),
     ) -> Result<(), EngineError> {
         let options = LogsOptionsBuilder::default()
@@ -51,8 +54,9 @@ impl Engine {
             .build();
         let mut logs = self.docker.logs(name, Some(options));
         let mut pending = [String::new(), String::new()];
-        while let Some(item) = logs.next().await {
-            let chunk = item.map_err(|e| EngineError::from_api(format!("logs of {name}"), e))?;
+        let what = format!("logs of {name}");
+        while let Some(item) = self.next_within(&what, quiet, &mut logs).await? {
+            let chunk = item.map_err(|e| EngineError::from_api(&what, e))?;
             let stdout = matches!(chunk, bollard::container::LogOutput::StdOut { .. });
             let buffer = &mut pending[usize::from(stdout)];
             buffer.push_str(&chunk.to_string());
@@ -72,9 +76,12 @@ impl Engine {
     /// State, health and exit code of one container.
     async fn container_status(&self, name: &str) -> Result<Look, EngineError> {
         let inspect = self
-            .docker
-            .inspect_container(name, None)
-            .await
+            .within(
+                &format!("inspect container {name}"),
+                self.deadlines.answer,
+                self.docker.inspect_container(name, None),
+            )
+            .await?
             .map_err(|e| EngineError::from_api(format!("container {name}"), e))?;
         let has_healthcheck = inspect
             .config

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::targets::{self, Target, apply_options, connect, node_run, resolve};
+use super::targets::{self, Target, apply_options, node_run, resolve};
 use super::{Fanout, NodeReport, Outcome, over_nodes, over_nodes_in_waves};
 use crate::cli::{DeployArgs, NodeArgs};
 use crate::config::ConfigError;
@@ -28,10 +28,11 @@ pub async fn deploy(settings: &Settings, args: DeployArgs) -> anyhow::Result<Out
     };
     // Roles that come after others (`x-kolla.after`) wait for their nodes.
     let waves = targets::deploy_waves(&targets, &args.nodes.compose_dir)?;
-    let (args, credentials) = (&args, &credentials);
+    let asked = targets::ask_engines(settings, targets.iter().map(|t| t.node)).await;
+    let (args, credentials, asked) = (&args, &credentials, &asked);
     Ok(
         over_nodes_in_waves(targets, &waves, Fanout::all(settings.forks), |target| {
-            deploy_node(target, settings, args, credentials)
+            deploy_node(target, settings, args, credentials, asked)
         })
         .await,
     )
@@ -47,9 +48,13 @@ async fn deploy_node(
     settings: &Settings,
     args: &DeployArgs,
     credentials: &Store,
+    asked: &targets::Asked,
 ) -> NodeReport {
     let name = target.node.name.clone();
-    let engine = connect(settings, target.node).await.map_err(|e| vec![e])?;
+    let engine = asked
+        .connect(settings, target.node)
+        .await
+        .map_err(|e| vec![e])?;
     let missing = supply_images(&engine, &mut target, settings, args.dry_run, credentials).await?;
     let mut lines: Vec<String> = missing
         .iter()
@@ -72,28 +77,14 @@ async fn deploy_node(
         target.node,
         &mut target.desired,
         &observed,
-        settings,
+        (settings, args.dry_run),
     )
     .await
     .map_err(|e| vec![e])?;
     let services: Vec<_> = target.desired.services.values().cloned().collect();
-    let project = format!("{}={}", labels::PROJECT, settings.globals.project);
-    let mut existing = engine
-        .volume_names(&project)
+    let existing = existing_volumes(&engine, settings, &target)
         .await
         .map_err(|e| failed(e, &name))?;
-    // A volume of the same name made outside kolla is on the node too: the
-    // plan keeps it rather than claim to create it.
-    for (volume, _) in &target.desired.volumes {
-        if !existing.contains(volume)
-            && engine
-                .volume_exists(volume)
-                .await
-                .map_err(|e| failed(e, &name))?
-        {
-            existing.push(volume.clone());
-        }
-    }
     let options = PlanOptions {
         remove_orphans: args.remove_orphans,
         retain: args.gate.retain,
@@ -118,6 +109,23 @@ async fn deploy_node(
     }
     lines.push(execute(&run, &engine, settings, &target, &plan, &observed).await?);
     Ok(lines)
+}
+
+/// The deployment's volumes on the node, and those of the same names made
+/// outside kolla: the plan keeps those rather than claim to create them.
+async fn existing_volumes(
+    engine: &Engine,
+    settings: &Settings,
+    target: &Target<'_>,
+) -> Result<Vec<String>, crate::engine::EngineError> {
+    let project = format!("{}={}", labels::PROJECT, settings.globals.project);
+    let mut existing = engine.volume_names(&project).await?;
+    for (volume, _) in &target.desired.volumes {
+        if !existing.contains(volume) && engine.volume_exists(volume).await? {
+            existing.push(volume.clone());
+        }
+    }
+    Ok(existing)
 }
 
 /// Put the node's images on it (pulled, else copied from this engine) and
@@ -217,10 +225,14 @@ pub async fn pull(settings: &Settings, args: NodeArgs) -> anyhow::Result<Outcome
     let inventory = targets::load_nodes(&args)?;
     let targets = resolve(&inventory, settings, &args)?;
     let credentials = &settings.credentials()?;
+    let asked = &targets::ask_engines(settings, targets.iter().map(|t| t.node)).await;
     Ok(
         over_nodes(targets, Fanout::all(settings.forks), |target| async move {
             let name = &target.node.name;
-            let engine = connect(settings, target.node).await.map_err(|e| vec![e])?;
+            let engine = asked
+                .connect(settings, target.node)
+                .await
+                .map_err(|e| vec![e])?;
             let mut images: Vec<String> = target
                 .desired
                 .services

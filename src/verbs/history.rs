@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use anyhow::Context as _;
 
 use super::Outcome;
-use super::targets::{self, connect};
+use super::targets;
 use crate::cli::{HistoryArgs, OutputFormat};
 use crate::deploy::history;
 use crate::deploy::labels::ObservedContainer;
@@ -28,8 +28,9 @@ pub async fn history(settings: &Settings, args: HistoryArgs) -> anyhow::Result<O
     // What runs now, from the labels of the selected nodes.
     let inventory = targets::load_nodes(&args.nodes)?;
     let nodes = inventory.select(&args.nodes.node)?;
+    let asked = &targets::ask_engines(settings, nodes.iter().copied()).await;
     let found = super::each_node(nodes.iter(), settings.forks, |node| async move {
-        let engine = connect(settings, node).await?;
+        let engine = asked.connect(settings, node).await?;
         let observed = targets::observe(settings, &engine, &node.name).await?;
         let points = restore_point::list(&engine, &settings.globals.project)
             .await

@@ -4,7 +4,7 @@
 
 use futures_util::future::join_all;
 
-use super::targets::{self, connect};
+use super::targets;
 use super::{Fanout, Outcome, over_nodes};
 use crate::cli::{DestroyArgs, NodeArgs};
 use crate::config::inventory::Node;
@@ -17,9 +17,10 @@ use crate::settings::Settings;
 pub async fn stop(settings: &Settings, args: NodeArgs) -> anyhow::Result<Outcome> {
     let inventory = targets::load_nodes(&args)?;
     let nodes = inventory.select(&args.node)?;
+    let asked = &targets::ask_engines(settings, nodes.iter().copied()).await;
     Ok(
         over_nodes(nodes, Fanout::all(settings.forks), |node| async move {
-            let engine = connect(settings, node).await.map_err(|e| vec![e])?;
+            let engine = asked.connect(settings, node).await.map_err(|e| vec![e])?;
             let observed = targets::observe(settings, &engine, &node.name)
                 .await
                 .map_err(|e| vec![e])?;
@@ -68,9 +69,10 @@ pub async fn destroy(settings: &Settings, args: DestroyArgs) -> anyhow::Result<O
     let inventory = targets::load_nodes(&args.nodes)?;
     let nodes = inventory.select(&args.nodes.node)?;
     let purge = args.purge_data && args.yes_i_really_mean_it;
+    let asked = &targets::ask_engines(settings, nodes.iter().copied()).await;
     Ok(
         over_nodes(nodes, Fanout::all(settings.forks), |node| async move {
-            destroy_node(settings, node, purge)
+            destroy_node(settings, node, purge, asked)
                 .await
                 .map_err(|e| vec![e.context("destroy")])
         })
@@ -82,8 +84,9 @@ async fn destroy_node(
     settings: &Settings,
     node: &Node,
     purge: bool,
+    asked: &targets::Asked,
 ) -> anyhow::Result<Vec<String>> {
-    let engine = connect(settings, node).await?;
+    let engine = asked.connect(settings, node).await?;
     let observed = targets::observe(settings, &engine, &node.name).await?;
     // Graceful first: a service killed mid-write is how data is lost.
     stop_in_order(&engine, &node.name, &observed).await?;

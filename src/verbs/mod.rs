@@ -121,7 +121,7 @@ pub fn is_usage_error(error: &anyhow::Error) -> bool {
                 || e.is::<crate::deploy::plan::PlanError>()
                 || matches!(
                     e.downcast_ref::<EngineError>(),
-                    Some(EngineError::Insecure { .. })
+                    Some(EngineError::Insecure { .. } | EngineError::BadEndpoint { .. })
                 )
                 || matches!(
                     e.downcast_ref::<crate::credentials::CredentialsError>(),
@@ -418,6 +418,23 @@ mod tests {
         .map(|o| o.exit_code())
         .collect();
         assert_eq!(codes, vec![0, 1, 2, 3, 4, 130]);
+    }
+
+    #[test]
+    fn an_endpoint_written_wrong_is_bad_input_and_a_silent_engine_a_failure() {
+        let bad: anyhow::Error = EngineError::BadEndpoint {
+            endpoint: "ssh://host:port".into(),
+            message: "expected ssh://[user@]host[:port]".into(),
+        }
+        .into();
+        let silent: anyhow::Error = EngineError::Unresponsive {
+            endpoint: "tcp://127.0.0.1:2375".into(),
+            what: "list containers".into(),
+            after: "5s".into(),
+        }
+        .into();
+        assert_eq!(exit_code_of(&bad.context("node n1")), exit::USAGE);
+        assert_eq!(exit_code_of(&silent.context("node n7")), exit::FAILED);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! `privileged` setting copes with an engine that refuses them).
 
 use super::Outcome;
-use super::targets::{self, Target, connect, resolve};
+use super::targets::{self, Target, resolve};
 use crate::cli::NodeArgs;
 use crate::config::inventory::{Node, PrivilegedMode};
 use crate::deploy::labels::{Role, State};
@@ -16,8 +16,9 @@ use crate::settings::Settings;
 pub async fn prechecks(settings: &Settings, args: NodeArgs) -> anyhow::Result<Outcome> {
     let inventory = targets::load_nodes(&args)?;
     let targets = resolve(&inventory, settings, &args)?;
+    let asked = &targets::ask_engines(settings, targets.iter().map(|t| t.node)).await;
     let results = super::each_node(targets.iter(), settings.forks, |target| {
-        precheck_node(target, settings)
+        precheck_node(target, settings, asked)
     })
     .await;
     let mut failed = false;
@@ -34,11 +35,15 @@ pub async fn prechecks(settings: &Settings, args: NodeArgs) -> anyhow::Result<Ou
     })
 }
 
-async fn precheck_node(target: &Target<'_>, settings: &Settings) -> (String, Vec<(bool, String)>) {
+async fn precheck_node(
+    target: &Target<'_>,
+    settings: &Settings,
+    asked: &targets::Asked,
+) -> (String, Vec<(bool, String)>) {
     let globals = &settings.globals;
     let node = target.node;
     let mut lines = Vec::new();
-    let engine = match connect(settings, node).await {
+    let engine = match asked.connect(settings, node).await {
         Ok(engine) => engine,
         Err(e) => {
             lines.push((false, format!("engine: {e:#}")));
@@ -148,6 +153,9 @@ async fn check_host_ports(
         .collect()
 }
 
+/// How long the mounts check may run: it reads one file.
+const MOUNTS_CHECK_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// The node folders services bind with shared propagation
 /// (`x-kolla.host_shared_mounts`): shared already, or a deploy will make
 /// them so. The check runs with the privileges that needs, so a node that
@@ -182,7 +190,10 @@ async fn check_shared_mounts(
         image: &first.service.image,
     };
     let spec = node_prep::shared_mounts_check(&owner, &paths);
-    let ran = match engine.run_spec_to_completion(&spec).await {
+    let ran = match engine
+        .run_spec_to_completion(&spec, MOUNTS_CHECK_LIMIT)
+        .await
+    {
         Ok(ran) if ran.exit_code == 0 => ran,
         Ok(ran) => {
             return vec![(

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::Outcome;
-use super::targets::{self, connect};
+use super::targets;
 use crate::cli::{OutputFormat, PsArgs};
 use crate::deploy::labels::Role;
 use crate::settings::Settings;
@@ -37,8 +37,9 @@ fn kind_of(role: Role, data: bool) -> String {
 pub async fn ps(settings: &Settings, args: PsArgs) -> anyhow::Result<Outcome> {
     let inventory = targets::load_nodes(&args.nodes)?;
     let nodes = inventory.select(&args.nodes.node)?;
+    let asked = &targets::ask_engines(settings, nodes.iter().copied()).await;
     let lists = super::each_node(nodes.iter(), settings.forks, |node| async move {
-        let engine = connect(settings, node).await?;
+        let engine = asked.connect(settings, node).await?;
         let observed = targets::observe(settings, &engine, &node.name).await?;
         anyhow::Ok((node.name.clone(), observed))
     })

@@ -40,10 +40,11 @@ pub async fn recover(settings: &Settings, args: RecoverArgs) -> anyhow::Result<O
     let nodes = inventory.select(&args.nodes.node)?;
     let options = apply_options(&args.gate);
     let fanout = Fanout::all(settings.forks);
+    let asked = &targets::ask_engines(settings, nodes.iter().copied()).await;
     let (args, options) = (&args, &options);
     Ok(over_nodes(nodes, fanout, |node| async move {
         let one = |e: anyhow::Error| vec![e];
-        let engine = connect(settings, node).await.map_err(one)?;
+        let engine = asked.connect(settings, node).await.map_err(one)?;
         let observed = targets::observe(settings, &engine, &node.name)
             .await
             .map_err(one)?;

@@ -163,7 +163,14 @@ async fn upgrade_node(
     if recover_first(&run, &observed, Some(&args.services), false).await? {
         observed = targets::observe(settings, &engine, &name).await?;
     }
-    targets::settle_privileged(&engine, target.node, &mut desired, &observed, settings).await?;
+    targets::settle_privileged(
+        &engine,
+        target.node,
+        &mut desired,
+        &observed,
+        (settings, false),
+    )
+    .await?;
     let mut done = Vec::new();
     for service in &args.services {
         let Some(wanted) = desired.services.get(service) else {

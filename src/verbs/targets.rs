@@ -2,13 +2,17 @@
 //! touched: the inventory's selected nodes, each with its desired state
 //! from its roles' compose files (profiles applied, dependency levels
 //! checked). Also the two things every node verb does first: connect to
-//! the node's engine, and make the node's `NodeRun`.
+//! the node's engine (after asking every node's engine at once whether it
+//! answers, when there are more nodes than `--forks`), and make the node's
+//! `NodeRun`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use futures_util::StreamExt;
 
 use crate::cli::{GateArgs, NodeArgs};
 use crate::config::compose::{self, Variables};
@@ -75,11 +79,81 @@ pub fn node_run<'a>(
     }
 }
 
-/// The engine of `node`.
+/// The engine of `node`, with the run's deadlines.
 pub async fn connect(settings: &Settings, node: &Node) -> anyhow::Result<Engine> {
-    Engine::connect(&settings.endpoint(node))
+    Engine::connect_within(&settings.endpoint(node), settings.deadlines)
         .await
         .with_context(|| format!("node {}", node.name))
+}
+
+/// Engines asked at once whether they answer: sockets and memory stay
+/// small, and 1,000 silent engines take two deadlines.
+const ASKED_AT_ONCE: usize = 512;
+
+/// The nodes whose engine did not answer when every engine was asked at
+/// once, with why; each is handed out once, as the node's `connect`.
+#[derive(Default)]
+pub struct Asked {
+    failed: Mutex<HashMap<String, anyhow::Error>>,
+}
+
+impl Asked {
+    /// The engine of `node`: what asking it found if it failed then, else
+    /// a connection.
+    pub async fn connect(&self, settings: &Settings, node: &Node) -> anyhow::Result<Engine> {
+        let failed = self
+            .failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&node.name);
+        match failed {
+            Some(error) => Err(error),
+            None => connect(settings, node).await,
+        }
+    }
+}
+
+/// Ask the engine of each of `nodes` whether it answers, all at once (up
+/// to `ASKED_AT_ONCE`), when there are more of them than `--forks` takes
+/// at once. A node whose engine does not answer then fails as soon as its
+/// turn comes instead of holding a fork for a whole deadline: 1,000 silent
+/// engines at 16 forks would be 63 deadlines one after another. Nodes
+/// reached over ssh are not asked (each would start an ssh of its own;
+/// ssh's own timeouts bound them), and the answers are not kept (healthy
+/// nodes are connected again, for the little that costs, so that no more
+/// than `--forks` connections stay open).
+pub async fn ask_engines<'a>(
+    settings: &Settings,
+    nodes: impl IntoIterator<Item = &'a Node>,
+) -> Asked {
+    let nodes: Vec<&Node> = nodes.into_iter().collect();
+    let asked = Asked::default();
+    if nodes.len() <= settings.forks {
+        return asked;
+    }
+    let failed: Vec<(String, anyhow::Error)> =
+        futures_util::stream::iter(nodes.iter().copied().filter(|n| !over_ssh(settings, n)))
+            .map(|node| async move {
+                let answer = connect(settings, node).await;
+                answer.err().map(|e| (node.name.clone(), e))
+            })
+            .buffer_unordered(ASKED_AT_ONCE)
+            .filter_map(|failed| async move { failed })
+            .collect()
+            .await;
+    if !failed.is_empty() {
+        say(format!(
+            "{} of {} nodes' engines did not answer or could not be reached (each is named with its error)",
+            failed.len(),
+            nodes.len()
+        ));
+    }
+    *asked.failed.lock().unwrap_or_else(|e| e.into_inner()) = failed.into_iter().collect();
+    asked
+}
+
+fn over_ssh(settings: &Settings, node: &Node) -> bool {
+    settings.endpoint(node).url.starts_with("ssh://")
 }
 
 /// Where a node gets images it cannot pull: the operator's own engine
@@ -101,9 +175,12 @@ pub async fn observe(
         .with_context(|| format!("node {node}"))
 }
 
-/// The selected nodes of the inventory `args` names.
+/// The inventory `args` names, its selected nodes' TLS files checked (a
+/// missing one is bad input, found before any engine is reached).
 pub fn load_nodes(args: &NodeArgs) -> anyhow::Result<Inventory> {
-    Ok(Inventory::load(args.inventory.as_deref())?)
+    let inventory = Inventory::load(args.inventory.as_deref())?;
+    inventory.check_tls_files(&inventory.select(&args.node)?)?;
+    Ok(inventory)
 }
 
 /// Selected nodes and each node's desired state, from files.
@@ -189,24 +266,28 @@ pub fn deploy_waves(
     node_order::waves(&nodes, &roles, &has_file)
 }
 
-/// Settle the node's `privileged: auto` and say what a probe found.
+/// Settle the node's `privileged: auto` and say what a probe found (or, in
+/// a dry run, that a deploy would probe).
 pub async fn settle_privileged(
     engine: &Engine,
     node: &Node,
     desired: &mut Desired,
     observed: &[ObservedContainer],
-    settings: &Settings,
+    (settings, dry_run): (&Settings, bool),
 ) -> anyhow::Result<()> {
+    let globals = &settings.globals;
     let settled =
-        privileged::settle_privileged(engine, node, desired, observed, &settings.globals).await?;
-    if let Some(mode) = settled {
-        let how = match mode {
-            PrivilegedMode::Explicit => {
-                "the engine refuses --privileged: privileged services get every capability it grants, AppArmor and seccomp unconfined and all devices"
-            }
-            _ => "the engine starts privileged containers",
-        };
-        say(format!("node {}: privileged: auto: {how}", node.name));
-    }
+        privileged::settle_privileged(engine, node, desired, observed, (globals, dry_run)).await?;
+    let how = match settled {
+        privileged::Settled::Known => return Ok(()),
+        privileged::Settled::WouldProbe => {
+            "would probe at deploy (dry run: no probe container; the plan shows native privileges)"
+        }
+        privileged::Settled::Probed(PrivilegedMode::Explicit) => {
+            "the engine refuses --privileged: privileged services get every capability it grants, AppArmor and seccomp unconfined and all devices"
+        }
+        privileged::Settled::Probed(_) => "the engine starts privileged containers",
+    };
+    say(format!("node {}: privileged: auto: {how}", node.name));
     Ok(())
 }

@@ -3,6 +3,8 @@
 //! of its own on the engine, and what tests check of it), `http` (a plain
 //! client for what the services serve), `nodes` (test nodes with engines
 //! of their own), `openstack` (what the heavy tests ask of a real cloud),
+//! `events` (what the engine did while a test ran), `silent` (engines that
+//! never answer, or stop answering after the handshake),
 //! and here the engine, the kolla binary and the checks of
 //! its output.
 //!
@@ -14,18 +16,22 @@
 #![allow(dead_code, unused_imports)]
 
 mod deployment;
+mod events;
 mod gated;
 mod http;
 mod nodes;
 mod openstack;
 mod sandbox;
+mod silent;
 
 pub use deployment::*;
+pub use events::*;
 pub use gated::*;
 pub use http::*;
 pub use nodes::*;
 pub use openstack::*;
 pub use sandbox::*;
+pub use silent::*;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
