@@ -32,8 +32,10 @@ fn one_service(d: &Deployment) {
     .expect("compose file");
 }
 
-/// Long enough for a deadline (5 s by default) and the healthy node's
-/// work; far below an engine that is never given up on.
+/// The deadline of an answer when no flag or variable sets it.
+const DEFAULT_SECS: u64 = kolla::engine::DEFAULT_ANSWER.as_secs();
+/// Long enough for a deadline (DEFAULT_SECS) and the healthy node's work;
+/// far below an engine that is never given up on.
 const PROMPT: Duration = Duration::from_secs(60);
 
 #[test]
@@ -49,8 +51,8 @@ fn silent_engines_are_named_with_the_request_they_did_not_answer() {
         1,
         &[
             &format!(
-                "node hole: the engine at {} did not answer `version` within 5s",
-                hole.url
+                "node hole: the engine at {} did not answer `version` within {}s",
+                hole.url, DEFAULT_SECS
             ),
             &format!(
                 "node half: the engine at {} did not answer `inspect image",
@@ -58,7 +60,7 @@ fn silent_engines_are_named_with_the_request_they_did_not_answer() {
             ),
         ],
     );
-    assert!(said.contains("within 5s"), "{said}");
+    assert!(said.contains(&format!("within {DEFAULT_SECS}s")), "{said}");
     let out = stdout_of(&output);
     assert!(out.contains("node hole: FAILED"), "{out}");
     assert!(out.contains("node half: FAILED"), "{out}");
@@ -87,8 +89,8 @@ fn silent_engines_are_named_with_the_request_they_did_not_answer() {
                 hole.url
             ),
             &format!(
-                "node half: the engine at {} did not answer `list containers` within 5s",
-                half.url
+                "node half: the engine at {} did not answer `list containers` within {}s",
+                half.url, DEFAULT_SECS
             ),
         ],
     );

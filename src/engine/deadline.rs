@@ -26,7 +26,7 @@ use super::{Engine, EngineError};
 
 /// How long an engine may take over an answer it has at hand (version,
 /// list, inspect), unless the operator says otherwise.
-pub const DEFAULT_ANSWER: Duration = Duration::from_secs(5);
+pub const DEFAULT_ANSWER: Duration = Duration::from_secs(10);
 /// Work before the answer: create, start, remove, rename, update, info.
 const WORK: Duration = Duration::from_secs(60);
 /// A stream's longest quiet: a pull between two progress messages, an
