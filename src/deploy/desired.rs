@@ -2,7 +2,7 @@
 //! files -> desired services (config rendered, images on the node), its
 //! engine -> observed containers (one list call), then the plan.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::config_files::{self, TemplateInputs};
@@ -80,9 +80,19 @@ pub fn desired(
         ..Desired::default()
     };
     let mut origin: BTreeMap<String, String> = BTreeMap::new();
-    let template_globals = crate::images::render::template_context(globals);
+    // One for the node, not a copy of the globals and passwords per
+    // service: only the role changes from file to file.
+    let mut inputs = TemplateInputs {
+        globals: crate::images::render::template_context(globals),
+        passwords: passwords.clone(),
+        node_name: node.name.clone(),
+        node_role: String::new(),
+        api_address: node.api_address_or_loopback(),
+        job: false,
+    };
     for (role, file) in files {
         add_volumes(&mut out, file, &globals.container_prefix);
+        inputs.node_role.clone_from(role);
         let active = file.services.iter().filter(|service| {
             service.profiles.is_empty()
                 || service.profiles.iter().any(|p| active_profiles.contains(p))
@@ -106,15 +116,7 @@ pub fn desired(
                 }));
             }
             origin.insert(service.name.clone(), role.clone());
-            let inputs = TemplateInputs {
-                globals: template_globals.clone(),
-                passwords: passwords.clone(),
-                node_name: node.name.clone(),
-                node_role: role.clone(),
-                api_address: node.api_address_or_loopback(),
-                job: false,
-            };
-            let (mut wanted, rendered) = wanted_service(node, role, service, inputs)?;
+            let (mut wanted, rendered) = wanted_service(node, role, service, &inputs)?;
             derive_spec(&mut wanted, &rendered, globals, &out.hash_key);
             out.files.insert(service.name.clone(), rendered);
             out.services.insert(service.name.clone(), wanted);
@@ -161,12 +163,17 @@ fn wanted_service(
     node: &Node,
     role: &str,
     service: &compose::ServiceSpec,
-    mut inputs: TemplateInputs,
+    inputs: &TemplateInputs,
 ) -> Result<(DesiredService, RenderedFiles), DesiredError> {
-    let rendered = config_files::render(service, &inputs)?;
-    inputs.job = true;
+    let rendered = config_files::render(service, inputs)?;
     let job_files = match service.kolla.bootstrap {
-        Some(_) => config_files::render(service, &inputs)?,
+        Some(_) => {
+            let job = TemplateInputs {
+                job: true,
+                ..inputs.clone()
+            };
+            config_files::render(service, &job)?
+        }
         None => Vec::new(),
     };
     let wanted = DesiredService {
@@ -259,6 +266,13 @@ impl Desired {
         observed: &[ObservedContainer],
         globals: &Globals,
     ) -> Option<PrivilegedMode> {
+        // (service, config hash) of every live container, looked up once
+        // per privileged service rather than searched for.
+        let live: HashSet<(&str, &str)> = observed
+            .iter()
+            .filter(|c| c.role == super::labels::Role::Live)
+            .map(|c| (c.service.as_str(), c.config_hash.as_str()))
+            .collect();
         [PrivilegedMode::Native, PrivilegedMode::Explicit]
             .into_iter()
             .find(|mode| {
@@ -273,11 +287,7 @@ impl Desired {
                             globals,
                             &self.hash_key,
                         );
-                        observed.iter().any(|c| {
-                            c.role == super::labels::Role::Live
-                                && c.service == d.service.name
-                                && c.config_hash == hash
-                        })
+                        live.contains(&(d.service.name.as_str(), hash.as_str()))
                     })
             })
     }

@@ -24,7 +24,7 @@ use super::plan::{self, Action, ActionKind, DesiredService, Plan};
 use super::session::{Attempt, Intent, Session};
 use super::spec::ContainerSpec;
 use super::swap::{Gated, Incoming, SwapTask};
-use super::volumes::{VolumeInputs, VolumeMount};
+use super::volumes::VolumeMount;
 use crate::config::compose::Condition;
 use crate::engine::EngineError;
 use crate::progress::{Finished, Tone};
@@ -353,13 +353,9 @@ impl NodeRun<'_> {
             return Ok(None);
         }
         // What to do is decided again from what the node shows now.
-        let inputs = VolumeInputs {
-            observed: &observed,
-            desired: &BTreeMap::new(),
-            existing: &BTreeSet::new(),
-            prefix: self.placement_prefix,
-        };
-        let action = plan::service_action(wanted, &observed, &BTreeMap::new(), &inputs);
+        let no_volumes = BTreeSet::new();
+        let lookups = plan::Lookups::new(&[], &observed, &no_volumes, self.placement_prefix);
+        let action = plan::service_action(wanted, &lookups);
         let replacing = action.kind == ActionKind::Replace;
         let Some(generation) = action.generation.filter(|_| replacing) else {
             // The plan has nothing to swap: the node shows what is wanted.

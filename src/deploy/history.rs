@@ -3,6 +3,7 @@
 //! on the node remain the truth about what runs; this log adds when, who,
 //! and how it went.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -45,31 +46,80 @@ pub fn append(state_dir: &Path, record: &Record) -> std::io::Result<()> {
     file.write_all(line.as_bytes())
 }
 
-/// The records of `service` (all with None), oldest first. Lines that do
-/// not parse are reported, not fatal: the log is evidence, not state.
-pub fn read(
-    state_dir: &Path,
-    service: Option<&str>,
-) -> std::io::Result<(Vec<Record>, Vec<String>)> {
-    let text = match std::fs::read_to_string(path(state_dir)) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+/// The log as read: its records, oldest first, and the lines that are not
+/// one (skipped, never fatal: the log is evidence, not state, and one bad
+/// line must not hide the others).
+#[derive(Debug, Default)]
+pub struct Log {
+    pub path: PathBuf,
+    pub records: Vec<Record>,
+    /// The numbers (from 1) of the lines that are not a record: bytes that
+    /// are not UTF-8, text that is not a record's JSON, a line cut short.
+    pub unreadable: Vec<usize>,
+}
+
+impl Log {
+    /// The records of `service`, oldest first.
+    pub fn of<'a>(&'a self, service: &'a str) -> impl Iterator<Item = &'a Record> + 'a {
+        self.records.iter().filter(move |r| r.service == service)
+    }
+
+    /// Every service the log has a record of.
+    pub fn services(&self) -> BTreeSet<&str> {
+        self.records.iter().map(|r| r.service.as_str()).collect()
+    }
+
+    /// What was skipped, in words (None when nothing was).
+    pub fn skipped(&self) -> Option<String> {
+        const SHOWN: usize = 10;
+        let count = self.unreadable.len();
+        if count == 0 {
+            return None;
+        }
+        let mut lines: Vec<String> = self
+            .unreadable
+            .iter()
+            .take(SHOWN)
+            .map(usize::to_string)
+            .collect();
+        if count > SHOWN {
+            lines.push("...".to_string());
+        }
+        let plural = if count == 1 { "" } else { "s" };
+        Some(format!(
+            "history: {count} unreadable line{plural} skipped in {} (line{plural} {})",
+            self.path.display(),
+            lines.join(", ")
+        ))
+    }
+}
+
+/// The log of `state_dir` (empty when there is none yet). Only a file that
+/// cannot be read at all is an error.
+pub fn read(state_dir: &Path) -> std::io::Result<Log> {
+    let path = path(state_dir);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(e),
     };
-    let mut records = Vec::new();
-    let mut bad = Vec::new();
-    for (index, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        match serde_json::from_str::<Record>(line) {
-            Ok(r) if service.is_none_or(|s| s == r.service) => records.push(r),
-            Ok(_) => {}
-            Err(e) => bad.push(format!("{}:{}: {e}", path(state_dir).display(), index + 1)),
+    let mut log = Log {
+        path,
+        ..Log::default()
+    };
+    for (index, line) in bytes.split(|b| *b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let record = std::str::from_utf8(line)
+            .ok()
+            .and_then(|text| serde_json::from_str::<Record>(text).ok());
+        match record {
+            Some(record) => log.records.push(record),
+            None => log.unreadable.push(index + 1),
         }
     }
-    Ok((records, bad))
+    Ok(log)
 }
 
 #[cfg(test)]
@@ -98,20 +148,40 @@ mod tests {
         append(dir.path(), &record("web", 2)).unwrap();
         append(dir.path(), &record("db", 2)).unwrap();
         append(dir.path(), &record("web", 3)).unwrap();
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(path(dir.path()))
-            .unwrap()
-            .write_all(b"not json\n")
-            .unwrap();
-        let (web, bad) = read(dir.path(), Some("web")).unwrap();
-        assert_eq!(web, vec![record("web", 2), record("web", 3)]);
-        assert_eq!(bad.len(), 1);
-        assert!(
-            bad[0].ends_with(":4: expected ident at line 1 column 2"),
-            "{bad:?}"
+        let log = read(dir.path()).unwrap();
+        let web: Vec<&Record> = log.of("web").collect();
+        assert_eq!(web, vec![&record("web", 2), &record("web", 3)]);
+        assert_eq!(log.services(), BTreeSet::from(["db", "web"]));
+        assert_eq!(log.skipped(), None);
+        assert!(read(&dir.path().join("none")).unwrap().records.is_empty());
+    }
+
+    #[test]
+    fn bad_bytes_and_malformed_lines_are_skipped_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = |r: &Record| serde_json::to_string(r).unwrap().into_bytes();
+        let mut text = Vec::new();
+        text.extend(line(&record("web", 2)));
+        // Line 2: one byte that is not UTF-8, in an otherwise good record.
+        let mut bad_byte = line(&record("web", 3));
+        bad_byte.insert(10, 0xff);
+        text.extend(b"\n".iter().chain(&bad_byte));
+        // Line 3 blank, line 4 not a record, line 5 good (CRLF), line 6 cut
+        // short with no newline at the end.
+        text.extend(b"\n\n{\"time\": \"soon\"}\n");
+        text.extend(line(&record("db", 4)));
+        text.extend(b"\r\n");
+        text.extend(&line(&record("web", 5))[..20]);
+        std::fs::write(path(dir.path()), &text).unwrap();
+        let log = read(dir.path()).unwrap();
+        assert_eq!(log.records, vec![record("web", 2), record("db", 4)]);
+        assert_eq!(log.unreadable, vec![2, 4, 6]);
+        assert_eq!(
+            log.skipped().unwrap(),
+            format!(
+                "history: 3 unreadable lines skipped in {} (lines 2, 4, 6)",
+                path(dir.path()).display()
+            )
         );
-        assert_eq!(read(dir.path(), None).unwrap().0.len(), 3);
-        assert!(read(&dir.path().join("none"), None).unwrap().0.is_empty());
     }
 }

@@ -9,9 +9,10 @@
 //! both a role and one it comes after (an all-in-one) deploys them
 //! together, its own services in their dependency order. Pure: no engine.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
+use super::graph;
 use crate::config::ConfigError;
 
 /// A role file's `x-kolla.after`.
@@ -41,10 +42,7 @@ pub fn waves(
             });
         }
     }
-    let mut levels = BTreeMap::new();
-    for role in roles.keys() {
-        level(role, roles, &mut levels, &mut Vec::new())?;
-    }
+    let levels = role_levels(roles)?;
     let node_levels: Vec<usize> = nodes
         .iter()
         .map(|node_roles| {
@@ -62,48 +60,55 @@ pub fn waves(
     Ok(by_level.into_values().collect())
 }
 
-/// The level of `role` (memoised in `levels`); `path` holds the roles on
-/// the way here, to name a circle.
-fn level<'a>(
-    role: &'a str,
-    roles: &'a BTreeMap<String, RoleAfter>,
-    levels: &mut BTreeMap<&'a str, usize>,
-    path: &mut Vec<&'a str>,
-) -> Result<usize, ConfigError> {
-    if let Some(known) = levels.get(role) {
-        return Ok(*known);
-    }
-    // A role named but not loaded (no selected node has it) waits for
-    // nothing here.
-    let Some(spec) = roles.get(role) else {
-        return Ok(0);
+/// The level of every role loaded, and of every role an `after` names
+/// but no selected node has (level 0: nothing here waits for it first).
+/// Roles are tried in name order, so the circle reported is the same each
+/// run.
+fn role_levels(roles: &BTreeMap<String, RoleAfter>) -> Result<BTreeMap<&str, usize>, ConfigError> {
+    let mut names: Vec<&str> = roles.keys().map(String::as_str).collect();
+    let unloaded: BTreeSet<&str> = roles
+        .values()
+        .flat_map(|spec| spec.after.iter().map(|(role, _)| role.as_str()))
+        .filter(|role| !roles.contains_key(*role))
+        .collect();
+    names.extend(unloaded);
+    let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, r)| (*r, i)).collect();
+    let needs: Vec<Vec<usize>> = names
+        .iter()
+        .map(|role| match roles.get(*role) {
+            Some(spec) => spec
+                .after
+                .iter()
+                .filter_map(|(r, _)| index.get(r.as_str()).copied())
+                .collect(),
+            None => Vec::new(),
+        })
+        .collect();
+    let levels = graph::levels(&needs).map_err(|circle| {
+        let circle: Vec<&str> = circle.into_iter().map(|i| names[i]).collect();
+        circle_error(roles, &circle)
+    })?;
+    Ok(names.into_iter().zip(levels).collect())
+}
+
+/// `circle` (its first role again at the end) as an error at the line
+/// where its last role names the first.
+fn circle_error(roles: &BTreeMap<String, RoleAfter>, circle: &[&str]) -> ConfigError {
+    let (last, first) = match circle {
+        [.., last, first] => (*last, *first),
+        _ => ("", ""),
     };
-    if let Some(start) = path.iter().position(|r| *r == role) {
-        let mut circle: Vec<&str> = path[start..].to_vec();
-        circle.push(role);
-        let line = roles
-            .get(path[path.len() - 1])
-            .and_then(|s| s.after.iter().find(|(r, _)| r == role))
-            .map_or(0, |(_, line)| *line);
-        let last = roles.get(path[path.len() - 1]).unwrap_or(spec);
-        return Err(ConfigError::Invalid {
-            path: last.file.clone(),
-            message: format!(
-                "line {line}: x-kolla.after goes round in a circle ({}): no role could be deployed first; take one of these out",
-                circle.join(" after ")
-            ),
-        });
+    let spec = roles.get(last);
+    let line = spec
+        .and_then(|s| s.after.iter().find(|(r, _)| r == first))
+        .map_or(0, |(_, line)| *line);
+    ConfigError::Invalid {
+        path: spec.map(|s| s.file.clone()).unwrap_or_default(),
+        message: format!(
+            "line {line}: x-kolla.after goes round in a circle ({}): no role could be deployed first; take one of these out",
+            circle.join(" after ")
+        ),
     }
-    path.push(role);
-    let mut highest = None;
-    for (before, _) in &spec.after {
-        let below = level(before, roles, levels, path)?;
-        highest = Some(highest.map_or(below, |h: usize| h.max(below)));
-    }
-    path.pop();
-    let mine = highest.map_or(0, |h| h + 1);
-    levels.insert(role, mine);
-    Ok(mine)
 }
 
 #[cfg(test)]
@@ -174,6 +179,34 @@ mod tests {
         assert_eq!(
             waves(&[&n, &s, &c, &db], &specs, &any_file).unwrap(),
             vec![vec![3], vec![2], vec![0, 1]]
+        );
+    }
+
+    #[test]
+    fn a_chain_of_twenty_thousand_roles_orders_its_nodes() {
+        let n = 20_000;
+        let names: Vec<String> = (0..n).map(|i| format!("r{i:05}")).collect();
+        // Each role comes after the next: the first is the deepest.
+        let specs: BTreeMap<String, RoleAfter> = names
+            .iter()
+            .enumerate()
+            .map(|(i, role)| {
+                let after = names.get(i + 1).map(|next| (next.clone(), 3));
+                let spec = RoleAfter {
+                    file: PathBuf::from(format!("compose/{role}.yml")),
+                    after: after.into_iter().collect(),
+                };
+                (role.clone(), spec)
+            })
+            .collect();
+        let (first, middle, last) = (
+            strings(&[&names[0]]),
+            strings(&[&names[n / 2]]),
+            strings(&[&names[n - 1]]),
+        );
+        assert_eq!(
+            waves(&[&first, &middle, &last], &specs, &any_file).unwrap(),
+            vec![vec![2], vec![1], vec![0]]
         );
     }
 

@@ -8,8 +8,9 @@
 //! caught; apply runs each action as soon as its own dependencies are done
 //! (see `dependencies`). Every action carries its cause, as a phrase.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use super::graph;
 use super::labels::{ObservedContainer, Role, State};
 use super::recovery::{LockedFrom, Step, recovery_plan, services_needing_recovery};
 pub use super::service::DesiredService;
@@ -262,68 +263,129 @@ pub enum PlanError {
 
 /// What a service needs up before it starts.
 pub fn dependencies(service: &ServiceSpec) -> BTreeSet<String> {
-    let mut deps: BTreeSet<String> = service.depends_on.keys().cloned().collect();
+    dependency_names(service)
+        .into_iter()
+        .map(str::to_string)
+        .collect()
+}
+
+/// `dependencies`, sorted, without copying a name.
+fn dependency_names(service: &ServiceSpec) -> Vec<&str> {
+    let mut deps: Vec<&str> = service.depends_on.keys().map(String::as_str).collect();
     deps.extend(
         service
             .volumes_from
             .iter()
-            .map(|v| v.split(':').next().unwrap_or(v).to_string()),
+            .map(|v| v.split(':').next().unwrap_or(v)),
     );
     if let Some(other) = service
         .network_mode
         .as_deref()
         .and_then(|m| m.strip_prefix("service:"))
     {
-        deps.insert(other.to_string());
+        deps.push(other);
     }
+    deps.sort_unstable();
+    deps.dedup();
     deps
 }
 
 /// Dependency levels of `services` (names sorted within a level), or the
-/// cycle that prevents them.
+/// cycle that prevents them. Names are tried in sorted order, and so are
+/// each service's dependencies: the first missing dependency, or the
+/// first cycle, met that way is the one reported, the same every run.
 pub fn levels(services: &[&ServiceSpec]) -> Result<Vec<Vec<String>>, PlanError> {
     let by_name: BTreeMap<&str, &ServiceSpec> =
         services.iter().map(|s| (s.name.as_str(), *s)).collect();
-    let mut level_of: BTreeMap<String, usize> = BTreeMap::new();
-    fn visit(
-        name: &str,
-        by_name: &BTreeMap<&str, &ServiceSpec>,
-        level_of: &mut BTreeMap<String, usize>,
-        stack: &mut Vec<String>,
-    ) -> Result<usize, PlanError> {
-        if let Some(level) = level_of.get(name) {
-            return Ok(*level);
-        }
-        if let Some(start) = stack.iter().position(|n| n == name) {
-            let mut cycle = stack[start..].to_vec();
-            cycle.push(name.to_string());
-            return Err(PlanError::Cycle(cycle));
-        }
-        let service = by_name[name];
-        stack.push(name.to_string());
-        let mut level = 0;
-        for dependency in dependencies(service) {
-            if !by_name.contains_key(dependency.as_str()) {
-                return Err(PlanError::MissingDependency {
-                    service: name.to_string(),
-                    dependency,
-                });
+    // Services by number, in name order (what `graph` works on).
+    let names: Vec<&str> = by_name.keys().copied().collect();
+    let mut needs = Vec::with_capacity(names.len());
+    for (name, service) in &by_name {
+        let mut mine = Vec::new();
+        for dependency in dependency_names(service) {
+            match names.binary_search(&dependency) {
+                Ok(index) => mine.push(index),
+                Err(_) => {
+                    return Err(PlanError::MissingDependency {
+                        service: name.to_string(),
+                        dependency: dependency.to_string(),
+                    });
+                }
             }
-            level = level.max(visit(&dependency, by_name, level_of, stack)? + 1);
         }
-        stack.pop();
-        level_of.insert(name.to_string(), level);
-        Ok(level)
+        needs.push(mine);
     }
-    for name in by_name.keys() {
-        visit(name, &by_name, &mut level_of, &mut Vec::new())?;
-    }
-    let depth = level_of.values().max().map_or(0, |m| m + 1);
+    let level_of = graph::levels(&needs).map_err(|cycle| {
+        PlanError::Cycle(cycle.into_iter().map(|i| names[i].to_string()).collect())
+    })?;
+    let depth = level_of.iter().max().map_or(0, |m| m + 1);
     let mut out = vec![Vec::new(); depth];
-    for (name, level) in level_of {
-        out[level].push(name);
+    for (name, level) in names.into_iter().zip(level_of) {
+        out[level].push(name.to_string());
     }
     Ok(out)
+}
+
+/// What others wait for of a service, through their `depends_on`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Awaited {
+    /// Exited 0: a one-shot job.
+    completed: bool,
+    healthy: bool,
+}
+
+/// What planning a service looks up, indexed once for the whole plan, so
+/// each service costs lookups rather than scans of every container and
+/// service (a plan of N services is not N times N).
+pub struct Lookups<'a> {
+    /// Each service's live container (the first observed).
+    live: HashMap<&'a str, &'a ObservedContainer>,
+    /// The generation after the highest each service ever had.
+    next_generation: HashMap<&'a str, u64>,
+    /// What the desired services wait for of each other.
+    awaited: HashMap<&'a str, Awaited>,
+    volumes: VolumeInputs<'a>,
+}
+
+impl<'a> Lookups<'a> {
+    /// The node's desired services, its containers, kolla's volumes on it
+    /// and the container prefix.
+    pub fn new(
+        desired: &[&'a DesiredService],
+        observed: &'a [ObservedContainer],
+        existing: &'a BTreeSet<String>,
+        prefix: &'a str,
+    ) -> Lookups<'a> {
+        let mut live = HashMap::new();
+        let mut highest: HashMap<&str, u64> = HashMap::new();
+        for c in observed {
+            if c.role == Role::Live {
+                live.entry(c.service.as_str()).or_insert(c);
+            }
+            let generation = match c.role {
+                Role::Kept(g) => g.max(c.generation),
+                _ => c.generation,
+            };
+            let seen = highest.entry(c.service.as_str()).or_insert(0);
+            *seen = (*seen).max(generation);
+        }
+        let mut awaited: HashMap<&str, Awaited> = HashMap::new();
+        for (dependency, condition) in desired.iter().flat_map(|d| &d.service.depends_on) {
+            let entry = awaited.entry(dependency.as_str()).or_default();
+            entry.completed |= *condition == Condition::CompletedSuccessfully;
+            entry.healthy |= *condition == Condition::Healthy;
+        }
+        Lookups {
+            live,
+            next_generation: highest.into_iter().map(|(s, g)| (s, g + 1)).collect(),
+            awaited,
+            volumes: VolumeInputs::new(observed, desired.iter().copied(), existing, prefix),
+        }
+    }
+
+    fn awaited(&self, service: &str) -> Awaited {
+        self.awaited.get(service).copied().unwrap_or_default()
+    }
 }
 
 /// Decide what to do with each desired service and each observed container.
@@ -332,17 +394,19 @@ pub fn plan(
     observed: &[ObservedContainer],
     options: &PlanOptions,
 ) -> Result<Plan, PlanError> {
-    let services: Vec<&ServiceSpec> = desired.iter().map(|d| &d.service).collect();
-    let by_name: BTreeMap<String, DesiredService> = desired
+    // One per name (the last, should a name come twice).
+    let by_name: BTreeMap<&str, &DesiredService> = desired
         .iter()
-        .map(|d| (d.service.name.clone(), d.clone()))
+        .map(|d| (d.service.name.as_str(), d))
         .collect();
-    let volumes = VolumeInputs {
+    let unique: Vec<&DesiredService> = by_name.values().copied().collect();
+    let services: Vec<&ServiceSpec> = unique.iter().map(|d| &d.service).collect();
+    let lookups = Lookups::new(
+        &unique,
         observed,
-        desired: &by_name,
-        existing: &options.volumes.existing,
-        prefix: &options.prefix,
-    };
+        &options.volumes.existing,
+        &options.prefix,
+    );
     let mut plan = Plan {
         recovery: recoveries(observed, options.retain),
         volumes: named_volumes(&options.volumes),
@@ -351,7 +415,8 @@ pub fn plan(
     for level in levels(&services)? {
         let actions = level
             .iter()
-            .map(|name| service_action(&by_name[name], observed, &by_name, &volumes))
+            .filter_map(|name| by_name.get(name.as_str()))
+            .map(|wanted| service_action(wanted, &lookups))
             .collect();
         plan.levels.push(actions);
     }
@@ -360,33 +425,33 @@ pub fn plan(
 }
 
 /// One service's action, from its live container (if any).
-pub fn service_action(
-    wanted: &DesiredService,
-    observed: &[ObservedContainer],
-    desired: &BTreeMap<String, DesiredService>,
-    volumes: &VolumeInputs,
-) -> Action {
+pub fn service_action(wanted: &DesiredService, lookups: &Lookups) -> Action {
     let name = &wanted.service.name;
-    let live = observed
-        .iter()
-        .find(|c| c.role == Role::Live && &c.service == name);
-    let (kind, cause) = decide(wanted, live, desired);
+    let live = lookups.live.get(name.as_str()).copied();
+    let awaited = lookups.awaited(name);
+    let (kind, cause) = decide(wanted, live, awaited);
     let mut action = Action::new(kind, name, cause);
     match kind {
         ActionKind::Create | ActionKind::CreateData => {
             action.generation = Some(1);
-            action.volumes = anonymous_volumes(wanted, None, volumes);
+            action.volumes = anonymous_volumes(wanted, None, &lookups.volumes);
         }
         ActionKind::Replace => {
             action.from = live.map(|c| c.generation);
-            action.generation = Some(next_generation(observed, name));
-            action.volumes = anonymous_volumes(wanted, live, volumes);
+            action.generation = Some(
+                lookups
+                    .next_generation
+                    .get(name.as_str())
+                    .copied()
+                    .unwrap_or(1),
+            );
+            action.volumes = anonymous_volumes(wanted, live, &lookups.volumes);
             action.start_first = swap_options(wanted).start_first;
         }
         _ => {}
     }
     action.gate = match kind {
-        ActionKind::Create | ActionKind::Start => gate_after_start(wanted, desired),
+        ActionKind::Create | ActionKind::Start => gate_after_start(wanted, awaited),
         ActionKind::Replace => Gate::Up,
         _ => Gate::Nothing,
     };
@@ -397,14 +462,11 @@ pub fn service_action(
 fn decide(
     wanted: &DesiredService,
     live: Option<&ObservedContainer>,
-    desired: &BTreeMap<String, DesiredService>,
+    awaited: Awaited,
 ) -> (ActionKind, String) {
-    let name = wanted.service.name.as_str();
     // One-shot jobs: services others wait on to complete. Exited 0 is
     // their finished state, not something to restart.
-    let job = desired
-        .values()
-        .any(|d| d.service.depends_on.get(name) == Some(&Condition::CompletedSuccessfully));
+    let job = awaited.completed;
     let (kind, cause) = match live {
         None if wanted.service.kolla.data => (ActionKind::CreateData, "not created"),
         None => (ActionKind::Create, "not created"),
@@ -440,22 +502,15 @@ fn decide(
 /// What a fresh start of `wanted` must reach before its dependents start:
 /// exit 0 if one waits for it to complete; up if one waits for it to be
 /// healthy or it has a healthcheck of its own; else nothing.
-pub fn gate_after_start(
-    wanted: &DesiredService,
-    desired: &BTreeMap<String, DesiredService>,
-) -> Gate {
-    let needed: Vec<Condition> = desired
-        .values()
-        .filter_map(|d| d.service.depends_on.get(&wanted.service.name).copied())
-        .collect();
+fn gate_after_start(wanted: &DesiredService, awaited: Awaited) -> Gate {
     let has_healthcheck = wanted
         .spec
         .healthcheck
         .as_ref()
         .is_some_and(|h| h.test.first().map(String::as_str) != Some("NONE"));
-    if needed.contains(&Condition::CompletedSuccessfully) {
+    if awaited.completed {
         Gate::Completed
-    } else if has_healthcheck || needed.contains(&Condition::Healthy) {
+    } else if has_healthcheck || awaited.healthy {
         Gate::Up
     } else {
         Gate::Nothing
@@ -465,12 +520,12 @@ pub fn gate_after_start(
 /// Containers of services no compose file of the node names.
 fn orphans(
     observed: &[ObservedContainer],
-    desired: &BTreeMap<String, DesiredService>,
+    desired: &BTreeMap<&str, &DesiredService>,
     remove: bool,
 ) -> Vec<Action> {
     let names: BTreeSet<&str> = observed
         .iter()
-        .filter(|c| !desired.contains_key(&c.service) && c.role == Role::Live)
+        .filter(|c| !desired.contains_key(c.service.as_str()) && c.role == Role::Live)
         .map(|c| c.service.as_str())
         .collect();
     names
@@ -508,11 +563,17 @@ fn named_volumes(volumes: &Volumes) -> Vec<VolumeAction> {
 
 /// The recovery of every service a crash left work for.
 fn recoveries(observed: &[ObservedContainer], retain: usize) -> Vec<Recovery> {
+    let mut by_service: HashMap<&str, Vec<&ObservedContainer>> = HashMap::new();
+    for c in observed {
+        by_service.entry(c.service.as_str()).or_default().push(c);
+    }
     services_needing_recovery(observed, retain)
         .into_iter()
         .map(|service| {
-            let mine: Vec<&ObservedContainer> =
-                observed.iter().filter(|c| c.service == service).collect();
+            let mine = by_service
+                .get(service.as_str())
+                .cloned()
+                .unwrap_or_default();
             let lock = mine.iter().copied().find(|c| c.role == Role::Lock);
             let cause = if lock.is_some() {
                 "a run holding its lock did not finish"
@@ -858,6 +919,95 @@ orphans:
                 dependency: "b".into()
             }
         );
+    }
+
+    /// How each service of a chain needs the next.
+    #[derive(Clone, Copy)]
+    enum Link {
+        DependsOn,
+        VolumesFrom,
+        NetworkOf,
+    }
+
+    fn chain_name(i: usize) -> String {
+        format!("s{i:05}")
+    }
+
+    /// `n` services, each needing the next by name: the first in name
+    /// order is the deepest, the worst order for a walk. Each holds
+    /// /data; through volumes_from the next one's covers it.
+    fn chain(n: usize, link: Link) -> Vec<DesiredService> {
+        let template = desired_from("services:\n  x:\n    image: i\n").remove(0);
+        (0..n)
+            .map(|i| {
+                let name = chain_name(i);
+                let mut d = template.clone();
+                d.service.name = name.clone();
+                d.config_hash = format!("hash-{name}");
+                d.digest = Some(format!("sha256:{name}"));
+                d.spec.name = name.clone();
+                d.spec.anonymous_volumes = vec!["/data".into()];
+                if i + 1 < n {
+                    let next = chain_name(i + 1);
+                    match link {
+                        Link::DependsOn => {
+                            d.service.depends_on.insert(next, Condition::Started);
+                        }
+                        Link::VolumesFrom => {
+                            d.service.volumes_from = vec![next.clone()];
+                            d.spec.volumes_from = vec![next];
+                        }
+                        Link::NetworkOf => {
+                            d.service.network_mode = Some(format!("service:{next}"));
+                        }
+                    }
+                }
+                d
+            })
+            .collect()
+    }
+
+    #[test]
+    fn chains_of_twenty_thousand_services_plan_in_dependency_order() {
+        let n = 20_000;
+        for link in [Link::DependsOn, Link::VolumesFrom, Link::NetworkOf] {
+            let wanted = chain(n, link);
+            let fresh = plan(&wanted, &[], &PlanOptions::default()).unwrap();
+            assert_eq!(fresh.levels.len(), n);
+            for (level, actions) in fresh.levels.iter().enumerate() {
+                let names: Vec<&str> = actions.iter().map(|a| a.service.as_str()).collect();
+                assert_eq!(names, [chain_name(n - 1 - level)], "level {level}");
+            }
+            // Only the end of a volumes_from chain gets a volume of its own.
+            let with_volume = fresh.levels.iter().flatten();
+            let with_volume = with_volume.filter(|a| !a.volumes.is_empty()).count();
+            match link {
+                Link::VolumesFrom => assert_eq!(with_volume, 1),
+                _ => assert_eq!(with_volume, n),
+            }
+            let observed: Vec<_> = wanted.iter().map(|d| running(&d.service.name)).collect();
+            let converged = plan(&wanted, &observed, &PlanOptions::default()).unwrap();
+            assert_eq!(converged.changes(), 0);
+            assert_eq!(converged.levels.len(), n);
+        }
+    }
+
+    #[test]
+    fn a_cycle_at_the_end_of_a_long_chain_is_named() {
+        let mut wanted = chain(5_000, Link::DependsOn);
+        let last = chain_name(4_999);
+        wanted[4_999]
+            .service
+            .depends_on
+            .insert(chain_name(4_998), Condition::Started);
+        let services: Vec<&ServiceSpec> = wanted.iter().map(|d| &d.service).collect();
+        let Err(PlanError::Cycle(cycle)) = levels(&services) else {
+            panic!("a cycle is an error");
+        };
+        assert_eq!(cycle, [chain_name(4_998), last.clone(), chain_name(4_998)]);
+        // The walk tries names in order, so the same cycle every time.
+        let again = levels(&services).unwrap_err();
+        assert_eq!(again, PlanError::Cycle(cycle));
     }
 
     #[test]

@@ -22,6 +22,7 @@
 //!   restore and the rollback;
 //! - kept generations beyond `--retain` are removed.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use super::labels::{ObservedContainer, Role, State};
@@ -221,18 +222,28 @@ fn settle_live(
 /// Whether `service` has anything for recovery to do.
 pub fn needs_recovery(observed: &[ObservedContainer], service: &str, retain: usize) -> bool {
     let mine: Vec<&ObservedContainer> = observed.iter().filter(|c| c.service == service).collect();
-    mine.iter()
-        .any(|c| matches!(c.role, Role::Lock | Role::Helper))
-        || !recovery_plan(&mine, false, None, retain).is_empty()
+    has_work(&mine, retain)
 }
 
-/// Services with something to recover, sorted.
+/// Whether a service's containers (`mine`) leave recovery work.
+fn has_work(mine: &[&ObservedContainer], retain: usize) -> bool {
+    mine.iter()
+        .any(|c| matches!(c.role, Role::Lock | Role::Helper))
+        || !recovery_plan(mine, false, None, retain).is_empty()
+}
+
+/// Services with something to recover, sorted. The containers are grouped
+/// by service once: a node of N services is not N scans of its containers.
 pub fn services_needing_recovery(observed: &[ObservedContainer], retain: usize) -> Vec<String> {
-    let mut services: Vec<String> = observed.iter().map(|c| c.service.clone()).collect();
-    services.sort();
-    services.dedup();
-    services.retain(|s| needs_recovery(observed, s, retain));
-    services
+    let mut by_service: BTreeMap<&str, Vec<&ObservedContainer>> = BTreeMap::new();
+    for c in observed {
+        by_service.entry(c.service.as_str()).or_default().push(c);
+    }
+    by_service
+        .into_iter()
+        .filter(|(_, mine)| has_work(mine, retain))
+        .map(|(service, _)| service.to_string())
+        .collect()
 }
 
 /// Of kept containers (generation, id), those beyond the newest `retain`:

@@ -9,7 +9,7 @@
 //! (binds, named volumes, tmpfs, what `volumes_from` shares) are left as
 //! they are. Pure: the plan shows these, the executor mounts them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use sha2::{Digest, Sha256};
@@ -49,17 +49,47 @@ impl fmt::Display for VolumeMount {
     }
 }
 
-/// What the volumes of a service are decided from.
+/// What the volumes of a service are decided from, indexed once for a
+/// whole plan (a lookup per `volumes_from` source, not a scan of every
+/// container and service).
 pub struct VolumeInputs<'a> {
-    /// The deployment's containers on the node.
-    pub observed: &'a [ObservedContainer],
-    /// The node's desired services: what a `volumes_from` source not yet
-    /// created will mount.
-    pub desired: &'a BTreeMap<String, DesiredService>,
+    /// The live containers on the node, by container name: what a
+    /// `volumes_from` source already mounts.
+    live: HashMap<&'a str, &'a ObservedContainer>,
+    /// The node's desired services by container name: what a
+    /// `volumes_from` source not yet created will mount.
+    desired: HashMap<&'a str, &'a DesiredService>,
     /// Kolla's volumes already on the node.
-    pub existing: &'a BTreeSet<String>,
+    existing: &'a BTreeSet<String>,
     /// The deployment's container prefix.
-    pub prefix: &'a str,
+    prefix: &'a str,
+}
+
+impl<'a> VolumeInputs<'a> {
+    /// The deployment's containers on the node (`observed`), its desired
+    /// services, kolla's volumes on it and the container prefix.
+    pub fn new(
+        observed: &'a [ObservedContainer],
+        desired: impl IntoIterator<Item = &'a DesiredService>,
+        existing: &'a BTreeSet<String>,
+        prefix: &'a str,
+    ) -> VolumeInputs<'a> {
+        let mut live = HashMap::new();
+        for c in observed.iter().filter(|c| c.role == Role::Live) {
+            // The first of a name, as a scan would find it.
+            live.entry(c.name.as_str()).or_insert(c);
+        }
+        let mut by_name = HashMap::new();
+        for d in desired {
+            by_name.entry(d.spec.name.as_str()).or_insert(d);
+        }
+        VolumeInputs {
+            live,
+            desired: by_name,
+            existing,
+            prefix,
+        }
+    }
 }
 
 /// `/data/` and `/data` are one path.
@@ -103,11 +133,7 @@ fn covered(wanted: &DesiredService, inputs: &VolumeInputs) -> BTreeSet<String> {
         .collect();
     for source in &spec.volumes_from {
         let name = source.split(':').next().unwrap_or(source);
-        let live = inputs
-            .observed
-            .iter()
-            .find(|c| c.role == Role::Live && c.name == name);
-        match (live, inputs.desired.values().find(|d| d.spec.name == name)) {
+        match (inputs.live.get(name), inputs.desired.get(name)) {
             (Some(live), _) => covered.extend(live.mount_points.iter().map(|p| normal(p))),
             (None, Some(source)) => covered.extend(paths_of(source)),
             (None, None) => {}

@@ -1,29 +1,33 @@
 //! `kolla history`: the swaps of a service from the history log, and what
 //! runs now on the selected nodes and the restore points kept there, from
-//! the containers' labels.
+//! the containers' labels. A service that no compose file of the selected
+//! nodes, no record of the log and no container names is refused (exit
+//! 2), with the services that are known.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Context as _;
 
 use super::Outcome;
 use super::targets;
-use crate::cli::{HistoryArgs, OutputFormat};
-use crate::deploy::history;
+use crate::cli::{HistoryArgs, NodeArgs, OutputFormat};
+use crate::config::ConfigError;
+use crate::config::compose::Variables;
+use crate::config::inventory::Node;
 use crate::deploy::labels::ObservedContainer;
 use crate::deploy::restore_point::{self, RestorePoint};
+use crate::deploy::{desired, history};
 use crate::settings::Settings;
 
 pub async fn history(settings: &Settings, args: HistoryArgs) -> anyhow::Result<Outcome> {
-    let (records, bad) =
-        history::read(&settings.state_dir, Some(&args.service)).with_context(|| {
-            format!(
-                "{}: cannot read",
-                history::path(&settings.state_dir).display()
-            )
-        })?;
-    for line in &bad {
-        eprintln!("warning: {line}: skipped");
+    let log = history::read(&settings.state_dir).with_context(|| {
+        format!(
+            "{}: cannot read",
+            history::path(&settings.state_dir).display()
+        )
+    })?;
+    if let Some(skipped) = log.skipped() {
+        eprintln!("warning: {skipped}");
     }
     // What runs now, from the labels of the selected nodes.
     let inventory = targets::load_nodes(&args.nodes)?;
@@ -42,10 +46,12 @@ pub async fn history(settings: &Settings, args: HistoryArgs) -> anyhow::Result<O
     // named, and the others' containers are still shown.
     let mut now: BTreeMap<String, Vec<ObservedContainer>> = BTreeMap::new();
     let mut kept_points: BTreeMap<String, Vec<RestorePoint>> = BTreeMap::new();
+    let mut on_nodes: BTreeSet<String> = BTreeSet::new();
     let mut failures = Vec::new();
     for result in found {
         match result {
             Ok((node, observed, points)) => {
+                on_nodes.extend(observed.iter().map(|c| c.service.clone()));
                 let service = observed
                     .into_iter()
                     .filter(|c| c.service == args.service)
@@ -65,14 +71,67 @@ pub async fn history(settings: &Settings, args: HistoryArgs) -> anyhow::Result<O
             }
         }
     }
+    // Every node answered and none of them, nor the log, knows the
+    // service: most likely a typing error, said as one.
+    if failures.is_empty()
+        && !on_nodes.contains(&args.service)
+        && log.of(&args.service).next().is_none()
+    {
+        let mut known = compose_services(settings, &nodes, &args.nodes);
+        if !known.contains(&args.service) {
+            known.extend(log.services().into_iter().map(str::to_string));
+            known.extend(on_nodes);
+            return Err(unknown_service(&args, &known).into());
+        }
+    }
+    let records: Vec<&history::Record> = log.of(&args.service).collect();
     print_history(&args, &records, &now, &kept_points)?;
     Ok(Outcome::of_failures(&failures))
+}
+
+/// The services the compose files of the selected nodes define. A file
+/// that does not read leaves its services out: `history` shows the log and
+/// the containers, and must work while a compose file is being mended.
+fn compose_services(settings: &Settings, nodes: &[&Node], args: &NodeArgs) -> BTreeSet<String> {
+    let variables = Variables {
+        environment: settings.environment.variables.clone(),
+        globals: settings.globals.compose_variables(),
+    };
+    nodes
+        .iter()
+        .filter_map(|node| desired::load_files(node, &args.compose_dir, &variables).ok())
+        .flatten()
+        .flat_map(|(_, file)| file.services.into_iter().map(|s| s.name))
+        .collect()
+}
+
+/// A service that no compose file, log record or container names.
+fn unknown_service(args: &HistoryArgs, known: &BTreeSet<String>) -> ConfigError {
+    const SHOWN: usize = 40;
+    let mut names: Vec<&str> = known.iter().take(SHOWN).map(String::as_str).collect();
+    let more = known.len().saturating_sub(SHOWN);
+    let more = format!("and {more} more");
+    if known.len() > SHOWN {
+        names.push(&more);
+    }
+    ConfigError::Invalid {
+        path: args.nodes.compose_dir.clone(),
+        message: format!(
+            "service {:?} is in no compose file of the selected nodes, no record of the history log and no container of those nodes; the services known: {}",
+            args.service,
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        ),
+    }
 }
 
 /// The log's records of the service, then what runs now on each node.
 fn print_history(
     args: &HistoryArgs,
-    records: &[history::Record],
+    records: &[&history::Record],
     now: &BTreeMap<String, Vec<ObservedContainer>>,
     points: &BTreeMap<String, Vec<RestorePoint>>,
 ) -> anyhow::Result<()> {
