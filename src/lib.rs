@@ -16,6 +16,7 @@ pub mod credentials;
 pub mod deploy;
 pub mod engine;
 pub mod files;
+pub mod graph;
 pub mod images;
 pub mod progress;
 pub mod settings;

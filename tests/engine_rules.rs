@@ -305,3 +305,67 @@ fn the_names_checked_are_the_names_kolla_composes() {
     assert_eq!(volume.len(), example.len(), "{volume} vs {example}");
     assert!(volume.starts_with(&format!("{prefix}{service}-")));
 }
+
+/// An image of the run's busybox with `LABEL`s of kolla's own (and one of
+/// someone else's), removed when dropped.
+struct ForgingImage(String);
+
+impl ForgingImage {
+    fn build(labels: &str) -> ForgingImage {
+        let tag = format!("{}:1", common::unique_name("kolla-test-forged", "image"));
+        let dir = tempfile::tempdir().expect("temporary directory");
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            format!(
+                "FROM {}\nLABEL {labels} org.example.team=web\n",
+                common::shared_busybox()
+            ),
+        )
+        .expect("Dockerfile");
+        let built = docker(&["build", "-q", "-t", &tag, &dir.path().to_string_lossy()]);
+        assert!(built.status.success(), "{}", describe(&built));
+        ForgingImage(tag)
+    }
+}
+
+impl Drop for ForgingImage {
+    fn drop(&mut self) {
+        docker(&["rmi", &self.0]);
+    }
+}
+
+/// The engine copies an image's labels onto every container made from it:
+/// an image that says `kolla.data=true` would make its service pass for a
+/// data container (kept by destroy, refused by upgrade, skipped by
+/// recovery). Deploy refuses it before anything is made, exit 2, naming
+/// the service, the image and the labels; kolla build's own labels are
+/// fine.
+#[test]
+fn an_image_carrying_kolla_labels_is_refused_before_anything_is_made() {
+    // Made before the deployment, so they outlive its containers.
+    let forging = ForgingImage::build("kolla.data=true kolla.update-order=start-first");
+    let built_by_kolla =
+        ForgingImage::build("kolla.build-hash=abc kolla.image-name=app kolla.version=1");
+    let mut d = Deployment::new("forged");
+    d.env.retain(|(k, _)| k != "IMAGE");
+    d.env.push(("IMAGE".to_string(), forging.0.clone()));
+    one_service(&d, "");
+    for args in [&[][..], &["--dry-run"][..]] {
+        refused(
+            &d,
+            "forged labels",
+            args,
+            &[
+                "service app: image kolla-test-forged-",
+                "carries kolla's own labels kolla.data, kolla.update-order",
+                "rebuild the image without them",
+            ],
+        );
+    }
+
+    d.env.retain(|(k, _)| k != "IMAGE");
+    d.env.push(("IMAGE".to_string(), built_by_kolla.0.clone()));
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(d.containers().len(), 1, "{:?}", d.containers());
+}

@@ -357,7 +357,7 @@ fn drain_a_stand_in(stubborn: bool, timeout: &str) -> (Duration, String, i32) {
         .status()
         .expect("run kill");
     assert!(term.success());
-    let deadline = stopped + Duration::from_secs(20);
+    let deadline = stopped + Duration::from_secs(40);
     while child.try_wait().expect("its status").is_none() {
         assert!(Instant::now() < deadline, "glance-api-drain runs on");
         std::thread::sleep(Duration::from_millis(20));
@@ -375,16 +375,19 @@ fn drain_a_stand_in(stubborn: bool, timeout: &str) -> (Duration, String, i32) {
 
 /// README: the container ends when Glance's workers are done, at most
 /// KOLLA_DRAIN_TIMEOUT after the stop, within the stop grace period. A
-/// worker that finishes is not waited for beyond; one that never finishes
-/// is left after the timeout (2 s here); and the longest wait the script
+/// worker that finishes is not waited for beyond (a timeout of 20 s, not
+/// waited out); one that never finishes is left after the timeout (2 s
+/// here); and the longest wait the script
 /// can make by default (the socket wait and the timeout) is shorter than
 /// glance-api's grace period in compose/controller.yml.
 #[test]
 fn glance_api_drain_waits_for_its_workers_no_longer_than_its_timeout() {
-    let (took, said, _) = drain_a_stand_in(false, "2");
+    // A timeout far above what a loaded machine adds, so that ending well
+    // before it can only mean the script saw the worker end.
+    let (took, said, _) = drain_a_stand_in(false, "20");
     assert!(
-        took < Duration::from_secs(1),
-        "{took:?} for a worker that ended:\n{said}"
+        took < Duration::from_secs(8),
+        "{took:?} for a worker that ended, with a timeout of 20 s:\n{said}"
     );
     assert!(said.contains("glance-api-drain: stopped"), "{said}");
 
@@ -398,7 +401,7 @@ fn glance_api_drain_waits_for_its_workers_no_longer_than_its_timeout() {
         "the stubborn worker ended before the timeout"
     );
     assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        took >= Duration::from_millis(900) && took < Duration::from_secs(8),
         "{took:?} for a timeout of 2 s:\n{said}"
     );
 

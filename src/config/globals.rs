@@ -144,7 +144,7 @@ impl Globals {
         } else {
             serde_saphyr::from_str(text).map_err(|e| ConfigError::Yaml {
                 path: path.to_path_buf(),
-                message: e.to_string(),
+                message: crate::config::yaml::error_text(&e, text),
             })?
         };
         globals

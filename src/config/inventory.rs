@@ -155,7 +155,7 @@ impl Inventory {
     pub fn parse(text: &str, path: &Path) -> Result<Inventory, ConfigError> {
         let raw: RawInventory = serde_saphyr::from_str(text).map_err(|e| ConfigError::Yaml {
             path: path.to_path_buf(),
-            message: e.to_string().trim_start_matches("error: ").to_string(),
+            message: crate::config::yaml::error_text(&e, text),
         })?;
         let invalid = |node: &str, message: String| ConfigError::Invalid {
             path: path.to_path_buf(),

@@ -190,6 +190,13 @@ fn entries(text: &str, path: &Path) -> Result<(Vec<Entry>, LineErrors), ConfigEr
     let mut errors = Vec::new();
     for (key, value) in pairs {
         let (line, column) = (key.referenced.line(), key.referenced.column());
+        // A key written as an alias (`*a: ...`) would be named after the
+        // value its anchor holds: a password, which errors then show.
+        if key.referenced != key.defined {
+            let message = format!("line {line}: a key must be a name, not an alias (*name)");
+            errors.push((line, invalid(message)));
+            continue;
+        }
         let Node::Value(Value::Text(name)) = key.value else {
             errors.push((line, invalid(format!("line {line}: a key must be a name"))));
             continue;
@@ -769,6 +776,18 @@ mod tests {
                 assert!(!err.contains(secret), "{value}: {err}");
             }
         }
+    }
+
+    #[test]
+    fn a_key_written_as_an_alias_is_refused_without_the_value_it_names() {
+        let text = "a_password: &x hunter22-alias\nb_password: *x\n*x : other\n*x : again\n";
+        let err = parse(text, Path::new("p.yml")).unwrap_err().to_string();
+        assert!(
+            err.contains("line 3: a key must be a name, not an alias"),
+            "{err}"
+        );
+        assert!(err.contains("line 4: "), "{err}");
+        assert!(!err.contains("hunter22"), "{err}");
     }
 
     #[test]

@@ -47,6 +47,18 @@ pub enum DeployError {
         image: String,
         pull_error: Option<String>,
     },
+    #[error(
+        "node {node}: service {service}: image {image} carries kolla's own label{} {}, which would pass for kolla's record of the container\n  hint: rebuild the image without them (only kolla build's {} may be set by an image)",
+        if .labels.len() == 1 { "" } else { "s" },
+        .labels.join(", "),
+        crate::images::build::IMAGE_LABELS.join(", ")
+    )]
+    ImageForgesLabels {
+        node: String,
+        service: String,
+        image: String,
+        labels: Vec<String>,
+    },
     #[error("node {node}: service {service}: cannot render its config: {message}")]
     Config {
         node: String,
@@ -114,7 +126,10 @@ impl DeployError {
     /// Whether the failure is the operator's input (a config that cannot
     /// be rendered), not the work.
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, DeployError::Config { .. })
+        matches!(
+            self,
+            DeployError::Config { .. } | DeployError::ImageForgesLabels { .. }
+        )
     }
 
     pub fn needs_recovery(&self) -> bool {

@@ -1,7 +1,7 @@
 //! The deployer. Data flows one way: `desired` (compose files + inventory
 //! -> desired services) and `observe` (one list call -> observed
 //! containers) feed `plan` (pure: actions with causes, in the levels
-//! `graph` computes, as `node_order`'s are) and `recovery`
+//! `crate::graph` computes, as `node_order`'s are) and `recovery`
 //! (pure: steps for leftovers of a crash); `execute` runs the actions and
 //! `recover` the steps, each change to a service in a `session` (lock ->
 //! work -> record -> release) made of `steps` and, for a swap, the
@@ -15,7 +15,6 @@ pub mod desired;
 pub mod error;
 pub mod execute;
 pub mod fault;
-pub mod graph;
 pub mod helper;
 pub mod history;
 pub mod labels;

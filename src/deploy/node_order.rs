@@ -12,8 +12,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
-use super::graph;
 use crate::config::ConfigError;
+use crate::graph;
 
 /// A role file's `x-kolla.after`.
 #[derive(Debug, Clone, PartialEq)]

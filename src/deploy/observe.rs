@@ -224,6 +224,15 @@ async fn resolve_images_or_list(
         let image = &wanted.service.image;
         match found.get(image).and_then(Option::as_ref) {
             Some(info) => {
+                let forged = super::labels::forged_by_image(&info.labels);
+                if !forged.is_empty() {
+                    return Err(DeployError::ImageForgesLabels {
+                        node: node.into(),
+                        service: wanted.service.name.clone(),
+                        image: image.clone(),
+                        labels: forged,
+                    });
+                }
                 wanted.digest = Some(info.id.clone());
                 wanted.image_volumes = info.volumes.clone();
             }

@@ -10,12 +10,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::graph;
 use super::labels::{ObservedContainer, Role, State};
 use super::recovery::{LockedFrom, Step, recovery_plan, services_needing_recovery};
 pub use super::service::DesiredService;
 use super::volumes::{VolumeInputs, VolumeMount, anonymous_volumes};
 use crate::config::compose::{Condition, ServiceSpec};
+use crate::graph;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActionKind {
@@ -263,31 +263,7 @@ pub enum PlanError {
 
 /// What a service needs up before it starts.
 pub fn dependencies(service: &ServiceSpec) -> BTreeSet<String> {
-    dependency_names(service)
-        .into_iter()
-        .map(str::to_string)
-        .collect()
-}
-
-/// `dependencies`, sorted, without copying a name.
-fn dependency_names(service: &ServiceSpec) -> Vec<&str> {
-    let mut deps: Vec<&str> = service.depends_on.keys().map(String::as_str).collect();
-    deps.extend(
-        service
-            .volumes_from
-            .iter()
-            .map(|v| v.split(':').next().unwrap_or(v)),
-    );
-    if let Some(other) = service
-        .network_mode
-        .as_deref()
-        .and_then(|m| m.strip_prefix("service:"))
-    {
-        deps.push(other);
-    }
-    deps.sort_unstable();
-    deps.dedup();
-    deps
+    service.needs().into_iter().map(str::to_string).collect()
 }
 
 /// Dependency levels of `services` (names sorted within a level), or the
@@ -302,7 +278,7 @@ pub fn levels(services: &[&ServiceSpec]) -> Result<Vec<Vec<String>>, PlanError> 
     let mut needs = Vec::with_capacity(names.len());
     for (name, service) in &by_name {
         let mut mine = Vec::new();
-        for dependency in dependency_names(service) {
+        for dependency in service.needs() {
             match names.binary_search(&dependency) {
                 Ok(index) => mine.push(index),
                 Err(_) => {
@@ -904,8 +880,17 @@ orphans:
 
     #[test]
     fn cycles_and_missing_dependencies_are_errors() {
-        let text = "services:\n  a:\n    image: x\n    depends_on: [b]\n  b:\n    image: y\n    depends_on: [c]\n  c:\n    image: z\n    depends_on: [a]\n";
-        let file = parse_text(text);
+        // The compose reader refuses a cycle within a file; the plan still
+        // names one it is given.
+        let text = "services:\n  a:\n    image: x\n    depends_on: [b]\n  b:\n    image: y\n    depends_on: [c]\n  c:\n    image: z\n";
+        let mut file = parse_text(text);
+        let a_dependency = file.services[0]
+            .depends_on
+            .values()
+            .next()
+            .copied()
+            .unwrap();
+        file.services[2].depends_on.insert("a".into(), a_dependency);
         let services: Vec<&ServiceSpec> = file.services.iter().collect();
         assert_eq!(
             levels(&services).unwrap_err().to_string(),

@@ -26,6 +26,9 @@ pub const LABEL_BUILD_HASH: &str = "kolla.build-hash";
 pub const LABEL_IMAGE_NAME: &str = "kolla.image-name";
 /// Label holding the kolla version that built the image.
 pub const LABEL_VERSION: &str = "kolla.version";
+/// The labels kolla build gives an image: the only `kolla.` labels a
+/// deployed image may carry.
+pub const IMAGE_LABELS: [&str; 3] = [LABEL_BUILD_HASH, LABEL_IMAGE_NAME, LABEL_VERSION];
 
 /// Which images to build, chosen before anything runs.
 #[derive(Debug, Clone, PartialEq)]

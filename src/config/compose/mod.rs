@@ -29,7 +29,7 @@ use super::ConfigError;
 pub use model::*;
 use raw::*;
 use resolve::*;
-pub use resolve::{parse_dotenv, parse_duration};
+pub use resolve::{RESERVED_LABEL_PREFIX, parse_dotenv, parse_duration};
 
 // ---------------------------------------------------------------------------
 
@@ -166,38 +166,6 @@ fn yaml_options() -> serde_saphyr::Options {
     options
 }
 
-/// The parser's "budget breached: Nodes { .. }" in words.
-fn budget_in_words(message: &str) -> String {
-    const LIMITS: &[(&str, &str)] = &[
-        ("Events", "too many YAML events (over a million)"),
-        ("Aliases", "too many aliases (*name)"),
-        ("Anchors", "too many anchors (&name)"),
-        ("Depth", "nesting too deep"),
-        ("Nodes", "too many values once aliases are expanded"),
-        ("ScalarBytes", "too much text once aliases are expanded"),
-        ("MergeKeys", "too many merge keys (<<)"),
-        ("RecordedAnchorEvents", "anchors that expand to too much"),
-        (
-            "RecordedAnchorBytes",
-            "anchors that expand to too much text",
-        ),
-    ];
-    let Some((before, after)) = message.split_once("budget breached: ") else {
-        return message.to_string();
-    };
-    let variant: String = after
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric())
-        .collect();
-    match LIMITS.iter().find(|(name, _)| *name == variant) {
-        Some((_, words)) => format!(
-            "{before}the file is too big to read safely: {words} (a limit against YAML bombs); {}",
-            after.lines().next().unwrap_or_default()
-        ),
-        None => message.to_string(),
-    }
-}
-
 /// Parse compose YAML `text` (of file `path`, for errors and relative paths).
 pub fn parse(
     text: &str,
@@ -292,7 +260,7 @@ fn after_roles(
 fn read_raw(text: &str, path: &Path) -> Result<(RawFile, bool), ConfigError> {
     let yaml_error = |e: serde_saphyr::Error| ConfigError::Yaml {
         path: path.to_path_buf(),
-        message: budget_in_words(e.to_string().trim_start_matches("error: ")),
+        message: crate::config::yaml::error_text(&e, text),
     };
     // An empty file would deploy nothing, and with --remove-orphans remove
     // everything: surely not what its author meant.
@@ -558,16 +526,17 @@ volumes:
         };
         assert!(with("a/", "/etc/a").is_ok());
         assert!(with("a/../b/", "/etc/a").is_ok());
-        for (src, dest, what) in [
-            ("../elsewhere/", "/etc/a", "must stay inside"),
-            ("a/../../b", "/etc/a", "must stay inside"),
-            ("/etc/", "/etc/a", "must stay inside"),
-            ("a/", "etc/a", "absolute path"),
-            ("a/", "/etc/../root", "without '..'"),
+        // A src error is at the line of `config:` (its key is inline).
+        for (src, dest, line, what) in [
+            ("../elsewhere/", "/etc/a", 5, "must stay inside"),
+            ("a/../../b", "/etc/a", 5, "must stay inside"),
+            ("/etc/", "/etc/a", 5, "must stay inside"),
+            ("a/", "etc/a", 3, "absolute path"),
+            ("a/", "/etc/../root", 3, "without '..'"),
         ] {
             let err = with(src, dest).unwrap_err().to_string();
             assert!(
-                err.starts_with("compose/compute.yml: line 3: service a:"),
+                err.starts_with(&format!("compose/compute.yml: line {line}: service a:")),
                 "{err}"
             );
             assert!(err.contains(what), "{src} {dest}: {err}");
@@ -587,6 +556,89 @@ volumes:
         .unwrap_err()
         .to_string();
         assert!(err.contains("must stay inside"), "{err}");
+    }
+
+    #[test]
+    fn env_files_stay_inside_the_folder_and_errors_name_the_compose_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let compose = dir.path().join("compose");
+        std::fs::create_dir_all(&compose).unwrap();
+        std::fs::write(compose.join("app.env"), "A=1\n").unwrap();
+        std::fs::write(dir.path().join("admin-openrc.sh"), "OS_PASSWORD=s3cret\n").unwrap();
+        std::os::unix::fs::symlink("../admin-openrc.sh", compose.join("link.env")).unwrap();
+        let with = |env_file: &str| {
+            parse(
+                &format!("services:\n  a:\n    image: x\n    env_file: {env_file}\n"),
+                &compose.join("c.yml"),
+                &vars(),
+                &BTreeMap::new(),
+            )
+        };
+        let file = with("app.env").unwrap();
+        assert_eq!(file.services[0].environment["A"], "1");
+        let outside = dir.path().join("admin-openrc.sh");
+        for env_file in [
+            outside.to_str().unwrap(),
+            "../admin-openrc.sh",
+            "[app.env, ../admin-openrc.sh]",
+            "link.env",
+        ] {
+            let err = with(env_file).unwrap_err().to_string();
+            assert!(
+                err.contains("c.yml: line 4: service a: env_file: "),
+                "{env_file}: {err}"
+            );
+            assert!(err.contains("must stay inside"), "{env_file}: {err}");
+            assert!(!err.contains("s3cret"), "{err}");
+        }
+        let err = with("missing.env").unwrap_err().to_string();
+        assert!(
+            err.contains("c.yml: line 4: service a: env_file: "),
+            "{err}"
+        );
+        assert!(err.contains("missing.env"), "{err}");
+    }
+
+    #[test]
+    fn kolla_labels_are_reserved() {
+        for label in [
+            "kolla.data",
+            "kolla.update-order",
+            "kolla.project",
+            "kolla.x",
+        ] {
+            let text = format!(
+                "services:\n  a:\n    image: x\n    labels:\n      keep: me\n      {label}: \"true\"\n"
+            );
+            let err = parse_text(&text).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!(
+                    "compose/compute.yml: line 4: service a: labels: \"{label}\": labels starting with \"kolla.\" are kolla's own"
+                )),
+                "{err}"
+            );
+        }
+        let list = "services:\n  a:\n    image: x\n    labels: [kolla.data=true]\n";
+        assert!(
+            parse_text(list)
+                .unwrap_err()
+                .to_string()
+                .contains("kolla's own")
+        );
+        let fine = "services:\n  a:\n    image: x\n    labels: {kollaborate: y, org.kolla.x: z}\n";
+        assert_eq!(parse_text(fine).unwrap().services[0].labels.len(), 2);
+    }
+
+    #[test]
+    fn a_dependency_cycle_is_named_with_its_lines_when_the_file_is_read() {
+        let text = "services:\n  c:\n    image: x\n    depends_on: [a]\n  a:\n    image: x\n    volumes_from: [b]\n  b:\n    image: x\n    network_mode: service:c\n  d:\n    image: x\n    depends_on: [a]\n";
+        let err = parse_text(text).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "compose/compute.yml: line 6: service a: services wait for each other in a cycle, so none could start: a -> b -> c -> a (a at line 6, b at line 9, c at line 3)"
+        );
+        let fine = text.replace("network_mode: service:c", "network_mode: host");
+        assert!(parse_text(&fine).is_ok());
     }
 
     #[test]
@@ -1171,7 +1223,11 @@ services:
             ),
             ("x-kolla:\n  after: [compute]\n", "line 2", "after itself"),
             ("x-kolla:\n  after: [a, b, a]\n", "line 2", "listed twice"),
-            ("x-kolla: {after: controller}\n", "line 1", "sequence"),
+            (
+                "x-kolla: {after: controller}\n",
+                "line 1",
+                "expected a list",
+            ),
             ("x-kolla: {before: [a]}\n", "line 1", "before"),
         ];
         for (top, line, want) in cases {

@@ -196,6 +196,27 @@ pub struct ServiceSpec {
     pub kolla: KollaSettings,
 }
 
+impl ServiceSpec {
+    /// The services it waits for before it starts (depends_on,
+    /// volumes_from, `network_mode: service:`), sorted, each once.
+    pub fn needs(&self) -> Vec<&str> {
+        let mut needs: Vec<&str> = self.depends_on.keys().map(String::as_str).collect();
+        needs.extend(
+            self.volumes_from
+                .iter()
+                .map(|v| v.split(':').next().unwrap_or(v)),
+        );
+        needs.extend(
+            self.network_mode
+                .as_deref()
+                .and_then(|m| m.strip_prefix("service:")),
+        );
+        needs.sort_unstable();
+        needs.dedup();
+        needs
+    }
+}
+
 /// A compose file, resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ComposeFile {

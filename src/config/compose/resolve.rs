@@ -320,6 +320,19 @@ impl Resolver<'_> {
             ));
         }
         let own_name = self.own_name(line, name, raw.container_name.or(raw.name))?;
+        let labels = self.key_values(line, name, "labels", raw.labels)?;
+        if let Some(key) = labels
+            .keys()
+            .find(|key| key.starts_with(RESERVED_LABEL_PREFIX))
+        {
+            return Err(self.error(
+                line,
+                name,
+                format!(
+                    "labels: {key:?}: labels starting with {RESERVED_LABEL_PREFIX:?} are kolla's own (they say which containers are data, which generation is live, what may run twice); use another prefix"
+                ),
+            ));
+        }
         let optional = |key: &str, value: Option<String>| {
             value.map(|v| self.text(line, name, key, &v)).transpose()
         };
@@ -348,7 +361,7 @@ impl Resolver<'_> {
             init: self.flex(line, name, "init", raw.init)?,
             ulimits: ulimits(raw.ulimits),
             tmpfs,
-            labels: self.key_values(line, name, "labels", raw.labels)?,
+            labels,
             extra_hosts: self.extra_hosts(line, name, raw.extra_hosts)?,
             sysctls: self.key_values(line, name, "sysctls", raw.sysctls)?,
             ports,
@@ -399,11 +412,11 @@ impl Resolver<'_> {
         environment: Option<Environment>,
     ) -> Result<BTreeMap<String, String>, ConfigError> {
         let mut merged = BTreeMap::new();
-        let dir = self.path.parent().unwrap_or(Path::new("."));
         for file in self.one_or_many(line, name, "env_file", env_file)? {
-            let file = dir.join(file);
-            let text = std::fs::read_to_string(&file)
-                .map_err(|e| self.error(line, name, format!("env_file {}: {e}", file.display())))?;
+            let file = self.inside_folder(line, name, "env_file", &file)?;
+            let text = std::fs::read_to_string(&file).map_err(|e| {
+                self.error(line, name, format!("env_file: {}: {e}", file.display()))
+            })?;
             merged.extend(parse_dotenv(&text, &file)?);
         }
         merged.extend(self.key_values(line, name, "environment", environment)?);
@@ -986,9 +999,27 @@ impl Resolver<'_> {
                 format!("x-kolla.config.dest {dest:?} must be an absolute path without '..'"),
             ));
         }
+        self.inside_folder(line, service, "x-kolla.config.src", &src)?;
+        Ok(ConfigTemplates {
+            src: self.bind_source(&src),
+            dest,
+        })
+    }
+
+    /// `path`, given as `key`, names a file inside the compose file's
+    /// folder, also once symlinks are followed: a compose file may read
+    /// only what sits beside it, never the operator's other files (an
+    /// admin-openrc.sh, a key). Returns it joined to that folder.
+    fn inside_folder(
+        &self,
+        line: u64,
+        service: &str,
+        key: &str,
+        path: &str,
+    ) -> Result<PathBuf, ConfigError> {
         let folder = self.path.parent().unwrap_or(Path::new("."));
-        let inside = Path::new(&src).is_relative()
-            && Path::new(&src)
+        let inside = Path::new(path).is_relative()
+            && Path::new(path)
                 .components()
                 .try_fold(0usize, |depth, part| match part {
                     std::path::Component::ParentDir => depth.checked_sub(1),
@@ -997,7 +1028,8 @@ impl Resolver<'_> {
                 })
                 .is_some();
         // And where it leads, if it exists (a symlink may lead out).
-        let lands_inside = match (folder.canonicalize(), folder.join(&src).canonicalize()) {
+        let joined = folder.join(path);
+        let lands_inside = match (folder.canonicalize(), joined.canonicalize()) {
             (Ok(root), Ok(target)) => target.starts_with(root),
             _ => true,
         };
@@ -1006,17 +1038,18 @@ impl Resolver<'_> {
                 line,
                 service,
                 format!(
-                    "x-kolla.config.src {src:?} must stay inside the compose file's folder {}",
+                    "{key}: {path:?} must stay inside the compose file's folder {}",
                     folder.display()
                 ),
             ));
         }
-        Ok(ConfigTemplates {
-            src: self.bind_source(&src),
-            dest,
-        })
+        Ok(joined)
     }
 }
+
+/// The prefix of the labels kolla puts on containers and reads back as its
+/// state: a compose file may not set them.
+pub const RESERVED_LABEL_PREFIX: &str = "kolla.";
 
 /// A service's name is a path component and a container name.
 fn check_service_name(name: &str) -> Result<(), String> {
@@ -1119,7 +1152,46 @@ pub(super) fn check_references(file: &ComposeFile) -> Result<(), ConfigError> {
             }
         }
     }
-    Ok(())
+    check_cycles(file)
+}
+
+/// Services that wait for each other (depends_on, volumes_from,
+/// `network_mode: service:`) could never start: the first cycle met in name
+/// order, at the line of the service it starts from. Every reference names
+/// a service of the file by now.
+fn check_cycles(file: &ComposeFile) -> Result<(), ConfigError> {
+    let mut services: Vec<&ServiceSpec> = file.services.iter().collect();
+    services.sort_by(|a, b| a.name.cmp(&b.name));
+    let index = |name: &str| {
+        services
+            .binary_search_by(|s| s.name.as_str().cmp(name))
+            .ok()
+    };
+    let needs: Vec<Vec<usize>> = services
+        .iter()
+        .map(|service| service.needs().into_iter().filter_map(index).collect())
+        .collect();
+    match crate::graph::levels(&needs) {
+        Ok(_) => Ok(()),
+        Err(cycle) => {
+            let first = services[cycle[0]];
+            let path: Vec<&str> = cycle.iter().map(|&i| services[i].name.as_str()).collect();
+            let lines: Vec<String> = cycle[..cycle.len() - 1]
+                .iter()
+                .map(|&i| format!("{} at line {}", services[i].name, services[i].line))
+                .collect();
+            Err(ConfigError::Invalid {
+                path: file.path.clone(),
+                message: format!(
+                    "line {}: service {}: services wait for each other in a cycle, so none could start: {} ({})",
+                    first.line,
+                    first.name,
+                    path.join(" -> "),
+                    lines.join(", ")
+                ),
+            })
+        }
+    }
 }
 
 /// `.env`: `KEY=value` lines, `#` comments, optional quotes around values.

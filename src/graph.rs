@@ -1,5 +1,6 @@
-//! Dependency levels of a graph of numbered nodes: what the plan's service
-//! levels and `node_order`'s role levels are computed with. A depth-first
+//! Dependency levels of a graph of numbered nodes: what a compose file's
+//! cycle check, the plan's service levels and `node_order`'s role levels
+//! are computed with. A depth-first
 //! walk with an explicit stack, so a chain of any length neither recurses
 //! (a 20,000-service chain would overflow a thread's stack) nor scans the
 //! path to find a cycle (a position per node says at once whether it is on
