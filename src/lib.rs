@@ -8,6 +8,20 @@
 //! (pure) -> `images::build` / `deploy::execute` + `engine` (effects) ->
 //! `progress` (what the user sees). `verbs` holds one file per verb family.
 
+/// `print!` to standard output that never panics (`progress::write_out`).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::progress::write_out(format_args!($($arg)*))
+    };
+}
+
+/// `println!` to standard output that never panics.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::progress::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 pub mod certs;
 pub mod cli;
 pub mod config;

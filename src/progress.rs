@@ -326,6 +326,17 @@ pub fn init_steps(colour: bool) {
 
 /// One line for the operator, on stderr, with the seconds since the
 /// command started, so every step shows its time in a terminal and in CI.
+/// Write to standard output. A reader that went away (`kolla ... | head`)
+/// is no reason to panic or to stop mid-work: what it would have read is
+/// dropped, the work goes on, and stderr still says how it ended. (Dying
+/// of SIGPIPE, as most Unix tools do, would kill a deploy between the
+/// steps of a swap.)
+pub fn write_out(text: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_fmt(text).and_then(|()| stdout.flush());
+}
+
 pub fn say(line: String) {
     steps().note(line);
 }

@@ -189,3 +189,29 @@ fn the_recorder_keeps_only_what_the_prefixes_name() {
         ]
     );
 }
+
+/// `kolla deploy --dry-run | head -1`: the reader goes away before kolla
+/// writes. Kolla neither panics (exit 101) nor stops: it says on stderr
+/// how the run ended, as it would have. And a real deploy into a closed
+/// pipe finishes its work.
+#[test]
+fn output_into_a_closed_pipe_neither_panics_nor_stops_the_work() {
+    let d = Deployment::new("closedpipe");
+    for args in [&["--dry-run"][..], &[][..]] {
+        let (reader, writer) = nix::unistd::pipe().expect("a pipe");
+        drop(reader);
+        let output = d
+            .command("deploy", args)
+            .stdout(std::process::Stdio::from(writer))
+            .output()
+            .expect("run kolla");
+        let said = stderr(&output);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {said}");
+        assert!(!said.contains("panicked"), "{args:?}: {said}");
+    }
+    let containers = d.containers();
+    let web = containers
+        .get(&d.container("web"))
+        .map(|(_, state)| state.as_str());
+    assert_eq!(web, Some("running"), "{containers:?}");
+}

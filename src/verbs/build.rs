@@ -35,12 +35,12 @@ pub async fn build(settings: &Settings, args: BuildArgs) -> anyhow::Result<Outco
 
     if args.list_images {
         for name in &selection.build {
-            println!("{name}");
+            outln!("{name}");
         }
         return Ok(Outcome::Success);
     }
     if args.list_dependencies {
-        print!("{}", build::dependency_tree_text(&tree, &selection.build));
+        out!("{}", build::dependency_tree_text(&tree, &selection.build));
         return Ok(Outcome::Success);
     }
     if let Some(dir) = &args.render_only {
@@ -80,7 +80,7 @@ pub async fn build(settings: &Settings, args: BuildArgs) -> anyhow::Result<Outco
         interrupted,
     )
     .await?;
-    print!("{}", summary.human());
+    out!("{}", summary.human());
     if let Some(cache) = &cache {
         eprintln!("{}", cache.stats().human());
     }

@@ -29,7 +29,7 @@ pub fn certs(settings: &Settings, args: CertsArgs) -> anyhow::Result<Outcome> {
         })
         .collect();
     let issued = certs::issue(&dir, &names, args.days, args.renew)?;
-    println!(
+    outln!(
         "{}: {} files written, {} kept (every file 0600)",
         dir.display(),
         issued.written.len(),
@@ -37,14 +37,14 @@ pub fn certs(settings: &Settings, args: CertsArgs) -> anyhow::Result<Outcome> {
     );
     for node in &names {
         let folder = certs::node_dir(&dir, &node.node);
-        println!(
+        outln!(
             "node {}: copy {}/ to the node; dockerd --tlsverify --tlscacert=ca.pem --tlscert=server-cert.pem --tlskey=server-key.pem -H tcp://0.0.0.0:2376 (valid for {})",
             node.node,
             folder.display(),
             node.hosts.join(", ")
         );
     }
-    println!(
+    outln!(
         "inventory, for each TLS node: tls: {{ca: {ca}, cert: {cert}, key: {key}}}",
         ca = dir.join("ca.pem").display(),
         cert = dir.join("cert.pem").display(),

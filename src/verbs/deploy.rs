@@ -95,7 +95,7 @@ async fn deploy_node(
         },
     };
     let plan = plan::plan(&services, &observed, &options).map_err(|e| failed(e, &name))?;
-    print!("node {name}:\n{}", plan.text());
+    out!("node {name}:\n{}", plan.text());
     if args.dry_run {
         lines.push(format!(
             "{} changes planned (dry run: nothing changed)",

@@ -22,7 +22,7 @@ pub fn genpwd(settings: &Settings, args: GenpwdArgs) -> anyhow::Result<Outcome> 
         true => path.display().to_string(),
         false => format!("{} (-> {})", path.display(), generated.file.display()),
     };
-    println!(
+    outln!(
         "{shown}: {} passwords generated, the others kept",
         generated.names.len()
     );

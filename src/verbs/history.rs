@@ -147,7 +147,7 @@ fn print_history(
                     (n, rows)
                 })
                 .collect();
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(
                     &serde_json::json!({"service": args.service, "history": records, "containers": current, "restore_points": restore_points_json(points)})
@@ -155,12 +155,19 @@ fn print_history(
             );
         }
         OutputFormat::Human => {
-            println!(
+            outln!(
                 "{:<20} {:<10} {:<9} {:>4} -> {:<4} {:<10} {:<8} {:<8} IMAGE",
-                "TIME (UTC s)", "NODE", "ACTION", "FROM", "TO", "RESULT", "DARK", "USER"
+                "TIME (UTC s)",
+                "NODE",
+                "ACTION",
+                "FROM",
+                "TO",
+                "RESULT",
+                "DARK",
+                "USER"
             );
             for r in records {
-                println!(
+                outln!(
                     "{:<20} {:<10} {:<9} {:>4} -> {:<4} {:<10} {:<8} {:<8} {}",
                     r.time,
                     r.node,
@@ -177,7 +184,7 @@ fn print_history(
             }
             for (node, containers) in now {
                 for c in containers {
-                    println!(
+                    outln!(
                         "now: {node} {} generation {} {} ({})",
                         c.name,
                         c.generation,
@@ -188,9 +195,13 @@ fn print_history(
             }
             for (node, kept) in points {
                 for p in kept {
-                    println!(
+                    outln!(
                         "restore point: {node} {} generation {} ({} bytes, taken {} UTC s, loads into {})",
-                        p.name, p.generation, p.bytes, p.taken, p.db_service
+                        p.name,
+                        p.generation,
+                        p.bytes,
+                        p.taken,
+                        p.db_service
                     );
                 }
             }

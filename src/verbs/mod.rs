@@ -329,7 +329,7 @@ fn report_line(line: &str, fanout: Fanout) {
     if fanout.report_on_stderr {
         eprintln!("{line}");
     } else {
-        println!("{line}");
+        outln!("{line}");
     }
 }
 

@@ -54,19 +54,19 @@ pub fn post_deploy(settings: &Settings, args: PostDeployArgs) -> anyhow::Result<
     let openrc_path = config_dir.join(clouds::OPENRC_FILE);
     write_secret(&clouds_path, &clouds_yaml)?;
     write_secret(&openrc_path, &admin.openrc())?;
-    println!(
+    outln!(
         "{}, {}: the admin of the cloud at {} (mode 0600)",
         clouds_path.display(),
         openrc_path.display(),
         admin.auth_url
     );
-    println!(
+    outln!(
         "  with the openstack client here:  OS_CLOUD={} OS_CLIENT_CONFIG_FILE={} openstack token issue",
         clouds::CLOUD_NAME,
         clouds_path.display()
     );
     // As the file's owner: only they may read it.
-    println!(
+    outln!(
         "  or from the kolla-toolbox image: docker run --rm --network host --user \"$(id -u)\" -e HOME=/tmp -v {}:/etc/openstack/clouds.yaml:ro -e OS_CLOUD={} {} openstack token issue",
         clouds_path.display(),
         clouds::CLOUD_NAME,

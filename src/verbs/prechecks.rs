@@ -24,7 +24,7 @@ pub async fn prechecks(settings: &Settings, args: NodeArgs) -> anyhow::Result<Ou
     let mut failed = false;
     for (name, lines) in results {
         for (ok, line) in lines {
-            println!("{name}: {} {line}", if ok { "ok  " } else { "FAIL" });
+            outln!("{name}: {} {line}", if ok { "ok  " } else { "FAIL" });
             failed |= !ok;
         }
     }

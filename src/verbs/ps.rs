@@ -73,14 +73,20 @@ pub async fn ps(settings: &Settings, args: PsArgs) -> anyhow::Result<Outcome> {
         (&a.node, &a.service, &a.container).cmp(&(&b.node, &b.service, &b.container))
     });
     match args.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        OutputFormat::Json => outln!("{}", serde_json::to_string_pretty(&rows)?),
         OutputFormat::Human => {
-            println!(
+            outln!(
                 "{:<12} {:<24} {:<32} {:<9} {:<10} {:<10} {:>4}  IMAGE",
-                "NODE", "SERVICE", "CONTAINER", "KIND", "STATE", "HEALTH", "GEN"
+                "NODE",
+                "SERVICE",
+                "CONTAINER",
+                "KIND",
+                "STATE",
+                "HEALTH",
+                "GEN"
             );
             for r in &rows {
-                println!(
+                outln!(
                     "{:<12} {:<24} {:<32} {:<9} {:<10} {:<10} {:>4}  {}",
                     r.node,
                     r.service,

@@ -91,7 +91,7 @@ impl Records {
 
     fn print(&self, json: bool) -> anyhow::Result<()> {
         if json && let Ok(records) = self.0.lock() {
-            println!("{}", serde_json::to_string_pretty(&*records)?);
+            outln!("{}", serde_json::to_string_pretty(&*records)?);
         }
         Ok(())
     }
