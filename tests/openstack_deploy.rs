@@ -312,7 +312,8 @@ fn changed_image(d: &Deployment, service: &str, tag: &str) {
     let inspected = common::docker(&["inspect", "-f", "{{.Config.Image}}", &d.container(service)]);
     assert!(inspected.status.success(), "{}", describe(&inspected));
     let current = common::stdout_of(&inspected).trim().to_string();
-    common::changed_image(&current, &format!("{}/{service}:{tag}", d.images.namespace));
+    d.images
+        .changed_image(&current, &format!("{}/{service}:{tag}", d.images.namespace));
 }
 
 /// The longest one request of a client may wait during a start-first swap.

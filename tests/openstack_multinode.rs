@@ -116,7 +116,8 @@ fn a_cloud_over_three_nodes_keeps_a_guest_on_each_compute_node_through_a_rolling
     common::phase("rolling upgrade");
     // Node by node: n2 swapped and healthy before n3 starts.
     let changed = format!("{}/nova-compute:rolled", d.images.namespace);
-    common::changed_image(&d.images.image_ref("nova-compute"), &changed);
+    d.images
+        .changed_image(&d.images.image_ref("nova-compute"), &changed);
     let output = d.kolla(
         "upgrade",
         &[

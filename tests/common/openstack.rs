@@ -226,23 +226,6 @@ pub fn eventually<T>(what: &str, within_secs: u64, mut check: impl FnMut() -> Op
     }
 }
 
-/// Build `changed` on this engine: `image` with one label more, so an
-/// upgrade to it swaps the container and nothing else differs.
-pub fn changed_image(image: &str, changed: &str) {
-    let mut build = Command::new("docker")
-        .args(["build", "-q", "-t", changed, "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("docker build");
-    std::io::Write::write_all(
-        &mut build.stdin.take().expect("stdin"),
-        format!("FROM {image}\nLABEL kolla.test={changed}\n").as_bytes(),
-    )
-    .expect("the Dockerfile");
-    assert!(build.wait().expect("docker build").success());
-}
-
 /// The libvirt domains running in the libvirt container `container`, by
 /// name; `docker` runs the docker CLI of the engine it is on.
 pub fn running_domains(docker: impl Fn(&[&str]) -> Output, container: &str) -> Vec<String> {

@@ -11,7 +11,7 @@
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
 
@@ -35,6 +35,10 @@ pub struct Sandbox {
     /// tree's content hash): kept when the sandbox goes, so the next test,
     /// or the next run on this machine, finds them up to date.
     keeps_tree: bool,
+    /// Tags this sandbox added to a kept tree (`changed_image`): its own,
+    /// removed with it. Another test sharing the tree adds its own; a tag
+    /// of the namespace is never removed for being in it.
+    changed: RefCell<Vec<String>>,
 }
 
 impl Sandbox {
@@ -118,6 +122,7 @@ impl Sandbox {
             engine,
             built_ids: RefCell::new(Vec::new()),
             keeps_tree: false,
+            changed: RefCell::new(Vec::new()),
         }
     }
 
@@ -203,14 +208,33 @@ impl Sandbox {
     }
 }
 
+impl Sandbox {
+    /// Build `changed` on this engine: `image` with one label more, so an
+    /// upgrade to it swaps the container and nothing else differs. The tag
+    /// goes with this sandbox.
+    pub fn changed_image(&self, image: &str, changed: &str) {
+        let mut build = Command::new("docker")
+            .args(["build", "-q", "-t", changed, "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("docker build");
+        std::io::Write::write_all(
+            &mut build.stdin.take().expect("stdin"),
+            format!("FROM {image}\nLABEL kolla.test={changed}\n").as_bytes(),
+        )
+        .expect("the Dockerfile");
+        assert!(build.wait().expect("docker build").success());
+        self.changed.borrow_mut().push(changed.to_string());
+    }
+}
+
 impl Drop for Sandbox {
     fn drop(&mut self) {
         let rt = runtime();
         if self.keeps_tree {
-            for tag in self.own_tags() {
-                if !tag.ends_with(":zed") {
-                    let _ = rt.block_on(self.engine.remove_image(&tag, true));
-                }
+            for tag in self.changed.borrow().iter() {
+                let _ = rt.block_on(self.engine.remove_image(tag, true));
             }
             return;
         }
