@@ -132,6 +132,12 @@ pub struct GateArgs {
     /// past it the swap goes back at once.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration_flag)]
     pub max_dark: Option<std::time::Duration>,
+
+    /// A service whose guests (x-kolla.guests: libvirt's QEMUs) would stop
+    /// with its container: shut them down cleanly and swap, rather than
+    /// refuse the swap.
+    #[arg(long)]
+    pub stop_guests: bool,
 }
 
 /// The longest any duration flag may be, in seconds: what the engine

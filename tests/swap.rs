@@ -405,3 +405,73 @@ fn max_dark_swaps_back_once_the_budget_is_spent() {
     let output = d.kolla("upgrade", &["web", "--tag", "8.0.0", "--max-dark", "soon"]);
     expect_exit(&output, 2, &["\"soon\" is not a duration"]);
 }
+
+/// `x-kolla.guests`: a service whose guests (libvirt's QEMUs) must outlive
+/// its container. The fixture's stand-in program lists what the test
+/// writes. A swap that keeps them says so; one that would take a guest
+/// down with the container is refused, naming it, and changes nothing;
+/// `--stop-guests` shuts them down first; `destroy` stops them before it
+/// stops the service.
+#[test]
+fn guests_are_kept_through_a_swap_or_it_is_refused_naming_them() {
+    let d = setup("guests", &["1.0.0", "2.0.0", "3.0.0"]);
+    let compose = d.compose_dir.join("controller.yml");
+    let text = std::fs::read_to_string(&compose).expect("compose file");
+    let with_guests = text.replacen(
+        "    x-kolla:\n      bootstrap:",
+        "    x-kolla:\n      guests: /usr/local/bin/guests\n      bootstrap:",
+        1,
+    );
+    assert_ne!(
+        text, with_guests,
+        "the fixture's web service has no x-kolla"
+    );
+    std::fs::write(&compose, with_guests).expect("compose file");
+    deploy_v1(&d);
+    let guests = |list: &str| d.write_data("/data/guests.list", list);
+    d.write_data("/data/guests.stopped", "");
+
+    guests("vm-1 4242 kept\n");
+    let output = d.kolla("upgrade", &["web", "--tag", "2.0.0"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("web: guests kept running: 1 of 1 (same processes"),
+        "{}",
+        describe(&output)
+    );
+
+    guests("vm-1 4242 kept\nvm-2 77 in-container\n");
+    let before = d.containers();
+    let refused = d.kolla("upgrade", &["web", "--tag", "3.0.0"]);
+    expect_exit(
+        &refused,
+        1,
+        &[
+            "vm-2 (pid 77) would stop with its container",
+            "--stop-guests",
+        ],
+    );
+    assert_eq!(d.containers(), before, "a refused swap changed containers");
+    assert_eq!(serving(&d).as_deref(), Some("version 2.0.0\n"));
+    assert_eq!(d.read_data("/data/guests.stopped"), "");
+
+    let output = d.kolla("upgrade", &["web", "--tag", "3.0.0", "--stop-guests"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let said = stderr(&output);
+    assert!(
+        said.contains("stopping guests (--stop-guests): vm-2 (pid 77)"),
+        "{said}"
+    );
+    assert!(said.contains("LOST: vm-1, vm-2"), "{said}");
+    assert_eq!(d.read_data("/data/guests.stopped"), "stop 60\n");
+
+    guests("vm-3 5 kept\n");
+    let output = d.kolla("destroy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("stopping the guests of"),
+        "{}",
+        describe(&output)
+    );
+    assert_eq!(d.read_data("/data/guests.stopped"), "stop 60\nstop 60\n");
+}

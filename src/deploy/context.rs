@@ -26,6 +26,9 @@ pub struct ApplyOptions {
     /// Longest a swapped service may be dark: from the old generation's
     /// stop to the new one's first passing gate; past it, swap back.
     pub max_dark: Option<Duration>,
+    /// Stop a service's guests (`x-kolla.guests`) that would not survive
+    /// its swap, rather than refuse the swap.
+    pub stop_guests: bool,
 }
 
 impl Default for ApplyOptions {
@@ -34,6 +37,7 @@ impl Default for ApplyOptions {
             health_timeout: Duration::from_secs(300),
             monitor_window: Duration::from_secs(2),
             max_dark: None,
+            stop_guests: false,
             retain: 2,
             log_lines: 30,
         }

@@ -59,6 +59,20 @@ pub enum DeployError {
         image: String,
         labels: Vec<String>,
     },
+    #[error(
+        "node {node}: service {service}: {guests} would stop with its container, so it was not replaced\n  hint: keep the guests outside the container (see x-kolla.guests), or pass --stop-guests to shut them down cleanly first"
+    )]
+    GuestsWouldStop {
+        node: String,
+        service: String,
+        guests: String,
+    },
+    #[error("node {node}: service {service}: its guests: {message}")]
+    Guests {
+        node: String,
+        service: String,
+        message: String,
+    },
     #[error("node {node}: service {service}: cannot render its config: {message}")]
     Config {
         node: String,

@@ -16,6 +16,7 @@ use futures_util::stream::FuturesUnordered;
 
 use super::context::NodeRun;
 use super::error::DeployError;
+use super::guests;
 use super::labels::{self, ObservedContainer, Role, State};
 use super::lock::Takeover;
 use super::owned;
@@ -381,6 +382,9 @@ impl NodeRun<'_> {
         owned::must_be_free(self.engine, &kept_name, self.project, service)
             .await
             .map_err(|e| self.owned_error(e))?;
+        // Before anything runs: a swap that would take guests down is not
+        // started at all.
+        self.refuse_if_guests_would_stop(&live).await?;
         // The dump must succeed before the job migrates anything: without
         // it, the upgrade does not start.
         if let (Some(spec), Some(_)) = (
@@ -542,7 +546,7 @@ impl NodeRun<'_> {
             back_to: None,
         };
         let task = SwapTask::new(live, kept, incoming, options.grace);
-        super::helper::perform(self, task).await
+        self.perform_keeping_guests(live, task).await
     }
 
     /// Start `id` beside the live container and gate it on its own health;
@@ -599,12 +603,13 @@ impl NodeRun<'_> {
             },
         )
         .await?;
-        let result = if restore_db {
-            self.restore_then_roll_back(live, target, kept).await
-        } else if live.start_first && target.start_first {
-            self.roll_back_start_first(live, target, kept).await
-        } else {
-            self.rollback_locked(live, target, kept).await
+        let result = match self.refuse_if_guests_would_stop(live).await {
+            Err(e) => Err(e),
+            Ok(()) if restore_db => self.restore_then_roll_back(live, target, kept).await,
+            Ok(()) if live.start_first && target.start_first => {
+                self.roll_back_start_first(live, target, kept).await
+            }
+            Ok(()) => self.rollback_locked(live, target, kept).await,
         };
         let attempt = Attempt {
             from: live.generation,
@@ -676,6 +681,100 @@ impl NodeRun<'_> {
             back_to: Some(target.name.clone()),
         };
         let task = SwapTask::new(live, kept, incoming, None);
-        super::helper::perform(self, task).await
+        self.perform_keeping_guests(live, task).await
+    }
+
+    /// Refuse to touch `live` while a guest of it (`x-kolla.guests`) would
+    /// stop with it, unless `--stop-guests` says to stop them (the swap
+    /// does, as late as it can).
+    async fn refuse_if_guests_would_stop(
+        &self,
+        live: &ObservedContainer,
+    ) -> Result<(), DeployError> {
+        let (Some(program), State::Running, false) =
+            (&live.guests, &live.state, self.options.stop_guests)
+        else {
+            return Ok(());
+        };
+        let listed = guests::list(self.engine, &live.id, program)
+            .await
+            .map_err(|message| DeployError::Guests {
+                node: self.node.to_string(),
+                service: live.service.clone(),
+                message,
+            })?;
+        let stopping = guests::would_stop(&listed);
+        if stopping.is_empty() {
+            return Ok(());
+        }
+        Err(DeployError::GuestsWouldStop {
+            node: self.node.to_string(),
+            service: live.service.clone(),
+            guests: guests::named(&stopping),
+        })
+    }
+
+    /// The swap of `task`, for a service with guests (`x-kolla.guests`):
+    /// refused while a guest would stop with the live container (unless
+    /// `--stop-guests`: then they are shut down first), and the guests
+    /// listed again in the new container afterwards, each kept only if
+    /// the same process still runs it.
+    async fn perform_keeping_guests(
+        &self,
+        live: &ObservedContainer,
+        task: SwapTask,
+    ) -> Result<Duration, DeployError> {
+        let service = live.service.as_str();
+        let Some(program) = live.guests.clone() else {
+            return super::helper::perform(self, task).await;
+        };
+        let guests_error = |message: String| DeployError::Guests {
+            node: self.node.to_string(),
+            service: service.to_string(),
+            message,
+        };
+        // A live container that is not running has no guests to ask about:
+        // what still runs is listed after the swap.
+        let before = if live.state == State::Running {
+            let before = guests::list(self.engine, &live.id, &program)
+                .await
+                .map_err(guests_error)?;
+            let stopping = guests::would_stop(&before);
+            if !stopping.is_empty() {
+                if !self.options.stop_guests {
+                    return Err(DeployError::GuestsWouldStop {
+                        node: self.node.to_string(),
+                        service: service.to_string(),
+                        guests: guests::named(&stopping),
+                    });
+                }
+                self.steps.event(
+                    self.node,
+                    service,
+                    &format!(
+                        "stopping guests (--stop-guests): {}",
+                        guests::named(&stopping)
+                    ),
+                );
+                guests::stop(self.engine, &live.id, &program)
+                    .await
+                    .map_err(guests_error)?;
+            }
+            Some(before)
+        } else {
+            None
+        };
+        let incoming = task.incoming.id.clone();
+        let dark = super::helper::perform(self, task).await?;
+        let after = guests::list(self.engine, &incoming, &program).await;
+        let said = match (&before, after) {
+            (Some(before), Ok(after)) if !before.is_empty() => {
+                guests::compare(before, &after).summary()
+            }
+            (_, Ok(after)) => format!("guests running after the swap: {}", after.len()),
+            (_, Err(e)) => format!("could not list the guests after the swap: {e}"),
+        };
+        self.steps.event(self.node, service, &said);
+        Ok(dark)
     }
 }

@@ -294,6 +294,8 @@ pub async fn serve(task: &str) -> anyhow::Result<()> {
         retain: input.retain,
         log_lines: input.log_lines,
         max_dark: input.max_dark_ms.map(Duration::from_millis),
+        // The guests were seen to before the helper was asked.
+        stop_guests: false,
     };
     let steps = Steps::untimed();
     let run = NodeRun {

@@ -27,6 +27,10 @@ pub const RESTART: &str = "kolla.restart";
 /// `update_order`): a rollback to it starts it beside the live one too.
 pub const UPDATE_ORDER: &str = "kolla.update-order";
 
+/// The program of the image that lists and stops the service's guests
+/// (`x-kolla.guests`).
+pub const GUESTS: &str = "kolla.guests";
+
 /// The service's dependency level on its node: `stop` and `destroy` stop
 /// higher levels (dependents) first.
 pub const LEVEL: &str = "kolla.level";
@@ -169,6 +173,8 @@ pub struct ObservedContainer {
     pub lock_restore_db: Option<u64>,
     /// Made for a service that updates start-first (`kolla.update-order`).
     pub start_first: bool,
+    /// The program that lists and stops its guests (`kolla.guests`).
+    pub guests: Option<String>,
 }
 
 #[cfg(test)]
@@ -197,6 +203,7 @@ impl ObservedContainer {
             lock_from_running: false,
             lock_restore_db: None,
             start_first: false,
+            guests: None,
         }
     }
 }
@@ -236,6 +243,7 @@ impl ObservedContainer {
             lock_from_running: labels.get(LOCK_FROM_RUNNING).is_some_and(|v| v == "true"),
             lock_restore_db: labels.get(LOCK_RESTORE_DB).and_then(|g| g.parse().ok()),
             start_first: labels.get(UPDATE_ORDER).is_some_and(|v| v == "start-first"),
+            guests: labels.get(GUESTS).cloned(),
         })
     }
 }

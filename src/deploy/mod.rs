@@ -15,6 +15,7 @@ pub mod desired;
 pub mod error;
 pub mod execute;
 pub mod fault;
+pub mod guests;
 pub mod helper;
 pub mod history;
 pub mod labels;

@@ -744,6 +744,7 @@ services:
             lock_from_running: false,
             lock_restore_db: None,
             start_first: false,
+            guests: None,
         }
     }
 

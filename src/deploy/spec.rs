@@ -328,6 +328,9 @@ pub fn labels_for(
     if service.kolla.update_order == crate::config::compose::UpdateOrder::StartFirst {
         all.insert(labels::UPDATE_ORDER.into(), "start-first".into());
     }
+    if let Some(program) = &service.kolla.guests {
+        all.insert(labels::GUESTS.into(), program.clone());
+    }
     all
 }
 

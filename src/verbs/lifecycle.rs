@@ -8,6 +8,7 @@ use super::targets;
 use super::{Fanout, Outcome, over_nodes};
 use crate::cli::{DestroyArgs, NodeArgs};
 use crate::config::inventory::Node;
+use crate::deploy::guests;
 use crate::deploy::labels::{self, ObservedContainer, State};
 use crate::deploy::restore_point;
 use crate::engine::{Engine, EngineError};
@@ -88,6 +89,17 @@ async fn destroy_node(
 ) -> anyhow::Result<Vec<String>> {
     let engine = asked.connect(settings, node).await?;
     let observed = targets::observe(settings, &engine, &node.name).await?;
+    // Guests outlive their service's container (x-kolla.guests): shut them
+    // down cleanly while the service that manages them still runs, so that
+    // nothing is left running outside a container.
+    for c in &observed {
+        if let (Some(program), State::Running) = (&c.guests, &c.state) {
+            say(format!("{}: stopping the guests of {}", node.name, c.name));
+            guests::stop(&engine, &c.id, program)
+                .await
+                .map_err(|e| anyhow::anyhow!("node {}: {}: its guests: {e}", node.name, c.name))?;
+        }
+    }
     // Graceful first: a service killed mid-write is how data is lost.
     stop_in_order(&engine, &node.name, &observed).await?;
     let mut removed = 0;

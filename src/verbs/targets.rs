@@ -55,6 +55,7 @@ pub fn apply_options(gate: &GateArgs) -> ApplyOptions {
         monitor_window: gate.monitor_window,
         retain: gate.retain,
         max_dark: gate.max_dark,
+        stop_guests: gate.stop_guests,
         ..ApplyOptions::default()
     }
 }

@@ -156,6 +156,13 @@ pub struct KollaSettings {
     /// network namespaces that outlive their containers and that every
     /// agent and the node see.
     pub host_shared_mounts: Vec<String>,
+    /// A program in the image that knows the service's guests (processes
+    /// it runs that should outlive its container, as libvirt's QEMUs do):
+    /// `PROGRAM list` prints `NAME PID kept|in-container` lines, `PROGRAM
+    /// stop` stops them. Kolla refuses to replace the container while a
+    /// guest would die with it (unless told to stop them), reports the
+    /// guests kept by a swap, and stops them before `destroy`.
+    pub guests: Option<String>,
 }
 
 /// One service, resolved: interpolated, defaults applied, references checked.

@@ -232,6 +232,7 @@ pub(super) struct RawKolla {
     pub(super) host_sysctls: Option<Environment>,
     #[serde(default)]
     pub(super) host_shared_mounts: Vec<String>,
+    pub(super) guests: Option<String>,
 }
 
 /// The service keys kolla supports. `net` and `name` are the legacy v1

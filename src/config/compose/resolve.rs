@@ -861,7 +861,21 @@ impl Resolver<'_> {
             .collect::<Result<Vec<_>, _>>()?;
         let host_sysctls = self.host_sysctls(line, service, raw.host_sysctls)?;
         let host_shared_mounts = self.host_shared_mounts(line, service, raw.host_shared_mounts)?;
+        let guests = raw
+            .guests
+            .map(|program| self.text(line, service, "x-kolla.guests", &program))
+            .transpose()?;
+        if let Some(program) = &guests
+            && (program.is_empty() || program.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return Err(self.error(
+                line,
+                service,
+                format!("x-kolla.guests: {program:?} must name one program (no spaces)"),
+            ));
+        }
         Ok(KollaSettings {
+            guests,
             host_sysctls,
             host_shared_mounts,
             data: raw.data,
