@@ -149,6 +149,32 @@ fn a_cloud_over_three_nodes_keeps_a_guest_on_each_compute_node_through_a_rolling
         "a guest stopped with the rollback of nova-compute"
     );
     both_hypervisors_up(&controller, &token);
+
+    common::phase("nova-libvirt upgraded on a compute node");
+    // libvirt nested in a test node: the guest's QEMU outlives the swap
+    // there too, the same process, and kolla says so.
+    let qemu_before = qemu_of(&d, n2);
+    let changed = format!("{}/nova-libvirt:rolled", d.images.namespace);
+    d.images
+        .changed_image(&d.images.image_ref("nova-libvirt"), &changed);
+    let output = d.kolla(
+        "upgrade",
+        &["nova-libvirt", "--tag", "rolled", "--node", &n2.name],
+    );
+    assert!(output.status.success(), "{}", describe(&output));
+    assert!(
+        common::stderr(&output).contains("nova-libvirt: guests kept running: 1 of 1"),
+        "{}",
+        describe(&output)
+    );
+    assert_eq!(qemu_of(&d, n2), qemu_before, "another QEMU runs the guest");
+    assert_eq!(
+        [guests(&d, n2), guests(&d, n3)],
+        guests_before,
+        "a guest stopped with nova-libvirt"
+    );
+    both_hypervisors_up(&controller, &token);
+
     common::phase("DHCP over VXLAN");
     dhcp_reaches_a_compute_node_over_vxlan(&controller, &password, n3);
 
@@ -168,6 +194,16 @@ fn a_cloud_over_three_nodes_keeps_a_guest_on_each_compute_node_through_a_rolling
             node.name
         );
     }
+}
+
+/// The guests' QEMU processes on `node`, as nova-libvirt's kolla-guests
+/// lists them (`NAME PID kept` lines).
+fn qemu_of(d: &Deployment, node: &TestNode) -> String {
+    let output = node.docker(&["exec", &d.container("nova-libvirt"), "kolla-guests", "list"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let listed = stdout_of(&output);
+    assert!(listed.trim().ends_with(" kept"), "{}: {listed}", node.name);
+    listed
 }
 
 /// The running libvirt domains on `node`.

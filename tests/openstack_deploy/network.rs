@@ -102,6 +102,9 @@ pub fn a_server_gets_its_address_and_a_floating_ip(d: &Deployment, admin: &str) 
     still_there(&cli, &net, &server, &floating);
     phase("neutron-server upgraded and rolled back");
 
+    a_guest_outlives_nova_libvirt(d, &cli, &server, &floating);
+    phase("the guest outlived nova-libvirt's swaps and kill");
+
     cli.ok(&["server", "delete", "--wait", &server]);
     let servers = cli.json(&["server", "list", "-f", "json"]);
     assert!(
@@ -340,4 +343,167 @@ fn ip(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("iproute2's ip")
+}
+
+/// Pings `address` once a second from a thread until dropped; the longest
+/// run of lost pings.
+struct Pinger {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<(usize, usize, usize)>>,
+}
+
+impl Pinger {
+    fn start(address: &str) -> Pinger {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = std::sync::Arc::clone(&stop);
+        let address = address.to_string();
+        let thread = std::thread::spawn(move || {
+            let (mut sent, mut lost, mut run, mut longest) = (0, 0, 0, 0);
+            while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                let started = Instant::now();
+                sent += 1;
+                let answered = std::process::Command::new("busybox")
+                    .args(["ping", "-c", "1", "-W", "1", &address])
+                    .output()
+                    .map(|o| o.status.success())
+                    .unwrap_or(false);
+                if answered {
+                    run = 0;
+                } else {
+                    lost += 1;
+                    run += 1;
+                    longest = longest.max(run);
+                }
+                let second = std::time::Duration::from_secs(1);
+                if let Some(rest) = second.checked_sub(started.elapsed()) {
+                    std::thread::sleep(rest);
+                }
+            }
+            (sent, lost, longest)
+        });
+        Pinger {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// (pings sent, lost, longest run of lost ones).
+    fn finish(mut self) -> (usize, usize, usize) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .expect("the pinger's thread")
+    }
+}
+
+/// The guests nova-libvirt runs, as its kolla-guests lists them:
+/// (name, QEMU pid, kept outside the container's cgroups).
+fn libvirt_guests(d: &Deployment) -> Vec<(String, u32, bool)> {
+    let output = common::docker(&["exec", &d.container("nova-libvirt"), "kolla-guests", "list"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    common::stdout_of(&output)
+        .lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(fields.len(), 3, "{line:?}");
+            (
+                fields[0].to_string(),
+                fields[1].parse().expect("a pid"),
+                fields[2] == "kept",
+            )
+        })
+        .collect()
+}
+
+/// The guest keeps running through every way nova-libvirt is replaced or
+/// dies: an upgrade, its rollback, a deploy with a changed libvirt config,
+/// and a SIGKILL of the container (the engine restarts it, `kolla recover`
+/// finds nothing to do). Pinged once a second throughout, no more than one
+/// ping in a row is lost; the same QEMU process runs it after each, and
+/// kolla says so; the new libvirtd manages it (reboot, stop, start).
+fn a_guest_outlives_nova_libvirt(d: &Deployment, cli: &Cli, server: &str, floating: &str) {
+    let before = libvirt_guests(d);
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert!(
+        before[0].2,
+        "the guest's QEMU is inside nova-libvirt's cgroups: {before:?}"
+    );
+    let pinger = Pinger::start(floating);
+    let same_guest = |after: &str| {
+        let now = libvirt_guests(d);
+        assert_eq!(now, before, "after {after}: another QEMU, or none");
+        let domains = common::running_domains(common::docker, &d.container("nova-libvirt"));
+        assert_eq!(
+            domains,
+            [before[0].0.clone()],
+            "after {after}: libvirt lost it"
+        );
+    };
+    let kept_said = |output: &Output, what: &str| {
+        assert!(output.status.success(), "{what}: {}", describe(output));
+        assert!(
+            common::stderr(output).contains("nova-libvirt: guests kept running: 1 of 1"),
+            "{what}: {}",
+            describe(output)
+        );
+    };
+
+    super::changed_image(d, "nova-libvirt", "libvirt");
+    let output = d.kolla("upgrade", &["nova-libvirt", "--tag", "libvirt"]);
+    kept_said(&output, "upgrade");
+    same_guest("the upgrade");
+    let output = d.kolla("rollback", &["nova-libvirt"]);
+    kept_said(&output, "rollback");
+    same_guest("the rollback");
+
+    let conf = d.compose_dir.join("nova-libvirt/libvirtd.conf");
+    let mut text = std::fs::read_to_string(&conf).expect("libvirtd.conf");
+    text.push_str("# changed by the test: a deploy replaces nova-libvirt\n");
+    std::fs::write(&conf, text).expect("libvirtd.conf");
+    let output = d.kolla("deploy", &[]);
+    kept_said(&output, "deploy with a changed config");
+    same_guest("the deploy");
+
+    let live = d.container("nova-libvirt");
+    let killed = common::docker(&["kill", &live]);
+    assert!(killed.status.success(), "{}", describe(&killed));
+    eventually(
+        "nova-libvirt restarted by the engine and healthy",
+        120,
+        || {
+            let state = common::docker(&["inspect", "-f", "{{.State.Health.Status}}", &live]);
+            (common::stdout_of(&state).trim() == "healthy").then_some(())
+        },
+    );
+    let output = d.kolla("recover", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    same_guest("the kill");
+
+    let (sent, lost, longest) = pinger.finish();
+    println!(
+        "pings through nova-libvirt's swaps and kill: {sent} sent, {lost} lost, longest run {longest}"
+    );
+    assert!(sent >= 10, "{sent} pings");
+    assert!(
+        longest <= 1,
+        "{longest} pings in a row lost ({lost} of {sent})"
+    );
+
+    // The new libvirtd really manages the guest.
+    cli.ok(&["server", "reboot", "--hard", "--wait", server]);
+    cli.ok(&["server", "stop", server]);
+    eventually("the server is SHUTOFF", 120, || {
+        let shown = cli.json_object(&["server", "show", server, "-f", "json"]);
+        (shown["status"] == "SHUTOFF").then_some(())
+    });
+    assert!(libvirt_guests(d).is_empty(), "a guest runs after stop");
+    cli.ok(&["server", "start", server]);
+    eventually("the server is ACTIVE again", 120, || {
+        let shown = cli.json_object(&["server", "show", server, "-f", "json"]);
+        (shown["status"] == "ACTIVE").then_some(())
+    });
+    eventually("the floating IP answers ping again", 120, || {
+        answers_ping(floating).then_some(())
+    });
 }
