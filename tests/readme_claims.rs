@@ -342,14 +342,29 @@ fn drain_a_stand_in(stubborn: bool, timeout: &str) -> (Duration, String, i32) {
     } else {
         "sleep 30 & wait"
     };
-    let mut child = Command::new("bash")
+    let mut command = Command::new("bash");
+    command
         .arg(&script)
         .args(["sh", "-c", parent])
         .env("KOLLA_DRAIN_TIMEOUT", timeout)
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run glance-api-drain");
+        .stderr(Stdio::piped());
+    // A test run under nohup (CI's is) hands SIGHUP ignored to every child,
+    // and a shell cannot take back a signal ignored when it started: the
+    // stand-in's worker would never end. Glance's workers get it as the
+    // default, which ends a plain worker.
+    // SAFETY: between fork and exec only signal(2), async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGHUP,
+                nix::sys::signal::SigHandler::SigDfl,
+            )
+            .map(|_| ())
+            .map_err(std::io::Error::from)
+        });
+    }
+    let mut child = command.spawn().expect("run glance-api-drain");
     std::thread::sleep(Duration::from_millis(500));
     let stopped = Instant::now();
     let term = Command::new("kill")

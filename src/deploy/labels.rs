@@ -59,23 +59,6 @@ pub const LOCK_FROM_RUNNING: &str = "kolla.lock-from-running";
 /// may be half restored, which the newer generation must never run on.
 pub const LOCK_RESTORE_DB: &str = "kolla.lock-restore-db";
 
-/// The `kolla.` labels an image carries that are not `kolla build`'s own,
-/// sorted. The engine copies an image's labels onto every container made
-/// from it, so such an image would make its containers pass for data
-/// containers, a live generation or a lock.
-pub fn forged_by_image(image_labels: &std::collections::HashMap<String, String>) -> Vec<String> {
-    let mut forged: Vec<String> = image_labels
-        .keys()
-        .filter(|key| {
-            key.starts_with(crate::config::compose::RESERVED_LABEL_PREFIX)
-                && !crate::images::build::IMAGE_LABELS.contains(&key.as_str())
-        })
-        .cloned()
-        .collect();
-    forged.sort();
-    forged
-}
-
 /// Name suffixes of the containers of a swap.
 pub const CANDIDATE_SUFFIX: &str = ".kolla-new";
 pub const KEPT_INFIX: &str = ".kolla-gen-";

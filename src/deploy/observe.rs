@@ -224,15 +224,7 @@ async fn resolve_images_or_list(
         let image = &wanted.service.image;
         match found.get(image).and_then(Option::as_ref) {
             Some(info) => {
-                let forged = super::labels::forged_by_image(&info.labels);
-                if !forged.is_empty() {
-                    return Err(DeployError::ImageForgesLabels {
-                        node: node.into(),
-                        service: wanted.service.name.clone(),
-                        image: image.clone(),
-                        labels: forged,
-                    });
-                }
+                refuse_forged_labels(node, &wanted.service.name, image, info)?;
                 wanted.digest = Some(info.id.clone());
                 wanted.image_volumes = info.volumes.clone();
             }
@@ -275,4 +267,40 @@ pub async fn observe_project(
         .iter()
         .filter_map(|c| ObservedContainer::from_listing(prefix, c))
         .collect())
+}
+
+/// The `kolla.` labels an image carries that are not `kolla build`'s own,
+/// sorted. The engine copies an image's labels onto every container made
+/// from it, so such an image would make its containers pass for data
+/// containers, a live generation or a lock.
+pub fn forged_by_image(image_labels: &std::collections::HashMap<String, String>) -> Vec<String> {
+    let mut forged: Vec<String> = image_labels
+        .keys()
+        .filter(|key| {
+            key.starts_with(crate::config::compose::RESERVED_LABEL_PREFIX)
+                && !crate::images::build::IMAGE_LABELS.contains(&key.as_str())
+        })
+        .cloned()
+        .collect();
+    forged.sort();
+    forged
+}
+
+/// An image that carries labels of kolla's own is refused for `service`.
+fn refuse_forged_labels(
+    node: &str,
+    service: &str,
+    image: &str,
+    info: &ImageInfo,
+) -> Result<(), DeployError> {
+    let forged = forged_by_image(&info.labels);
+    if forged.is_empty() {
+        return Ok(());
+    }
+    Err(DeployError::ImageForgesLabels {
+        node: node.into(),
+        service: service.into(),
+        image: image.into(),
+        labels: forged,
+    })
 }

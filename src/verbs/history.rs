@@ -182,17 +182,7 @@ fn print_history(
                     r.image
                 );
             }
-            for (node, containers) in now {
-                for c in containers {
-                    outln!(
-                        "now: {node} {} generation {} {} ({})",
-                        c.name,
-                        c.generation,
-                        c.image,
-                        c.state.as_str()
-                    );
-                }
-            }
+            print_now(now);
             for (node, kept) in points {
                 for p in kept {
                     outln!(
@@ -208,6 +198,21 @@ fn print_history(
         }
     }
     Ok(())
+}
+
+/// The service's containers now, a line each.
+fn print_now(now: &BTreeMap<String, Vec<ObservedContainer>>) {
+    for (node, containers) in now {
+        for c in containers {
+            outln!(
+                "now: {node} {} generation {} {} ({})",
+                c.name,
+                c.generation,
+                c.image,
+                c.state.as_str()
+            );
+        }
+    }
 }
 
 fn restore_points_json(

@@ -305,34 +305,9 @@ impl Resolver<'_> {
         let tmpfs = self.one_or_many(line, name, "tmpfs", raw.tmpfs)?;
         let ports = self.ports(line, name, raw.ports, network_mode.as_deref())?;
         let kolla = self.kolla(line, name, raw.kolla)?;
-        if !kolla.host_ports.is_empty() && network_mode.as_deref() != Some("host") {
-            return Err(self.error(
-                line,
-                name,
-                "x-kolla.host_ports is for network_mode: host (use ports otherwise)",
-            ));
-        }
-        if !kolla.host_sysctls.is_empty() && network_mode.as_deref() != Some("host") {
-            return Err(self.error(
-                line,
-                name,
-                "x-kolla.host_sysctls is for network_mode: host (use sysctls otherwise)",
-            ));
-        }
+        self.host_settings_need_host_network(line, name, &kolla, network_mode.as_deref())?;
         let own_name = self.own_name(line, name, raw.container_name.or(raw.name))?;
-        let labels = self.key_values(line, name, "labels", raw.labels)?;
-        if let Some(key) = labels
-            .keys()
-            .find(|key| key.starts_with(RESERVED_LABEL_PREFIX))
-        {
-            return Err(self.error(
-                line,
-                name,
-                format!(
-                    "labels: {key:?}: labels starting with {RESERVED_LABEL_PREFIX:?} are kolla's own (they say which containers are data, which generation is live, what may run twice); use another prefix"
-                ),
-            ));
-        }
+        let labels = self.labels(line, name, raw.labels)?;
         let optional = |key: &str, value: Option<String>| {
             value.map(|v| self.text(line, name, key, &v)).transpose()
         };
@@ -401,6 +376,57 @@ impl Resolver<'_> {
             Some(StringOrList::One(one)) => Ok(vec![self.text(line, name, key, &one)?]),
             Some(StringOrList::Many(list)) => self.texts(line, name, key, &list),
         }
+    }
+
+    /// `x-kolla.host_ports` and `host_sysctls` are the host network's.
+    fn host_settings_need_host_network(
+        &self,
+        line: u64,
+        name: &str,
+        kolla: &KollaSettings,
+        network_mode: Option<&str>,
+    ) -> Result<(), ConfigError> {
+        if network_mode == Some("host") {
+            return Ok(());
+        }
+        if !kolla.host_ports.is_empty() {
+            return Err(self.error(
+                line,
+                name,
+                "x-kolla.host_ports is for network_mode: host (use ports otherwise)",
+            ));
+        }
+        if !kolla.host_sysctls.is_empty() {
+            return Err(self.error(
+                line,
+                name,
+                "x-kolla.host_sysctls is for network_mode: host (use sysctls otherwise)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `labels`, none of them kolla's own.
+    fn labels(
+        &self,
+        line: u64,
+        name: &str,
+        labels: Option<Environment>,
+    ) -> Result<BTreeMap<String, String>, ConfigError> {
+        let labels = self.key_values(line, name, "labels", labels)?;
+        if let Some(key) = labels
+            .keys()
+            .find(|key| key.starts_with(RESERVED_LABEL_PREFIX))
+        {
+            return Err(self.error(
+                line,
+                name,
+                format!(
+                    "labels: {key:?}: labels starting with {RESERVED_LABEL_PREFIX:?} are kolla's own (they say which containers are data, which generation is live, what may run twice); use another prefix"
+                ),
+            ));
+        }
+        Ok(labels)
     }
 
     /// `env_file` entries first (in order), then `environment`, which wins.
