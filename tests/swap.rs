@@ -410,8 +410,8 @@ fn max_dark_swaps_back_once_the_budget_is_spent() {
 /// its container. The fixture's stand-in program lists what the test
 /// writes. A swap that keeps them says so; one that would take a guest
 /// down with the container is refused, naming it, and changes nothing;
-/// `--stop-guests` shuts them down first; `destroy` stops them before it
-/// stops the service.
+/// `--stop-guests` shuts them down first; `stop` leaves them running and
+/// `destroy` stops them through the service (started again for it).
 #[test]
 fn guests_are_kept_through_a_swap_or_it_is_refused_naming_them() {
     let d = setup("guests", &["1.0.0", "2.0.0", "3.0.0"]);
@@ -465,7 +465,12 @@ fn guests_are_kept_through_a_swap_or_it_is_refused_naming_them() {
     assert!(said.contains("LOST: vm-1, vm-2"), "{said}");
     assert_eq!(d.read_data("/data/guests.stopped"), "stop 60\n");
 
+    // `stop` leaves the guests running; `destroy` then starts the service
+    // again to stop them through it.
     guests("vm-3 5 kept\n");
+    let output = d.kolla("stop", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(d.read_data("/data/guests.stopped"), "stop 60\n");
     let output = d.kolla("destroy", &[]);
     assert!(output.status.success(), "{}", describe(&output));
     assert!(

@@ -66,6 +66,35 @@ async fn stop_in_order(
     Ok(running.len())
 }
 
+/// Guests outlive their service's container (x-kolla.guests): shut them
+/// down cleanly through the service that manages them, so that nothing is
+/// left running outside a container. A live container `kolla stop` left
+/// stopped (its guests still run) is started for it, and stopped again.
+async fn stop_guests(
+    engine: &Engine,
+    node: &str,
+    observed: &[ObservedContainer],
+) -> anyhow::Result<()> {
+    let live = observed
+        .iter()
+        .filter(|c| c.role == labels::Role::Live && c.guests.is_some());
+    for c in live {
+        let Some(program) = &c.guests else { continue };
+        let was_running = c.state == State::Running;
+        if !was_running {
+            engine.start_container(&c.id).await?;
+        }
+        say(format!("{node}: stopping the guests of {}", c.name));
+        guests::stop(engine, &c.id, program)
+            .await
+            .map_err(|e| anyhow::anyhow!("node {node}: {}: its guests: {e}", c.name))?;
+        if !was_running {
+            engine.stop_container(&c.id, None).await?;
+        }
+    }
+    Ok(())
+}
+
 pub async fn destroy(settings: &Settings, args: DestroyArgs) -> anyhow::Result<Outcome> {
     let inventory = targets::load_nodes(&args.nodes)?;
     let nodes = inventory.select(&args.nodes.node)?;
@@ -89,17 +118,7 @@ async fn destroy_node(
 ) -> anyhow::Result<Vec<String>> {
     let engine = asked.connect(settings, node).await?;
     let observed = targets::observe(settings, &engine, &node.name).await?;
-    // Guests outlive their service's container (x-kolla.guests): shut them
-    // down cleanly while the service that manages them still runs, so that
-    // nothing is left running outside a container.
-    for c in &observed {
-        if let (Some(program), State::Running) = (&c.guests, &c.state) {
-            say(format!("{}: stopping the guests of {}", node.name, c.name));
-            guests::stop(&engine, &c.id, program)
-                .await
-                .map_err(|e| anyhow::anyhow!("node {}: {}: its guests: {e}", node.name, c.name))?;
-        }
-    }
+    stop_guests(&engine, &node.name, &observed).await?;
     // Graceful first: a service killed mid-write is how data is lost.
     stop_in_order(&engine, &node.name, &observed).await?;
     let mut removed = 0;
