@@ -221,7 +221,7 @@ impl Sandbox {
             .expect("docker build");
         std::io::Write::write_all(
             &mut build.stdin.take().expect("stdin"),
-            format!("FROM {image}\nLABEL kolla.test={changed}\n").as_bytes(),
+            format!("FROM {image}\nLABEL kolla-test.changed={changed}\n").as_bytes(),
         )
         .expect("the Dockerfile");
         assert!(build.wait().expect("docker build").success());
