@@ -418,8 +418,7 @@ fn libvirt_guests(d: &Deployment) -> Vec<(String, u32, bool)> {
 
 /// The guest keeps running through every way nova-libvirt is replaced or
 /// dies: an upgrade, its rollback, a deploy with a changed libvirt config,
-/// and a SIGKILL of the container (the engine restarts it, `kolla recover`
-/// finds nothing to do). Pinged once a second throughout, no more than one
+/// and a SIGKILL of the container (`kolla recover` starts it again). Pinged once a second throughout, no more than one
 /// ping in a row is lost; the same QEMU process runs it after each, and
 /// kolla says so; the new libvirtd manages it (reboot, stop, start).
 fn a_guest_outlives_nova_libvirt(d: &Deployment, cli: &Cli, server: &str, floating: &str) {
@@ -469,17 +468,12 @@ fn a_guest_outlives_nova_libvirt(d: &Deployment, cli: &Cli, server: &str, floati
     kept_said(&output, "deploy with a changed config");
     same_guests("the deploy");
 
+    // The engine leaves a killed container stopped (a kill is a manual
+    // stop to it); `kolla recover` starts the live generation again and
+    // gates it.
     let live = d.container("nova-libvirt");
     let killed = common::docker(&["kill", &live]);
     assert!(killed.status.success(), "{}", describe(&killed));
-    eventually(
-        "nova-libvirt restarted by the engine and healthy",
-        120,
-        || {
-            let state = common::docker(&["inspect", "-f", "{{.State.Health.Status}}", &live]);
-            (common::stdout_of(&state).trim() == "healthy").then_some(())
-        },
-    );
     let output = d.kolla("recover", &[]);
     assert!(output.status.success(), "{}", describe(&output));
     same_guests("the kill");
