@@ -202,7 +202,18 @@ fn qemu_of(d: &Deployment, node: &TestNode) -> String {
     let output = node.docker(&["exec", &d.container("nova-libvirt"), "kolla-guests", "list"]);
     assert!(output.status.success(), "{}", describe(&output));
     let listed = stdout_of(&output);
-    assert!(listed.trim().ends_with(" kept"), "{}: {listed}", node.name);
+    if !listed.trim().ends_with(" kept") {
+        // Where the guest's QEMU sits, against the container's own cgroups.
+        let pid = listed.split_whitespace().nth(1).unwrap_or("0");
+        let cgroups = node.docker(&[
+            "exec",
+            &d.container("nova-libvirt"),
+            "sh",
+            "-c",
+            &format!("cat /proc/{pid}/cgroup; echo ---; cat /proc/self/cgroup; echo ---; grep cgroup /proc/mounts"),
+        ]);
+        panic!("{}: {listed}\n{}", node.name, describe(&cgroups));
+    }
     listed
 }
 
