@@ -59,7 +59,13 @@ fn all_in_one_builds_deploys_and_serves_the_apis() {
 
     let globals = format!("namespace: {}\n", images.namespace);
     let mut d = Deployment::of(images, "aio", "swap", &globals);
-    d.compose_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("compose");
+    // A copy of the project's compose files: the test changes a config
+    // (a deploy must replace nova-libvirt), never the project's own.
+    d.compose_dir = d.images.dir.path().join("project-compose");
+    common::copy_tree(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("compose"),
+        &d.compose_dir,
+    );
     d.env.clear();
     std::fs::write(
         &d.inventory,
