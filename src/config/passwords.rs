@@ -132,6 +132,15 @@ impl Entry {
 
 /// A name as it may be printed: control characters escaped, so a hostile
 /// key cannot drive the operator's terminal.
+/// What config templates can name as `passwords.NAME`.
+fn is_password_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 fn shown(name: &str) -> String {
     name.chars()
         .flat_map(|c| match c.is_control() {
@@ -194,6 +203,17 @@ fn entries(text: &str, path: &Path) -> Result<(Vec<Entry>, LineErrors), ConfigEr
         // value its anchor holds: a password, which errors then show.
         if key.referenced != key.defined {
             let message = format!("line {line}: a key must be a name, not an alias (*name)");
+            errors.push((line, invalid(message)));
+            continue;
+        }
+        // A key that is no name may be a value a typo turned into a key
+        // (`&x` run into the line, a misplaced colon): never shown.
+        if let Node::Value(Value::Text(name)) = &key.value
+            && !is_password_name(name)
+        {
+            let message = format!(
+                "line {line}: a key that is not a password name (letters, digits and _, not starting with a digit); it is not shown, as it may be a value"
+            );
             errors.push((line, invalid(message)));
             continue;
         }
@@ -776,6 +796,24 @@ mod tests {
                 assert!(!err.contains(secret), "{value}: {err}");
             }
         }
+    }
+
+    #[test]
+    fn a_key_that_is_no_name_is_refused_without_being_shown() {
+        for text in [
+            "&xweb_password: Sekr1tA-fuzz-9qZ:\n",
+            "web_password Sekr1tB-x: 1\n",
+            "9lives: x\n",
+        ] {
+            let err = parse(text, Path::new("p.yml")).unwrap_err().to_string();
+            assert!(
+                err.contains("line 1: a key that is not a password name"),
+                "{err}"
+            );
+            assert!(!err.contains("Sekr1t") && !err.contains("9lives"), "{err}");
+        }
+        let fine = parse("_ok: abc\nAlso_Fine2: def\n", Path::new("p.yml"));
+        assert!(fine.is_ok(), "{fine:?}");
     }
 
     #[test]
