@@ -445,9 +445,14 @@ fn check_compose(text: &str) -> Verdict {
                     within_bound(grace)?;
                 }
             }
+            // The engine's name: `name:` as it is, else under the prefix.
             for volume in file.volumes.values() {
-                names::check_volume_name(&volume.name)
-                    .map_err(|e| format!("accepted volume {:?}: {e}", volume.name))?;
+                let engine_name = match volume.literal {
+                    true => volume.name.clone(),
+                    false => format!("fz-{}", volume.name),
+                };
+                names::check_volume_name(&engine_name)
+                    .map_err(|e| format!("accepted volume {engine_name:?}: {e}"))?;
             }
             Ok(())
         }
