@@ -259,6 +259,7 @@ impl Drop for Deployment {
             format!("kolla.project={}", self.project),
             format!("kolla.project={}-reader", self.project),
         ] {
+            stop_guests(&label);
             if let Ok(containers) = rt.block_on(engine.list_containers(&label)) {
                 for c in containers {
                     let _ = rt.block_on(engine.remove_container(&c.name, true));
@@ -397,5 +398,32 @@ impl Deployment {
             jobs.matches("end").count(),
             "{context}: a bootstrap job was cut short: {jobs:?}"
         );
+    }
+}
+
+/// Guests outlive their service's container (x-kolla.guests): a test that
+/// failed midway would leave them running on the machine once its
+/// containers are removed. Each live container with guests is started if
+/// need be and asked to stop them, briefly.
+fn stop_guests(label: &str) {
+    let listed = super::docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label={label}"),
+        "--filter",
+        "label=kolla.guests",
+        "--format",
+        "{{.Names}} {{.Label \"kolla.guests\"}}",
+    ]);
+    for line in String::from_utf8_lossy(&listed.stdout).lines() {
+        let Some((name, program)) = line.split_once(' ') else {
+            continue;
+        };
+        if name.contains(".kolla-") {
+            continue;
+        }
+        super::docker(&["start", name]);
+        super::docker(&["exec", name, program, "stop", "5"]);
     }
 }
