@@ -686,16 +686,29 @@ impl NodeRun<'_> {
 
     /// Refuse to touch `live` while a guest of it (`x-kolla.guests`) would
     /// stop with it, unless `--stop-guests` says to stop them (the swap
-    /// does, as late as it can).
+    /// does, as late as it can). Asked again right before the swap: guests
+    /// may start while a bootstrap job runs.
     async fn refuse_if_guests_would_stop(
         &self,
         live: &ObservedContainer,
     ) -> Result<(), DeployError> {
-        let (Some(program), State::Running, false) =
-            (&live.guests, &live.state, self.options.stop_guests)
-        else {
-            return Ok(());
-        };
+        match (&live.guests, self.options.stop_guests) {
+            (Some(program), false) => self.guests_of_live(live, program).await.map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+
+    /// The guests of the running live container `live` (none when it is
+    /// not running), refused when one would stop with it and
+    /// `--stop-guests` was not given.
+    async fn guests_of_live(
+        &self,
+        live: &ObservedContainer,
+        program: &str,
+    ) -> Result<Option<Vec<guests::Guest>>, DeployError> {
+        if live.state != State::Running {
+            return Ok(None);
+        }
         let listed = guests::list(self.engine, &live.id, program)
             .await
             .map_err(|message| DeployError::Guests {
@@ -704,14 +717,14 @@ impl NodeRun<'_> {
                 message,
             })?;
         let stopping = guests::would_stop(&listed);
-        if stopping.is_empty() {
-            return Ok(());
+        if !stopping.is_empty() && !self.options.stop_guests {
+            return Err(DeployError::GuestsWouldStop {
+                node: self.node.to_string(),
+                service: live.service.clone(),
+                guests: guests::named(&stopping),
+            });
         }
-        Err(DeployError::GuestsWouldStop {
-            node: self.node.to_string(),
-            service: live.service.clone(),
-            guests: guests::named(&stopping),
-        })
+        Ok(Some(listed))
     }
 
     /// The swap of `task`, for a service with guests (`x-kolla.guests`):
@@ -728,42 +741,30 @@ impl NodeRun<'_> {
         let Some(program) = live.guests.clone() else {
             return super::helper::perform(self, task).await;
         };
-        let guests_error = |message: String| DeployError::Guests {
-            node: self.node.to_string(),
-            service: service.to_string(),
-            message,
-        };
         // A live container that is not running has no guests to ask about:
         // what still runs is listed after the swap.
-        let before = if live.state == State::Running {
-            let before = guests::list(self.engine, &live.id, &program)
+        let before = self.guests_of_live(live, &program).await?;
+        let stopping = before
+            .as_deref()
+            .map(guests::would_stop)
+            .unwrap_or_default();
+        if !stopping.is_empty() {
+            self.steps.event(
+                self.node,
+                service,
+                &format!(
+                    "stopping guests (--stop-guests): {}",
+                    guests::named(&stopping)
+                ),
+            );
+            guests::stop(self.engine, &live.id, &program)
                 .await
-                .map_err(guests_error)?;
-            let stopping = guests::would_stop(&before);
-            if !stopping.is_empty() {
-                if !self.options.stop_guests {
-                    return Err(DeployError::GuestsWouldStop {
-                        node: self.node.to_string(),
-                        service: service.to_string(),
-                        guests: guests::named(&stopping),
-                    });
-                }
-                self.steps.event(
-                    self.node,
-                    service,
-                    &format!(
-                        "stopping guests (--stop-guests): {}",
-                        guests::named(&stopping)
-                    ),
-                );
-                guests::stop(self.engine, &live.id, &program)
-                    .await
-                    .map_err(guests_error)?;
-            }
-            Some(before)
-        } else {
-            None
-        };
+                .map_err(|message| DeployError::Guests {
+                    node: self.node.to_string(),
+                    service: service.to_string(),
+                    message,
+                })?;
+        }
         let incoming = task.incoming.id.clone();
         let dark = super::helper::perform(self, task).await?;
         let after = guests::list(self.engine, &incoming, &program).await;
