@@ -600,6 +600,27 @@ volumes:
     }
 
     #[test]
+    fn the_guests_program_is_one_word() {
+        let with = |program: &str| {
+            parse_text(&format!(
+                "services:\n  a:\n    image: x\n    x-kolla: {{guests: {program:?}}}\n"
+            ))
+        };
+        assert_eq!(
+            with("kolla-guests").unwrap().services[0]
+                .kolla
+                .guests
+                .as_deref(),
+            Some("kolla-guests")
+        );
+        for bad in ["", "kolla-guests; reboot", "a\tb"] {
+            let err = with(bad).unwrap_err().to_string();
+            assert!(err.contains("x-kolla.guests: "), "{bad:?}: {err}");
+            assert!(err.contains("must name one program"), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
     fn kolla_labels_are_reserved() {
         for label in [
             "kolla.data",
