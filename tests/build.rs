@@ -75,7 +75,7 @@ fn cold_build_then_noop_then_one_file_changed() {
         images["fx-broken"]["error"]
             .as_str()
             .unwrap()
-            .contains("returned a non-zero code: 3"),
+            .contains("exit code: 3"),
         "{}",
         images["fx-broken"]
     );
