@@ -213,18 +213,27 @@ impl Sandbox {
     /// upgrade to it swaps the container and nothing else differs. The tag
     /// goes with this sandbox.
     pub fn changed_image(&self, image: &str, changed: &str) {
-        let mut build = Command::new("docker")
-            .args(["build", "-q", "-t", changed, "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("docker build");
-        std::io::Write::write_all(
-            &mut build.stdin.take().expect("stdin"),
-            format!("FROM {image}\nLABEL kolla-test.changed={changed}\n").as_bytes(),
-        )
-        .expect("the Dockerfile");
-        assert!(build.wait().expect("docker build").success());
+        // Through kolla's engine (BuildKit), as `kolla build` builds: the
+        // CLI's classic builder takes seconds to commit a label onto an
+        // OpenStack image, on a machine where start-first swaps run beside.
+        let dockerfile = format!("FROM {image}\nLABEL kolla-test.changed={changed}\n");
+        let mut context = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(dockerfile.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        context
+            .append_data(&mut header, "Dockerfile", dockerfile.as_bytes())
+            .expect("the Dockerfile into the context");
+        let request = kolla::engine::BuildRequest {
+            tag: changed.to_string(),
+            context_tar: context.into_inner().expect("the context").into(),
+            no_cache: false,
+            http_proxy: None,
+        };
+        runtime()
+            .block_on(self.engine.build(request, |_| {}))
+            .unwrap_or_else(|e| panic!("building {changed}: {e}"));
         self.changed.borrow_mut().push(changed.to_string());
     }
 }
