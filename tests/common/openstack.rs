@@ -380,12 +380,21 @@ impl Cli<'_> {
         let initrd = upload(&format!("{name}-initrd"), "ari", "ari", &initrd, &[]);
         let kernel_id = format!("kernel_id={kernel}");
         let ramdisk_id = format!("ramdisk_id={initrd}");
+        // The tiny guest has no ACPI daemon to hear a clean shutdown: Nova
+        // would wait out its 60 s before powering it off on every stop.
         upload(
             name,
             "raw",
             "bare",
             &root,
-            &["--property", &kernel_id, "--property", &ramdisk_id],
+            &[
+                "--property",
+                &kernel_id,
+                "--property",
+                &ramdisk_id,
+                "--property",
+                "os_shutdown_timeout=3",
+            ],
         )
     }
 
