@@ -125,7 +125,7 @@ fn fault_point_tests_left_out() {
 #[cfg(feature = "fault-injection")]
 mod fault_points {
     use super::*;
-    use crate::common::kill_at;
+    use crate::common::{FaultPoint, kill_at};
 
     /// A deployment of the swap fixture at v1, without the helper.
     fn deployed(name: &str) -> Deployment {
@@ -141,47 +141,47 @@ mod fault_points {
 
     #[test]
     fn crash_after_lock() {
-        upgrade_killed_at("locked", RECOVER, "1.0.0", true);
+        upgrade_killed_at(FaultPoint::Locked, RECOVER, "1.0.0", true);
     }
 
     #[test]
     fn crash_after_bootstrap() {
-        upgrade_killed_at("bootstrapped", RECOVER, "1.0.0", true);
+        upgrade_killed_at(FaultPoint::Bootstrapped, RECOVER, "1.0.0", true);
     }
 
     #[test]
     fn crash_after_candidate_created() {
-        upgrade_killed_at("candidate-created", RECOVER, "1.0.0", true);
+        upgrade_killed_at(FaultPoint::CandidateCreated, RECOVER, "1.0.0", true);
     }
 
     #[test]
     fn crash_after_restart_policy_no() {
-        upgrade_killed_at("restart-policy-no", RECOVER, "1.0.0", true);
+        upgrade_killed_at(FaultPoint::RestartPolicyNo, RECOVER, "1.0.0", true);
     }
 
     #[test]
     fn crash_after_old_stopped() {
-        upgrade_killed_at("old-stopped", RECOVER, "1.0.0", true);
+        upgrade_killed_at(FaultPoint::OldStopped, RECOVER, "1.0.0", true);
     }
 
     #[test]
     fn crash_after_old_renamed() {
-        upgrade_killed_at("old-renamed", RECOVER, "1.0.0", true);
+        upgrade_killed_at(FaultPoint::OldRenamed, RECOVER, "1.0.0", true);
     }
 
     #[test]
     fn crash_after_new_renamed() {
-        upgrade_killed_at("new-renamed", RECOVER, "2.0.0", false);
+        upgrade_killed_at(FaultPoint::NewRenamed, RECOVER, "2.0.0", false);
     }
 
     #[test]
     fn crash_after_new_started() {
-        upgrade_killed_at("new-started", RECOVER, "2.0.0", false);
+        upgrade_killed_at(FaultPoint::NewStarted, RECOVER, "2.0.0", false);
     }
 
     #[test]
     fn crash_after_gate() {
-        upgrade_killed_at("gated", RECOVER, "2.0.0", false);
+        upgrade_killed_at(FaultPoint::Gated, RECOVER, "2.0.0", false);
     }
 
     // Recovery through the next deploy, upgrade and rollback, not only
@@ -190,13 +190,13 @@ mod fault_points {
     #[test]
     fn crash_after_old_renamed_then_deploy() {
         // deploy wants 1.0.0 (the globals' tag): the old container again.
-        upgrade_killed_at("old-renamed", &["deploy"], "1.0.0", true);
+        upgrade_killed_at(FaultPoint::OldRenamed, &["deploy"], "1.0.0", true);
     }
 
     #[test]
     fn crash_after_old_stopped_then_upgrade() {
         upgrade_killed_at(
-            "old-stopped",
+            FaultPoint::OldStopped,
             &["upgrade", "web", "--tag", "2.0.0"],
             "2.0.0",
             false,
@@ -206,7 +206,7 @@ mod fault_points {
     #[test]
     fn crash_after_new_started_then_rollback() {
         // Recovery finishes the swap to 2.0.0; the rollback then goes back.
-        upgrade_killed_at("new-started", &["rollback", "web"], "1.0.0", true);
+        upgrade_killed_at(FaultPoint::NewStarted, &["rollback", "web"], "1.0.0", true);
     }
 
     /// A bootstrap job still running when its kolla is killed is waited for,
@@ -217,7 +217,7 @@ mod fault_points {
         let v1 = d.containers()[&d.container("web")].0.clone();
         let mut command = d.command("upgrade", &["web", "--tag", "2.0.0"]);
         command.env("BOOTSTRAP_SLEEP", "4");
-        kill_at(command, "bootstrap-started");
+        kill_at(command, FaultPoint::BootstrapStarted);
         assert!(
             d.containers()
                 .get(&d.container("web.kolla-bootstrap"))
@@ -231,7 +231,7 @@ mod fault_points {
             "{}",
             describe(&output)
         );
-        assert_settled(&d, "bootstrap-started", "1.0.0");
+        assert_settled(&d, FaultPoint::BootstrapStarted.name(), "1.0.0");
         assert_eq!(d.containers()[&d.container("web")].0, v1);
         // Deploy's job and the one that was waited for both finished.
         assert_eq!(d.read_data("/data/boot.log"), "bootstrap\nbootstrap\n");
@@ -252,12 +252,12 @@ mod fault_points {
                 "upgrade",
                 &["web", "--tag", "9.0.0", "--health-timeout", "20"],
             ),
-            "swapping-back",
+            FaultPoint::SwappingBack,
         );
         let output = d.kolla("recover", &[]);
         assert!(output.status.success(), "{}", describe(&output));
         eprintln!("recover: {}", describe(&output));
-        assert_settled(&d, "swapping-back", "1.0.0");
+        assert_settled(&d, FaultPoint::SwappingBack.name(), "1.0.0");
         assert_eq!(d.containers()[&d.container("web")].0, v1);
     }
 
@@ -269,7 +269,7 @@ mod fault_points {
         let output = d.kolla("upgrade", &["web", "--tag", "2.0.0"]);
         assert!(output.status.success(), "{}", describe(&output));
         let v2 = d.containers()[&d.container("web")].0.clone();
-        kill_at(d.command("rollback", &["web"]), "old-renamed");
+        kill_at(d.command("rollback", &["web"]), FaultPoint::OldRenamed);
         let output = d.kolla("recover", &[]);
         assert!(output.status.success(), "{}", describe(&output));
         assert_settled(&d, "rollback old-renamed", "2.0.0");
@@ -284,13 +284,17 @@ mod fault_points {
     /// config ever exists; recover clears the rest and deploy makes it afresh.
     #[test]
     fn crash_in_the_create_path_leaves_no_unconfigured_live_container() {
-        for step in ["create-locked", "create-configured", "create-renamed"] {
+        for step in [
+            FaultPoint::CreateLocked,
+            FaultPoint::CreateConfigured,
+            FaultPoint::CreateRenamed,
+        ] {
             let d = common::swap_deployment(&format!("crash-{step}"), &["1.0.0"]);
             d.without_helper();
             kill_at(d.command("deploy", &[]), step);
             let web = d.container("web");
             let containers = d.containers();
-            if step != "create-renamed" {
+            if step != FaultPoint::CreateRenamed {
                 assert!(!containers.contains_key(&web), "{step}: {containers:?}");
             }
             let output = d.kolla("recover", &[]);
@@ -298,7 +302,7 @@ mod fault_points {
             let output = d.kolla("deploy", &[]);
             assert!(output.status.success(), "{step}: {}", describe(&output));
             d.write_data("/data/precious", "customer data");
-            assert_settled(&d, step, "1.0.0");
+            assert_settled(&d, step.name(), "1.0.0");
             let output = d.kolla("deploy", &[]);
             assert!(
                 String::from_utf8_lossy(&output.stdout).contains("up to date"),
@@ -321,7 +325,7 @@ mod fault_points {
         // it and kolla die.
         kill_at(
             d.command("upgrade", &["web", "--tag", "2.0.0"]),
-            "old-renamed",
+            FaultPoint::OldRenamed,
         );
         let helper = d.container("web.kolla-swap");
         let killed = std::process::Command::new("docker")
@@ -339,7 +343,7 @@ mod fault_points {
     /// An upgrade to 2.0.0 killed at `step`, then `then` (a verb and its
     /// arguments): the outcome is `version`, from the same container as before
     /// the upgrade when `same_container`.
-    fn upgrade_killed_at(step: &str, then: &[&str], version: &str, same_container: bool) {
+    fn upgrade_killed_at(step: FaultPoint, then: &[&str], version: &str, same_container: bool) {
         let d = deployed(&format!("crash-{step}"));
         let v1 = d.containers()[&d.container("web")].0.clone();
         kill_at(d.command("upgrade", &["web", "--tag", "2.0.0"]), step);
@@ -351,7 +355,7 @@ mod fault_points {
             then.join(" "),
             describe(&output)
         );
-        assert_settled(&d, step, version);
+        assert_settled(&d, step.name(), version);
         let live = d.containers()[&d.container("web")].0.clone();
         assert_eq!(live == v1, same_container, "after {step}: {v1} -> {live}");
         if version == "2.0.0" && then[0] == "recover" {

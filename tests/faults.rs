@@ -133,7 +133,7 @@ fn a_foreign_container_under_a_new_service_name_stops_the_first_deploy() {
 #[cfg(feature = "fault-injection")]
 mod fault_points {
     use super::*;
-    use crate::common::expect_exit;
+    use crate::common::{FaultPoint, expect_exit};
     use std::io::{BufRead, BufReader, Write};
     use std::process::{Child, Command, Stdio};
     use std::sync::mpsc::Receiver;
@@ -215,7 +215,7 @@ mod fault_points {
 
     impl Held {
         fn start(mut command: Command, release: std::path::PathBuf) -> Held {
-            command.env("KOLLA_FAULT", format!("locked:until={}", release.display()));
+            command.env("KOLLA_FAULT", FaultPoint::Locked.hold_until(&release));
             Held {
                 run: Watched::spawn(command),
                 release,
@@ -389,7 +389,12 @@ mod fault_points {
     /// The steps from the old container's stop to the new one's gate (the
     /// `gated` point comes after it): a kill after one of these and before
     /// `gated` landed inside the swap, while the service was dark.
-    const IN_THE_SWAP: &[&str] = &["old-stopped", "old-renamed", "new-renamed", "new-started"];
+    const IN_THE_SWAP: &[FaultPoint] = &[
+        FaultPoint::OldStopped,
+        FaultPoint::OldRenamed,
+        FaultPoint::NewRenamed,
+        FaultPoint::NewStarted,
+    ];
 
     /// Where a kill of the sweep is aimed.
     #[derive(Clone, Copy, Debug)]
@@ -409,17 +414,17 @@ mod fault_points {
         /// When the SIGKILL went (unix ms); None if the run ended first.
         at: Option<u128>,
         /// The fault points passed, kolla's and its helper's, in time order.
-        steps: Vec<(u128, String)>,
+        steps: Vec<(u128, FaultPoint)>,
     }
 
     impl Kill {
         /// The last step passed before the kill.
-        fn interrupted(&self) -> Option<&str> {
+        fn interrupted(&self) -> Option<FaultPoint> {
             let at = self.at?;
             self.steps
                 .iter()
                 .rfind(|(t, _)| *t <= at)
-                .map(|(_, step)| step.as_str())
+                .map(|(_, step)| *step)
         }
 
         fn in_swap(&self) -> bool {
@@ -431,14 +436,14 @@ mod fault_points {
             let landed = match (self.at, self.interrupted()) {
                 (None, _) => "(ended first)",
                 (Some(_), None) => "(before any step)",
-                (Some(_), Some(step)) => step,
+                (Some(_), Some(step)) => step.name(),
             };
             let at = self.at.unwrap_or(u128::MAX);
             let after: Vec<&str> = self
                 .steps
                 .iter()
                 .filter(|(t, _)| *t > at)
-                .map(|(_, s)| s.as_str())
+                .map(|(_, s)| s.name())
                 .collect();
             format!(
                 "{:>3}  {:<42} {:<22} {:<18} {:<7} {}",
@@ -463,8 +468,8 @@ mod fault_points {
 
     /// The steps a trace (KOLLA_FAULT=trace) says were passed, once each, in
     /// time order: (unix ms, step).
-    fn steps_said(text: &str) -> Vec<(u128, String)> {
-        let mut steps: Vec<(u128, String)> = Vec::new();
+    fn steps_said(text: &str) -> Vec<(u128, FaultPoint)> {
+        let mut steps: Vec<(u128, FaultPoint)> = Vec::new();
         for line in text.lines() {
             let Some((_, passed)) = line.split_once("fault injection: passed ") else {
                 continue;
@@ -472,7 +477,9 @@ mod fault_points {
             let Some((step, at)) = passed.split_once(" at unix-ms ") else {
                 continue;
             };
-            let step = (at.trim().parse().unwrap(), step.to_string());
+            let step = FaultPoint::named(step)
+                .unwrap_or_else(|| panic!("a trace names a step kolla has not: {step:?}"));
+            let step = (at.trim().parse().unwrap(), step);
             // The helper's lines come both through kolla and from its log.
             if !steps.contains(&step) {
                 steps.push(step);
@@ -496,10 +503,12 @@ mod fault_points {
         };
         let mut at = None;
         loop {
-            let stopped = run
-                .fresh(Duration::from_millis(2))
-                .iter()
-                .any(|l| l.contains("fault injection: passed old-stopped "));
+            let stopped = run.fresh(Duration::from_millis(2)).iter().any(|l| {
+                l.contains(&format!(
+                    "fault injection: passed {} ",
+                    FaultPoint::OldStopped
+                ))
+            });
             if let (Aim::IntoSwap(after), None, true) = (aim, deadline, stopped) {
                 deadline = Some(Instant::now() + after);
             }

@@ -379,7 +379,7 @@ fn fault_point_tests_left_out() {
 #[cfg(feature = "fault-injection")]
 mod fault_points {
     use super::*;
-    use crate::common::{assert_one_live_in, kill_at};
+    use crate::common::{FaultPoint, assert_one_live_in, kill_at};
 
     #[test]
     fn a_node_engine_killed_mid_swap_is_recovered_to_one_live_container_with_its_data() {
@@ -404,7 +404,7 @@ mod fault_points {
         // SIGKILLed and starts again, as after a crash of the node's dockerd.
         kill_at(
             d.command("upgrade", &["web", "--tag", "2.0.0"]),
-            "old-stopped",
+            FaultPoint::OldStopped,
         );
         cluster.kill_engine(n1);
         cluster.wait_for_engine(n1);

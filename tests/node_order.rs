@@ -147,6 +147,7 @@ fn fault_point_tests_left_out() {
 #[cfg(feature = "fault-injection")]
 mod fault_points {
     use super::*;
+    use crate::common::FaultPoint;
 
     /// Exactly one running `service` on `node`, and nothing a cut-short step
     /// leaves (candidate, lock, job, helper); its container id.
@@ -167,7 +168,7 @@ mod fault_points {
         let (n1, n2) = (cluster.node("n1"), cluster.node("n2"));
 
         // SIGKILL while n2's first container is being made, in wave 1.
-        common::kill_at(d.command("deploy", &[]), "create-configured");
+        common::kill_at(d.command("deploy", &[]), FaultPoint::CreateConfigured);
         assert_eq!(
             n1.containers_of(&d.project),
             BTreeMap::new(),
@@ -176,7 +177,7 @@ mod fault_points {
 
         // The next deploy finishes n2 and is killed once wave 1 is done: n2
         // serves, n1 is still untouched.
-        common::kill_at(d.command("deploy", &[]), "wave-done");
+        common::kill_at(d.command("deploy", &[]), FaultPoint::WaveDone);
         let slow = one_live(&d, n2, "slow", "after wave 1");
         assert_eq!(n1.containers_of(&d.project), BTreeMap::new());
 

@@ -250,6 +250,7 @@ fn fault_point_tests_left_out() {
 #[cfg(feature = "fault-injection")]
 mod fault_points {
     use super::*;
+    use crate::common::FaultPoint;
 
     /// A `rollback --restore-db` killed (SIGKILL) after it stopped the newer
     /// generation, after the load, or in the middle of its swap: the next
@@ -258,7 +259,11 @@ mod fault_points {
     /// finishes the rollback the operator asked for.
     #[test]
     fn a_restore_killed_at_any_step_is_finished_by_recovery() {
-        for step in ["restore-stopped", "restored", "old-renamed"] {
+        for step in [
+            FaultPoint::RestoreStopped,
+            FaultPoint::Restored,
+            FaultPoint::OldRenamed,
+        ] {
             let d = deployed(&format!("restore-kill-{step}"), &["1.0.0", "2.0.0"]);
             // The swap's steps in kolla itself, not in a helper that would
             // finish it alone.
@@ -281,7 +286,7 @@ mod fault_points {
                 Some("version 1.0.0\n"),
                 "{step}: {said}"
             );
-            d.assert_one_live_and_no_leftovers("web", step);
+            d.assert_one_live_and_no_leftovers("web", step.name());
         }
     }
 
@@ -294,7 +299,7 @@ mod fault_points {
         let d = deployed("restore-kill-dump", &["1.0.0", "2.0.0"]);
         common::kill_at(
             d.command("upgrade", &["web", "--tag", "2.0.0"]),
-            "dump-written",
+            FaultPoint::DumpWritten,
         );
         let writing = format!("{}.kolla-restore-1.writing", d.container("web"));
         assert!(

@@ -327,7 +327,7 @@ fn fault_point_tests_left_out() {
 #[cfg(feature = "fault-injection")]
 mod fault_points {
     use super::*;
-    use crate::common::kill_at;
+    use crate::common::{FaultPoint, kill_at};
 
     #[test]
     fn kolla_killed_at_any_step_of_a_start_first_swap_recovers_to_one_live_container() {
@@ -336,12 +336,12 @@ mod fault_points {
         // kolla itself runs the swap (not the helper), and is killed in it.
         d.without_helper();
         for step in [
-            "candidate-created",
-            "restart-policy-no",
-            "old-stopped",
-            "old-renamed",
-            "new-renamed",
-            "new-started",
+            FaultPoint::CandidateCreated,
+            FaultPoint::RestartPolicyNo,
+            FaultPoint::OldStopped,
+            FaultPoint::OldRenamed,
+            FaultPoint::NewRenamed,
+            FaultPoint::NewStarted,
         ] {
             let target = if answer(&d) == "version 1.0.0\n" {
                 "2.0.0"
@@ -352,7 +352,7 @@ mod fault_points {
             kill_at(d.command("upgrade", &args), step);
             let output = d.kolla("recover", &[]);
             assert!(output.status.success(), "{step}: {}", describe(&output));
-            d.assert_one_live_and_no_leftovers("api", step);
+            d.assert_one_live_and_no_leftovers("api", step.name());
             let serving = answer(&d);
             assert!(
                 serving == "version 1.0.0\n" || serving == "version 2.0.0\n",
@@ -363,11 +363,11 @@ mod fault_points {
         let before = answer(&d);
         kill_at(
             d.command("rollback", &["api", "--force"]),
-            "rollback-started-beside",
+            FaultPoint::RollbackStartedBeside,
         );
         let output = d.kolla("recover", &[]);
         assert!(output.status.success(), "{}", describe(&output));
-        d.assert_one_live_and_no_leftovers("api", "rollback-started-beside");
+        d.assert_one_live_and_no_leftovers("api", FaultPoint::RollbackStartedBeside.name());
         assert_eq!(
             answer(&d),
             before,

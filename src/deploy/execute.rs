@@ -16,6 +16,7 @@ use futures_util::stream::FuturesUnordered;
 
 use super::context::NodeRun;
 use super::error::DeployError;
+use super::fault::{self, FaultPoint};
 use super::guests;
 use super::labels::{self, ObservedContainer, Role, State};
 use super::lock::Takeover;
@@ -309,7 +310,7 @@ impl NodeRun<'_> {
             },
         )
         .await?;
-        super::fault::point("locked");
+        fault::point(FaultPoint::Locked);
         let mut attempt = None;
         let result = self.replace_locked(wanted, files, &mut attempt).await;
         let swapped = session.close(attempt, result, |dark| *dark).await?;
@@ -396,7 +397,7 @@ impl NodeRun<'_> {
         }
         self.prepare_node(wanted).await?;
         self.bootstrap(wanted, &action.volumes).await?;
-        super::fault::point("bootstrapped");
+        fault::point(FaultPoint::Bootstrapped);
         let mut candidate = self.spec_for(wanted, candidate_name, generation);
         self.mount_volumes(wanted, &mut candidate, &action.volumes)
             .await?;
@@ -462,7 +463,7 @@ impl NodeRun<'_> {
             },
         )
         .await?;
-        super::fault::point("create-locked");
+        fault::point(FaultPoint::CreateLocked);
         let result = self
             .create_locked(wanted, files, &action.volumes, &live_name)
             .await;
@@ -492,12 +493,12 @@ impl NodeRun<'_> {
         let mut spec = self.spec_for(wanted, candidate_name, 1);
         self.mount_volumes(wanted, &mut spec, volumes).await?;
         let id = self.create_configured(&spec, files).await?;
-        super::fault::point("create-configured");
+        fault::point(FaultPoint::CreateConfigured);
         if let Err(e) = self.engine.rename_container(&id, live_name).await {
             let _ = self.engine.remove_container(&id, false).await;
             return Err(self.engine_error(e));
         }
-        super::fault::point("create-renamed");
+        fault::point(FaultPoint::CreateRenamed);
         self.engine
             .start_container(&id)
             .await
@@ -522,7 +523,7 @@ impl NodeRun<'_> {
             .await
             .map_err(|e| self.owned_error(e))?;
         let id = self.create_configured(&candidate, files).await?;
-        super::fault::point("candidate-created");
+        fault::point(FaultPoint::CandidateCreated);
         let gated = if options.start_first {
             match self.start_beside(service, &id, options.grace).await {
                 Ok(gated) => Some(gated),
@@ -648,7 +649,7 @@ impl NodeRun<'_> {
         kept: &[ObservedContainer],
     ) -> Result<Duration, DeployError> {
         let gated = self.start_beside(&live.service, &target.id, None).await?;
-        super::fault::point("rollback-started-beside");
+        fault::point(FaultPoint::RollbackStartedBeside);
         self.swap_back_in(live, target, kept, Some(gated)).await
     }
 

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::context::NodeRun;
 use super::error::DeployError;
+use super::fault::{self, FaultPoint};
 use super::labels::{self, Role};
 use super::owned;
 use crate::config::compose::RestorePointSpec;
@@ -176,7 +177,7 @@ impl NodeRun<'_> {
                 ),
             ));
         }
-        super::fault::point("dumped");
+        fault::point(FaultPoint::Dumped);
         let final_name = self
             .store_dump(service, spec, generation, image, &dumped.stdout)
             .await?;
@@ -236,7 +237,7 @@ impl NodeRun<'_> {
             .await
             .map_err(err)?;
         self.engine.put_file(&id, FILE, dump).await.map_err(err)?;
-        super::fault::point("dump-written");
+        fault::point(FaultPoint::DumpWritten);
         if let Some(old) = owned::find(self.engine, &final_name, self.project, service)
             .await
             .map_err(|e| self.owned_error(e))?
@@ -352,7 +353,7 @@ impl NodeRun<'_> {
             .stop_container(live_id, None)
             .await
             .map_err(|e| self.engine_error(e))?;
-        super::fault::point("restore-stopped");
+        fault::point(FaultPoint::RestoreStopped);
         let step = format!("restoring the database from {}", point.name);
         self.steps.status(self.node, service, &step);
         if let Some(failure) = self.load_dump(&db, &point, &dump).await {
@@ -364,7 +365,7 @@ impl NodeRun<'_> {
                 ),
             ));
         }
-        super::fault::point("restored");
+        fault::point(FaultPoint::Restored);
         self.steps.event(
             self.node,
             service,

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use super::config_files;
 use super::context::NodeRun;
 use super::error::DeployError;
+use super::fault::{self, FaultPoint};
 use super::labels::{self, Role};
 use super::node_prep;
 use super::owned;
@@ -136,7 +137,7 @@ impl NodeRun<'_> {
                 .start_container(&id)
                 .await
                 .map_err(|e| self.engine_error(e))?;
-            super::fault::point("bootstrap-started");
+            fault::point(FaultPoint::BootstrapStarted);
             self.engine
                 .wait_for(&id, WaitGoal::Exited, self.options.health_timeout)
                 .await

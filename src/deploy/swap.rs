@@ -22,6 +22,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::context::NodeRun;
 use super::error::DeployError;
+use super::fault::{self, FaultPoint};
 use super::labels::{self, ObservedContainer, Role};
 use super::owned;
 use super::recovery::beyond_retain;
@@ -135,10 +136,10 @@ pub async fn swap_in(run: &NodeRun<'_>, task: &SwapTask) -> Result<Duration, Dep
         .set_restart_policy(&outgoing.id, "no")
         .await
         .map_err(|e| run.engine_error(e))?;
-    super::fault::point("restart-policy-no");
+    fault::point(FaultPoint::RestartPolicyNo);
     let stopping = Instant::now();
     let outcome = exchange(run, task, &outgoing, &kept_name, &live_name, stopping).await;
-    super::fault::point("gated");
+    fault::point(FaultPoint::Gated);
     let gated = match outcome {
         Ok(gated) => gated,
         Err(failure) => {
@@ -238,17 +239,17 @@ async fn exchange(
         .stop_container(&outgoing.id, task.grace)
         .await
         .map_err(err)?;
-    super::fault::point("old-stopped");
+    fault::point(FaultPoint::OldStopped);
     engine
         .rename_container(&outgoing.id, kept_name)
         .await
         .map_err(err)?;
-    super::fault::point("old-renamed");
+    fault::point(FaultPoint::OldRenamed);
     engine
         .rename_container(&incoming.id, live_name)
         .await
         .map_err(err)?;
-    super::fault::point("new-renamed");
+    fault::point(FaultPoint::NewRenamed);
     if incoming.gated.is_none() {
         engine.start_container(&incoming.id).await.map_err(err)?;
     }
@@ -258,7 +259,7 @@ async fn exchange(
             .await
             .map_err(err)?;
     }
-    super::fault::point("new-started");
+    fault::point(FaultPoint::NewStarted);
     if let Some(Gated(at)) = incoming.gated {
         return Ok(at);
     }
@@ -291,7 +292,7 @@ async fn swap_back(
 ) -> Result<(), DeployError> {
     let engine = run.engine;
     let err = |e| run.engine_error(e);
-    super::fault::point("swapping-back");
+    fault::point(FaultPoint::SwappingBack);
     if let Some(now) = engine.inspect(&incoming.id).await.map_err(err)? {
         if now.running {
             engine

@@ -31,6 +31,7 @@ use futures_util::future::join_all;
 use crate::cli::{Cli, Command};
 use crate::config::ConfigError;
 use crate::deploy::error::DeployError;
+use crate::deploy::fault::{self, FaultPoint};
 use crate::deploy::lock::LockError;
 use crate::engine::EngineError;
 use crate::images::ImagesError;
@@ -288,7 +289,7 @@ where
         }
         every_node(batch, fanout, &work, &mut failures).await;
         if number + 1 < waves.len() {
-            crate::deploy::fault::point("wave-done");
+            fault::point(FaultPoint::WaveDone);
         }
     }
     Outcome::of_failures(&failures)

@@ -28,6 +28,7 @@ pub use deployment::*;
 pub use events::*;
 pub use gated::*;
 pub use http::*;
+pub use kolla::deploy::fault::FaultPoint;
 pub use nodes::*;
 pub use openstack::*;
 pub use sandbox::*;
@@ -152,9 +153,9 @@ pub fn volume_exists(name: &str) -> bool {
 }
 
 /// Run `command` until it freezes at `step`, then SIGKILL it.
-pub fn kill_at(mut command: Command, step: &str) {
+pub fn kill_at(mut command: Command, step: FaultPoint) {
     let mut child = command
-        .env("KOLLA_FAULT", step)
+        .env("KOLLA_FAULT", step.freeze())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
