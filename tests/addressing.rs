@@ -39,10 +39,10 @@ fn rendered(roles: &str, api_address: &str, internal_address: &str) -> Vec<(Stri
     let desired = desired::desired(node, &files, &globals, &passwords, &[]).expect("desired");
     let mut texts = Vec::new();
     for (service, files) in &desired.files {
-        for (path, bytes) in files {
+        for file in files {
             texts.push((
-                format!("{service}: {path}"),
-                String::from_utf8_lossy(bytes).into_owned(),
+                format!("{service}: {}", file.path),
+                String::from_utf8_lossy(&file.bytes).into_owned(),
             ));
         }
     }

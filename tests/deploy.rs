@@ -4,6 +4,7 @@
 mod common;
 
 use common::{Deployment, describe, http_get, said_at, stderr};
+use kolla::deploy::config_files::RenderedFile;
 
 fn stdout(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
@@ -642,17 +643,17 @@ fn shipped_all_in_one_templates_render_for_every_service() {
     let secrets = passwords::load(&secrets).unwrap();
     let desired = shipped_all_in_one(&secrets).unwrap_or_else(|e| panic!("{e}"));
     let admin = &secrets["keystone_admin_password"];
-    let carries_admin = |files: &[(String, Vec<u8>)]| {
+    let carries_admin = |files: &[RenderedFile]| {
         files
             .iter()
-            .any(|(_, bytes)| String::from_utf8_lossy(bytes).contains(admin.as_str()))
+            .any(|file| String::from_utf8_lossy(&file.bytes).contains(admin.as_str()))
     };
     let mut registering = Vec::new();
     for (service, files) in desired.files.iter().filter(|(_, f)| !f.is_empty()) {
-        let Some((_, config)) = files.iter().find(|(p, _)| p.ends_with("/config.json")) else {
+        let Some(config) = files.iter().find(|f| f.path.ends_with("/config.json")) else {
             panic!("{service} has no config.json");
         };
-        let config: serde_json::Value = serde_json::from_slice(config)
+        let config: serde_json::Value = serde_json::from_slice(&config.bytes)
             .unwrap_or_else(|e| panic!("{service}: config.json is not JSON: {e}"));
         let command = config["command"].as_str().unwrap_or_default();
         let program = command.split_whitespace().next().unwrap_or_default();
@@ -673,8 +674,8 @@ fn shipped_all_in_one_templates_render_for_every_service() {
         if carries_admin(&desired.services[service].job_files) {
             registering.push(service.as_str());
         }
-        for (path, bytes) in files.iter().chain(&desired.services[service].job_files) {
-            let text = String::from_utf8_lossy(bytes);
+        for file in files.iter().chain(&desired.services[service].job_files) {
+            let (path, text) = (&file.path, String::from_utf8_lossy(&file.bytes));
             assert!(
                 !text.contains("{{") && !text.contains("{%"),
                 "{service}: {path} is not fully rendered"
@@ -743,8 +744,8 @@ fn hostile_passwords_are_escaped_in_every_shipped_template() {
     let mut checked = 0;
     for (service, wanted) in &desired.services {
         let files = desired.files[service].iter().chain(&wanted.job_files);
-        for (path, bytes) in files {
-            let text = String::from_utf8_lossy(bytes);
+        for file in files {
+            let (path, text) = (&file.path, String::from_utf8_lossy(&file.bytes));
             for line in text.lines() {
                 if let Some(rest) = line.strip_prefix("export ")
                     && let Some((var, _)) = rest.split_once('=')

@@ -3,9 +3,34 @@
 //! container only this way: never through labels, env or command lines.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use crate::config::ConfigError;
 use crate::config::compose::ServiceSpec;
+
+/// One rendered config file: where it goes in the container, and its
+/// bytes, which may hold secrets: its `Debug` shows the path and the size,
+/// never the bytes.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RenderedFile {
+    pub path: String,
+    pub bytes: Vec<u8>,
+}
+
+impl RenderedFile {
+    pub fn new(path: impl Into<String>, bytes: impl Into<Vec<u8>>) -> RenderedFile {
+        RenderedFile {
+            path: path.into(),
+            bytes: bytes.into(),
+        }
+    }
+}
+
+impl fmt::Debug for RenderedFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RenderedFile({}, {} bytes)", self.path, self.bytes.len())
+    }
+}
 
 /// What templates may use besides the globals: the node and the service,
 /// and the passwords from passwords.yml.
@@ -28,7 +53,7 @@ pub struct TemplateInputs {
 pub fn render(
     service: &ServiceSpec,
     inputs: &TemplateInputs,
-) -> Result<Vec<(String, Vec<u8>)>, ConfigError> {
+) -> Result<Vec<RenderedFile>, ConfigError> {
     let Some(config) = &service.kolla.config else {
         return Ok(Vec::new());
     };
@@ -80,7 +105,7 @@ pub fn render(
             .map_err(template_error)?;
         let rendered = tera.render(&relative, &context).map_err(template_error)?;
         let target = format!("{}/{}", config.dest.trim_end_matches('/'), relative);
-        files.push((target, rendered.into_bytes()));
+        files.push(RenderedFile::new(target, rendered));
     }
     files.sort();
     Ok(files)
@@ -89,17 +114,28 @@ pub fn render(
 /// The files as a tar to unpack at `/` of the container (paths carry their
 /// folders, which the engine creates), readable by root only: the image's
 /// start script gives each file its owner and mode.
-pub fn tar(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, std::io::Error> {
-    crate::files::tar(
-        files
-            .iter()
-            .map(|(path, data)| (path.trim_start_matches('/'), 0o600, data.as_slice())),
-    )
+pub fn tar(files: &[RenderedFile]) -> Result<Vec<u8>, std::io::Error> {
+    crate::files::tar(files.iter().map(|file| {
+        (
+            file.path.trim_start_matches('/'),
+            0o600,
+            file.bytes.as_slice(),
+        )
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rendered_file_shows_its_path_and_size_never_its_bytes() {
+        let file = RenderedFile::new("/etc/keystone/keystone.conf", "password = hunter2\n");
+        let shown = format!("{file:?} {:?}", vec![file.clone()]);
+        assert!(shown.contains("/etc/keystone/keystone.conf"), "{shown}");
+        assert!(shown.contains("19 bytes"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
     use crate::config::compose::{Variables, parse};
 
     #[test]
@@ -135,12 +171,9 @@ mod tests {
         assert_eq!(
             files,
             vec![
-                (
-                    "/etc/web/conf.d/extra.conf".to_string(),
-                    b"service=web\n".to_vec()
-                ),
-                (
-                    "/etc/web/web.conf".to_string(),
+                RenderedFile::new("/etc/web/conf.d/extra.conf", b"service=web\n".to_vec()),
+                RenderedFile::new(
+                    "/etc/web/web.conf",
                     b"tag=zed node=ctl1 pw=s3cret\n".to_vec()
                 ),
             ]

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use super::config_files::RenderedFile;
 use super::config_files::{self, TemplateInputs};
 use super::labels::ObservedContainer;
 use super::plan::{DesiredService, PlanError};
@@ -56,7 +57,7 @@ pub fn load_files(
 #[derive(Debug, Clone, Default)]
 pub struct Desired {
     pub services: BTreeMap<String, DesiredService>,
-    pub files: BTreeMap<String, Vec<(String, Vec<u8>)>>,
+    pub files: BTreeMap<String, Vec<RenderedFile>>,
     /// Named volumes to create: (engine name, driver).
     pub volumes: Vec<(String, Option<String>)>,
     /// Volumes made outside kolla that must exist: (name, compose file).
@@ -155,7 +156,7 @@ fn add_volumes(out: &mut Desired, file: &ComposeFile, prefix: &str) {
 }
 
 /// Rendered config files: path in the container and content.
-type RenderedFiles = Vec<(String, Vec<u8>)>;
+type RenderedFiles = Vec<RenderedFile>;
 
 /// The service with its bootstrap job's files rendered, and the service's
 /// own rendered files (its spec is derived from them after).
@@ -210,7 +211,7 @@ fn set_levels(out: &mut Desired) {
 fn derived(
     wanted: &DesiredService,
     mode: PrivilegedMode,
-    rendered: &[(String, Vec<u8>)],
+    rendered: &[RenderedFile],
     globals: &Globals,
     hash_key: &[u8],
 ) -> (spec::ContainerSpec, String) {
@@ -235,16 +236,16 @@ fn derived(
 
 /// The rendered config files of `service` (none for one without).
 fn rendered<'a>(
-    files: &'a BTreeMap<String, Vec<(String, Vec<u8>)>>,
+    files: &'a BTreeMap<String, Vec<RenderedFile>>,
     service: &str,
-) -> &'a [(String, Vec<u8>)] {
+) -> &'a [RenderedFile] {
     files.get(service).map(Vec::as_slice).unwrap_or_default()
 }
 
 /// Fill in `wanted`'s spec and config hash for its own privileged mode.
 fn derive_spec(
     wanted: &mut DesiredService,
-    rendered: &[(String, Vec<u8>)],
+    rendered: &[RenderedFile],
     globals: &Globals,
     hash_key: &[u8],
 ) {

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 
+use super::config_files::RenderedFile;
 use super::context::NodeRun;
 use super::error::DeployError;
 use super::fault::{self, FaultPoint};
@@ -73,7 +74,7 @@ impl NodeRun<'_> {
         plan: &Plan,
         desired: &BTreeMap<String, DesiredService>,
         observed: &[ObservedContainer],
-        config_files: &BTreeMap<String, Vec<(String, Vec<u8>)>>,
+        config_files: &BTreeMap<String, Vec<RenderedFile>>,
     ) -> Result<Vec<Done>, Vec<DeployError>> {
         for volume in plan.volumes.iter().filter(|v| v.create) {
             let labels = HashMap::from([(labels::PROJECT.to_string(), self.project.to_string())]);
@@ -119,7 +120,7 @@ impl NodeRun<'_> {
         plan: &Plan,
         desired: &BTreeMap<String, DesiredService>,
         observed: &[ObservedContainer],
-        config_files: &BTreeMap<String, Vec<(String, Vec<u8>)>>,
+        config_files: &BTreeMap<String, Vec<RenderedFile>>,
     ) -> Result<Vec<Done>, Vec<DeployError>> {
         let mut done = Vec::new();
         let (mut waiting, unchanged): (Vec<&Action>, Vec<&Action>) = plan
@@ -184,7 +185,7 @@ impl NodeRun<'_> {
         action: &Action,
         wanted: &DesiredService,
         observed: &[ObservedContainer],
-        files: &[(String, Vec<u8>)],
+        files: &[RenderedFile],
     ) -> Result<Done, DeployError> {
         let service = wanted.service.name.clone();
         let live_name = labels::container_name(self.placement_prefix, &service, Role::Live);
@@ -290,7 +291,7 @@ impl NodeRun<'_> {
         &self,
         wanted: &DesiredService,
         observed: &[ObservedContainer],
-        files: &[(String, Vec<u8>)],
+        files: &[RenderedFile],
         action: &str,
     ) -> Result<Option<Duration>, DeployError> {
         let service = wanted.service.name.as_str();
@@ -343,7 +344,7 @@ impl NodeRun<'_> {
     async fn replace_locked(
         &self,
         wanted: &DesiredService,
-        files: &[(String, Vec<u8>)],
+        files: &[RenderedFile],
         attempt: &mut Option<Attempt>,
     ) -> Result<Option<Duration>, DeployError> {
         let service = wanted.service.name.as_str();
@@ -443,7 +444,7 @@ impl NodeRun<'_> {
     async fn create(
         &self,
         wanted: &DesiredService,
-        files: &[(String, Vec<u8>)],
+        files: &[RenderedFile],
         action: &Action,
     ) -> Result<(), DeployError> {
         let service = wanted.service.name.as_str();
@@ -474,7 +475,7 @@ impl NodeRun<'_> {
     async fn create_locked(
         &self,
         wanted: &DesiredService,
-        files: &[(String, Vec<u8>)],
+        files: &[RenderedFile],
         volumes: &[VolumeMount],
         live_name: &str,
     ) -> Result<(), DeployError> {
@@ -514,7 +515,7 @@ impl NodeRun<'_> {
         live: &ObservedContainer,
         kept: &[ObservedContainer],
         candidate: ContainerSpec,
-        files: &[(String, Vec<u8>)],
+        files: &[RenderedFile],
         options: &SwapOptions,
     ) -> Result<Duration, DeployError> {
         let service = live.service.as_str();

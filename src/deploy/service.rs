@@ -2,6 +2,7 @@
 //! compose file, its rendered config and its image. Plain data that the
 //! plan, the volume rules and the executor share.
 
+use super::config_files::RenderedFile;
 use super::spec::ContainerSpec;
 use crate::config::compose::ServiceSpec;
 use crate::config::inventory::PrivilegedMode;
@@ -19,7 +20,7 @@ pub struct DesiredService {
     pub privileged: PrivilegedMode,
     /// The config files of its bootstrap job (rendered with `kolla_job`),
     /// empty without one.
-    pub job_files: Vec<(String, Vec<u8>)>,
+    pub job_files: Vec<RenderedFile>,
     /// The paths its image declares as volumes (`VOLUME`), once the image
     /// is known on the node.
     pub image_volumes: Vec<String>,

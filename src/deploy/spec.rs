@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
+use super::config_files::RenderedFile;
 use super::labels;
 use crate::config::compose::{Healthcheck, Mount, Port, ServiceSpec};
 use crate::config::inventory::PrivilegedMode;
@@ -263,9 +264,9 @@ pub fn hash_key(passwords: &BTreeMap<String, String>) -> [u8; 32] {
 pub struct HashInputs<'a> {
     pub spec: &'a ContainerSpec,
     /// Rendered config files (path, bytes), sorted.
-    pub files: &'a [(String, Vec<u8>)],
+    pub files: &'a [RenderedFile],
     /// Its bootstrap job's files.
-    pub job_files: &'a [(String, Vec<u8>)],
+    pub job_files: &'a [RenderedFile],
     pub bootstrap: Option<&'a [String]>,
 }
 
@@ -287,9 +288,9 @@ pub fn config_hash(key: &[u8], inputs: HashInputs<'_>) -> String {
     part(&serde_json::to_vec(inputs.spec).unwrap_or_default());
     for (kind, files) in [("files", inputs.files), ("job", inputs.job_files)] {
         part(kind.as_bytes());
-        for (path, data) in files {
-            part(path.as_bytes());
-            part(data);
+        for file in files {
+            part(file.path.as_bytes());
+            part(&file.bytes);
         }
     }
     if let Some(command) = inputs.bootstrap {
@@ -413,8 +414,8 @@ mod tests {
         let p = placement(PrivilegedMode::Native);
         let key = hash_key(&BTreeMap::new());
         let hash = |spec: &ContainerSpec,
-                    files: &[(String, Vec<u8>)],
-                    job: &[(String, Vec<u8>)],
+                    files: &[RenderedFile],
+                    job: &[RenderedFile],
                     bootstrap: Option<&[String]>| {
             config_hash(
                 &key,
@@ -435,8 +436,8 @@ mod tests {
         // ...an environment variable, a config file or the bootstrap does.
         let with_env = container_spec(&service("    environment: {A: '1'}\n"), &p);
         assert_ne!(h, hash(&with_env, &[], &[], None));
-        let x = [("a.conf".to_string(), b"x".to_vec())];
-        let y = [("a.conf".to_string(), b"y".to_vec())];
+        let x = [RenderedFile::new("a.conf", b"x".to_vec())];
+        let y = [RenderedFile::new("a.conf", b"y".to_vec())];
         assert_ne!(h, hash(&base, &x, &[], None));
         assert_ne!(hash(&base, &x, &[], None), hash(&base, &y, &[], None));
         // A file of the job is not the same as one of the container.
@@ -463,7 +464,7 @@ mod tests {
     #[test]
     fn config_hashes_are_keyed_by_every_password() {
         let spec = container_spec(&service(""), &placement(PrivilegedMode::Native));
-        let files = [("a.conf".to_string(), b"password = hunter2".to_vec())];
+        let files = [RenderedFile::new("a.conf", b"password = hunter2".to_vec())];
         let inputs = HashInputs {
             spec: &spec,
             files: &files,

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::config_files;
+use super::config_files::RenderedFile;
 use super::context::NodeRun;
 use super::error::DeployError;
 use super::fault::{self, FaultPoint};
@@ -28,7 +29,7 @@ impl NodeRun<'_> {
     pub(super) async fn create_configured(
         &self,
         spec: &ContainerSpec,
-        files: &[(String, Vec<u8>)],
+        files: &[RenderedFile],
     ) -> Result<String, DeployError> {
         let id = self
             .engine
@@ -89,7 +90,7 @@ impl NodeRun<'_> {
     pub(super) async fn upload(
         &self,
         container: &str,
-        files: &[(String, Vec<u8>)],
+        files: &[RenderedFile],
     ) -> Result<(), DeployError> {
         if files.is_empty() {
             return Ok(());
