@@ -16,6 +16,7 @@ use futures_util::stream::FuturesUnordered;
 
 use super::config_files::RenderedFile;
 use super::context::NodeRun;
+use super::critical::{Gated, Incoming, SwapTask};
 use super::error::DeployError;
 use super::fault::{self, FaultPoint};
 use super::guests;
@@ -26,7 +27,6 @@ use super::plan::SwapOptions;
 use super::plan::{self, Action, ActionKind, DesiredService, Plan};
 use super::session::{Attempt, Intent, Session};
 use super::spec::ContainerSpec;
-use super::swap::{Gated, Incoming, SwapTask};
 use super::volumes::VolumeMount;
 use crate::config::compose::Condition;
 use crate::engine::EngineError;

@@ -21,11 +21,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::context::{ApplyOptions, NodeRun};
+use super::critical::{self, SwapTask};
 use super::error::DeployError;
 use super::labels::{self, Role};
 use super::owned;
 use super::spec::ContainerSpec;
-use super::swap::{self, SwapTask};
 use crate::engine::{BuildRequest, Endpoint, Engine, WaitGoal, WaitOutcome};
 use crate::progress::Steps;
 
@@ -78,7 +78,7 @@ pub async fn perform(run: &NodeRun<'_>, task: SwapTask) -> Result<Duration, Depl
             ),
         }
     }
-    swap::swap_in(run, &task).await
+    critical::swap_in(run, &task).await
 }
 
 /// Run `task` in the node's helper. Err: the helper could not be used and
@@ -309,7 +309,7 @@ pub async fn serve(task: &str) -> anyhow::Result<()> {
         use_helper: false,
         user: "swap-helper",
     };
-    let result = swap::swap_in(&run, &input.task).await;
+    let result = critical::swap_in(&run, &input.task).await;
     let verdict = match &result {
         Ok(dark) => Verdict {
             dark_secs: Some(dark.as_secs_f64()),

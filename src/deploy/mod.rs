@@ -1,16 +1,18 @@
 //! The deployer. Data flows one way: `desired` (compose files + inventory
-//! -> desired services) and `observe` (one list call -> observed
-//! containers) feed `plan` (pure: actions with causes, in the levels
-//! `crate::graph` computes, as `node_order`'s are) and `recovery`
-//! (pure: steps for leftovers of a crash); `execute` runs the actions and
-//! `recover` the steps, each change to a service in a `session` (lock ->
-//! work -> record -> release) made of `steps` and, for a swap, the
-//! critical section in `swap` (run on the node by `helper` when it can).
-//! Containers carry all the state (`labels`); only the history is a local
-//! file.
+//! -> desired services, with their `config_files` rendered), `supply` (each
+//! service's image found, pulled or copied onto its node) and `observe`
+//! (one list call -> observed containers) feed `plan` (pure: actions with
+//! causes, in the levels `crate::graph` computes, as `node_order`'s are)
+//! and `recovery::plan` (pure: steps for leftovers of a crash); `execute`
+//! runs the actions and `recovery::run` the steps, each change to a
+//! service in a `session` (lock -> work -> record -> release) made of
+//! `steps` and, for a swap, the `critical` section (run on the node by
+//! `helper` when it can). Containers carry all the state (`labels`); only
+//! the history is a local file.
 
 pub mod config_files;
 pub mod context;
+pub mod critical;
 pub mod desired;
 pub mod error;
 pub mod execute;
@@ -26,14 +28,14 @@ pub mod observe;
 pub mod owned;
 pub mod plan;
 pub mod privileged;
-pub mod recover;
 pub mod recovery;
 pub mod restore_point;
 pub mod service;
 pub mod session;
 pub mod spec;
 pub mod steps;
-pub mod swap;
+pub mod supply;
+
 pub mod tags;
 pub mod volumes;
 

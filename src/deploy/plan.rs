@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::labels::{ObservedContainer, Role, State};
-use super::recovery::{LockedFrom, Step, recovery_plan, services_needing_recovery};
+use super::recovery::plan::{LockedFrom, Step, recovery_plan, services_needing_recovery};
 pub use super::service::DesiredService;
 use super::volumes::{VolumeInputs, VolumeMount, anonymous_volumes};
 use crate::config::compose::{Condition, ServiceSpec};

@@ -12,8 +12,8 @@ use crate::config::ConfigError;
 use crate::credentials::Store;
 use crate::deploy::context::NodeRun;
 use crate::deploy::labels::{self, ObservedContainer};
-use crate::deploy::observe::{self, Supply};
 use crate::deploy::plan::{self, Plan, PlanOptions, Volumes};
+use crate::deploy::supply::{self, Supply};
 use crate::engine::Engine;
 use crate::progress::say;
 use crate::settings::Settings;
@@ -139,7 +139,7 @@ async fn supply_images(
 ) -> Result<Vec<String>, Vec<anyhow::Error>> {
     let name = target.node.name.clone();
     if dry_run {
-        return observe::missing_images(engine, &name, &mut target.desired)
+        return supply::missing_images(engine, &name, &mut target.desired)
             .await
             .map_err(|e| vec![e.into()]);
     }
@@ -148,7 +148,7 @@ async fn supply_images(
         copy_from: &source,
         credentials,
     };
-    observe::resolve_images(engine, &name, &mut target.desired, supply)
+    supply::resolve_images(engine, &name, &mut target.desired, supply)
         .await
         .map_err(|e| vec![e.into()])?;
     Ok(Vec::new())
@@ -243,7 +243,7 @@ pub async fn pull(settings: &Settings, args: NodeArgs) -> anyhow::Result<Outcome
             images.dedup();
             let source = targets::image_source(settings, target.node);
             say(format!("{name}: pulling {}", images.join(", ")));
-            let failed = observe::supply_images(&engine, &images, &source, credentials).await;
+            let failed = supply::supply_images(&engine, &images, &source, credentials).await;
             if !failed.is_empty() {
                 return Err(failed
                     .into_iter()

@@ -8,7 +8,7 @@ use super::{Fanout, Outcome, over_nodes};
 use crate::cli::{RecoverArgs, ServiceArgs};
 use crate::deploy::context::NodeRun;
 use crate::deploy::labels::ObservedContainer;
-use crate::deploy::{lock, recover, recovery};
+use crate::deploy::{lock, recovery};
 use crate::progress::say;
 use crate::settings::Settings;
 
@@ -22,11 +22,11 @@ pub async fn recover_first(
     force: bool,
 ) -> anyhow::Result<bool> {
     let mut changed = false;
-    for service in recovery::services_needing_recovery(observed, run.options.retain) {
+    for service in recovery::plan::services_needing_recovery(observed, run.options.retain) {
         if only.is_some_and(|only| !only.contains(&service)) {
             continue;
         }
-        let done = recover::recover_service(run, &service, observed, force).await?;
+        let done = recovery::run::recover_service(run, &service, observed, force).await?;
         for step in &done {
             say(format!("{}: {service}: recovery: {step}", run.node));
         }

@@ -16,8 +16,8 @@ use crate::credentials::Store;
 use crate::deploy::context::{ApplyOptions, NodeRun};
 use crate::deploy::error::DeployError;
 use crate::deploy::labels::{ObservedContainer, Role};
-use crate::deploy::observe::{self, Supply};
 use crate::deploy::plan::{self, DesiredService};
+use crate::deploy::supply::{self, Supply};
 use crate::deploy::tags::{self, TagChange};
 use crate::progress::{Finished, Tone, say};
 use crate::settings::Settings;
@@ -157,7 +157,7 @@ async fn upgrade_node(
         copy_from: &source,
         credentials,
     };
-    observe::resolve_images(&engine, &name, &mut desired, supply).await?;
+    supply::resolve_images(&engine, &name, &mut desired, supply).await?;
     let mut observed = targets::observe(settings, &engine, &name).await?;
     let run = node_run(&engine, &name, settings, options);
     if recover_first(&run, &observed, Some(&args.services), false).await? {

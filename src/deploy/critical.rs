@@ -25,7 +25,7 @@ use super::error::DeployError;
 use super::fault::{self, FaultPoint};
 use super::labels::{self, ObservedContainer, Role};
 use super::owned;
-use super::recovery::beyond_retain;
+use super::recovery::plan::beyond_retain;
 
 /// The container coming in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -2,7 +2,7 @@
 //! the generation the last completed change left, from what the node shows
 //! (names, labels, states) and the lock of the run that died. This file is
 //! the pure half: `recovery_plan` (one service's containers -> steps,
-//! golden-tested), which `deploy --dry-run` shows too; `recover.rs` runs
+//! golden-tested), which `deploy --dry-run` shows too; `run.rs` runs
 //! the steps in a session. Every step is idempotent, so recovery can
 //! itself crash and be run again.
 //!
@@ -18,14 +18,14 @@
 //!   newest kept generation is swapped back in;
 //! - except after a `rollback --restore-db` cut short: a stopped live
 //!   generation other than the one being restored stays stopped (the
-//!   database may be half restored); `recover.rs` then finishes the
+//!   database may be half restored); `run.rs` then finishes the
 //!   restore and the rollback;
 //! - kept generations beyond `--retain` are removed.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::labels::{ObservedContainer, Role, State};
+use crate::deploy::labels::{ObservedContainer, Role, State};
 
 /// One step of a recovery.
 #[derive(Debug, Clone, PartialEq, Eq)]

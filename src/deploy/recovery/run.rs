@@ -1,16 +1,16 @@
 //! Running a recovery: take the service's lock in a session (taking over
 //! only a lock whose holder is proven gone, or any with `--force`), let a
 //! swap helper left behind finish, look at the node again under the lock,
-//! plan (`recovery::recovery_plan`, pure) and run the steps; after a
+//! plan (`plan::recovery_plan`, pure) and run the steps; after a
 //! `rollback --restore-db` cut short, finish it.
 
-use super::context::NodeRun;
-use super::error::DeployError;
-use super::labels::{self, ObservedContainer, Role};
-use super::lock::Takeover;
-use super::recovery::{LockedFrom, Step, recovery_plan};
-use super::session::{Intent, Session};
+use super::plan::{LockedFrom, Step, recovery_plan};
 use crate::container::State;
+use crate::deploy::context::NodeRun;
+use crate::deploy::error::DeployError;
+use crate::deploy::labels::{self, ObservedContainer, Role};
+use crate::deploy::lock::Takeover;
+use crate::deploy::session::{Intent, Session};
 
 /// Recover `service`: take its lock (over a gone holder's, or any with
 /// `force`), look again, run the plan; returns what was done, a phrase a
@@ -93,9 +93,10 @@ async fn recover_locked(
     if run.settle_job(service, &helper).await? {
         done.push(format!("let the swap helper {helper} finish"));
     }
-    let now = super::observe::observe_project(run.engine, run.project, run.placement_prefix)
-        .await
-        .map_err(|e| run.engine_error(e))?;
+    let now =
+        crate::deploy::observe::observe_project(run.engine, run.project, run.placement_prefix)
+            .await
+            .map_err(|e| run.engine_error(e))?;
     let mine: Vec<&ObservedContainer> = now
         .iter()
         .filter(|c| c.service == service && c.name != session.lock_name())
@@ -125,10 +126,11 @@ async fn finish_restore(
     generation: u64,
     done: &mut Vec<String>,
 ) -> Result<(), DeployError> {
-    let now = super::observe::observe_project(run.engine, run.project, run.placement_prefix)
-        .await
-        .map_err(|e| run.engine_error(e))?;
-    let kept = super::plan::kept_of(&now, service);
+    let now =
+        crate::deploy::observe::observe_project(run.engine, run.project, run.placement_prefix)
+            .await
+            .map_err(|e| run.engine_error(e))?;
+    let kept = crate::deploy::plan::kept_of(&now, service);
     let live = now
         .iter()
         .find(|c| c.service == service && c.role == Role::Live);
@@ -160,17 +162,17 @@ async fn clear_lone_lock(
     force: bool,
 ) -> Result<Vec<String>, DeployError> {
     let name = labels::container_name(run.placement_prefix, service, Role::Lock);
-    let Some(details) = super::owned::find(run.engine, &name, run.project, service)
+    let Some(details) = crate::deploy::owned::find(run.engine, &name, run.project, service)
         .await
         .map_err(|e| run.owned_error(e))?
     else {
         return Ok(Vec::new());
     };
-    let holder = super::lock::Holder::from_labels(&details);
+    let holder = crate::deploy::lock::Holder::from_labels(&details);
     if !force && !holder.is_gone() {
         return Err(DeployError::Lock {
             node: run.node.to_string(),
-            source: super::lock::LockError::Held {
+            source: crate::deploy::lock::LockError::Held {
                 service: service.to_string(),
                 holder: Box::new(holder),
             },
