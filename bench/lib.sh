@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the bench scripts (sourced, not run): timing, medians, ratios
 # and the last line every bench prints.
 #

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Stage timing for tools/test and .ci/run (sourced, not run).
 #
 #   stage NAME CMD...       run CMD in the foreground, time it

@@ -6,7 +6,10 @@
 //!
 //! Every value reaching a shell here was checked when the compose file was
 //! read (plain sysctl keys and values, plain absolute folders) and is
-//! passed as an argument, never as code.
+//! passed as an argument, never as code. The scripts are files beside this
+//! one (`node_prep/*.sh`, linted by shellcheck in CI), each given whole to
+//! `sh -c`: a script run inside another is its argument, never quoted
+//! into it.
 
 use std::collections::BTreeMap;
 
@@ -27,14 +30,7 @@ pub struct JobOwner<'a> {
 /// Write `settings` (`net.*` keys) into the host network namespace's
 /// /proc/sys: NET_ADMIN and a writable /proc/sys, nothing more.
 pub fn sysctl_job(owner: &JobOwner, settings: &BTreeMap<String, String>) -> ContainerSpec {
-    let mut command: Vec<String> = [
-        "sh",
-        "-c",
-        r#"while [ $# -gt 1 ]; do printf '%s\n' "$2" > "/proc/sys/$1" || exit 1; shift 2; done"#,
-        "sh",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut command: Vec<String> = ["sh", "-c", SYSCTL, "sh"].map(String::from).to_vec();
     for (key, value) in settings {
         command.push(key.replace('.', "/"));
         command.push(value.clone());
@@ -50,18 +46,7 @@ pub fn sysctl_job(owner: &JobOwner, settings: &BTreeMap<String, String>) -> Cont
 /// /run/netns), creating the folder where it is missing. Repeating it
 /// changes nothing.
 pub fn shared_mounts_job(owner: &JobOwner, paths: &[String]) -> ContainerSpec {
-    in_node_mounts(
-        owner,
-        "mounts",
-        r#"for p; do
-  mkdir -p "$p" || exit 1
-  if ! awk -v p="$p" '"'"'$5 == p { found = 1 } END { exit !found }'"'"' /proc/self/mountinfo; then
-    mount --bind "$p" "$p" || exit 1
-  fi
-  mount --make-shared "$p" || exit 1
-done"#,
-        paths,
-    )
+    in_node_mounts(owner, "mounts", SHARED_MOUNTS, paths)
 }
 
 /// Print, for each of `paths`, `shared PATH`, `private PATH` (a mount
@@ -69,14 +54,7 @@ done"#,
 /// the privileges `shared_mounts_job` needs, so that it also proves the
 /// engine grants them.
 pub fn shared_mounts_check(owner: &JobOwner, paths: &[String]) -> ContainerSpec {
-    in_node_mounts(
-        owner,
-        "mounts-check",
-        r#"for p; do
-  awk -v p="$p" '"'"'$5 == p { state = "private"; for (i = 7; $i != "-"; i++) if ($i ~ /^shared:/) state = "shared" } END { print (state ? state : "none") " " p }'"'"' /proc/self/mountinfo
-done"#,
-        paths,
-    )
+    in_node_mounts(owner, "mounts-check", MOUNTS_CHECK, paths)
 }
 
 /// What one line of `shared_mounts_check`'s output says.
@@ -107,31 +85,20 @@ pub fn parse_mounts_check(output: &str) -> Vec<(String, MountState)> {
         .collect()
 }
 
-/// Sets `target` to the pid of the node's engine: the `dockerd` in this
-/// container's PID namespace (the host's), not one of a Docker-in-Docker
-/// container's, which the host's namespace shows too; PID 1 when there is
-/// none. Plain shell and /proc, so any image with a shell runs it.
-const FIND_ENGINE: &str = r#"self_ns=$(readlink /proc/self/ns/pid)
-target=1
-for d in /proc/[0-9]*; do
-  [ "$(cat "$d/comm" 2>/dev/null)" = dockerd ] || continue
-  [ "$(readlink "$d/ns/pid" 2>/dev/null)" = "$self_ns" ] || continue
-  target=${d#/proc/}
-  break
-done"#;
+const SYSCTL: &str = include_str!("node_prep/sysctl.sh");
+const SHARED_MOUNTS: &str = include_str!("node_prep/shared-mounts.sh");
+const MOUNTS_CHECK: &str = include_str!("node_prep/mounts-check.sh");
+const IN_NODE_MOUNTS: &str = include_str!("node_prep/in-node-mounts.sh");
 
 /// `script` (a loop over its arguments) run by the node's own `sh` in the
-/// node's mount namespace: its engine's, since PID 1 may refuse even root
-/// a look at its namespaces (some VM and sandbox inits do). The host's PID
+/// node's mount namespace (`in-node-mounts.sh`): the host's PID
 /// namespace, SYS_ADMIN (mounting), SYS_PTRACE (another process's
 /// namespaces) and SYS_CHROOT (entering a mount namespace), AppArmor and
 /// seccomp unconfined.
 fn in_node_mounts(owner: &JobOwner, kind: &str, script: &str, paths: &[String]) -> ContainerSpec {
-    let outer = format!(
-        r#"{FIND_ENGINE}
-exec nsenter -t "$target" -m -- sh -c '{script}' sh "$@""#
-    );
-    let mut command: Vec<String> = vec!["sh".into(), "-c".into(), outer, "sh".into()];
+    let mut command: Vec<String> = ["sh", "-c", IN_NODE_MOUNTS, "sh", script]
+        .map(String::from)
+        .to_vec();
     command.extend(paths.iter().cloned());
     let mut spec = job(owner, kind, command);
     spec.pid_mode = Some("host".into());
@@ -190,6 +157,24 @@ mod tests {
         let settings = BTreeMap::from([("net.ipv4.tcp_migrate_req".to_string(), "1".to_string())]);
         let command = sysctl_job(&owner(), &settings).command.unwrap();
         assert_eq!(&command[4..], ["net/ipv4/tcp_migrate_req", "1"]);
+    }
+
+    /// The check's script, run here as the node's sh runs it: `/` is a
+    /// mount point (shared or not), a missing folder is none, and a path
+    /// with spaces and quotes is an argument like any other.
+    #[test]
+    fn the_check_script_reads_this_machines_mounts() {
+        let odd = "/no such/'folder\"";
+        let output = std::process::Command::new("sh")
+            .args(["-c", MOUNTS_CHECK, "sh", "/", odd])
+            .output()
+            .expect("sh");
+        assert!(output.status.success(), "{output:?}");
+        let states = parse_mounts_check(&String::from_utf8_lossy(&output.stdout));
+        assert_eq!(states.len(), 2, "{states:?}");
+        assert_eq!(states[0].0, "/");
+        assert_ne!(states[0].1, MountState::None, "/ is a mount point");
+        assert_eq!(states[1], (odd.to_string(), MountState::None));
     }
 
     #[test]
