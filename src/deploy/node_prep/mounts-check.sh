@@ -1,9 +1,18 @@
 #!/bin/sh
 # Print, for each folder of the arguments, `shared PATH`, `private PATH` (a
 # mount point, not shared) or `none PATH` (no mount point, or missing).
+# mountinfo writes a space, tab, newline or backslash in a path as an
+# octal escape: the path is compared unescaped (and reaches awk through
+# the environment, which, unlike -v, leaves its backslashes alone).
 for p; do
-    awk -v p="$p" '
-        $5 == p {
+    KOLLA_PATH="$p" awk '
+        BEGIN { p = ENVIRON["KOLLA_PATH"] }
+        function unescaped(s) {
+            gsub(/\\040/, " ", s); gsub(/\\011/, "\t", s); gsub(/\\012/, "\n", s)
+            gsub(/\\134/, "\\", s)
+            return s
+        }
+        unescaped($5) == p {
             state = "private"
             for (i = 7; $i != "-"; i++) if ($i ~ /^shared:/) state = "shared"
         }
