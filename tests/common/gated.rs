@@ -1,55 +1,62 @@
-//! Tests that need the `fault-injection` build (they freeze kolla at a
-//! fault point with KOLLA_FAULT) live in a `mod fault_points` gated on the
-//! feature, so a plain build leaves them out and a fault-injection run
-//! picks them alone (`-- fault_points::`). Left out is never silent: each
-//! such file has a test that counts them in its own source and says how
-//! many a plain build left out.
-
+//! Tests that need the `fault-injection` build of kolla (they freeze it at
+//! a fault point with KOLLA_FAULT) live in a `mod fault_points`, each
+//! ignored with its reason: a plain `cargo test` runs none of them against
+//! a kolla without fault points and says how many it left, and tools/test
+//! runs exactly them (`-- fault_points:: --ignored`) with KOLLA_TEST_KOLLA
+//! naming the fault-injection build. The test binaries are built once,
+//! plain; only kolla itself is built twice. Each such file also has a test
+//! that counts them in its own source and names them.
 use std::path::Path;
 
 use super::tell;
 
-/// The tests of `file` (relative to the crate) gated on the
-/// `fault-injection` feature. Fails the test if one is gated other than by
-/// being in a `fault_points` module, or if the whole file is: those would
-/// vanish from a plain build uncounted, or from a fault-injection run.
+/// The fault-point tests of `file` (relative to the crate). Fails the test
+/// if one is not ignored (a plain run would aim it at a kolla without
+/// fault points), if a test outside `mod fault_points` is ignored for the
+/// fault-injection build (the fault run would leave it out), or if anything
+/// is compiled only with the feature (it would vanish uncounted).
 pub fn fault_point_tests(file: &str) -> Vec<String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
     let text = std::fs::read_to_string(&path).expect("the test file's source");
-    let syntax = syn::parse_file(&text).expect("the test file parses");
     assert!(
-        !syntax.attrs.iter().any(is_gate),
-        "{file} is gated whole on fault-injection: put its fault tests in `mod fault_points`"
+        !text.contains("feature = \"fault-injection\""),
+        "{file} compiles something only with the fault-injection feature: \
+         ignore its fault tests in `mod fault_points` instead"
     );
+    let syntax = syn::parse_file(&text).expect("the test file parses");
     let mut names = Vec::new();
-    collect(file, &syntax.items, None, &mut names);
+    collect(file, &syntax.items, false, &mut names);
     names
 }
 
-/// Test functions under `items`; `module` is the gated module they are in.
-fn collect(file: &str, items: &[syn::Item], module: Option<&str>, names: &mut Vec<String>) {
+/// Test functions under `items`; `inside` when in `mod fault_points`.
+fn collect(file: &str, items: &[syn::Item], inside: bool, names: &mut Vec<String>) {
     for item in items {
         match item {
             syn::Item::Fn(f) if f.attrs.iter().any(|a| a.path().is_ident("test")) => {
                 let name = f.sig.ident.to_string();
-                let gated = module.is_some() || f.attrs.iter().any(is_gate);
+                let ignore = f.attrs.iter().find(|a| a.path().is_ident("ignore"));
+                let for_faults = ignore.is_some_and(|a| {
+                    a.meta
+                        .require_name_value()
+                        .is_ok_and(|v| quote_of(&v.value).contains("fault-injection build"))
+                });
                 assert!(
-                    !gated || module == Some("fault_points"),
-                    "{file}: {name} is gated on fault-injection outside `mod fault_points`"
+                    !inside || ignore.is_some(),
+                    "{file}: {name} is a fault-point test but not ignored"
                 );
-                if gated {
+                assert!(
+                    inside || !for_faults,
+                    "{file}: {name} waits for the fault-injection build outside `mod fault_points`"
+                );
+                if inside {
                     names.push(name);
                 }
             }
             syn::Item::Mod(m) => {
-                let name = m.ident.to_string();
-                let inner = if m.attrs.iter().any(is_gate) {
-                    Some(name.as_str())
-                } else {
-                    module
-                };
+                let inside = inside || m.ident == "fault_points";
                 if let Some((_, items)) = &m.content {
-                    collect(file, items, inner, names);
+                    collect(file, items, inside, names);
                 }
             }
             _ => {}
@@ -57,25 +64,25 @@ fn collect(file: &str, items: &[syn::Item], module: Option<&str>, names: &mut Ve
     }
 }
 
-/// `#[cfg(...)]` naming the fault-injection feature.
-fn is_gate(attr: &syn::Attribute) -> bool {
-    attr.path().is_ident("cfg")
-        && attr
-            .meta
-            .require_list()
-            .is_ok_and(|list| list.tokens.to_string().contains("fault-injection"))
+fn quote_of(expr: &syn::Expr) -> String {
+    match expr {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(s),
+            ..
+        }) => s.value(),
+        _ => String::new(),
+    }
 }
 
-/// Say how many tests of `file` this build leaves out (none with the
-/// feature); the count comes from the file itself.
+/// Say how many fault-point tests `file` has, and that a plain run leaves
+/// them (the count comes from the file itself).
 pub fn fault_point_tests_left_out(file: &str) {
     let names = fault_point_tests(file);
     assert!(!names.is_empty(), "{file} has no fault_points tests");
-    if !cfg!(feature = "fault-injection") {
-        tell(&format!(
-            "{} tests of {file} need --features fault-injection; left out: {}",
-            names.len(),
-            names.join(", ")
-        ));
-    }
+    tell(&format!(
+        "{} tests of {file} need the fault-injection build (ignored unless \
+         KOLLA_TEST_KOLLA names it; tools/test runs them): {}",
+        names.len(),
+        names.join(", ")
+    ));
 }

@@ -74,8 +74,32 @@ pub fn engine() -> Engine {
     }
 }
 
+/// The kolla under test: this build's, or the one KOLLA_TEST_KOLLA names
+/// (tools/test points it at the fault-injection build for the fault-point
+/// tests).
+pub fn kolla_binary() -> PathBuf {
+    match std::env::var_os("KOLLA_TEST_KOLLA") {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_kolla")),
+    }
+}
+
+/// Give `command` (a kolla run) the fault directive `directive`. The
+/// fault-point tests need the fault-injection build: without it kolla
+/// would never freeze and the test would wait for nothing, so it fails
+/// at once saying what to do.
+pub fn set_fault(command: &mut Command, directive: String) {
+    assert!(
+        std::env::var_os("KOLLA_TEST_KOLLA").is_some(),
+        "a fault-point test needs the fault-injection build of kolla: \
+         `CARGO_TARGET_DIR=target/fault-injection cargo build --features fault-injection` \
+         and KOLLA_TEST_KOLLA=target/fault-injection/debug/kolla (tools/test does both)"
+    );
+    command.env("KOLLA_FAULT", directive);
+}
+
 pub fn kolla_command() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_kolla"));
+    let mut command = Command::new(kolla_binary());
     command
         .env_remove("KOLLA_CONFIG_DIR")
         .env_remove("KOLLA_IMAGES_DIR");
@@ -154,8 +178,8 @@ pub fn volume_exists(name: &str) -> bool {
 
 /// Run `command` until it freezes at `step`, then SIGKILL it.
 pub fn kill_at(mut command: Command, step: FaultPoint) {
+    set_fault(&mut command, step.freeze());
     let mut child = command
-        .env("KOLLA_FAULT", step.freeze())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
