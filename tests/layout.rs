@@ -4,7 +4,8 @@
 //! them:
 //!
 //! - no import circles between files (any path naming another file's
-//!   module counts, not just `use` lines);
+//!   module counts, not just `use` lines: in macro calls and in
+//!   attributes' `name = value` arguments too);
 //! - only `src/engine/` names `bollard`, and nothing in it names `config`
 //!   or `deploy`;
 //! - the plans (`deploy/plan.rs`, `deploy/recovery/plan.rs`) reach no engine,
@@ -205,6 +206,24 @@ impl<'ast> Visit<'ast> for Collector<'_> {
         use syn::spanned::Spanned as _;
         self.check_length(item.sig.ident.to_string(), item.span());
         syn::visit::visit_impl_item_fn(self, item);
+    }
+
+    fn visit_attribute(&mut self, attr: &'ast syn::Attribute) {
+        // Paths inside an attribute's arguments (`#[arg(env =
+        // crate::deploy::helper::TASK_ENV)]`) are tokens too; the values of
+        // its `name = value` arguments count where they parse.
+        if let syn::Meta::List(list) = &attr.meta
+            && let Ok(items) = list.parse_args_with(
+                syn::punctuated::Punctuated::<syn::Meta, syn::Token![,]>::parse_terminated,
+            )
+        {
+            for item in &items {
+                if let syn::Meta::NameValue(pair) = item {
+                    self.visit_expr(&pair.value);
+                }
+            }
+        }
+        syn::visit::visit_attribute(self, attr);
     }
 
     fn visit_macro(&mut self, mac: &'ast syn::Macro) {
@@ -551,4 +570,16 @@ fn the_checker_sees_a_circle_and_a_long_function() {
             .in_crate
             .contains(&vec!["engine".to_string(), "x".to_string()])
     );
+    let text = "struct A { #[arg(long, env = crate::deploy::helper::TASK_ENV)] a: String }";
+    let mut collector = Collector {
+        file_module: &module,
+        inline: Vec::new(),
+        paths: Paths::default(),
+    };
+    collector.visit_file(&syn::parse_file(text).expect("parses"));
+    assert!(collector.paths.in_crate.contains(&vec![
+        "deploy".to_string(),
+        "helper".to_string(),
+        "TASK_ENV".to_string()
+    ]));
 }
