@@ -23,6 +23,8 @@ use std::collections::HashSet;
 
 use tera::{Kwargs, State, TeraResult};
 
+use crate::config::Globals;
+
 /// What a secret is replaced by in an error.
 const MASK: &str = "<hidden>";
 
@@ -30,6 +32,27 @@ const MASK: &str = "<hidden>";
 /// (a filter may have cut the value: `truncate`, `split`, `slice`):
 /// shorter runs of a random password would match ordinary words.
 const MIN_RUN: usize = 6;
+
+/// What every template may use, image Dockerfiles and config files alike:
+/// the globals that name images and the node's place. Anything else is an
+/// undefined variable and an error naming the template line (config
+/// templates get the node, the service and the passwords on top).
+pub fn globals_context(globals: &Globals) -> tera::Context {
+    let mut context = tera::Context::new();
+    context.insert("registry", &globals.registry.clone().unwrap_or_default());
+    context.insert("namespace", &globals.namespace);
+    context.insert("tag", &globals.tag);
+    context.insert("image_prefix", &globals.image_prefix());
+    context.insert("base_image", &globals.base_image);
+    context.insert("base_distro", &globals.base_distro);
+    context.insert("base_distro_release", &globals.base_distro_release);
+    context.insert("openstack_release", &globals.openstack_release);
+    context.insert("install_type", &globals.install_type);
+    context.insert("maintainer", &globals.maintainer);
+    context.insert("kolla_version", env!("CARGO_PKG_VERSION"));
+    context.insert("internal_address", &globals.internal_address);
+    context
+}
 
 /// A Tera instance with autoescape off and kolla's filters registered.
 pub fn tera() -> tera::Tera {

@@ -84,7 +84,7 @@ pub fn desired(
     // One for the node, not a copy of the globals and passwords per
     // service: only the role changes from file to file.
     let mut inputs = TemplateInputs {
-        globals: crate::images::render::template_context(globals),
+        globals: crate::templates::globals_context(globals),
         passwords: passwords.clone(),
         node_name: node.name.clone(),
         node_role: String::new(),

@@ -1,7 +1,7 @@
 //! Rendering: `Dockerfile.tera` + globals (+ an operator's override) -> the
 //! Dockerfile that is built, and the tar that carries it to the engine.
 //! Pure: text and bytes in, text and bytes out; no engine, no environment,
-//! no clock (a template sees only what `template_context` puts in).
+//! no clock (a template sees only what `templates::globals_context` puts in).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -99,25 +99,6 @@ pub fn template_name(image: &str) -> String {
     format!("{image}/{TEMPLATE_FILE}")
 }
 
-/// What every template may use. Anything else is an undefined variable and
-/// an error naming the template line.
-pub fn template_context(globals: &Globals) -> tera::Context {
-    let mut context = tera::Context::new();
-    context.insert("registry", &globals.registry.clone().unwrap_or_default());
-    context.insert("namespace", &globals.namespace);
-    context.insert("tag", &globals.tag);
-    context.insert("image_prefix", &globals.image_prefix());
-    context.insert("base_image", &globals.base_image);
-    context.insert("base_distro", &globals.base_distro);
-    context.insert("base_distro_release", &globals.base_distro_release);
-    context.insert("openstack_release", &globals.openstack_release);
-    context.insert("install_type", &globals.install_type);
-    context.insert("maintainer", &globals.maintainer);
-    context.insert("kolla_version", env!("CARGO_PKG_VERSION"));
-    context.insert("internal_address", &globals.internal_address);
-    context
-}
-
 static EXTENDS: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"\{%-?\s*extends\s+"([^"]+)"\s*-?%\}"#).expect("static regex"));
 
@@ -140,7 +121,7 @@ pub fn render_tree(
     let leaf_overrides = register_overrides(&mut tera, &sources, overrides)?;
 
     let names: BTreeSet<String> = sources.iter().map(|s| s.name.clone()).collect();
-    let base_context = template_context(globals);
+    let base_context = crate::templates::globals_context(globals);
     let mut images = BTreeMap::new();
     for source in sources {
         let mut context = base_context.clone();
