@@ -1,6 +1,9 @@
-//! One node's deploy from files to a converged engine: its roles' compose
-//! files -> desired services (config rendered, images on the node), its
-//! engine -> observed containers (one list call), then the plan.
+//! One node's desired state, from files only: its roles' compose files ->
+//! desired services (config templates rendered, container specs and config
+//! hashes derived, dependency levels set) and the volumes they need. No
+//! engine: `supply` finds each service's image on the node afterwards, and
+//! `set_privileged` settles the specs once the node's privileged mode is
+//! known.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};

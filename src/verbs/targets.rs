@@ -1,10 +1,11 @@
 //! The nodes a verb works on, resolved from files before any engine is
 //! touched: the inventory's selected nodes, each with its desired state
 //! from its roles' compose files (profiles applied, dependency levels
-//! checked). Also the two things every node verb does first: connect to
-//! the node's engine (after asking every node's engine at once whether it
-//! answers, when there are more nodes than `--forks`), and make the node's
-//! `NodeRun`.
+//! checked), and the waves a deploy takes them in. Also what every node
+//! verb does first: connect to the node's engine (after asking every
+//! node's engine at once whether it answers, when there are more nodes
+//! than `--forks`), make the node's `NodeRun`, say where images are copied
+//! from, observe its containers and settle its privileged mode.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
