@@ -268,14 +268,30 @@ impl Engine {
             .await
     }
 
+    /// Set `name`'s restart policy. A container whose process has just
+    /// exited, before the engine has noted it, makes the engine refuse
+    /// ("cannot update a stopped container"); the engine notes the exit
+    /// within moments, and a stopped container's policy can be set, so the
+    /// update is asked again for up to `EXITING_SETTLES`.
     pub async fn set_restart_policy(&self, name: &str, policy: &str) -> Result<(), EngineError> {
-        let body = ContainerUpdateBody {
-            restart_policy: Some(restart_policy(policy)),
-            ..Default::default()
-        };
+        const EXITING_SETTLES: Duration = Duration::from_secs(10);
         let what = format!("update container {name}");
-        self.work(&what, self.docker.update_container(name, body))
-            .await
+        let since = std::time::Instant::now();
+        loop {
+            let body = ContainerUpdateBody {
+                restart_policy: Some(restart_policy(policy)),
+                ..Default::default()
+            };
+            match self
+                .work(&what, self.docker.update_container(name, body))
+                .await
+            {
+                Err(e) if exiting_under_the_engine(&e) && since.elapsed() < EXITING_SETTLES => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                result => return result,
+            }
+        }
     }
 
     /// Unpack `tar` into folder `dest` of a (created or running) container.
@@ -425,9 +441,44 @@ fn exit_code_in_status(status: &str) -> Option<i64> {
         .and_then(|code| code.parse().ok())
 }
 
+/// The engine's refusal to update a container whose process exited before
+/// the engine noted it (its own state still says running).
+fn exiting_under_the_engine(error: &EngineError) -> bool {
+    error
+        .to_string()
+        .to_ascii_lowercase()
+        .contains("cannot update a stopped container")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_exit_the_engine_has_not_noted_is_told_from_other_refusals() {
+        // As the engine answers (Docker 20.10), through kolla's own error.
+        let refused = |status_code: u16, message: &str| {
+            EngineError::from_api(
+                "update container x".to_string(),
+                BollardError::DockerResponseServerError {
+                    status_code,
+                    message: message.into(),
+                },
+            )
+        };
+        assert!(exiting_under_the_engine(&refused(
+            500,
+            "Cannot update container 1f: cannot update a stopped container: unknown"
+        )));
+        assert!(!exiting_under_the_engine(&refused(
+            500,
+            "Cannot update container 1f: invalid restart policy"
+        )));
+        assert!(!exiting_under_the_engine(&refused(
+            404,
+            "No such container: x"
+        )));
+    }
 
     #[test]
     fn the_status_text_gives_health_and_exit_code() {
