@@ -548,38 +548,31 @@ fn the_checker_sees_a_circle_and_a_long_function() {
     assert_eq!(circles(&edges).len(), 1);
     let body = "    let _x = 1;\n".repeat(MAX_FN_LINES - 1);
     let text = format!("fn long() {{\n{body}}}\n");
-    let syntax = syn::parse_file(&text).expect("parses");
+    let paths = paths_of(&text);
+    assert_eq!(paths.long_functions.len(), 1);
+    let paths = paths_of("fn f() { let _ = format!(\"{}\", crate::engine::x()); }");
+    assert!(
+        paths
+            .in_crate
+            .contains(&vec!["engine".to_string(), "x".to_string()])
+    );
+    let paths =
+        paths_of("struct A { #[arg(long, env = crate::deploy::helper::TASK_ENV)] a: String }");
+    assert!(paths.in_crate.contains(&vec![
+        "deploy".to_string(),
+        "helper".to_string(),
+        "TASK_ENV".to_string()
+    ]));
+}
+
+/// What the checker collects from `text` as a file of module `x`.
+fn paths_of(text: &str) -> Paths {
     let module = vec!["x".to_string()];
     let mut collector = Collector {
         file_module: &module,
         inline: Vec::new(),
         paths: Paths::default(),
     };
-    collector.visit_file(&syntax);
-    assert_eq!(collector.paths.long_functions.len(), 1);
-    let text = "fn f() { let _ = format!(\"{}\", crate::engine::x()); }";
-    let mut collector = Collector {
-        file_module: &module,
-        inline: Vec::new(),
-        paths: Paths::default(),
-    };
-    collector.visit_file(&syn::parse_file(text).expect("parses"));
-    assert!(
-        collector
-            .paths
-            .in_crate
-            .contains(&vec!["engine".to_string(), "x".to_string()])
-    );
-    let text = "struct A { #[arg(long, env = crate::deploy::helper::TASK_ENV)] a: String }";
-    let mut collector = Collector {
-        file_module: &module,
-        inline: Vec::new(),
-        paths: Paths::default(),
-    };
-    collector.visit_file(&syn::parse_file(text).expect("parses"));
-    assert!(collector.paths.in_crate.contains(&vec![
-        "deploy".to_string(),
-        "helper".to_string(),
-        "TASK_ENV".to_string()
-    ]));
+    collector.visit_file(&syn::parse_file(text).expect("the sample parses"));
+    collector.paths
 }
