@@ -16,7 +16,7 @@
 //!
 //! The fast suite replays the corpus (`every_corpus_case_keeps_the_properties`);
 //! `tools/test` runs `fuzz_each_target` (ignored otherwise) for
-//! `KOLLA_FUZZ_SECONDS` per target (default 20) and prints the executions.
+//! `KOLLA_FUZZ_SECONDS` per target (default 8, as tools/test runs it) and prints the executions.
 //! `KOLLA_FUZZ_SEED=N` replays a run; a failure prints its input, to add to
 //! the corpus once fixed.
 
@@ -675,7 +675,7 @@ fn seconds_per_target() -> u64 {
     std::env::var("KOLLA_FUZZ_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(20)
+        .unwrap_or(8)
 }
 
 /// Mutants of the target's corpus until `seconds` have passed: the number

@@ -237,7 +237,11 @@ fn all_in_one_builds_deploys_and_serves_the_apis() {
     // The guest booted without a network goes first: destroy would give
     // it a minute to shut down cleanly, and the tiny guest has no ACPI
     // daemon to hear the request (tests/swap.rs holds destroy's part).
-    network::delete_every_server(&admin);
+    common::Cli {
+        host: LOCAL,
+        admin: &admin,
+    }
+    .delete_every_server();
     // The image outlives its API container: Glance's data container keeps it.
     let output = d.kolla("destroy", &[]);
     assert!(output.status.success(), "{}", describe(&output));

@@ -509,20 +509,3 @@ fn a_guest_outlives_nova_libvirt(d: &Deployment, cli: &Cli, server: &str, floati
         answers_ping(floating).then_some(())
     });
 }
-
-/// Delete every server of the cloud and wait until each is gone.
-pub fn delete_every_server(admin: &str) {
-    let cli = Cli {
-        host: super::LOCAL,
-        admin,
-    };
-    let servers = cli.json(&["server", "list", "-f", "json"]);
-    for server in &servers {
-        let id = server["ID"].as_str().expect("a server id");
-        cli.ok(&["server", "delete", "--wait", id]);
-    }
-    assert!(
-        cli.json(&["server", "list", "-f", "json"]).is_empty(),
-        "servers left after delete"
-    );
-}
