@@ -4,10 +4,13 @@
 //! their health checks give up if it comes minutes later (as it does when
 //! a fresh controller is still receiving its images). Each role gets a
 //! level (0 without `after`, else one more than the highest role it comes
-//! after); a node takes the highest level of its roles, and nodes deploy
-//! wave by wave, level by level, at once within a wave. A node that holds
-//! both a role and one it comes after (an all-in-one) deploys them
-//! together, its own services in their dependency order. Pure: no engine.
+//! after); a node waits for the roles its roles come after that it does
+//! not hold itself (`node_level`), and nodes deploy wave by wave, level by
+//! level, at once within a wave. A node that holds both a role and one it
+//! comes after (an all-in-one, or a controller that is also a compute
+//! node) deploys them together, its own services in their dependency
+//! order, in the wave of the role it comes after: compute-only nodes wait
+//! for it. Pure: no engine.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -45,19 +48,47 @@ pub fn waves(
     let levels = role_levels(roles)?;
     let node_levels: Vec<usize> = nodes
         .iter()
-        .map(|node_roles| {
-            node_roles
-                .iter()
-                .map(|role| levels.get(role.as_str()).copied().unwrap_or(0))
-                .max()
-                .unwrap_or(0)
-        })
+        .map(|node_roles| node_level(node_roles, roles, &levels))
         .collect();
     let mut by_level: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (index, level) in node_levels.into_iter().enumerate() {
         by_level.entry(level).or_default().push(index);
     }
     Ok(by_level.into_values().collect())
+}
+
+/// The wave of a node holding `node_roles`: it waits for the nodes that
+/// hold a role one of its roles comes after, and not for itself. A role
+/// it holds and one it comes after (a controller that is also a compute
+/// node) deploy together, in their services' own order, so the role it
+/// comes after adds nothing but what that role itself waits for.
+fn node_level(
+    node_roles: &[String],
+    roles: &BTreeMap<String, RoleAfter>,
+    levels: &BTreeMap<&str, usize>,
+) -> usize {
+    let level = |role: &str| levels.get(role).copied().unwrap_or(0);
+    let mut held: Vec<&str> = node_roles.iter().map(String::as_str).collect();
+    // What a held role comes after is a lower level: settled first.
+    held.sort_by_key(|role| level(role));
+    held.dedup();
+    let mut waits: HashMap<&str, usize> = HashMap::new();
+    for role in held.iter().copied() {
+        let after = roles
+            .get(role)
+            .map(|spec| spec.after.as_slice())
+            .unwrap_or_default();
+        let wait = after
+            .iter()
+            .map(|(before, _)| match waits.get(before.as_str()) {
+                Some(held_wait) => *held_wait,
+                None => level(before) + 1,
+            })
+            .max()
+            .unwrap_or(0);
+        waits.insert(role, wait);
+    }
+    waits.into_values().max().unwrap_or(0)
 }
 
 /// The level of every role loaded, and of every role an `after` names
@@ -141,7 +172,8 @@ mod tests {
     }
 
     #[test]
-    fn compute_nodes_wait_for_the_controllers_and_an_all_in_one_for_nothing_else() {
+    fn compute_nodes_wait_for_every_node_with_a_controller_role_and_an_all_in_one_for_nothing_else()
+    {
         let specs = roles(&[("controller", &[]), ("compute", &["controller"])]);
         let (c, n, both) = (
             strings(&["controller"]),
@@ -151,7 +183,13 @@ mod tests {
         let nodes: Vec<&[String]> = vec![&n, &c, &n, &both];
         assert_eq!(
             waves(&nodes, &specs, &any_file).unwrap(),
-            vec![vec![1], vec![0, 2, 3]]
+            vec![vec![1, 3], vec![0, 2]]
+        );
+        // A controller that is also a compute node, and a compute node:
+        // the compute node waits for it.
+        assert_eq!(
+            waves(&[&both, &n], &specs, &any_file).unwrap(),
+            vec![vec![0], vec![1]]
         );
         // One all-in-one: a single wave.
         assert_eq!(waves(&[&both], &specs, &any_file).unwrap(), vec![vec![0]]);
