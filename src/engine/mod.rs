@@ -123,6 +123,14 @@ impl EngineError {
     }
 }
 
+impl EngineError {
+    /// Whether the engine stopped answering in the middle of a request
+    /// (the connection or its stream broke), rather than answered.
+    pub fn is_lost(&self) -> bool {
+        matches!(self, EngineError::Lost { .. })
+    }
+}
+
 /// Each of a TLS endpoint's files is there, or a `BadEndpoint` naming the
 /// one that is not (rather than the TLS library's "No such file").
 fn check_tls_files(url: &str, tls: &TlsFiles) -> Result<(), EngineError> {
@@ -304,5 +312,27 @@ mod tests {
             .block_on(Engine::connect(&Endpoint::plain("ssh://host:port")))
             .unwrap_err();
         assert!(matches!(err, EngineError::BadEndpoint { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_stream_cut_short_is_told_from_an_engine_that_answered() {
+        let cut = std::io::Error::other("bytes remaining on stream");
+        let lost = EngineError::from_api("build x", BollardError::IOError { err: cut });
+        assert!(lost.is_lost(), "{lost}");
+        let refused = EngineError::from_api(
+            "build x",
+            BollardError::DockerStreamError {
+                error: "exit code: 3".into(),
+            },
+        );
+        assert!(!refused.is_lost(), "{refused}");
+        let conflict = EngineError::from_api(
+            "build x",
+            BollardError::DockerResponseServerError {
+                status_code: 409,
+                message: "in use".into(),
+            },
+        );
+        assert!(!conflict.is_lost(), "{conflict}");
     }
 }

@@ -621,7 +621,11 @@ impl Job {
         let context = bytes::Bytes::from(context);
         let mut last_error = String::new();
         let mut built = None;
-        for attempt in 1..=self.options.retries + 1 {
+        let mut allowed = self.options.retries + 1;
+        let mut stream_broke = false;
+        let mut attempt = 0;
+        while attempt < allowed {
+            attempt += 1;
             result.attempts = attempt;
             if attempt > 1 {
                 self.progress.line(
@@ -645,7 +649,17 @@ impl Job {
                     built = Some(id);
                     break;
                 }
-                Ok(Err(e)) => last_error = e.to_string(),
+                Ok(Err(e)) => {
+                    // A build stream the engine cut short (seen under
+                    // load with BuildKit) says nothing about the build
+                    // itself: it is built once more, whatever --retries
+                    // says, from the engine's cache of what was done.
+                    if e.is_lost() && !stream_broke {
+                        stream_broke = true;
+                        allowed += 1;
+                    }
+                    last_error = e.to_string();
+                }
                 Err(_) => {
                     last_error =
                         format!("build timed out after {}s", self.options.timeout.as_secs())
