@@ -4,12 +4,16 @@
 //! them:
 //!
 //! - no import circles between files (any path naming another file's
-//!   module counts, not just `use` lines: in macro calls and in
-//!   attributes' `name = value` arguments too);
+//!   module counts, not just `use` lines: in macro calls, in attributes'
+//!   `name = value` arguments, through names a `use` brought in, and
+//!   through `pub use` re-exports to the file the item lives in);
 //! - only `src/engine/` names `bollard`, and nothing in it names `config`
 //!   or `deploy`;
 //! - the plans (`deploy/plan.rs`, `deploy/recovery/plan.rs`) reach no engine,
 //!   not even through another file;
+//! - the executor (`deploy/execute.rs`, `critical.rs`, `steps.rs`,
+//!   `session.rs`, `restore_point.rs`) names no function of a plan: it runs
+//!   what the plan it is handed says (types and their methods only);
 //! - no function is longer than 80 lines;
 //! - only `src/config/` names the YAML reader (`serde_saphyr`);
 //! - only `settings.rs` reads the process environment through `std::env`
@@ -97,7 +101,21 @@ struct Collector<'a> {
     file_module: &'a [String],
     /// Inline `mod x { ... }` nesting inside the file, for `super::`.
     inline: Vec<String>,
+    /// Names a `use` gave to crate paths (`use super::plan;` makes
+    /// `plan::levels` a path into `deploy::plan`).
+    aliases: BTreeMap<String, Vec<String>>,
     paths: Paths,
+}
+
+impl<'a> Collector<'a> {
+    fn new(file_module: &'a [String]) -> Self {
+        Collector {
+            file_module,
+            inline: Vec::new(),
+            aliases: BTreeMap::new(),
+            paths: Paths::default(),
+        }
+    }
 }
 
 impl Collector<'_> {
@@ -107,10 +125,10 @@ impl Collector<'_> {
         here
     }
 
-    fn record(&mut self, segments: Vec<String>) {
-        let Some(first) = segments.first() else {
-            return;
-        };
+    /// `segments` from the crate root, or None when they start outside it
+    /// (then their first segment is an external root, if not std's).
+    fn absolute(&mut self, segments: &[String]) -> Option<Vec<String>> {
+        let first = segments.first()?;
         let mut base = match first.as_str() {
             "crate" => Vec::new(),
             "self" => self.here(),
@@ -119,11 +137,14 @@ impl Collector<'_> {
                 base.pop();
                 base
             }
-            "std" | "core" | "alloc" | "Self" => return,
-            other => {
-                self.paths.external_roots.insert(other.to_string());
-                return;
-            }
+            "std" | "core" | "alloc" | "Self" => return None,
+            other => match self.aliases.get(other) {
+                Some(path) => path.clone(),
+                None => {
+                    self.paths.external_roots.insert(other.to_string());
+                    return None;
+                }
+            },
         };
         let mut rest = segments[1..].iter().peekable();
         while rest.peek().is_some_and(|s| s.as_str() == "super") {
@@ -131,7 +152,13 @@ impl Collector<'_> {
             rest.next();
         }
         base.extend(rest.cloned());
-        self.paths.in_crate.insert(base);
+        Some(base)
+    }
+
+    fn record(&mut self, segments: Vec<String>) {
+        if let Some(path) = self.absolute(&segments) {
+            self.paths.in_crate.insert(path);
+        }
     }
 
     fn check_length(&mut self, name: String, span: proc_macro2::Span) {
@@ -174,12 +201,61 @@ fn use_tree_paths(prefix: &mut Vec<String>, tree: &syn::UseTree, out: &mut Vec<V
     }
 }
 
+/// The names a `use` tree brings in, each with the path it names (None
+/// for a glob: it brings every name of its path).
+fn use_tree_names(tree: &syn::UseTree) -> Vec<(Option<String>, Vec<String>)> {
+    fn walk(
+        prefix: &mut Vec<String>,
+        tree: &syn::UseTree,
+        out: &mut Vec<(Option<String>, Vec<String>)>,
+    ) {
+        match tree {
+            syn::UseTree::Path(p) => {
+                prefix.push(p.ident.to_string());
+                walk(prefix, &p.tree, out);
+                prefix.pop();
+            }
+            syn::UseTree::Name(n) if n.ident == "self" => {
+                out.push((prefix.last().cloned(), prefix.clone()));
+            }
+            syn::UseTree::Name(n) => {
+                let mut path = prefix.clone();
+                path.push(n.ident.to_string());
+                out.push((Some(n.ident.to_string()), path));
+            }
+            syn::UseTree::Rename(r) => {
+                let mut path = prefix.clone();
+                if r.ident != "self" {
+                    path.push(r.ident.to_string());
+                }
+                out.push((Some(r.rename.to_string()), path));
+            }
+            syn::UseTree::Glob(_) => out.push((None, prefix.clone())),
+            syn::UseTree::Group(g) => {
+                for item in &g.items {
+                    walk(prefix, item, out);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&mut Vec::new(), tree, &mut out);
+    out
+}
+
 impl<'ast> Visit<'ast> for Collector<'_> {
     fn visit_item_use(&mut self, item: &'ast syn::ItemUse) {
         let mut out = Vec::new();
         use_tree_paths(&mut Vec::new(), &item.tree, &mut out);
         for path in out {
             self.record(path);
+        }
+        for (name, path) in use_tree_names(&item.tree) {
+            if let Some(name) = name
+                && let Some(absolute) = self.absolute(&path)
+            {
+                self.aliases.insert(name, absolute);
+            }
         }
     }
 
@@ -251,30 +327,137 @@ struct Analysis {
     files: Vec<SourceFile>,
     paths: Vec<Paths>,
     edges: Vec<BTreeSet<usize>>,
+    /// The file each crate path a file names really lands in (through
+    /// re-exports), by file.
+    landings: Vec<BTreeMap<Vec<String>, usize>>,
 }
 
 fn analyse() -> Analysis {
-    let files = read_sources();
+    analyse_files(read_sources())
+}
+
+/// What a file re-exports (`pub use`): each name it gives another item,
+/// with that item's crate path, and the paths it re-exports every name of
+/// (`pub use x::*`); and the names it defines itself.
+#[derive(Default)]
+struct Names {
+    reexported: BTreeMap<String, Vec<String>>,
+    globs: Vec<Vec<String>>,
+    defined: BTreeSet<String>,
+}
+
+fn names_of(file: &SourceFile, modules: &BTreeMap<Vec<String>, usize>) -> Names {
+    let mut names = Names::default();
+    for item in &file.syntax.items {
+        let ident = match item {
+            syn::Item::Const(i) => Some(&i.ident),
+            syn::Item::Enum(i) => Some(&i.ident),
+            syn::Item::Fn(i) => Some(&i.sig.ident),
+            syn::Item::Macro(i) => i.ident.as_ref(),
+            syn::Item::Mod(i) => Some(&i.ident),
+            syn::Item::Static(i) => Some(&i.ident),
+            syn::Item::Struct(i) => Some(&i.ident),
+            syn::Item::Trait(i) => Some(&i.ident),
+            syn::Item::Type(i) => Some(&i.ident),
+            syn::Item::Union(i) => Some(&i.ident),
+            _ => None,
+        };
+        if let Some(ident) = ident {
+            names.defined.insert(ident.to_string());
+        }
+        let syn::Item::Use(used) = item else {
+            continue;
+        };
+        if matches!(used.vis, syn::Visibility::Inherited) {
+            continue;
+        }
+        let mut collector = Collector::new(&file.module);
+        for (name, path) in use_tree_names(&used.tree) {
+            // A child module named without `self::` (`pub use model::*`).
+            let mut child = file.module.clone();
+            child.push(path[0].clone());
+            let absolute = if modules.contains_key(&child) {
+                let mut absolute = file.module.clone();
+                absolute.extend(path.iter().cloned());
+                Some(absolute)
+            } else {
+                collector.absolute(&path)
+            };
+            match (name, absolute) {
+                (Some(name), Some(absolute)) => {
+                    names.reexported.insert(name, absolute);
+                }
+                (None, Some(absolute)) => names.globs.push(absolute),
+                _ => {}
+            }
+        }
+    }
+    names
+}
+
+/// The file a crate path really lands in: the file whose module is its
+/// longest prefix, or, when that file only re-exports the item named, the
+/// file the re-export leads to.
+fn landing(
+    path: &[String],
+    modules: &BTreeMap<Vec<String>, usize>,
+    files: &[SourceFile],
+    names: &[Names],
+    depth: usize,
+) -> Option<usize> {
+    let file = *file_of(path, modules)?;
+    let rest = &path[files[file].module.len()..];
+    let (Some(name), true) = (rest.first(), depth > 0) else {
+        return Some(file);
+    };
+    let follow = |mut next: Vec<String>, skip: usize| {
+        next.extend(rest[skip..].iter().cloned());
+        landing(&next, modules, files, names, depth - 1)
+    };
+    if let Some(target) = names[file].reexported.get(name) {
+        return follow(target.clone(), 1).or(Some(file));
+    }
+    if !names[file].defined.contains(name) {
+        for glob in &names[file].globs {
+            if let Some(t) = follow(glob.clone(), 0)
+                && t != file
+                && (names[t].defined.contains(name) || names[t].reexported.contains_key(name))
+            {
+                return Some(t);
+            }
+        }
+    }
+    Some(file)
+}
+
+fn analyse_files(files: Vec<SourceFile>) -> Analysis {
     let modules: BTreeMap<Vec<String>, usize> = files
         .iter()
         .enumerate()
         .filter(|(_, f)| !f.path.ends_with("main.rs"))
         .map(|(i, f)| (f.module.clone(), i))
         .collect();
+    let names: Vec<Names> = files.iter().map(|f| names_of(f, &modules)).collect();
     let mut all_paths = Vec::new();
     let mut edges = Vec::new();
+    let mut landings = Vec::new();
     for (index, file) in files.iter().enumerate() {
-        let mut collector = Collector {
-            file_module: &file.module,
-            inline: Vec::new(),
-            paths: Paths::default(),
-        };
+        let mut collector = Collector::new(&file.module);
         collector.visit_file(&file.syntax);
+        let landed: BTreeMap<Vec<String>, usize> = collector
+            .paths
+            .in_crate
+            .iter()
+            .filter_map(|p| Some((p.clone(), landing(p, &modules, &files, &names, 8)?)))
+            .collect();
+        // A path through a re-export depends on the file that re-exports
+        // it and on the file the item lives in.
         let targets = collector
             .paths
             .in_crate
             .iter()
             .filter_map(|p| file_of(p, &modules).copied())
+            .chain(landed.values().copied())
             .filter(|&t| t != index)
             // A parent naming its child modules (`pub mod x;`, re-exports)
             // is how Rust declares them, not a dependency.
@@ -282,11 +465,13 @@ fn analyse() -> Analysis {
             .collect();
         all_paths.push(collector.paths);
         edges.push(targets);
+        landings.push(landed);
     }
     Analysis {
         files,
         paths: all_paths,
         edges,
+        landings,
     }
 }
 
@@ -565,14 +750,115 @@ fn the_checker_sees_a_circle_and_a_long_function() {
     ]));
 }
 
+/// The executor's files: they run a plan's steps and decide nothing.
+const EXECUTOR: &[&[&str]] = &[
+    &["deploy", "execute"],
+    &["deploy", "critical"],
+    &["deploy", "steps"],
+    &["deploy", "session"],
+    &["deploy", "restore_point"],
+];
+/// The planners: pure functions from what is wanted and what the node
+/// shows to what to do.
+const PLANNERS: &[&[&str]] = &[&["deploy", "plan"], &["deploy", "recovery", "plan"]];
+
+/// The planner items `analysis`'s file `i` names that are not types
+/// (functions, constants: a type's name starts with a capital letter).
+fn planning_functions_named(analysis: &Analysis, i: usize) -> Vec<String> {
+    let mut named = Vec::new();
+    for (path, &t) in &analysis.landings[i] {
+        let target = &analysis.files[t];
+        if !PLANNERS.iter().any(|p| target.module == *p) {
+            continue;
+        }
+        let Some(item) = path.get(target.module.len()) else {
+            continue;
+        };
+        if !item.starts_with(|c: char| c.is_ascii_uppercase()) {
+            named.push(format!("{}::{item}", target.module.join("::")));
+        }
+    }
+    named
+}
+
+#[test]
+fn the_executor_names_no_planning_function() {
+    let analysis = analyse();
+    let mut checked = 0;
+    let mut wrong = Vec::new();
+    for (i, file) in analysis.files.iter().enumerate() {
+        if !EXECUTOR.iter().any(|e| file.module == *e) {
+            continue;
+        }
+        checked += 1;
+        for named in planning_functions_named(&analysis, i) {
+            wrong.push(format!("{} calls {named}", display(&file.path)));
+        }
+    }
+    assert_eq!(checked, EXECUTOR.len(), "an executor file was not found");
+    assert!(
+        wrong.is_empty(),
+        "the executor decides nothing: what it runs comes in the plan (a type's \
+         data and methods, as `Action::recheck` under the lock):\n  {}",
+        wrong.join("\n  ")
+    );
+}
+
+/// A made-up crate of `(module, text)` files, analysed as src/ is.
+fn analyse_sample(files: &[(&str, &str)]) -> Analysis {
+    analyse_files(
+        files
+            .iter()
+            .map(|(module, text)| SourceFile {
+                path: PathBuf::from(format!("{}.rs", module.replace("::", "/"))),
+                module: module
+                    .split("::")
+                    .filter(|m| !m.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                syntax: syn::parse_file(text).expect("the sample parses"),
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn the_checker_follows_re_exports_and_imported_names() {
+    // x re-exports y's Thing; y uses z; z names x::Thing: the circle runs
+    // through the re-export, y <-> z.
+    let analysis = analyse_sample(&[
+        ("x", "mod y; pub use y::Thing;"),
+        ("x::y", "pub struct Thing; fn f() { crate::z::g(); }"),
+        ("z", "use crate::x::Thing; pub fn g() {}"),
+    ]);
+    assert_eq!(circles(&analysis.edges).len(), 1);
+    // The same through a glob re-export.
+    let analysis = analyse_sample(&[
+        ("x", "mod y; pub use y::*;"),
+        ("x::y", "pub struct Thing; fn f() { crate::z::g(); }"),
+        ("z", "fn h() { let _ = crate::x::Thing; } pub fn g() {}"),
+    ]);
+    assert_eq!(circles(&analysis.edges).len(), 1);
+    // A planner's function named through an imported module, and a type
+    // that is fine.
+    let analysis = analyse_sample(&[
+        ("deploy", "pub mod plan; pub mod execute;"),
+        ("deploy::plan", "pub struct Action; pub fn decide() {}"),
+        (
+            "deploy::execute",
+            "use super::plan::{self, Action}; fn run(_: Action) { plan::decide(); }",
+        ),
+    ]);
+    assert_eq!(
+        planning_functions_named(&analysis, 2),
+        ["deploy::plan::decide"]
+    );
+}
+
 /// What the checker collects from `text` as a file of module `x`.
 fn paths_of(text: &str) -> Paths {
     let module = vec!["x".to_string()];
-    let mut collector = Collector {
-        file_module: &module,
-        inline: Vec::new(),
-        paths: Paths::default(),
-    };
+    let mut collector = Collector::new(&module);
     collector.visit_file(&syn::parse_file(text).expect("the sample parses"));
     collector.paths
 }

@@ -1,7 +1,10 @@
-//! `NodeRun`: one node's handle for everything that changes it (its
-//! engine, the deployment's names, how long to wait, where to say things
-//! and record history), with the conversions of lower errors into
-//! `DeployError` and the lock calls. It decides nothing.
+//! `NodeRun`: the connection and facts of one node (its engine, the
+//! deployment's names, how long to wait, where to say things and record
+//! history), with the conversions of lower errors into `DeployError` and
+//! the lock calls. It decides nothing and changes nothing by itself: the
+//! owners built over it do, each in its own file (`StepRunner` in
+//! steps.rs, `RestorePoints` in restore_point.rs, `Executor` in
+//! execute.rs).
 
 use std::time::Duration;
 

@@ -23,9 +23,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::context::NodeRun;
 use super::error::DeployError;
 use super::fault::{self, FaultPoint};
-use super::labels::{self, ObservedContainer, Role};
+use super::labels::{self, ObservedContainer, Role, beyond_retain};
 use super::owned;
-use super::recovery::plan::beyond_retain;
+use super::steps::StepRunner;
 
 /// The container coming in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -273,7 +273,8 @@ async fn exchange(
         ),
         None => (run.options.health_timeout, None),
     };
-    run.gate_within(&task.service, &incoming.id, limit, budget)
+    StepRunner::of(run)
+        .gate_within(&task.service, &incoming.id, limit, budget)
         .await?;
     Ok(Instant::now())
 }
@@ -342,7 +343,7 @@ async fn swap_back(
         engine.start_container(&outgoing.id).await.map_err(err)?;
     }
     // Return only once the old generation serves again.
-    if let Err(again) = run.gate(service, &outgoing.id).await {
+    if let Err(again) = StepRunner::of(run).gate(service, &outgoing.id).await {
         let event = format!(
             "warning: generation {} is back but not healthy either: {}",
             outgoing.generation,

@@ -127,6 +127,10 @@ pub enum DeployError {
         service: String,
         message: String,
     },
+    /// What the operator asked for does not fit what the node runs (a
+    /// data container named for a rollback): bad input, nothing changed.
+    #[error("node {node}: {message}")]
+    Refused { node: String, message: String },
     #[error("node {node}: service {service}: restore point: {message}")]
     RestorePoint {
         node: String,
@@ -142,7 +146,9 @@ impl DeployError {
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
-            DeployError::Config { .. } | DeployError::ImageForgesLabels { .. }
+            DeployError::Config { .. }
+                | DeployError::ImageForgesLabels { .. }
+                | DeployError::Refused { .. }
         )
     }
 

@@ -23,10 +23,11 @@ use super::guests;
 use super::labels::{self, ObservedContainer, Role, State};
 use super::lock::Takeover;
 use super::owned;
-use super::plan::SwapOptions;
-use super::plan::{self, Action, ActionKind, DesiredService, Plan};
+use super::plan::{Action, ActionKind, DesiredService, Plan, Recheck, SwapOptions};
+use super::restore_point::RestorePoints;
 use super::session::{Attempt, Intent, Session};
 use super::spec::ContainerSpec;
+use super::steps::StepRunner;
 use super::volumes::VolumeMount;
 use crate::config::compose::Condition;
 use crate::engine::EngineError;
@@ -66,7 +67,26 @@ fn dark_text(done: &Done) -> String {
         .unwrap_or_default()
 }
 
-impl NodeRun<'_> {
+/// Runs a plan's actions, swaps and rollbacks on one node, over its
+/// `NodeRun`; decides nothing.
+#[derive(Clone, Copy)]
+pub struct Executor<'r> {
+    run: &'r NodeRun<'r>,
+    runner: StepRunner<'r>,
+    points: RestorePoints<'r>,
+}
+
+impl<'r> Executor<'r> {
+    pub fn of(run: &'r NodeRun<'r>) -> Self {
+        Executor {
+            run,
+            runner: StepRunner::of(run),
+            points: RestorePoints::of(run),
+        }
+    }
+}
+
+impl Executor<'_> {
     /// Run the plan: the named volumes it creates, then every service's
     /// action as soon as its dependencies are done, then the orphans.
     pub async fn apply(
@@ -77,11 +97,13 @@ impl NodeRun<'_> {
         config_files: &BTreeMap<String, Vec<RenderedFile>>,
     ) -> Result<Vec<Done>, Vec<DeployError>> {
         for volume in plan.volumes.iter().filter(|v| v.create) {
-            let labels = HashMap::from([(labels::PROJECT.to_string(), self.project.to_string())]);
-            self.engine
+            let labels =
+                HashMap::from([(labels::PROJECT.to_string(), self.run.project.to_string())]);
+            self.run
+                .engine
                 .create_volume(&volume.name, volume.driver.as_deref(), labels)
                 .await
-                .map_err(|e| vec![self.engine_error(e)])?;
+                .map_err(|e| vec![self.run.engine_error(e)])?;
         }
         let mut done = self
             .run_actions(plan, desired, observed, config_files)
@@ -95,14 +117,15 @@ impl NodeRun<'_> {
                 .iter()
                 .filter(|c| c.service == orphan.service && c.role != Role::Lock)
             {
-                self.steps.note(format!(
+                self.run.steps.note(format!(
                     "{}: removing {} (orphan)",
-                    self.node, container.name
+                    self.run.node, container.name
                 ));
-                self.engine
+                self.run
+                    .engine
                     .remove_container(&container.id, false)
                     .await
-                    .map_err(|e| vec![self.engine_error(e)])?;
+                    .map_err(|e| vec![self.run.engine_error(e)])?;
             }
             done.push(Done {
                 service: orphan.service.clone(),
@@ -133,16 +156,16 @@ impl NodeRun<'_> {
         let mut errors = Vec::new();
         loop {
             if errors.is_empty() {
-                let (ready, still): (Vec<&Action>, Vec<&Action>) =
-                    waiting.into_iter().partition(|a| {
-                        plan::dependencies(&desired[&a.service].service)
-                            .iter()
-                            .all(|d| finished.contains(d.as_str()))
-                    });
+                let (ready, still): (Vec<&Action>, Vec<&Action>) = waiting
+                    .into_iter()
+                    .partition(|a| a.after.iter().all(|d| finished.contains(d.as_str())));
                 waiting = still;
                 for action in &waiting {
-                    self.steps
-                        .pending(self.node, &action.service, "waiting for its dependencies");
+                    self.run.steps.pending(
+                        self.run.node,
+                        &action.service,
+                        "waiting for its dependencies",
+                    );
                 }
                 for action in ready {
                     let wanted = &desired[&action.service];
@@ -158,13 +181,19 @@ impl NodeRun<'_> {
             }
             match running.next().await {
                 Some((service, Ok(d))) => {
-                    self.steps
-                        .done(self.node, service, finished_as(d.kind), &dark_text(&d));
+                    self.run.steps.done(
+                        self.run.node,
+                        service,
+                        finished_as(d.kind),
+                        &dark_text(&d),
+                    );
                     finished.insert(service);
                     done.push(d);
                 }
                 Some((service, Err(e))) => {
-                    self.steps.done(self.node, service, FAILED, &e.to_string());
+                    self.run
+                        .steps
+                        .done(self.run.node, service, FAILED, &e.to_string());
                     errors.push(e);
                 }
                 None => break,
@@ -188,34 +217,42 @@ impl NodeRun<'_> {
         files: &[RenderedFile],
     ) -> Result<Done, DeployError> {
         let service = wanted.service.name.clone();
-        let live_name = labels::container_name(self.placement_prefix, &service, Role::Live);
+        let live_name = labels::container_name(self.run.placement_prefix, &service, Role::Live);
         let mut dark_window = None;
         match action.kind {
             ActionKind::CreateData => {
-                self.steps
-                    .status(self.node, &service, "creating data container");
-                let mut spec = self.spec_for(wanted, live_name, 1);
-                self.mount_volumes(wanted, &mut spec, &action.volumes)
+                self.run
+                    .steps
+                    .status(self.run.node, &service, "creating data container");
+                let mut spec = self.runner.spec_for(wanted, live_name, 1);
+                self.runner
+                    .mount_volumes(wanted, &mut spec, &action.volumes)
                     .await?;
-                self.engine
+                self.run
+                    .engine
                     .create_container(&spec)
                     .await
-                    .map_err(|e| self.engine_error(e))?;
+                    .map_err(|e| self.run.engine_error(e))?;
             }
             ActionKind::Create => self.create(wanted, files, action).await?,
             ActionKind::Start => {
                 // A node that rebooted lost what lives in its tmpfs (shared
                 // mounts under /run) and its sysctls: prepare it again.
-                self.prepare_node(wanted).await?;
-                self.steps.status(self.node, &service, "starting");
-                self.engine
+                self.runner.prepare_node(wanted).await?;
+                self.run.steps.status(self.run.node, &service, "starting");
+                self.run
+                    .engine
                     .start_container(&live_name)
                     .await
-                    .map_err(|e| self.engine_error(e))?;
-                self.pass_gate(action.gate, &service, &live_name).await?;
+                    .map_err(|e| self.run.engine_error(e))?;
+                self.runner
+                    .pass_gate(action.gate, &service, &live_name)
+                    .await?;
             }
             ActionKind::Replace => {
-                dark_window = self.replace(wanted, observed, files, "deploy").await?;
+                dark_window = self
+                    .replace(action, wanted, observed, files, "deploy")
+                    .await?;
             }
             ActionKind::Keep | ActionKind::RemoveOrphan => {}
         }
@@ -265,12 +302,13 @@ impl NodeRun<'_> {
                     ""
                 };
                 errors.push(
-                    self.unhealthy(
-                        name,
-                        &container.name,
-                        format!("is {}, not running{hint}", container.state.as_str()),
-                    )
-                    .await,
+                    self.runner
+                        .unhealthy(
+                            name,
+                            &container.name,
+                            format!("is {}, not running{hint}", container.state.as_str()),
+                        )
+                        .await,
                 );
             }
         }
@@ -282,27 +320,29 @@ impl NodeRun<'_> {
     }
 
     /// Replace `wanted`'s live container by a new one made from its desired
-    /// spec, in a session: bootstrap, candidate, swap. The path deploy and
-    /// upgrade share. What it works from is looked at again once the lock
-    /// is held, since another run may have swapped the service meanwhile;
-    /// if that run already made it what `wanted` asks, nothing is done
-    /// (None). Returns the dark window.
+    /// spec, as `action` planned, in a session: bootstrap, candidate, swap.
+    /// The path deploy and upgrade share. Once the lock is held the action
+    /// is checked again against the node (`Action::recheck`), since another
+    /// run may have swapped the service meanwhile; if that run already made
+    /// it what `wanted` asks, nothing is done (None). Returns the dark
+    /// window.
     pub async fn replace(
         &self,
+        action: &Action,
         wanted: &DesiredService,
         observed: &[ObservedContainer],
         files: &[RenderedFile],
-        action: &str,
+        verb: &str,
     ) -> Result<Option<Duration>, DeployError> {
         let service = wanted.service.name.as_str();
         let seen = self.live_of(observed, service)?;
         let session = Session::open(
-            self,
+            self.run,
             Intent {
                 service,
                 image: &wanted.service.image,
                 image_volumes: Some(&wanted.image_volumes),
-                action,
+                action: verb,
                 target: wanted.service.image.clone(),
                 from: Some(seen.generation),
                 from_running: seen.state == State::Running,
@@ -313,15 +353,21 @@ impl NodeRun<'_> {
         .await?;
         fault::point(FaultPoint::Locked);
         let mut attempt = None;
-        let result = self.replace_locked(wanted, files, &mut attempt).await;
+        let result = self
+            .replace_locked(action, wanted, files, &mut attempt)
+            .await;
         let swapped = session.close(attempt, result, |dark| *dark).await?;
         // The swap happened: pruning is housekeeping, never its failure.
         if swapped.is_some() && wanted.service.kolla.restore_point.is_some() {
             match self.generations_of(service).await {
-                Ok(generations) => self.prune_restore_points(service, &generations).await,
-                Err(e) => self.steps.note(format!(
+                Ok(generations) => {
+                    self.points
+                        .prune_restore_points(service, &generations)
+                        .await
+                }
+                Err(e) => self.run.steps.note(format!(
                     "{}: warning: restore points of {service} not pruned: {e}",
-                    self.node
+                    self.run.node
                 )),
             }
         }
@@ -343,30 +389,26 @@ impl NodeRun<'_> {
     /// generations are known, for the history.
     async fn replace_locked(
         &self,
+        action: &Action,
         wanted: &DesiredService,
         files: &[RenderedFile],
         attempt: &mut Option<Attempt>,
     ) -> Result<Option<Duration>, DeployError> {
         let service = wanted.service.name.as_str();
         let observed = self.observe().await?;
-        let live = self.live_of(&observed, service)?;
-        if wanted.digest.as_deref() == Some(live.digest.as_str())
-            && wanted.config_hash == live.config_hash
-        {
-            return Ok(None);
-        }
-        // What to do is decided again from what the node shows now.
-        let no_volumes = BTreeSet::new();
-        let lookups = plan::Lookups::new(&[], &observed, &no_volumes, self.placement_prefix);
-        let action = plan::service_action(wanted, &lookups);
-        let replacing = action.kind == ActionKind::Replace;
-        let Some(generation) = action.generation.filter(|_| replacing) else {
-            // The plan has nothing to swap: the node shows what is wanted.
-            return Ok(None);
+        let swap = match action.recheck(wanted, &observed, self.run.placement_prefix) {
+            Recheck::Swap(swap) => swap,
+            Recheck::Current => return Ok(None),
+            Recheck::Gone => {
+                return Err(self.run.engine_error(EngineError::NotFound {
+                    what: format!("the live container of {service}"),
+                }));
+            }
         };
+        let live = &swap.live;
         let mut record = Attempt {
             from: live.generation,
-            to: generation,
+            to: swap.generation,
             image: wanted.service.image.clone(),
             digest: wanted.digest.clone().unwrap_or_default(),
             swapping: false,
@@ -375,50 +417,56 @@ impl NodeRun<'_> {
         // Before the job runs: the names the swap needs are free (or hold
         // only what it may replace).
         let candidate_name =
-            labels::container_name(self.placement_prefix, service, Role::Candidate);
-        let kept_name =
-            labels::container_name(self.placement_prefix, service, Role::Kept(live.generation));
-        owned::find(self.engine, &candidate_name, self.project, service)
+            labels::container_name(self.run.placement_prefix, service, Role::Candidate);
+        let kept_name = labels::container_name(
+            self.run.placement_prefix,
+            service,
+            Role::Kept(live.generation),
+        );
+        owned::find(self.run.engine, &candidate_name, self.run.project, service)
             .await
-            .map_err(|e| self.owned_error(e))?;
-        owned::must_be_free(self.engine, &kept_name, self.project, service)
+            .map_err(|e| self.run.owned_error(e))?;
+        owned::must_be_free(self.run.engine, &kept_name, self.run.project, service)
             .await
-            .map_err(|e| self.owned_error(e))?;
+            .map_err(|e| self.run.owned_error(e))?;
         // Before anything runs: a swap that would take guests down is not
         // started at all.
-        self.refuse_if_guests_would_stop(&live).await?;
+        self.refuse_if_guests_would_stop(live).await?;
         // The dump must succeed before the job migrates anything: without
         // it, the upgrade does not start.
         if let (Some(spec), Some(_)) = (
             &wanted.service.kolla.restore_point,
             &wanted.service.kolla.bootstrap,
         ) {
-            self.take_restore_point(service, spec, live.generation, &wanted.service.image)
+            self.points
+                .take_restore_point(service, spec, live.generation, &wanted.service.image)
                 .await?;
         }
-        self.prepare_node(wanted).await?;
-        self.bootstrap(wanted, &action.volumes).await?;
+        self.runner.prepare_node(wanted).await?;
+        self.runner.bootstrap(wanted, &swap.volumes).await?;
         fault::point(FaultPoint::Bootstrapped);
-        let mut candidate = self.spec_for(wanted, candidate_name, generation);
-        self.mount_volumes(wanted, &mut candidate, &action.volumes)
+        let mut candidate = self
+            .runner
+            .spec_for(wanted, candidate_name, swap.generation);
+        self.runner
+            .mount_volumes(wanted, &mut candidate, &swap.volumes)
             .await?;
-        let kept = plan::kept_of(&observed, service);
         record.swapping = true;
         *attempt = Some(record);
-        let options = SwapOptions {
-            start_first: action.start_first,
-            ..plan::swap_options(wanted)
-        };
-        self.swap_candidate(&live, &kept, candidate, files, &options)
+        self.swap_candidate(live, &swap.kept, candidate, files, &swap.options)
             .await
             .map(Some)
     }
 
     /// The deployment's containers on the node now.
     async fn observe(&self) -> Result<Vec<ObservedContainer>, DeployError> {
-        super::observe::observe_project(self.engine, self.project, self.placement_prefix)
-            .await
-            .map_err(|e| self.engine_error(e))
+        super::observe::observe_project(
+            self.run.engine,
+            self.run.project,
+            self.run.placement_prefix,
+        )
+        .await
+        .map_err(|e| self.run.engine_error(e))
     }
 
     fn live_of(
@@ -431,7 +479,7 @@ impl NodeRun<'_> {
             .find(|c| c.service == service && c.role == Role::Live)
             .cloned()
             .ok_or_else(|| {
-                self.engine_error(EngineError::NotFound {
+                self.run.engine_error(EngineError::NotFound {
                     what: format!("the live container of {service}"),
                 })
             })
@@ -448,9 +496,9 @@ impl NodeRun<'_> {
         action: &Action,
     ) -> Result<(), DeployError> {
         let service = wanted.service.name.as_str();
-        let live_name = labels::container_name(self.placement_prefix, service, Role::Live);
+        let live_name = labels::container_name(self.run.placement_prefix, service, Role::Live);
         let session = Session::open(
-            self,
+            self.run,
             Intent {
                 service,
                 image: &wanted.service.image,
@@ -469,7 +517,9 @@ impl NodeRun<'_> {
             .create_locked(wanted, files, &action.volumes, &live_name)
             .await;
         session.close(None, result, |_| None).await?;
-        self.pass_gate(action.gate, service, &live_name).await
+        self.runner
+            .pass_gate(action.gate, service, &live_name)
+            .await
     }
 
     async fn create_locked(
@@ -480,30 +530,33 @@ impl NodeRun<'_> {
         live_name: &str,
     ) -> Result<(), DeployError> {
         let service = wanted.service.name.as_str();
-        owned::must_be_free(self.engine, live_name, self.project, service)
+        owned::must_be_free(self.run.engine, live_name, self.run.project, service)
             .await
-            .map_err(|e| self.owned_error(e))?;
-        self.prepare_node(wanted).await?;
-        self.bootstrap(wanted, volumes).await?;
-        self.steps.status(self.node, service, "creating");
+            .map_err(|e| self.run.owned_error(e))?;
+        self.runner.prepare_node(wanted).await?;
+        self.runner.bootstrap(wanted, volumes).await?;
+        self.run.steps.status(self.run.node, service, "creating");
         let candidate_name =
-            labels::container_name(self.placement_prefix, service, Role::Candidate);
-        owned::remove(self.engine, &candidate_name, self.project, service)
+            labels::container_name(self.run.placement_prefix, service, Role::Candidate);
+        owned::remove(self.run.engine, &candidate_name, self.run.project, service)
             .await
-            .map_err(|e| self.owned_error(e))?;
-        let mut spec = self.spec_for(wanted, candidate_name, 1);
-        self.mount_volumes(wanted, &mut spec, volumes).await?;
-        let id = self.create_configured(&spec, files).await?;
+            .map_err(|e| self.run.owned_error(e))?;
+        let mut spec = self.runner.spec_for(wanted, candidate_name, 1);
+        self.runner
+            .mount_volumes(wanted, &mut spec, volumes)
+            .await?;
+        let id = self.runner.create_configured(&spec, files).await?;
         fault::point(FaultPoint::CreateConfigured);
-        if let Err(e) = self.engine.rename_container(&id, live_name).await {
-            let _ = self.engine.remove_container(&id, false).await;
-            return Err(self.engine_error(e));
+        if let Err(e) = self.run.engine.rename_container(&id, live_name).await {
+            let _ = self.run.engine.remove_container(&id, false).await;
+            return Err(self.run.engine_error(e));
         }
         fault::point(FaultPoint::CreateRenamed);
-        self.engine
+        self.run
+            .engine
             .start_container(&id)
             .await
-            .map_err(|e| self.engine_error(e))
+            .map_err(|e| self.run.engine_error(e))
     }
 
     /// Create `candidate` (named `<svc>.kolla-new`) with its config and swap
@@ -520,16 +573,16 @@ impl NodeRun<'_> {
     ) -> Result<Duration, DeployError> {
         let service = live.service.as_str();
         // A candidate left by an interrupted swap is stale: start afresh.
-        owned::remove(self.engine, &candidate.name, self.project, service)
+        owned::remove(self.run.engine, &candidate.name, self.run.project, service)
             .await
-            .map_err(|e| self.owned_error(e))?;
-        let id = self.create_configured(&candidate, files).await?;
+            .map_err(|e| self.run.owned_error(e))?;
+        let id = self.runner.create_configured(&candidate, files).await?;
         fault::point(FaultPoint::CandidateCreated);
         let gated = if options.start_first {
             match self.start_beside(service, &id, options.grace).await {
                 Ok(gated) => Some(gated),
                 Err(e) => {
-                    let _ = self.engine.remove_container(&id, false).await;
+                    let _ = self.run.engine.remove_container(&id, false).await;
                     return Err(e);
                 }
             }
@@ -561,17 +614,21 @@ impl NodeRun<'_> {
         id: &str,
         grace: Option<i64>,
     ) -> Result<Gated, DeployError> {
-        self.steps.status(
-            self.node,
+        self.run.steps.status(
+            self.run.node,
             service,
             "starting the new container beside the old one",
         );
-        let started = match self.engine.start_container(id).await {
-            Ok(()) => self.gate(service, id).await.map(|()| Gated(Instant::now())),
-            Err(e) => Err(self.engine_error(e)),
+        let started = match self.run.engine.start_container(id).await {
+            Ok(()) => self
+                .runner
+                .gate(service, id)
+                .await
+                .map(|()| Gated(Instant::now())),
+            Err(e) => Err(self.run.engine_error(e)),
         };
         if started.is_err() {
-            let _ = self.engine.stop_container(id, grace).await;
+            let _ = self.run.engine.stop_container(id, grace).await;
         }
         started
     }
@@ -591,7 +648,7 @@ impl NodeRun<'_> {
         restore_db: bool,
     ) -> Result<Duration, DeployError> {
         let session = Session::open(
-            self,
+            self.run,
             Intent {
                 service: &live.service,
                 image: &live.image,
@@ -633,6 +690,7 @@ impl NodeRun<'_> {
         kept: &[ObservedContainer],
     ) -> Result<Duration, DeployError> {
         let restoring = self
+            .points
             .restore_database(&live.service, &live.id, target.generation)
             .await?;
         let swap = self.rollback_locked(live, target, kept).await?;
@@ -694,7 +752,7 @@ impl NodeRun<'_> {
         &self,
         live: &ObservedContainer,
     ) -> Result<(), DeployError> {
-        match (&live.guests, self.options.stop_guests) {
+        match (&live.guests, self.run.options.stop_guests) {
             (Some(program), false) => self.guests_of_live(live, program).await.map(|_| ()),
             _ => Ok(()),
         }
@@ -711,17 +769,17 @@ impl NodeRun<'_> {
         if live.state != State::Running {
             return Ok(None);
         }
-        let listed = guests::list(self.engine, &live.id, program)
+        let listed = guests::list(self.run.engine, &live.id, program)
             .await
             .map_err(|message| DeployError::Guests {
-                node: self.node.to_string(),
+                node: self.run.node.to_string(),
                 service: live.service.clone(),
                 message,
             })?;
         let stopping = guests::would_stop(&listed);
-        if !stopping.is_empty() && !self.options.stop_guests {
+        if !stopping.is_empty() && !self.run.options.stop_guests {
             return Err(DeployError::GuestsWouldStop {
-                node: self.node.to_string(),
+                node: self.run.node.to_string(),
                 service: live.service.clone(),
                 guests: guests::named(&stopping),
             });
@@ -741,7 +799,7 @@ impl NodeRun<'_> {
     ) -> Result<Duration, DeployError> {
         let service = live.service.as_str();
         let Some(program) = live.guests.clone() else {
-            return super::helper::perform(self, task).await;
+            return super::helper::perform(self.run, task).await;
         };
         // A live container that is not running has no guests to ask about:
         // what still runs is listed after the swap.
@@ -751,25 +809,25 @@ impl NodeRun<'_> {
             .map(guests::would_stop)
             .unwrap_or_default();
         if !stopping.is_empty() {
-            self.steps.event(
-                self.node,
+            self.run.steps.event(
+                self.run.node,
                 service,
                 &format!(
                     "stopping guests (--stop-guests): {}",
                     guests::named(&stopping)
                 ),
             );
-            guests::stop(self.engine, &live.id, &program)
+            guests::stop(self.run.engine, &live.id, &program)
                 .await
                 .map_err(|message| DeployError::Guests {
-                    node: self.node.to_string(),
+                    node: self.run.node.to_string(),
                     service: service.to_string(),
                     message,
                 })?;
         }
         let incoming = task.incoming.id.clone();
-        let dark = super::helper::perform(self, task).await?;
-        let after = guests::list(self.engine, &incoming, &program).await;
+        let dark = super::helper::perform(self.run, task).await?;
+        let after = guests::list(self.run.engine, &incoming, &program).await;
         let said = match (&before, after) {
             (Some(before), Ok(after)) if !before.is_empty() => {
                 guests::compare(before, &after).summary()
@@ -777,7 +835,7 @@ impl NodeRun<'_> {
             (_, Ok(after)) => format!("guests running after the swap: {}", after.len()),
             (_, Err(e)) => format!("could not list the guests after the swap: {e}"),
         };
-        self.steps.event(self.node, service, &said);
+        self.run.steps.event(self.run.node, service, &said);
         Ok(dark)
     }
 }

@@ -231,6 +231,14 @@ impl ObservedContainer {
     }
 }
 
+/// Of kept containers (generation, id), those beyond the newest `retain`:
+/// the ones to remove. Pure; swaps and recovery prune by it.
+pub fn beyond_retain(mut kept: Vec<(u64, String)>, retain: usize) -> Vec<(u64, String)> {
+    kept.sort_by_key(|k| std::cmp::Reverse(k.0));
+    kept.dedup_by(|a, b| a.1 == b.1);
+    kept.into_iter().skip(retain).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

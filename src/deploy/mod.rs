@@ -7,8 +7,12 @@
 //! runs the actions and `recovery::run` the steps, each change to a
 //! service in a `session` (lock -> work -> record -> release) made of
 //! `steps` and, for a swap, the `critical` section (run on the node by
-//! `helper` when it can). Containers carry all the state (`labels`); only
-//! the history is a local file.
+//! `helper` when it can). `pipeline` is the one owner of that order for a
+//! node: supply, observe, recover first, settle privileges, then the
+//! intent (deploy, upgrade, rollback, recover). The executor decides
+//! nothing: under a service's lock it runs what the plan's action says
+//! once rechecked against the node (`plan::Action::recheck`). Containers
+//! carry all the state (`labels`); only the history is a local file.
 
 pub mod config_files;
 pub mod context;
@@ -26,6 +30,7 @@ pub mod node_order;
 pub mod node_prep;
 pub mod observe;
 pub mod owned;
+pub mod pipeline;
 pub mod plan;
 pub mod privileged;
 pub mod recovery;

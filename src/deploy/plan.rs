@@ -90,6 +90,8 @@ pub struct Action {
     pub start_first: bool,
     /// The volume of every anonymous path of the new container.
     pub volumes: Vec<VolumeMount>,
+    /// The services whose actions must be done before this one starts.
+    pub after: BTreeSet<String>,
 }
 
 impl Action {
@@ -103,6 +105,46 @@ impl Action {
             gate: Gate::Nothing,
             start_first: false,
             volumes: Vec::new(),
+            after: BTreeSet::new(),
+        }
+    }
+
+    /// A replace, decided again from `observed_now`, the node as it is once
+    /// the service's lock is held: another run may have swapped the service
+    /// since the plan was made. The executor runs what this says and
+    /// decides nothing itself.
+    pub fn recheck(
+        &self,
+        wanted: &DesiredService,
+        observed_now: &[ObservedContainer],
+        prefix: &str,
+    ) -> Recheck {
+        let name = wanted.service.name.as_str();
+        let Some(live) = observed_now
+            .iter()
+            .find(|c| c.service == name && c.role == Role::Live)
+        else {
+            return Recheck::Gone;
+        };
+        if is_current(wanted, live) {
+            return Recheck::Current;
+        }
+        let no_volumes = BTreeSet::new();
+        let lookups = Lookups::new(&[], observed_now, &no_volumes, prefix);
+        let now = service_action(wanted, &lookups);
+        match now.generation.filter(|_| now.kind == ActionKind::Replace) {
+            Some(generation) => Recheck::Swap(Box::new(SwapPlan {
+                live: live.clone(),
+                generation,
+                volumes: now.volumes,
+                kept: kept_of(observed_now, name),
+                options: SwapOptions {
+                    start_first: now.start_first,
+                    ..swap_options(wanted)
+                },
+            })),
+            // Nothing to swap: the node shows what is wanted.
+            None => Recheck::Current,
         }
     }
 
@@ -137,6 +179,29 @@ impl Action {
         }
         out
     }
+}
+
+/// A replace as decided from the node as it is: the live container it
+/// replaces, the generation it makes, the new container's anonymous
+/// volumes, the kept containers, and how it swaps.
+#[derive(Debug, Clone)]
+pub struct SwapPlan {
+    pub live: ObservedContainer,
+    pub generation: u64,
+    pub volumes: Vec<VolumeMount>,
+    pub kept: Vec<ObservedContainer>,
+    pub options: SwapOptions,
+}
+
+/// What a replace comes to once its lock is held (`Action::recheck`).
+#[derive(Debug, Clone)]
+pub enum Recheck {
+    /// Swap as this says.
+    Swap(Box<SwapPlan>),
+    /// The node already runs what is wanted: nothing to do.
+    Current,
+    /// The service has no live container to replace any more.
+    Gone,
 }
 
 /// A named volume of the compose files.
@@ -407,6 +472,7 @@ pub fn service_action(wanted: &DesiredService, lookups: &Lookups) -> Action {
     let awaited = lookups.awaited(name);
     let (kind, cause) = decide(wanted, live, awaited);
     let mut action = Action::new(kind, name, cause);
+    action.after = dependencies(&wanted.service);
     match kind {
         ActionKind::Create | ActionKind::CreateData => {
             action.generation = Some(1);
@@ -434,6 +500,21 @@ pub fn service_action(wanted: &DesiredService, lookups: &Lookups) -> Action {
     action
 }
 
+/// Whether `live` already runs what `wanted` asks: the same image (when
+/// the wanted image's id is known) and the same config. The one place
+/// "already up to date" is decided: the plan, the executor's look under
+/// the lock and an upgrade's skip all ask it.
+pub fn is_current(wanted: &DesiredService, live: &ObservedContainer) -> bool {
+    !image_changed(wanted, live) && live.config_hash == wanted.config_hash
+}
+
+fn image_changed(wanted: &DesiredService, live: &ObservedContainer) -> bool {
+    wanted
+        .digest
+        .as_deref()
+        .is_some_and(|digest| digest != live.digest)
+}
+
 /// What a service's live container (if any) calls for, and why.
 fn decide(
     wanted: &DesiredService,
@@ -457,9 +538,7 @@ fn decide(
                 (ActionKind::Keep, "data container")
             }
         }
-        Some(c) if wanted.digest.as_deref().is_some_and(|d| d != c.digest) => {
-            (ActionKind::Replace, "image changed")
-        }
+        Some(c) if image_changed(wanted, c) => (ActionKind::Replace, "image changed"),
         Some(c) if c.config_hash != wanted.config_hash => (ActionKind::Replace, "config changed"),
         Some(c) if job && c.state == State::Exited && c.exit_code == Some(0) => {
             (ActionKind::Keep, "job completed")
@@ -584,6 +663,17 @@ pub struct SwapOptions {
     /// Graceful stop timeout of the old container (seconds).
     pub grace: Option<i64>,
     pub start_first: bool,
+}
+
+/// The action an upgrade of `wanted` takes on the node as `observed`
+/// shows it (a replace, unless the node already runs what is wanted).
+pub fn upgrade_action(
+    wanted: &DesiredService,
+    observed: &[ObservedContainer],
+    prefix: &str,
+) -> Action {
+    let no_volumes = BTreeSet::new();
+    service_action(wanted, &Lookups::new(&[], observed, &no_volumes, prefix))
 }
 
 /// Above every generation the service ever had on the node, kept ones
@@ -770,6 +860,127 @@ level 3:
 "
         );
         assert_eq!(plan.changes(), 5);
+    }
+
+    /// What a recheck comes to, as one line a golden test compares.
+    fn recheck_text(recheck: &Recheck) -> String {
+        match recheck {
+            Recheck::Swap(swap) => format!(
+                "swap generation {} -> {} ({}), kept {:?}",
+                swap.live.generation,
+                swap.generation,
+                if swap.options.start_first {
+                    "start-first"
+                } else {
+                    "stop-first"
+                },
+                swap.kept.iter().map(|k| k.generation).collect::<Vec<_>>()
+            ),
+            Recheck::Current => "current".to_string(),
+            Recheck::Gone => "gone".to_string(),
+        }
+    }
+
+    #[test]
+    fn a_replace_rechecked_under_the_lock_follows_the_node_as_it_is_now() {
+        let wanted = desired()
+            .into_iter()
+            .find(|d| d.service.name == "api")
+            .unwrap();
+        let changed = DesiredService {
+            digest: Some("sha256:api-2".into()),
+            ..wanted.clone()
+        };
+        let live = running("api");
+        let action = upgrade_action(&changed, std::slice::from_ref(&live), "t-");
+        assert_eq!(action.kind, ActionKind::Replace);
+        assert_eq!((action.from, action.generation), (Some(1), Some(2)));
+        // Nothing happened meanwhile: the planned swap still holds.
+        let still = action.recheck(&changed, std::slice::from_ref(&live), "t-");
+        assert_eq!(
+            recheck_text(&still),
+            "swap generation 1 -> 2 (stop-first), kept []"
+        );
+        // Another run swapped to generation 2, the old one kept, but with
+        // another image: this run swaps again, to 3.
+        let kept = ObservedContainer {
+            role: Role::Kept(1),
+            ..running("api")
+        };
+        let other = ObservedContainer {
+            generation: 2,
+            digest: "sha256:someone-else".into(),
+            ..running("api")
+        };
+        let now = [kept.clone(), other];
+        assert_eq!(
+            recheck_text(&action.recheck(&changed, &now, "t-")),
+            "swap generation 2 -> 3 (stop-first), kept [1]"
+        );
+        // Another run made it what this one wants: nothing to do.
+        let done = ObservedContainer {
+            generation: 2,
+            digest: "sha256:api-2".into(),
+            ..running("api")
+        };
+        let now = [kept, done.clone()];
+        assert!(is_current(&changed, &done));
+        assert_eq!(
+            recheck_text(&action.recheck(&changed, &now, "t-")),
+            "current"
+        );
+        // The live container went away (removed by hand): an error upstream.
+        assert_eq!(recheck_text(&action.recheck(&changed, &[], "t-")), "gone");
+        // Stopped, not changed: a start, not a swap; a recheck finds
+        // nothing to swap.
+        let stopped = ObservedContainer {
+            state: State::Exited,
+            ..running("api")
+        };
+        assert_eq!(
+            recheck_text(&action.recheck(&wanted, &[stopped], "t-")),
+            "current"
+        );
+    }
+
+    #[test]
+    fn the_current_image_is_judged_by_its_id_only_when_the_id_is_known() {
+        let wanted = desired()
+            .into_iter()
+            .find(|d| d.service.name == "api")
+            .unwrap();
+        let live = running("api");
+        assert!(is_current(&wanted, &live));
+        let unknown = DesiredService {
+            digest: None,
+            ..wanted.clone()
+        };
+        assert!(is_current(&unknown, &live), "a dry run's missing image");
+        let reconfigured = DesiredService {
+            config_hash: "hash-other".into(),
+            ..wanted
+        };
+        assert!(!is_current(&reconfigured, &live));
+    }
+
+    #[test]
+    fn each_action_names_what_it_waits_for() {
+        let plan = plan(&desired(), &[], &PlanOptions::default()).unwrap();
+        let after: BTreeMap<&str, Vec<&str>> = plan
+            .levels
+            .iter()
+            .flatten()
+            .map(|a| {
+                (
+                    a.service.as_str(),
+                    a.after.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(after["api"], ["cache", "db"]);
+        assert_eq!(after["db"], ["data"]);
+        assert_eq!(after["worker"], ["api"]);
+        assert!(after["cache"].is_empty());
     }
 
     #[test]

@@ -115,7 +115,20 @@ pub fn beyond_kept<'a>(
         .collect()
 }
 
-impl NodeRun<'_> {
+/// One node's restore points: taken, found, loaded back and pruned, over
+/// its `NodeRun`.
+#[derive(Clone, Copy)]
+pub struct RestorePoints<'r> {
+    run: &'r NodeRun<'r>,
+}
+
+impl<'r> RestorePoints<'r> {
+    pub fn of(run: &'r NodeRun<'r>) -> Self {
+        RestorePoints { run }
+    }
+}
+
+impl RestorePoints<'_> {
     /// The database service's live container, running, or an error that
     /// says why nothing can be dumped or restored.
     async fn database_container(
@@ -123,10 +136,10 @@ impl NodeRun<'_> {
         service: &str,
         db_service: &str,
     ) -> Result<String, DeployError> {
-        let name = labels::container_name(self.placement_prefix, db_service, Role::Live);
-        match owned::find(self.engine, &name, self.project, db_service)
+        let name = labels::container_name(self.run.placement_prefix, db_service, Role::Live);
+        match owned::find(self.run.engine, &name, self.run.project, db_service)
             .await
-            .map_err(|e| self.owned_error(e))?
+            .map_err(|e| self.run.owned_error(e))?
         {
             Some(db) if db.running => Ok(db.id),
             _ => Err(self.restore_point_error(
@@ -138,7 +151,7 @@ impl NodeRun<'_> {
 
     pub(super) fn restore_point_error(&self, service: &str, message: String) -> DeployError {
         DeployError::RestorePoint {
-            node: self.node.to_string(),
+            node: self.run.node.to_string(),
             service: service.to_string(),
             message,
         }
@@ -162,12 +175,13 @@ impl NodeRun<'_> {
             "taking a restore point of generation {generation} (in {})",
             spec.service
         );
-        self.steps.status(self.node, service, &step);
+        self.run.steps.status(self.run.node, service, &step);
         let dumped = self
+            .run
             .engine
             .exec(&db, &spec.dump, "0", &[])
             .await
-            .map_err(|e| self.engine_error(e))?;
+            .map_err(|e| self.run.engine_error(e))?;
         if dumped.exit_code != 0 {
             return Err(self.restore_point_error(
                 service,
@@ -181,8 +195,8 @@ impl NodeRun<'_> {
         let final_name = self
             .store_dump(service, spec, generation, image, &dumped.stdout)
             .await?;
-        self.steps.event(
-            self.node,
+        self.run.steps.event(
+            self.run.node,
             service,
             &format!(
                 "restore point {final_name}: {} bytes in {:.1}s",
@@ -204,11 +218,11 @@ impl NodeRun<'_> {
         image: &str,
         dump: &[u8],
     ) -> Result<String, DeployError> {
-        let final_name = name(self.placement_prefix, service, generation);
+        let final_name = name(self.run.placement_prefix, service, generation);
         let writing = format!("{final_name}.writing");
-        owned::remove(self.engine, &writing, self.project, service)
+        owned::remove(self.run.engine, &writing, self.run.project, service)
             .await
-            .map_err(|e| self.owned_error(e))?;
+            .map_err(|e| self.run.owned_error(e))?;
         let restore = serde_json::to_string(&spec.restore).unwrap_or_default();
         let container = ContainerSpec {
             name: writing.clone(),
@@ -218,11 +232,11 @@ impl NodeRun<'_> {
             entrypoint: Some(vec!["/bin/false".into()]),
             restart_policy: Some("no".into()),
             labels: BTreeMap::from([
-                (labels::PROJECT.to_string(), self.project.to_string()),
+                (labels::PROJECT.to_string(), self.run.project.to_string()),
                 (labels::SERVICE.to_string(), service.to_string()),
                 (labels::GENERATION.to_string(), generation.to_string()),
                 (labels::DATA.to_string(), "true".to_string()),
-                (PROJECT_LABEL.to_string(), self.project.to_string()),
+                (PROJECT_LABEL.to_string(), self.run.project.to_string()),
                 (DB_SERVICE.to_string(), spec.service.clone()),
                 (RESTORE.to_string(), restore),
                 (BYTES.to_string(), dump.len().to_string()),
@@ -230,24 +244,31 @@ impl NodeRun<'_> {
             ]),
             ..ContainerSpec::default()
         };
-        let err = |e| self.engine_error(e);
+        let err = |e| self.run.engine_error(e);
         let id = self
+            .run
             .engine
             .create_container(&container)
             .await
             .map_err(err)?;
-        self.engine.put_file(&id, FILE, dump).await.map_err(err)?;
-        fault::point(FaultPoint::DumpWritten);
-        if let Some(old) = owned::find(self.engine, &final_name, self.project, service)
+        self.run
+            .engine
+            .put_file(&id, FILE, dump)
             .await
-            .map_err(|e| self.owned_error(e))?
+            .map_err(err)?;
+        fault::point(FaultPoint::DumpWritten);
+        if let Some(old) = owned::find(self.run.engine, &final_name, self.run.project, service)
+            .await
+            .map_err(|e| self.run.owned_error(e))?
         {
-            self.engine
+            self.run
+                .engine
                 .remove_container(&old.id, true)
                 .await
                 .map_err(err)?;
         }
-        self.engine
+        self.run
+            .engine
             .rename_container(&id, &final_name)
             .await
             .map_err(err)?;
@@ -260,9 +281,9 @@ impl NodeRun<'_> {
         service: &str,
         generation: u64,
     ) -> Result<Option<RestorePoint>, DeployError> {
-        let points = list(self.engine, self.project)
+        let points = list(self.run.engine, self.run.project)
             .await
-            .map_err(|e| self.engine_error(e))?;
+            .map_err(|e| self.run.engine_error(e))?;
         Ok(points
             .into_iter()
             .find(|p| p.service == service && p.generation == generation))
@@ -293,10 +314,11 @@ impl NodeRun<'_> {
             ));
         }
         let dump = self
+            .run
             .engine
             .get_file(&point.id, FILE)
             .await
-            .map_err(|e| self.engine_error(e))?
+            .map_err(|e| self.run.engine_error(e))?
             .ok_or_else(|| {
                 self.restore_point_error(
                     service,
@@ -309,8 +331,9 @@ impl NodeRun<'_> {
     /// Stage `dump` in the database container `db` and run the restore
     /// point's load command on it; what went wrong, if anything.
     async fn load_dump(&self, db: &str, point: &RestorePoint, dump: &[u8]) -> Option<String> {
-        let loaded = match self.engine.put_file(db, STAGED, dump).await {
+        let loaded = match self.run.engine.put_file(db, STAGED, dump).await {
             Ok(()) => self
+                .run
                 .engine
                 .exec(
                     db,
@@ -323,6 +346,7 @@ impl NodeRun<'_> {
             Err(e) => Err(e),
         };
         let _ = self
+            .run
             .engine
             .exec(db, &["rm".into(), "-f".into(), STAGED.into()], "0", &[])
             .await;
@@ -346,16 +370,20 @@ impl NodeRun<'_> {
     ) -> Result<Duration, DeployError> {
         let (point, dump) = self.find_dump(service, generation).await?;
         let db = self.database_container(service, &point.db_service).await?;
-        self.steps
-            .status(self.node, service, "stopping it for the database restore");
+        self.run.steps.status(
+            self.run.node,
+            service,
+            "stopping it for the database restore",
+        );
         let stopped = Instant::now();
-        self.engine
+        self.run
+            .engine
             .stop_container(live_id, None)
             .await
-            .map_err(|e| self.engine_error(e))?;
+            .map_err(|e| self.run.engine_error(e))?;
         fault::point(FaultPoint::RestoreStopped);
         let step = format!("restoring the database from {}", point.name);
-        self.steps.status(self.node, service, &step);
+        self.run.steps.status(self.run.node, service, &step);
         if let Some(failure) = self.load_dump(&db, &point, &dump).await {
             return Err(self.restore_point_error(
                 service,
@@ -366,8 +394,8 @@ impl NodeRun<'_> {
             ));
         }
         fault::point(FaultPoint::Restored);
-        self.steps.event(
-            self.node,
+        self.run.steps.event(
+            self.run.node,
             service,
             &format!("database restored from {}", point.name),
         );
@@ -378,10 +406,12 @@ impl NodeRun<'_> {
     /// live or kept: retention follows `--retain` through the kept
     /// containers. A failure is reported, never fatal.
     pub(super) async fn prune_restore_points(&self, service: &str, generations: &[u64]) {
-        let (points, partial) = match scan(self.engine, self.project).await {
+        let (points, partial) = match scan(self.run.engine, self.run.project).await {
             Ok(found) => found,
             Err(e) => {
-                self.steps.note(format!("{}: warning: {e}", self.node));
+                self.run
+                    .steps
+                    .note(format!("{}: warning: {e}", self.run.node));
                 return;
             }
         };
@@ -395,10 +425,10 @@ impl NodeRun<'_> {
             _ => beyond_kept(&points, service, generations),
         };
         for point in unkept.into_iter().chain(half_written) {
-            if let Err(e) = self.engine.remove_container(&point.id, true).await {
-                self.steps.note(format!(
+            if let Err(e) = self.run.engine.remove_container(&point.id, true).await {
+                self.run.steps.note(format!(
                     "{}: warning: cannot remove {}: {e}",
-                    self.node, point.name
+                    self.run.node, point.name
                 ));
             }
         }

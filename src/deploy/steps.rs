@@ -22,7 +22,19 @@ use super::spec::{self, ContainerSpec, Placement};
 use super::volumes::{VolumeMount, VolumeSource};
 use crate::engine::{WaitGoal, WaitOutcome};
 
-impl NodeRun<'_> {
+/// The building blocks of one node's changes, over its `NodeRun`.
+#[derive(Clone, Copy)]
+pub struct StepRunner<'r> {
+    run: &'r NodeRun<'r>,
+}
+
+impl<'r> StepRunner<'r> {
+    pub fn of(run: &'r NodeRun<'r>) -> Self {
+        StepRunner { run }
+    }
+}
+
+impl StepRunner<'_> {
     /// Create the container `spec` describes and upload its config; a
     /// failed upload removes it again, so a container never exists under
     /// kolla's labels without its config. Returns its id.
@@ -32,12 +44,13 @@ impl NodeRun<'_> {
         files: &[RenderedFile],
     ) -> Result<String, DeployError> {
         let id = self
+            .run
             .engine
             .create_container(spec)
             .await
-            .map_err(|e| self.engine_error(e))?;
+            .map_err(|e| self.run.engine_error(e))?;
         if let Err(e) = self.upload(&id, files).await {
-            let _ = self.engine.remove_container(&id, false).await;
+            let _ = self.run.engine.remove_container(&id, false).await;
             return Err(e);
         }
         Ok(id)
@@ -45,8 +58,9 @@ impl NodeRun<'_> {
 
     async fn logs(&self, container: &str) -> String {
         match self
+            .run
             .engine
-            .logs_tail(container, self.options.log_lines)
+            .logs_tail(container, self.run.options.log_lines)
             .await
         {
             Ok(text) if text.trim().is_empty() => "  (no output)".to_string(),
@@ -69,8 +83,8 @@ impl NodeRun<'_> {
         let mut spec = wanted.spec.clone();
         spec.name = name;
         let placement = Placement {
-            prefix: self.placement_prefix,
-            project: self.project,
+            prefix: self.run.placement_prefix,
+            project: self.run.project,
             node_role: wanted.node_role.as_str(),
             privileged: wanted.privileged,
         };
@@ -96,14 +110,15 @@ impl NodeRun<'_> {
             return Ok(());
         }
         let tar = config_files::tar(files).map_err(|e| DeployError::Config {
-            node: self.node.to_string(),
+            node: self.run.node.to_string(),
             service: container.to_string(),
             message: e.to_string(),
         })?;
-        self.engine
+        self.run
+            .engine
             .upload(container, "/", Bytes::from(tar))
             .await
-            .map_err(|e| self.engine_error(e))
+            .map_err(|e| self.run.engine_error(e))
     }
 
     /// The one-shot bootstrap job, if the service has one: same image,
@@ -118,9 +133,9 @@ impl NodeRun<'_> {
             return Ok(());
         };
         let service = &wanted.service.name;
-        let name = labels::container_name(self.placement_prefix, service, Role::Bootstrap);
+        let name = labels::container_name(self.run.placement_prefix, service, Role::Bootstrap);
         let step = format!("running bootstrap job {}", command.join(" "));
-        self.steps.status(self.node, service, &step);
+        self.run.steps.status(self.run.node, service, &step);
         let mut spec = self.spec_for(wanted, name.clone(), 0);
         spec.command = Some(command.clone());
         spec.restart_policy = Some("no".into());
@@ -128,21 +143,24 @@ impl NodeRun<'_> {
         self.mount_volumes(wanted, &mut spec, volumes).await?;
         self.settle_job(service, &name).await?;
         let id = self
+            .run
             .engine
             .create_container(&spec)
             .await
-            .map_err(|e| self.engine_error(e))?;
+            .map_err(|e| self.run.engine_error(e))?;
         let outcome = async {
             self.upload(&id, &wanted.job_files).await?;
-            self.engine
+            self.run
+                .engine
                 .start_container(&id)
                 .await
-                .map_err(|e| self.engine_error(e))?;
+                .map_err(|e| self.run.engine_error(e))?;
             fault::point(FaultPoint::BootstrapStarted);
-            self.engine
-                .wait_for(&id, WaitGoal::Exited, self.options.health_timeout)
+            self.run
+                .engine
+                .wait_for(&id, WaitGoal::Exited, self.run.options.health_timeout)
                 .await
-                .map_err(|e| self.engine_error(e))
+                .map_err(|e| self.run.engine_error(e))
         }
         .await;
         // Still running after the timeout: kolla never kills a job (it may
@@ -151,18 +169,18 @@ impl NodeRun<'_> {
         let result = match outcome {
             Ok(WaitOutcome::Exited(0)) => Ok(()),
             Ok(WaitOutcome::Exited(code)) => Err(DeployError::Bootstrap {
-                node: self.node.to_string(),
+                node: self.run.node.to_string(),
                 service: service.clone(),
                 code,
                 logs: self.logs(&name).await,
             }),
             Ok(_) => Err(DeployError::Bootstrap {
-                node: self.node.to_string(),
+                node: self.run.node.to_string(),
                 service: service.clone(),
                 code: -1,
                 logs: format!(
                     "(still running after {}s)\n{}",
-                    self.options.health_timeout.as_secs(),
+                    self.run.options.health_timeout.as_secs(),
                     self.logs(&name).await
                 ),
             }),
@@ -171,10 +189,11 @@ impl NodeRun<'_> {
         if still_running {
             return result;
         }
-        self.engine
+        self.run
+            .engine
             .remove_container(&id, false)
             .await
-            .map_err(|e| self.engine_error(e))?;
+            .map_err(|e| self.run.engine_error(e))?;
         result
     }
 
@@ -191,14 +210,15 @@ impl NodeRun<'_> {
         for volume in volumes {
             if !matches!(volume.source, VolumeSource::Carried { .. }) {
                 let labels = HashMap::from([
-                    (labels::PROJECT.to_string(), self.project.to_string()),
+                    (labels::PROJECT.to_string(), self.run.project.to_string()),
                     (labels::SERVICE.to_string(), wanted.service.name.clone()),
                     (labels::VOLUME_PATH.to_string(), volume.path.clone()),
                 ]);
-                self.engine
+                self.run
+                    .engine
                     .create_volume(&volume.name, None, labels)
                     .await
-                    .map_err(|e| self.engine_error(e))?;
+                    .map_err(|e| self.run.engine_error(e))?;
             }
             spec.binds.push(format!("{}:{}", volume.name, volume.path));
         }
@@ -210,34 +230,36 @@ impl NodeRun<'_> {
     /// hold the lock): wait for it to end if it still runs, never kill it,
     /// then remove it. Something not ours under that name is an error.
     pub(super) async fn settle_job(&self, service: &str, name: &str) -> Result<bool, DeployError> {
-        let Some(job) = owned::find(self.engine, name, self.project, service)
+        let Some(job) = owned::find(self.run.engine, name, self.run.project, service)
             .await
-            .map_err(|e| self.owned_error(e))?
+            .map_err(|e| self.run.owned_error(e))?
         else {
             return Ok(false);
         };
         if job.running {
             let step = format!("waiting for the bootstrap job {name} an earlier run left running");
-            self.steps.status(self.node, service, &step);
+            self.run.steps.status(self.run.node, service, &step);
             let outcome = self
+                .run
                 .engine
-                .wait_for(&job.id, WaitGoal::Exited, self.options.health_timeout)
+                .wait_for(&job.id, WaitGoal::Exited, self.run.options.health_timeout)
                 .await
-                .map_err(|e| self.engine_error(e))?;
+                .map_err(|e| self.run.engine_error(e))?;
             if !matches!(outcome, WaitOutcome::Exited(_)) {
                 return Err(DeployError::JobStillRunning {
-                    node: self.node.to_string(),
+                    node: self.run.node.to_string(),
                     service: service.to_string(),
                     name: name.to_string(),
-                    waited: self.options.health_timeout.as_secs(),
+                    waited: self.run.options.health_timeout.as_secs(),
                 });
             }
         }
-        self.engine
+        self.run
+            .engine
             .remove_container(&job.id, false)
             .await
             .map(|()| true)
-            .map_err(|e| self.engine_error(e))
+            .map_err(|e| self.run.engine_error(e))
     }
 
     /// Prepare the node for `wanted`, before its bootstrap job or any of
@@ -264,8 +286,8 @@ impl NodeRun<'_> {
             .join(" ");
         self.run_node_job(wanted, &spec, &format!("set {listed}"))
             .await?;
-        self.steps.event(
-            self.node,
+        self.run.steps.event(
+            self.run.node,
             &wanted.service.name,
             &format!("node settings {listed}"),
         );
@@ -290,8 +312,8 @@ impl NodeRun<'_> {
 
     fn job_owner<'a>(&'a self, wanted: &'a DesiredService) -> node_prep::JobOwner<'a> {
         node_prep::JobOwner {
-            prefix: self.placement_prefix,
-            project: self.project,
+            prefix: self.run.placement_prefix,
+            project: self.run.project,
             service: &wanted.service.name,
             image: wanted.digest.as_deref().unwrap_or(&wanted.service.image),
         }
@@ -306,13 +328,14 @@ impl NodeRun<'_> {
         doing: &str,
     ) -> Result<(), DeployError> {
         let ran = self
+            .run
             .engine
-            .run_spec_to_completion(spec, self.options.health_timeout)
+            .run_spec_to_completion(spec, self.run.options.health_timeout)
             .await
-            .map_err(|e| self.engine_error(e))?;
+            .map_err(|e| self.run.engine_error(e))?;
         if ran.exit_code != 0 {
             return Err(DeployError::NodeSetting {
-                node: self.node.to_string(),
+                node: self.run.node.to_string(),
                 service: wanted.service.name.clone(),
                 message: format!("cannot {doing}: {}", ran.output.trim()),
             });
@@ -332,10 +355,11 @@ impl NodeRun<'_> {
             Gate::Up => self.gate(service, container).await,
             Gate::Completed => {
                 let outcome = self
+                    .run
                     .engine
-                    .wait_for(container, WaitGoal::Exited, self.options.health_timeout)
+                    .wait_for(container, WaitGoal::Exited, self.run.options.health_timeout)
                     .await
-                    .map_err(|e| self.engine_error(e))?;
+                    .map_err(|e| self.run.engine_error(e))?;
                 match outcome {
                     WaitOutcome::Exited(0) => Ok(()),
                     other => Err(self
@@ -353,7 +377,7 @@ impl NodeRun<'_> {
     /// The health gate: healthy (with a healthcheck), or still running
     /// after the monitor window (without).
     pub(super) async fn gate(&self, service: &str, container: &str) -> Result<(), DeployError> {
-        self.gate_within(service, container, self.options.health_timeout, None)
+        self.gate_within(service, container, self.run.options.health_timeout, None)
             .await
     }
 
@@ -367,19 +391,21 @@ impl NodeRun<'_> {
         budget: Option<Duration>,
     ) -> Result<(), DeployError> {
         let started = Instant::now();
-        self.steps
-            .pending(self.node, service, "started, waiting for its gate");
+        self.run
+            .steps
+            .pending(self.run.node, service, "started, waiting for its gate");
         let outcome = self
+            .run
             .engine
             .wait_for(
                 container,
                 WaitGoal::Up {
-                    window: self.options.monitor_window,
+                    window: self.run.options.monitor_window,
                 },
                 limit,
             )
             .await
-            .map_err(|e| self.engine_error(e))?;
+            .map_err(|e| self.run.engine_error(e))?;
         match outcome {
             WaitOutcome::Healthy | WaitOutcome::StillRunning => {
                 let state = if outcome == WaitOutcome::Healthy {
@@ -388,7 +414,7 @@ impl NodeRun<'_> {
                     "running"
                 };
                 let step = format!("{state} after {:.1}s", started.elapsed().as_secs_f64());
-                self.steps.status(self.node, service, &step);
+                self.run.steps.status(self.run.node, service, &step);
                 Ok(())
             }
             WaitOutcome::Unhealthy => Err(self
@@ -417,7 +443,7 @@ impl NodeRun<'_> {
         what: String,
     ) -> DeployError {
         DeployError::Unhealthy {
-            node: self.node.to_string(),
+            node: self.run.node.to_string(),
             service: service.to_string(),
             what,
             logs: self.logs(container).await,

@@ -8,7 +8,9 @@
 //! nodes to work on), `deploy` (deploy, pull), `lifecycle` (stop,
 //! destroy), `ps`, `prechecks`, `genpwd`, `post_deploy` (the admin's
 //! client files), `swap` (upgrade, rollback), `recover` (recover, unlock),
-//! `history`.
+//! `history`. Deploy, upgrade, rollback and recover hand each node to the
+//! node pipeline (`deploy::pipeline::run`): verbs resolve, connect and
+//! report; they do not sequence what happens on a node.
 
 mod build;
 mod certs;
@@ -157,8 +159,9 @@ pub fn describe_error(error: &anyhow::Error) -> String {
     out
 }
 
-/// What one node's work came to: lines for the operator, or its errors.
-pub type NodeReport = Result<Vec<String>, Vec<anyhow::Error>>;
+/// What one node's work came to: lines for the operator, or its errors
+/// (the node pipeline's result, and that of every other node verb).
+pub type NodeReport = crate::deploy::pipeline::NodeResult;
 
 /// How `over_nodes` goes through the nodes.
 #[derive(Debug, Clone, Copy)]

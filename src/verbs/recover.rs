@@ -1,39 +1,16 @@
 //! `kolla recover` (finish or undo swaps a crash interrupted, so exactly
-//! one container of each service runs) and `kolla unlock` (clear a stale
-//! lock). Deploy, upgrade and rollback recover the services they touch
-//! first, through `recover_first`.
+//! one container of each service runs: the node pipeline's recover
+//! intent) and `kolla unlock` (clear a stale lock). Deploy, upgrade and
+//! rollback recover the services they touch first, in the same pipeline.
 
-use super::targets::{self, apply_options, connect, node_run};
+use super::targets::{self, apply_options, connect, node_at};
 use super::{Fanout, Outcome, over_nodes};
 use crate::cli::{RecoverArgs, ServiceArgs};
-use crate::deploy::context::NodeRun;
-use crate::deploy::labels::ObservedContainer;
-use crate::deploy::{lock, recovery};
-use crate::progress::say;
+use crate::credentials::Store;
+use crate::deploy::desired::Desired;
+use crate::deploy::lock;
+use crate::deploy::pipeline::{self, Intent, SwapLog};
 use crate::settings::Settings;
-
-/// Recover the leftovers of interrupted swaps of `only` (all services when
-/// None) before working on them; says what it did. Returns whether anything
-/// changed (the caller then looks at the node again).
-pub async fn recover_first(
-    run: &NodeRun<'_>,
-    observed: &[ObservedContainer],
-    only: Option<&[String]>,
-    force: bool,
-) -> anyhow::Result<bool> {
-    let mut changed = false;
-    for service in recovery::plan::services_needing_recovery(observed, run.options.retain) {
-        if only.is_some_and(|only| !only.contains(&service)) {
-            continue;
-        }
-        let done = recovery::run::recover_service(run, &service, observed, force).await?;
-        for step in &done {
-            say(format!("{}: {service}: recovery: {step}", run.node));
-        }
-        changed |= !done.is_empty();
-    }
-    Ok(changed)
-}
 
 pub async fn recover(settings: &Settings, args: RecoverArgs) -> anyhow::Result<Outcome> {
     let inventory = targets::load_nodes(&args.nodes)?;
@@ -41,26 +18,17 @@ pub async fn recover(settings: &Settings, args: RecoverArgs) -> anyhow::Result<O
     let options = apply_options(&args.gate);
     let fanout = Fanout::all(settings.forks);
     let asked = &targets::ask_engines(settings, nodes.iter().copied()).await;
-    let (args, options) = (&args, &options);
+    // Recovery pulls nothing: no credentials are read.
+    let credentials = Store::default();
+    let (args, options, credentials) = (&args, &options, &credentials);
+    let intent = &Intent::Recover {
+        services: (!args.services.is_empty()).then_some(args.services.as_slice()),
+        force: args.force,
+    };
     Ok(over_nodes(nodes, fanout, |node| async move {
-        let one = |e: anyhow::Error| vec![e];
-        let engine = asked.connect(settings, node).await.map_err(one)?;
-        let observed = targets::observe(settings, &engine, &node.name)
-            .await
-            .map_err(one)?;
-        let run = node_run(&engine, &node.name, settings, options);
-        let only = (!args.services.is_empty()).then_some(args.services.as_slice());
-        let changed = recover_first(&run, &observed, only, args.force)
-            .await
-            .map_err(one)?;
-        Ok(vec![
-            if changed {
-                "recovered"
-            } else {
-                "nothing to recover"
-            }
-            .to_string(),
-        ])
+        let engine = asked.connect(settings, node).await.map_err(|e| vec![e])?;
+        let at = node_at(&engine, node, settings, (options, credentials));
+        pipeline::run(&at, Desired::default(), intent, &SwapLog::default()).await
     })
     .await)
 }

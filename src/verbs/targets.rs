@@ -4,8 +4,8 @@
 //! checked), and the waves a deploy takes them in. Also what every node
 //! verb does first: connect to the node's engine (after asking every
 //! node's engine at once whether it answers, when there are more nodes
-//! than `--forks`), make the node's `NodeRun`, say where images are copied
-//! from, observe its containers and settle its privileged mode.
+//! than `--forks`), make the node's `NodeAt` for the node pipeline, and
+//! observe its containers for the verbs that only look.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -17,15 +17,17 @@ use futures_util::StreamExt;
 
 use crate::cli::{GateArgs, NodeArgs};
 use crate::config::compose::{self, Variables};
-use crate::config::inventory::{Node, PrivilegedMode};
+use crate::config::inventory::Node;
 use crate::config::{ConfigError, Inventory, passwords};
+use crate::credentials::Store;
 use crate::deploy::context::{ApplyOptions, NodeRun};
 use crate::deploy::desired::{self, Desired, DesiredError};
 use crate::deploy::labels::ObservedContainer;
 use crate::deploy::node_order::{self, RoleAfter};
 use crate::deploy::observe;
+use crate::deploy::pipeline::NodeAt;
+use crate::deploy::plan;
 use crate::deploy::supply::CopySource;
-use crate::deploy::{plan, privileged};
 use crate::engine::Engine;
 use crate::progress::say;
 use crate::settings::Settings;
@@ -79,6 +81,23 @@ pub fn node_run<'a>(
         state_dir: Some(&settings.state_dir),
         use_helper: settings.globals.swap_helper,
         user: &settings.environment.user,
+    }
+}
+
+/// `node` as the node pipeline works on it (`deploy::pipeline`), over
+/// `engine`.
+pub fn node_at<'a>(
+    engine: &'a Engine,
+    node: &'a Node,
+    settings: &'a Settings,
+    (options, credentials): (&'a ApplyOptions, &'a Store),
+) -> NodeAt<'a> {
+    NodeAt {
+        run: node_run(engine, &node.name, settings, options),
+        node,
+        globals: &settings.globals,
+        copy_from: image_source(settings, node),
+        credentials,
     }
 }
 
@@ -267,30 +286,4 @@ pub fn deploy_waves(
     let nodes: Vec<&[String]> = targets.iter().map(|t| t.node.roles.as_slice()).collect();
     let has_file = |role: &str| desired::compose_path(compose_dir, role).is_file();
     node_order::waves(&nodes, &roles, &has_file)
-}
-
-/// Settle the node's `privileged: auto` and say what a probe found (or, in
-/// a dry run, that a deploy would probe).
-pub async fn settle_privileged(
-    engine: &Engine,
-    node: &Node,
-    desired: &mut Desired,
-    observed: &[ObservedContainer],
-    (settings, dry_run): (&Settings, bool),
-) -> anyhow::Result<()> {
-    let globals = &settings.globals;
-    let settled =
-        privileged::settle_privileged(engine, node, desired, observed, (globals, dry_run)).await?;
-    let how = match settled {
-        privileged::Settled::Known => return Ok(()),
-        privileged::Settled::WouldProbe => {
-            "would probe at deploy (dry run: no probe container; the plan shows native privileges)"
-        }
-        privileged::Settled::Probed(PrivilegedMode::Explicit) => {
-            "the engine refuses --privileged: privileged services get every capability it grants, AppArmor and seccomp unconfined and all devices"
-        }
-        privileged::Settled::Probed(_) => "the engine starts privileged containers",
-    };
-    say(format!("node {}: privileged: auto: {how}", node.name));
-    Ok(())
 }

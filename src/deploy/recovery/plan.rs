@@ -25,7 +25,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::deploy::labels::{ObservedContainer, Role, State};
+use crate::deploy::labels::{ObservedContainer, Role, State, beyond_retain};
 
 /// One step of a recovery.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,14 +244,6 @@ pub fn services_needing_recovery(observed: &[ObservedContainer], retain: usize) 
         .filter(|(_, mine)| has_work(mine, retain))
         .map(|(service, _)| service.to_string())
         .collect()
-}
-
-/// Of kept containers (generation, id), those beyond the newest `retain`:
-/// the ones to remove. Pure; swaps and recovery prune by it.
-pub fn beyond_retain(mut kept: Vec<(u64, String)>, retain: usize) -> Vec<(u64, String)> {
-    kept.sort_by_key(|k| std::cmp::Reverse(k.0));
-    kept.dedup_by(|a, b| a.1 == b.1);
-    kept.into_iter().skip(retain).collect()
 }
 
 #[cfg(test)]

@@ -8,9 +8,12 @@ use super::plan::{LockedFrom, Step, recovery_plan};
 use crate::container::State;
 use crate::deploy::context::NodeRun;
 use crate::deploy::error::DeployError;
+use crate::deploy::execute::Executor;
 use crate::deploy::labels::{self, ObservedContainer, Role};
 use crate::deploy::lock::Takeover;
+use crate::deploy::restore_point::RestorePoints;
 use crate::deploy::session::{Intent, Session};
+use crate::deploy::steps::StepRunner;
 
 /// Recover `service`: take its lock (over a gone holder's, or any with
 /// `force`), look again, run the plan; returns what was done, a phrase a
@@ -90,7 +93,7 @@ async fn recover_locked(
     done: &mut Vec<String>,
 ) -> Result<(), DeployError> {
     let helper = labels::container_name(run.placement_prefix, service, Role::Helper);
-    if run.settle_job(service, &helper).await? {
+    if StepRunner::of(run).settle_job(service, &helper).await? {
         done.push(format!("let the swap helper {helper} finish"));
     }
     let now =
@@ -108,8 +111,10 @@ async fn recover_locked(
     }
     // Restore points follow the generations kept; a dump the dead run was
     // writing goes.
-    let generations = run.generations_of(service).await?;
-    run.prune_restore_points(service, &generations).await;
+    let generations = Executor::of(run).generations_of(service).await?;
+    RestorePoints::of(run)
+        .prune_restore_points(service, &generations)
+        .await;
     Ok(())
 }
 
@@ -139,7 +144,7 @@ async fn finish_restore(
         return Ok(());
     };
     let Some(target) = kept.iter().find(|c| c.generation == generation) else {
-        return Err(run.restore_point_error(
+        return Err(RestorePoints::of(run).restore_point_error(
             service,
             format!(
                 "a `rollback --restore-db` to generation {generation} was cut short, and generation {generation} is no longer kept\n  {service} stays stopped: generation {} must not run on a database that may be half restored\n  hint: restore the database by hand, then `kolla deploy` starts generation {}",
@@ -147,7 +152,9 @@ async fn finish_restore(
             ),
         ));
     };
-    run.restore_then_roll_back(live, target, &kept).await?;
+    Executor::of(run)
+        .restore_then_roll_back(live, target, &kept)
+        .await?;
     done.push(format!(
         "finished the interrupted `rollback --restore-db`: database restored, generation {generation} live"
     ));
@@ -198,7 +205,7 @@ async fn run_steps(
     for step in steps {
         match step {
             Step::SettleJob { name } => {
-                run.settle_job(service, name).await?;
+                StepRunner::of(run).settle_job(service, name).await?;
                 done.push(format!("removed the bootstrap job {name}"));
             }
             Step::Restore { id, from } => {
@@ -262,7 +269,7 @@ async fn gate_or_fall_back(
     done: &mut Vec<String>,
 ) -> Result<bool, DeployError> {
     let live_name = labels::container_name(run.placement_prefix, service, Role::Live);
-    let Err(failure) = run.gate(service, &live_name).await else {
+    let Err(failure) = StepRunner::of(run).gate(service, &live_name).await else {
         return Ok(false);
     };
     let previous = fallback.and_then(|g| {
@@ -294,7 +301,9 @@ async fn gate_or_fall_back(
         .filter(|c| matches!(c.role, Role::Kept(_)) && c.id != live.id)
         .map(|c| (*c).clone())
         .collect();
-    run.rollback_locked(&live, previous, &kept).await?;
+    Executor::of(run)
+        .rollback_locked(&live, previous, &kept)
+        .await?;
     done.push(format!(
         "generation {generation} failed its health gate; swapped back to generation {}",
         previous.generation

@@ -1,0 +1,118 @@
+//! The deploy intent once the node is ready: its volumes looked at, the
+//! pure plan made and shown, then (unless a dry run, or nothing changes)
+//! executed and checked, summed up in one line.
+
+use std::collections::BTreeMap;
+
+use super::NodeAt;
+use crate::config::ConfigError;
+use crate::deploy::desired::Desired;
+use crate::deploy::error::DeployError;
+use crate::deploy::execute::Executor;
+use crate::deploy::labels::{self, ObservedContainer};
+use crate::deploy::plan::{self, PlanOptions, Volumes};
+use crate::engine::EngineError;
+
+/// A volume made outside kolla must be there: never an empty substitute
+/// under its name.
+pub(super) async fn check_external_volumes(
+    at: &NodeAt<'_>,
+    desired: &Desired,
+) -> Result<(), Vec<anyhow::Error>> {
+    let node = at.run.node;
+    for (volume, file) in &desired.external_volumes {
+        let exists = at
+            .run
+            .engine
+            .volume_exists(volume)
+            .await
+            .map_err(|e| on_node(e, node))?;
+        if !exists {
+            return Err(vec![anyhow::Error::from(ConfigError::Invalid {
+                path: file.clone(),
+                message: format!(
+                    "volume {volume} is external (made outside kolla) and does not exist on node {node}; create it there first (docker volume create {volume})"
+                ),
+            })]);
+        }
+    }
+    Ok(())
+}
+
+/// Plan the node, say the plan, and unless `dry_run` (or nothing is to
+/// change) execute and check it: the lines to report.
+pub(super) async fn converge(
+    at: &NodeAt<'_>,
+    desired: &Desired,
+    observed: &[ObservedContainer],
+    remove_orphans: bool,
+    dry_run: bool,
+) -> Result<Vec<String>, Vec<anyhow::Error>> {
+    let name = at.run.node;
+    let services: Vec<_> = desired.services.values().cloned().collect();
+    let existing = existing_volumes(at, desired)
+        .await
+        .map_err(|e| on_node(e, name))?;
+    let options = PlanOptions {
+        remove_orphans,
+        retain: at.run.options.retain,
+        prefix: at.globals.container_prefix.clone(),
+        volumes: Volumes {
+            named: desired.volumes.clone(),
+            existing: existing.into_iter().collect(),
+        },
+    };
+    let plan = plan::plan(&services, observed, &options).map_err(|e| on_node(e, name))?;
+    out!("node {name}:\n{}", plan.text());
+    if dry_run {
+        return Ok(vec![format!(
+            "{} changes planned (dry run: nothing changed)",
+            plan.changes()
+        )]);
+    }
+    if plan.changes() == 0 {
+        return Ok(vec!["up to date, nothing changed".to_string()]);
+    }
+    let all = |errors: Vec<DeployError>| -> Vec<anyhow::Error> {
+        errors.into_iter().map(anyhow::Error::from).collect()
+    };
+    let executor = Executor::of(&at.run);
+    let done = executor
+        .apply(&plan, &desired.services, observed, &desired.files)
+        .await
+        .map_err(all)?;
+    let after = super::observe_node(at).await.map_err(|e| vec![e])?;
+    executor
+        .verify(&desired.services, &after)
+        .await
+        .map_err(all)?;
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for d in &done {
+        *counts.entry(d.kind.as_str()).or_default() += 1;
+    }
+    let described: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    Ok(vec![format!(
+        "{} ({} unchanged)",
+        described.join(", "),
+        desired.services.len().saturating_sub(done.len())
+    )])
+}
+
+/// One error as a node's report.
+fn on_node(error: impl Into<anyhow::Error>, node: &str) -> Vec<anyhow::Error> {
+    vec![error.into().context(format!("node {node}"))]
+}
+
+/// The deployment's volumes on the node, and those of the same names made
+/// outside kolla: the plan keeps those rather than claim to create them.
+async fn existing_volumes(at: &NodeAt<'_>, desired: &Desired) -> Result<Vec<String>, EngineError> {
+    let engine = at.run.engine;
+    let project = format!("{}={}", labels::PROJECT, at.globals.project);
+    let mut existing = engine.volume_names(&project).await?;
+    for (volume, _) in &desired.volumes {
+        if !existing.contains(volume) && engine.volume_exists(volume).await? {
+            existing.push(volume.clone());
+        }
+    }
+    Ok(existing)
+}

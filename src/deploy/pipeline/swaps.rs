@@ -1,0 +1,283 @@
+//! The upgrade and rollback intents once the node is ready: each named
+//! service swapped in turn (to its desired image and config, or back to a
+//! kept generation), its live line ended with the result, and a record of
+//! each swap for `--output json`.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::NodeAt;
+use crate::deploy::context::NodeRun;
+use crate::deploy::desired::Desired;
+use crate::deploy::error::DeployError;
+use crate::deploy::execute::Executor;
+use crate::deploy::labels::{ObservedContainer, Role};
+use crate::deploy::plan::{self, DesiredService};
+use crate::deploy::restore_point::RestorePoints;
+use crate::deploy::tags::{self, TagChange};
+use crate::progress::{Finished, Tone};
+
+/// One service's swap, as `--output json` reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SwapRecord {
+    node: String,
+    service: String,
+    action: &'static str,
+    /// `swapped`, `unchanged` (already there) or `failed`.
+    result: &'static str,
+    from_generation: u64,
+    to_generation: Option<u64>,
+    /// From the old generation's stop to the new one's first passing
+    /// health check: what a client saw.
+    dark_window_secs: Option<f64>,
+    error: Option<String>,
+}
+
+/// The swaps of every node, in the order they ended, and whether any node
+/// ran one of the services named.
+#[derive(Default)]
+pub struct SwapLog {
+    records: Mutex<Vec<SwapRecord>>,
+    found: AtomicBool,
+}
+
+impl SwapLog {
+    fn push(&self, record: SwapRecord) {
+        self.records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(record);
+    }
+
+    /// Every record so far.
+    pub fn records(&self) -> Vec<SwapRecord> {
+        self.records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Whether a node ran one of the services a rollback named.
+    pub fn found_any(&self) -> bool {
+        self.found.load(Ordering::Relaxed)
+    }
+}
+
+fn live_of<'a>(observed: &'a [ObservedContainer], service: &str) -> Option<&'a ObservedContainer> {
+    observed
+        .iter()
+        .find(|c| c.service == service && c.role == Role::Live)
+}
+
+/// Swap each of `services` the node runs to what `desired` holds: one line
+/// for the node.
+pub(super) async fn upgrade(
+    at: &NodeAt<'_>,
+    desired: &Desired,
+    observed: &[ObservedContainer],
+    (services, allow_downgrade): (&[String], bool),
+    log: &SwapLog,
+) -> anyhow::Result<String> {
+    let (run, name) = (&at.run, at.run.node);
+    let mut done = Vec::new();
+    for service in services {
+        let Some(wanted) = desired.services.get(service) else {
+            continue;
+        };
+        let Some(live) = live_of(observed, service) else {
+            anyhow::bail!(
+                "node {name}: service {service} is not deployed here; `kolla deploy` creates it"
+            );
+        };
+        check_tags(run, live, wanted, allow_downgrade)?;
+        let mut record = SwapRecord {
+            node: name.to_string(),
+            service: service.clone(),
+            action: "upgrade",
+            result: "unchanged",
+            from_generation: live.generation,
+            to_generation: None,
+            dark_window_secs: None,
+            error: None,
+        };
+        if plan::is_current(wanted, live) {
+            log.push(record);
+            done.push(format!(
+                "{service} already at generation {} (same image and config)",
+                live.generation
+            ));
+            continue;
+        }
+        let files = desired
+            .files
+            .get(service)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let action = plan::upgrade_action(wanted, observed, run.placement_prefix);
+        let replaced = Executor::of(run)
+            .replace(&action, wanted, observed, files, "upgrade")
+            .await;
+        show_result(run, service, "upgraded", replaced.as_ref().copied());
+        record.to_generation = Some(plan::next_generation(observed, service));
+        log.push(finish_record(record, replaced.as_ref().copied()));
+        done.push(match replaced? {
+            Some(dark) => format!("{service} upgraded, dark window {:.3}s", dark.as_secs_f64()),
+            None => format!("{service} already upgraded by another run"),
+        });
+    }
+    Ok(done.join("; "))
+}
+
+/// Swap each of `services` the node runs back to a kept generation
+/// (`to`, else the newest kept): a line each.
+pub(super) async fn rollback(
+    at: &NodeAt<'_>,
+    observed: &[ObservedContainer],
+    services: &[String],
+    (to, force, restore_db): (Option<u64>, bool, bool),
+    log: &SwapLog,
+) -> Result<Vec<String>, Vec<anyhow::Error>> {
+    let (run, name) = (&at.run, at.run.node);
+    let mut lines = Vec::new();
+    for service in services {
+        let Some(live) = live_of(observed, service) else {
+            continue;
+        };
+        log.found.store(true, Ordering::Relaxed);
+        let kept = plan::kept_of(observed, service);
+        let target = plan::rollback_target(live, &kept, to, force)
+            .map_err(|e| vec![anyhow::anyhow!("node {name}: service {service}: {e}")])?;
+        if !restore_db {
+            warn_if_migrated(run, live, target)
+                .await
+                .map_err(|e| vec![e.into()])?;
+        }
+        let rolled_back = Executor::of(run)
+            .rollback(live, target, &kept, restore_db)
+            .await;
+        let result = rolled_back.as_ref().map(|d| Some(*d));
+        show_result(run, service, "rolled back", result);
+        let record = SwapRecord {
+            node: name.to_string(),
+            service: service.clone(),
+            action: "rollback",
+            result: "unchanged",
+            from_generation: live.generation,
+            to_generation: Some(target.generation),
+            dark_window_secs: None,
+            error: None,
+        };
+        log.push(finish_record(record, result));
+        let dark = rolled_back.map_err(|e| vec![e.into()])?;
+        lines.push(format!(
+            "{service} rolled back from generation {} to {}, dark window {:.3}s",
+            live.generation,
+            target.generation,
+            dark.as_secs_f64()
+        ));
+    }
+    Ok(lines)
+}
+
+/// A rollback without `--restore-db` to a generation that has a restore
+/// point crosses a migration: say the schema may be newer than its code.
+async fn warn_if_migrated(
+    run: &NodeRun<'_>,
+    live: &ObservedContainer,
+    target: &ObservedContainer,
+) -> Result<(), DeployError> {
+    let service = live.service.as_str();
+    if let Some(point) = RestorePoints::of(run)
+        .restore_point(service, target.generation)
+        .await?
+    {
+        run.steps.event(
+            run.node,
+            service,
+            &format!(
+                "warning: generation {} ran its bootstrap job (schema migrations) after restore point {} was taken: the database schema may be newer than generation {}'s code; `--restore-db` loads that restore point (writes made since are lost)",
+                live.generation, point.name, target.generation
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// A lower version needs `--allow-downgrade`; tags that are not versions
+/// are said and allowed.
+fn check_tags(
+    run: &NodeRun<'_>,
+    live: &ObservedContainer,
+    wanted: &DesiredService,
+    allow_downgrade: bool,
+) -> anyhow::Result<()> {
+    let (name, service) = (run.node, &live.service);
+    match tags::compare_tags(&live.image, &wanted.service.image) {
+        TagChange::Lower if !allow_downgrade => anyhow::bail!(
+            "node {name}: service {service}: {} is a lower version than the running {}; pass --allow-downgrade to go back",
+            wanted.service.image,
+            live.image
+        ),
+        TagChange::NotComparable => run.steps.note(format!(
+            "{name}: {service}: note: {} or {} is not a semantic version; not compared",
+            live.image, wanted.service.image
+        )),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The record completed from the swap's result.
+fn finish_record(
+    mut record: SwapRecord,
+    result: Result<Option<Duration>, &DeployError>,
+) -> SwapRecord {
+    match result {
+        Ok(Some(dark)) => {
+            record.result = "swapped";
+            record.dark_window_secs = Some(dark.as_secs_f64());
+        }
+        Ok(None) => record.to_generation = None,
+        Err(e) => {
+            record.result = "failed";
+            record.error = Some(e.to_string());
+        }
+    }
+    record
+}
+
+/// A swapped service's result on the display: its live line ends.
+fn show_result(
+    run: &NodeRun<'_>,
+    service: &str,
+    word: &'static str,
+    result: Result<Option<Duration>, &DeployError>,
+) {
+    let (finished, detail) = match result {
+        Ok(Some(dark)) => (
+            Finished {
+                word,
+                tone: Tone::Good,
+            },
+            format!("dark {:.3}s", dark.as_secs_f64()),
+        ),
+        Ok(None) => (
+            Finished {
+                word: "up to date",
+                tone: Tone::Good,
+            },
+            String::new(),
+        ),
+        Err(e) => (
+            Finished {
+                word: "failed",
+                tone: Tone::Bad,
+            },
+            e.to_string(),
+        ),
+    };
+    run.steps.done(run.node, service, finished, &detail);
+}
