@@ -131,6 +131,30 @@ fn deploy_ps_and_a_rolling_upgrade_that_stops_at_the_first_failing_node() {
         "{text}"
     );
     assert_serving(&d, &[n2, n3], 2, "2.0.0");
+
+    // Every node gets its images before any is swapped: with n3's engine
+    // down, the upgrade fails naming n3 and n1 and n2 keep generation 2.
+    cluster.stop_engine(n3);
+    let output = d.kolla(
+        "upgrade",
+        &[
+            "web",
+            "--tag",
+            "1.0.0",
+            "--allow-downgrade",
+            "--parallel",
+            "1",
+        ],
+    );
+    cluster.start_engine(n3);
+    let err = expect_exit(&output, 1, &["n3"]);
+    let text = stdout_of(&output);
+    assert!(text.contains("node n3: FAILED"), "{text}\n{err}");
+    assert!(
+        !text.contains("upgraded"),
+        "a node was swapped:\n{text}\n{err}"
+    );
+    assert_serving(&d, &[n1, n2], 2, "2.0.0");
 }
 
 #[test]

@@ -81,6 +81,15 @@ fn a_role_that_comes_after_another_waits_for_its_nodes_to_be_healthy() {
         "{text}"
     );
     assert_after_started_once_slow_was_ready(&d, n1, n2);
+    // n1's images went to it while n2's wave deployed (at least 3 s: its
+    // service is ready after 3 s), not once its own wave began.
+    let said = common::stderr(&output);
+    let copied = said.find(&format!("MiB to {} in", n1.endpoint()));
+    let second_wave = said.find("wave 2 of 2: n1");
+    assert!(
+        matches!((copied, second_wave), (Some(c), Some(w)) if c < w),
+        "n1's images were not copied ahead of its wave:\n{said}"
+    );
 }
 
 #[test]

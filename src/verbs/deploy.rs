@@ -3,11 +3,17 @@
 //! bad input fails before any engine is touched; then each node, in its
 //! wave, goes through the node pipeline (`deploy::pipeline`).
 
+use std::pin::pin;
+
+use futures_util::future::Either;
+
 use super::targets::{self, Target, apply_options, node_at, resolve};
 use super::{Fanout, NodeReport, Outcome, over_nodes, over_nodes_in_waves};
 use crate::cli::{DeployArgs, NodeArgs};
+use crate::config::inventory::Node;
 use crate::credentials::Store;
-use crate::deploy::pipeline::{self, Intent, SwapLog};
+use crate::deploy::desired::Desired;
+use crate::deploy::pipeline::{self, Intent, NodeErrors, SwapLog};
 use crate::deploy::supply;
 use crate::progress::say;
 use crate::settings::Settings;
@@ -24,12 +30,81 @@ pub async fn deploy(settings: &Settings, args: DeployArgs) -> anyhow::Result<Out
     let waves = targets::deploy_waves(&targets, &args.nodes.compose_dir)?;
     let asked = targets::ask_engines(settings, targets.iter().map(|t| t.node)).await;
     let (args, credentials, asked) = (&args, &credentials, &asked);
-    Ok(
-        over_nodes_in_waves(targets, &waves, Fanout::all(settings.forks), |target| {
-            deploy_node(target, settings, args, credentials, asked)
+    let ahead = Ahead::of_later_waves(&targets, &waves, args.dry_run);
+    let ahead = &ahead;
+    let deployed = over_nodes_in_waves(
+        targets,
+        &waves,
+        Fanout::all(settings.forks),
+        |target| async move {
+            ahead.wait_for(&target.node.name).await;
+            deploy_node(target, settings, args, credentials, asked).await
+        },
+    );
+    let supplied = ahead.supply(settings, args, credentials, asked);
+    // The waves may end first (a wave failed, and later ones are not
+    // started): copies still under way are then dropped.
+    let outcome = match futures_util::future::select(pin!(deployed), pin!(supplied)).await {
+        Either::Left((outcome, _)) => outcome,
+        Either::Right(((), deployed)) => deployed.await,
+    };
+    Ok(outcome)
+}
+
+/// The images of the nodes in later waves, put on them while the first
+/// wave deploys (a fresh cloud's compute nodes get theirs while the
+/// controllers start), at most `--forks` at a time besides the waves' own.
+/// A node's wave waits for its copy to end; a copy that fails is said and
+/// left to the node's own pipeline, which tries again and reports it.
+struct Ahead<'a> {
+    /// Each later node, its desired state, and a gate its copy opens.
+    nodes: Vec<(&'a Node, Desired, tokio::sync::Semaphore)>,
+}
+
+impl<'a> Ahead<'a> {
+    fn of_later_waves(targets: &[Target<'a>], waves: &[Vec<usize>], dry_run: bool) -> Self {
+        let later = waves.iter().skip(1).flatten().filter(|_| !dry_run);
+        Ahead {
+            nodes: later
+                .filter_map(|&i| targets.get(i))
+                .map(|t| (t.node, t.desired.clone(), tokio::sync::Semaphore::new(0)))
+                .collect(),
+        }
+    }
+
+    async fn wait_for(&self, node: &str) {
+        if let Some((_, _, gate)) = self.nodes.iter().find(|(n, _, _)| n.name == node) {
+            // The gate is never closed: an error could only mean it was.
+            let _ = gate.acquire().await;
+        }
+    }
+
+    async fn supply(
+        &self,
+        settings: &Settings,
+        args: &DeployArgs,
+        credentials: &Store,
+        asked: &targets::Asked,
+    ) {
+        let options = &apply_options(&args.gate);
+        super::each_node(&self.nodes, settings.forks, |(node, desired, gate)| async move {
+            let copied = async {
+                let engine = asked.connect(settings, node).await?;
+                let at = node_at(&engine, node, settings, (options, credentials));
+                pipeline::supply(&at, desired.clone(), None).await
+            };
+            if let Err(NodeErrors(errors)) = copied.await {
+                for error in errors {
+                    say(format!(
+                        "{}: images not put on the node ahead of its wave ({error:#}); its wave tries again",
+                        node.name
+                    ));
+                }
+            }
+            gate.add_permits(1);
         })
-        .await,
-    )
+        .await;
+    }
 }
 
 async fn deploy_node(
@@ -39,10 +114,7 @@ async fn deploy_node(
     credentials: &Store,
     asked: &targets::Asked,
 ) -> NodeReport {
-    let engine = asked
-        .connect(settings, target.node)
-        .await
-        .map_err(|e| vec![e])?;
+    let engine = asked.connect(settings, target.node).await?;
     let options = apply_options(&args.gate);
     let at = node_at(&engine, target.node, settings, (&options, credentials));
     let intent = Intent::Deploy {
@@ -60,10 +132,7 @@ pub async fn pull(settings: &Settings, args: NodeArgs) -> anyhow::Result<Outcome
     Ok(
         over_nodes(targets, Fanout::all(settings.forks), |target| async move {
             let name = &target.node.name;
-            let engine = asked
-                .connect(settings, target.node)
-                .await
-                .map_err(|e| vec![e])?;
+            let engine = asked.connect(settings, target.node).await?;
             let mut images: Vec<String> = target
                 .desired
                 .services
@@ -76,10 +145,9 @@ pub async fn pull(settings: &Settings, args: NodeArgs) -> anyhow::Result<Outcome
             say(format!("{name}: pulling {}", images.join(", ")));
             let failed = supply::supply_images(&engine, &images, &source, credentials).await;
             if !failed.is_empty() {
-                return Err(failed
-                    .into_iter()
-                    .map(|(image, why)| anyhow::anyhow!("node {name}: pull {image}: {why}"))
-                    .collect());
+                return Err(NodeErrors::many(failed.into_iter().map(|(image, why)| {
+                    anyhow::anyhow!("node {name}: pull {image}: {why}")
+                })));
             }
             Ok(vec![format!("{} images pulled", images.len())])
         })

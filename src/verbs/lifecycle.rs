@@ -21,13 +21,9 @@ pub async fn stop(settings: &Settings, args: NodeArgs) -> anyhow::Result<Outcome
     let asked = &targets::ask_engines(settings, nodes.iter().copied()).await;
     Ok(
         over_nodes(nodes, Fanout::all(settings.forks), |node| async move {
-            let engine = asked.connect(settings, node).await.map_err(|e| vec![e])?;
-            let observed = targets::observe(settings, &engine, &node.name)
-                .await
-                .map_err(|e| vec![e])?;
-            let stopped = stop_in_order(&engine, &node.name, &observed)
-                .await
-                .map_err(|e| vec![e.into()])?;
+            let engine = asked.connect(settings, node).await?;
+            let observed = targets::observe(settings, &engine, &node.name).await?;
+            let stopped = stop_in_order(&engine, &node.name, &observed).await?;
             Ok(vec![format!("{stopped} containers stopped")])
         })
         .await,
@@ -104,7 +100,7 @@ pub async fn destroy(settings: &Settings, args: DestroyArgs) -> anyhow::Result<O
         over_nodes(nodes, Fanout::all(settings.forks), |node| async move {
             destroy_node(settings, node, purge, asked)
                 .await
-                .map_err(|e| vec![e.context("destroy")])
+                .map_err(|e| e.context("destroy").into())
         })
         .await,
     )

@@ -319,7 +319,7 @@ fn report_node(name: &str, report: NodeReport, fanout: Fanout, failures: &mut Ve
                 report_line(&format!("node {name}: {line}"), fanout);
             }
         }
-        Err(errors) => {
+        Err(crate::deploy::pipeline::NodeErrors(errors)) => {
             for error in &errors {
                 eprintln!("error: {}", describe_error(error));
             }

@@ -26,7 +26,7 @@ pub async fn recover(settings: &Settings, args: RecoverArgs) -> anyhow::Result<O
         force: args.force,
     };
     Ok(over_nodes(nodes, fanout, |node| async move {
-        let engine = asked.connect(settings, node).await.map_err(|e| vec![e])?;
+        let engine = asked.connect(settings, node).await?;
         let at = node_at(&engine, node, settings, (options, credentials));
         pipeline::run(&at, Desired::default(), intent, &SwapLog::default()).await
     })
@@ -38,8 +38,7 @@ pub async fn unlock(settings: &Settings, args: ServiceArgs) -> anyhow::Result<Ou
     let nodes = inventory.select(&args.nodes.node)?;
     let args = &args;
     Ok(over_nodes(nodes, Fanout::ONE_BY_ONE, |node| async move {
-        let one = |e: anyhow::Error| vec![e];
-        let engine = connect(settings, node).await.map_err(one)?;
+        let engine = connect(settings, node).await?;
         let globals = &settings.globals;
         let cleared = lock::clear(
             &engine,
@@ -48,7 +47,7 @@ pub async fn unlock(settings: &Settings, args: ServiceArgs) -> anyhow::Result<Ou
             &args.service,
         )
         .await
-        .map_err(|e| vec![anyhow::Error::from(e).context(format!("node {}", node.name))])?;
+        .map_err(|e| anyhow::Error::from(e).context(format!("node {}", node.name)))?;
         Ok(vec![match cleared {
             Some(holder) => format!("lock of {} cleared (it was held by {holder})", args.service),
             None => format!("{} was not locked", args.service),

@@ -43,8 +43,29 @@ pub async fn upgrade(settings: &Settings, args: UpgradeArgs) -> anyhow::Result<O
         services: &args.services,
         allow_downgrade: args.allow_downgrade,
     };
+    // Every node's images first, all nodes at once: the old containers
+    // keep serving meanwhile, the rolling swaps that follow wait for no
+    // copy, and an image that cannot reach some node fails the upgrade
+    // before any node is swapped.
+    let supplied = over_nodes(
+        targets.iter().collect(),
+        Fanout {
+            report_on_stderr: json,
+            ..Fanout::all(settings.forks)
+        },
+        |target| async move {
+            let engine = connect(settings, target.node).await?;
+            let at = node_at(&engine, target.node, settings, (options, credentials));
+            pipeline::supply(&at, target.desired.clone(), Some(&args.services)).await
+        },
+    )
+    .await;
+    if supplied != Outcome::Success {
+        print_records(&log, json)?;
+        return Ok(supplied);
+    }
     let outcome = over_nodes(targets, fanout, |target| async move {
-        let engine = connect(settings, target.node).await.map_err(|e| vec![e])?;
+        let engine = connect(settings, target.node).await?;
         let at = node_at(&engine, target.node, settings, (options, credentials));
         pipeline::run(&at, target.desired, intent, log_ref).await
     })
@@ -125,7 +146,7 @@ pub async fn rollback(settings: &Settings, args: RollbackArgs) -> anyhow::Result
         restore_db: args.restore_db,
     };
     let outcome = over_nodes(selected, fanout, |node| async move {
-        let engine = connect(settings, node).await.map_err(|e| vec![e])?;
+        let engine = connect(settings, node).await?;
         let at = node_at(&engine, node, settings, (options, credentials));
         // A rollback swaps kept containers: the compose files are not read.
         pipeline::run(&at, Desired::default(), intent, log_ref).await

@@ -4,10 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use super::NodeAt;
+use super::{NodeAt, NodeErrors};
 use crate::config::ConfigError;
 use crate::deploy::desired::Desired;
-use crate::deploy::error::DeployError;
 use crate::deploy::execute::Executor;
 use crate::deploy::labels::{self, ObservedContainer};
 use crate::deploy::plan::{self, PlanOptions, Volumes};
@@ -18,7 +17,7 @@ use crate::engine::EngineError;
 pub(super) async fn check_external_volumes(
     at: &NodeAt<'_>,
     desired: &Desired,
-) -> Result<(), Vec<anyhow::Error>> {
+) -> Result<(), NodeErrors> {
     let node = at.run.node;
     for (volume, file) in &desired.external_volumes {
         let exists = at
@@ -28,12 +27,12 @@ pub(super) async fn check_external_volumes(
             .await
             .map_err(|e| on_node(e, node))?;
         if !exists {
-            return Err(vec![anyhow::Error::from(ConfigError::Invalid {
+            return Err(NodeErrors::from(ConfigError::Invalid {
                 path: file.clone(),
                 message: format!(
                     "volume {volume} is external (made outside kolla) and does not exist on node {node}; create it there first (docker volume create {volume})"
                 ),
-            })]);
+            }));
         }
     }
     Ok(())
@@ -47,7 +46,7 @@ pub(super) async fn converge(
     observed: &[ObservedContainer],
     remove_orphans: bool,
     dry_run: bool,
-) -> Result<Vec<String>, Vec<anyhow::Error>> {
+) -> Result<Vec<String>, NodeErrors> {
     let name = at.run.node;
     let services: Vec<_> = desired.services.values().cloned().collect();
     let existing = existing_volumes(at, desired)
@@ -73,19 +72,16 @@ pub(super) async fn converge(
     if plan.changes() == 0 {
         return Ok(vec!["up to date, nothing changed".to_string()]);
     }
-    let all = |errors: Vec<DeployError>| -> Vec<anyhow::Error> {
-        errors.into_iter().map(anyhow::Error::from).collect()
-    };
     let executor = Executor::of(&at.run);
     let done = executor
         .apply(&plan, &desired.services, observed, &desired.files)
         .await
-        .map_err(all)?;
-    let after = super::observe_node(at).await.map_err(|e| vec![e])?;
+        .map_err(NodeErrors::many)?;
+    let after = super::observe_node(at).await?;
     executor
         .verify(&desired.services, &after)
         .await
-        .map_err(all)?;
+        .map_err(NodeErrors::many)?;
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for d in &done {
         *counts.entry(d.kind.as_str()).or_default() += 1;
@@ -98,9 +94,9 @@ pub(super) async fn converge(
     )])
 }
 
-/// One error as a node's report.
-fn on_node(error: impl Into<anyhow::Error>, node: &str) -> Vec<anyhow::Error> {
-    vec![error.into().context(format!("node {node}"))]
+/// One error, said of the node.
+fn on_node(error: impl Into<anyhow::Error>, node: &str) -> NodeErrors {
+    NodeErrors::from(error.into().context(format!("node {node}")))
 }
 
 /// The deployment's volumes on the node, and those of the same names made

@@ -89,7 +89,42 @@ pub struct NodeAt<'a> {
 }
 
 /// What a node's run says (a line each) or every error it met.
-pub type NodeResult = Result<Vec<String>, Vec<anyhow::Error>>;
+pub type NodeResult = Result<Vec<String>, NodeErrors>;
+
+/// Every error a node's run met: one, or several (a deploy's services
+/// fail side by side). Any single error converts into it, so `?` works on
+/// each step without an adapter.
+#[derive(Debug)]
+pub struct NodeErrors(pub Vec<anyhow::Error>);
+
+impl<E: Into<anyhow::Error>> From<E> for NodeErrors {
+    fn from(error: E) -> Self {
+        NodeErrors(vec![error.into()])
+    }
+}
+
+impl NodeErrors {
+    /// Several errors at once.
+    pub fn many<E: Into<anyhow::Error>>(errors: impl IntoIterator<Item = E>) -> Self {
+        NodeErrors(errors.into_iter().map(Into::into).collect())
+    }
+}
+
+/// Only put the images of `services` (every service when None) on the
+/// node, as a deploy or an upgrade does first: for the verbs that supply
+/// every node before they change any (an upgrade) or ahead of a node's
+/// wave (a deploy). Says nothing when it succeeds.
+pub async fn supply(
+    at: &NodeAt<'_>,
+    mut desired: Desired,
+    services: Option<&[String]>,
+) -> NodeResult {
+    if let Some(services) = services {
+        desired.services.retain(|s, _| services.contains(s));
+    }
+    supply_images(at, &mut desired, false).await?;
+    Ok(Vec::new())
+}
 
 /// The node made ready for an intent's own work: what it runs (after any
 /// recovery), whether a recovery changed it, and the lines said so far.
@@ -128,7 +163,7 @@ pub async fn run(
         } => swaps::upgrade(at, &desired, &observed, (services, allow_downgrade), log)
             .await
             .map(|line| vec![line])
-            .map_err(|e| vec![e]),
+            .map_err(NodeErrors::from),
         Intent::Rollback {
             services,
             to,
@@ -155,8 +190,7 @@ async fn ready(
     at: &NodeAt<'_>,
     desired: &mut Desired,
     intent: &Intent<'_>,
-) -> Result<Ready, Vec<anyhow::Error>> {
-    let one = |e: anyhow::Error| vec![e];
+) -> Result<Ready, NodeErrors> {
     if let Intent::Upgrade { services, .. } = intent {
         desired.services.retain(|s, _| services.contains(s));
     }
@@ -167,23 +201,19 @@ async fn ready(
     if let Intent::Deploy { .. } = intent {
         converge::check_external_volumes(at, desired).await?;
     }
-    let mut observed = observe_node(at).await.map_err(one)?;
+    let mut observed = observe_node(at).await?;
     if let Intent::Rollback { services, .. } = intent {
-        refuse_data_containers(at, &observed, services).map_err(|e| one(e.into()))?;
+        refuse_data_containers(at, &observed, services)?;
     }
     let mut recovered = false;
     if let Some((only, force)) = intent.recovers() {
-        recovered = recovery::recover_first(&at.run, &observed, only, force)
-            .await
-            .map_err(|e| one(e.into()))?;
+        recovered = recovery::recover_first(&at.run, &observed, only, force).await?;
         if recovered {
-            observed = observe_node(at).await.map_err(one)?;
+            observed = observe_node(at).await?;
         }
     }
     if intent.needs_images() {
-        settle_privileged(at, desired, &observed, intent.dry_run())
-            .await
-            .map_err(one)?;
+        settle_privileged(at, desired, &observed, intent.dry_run()).await?;
     }
     Ok(Ready {
         observed,
@@ -206,12 +236,10 @@ async fn supply_images(
     at: &NodeAt<'_>,
     desired: &mut Desired,
     dry_run: bool,
-) -> Result<Vec<String>, Vec<anyhow::Error>> {
+) -> Result<Vec<String>, NodeErrors> {
     let (engine, name) = (at.run.engine, at.run.node);
     if dry_run {
-        let missing = supply::missing_images(engine, name, desired)
-            .await
-            .map_err(|e| vec![e.into()])?;
+        let missing = supply::missing_images(engine, name, desired).await?;
         return Ok(missing
             .iter()
             .map(|image| format!("pull {image} (not on the node yet)"))
@@ -221,9 +249,7 @@ async fn supply_images(
         copy_from: &at.copy_from,
         credentials: at.credentials,
     };
-    supply::resolve_images(engine, name, desired, supply)
-        .await
-        .map_err(|e| vec![e.into()])?;
+    supply::resolve_images(engine, name, desired, supply).await?;
     Ok(Vec::new())
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::NodeAt;
+use super::{NodeAt, NodeErrors};
 use crate::deploy::context::NodeRun;
 use crate::deploy::desired::Desired;
 use crate::deploy::error::DeployError;
@@ -139,7 +139,7 @@ pub(super) async fn rollback(
     services: &[String],
     (to, force, restore_db): (Option<u64>, bool, bool),
     log: &SwapLog,
-) -> Result<Vec<String>, Vec<anyhow::Error>> {
+) -> Result<Vec<String>, NodeErrors> {
     let (run, name) = (&at.run, at.run.node);
     let mut lines = Vec::new();
     for service in services {
@@ -149,11 +149,9 @@ pub(super) async fn rollback(
         log.found.store(true, Ordering::Relaxed);
         let kept = plan::kept_of(observed, service);
         let target = plan::rollback_target(live, &kept, to, force)
-            .map_err(|e| vec![anyhow::anyhow!("node {name}: service {service}: {e}")])?;
+            .map_err(|e| anyhow::anyhow!("node {name}: service {service}: {e}"))?;
         if !restore_db {
-            warn_if_migrated(run, live, target)
-                .await
-                .map_err(|e| vec![e.into()])?;
+            warn_if_migrated(run, live, target).await?;
         }
         let rolled_back = Executor::of(run)
             .rollback(live, target, &kept, restore_db)
@@ -171,7 +169,7 @@ pub(super) async fn rollback(
             error: None,
         };
         log.push(finish_record(record, result));
-        let dark = rolled_back.map_err(|e| vec![e.into()])?;
+        let dark = rolled_back?;
         lines.push(format!(
             "{service} rolled back from generation {} to {}, dark window {:.3}s",
             live.generation,
