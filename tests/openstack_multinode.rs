@@ -257,6 +257,10 @@ fn assert_one_after_the_other(
         assert_eq!(container["State"]["Running"], true, "{}", node.name);
     }
     let said = common::stderr(output);
+    // Where a rolling swap spends its time, in the CI log.
+    for line in said.lines().filter(|l| l.contains("nova-compute")) {
+        eprintln!("  {line}");
+    }
     let healthy = common::said_at(
         &said,
         &format!("{}: nova-compute: healthy after", first.name),
