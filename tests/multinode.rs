@@ -132,22 +132,18 @@ fn deploy_ps_and_a_rolling_upgrade_that_stops_at_the_first_failing_node() {
     );
     assert_serving(&d, &[n2, n3], 2, "2.0.0");
 
-    // Every node gets its images before any is swapped: with n3's engine
-    // down, the upgrade fails naming n3 and n1 and n2 keep generation 2.
-    cluster.stop_engine(n3);
-    let output = d.kolla(
-        "upgrade",
-        &[
-            "web",
-            "--tag",
-            "1.0.0",
-            "--allow-downgrade",
-            "--parallel",
-            "1",
-        ],
-    );
-    cluster.start_engine(n3);
-    let err = expect_exit(&output, 1, &["n3"]);
+    // Every node gets its images before any is swapped: an image only n1
+    // and n2 hold (version 1.0.0's, tagged there; neither a registry nor
+    // this engine has it for n3) fails the upgrade at n3 before n1 is
+    // swapped, which a node-by-node supply would have done first.
+    let only_here = format!("{}/fx-web:only-here", d.images.namespace);
+    let old = format!("{}/fx-web:1.0.0", d.images.namespace);
+    for node in [n1, n2] {
+        let tagged = node.docker(&["tag", &old, &only_here]);
+        assert!(tagged.status.success(), "{}", describe(&tagged));
+    }
+    let output = d.kolla("upgrade", &["web", "--tag", "only-here", "--parallel", "1"]);
+    let err = expect_exit(&output, 1, &["n3", "only-here"]);
     let text = stdout_of(&output);
     assert!(text.contains("node n3: FAILED"), "{text}\n{err}");
     assert!(

@@ -45,6 +45,11 @@ fn a_cloud_over_two_nodes_keeps_a_guest_on_each_compute_node_through_a_rolling_u
     let mut d = Deployment::of(images, "mn", "swap", &globals);
     d.compose_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("compose");
     d.env.clear();
+    // The test nodes run at a low CPU weight beside a whole other cloud
+    // on two cores (tools/test): an engine there can take far longer than
+    // an operator's 10 s to answer an inspect while images load into it.
+    d.env
+        .push(("KOLLA_ENGINE_TIMEOUT".to_string(), "60".to_string()));
     d.inventory = cluster.write_inventory("inventory.yml", &|i| match i {
         0 => vec!["controller", "compute"],
         _ => vec!["compute"],
