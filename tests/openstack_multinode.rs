@@ -281,8 +281,12 @@ fn assert_one_after_the_other(
 
 /// Both compute services report up.
 fn both_hypervisors_up(controller: &str, token: &str) {
-    // Their heartbeats to Nova (each 10 s), after their swaps.
-    eventually("both nova-compute services up", 60, || {
+    // Their heartbeats to Nova (each 10 s), after their swaps. A swap of
+    // nova-libvirt closes nova-compute's connection to libvirt, and Nova
+    // disables the service until it has connected again (at its next use
+    // of libvirt, a periodic task at the latest: 60 s); a server placed
+    // there meanwhile fails to schedule.
+    eventually("both nova-compute services up and enabled", 120, || {
         let reply = api(
             controller,
             "GET",
@@ -293,7 +297,11 @@ fn both_hypervisors_up(controller: &str, token: &str) {
             b"",
         );
         let services = reply.json()["services"].as_array()?.clone();
-        (services.len() == 2 && services.iter().all(|s| s["state"] == "up")).then_some(())
+        (services.len() == 2
+            && services
+                .iter()
+                .all(|s| s["state"] == "up" && s["status"] == "enabled"))
+        .then_some(())
     })
 }
 
