@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{Sandbox, describe, stderr};
+use common::{Bounded, Sandbox, describe, stderr};
 use serde_json::Value;
 
 /// name -> the image's summary entry.
@@ -318,7 +318,7 @@ fn unreachable_engine_is_a_clear_error() {
     let output = sandbox
         .build_command(&[])
         .env("DOCKER_HOST", format!("unix://{}", missing.display()))
-        .output()
+        .bounded_output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
     let err = stderr(&output);
@@ -373,7 +373,7 @@ fn interrupt_cancels_the_running_build_and_prints_a_partial_summary() {
     let signalled = Instant::now();
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
-        .status()
+        .bounded_status()
         .unwrap();
     assert!(status.success());
     let exit = loop {
@@ -426,7 +426,7 @@ fn plain_tcp_to_a_remote_engine_is_refused() {
         .build_command(&[])
         .env("DOCKER_HOST", "tcp://192.0.2.10:2375")
         .env_remove("DOCKER_TLS_VERIFY")
-        .output()
+        .bounded_output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
     assert!(

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Deployment, describe, docker, stderr, volume_exists};
+use common::{Bounded, Deployment, describe, docker, stderr, volume_exists};
 
 /// The volumes container `name` mounts, as (volume, path).
 fn mounts(d: &Deployment, name: &str) -> Vec<(String, String)> {
@@ -278,7 +278,7 @@ services:
     let output = d
         .command("deploy", &[])
         .env("COMPOSE_PROFILES", "debug")
-        .output()
+        .bounded_output()
         .unwrap();
     assert!(output.status.success(), "{}", describe(&output));
     assert!(d.containers().contains_key(&d.container("debug")));
@@ -443,10 +443,10 @@ impl Drop for NodeFolder {
         let inner = format!("{}/inner", self.0);
         let _ = std::process::Command::new("umount")
             .args(["-l", &inner])
-            .status();
+            .bounded_status();
         let _ = std::process::Command::new("umount")
             .args(["-l", &self.0])
-            .status();
+            .bounded_status();
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }

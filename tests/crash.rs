@@ -19,7 +19,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Deployment, describe};
+use common::{Bounded, Deployment, describe};
 
 /// The restart policy of container `name`.
 fn policy_of(d: &Deployment, name: &str) -> String {
@@ -347,7 +347,7 @@ mod fault_points {
         let helper = d.container("web.kolla-swap");
         let killed = std::process::Command::new("docker")
             .args(["kill", &helper])
-            .output()
+            .bounded_output()
             .unwrap();
         assert!(killed.status.success(), "{}", describe(&killed));
         let output = d.kolla("recover", &[]);

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Deployment, describe, http_get, said_at, stderr};
+use common::{Bounded, Deployment, describe, http_get, said_at, stderr};
 use kolla::deploy::config_files::RenderedFile;
 
 fn stdout(output: &std::process::Output) -> String {
@@ -71,7 +71,7 @@ fn deploy_is_idempotent_replaces_only_what_changed_and_keeps_data() {
     let output = d
         .command("deploy", &[])
         .env("API_GREETING", "bonjour")
-        .output()
+        .bounded_output()
         .unwrap();
     assert!(output.status.success(), "{}", describe(&output));
     let second = d.containers();
@@ -101,7 +101,7 @@ fn deploy_is_idempotent_replaces_only_what_changed_and_keeps_data() {
     let output = d
         .command("deploy", &[])
         .env("API_GREETING", "bonjour")
-        .output()
+        .bounded_output()
         .unwrap();
     assert!(output.status.success(), "{}", describe(&output));
     assert_eq!(
@@ -155,7 +155,7 @@ fn deploy_is_idempotent_replaces_only_what_changed_and_keeps_data() {
         let output = std::process::Command::new("docker")
             .args(["volume", "ls", "-q", "--filter"])
             .arg(format!("label=kolla.project={}", d.project))
-            .output()
+            .bounded_output()
             .unwrap();
         String::from_utf8_lossy(&output.stdout)
             .lines()
@@ -175,7 +175,7 @@ fn deploy_is_idempotent_replaces_only_what_changed_and_keeps_data() {
     for volume in &data_volumes {
         let inspect = std::process::Command::new("docker")
             .args(["volume", "inspect", volume])
-            .output()
+            .bounded_output()
             .unwrap();
         assert!(!inspect.status.success(), "purge left the volume {volume}");
     }
@@ -247,7 +247,7 @@ fn a_missing_image_stops_before_any_change() {
     let output = d
         .command("deploy", &[])
         .env("IMAGE", format!("{}/no-such-image:zed", d.images.namespace))
-        .output()
+        .bounded_output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
     let err = stderr(&output);
@@ -330,7 +330,7 @@ fn bad_compose_files_are_refused_before_anything_runs() {
     let output = d
         .command("deploy", &[])
         .env_remove("IMAGE")
-        .output()
+        .bounded_output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
     assert!(
@@ -431,7 +431,7 @@ fn prechecks_find_a_taken_port_and_a_missing_image() {
     let output = d
         .command("prechecks", &[])
         .env("IMAGE", "kolla-test-nowhere/none:1")
-        .output()
+        .bounded_output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
     assert!(
@@ -464,7 +464,7 @@ fn shipped_compose_files_are_valid_for_docker_compose_and_kolla() {
             .arg(file)
             .args(["config", "-q"])
             .envs(vars)
-            .output()
+            .bounded_output()
             .expect("docker-compose is installed (tools/setup)");
         assert!(
             output.status.success(),
@@ -498,7 +498,7 @@ fn engine_allows_privileged(d: &Deployment, image: &str) -> bool {
         ])
         .args(["--label", &format!("kolla.test={}", d.images.namespace)])
         .arg(image)
-        .output()
+        .bounded_output()
         .expect("run docker");
     status.status.success()
 }
@@ -509,7 +509,7 @@ fn privileges_of(container: &str) -> (bool, String, String) {
         .args(["inspect", "-f"])
         .arg("{{.HostConfig.Privileged}}|{{.HostConfig.CapAdd}}|{{.HostConfig.SecurityOpt}}")
         .arg(container)
-        .output()
+        .bounded_output()
         .expect("run docker inspect");
     let text = String::from_utf8_lossy(&output.stdout).trim().to_string();
     let mut parts = text.splitn(3, '|');
@@ -754,7 +754,7 @@ fn hostile_passwords_are_escaped_in_every_shipped_template() {
                     let out = std::process::Command::new("bash")
                         .arg("-c")
                         .arg(format!("{line}\nprintf %s \"${var}\""))
-                        .output()
+                        .bounded_output()
                         .unwrap();
                     let value = String::from_utf8_lossy(&out.stdout).to_string();
                     if var.ends_with("PASSWORD") {
@@ -931,7 +931,7 @@ services:
     let exec = |path: &str| {
         let output = std::process::Command::new("docker")
             .args(["exec", &d.container("app"), "cat", path])
-            .output()
+            .bounded_output()
             .unwrap();
         assert!(output.status.success(), "{}", describe(&output));
         String::from_utf8_lossy(&output.stdout).to_string()

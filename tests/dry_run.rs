@@ -203,7 +203,7 @@ fn output_into_a_closed_pipe_neither_panics_nor_stops_the_work() {
         let output = d
             .command("deploy", args)
             .stdout(std::process::Stdio::from(writer))
-            .output()
+            .bounded_output()
             .expect("run kolla");
         let said = stderr(&output);
         assert_eq!(output.status.code(), Some(0), "{args:?}: {said}");

@@ -11,7 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{describe, kolla_command, stderr, stdout_of};
+use common::{Bounded, describe, kolla_command, stderr, stdout_of};
 
 /// The passwords of these tests, each with a part no message has by chance.
 /// One holds characters every escaping changes; one reads as a number
@@ -73,7 +73,7 @@ impl Files {
                 .arg(root.join("compose"))
                 .arg("--dry-run");
         }
-        command.output().expect("run the kolla binary")
+        command.bounded_output().expect("run the kolla binary")
     }
 }
 
@@ -689,7 +689,7 @@ fn a_failed_write_is_named_a_write_and_leaves_the_file_as_it_was() {
         .arg("trap '' XFSZ; ulimit -f 0; exec \"$0\" --config-dir \"$1\" genpwd")
         .arg(env!("CARGO_BIN_EXE_kolla"))
         .arg(files.path("config"))
-        .output()
+        .bounded_output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
     let said = stderr(&output);

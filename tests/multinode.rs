@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::{Cluster, Deployment, TestNode, describe, expect_exit, stdout_of, swap_deployment};
+use common::{
+    Bounded, Cluster, Deployment, TestNode, describe, expect_exit, stdout_of, swap_deployment,
+};
 
 /// The swap fixture on every node of a fresh 3-node cluster, images built
 /// here at `tags`.
@@ -230,7 +232,7 @@ fn a_certificate_from_another_authority_is_refused_with_a_clear_error() {
         .arg(&inventory)
         .arg("--dir")
         .arg(&other)
-        .output()
+        .bounded_output()
         .expect("run kolla certs");
     assert!(made.status.success(), "{}", describe(&made));
     let text = std::fs::read_to_string(&inventory)
@@ -264,7 +266,7 @@ fn over_ssh_a_known_host_deploys_and_an_unknown_host_key_is_refused() {
     let output = d
         .command("deploy", &[])
         .env("KOLLA_SSH_CONFIG", &unknown)
-        .output()
+        .bounded_output()
         .expect("run kolla");
     let err = expect_exit(&output, 1, &["over ssh", "Host key verification failed"]);
     assert!(err.contains("node n1") && err.contains("node n2"), "{err}");
@@ -277,7 +279,7 @@ fn over_ssh_a_known_host_deploys_and_an_unknown_host_key_is_refused() {
         let output = d
             .command(verb, &[])
             .env("KOLLA_SSH_CONFIG", &known)
-            .output()
+            .bounded_output()
             .expect("run kolla");
         assert!(output.status.success(), "{verb}: {}", describe(&output));
     }

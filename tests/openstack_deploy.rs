@@ -15,7 +15,7 @@ mod network;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{Deployment, Reply, Sandbox, describe, eventually};
+use common::{Bounded, Deployment, Reply, Sandbox, describe, eventually};
 
 const BASE_IMAGE: &str = "debian:bookworm";
 /// Every port the all-in-one binds on the host.
@@ -574,7 +574,7 @@ fn an_upload_in_flight_completed(token: &str, old: &str, (bytes, since, upload):
 fn unix_time(stamp: &str) -> f64 {
     let output = std::process::Command::new("date")
         .args(["-u", "+%s.%N", "-d", stamp])
-        .output()
+        .bounded_output()
         .expect("date runs");
     common::stdout_of(&output)
         .trim()
@@ -730,7 +730,7 @@ fn the_real_client_reaches_the_cloud(d: &Deployment) {
         .env("OS_CLOUD", "kolla-admin")
         .env("OS_CLIENT_CONFIG_FILE", &clouds)
         .args(["image", "list", "-f", "json"])
-        .output()
+        .bounded_output()
         .expect("the openstack client (tools/setup installs python3-openstackclient)");
     assert!(images.status.success(), "{}", describe(&images));
     assert!(
@@ -746,11 +746,16 @@ fn the_real_client_reaches_the_cloud(d: &Deployment) {
             ". {} && openstack token issue -f value -c id",
             openrc.display()
         ))
-        .output()
+        .bounded_output()
         .expect("bash");
     assert!(token.status.success(), "{}", describe(&token));
     assert!(!common::stdout_of(&token).trim().is_empty());
-    let uid = common::stdout_of(&std::process::Command::new("id").arg("-u").output().unwrap());
+    let uid = common::stdout_of(
+        &std::process::Command::new("id")
+            .arg("-u")
+            .bounded_output()
+            .unwrap(),
+    );
     let services = common::docker(&[
         "run",
         "--rm",

@@ -9,7 +9,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use common::{describe, kolla_command};
+use common::{Bounded, describe, kolla_command};
 
 fn mode_of(path: &Path) -> u32 {
     std::fs::metadata(path)
@@ -35,7 +35,7 @@ fn post_deploy_writes_the_admin_files_for_the_controller_0600() {
             .arg("--config-dir")
             .arg(config)
             .args(args)
-            .output()
+            .bounded_output()
             .expect("run kolla")
     };
     // No password yet: says where it looked and what makes one.
@@ -70,7 +70,7 @@ fn post_deploy_writes_the_admin_files_for_the_controller_0600() {
             ". {} && echo \"$OS_AUTH_URL $OS_USERNAME $OS_PASSWORD\"",
             openrc.display()
         ))
-        .output()
+        .bounded_output()
         .expect("run bash");
     assert_eq!(
         common::stdout_of(&sourced).trim(),

@@ -15,8 +15,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    Cluster, Pending, SilentEngine, describe, expect_exit, half_answer_counted, kolla_command,
-    run_within, swap_deployment,
+    Bounded, Cluster, Pending, SilentEngine, describe, expect_exit, half_answer_counted,
+    kolla_command, run_within, swap_deployment,
 };
 
 /// Engines that never answer: one loopback listener per node, which
@@ -220,7 +220,7 @@ fn changed_keys(scanned: &str, dir: &std::path::Path) -> String {
             let made = Command::new("ssh-keygen")
                 .args(["-q", "-t", short, "-N", "", "-f"])
                 .arg(&key)
-                .output()
+                .bounded_output()
                 .expect("run ssh-keygen");
             assert!(made.status.success(), "{}", describe(&made));
         }
@@ -264,7 +264,7 @@ fn over_ssh_a_node_whose_host_key_changed_is_refused() {
             .arg(cluster.dir.path().join("state"))
             .args(["ps", "-i"])
             .arg(&inventory)
-            .output()
+            .bounded_output()
             .expect("run kolla")
     };
     let output = ps(&changed);
@@ -294,7 +294,7 @@ fn a_swap_left_half_done_exits_3_and_recover_settles_it() {
     let upgrade = d.command("upgrade", &["web", "--tag", "8.0.0"]);
     let upgrade = std::thread::spawn(move || {
         let mut upgrade = upgrade;
-        upgrade.output().expect("run kolla")
+        upgrade.bounded_output().expect("run kolla")
     });
     let helper = d.container("web.kolla-swap");
     let started = Instant::now();
@@ -369,7 +369,7 @@ fn drain_a_stand_in(stubborn: bool, timeout: &str) -> (Duration, String, i32) {
     let stopped = Instant::now();
     let term = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
-        .status()
+        .bounded_status()
         .expect("run kill");
     assert!(term.success());
     let deadline = stopped + Duration::from_secs(40);
@@ -409,7 +409,7 @@ fn glance_api_drain_waits_for_its_workers_no_longer_than_its_timeout() {
     let (took, said, worker) = drain_a_stand_in(true, "2");
     let alive = Command::new("kill")
         .args(["-KILL", &worker.to_string()])
-        .status()
+        .bounded_status()
         .expect("run kill");
     assert!(
         alive.success(),

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{Deployment, describe, expect_exit, free_port};
+use common::{Bounded, Deployment, describe, expect_exit, free_port};
 
 /// A registry on loopback that accepts only `user` with `password`.
 struct AuthRegistry {
@@ -27,7 +27,7 @@ impl AuthRegistry {
                 "import crypt, sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))",
                 password,
             ])
-            .output()
+            .bounded_output()
             .expect("python3 for a bcrypt hash");
         assert!(hashed.status.success(), "{}", describe(&hashed));
         let hash = String::from_utf8_lossy(&hashed.stdout).trim().to_string();
@@ -97,7 +97,7 @@ fn pushes_and_pulls_use_the_operators_registry_login() {
         d.images
             .build_command(&["^fx-base$", "--registry", &registry.address, "--push"])
             .env("DOCKER_CONFIG", config)
-            .output()
+            .bounded_output()
             .expect("run kolla build")
     };
     let refused = push(bad.path());
@@ -114,7 +114,7 @@ fn pushes_and_pulls_use_the_operators_registry_login() {
         d.command("deploy", &[])
             .env("IMAGE", &image)
             .env("DOCKER_CONFIG", config)
-            .output()
+            .bounded_output()
             .expect("run kolla deploy")
     };
     let output = deploy(bad.path());

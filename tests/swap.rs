@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Deployment, describe, docker, expect_exit, said_at, stderr, volume_exists};
+use common::{Bounded, Deployment, describe, docker, expect_exit, said_at, stderr, volume_exists};
 
 fn setup(name: &str, tags: &[&str]) -> Deployment {
     common::swap_deployment(name, tags)
@@ -174,7 +174,7 @@ fn failed_upgrades_leave_v1_serving_and_the_data_intact() {
     let output = d
         .command("upgrade", &["web"])
         .env("FAIL_BOOTSTRAP", "yes")
-        .output()
+        .bounded_output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
     assert!(

@@ -4,6 +4,7 @@
 //! data. Dropping it removes exactly the containers and volumes labelled
 //! with its project.
 
+use super::Bounded;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -140,7 +141,7 @@ impl Deployment {
 
     pub fn kolla(&self, verb: &str, args: &[&str]) -> Output {
         self.command(verb, args)
-            .output()
+            .bounded_output()
             .expect("run the kolla binary")
     }
 
@@ -301,7 +302,7 @@ pub fn assert_no_secret_shown(d: &Deployment, secrets: &[&str], texts: &[(&str, 
     let inspect = Command::new("docker")
         .arg("inspect")
         .args(&ids)
-        .output()
+        .bounded_output()
         .expect("run docker inspect");
     assert!(inspect.status.success(), "{}", describe(&inspect));
     let inspected = String::from_utf8_lossy(&inspect.stdout).to_string();

@@ -3,7 +3,8 @@
 //! of its own on the engine, and what tests check of it), `http` (a plain
 //! client for what the services serve), `nodes` (test nodes with engines
 //! of their own), `openstack` (what the heavy tests ask of a real cloud),
-//! `events` (what the engine did while a test ran), `silent` (engines that
+//! `events` (what the engine did while a test ran), `bounded` (every
+//! command a test runs, killed and named if it hangs), `silent` (engines that
 //! never answer, or stop answering after the handshake),
 //! and here the engine, the kolla binary and the checks of
 //! its output.
@@ -15,6 +16,7 @@
 
 #![allow(dead_code, unused_imports)]
 
+mod bounded;
 mod deployment;
 mod events;
 mod gated;
@@ -24,6 +26,7 @@ mod openstack;
 mod sandbox;
 mod silent;
 
+pub use bounded::*;
 pub use deployment::*;
 pub use events::*;
 pub use gated::*;
@@ -168,7 +171,7 @@ pub fn expect_exit(output: &Output, code: i32, phrases: &[&str]) -> String {
 pub fn docker(args: &[&str]) -> Output {
     Command::new("docker")
         .args(args)
-        .output()
+        .bounded_output()
         .expect("run the docker CLI")
 }
 

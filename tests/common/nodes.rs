@@ -9,6 +9,7 @@
 //! certificates) is named for the test and removed when the `Cluster` is
 //! dropped.
 
+use super::Bounded;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
@@ -168,7 +169,7 @@ impl Cluster {
             .arg(&inventory)
             .arg("--dir")
             .arg(&cluster.certs)
-            .output()
+            .bounded_output()
             .expect("run kolla certs");
         assert!(output.status.success(), "{}", describe(&output));
         for node in &cluster.nodes {
@@ -212,7 +213,7 @@ impl Cluster {
         args.push(image.to_string());
         let started = Command::new("docker")
             .args(&args)
-            .output()
+            .bounded_output()
             .expect("docker run");
         assert!(started.status.success(), "{}", describe(&started));
         let address = docker(&[
@@ -340,7 +341,7 @@ impl Cluster {
             let made = Command::new("ssh-keygen")
                 .args(["-q", "-t", "ed25519", "-N", "", "-f"])
                 .arg(&key)
-                .output()
+                .bounded_output()
                 .expect("run ssh-keygen");
             assert!(made.status.success(), "{}", describe(&made));
             let public = format!("{}.pub", key.display());
@@ -364,7 +365,7 @@ impl Cluster {
             for node in &self.nodes {
                 let scanned = Command::new("ssh-keyscan")
                     .args(["-T", "5", &node.address])
-                    .output()
+                    .bounded_output()
                     .expect("run ssh-keyscan");
                 keys.push_str(&String::from_utf8_lossy(&scanned.stdout));
             }

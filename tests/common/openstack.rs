@@ -4,6 +4,7 @@
 //! client (`openstack`, Debian's python3-openstackclient), libvirt's
 //! running guests, and changed images to upgrade to.
 
+use super::Bounded;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -198,7 +199,7 @@ pub fn openstack(host: &str, password: &str, args: &[&str]) -> Output {
         .env("OS_USER_DOMAIN_ID", "default")
         .env("OS_PROJECT_DOMAIN_ID", "default")
         .args(args)
-        .output();
+        .bounded_output();
     output.unwrap_or_else(|e| {
         panic!(
             "cannot run the openstack client ({e}): tools/setup installs python3-openstackclient"

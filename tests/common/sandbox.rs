@@ -9,6 +9,7 @@
 //! cached layer from under another's build. The run removes them at its
 //! end (tools/test, by the run's id in KOLLA_TEST_RUN).
 
+use super::Bounded;
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -129,7 +130,7 @@ impl Sandbox {
     /// `kolla build` on this sandbox's tree and namespace, with `args` after.
     pub fn build(&self, args: &[&str]) -> Output {
         self.build_command(args)
-            .output()
+            .bounded_output()
             .expect("run the kolla binary")
     }
 

@@ -10,7 +10,7 @@
 use std::process::Output;
 use std::time::Instant;
 
-use super::common::{self, Cli, Deployment, describe, eventually};
+use super::common::{self, Bounded, Cli, Deployment, describe, eventually};
 
 /// The provider network of the test: TEST-NET-2 (TEST-NET-3 is routed on
 /// some machines, and an address there on the node cuts them off), reached from the node
@@ -303,7 +303,7 @@ fn boot(cli: &Cli, names: &Names, net: &Network) -> String {
 fn answers_ping(address: &str) -> bool {
     std::process::Command::new("busybox")
         .args(["ping", "-c", "1", "-W", "2", address])
-        .output()
+        .bounded_output()
         .map(|o| o.status.success())
         .unwrap_or(false)
 }
@@ -341,7 +341,7 @@ pub fn remove_provider_veth() {
 fn ip(args: &[&str]) -> Output {
     std::process::Command::new("ip")
         .args(args)
-        .output()
+        .bounded_output()
         .expect("iproute2's ip")
 }
 
@@ -364,7 +364,7 @@ impl Pinger {
                 sent += 1;
                 let answered = std::process::Command::new("busybox")
                     .args(["ping", "-c", "1", "-W", "1", &address])
-                    .output()
+                    .bounded_output()
                     .map(|o| o.status.success())
                     .unwrap_or(false);
                 if answered {
