@@ -75,6 +75,9 @@ fn a_cloud_over_two_nodes_keeps_a_guest_on_each_compute_node_through_a_rolling_u
         matches!(waves, (Some(a), Some(b)) if a < b),
         "the controller is not deployed first:\n{said}"
     );
+    // Where a node's deploy spends its time (copies, waits on health),
+    // for the CI log.
+    eprintln!("kolla deploy said:\n{said}");
     let password = common::admin_password(&d.images.config_dir);
 
     // The real client sees both compute nodes as hypervisors, up.

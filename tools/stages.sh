@@ -8,6 +8,9 @@
 #   stage_table             one line per stage and the total
 #   stage_budget SECONDS    end the whole run, saying what it was running,
 #                           if it lasts longer than SECONDS
+#   stage_cpu_watch         note the machine's CPU use each minute, which
+#                           stage_table prints (where the run left cores
+#                           idle, and where it queued for them)
 #
 # A stage named in the array stage_limit (stage_limit[NAME]=SECONDS, set by
 # the caller) that runs longer is ended: what it was running (the test
@@ -129,6 +132,30 @@ stage_table() {
     echo "== stage times (wall clock; stages run side by side overlap)"
     awk '{ printf "  %-30s %6ds  %s\n", $1, $2, $3 }' "$KOLLA_STAGE_LOG"
     printf '  %-30s %6ds\n' total "$(( $(date +%s) - KOLLA_STAGE_T0 ))"
+    if [ -n "${stage_cpu_pid:-}" ]; then
+        # shellcheck disable=SC2046
+        kill $(stage_tree "$stage_cpu_pid") 2>/dev/null || true
+        echo "== CPU busy, % of all cores, each minute from the start:"
+        fold -w 72 -s <<<"  $(paste -sd' ' - <"$stage_dir/cpu" 2>/dev/null)"
+    fi
+}
+
+# Busy and total jiffies of all cores since boot.
+stage_cpu_sample() {
+    awk '/^cpu / { total = 0; for (i = 2; i <= 9; i++) total += $i; print total, $5 + $6 }' /proc/stat
+}
+
+stage_cpu_watch() {
+    : >"$stage_dir/cpu"
+    (
+        read -r total0 idle0 < <(stage_cpu_sample)
+        while sleep 60; do
+            read -r total idle < <(stage_cpu_sample)
+            echo $((100 - 100 * (idle - idle0) / (total - total0 + 1))) >>"$stage_dir/cpu"
+            total0=$total idle0=$idle
+        done
+    ) &
+    stage_cpu_pid=$!
 }
 
 # The whole run's limit: past it, what runs is printed and ended, and the
