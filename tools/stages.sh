@@ -168,7 +168,7 @@ stage_budget() { # SECONDS
         # Everything under the run but this watchdog.
         local mine=$BASHPID child
         for child in $(ps -o pid= --ppid "$run"); do
-            [ "$child" = "$mine" ] || stage_end_tree "$child" "the run went past its limit of $1 s"
+            [ "$child" = "$mine" ] || [ "$child" = "${stage_cpu_pid:-}" ] || stage_end_tree "$child" "the run went past its limit of $1 s"
         done
     ) &
     stage_budget_pid=$!
