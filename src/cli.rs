@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::config::release::Release;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "kolla",
@@ -176,6 +178,11 @@ pub struct UpgradeArgs {
     #[arg(long)]
     pub tag: Option<String>,
 
+    /// OpenStack release to upgrade to (overrides globals.yml
+    /// `openstack_release`; the tag follows it unless set).
+    #[arg(long, value_name = "RELEASE")]
+    pub release: Option<Release>,
+
     /// Allow a tag that is a lower semantic version than the running one.
     #[arg(long)]
     pub allow_downgrade: bool,
@@ -285,6 +292,11 @@ pub struct DeployArgs {
     #[arg(long)]
     pub remove_orphans: bool,
 
+    /// OpenStack release to deploy (overrides globals.yml
+    /// `openstack_release`; the tag follows it unless set).
+    #[arg(long, value_name = "RELEASE")]
+    pub release: Option<Release>,
+
     #[command(flatten)]
     pub gate: GateArgs,
 }
@@ -378,6 +390,11 @@ pub struct BuildArgs {
     /// Image tag (overrides globals.yml `tag`).
     #[arg(long)]
     pub tag: Option<String>,
+
+    /// OpenStack release to build (overrides globals.yml
+    /// `openstack_release`; the tag and base image follow it unless set).
+    #[arg(long, value_name = "RELEASE")]
+    pub release: Option<Release>,
 
     /// Repository namespace (overrides globals.yml `namespace`).
     #[arg(long)]
@@ -476,6 +493,28 @@ mod tests {
             assert!(err.to_string().contains(flag), "{arg}: {err}");
             // Usage errors exit 2.
             assert_eq!(err.exit_code(), 2, "{arg}");
+        }
+    }
+
+    #[test]
+    fn the_release_flag_takes_a_known_release_only() {
+        let Command::Deploy(args) = deploy(&["--release", "epoxy"]).unwrap().command else {
+            panic!("not a deploy");
+        };
+        assert_eq!(args.release, Some(Release::Epoxy));
+        let err = deploy(&["--release", "caracal"]).unwrap_err().to_string();
+        assert!(
+            err.contains("--release") && err.contains("zed, epoxy"),
+            "{err}"
+        );
+        for verb in ["build", "upgrade"] {
+            let argv = ["kolla", verb, "--release", "zed", "glance-api"];
+            let argv = if verb == "build" {
+                &argv[..4]
+            } else {
+                &argv[..]
+            };
+            assert!(Cli::try_parse_from(argv).is_ok(), "{verb}");
         }
     }
 

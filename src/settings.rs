@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::{BuildArgs, Cli};
 use crate::config::inventory::Node;
+use crate::config::release::Release;
 use crate::config::{ConfigError, Globals, globals};
 use crate::credentials::CredentialsError;
 use crate::engine::{Deadlines, Endpoint, TlsFiles};
@@ -132,26 +133,25 @@ impl Settings {
         self.config_dir.join(globals::GLOBALS_FILE)
     }
 
-    /// These settings with `--tag` in place of globals.yml's `tag`.
-    pub fn with_tag(&self, tag: Option<&str>) -> Result<Settings, ConfigError> {
+    /// These settings with `--release` and `--tag` in place of
+    /// globals.yml's (a tag given wins over the release's own).
+    pub fn with_release_and_tag(
+        &self,
+        release: Option<Release>,
+        tag: Option<&str>,
+    ) -> Result<Settings, ConfigError> {
         let mut settings = self.clone();
-        if let Some(tag) = tag {
-            settings.globals.tag = tag.to_string();
-            settings.globals.validate(Path::new("--tag"))?;
-        }
+        settings.globals = apply_release_and_tag(settings.globals, release, tag)?;
         Ok(settings)
     }
 
     /// Globals for `kolla build`: the command line's image overrides
     /// applied and validated, and `--push` checked against a registry.
     pub fn build_globals(&self, args: &BuildArgs) -> Result<Globals, ConfigError> {
-        let mut globals = self.globals.clone();
         // One flag at a time, so an error names the flag that caused it
         // (globals.yml itself was checked as it was read).
-        if let Some(tag) = &args.tag {
-            globals.tag = tag.clone();
-            globals.validate(Path::new("--tag"))?;
-        }
+        let mut globals =
+            apply_release_and_tag(self.globals.clone(), args.release, args.tag.as_deref())?;
         if let Some(namespace) = &args.namespace {
             globals.namespace = namespace.clone();
             globals.validate(Path::new("--namespace"))?;
@@ -161,7 +161,7 @@ impl Settings {
             globals.validate(Path::new("--registry"))?;
         }
         if let Some(base) = &args.base_image {
-            globals.base_image = base.clone();
+            globals.set_base_image(base);
             globals.validate(Path::new("--base-image"))?;
         }
         let origin = self.globals_file();
@@ -219,6 +219,23 @@ impl Settings {
     }
 }
 
+/// `--release`, then `--tag`, each checked under its flag's name.
+fn apply_release_and_tag(
+    mut globals: Globals,
+    release: Option<Release>,
+    tag: Option<&str>,
+) -> Result<Globals, ConfigError> {
+    if let Some(release) = release {
+        globals.set_release(release);
+        globals.validate(Path::new("--release"))?;
+    }
+    if let Some(tag) = tag {
+        globals.set_tag(tag);
+        globals.validate(Path::new("--tag"))?;
+    }
+    Ok(globals)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +247,22 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         )
+    }
+
+    #[test]
+    fn the_release_flag_moves_the_tag_unless_a_tag_is_given() {
+        let globals =
+            apply_release_and_tag(Globals::default(), Some(Release::Epoxy), None).unwrap();
+        assert_eq!(
+            (globals.tag.as_str(), globals.base_image.as_str()),
+            ("epoxy", "debian:trixie")
+        );
+        let globals =
+            apply_release_and_tag(Globals::default(), Some(Release::Epoxy), Some("31.0.1"))
+                .unwrap();
+        assert_eq!(globals.tag, "31.0.1");
+        let err = apply_release_and_tag(Globals::default(), None, Some("a b")).unwrap_err();
+        assert!(err.to_string().starts_with("--tag:"), "{err}");
     }
 
     #[test]

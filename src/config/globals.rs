@@ -9,6 +9,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
+use super::release::Release;
 use super::{ConfigError, names, reference};
 
 /// The file name looked up inside `--config-dir`.
@@ -23,13 +24,17 @@ pub struct Globals {
     pub registry: Option<String>,
     /// Repository path under the registry, e.g. `kolla`.
     pub namespace: String,
-    /// Tag given to every image of one build.
+    /// Tag given to every image of one build (by default the release's
+    /// name).
     pub tag: String,
-    /// The image the tree's root (`base`) starts from.
+    /// The image the tree's root (`base`) starts from (by default the
+    /// release's Debian suite, as tools/make-base-image names it).
     pub base_image: String,
     pub base_distro: String,
+    /// The Debian suite the base image is (by default the release's).
     pub base_distro_release: String,
-    pub openstack_release: String,
+    /// The OpenStack release the tree builds and the deployment runs.
+    pub openstack_release: Release,
     /// `binary`: services come from the distribution's packages.
     pub install_type: String,
     pub maintainer: String,
@@ -48,19 +53,41 @@ pub struct Globals {
     /// on every node reach the database, the message queue, memcached and
     /// Keystone. Loopback for an all-in-one.
     pub internal_address: String,
+    /// Which of the values the release implies were set in globals.yml or
+    /// by a flag, so that a change of release leaves them be.
+    #[serde(skip)]
+    pub pinned: Pinned,
+}
+
+/// The values `openstack_release` implies that were set explicitly.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Pinned {
+    pub tag: bool,
+    pub base_image: bool,
+    pub base_distro_release: bool,
+}
+
+/// Which of those keys a globals.yml writes (any value; the value itself
+/// is read, and checked, as part of `Globals`).
+#[derive(Deserialize)]
+struct GivenKeys {
+    tag: Option<serde::de::IgnoredAny>,
+    base_image: Option<serde::de::IgnoredAny>,
+    base_distro_release: Option<serde::de::IgnoredAny>,
 }
 
 impl Default for Globals {
     fn default() -> Self {
         let profile = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
+        let release = Release::Zed;
         Globals {
             registry: None,
             namespace: "kolla".into(),
-            tag: "zed".into(),
-            base_image: "debian:bookworm".into(),
+            tag: release.default_tag().into(),
+            base_image: release.base_image(),
             base_distro: "debian".into(),
-            base_distro_release: "bookworm".into(),
-            openstack_release: "zed".into(),
+            base_distro_release: release.debian_suite().into(),
+            openstack_release: release,
             install_type: "binary".into(),
             maintainer: "kolla project".into(),
             profiles: BTreeMap::from([
@@ -78,6 +105,7 @@ impl Default for Globals {
             container_prefix: String::new(),
             swap_helper: true,
             internal_address: "127.0.0.1".into(),
+            pinned: Pinned::default(),
         }
     }
 }
@@ -136,21 +164,63 @@ impl Globals {
     /// Parse globals from YAML text; `path` is only used in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Globals, ConfigError> {
         // An empty file (or one holding only comments) means all defaults.
+        let yaml_error = |e: serde_saphyr::Error| ConfigError::Yaml {
+            path: path.to_path_buf(),
+            message: crate::config::yaml::error_text(&e, text),
+        };
         let globals: Globals = if text.lines().all(|l| {
             let l = l.trim();
             l.is_empty() || l.starts_with('#') || l == "---"
         }) {
             Globals::default()
         } else {
-            serde_saphyr::from_str(text).map_err(|e| ConfigError::Yaml {
-                path: path.to_path_buf(),
-                message: crate::config::yaml::error_text(&e, text),
-            })?
+            let mut globals: Globals = serde_saphyr::from_str(text).map_err(yaml_error)?;
+            let given: GivenKeys = serde_saphyr::from_str(text).map_err(yaml_error)?;
+            globals.pinned = Pinned {
+                tag: given.tag.is_some(),
+                base_image: given.base_image.is_some(),
+                base_distro_release: given.base_distro_release.is_some(),
+            };
+            globals.follow_release();
+            globals
         };
         globals
             .validate(path)
             .map_err(|e| at_line_of_key(e, text))?;
         Ok(globals)
+    }
+
+    /// Give the values the release implies to those not set explicitly.
+    fn follow_release(&mut self) {
+        let release = self.openstack_release;
+        if !self.pinned.tag {
+            self.tag = release.default_tag().into();
+        }
+        if !self.pinned.base_image {
+            self.base_image = release.base_image();
+        }
+        if !self.pinned.base_distro_release {
+            self.base_distro_release = release.debian_suite().into();
+        }
+    }
+
+    /// These globals for `release` (`--release`): the tag, base image and
+    /// suite follow it, unless globals.yml or a flag set them.
+    pub fn set_release(&mut self, release: Release) {
+        self.openstack_release = release;
+        self.follow_release();
+    }
+
+    /// `--tag`: this tag, whatever the release.
+    pub fn set_tag(&mut self, tag: &str) {
+        self.tag = tag.to_string();
+        self.pinned.tag = true;
+    }
+
+    /// `--base-image`: this base, whatever the release.
+    pub fn set_base_image(&mut self, image: &str) {
+        self.base_image = image.to_string();
+        self.pinned.base_image = true;
     }
 
     /// Check every value that ends up in an image reference against
@@ -203,6 +273,14 @@ impl Globals {
             return Err(invalid(format!(
                 "container_prefix {:?} may use only letters, digits, '_', '.', '-'",
                 self.container_prefix
+            )));
+        }
+        let release = self.openstack_release;
+        if self.base_distro_release != release.debian_suite() {
+            return Err(invalid(format!(
+                "base_distro_release {:?}: openstack_release {release} comes from Debian {}; leave base_distro_release out, or pick the release that suite carries",
+                self.base_distro_release,
+                release.debian_suite()
             )));
         }
         self.validate_engine_names().map_err(invalid)?;
@@ -264,7 +342,7 @@ impl Globals {
             ("IMAGE_PREFIX".to_string(), self.image_prefix()),
             (
                 "OPENSTACK_RELEASE".to_string(),
-                self.openstack_release.clone(),
+                self.openstack_release.to_string(),
             ),
             ("PROJECT".to_string(), self.project.clone()),
             (
@@ -311,6 +389,66 @@ mod tests {
             "127.0.0.1:4000/kolla/glance-api:1.2.3"
         );
         assert_eq!(g.namespace, Globals::default().namespace);
+    }
+
+    #[test]
+    fn a_release_brings_its_tag_base_image_and_suite() {
+        let g = parse("openstack_release: epoxy\n").unwrap();
+        assert_eq!(g.openstack_release, Release::Epoxy);
+        assert_eq!(g.tag, "epoxy");
+        assert_eq!(g.base_image, "debian:trixie");
+        assert_eq!(g.base_distro_release, "trixie");
+        assert_eq!(g.compose_variables()["OPENSTACK_RELEASE"], "epoxy");
+        let zed = parse("namespace: k\n").unwrap();
+        assert_eq!(
+            (zed.tag.as_str(), zed.base_image.as_str()),
+            ("zed", "debian:bookworm")
+        );
+    }
+
+    #[test]
+    fn a_tag_or_base_image_written_in_the_file_stays_whatever_the_release() {
+        let mut g = parse(
+            "openstack_release: epoxy\ntag: \"31.0.1\"\nbase_image: mirror.local/debian:13\n",
+        )
+        .unwrap();
+        assert_eq!(g.tag, "31.0.1");
+        assert_eq!(g.base_image, "mirror.local/debian:13");
+        g.set_release(Release::Zed);
+        assert_eq!(g.tag, "31.0.1", "the file's tag stays");
+        assert_eq!(g.base_image, "mirror.local/debian:13");
+        assert_eq!(g.base_distro_release, "bookworm", "the suite follows");
+        let mut plain = parse("namespace: k\n").unwrap();
+        plain.set_release(Release::Epoxy);
+        assert_eq!(
+            (plain.tag.as_str(), plain.base_image.as_str()),
+            ("epoxy", "debian:trixie")
+        );
+        plain.set_tag("2.0.0");
+        plain.set_release(Release::Zed);
+        assert_eq!(plain.tag, "2.0.0", "a flag's tag stays too");
+    }
+
+    #[test]
+    fn a_suite_that_does_not_carry_the_release_is_refused_at_its_line() {
+        let err = parse("openstack_release: epoxy\nbase_distro_release: bookworm\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("globals.yml: line 2: base_distro_release"),
+            "{err}"
+        );
+        assert!(err.contains("epoxy comes from Debian trixie"), "{err}");
+        assert!(parse("openstack_release: zed\nbase_distro_release: bookworm\n").is_ok());
+    }
+
+    #[test]
+    fn an_unknown_release_names_the_known_ones() {
+        let err = parse("tag: x\nopenstack_release: caracal\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("globals.yml:"), "{err}");
+        assert!(err.contains("caracal") && err.contains("epoxy"), "{err}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod inventory;
 pub mod names;
 pub mod passwords;
 pub mod reference;
+pub mod release;
 pub mod yaml;
 
 pub use globals::Globals;

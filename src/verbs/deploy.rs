@@ -19,6 +19,7 @@ use crate::progress::say;
 use crate::settings::Settings;
 
 pub async fn deploy(settings: &Settings, args: DeployArgs) -> anyhow::Result<Outcome> {
+    let settings = &settings.with_release_and_tag(args.release, None)?;
     let inventory = targets::load_nodes(&args.nodes)?;
     let targets = resolve(&inventory, settings, &args.nodes)?;
     // Read once for every node; a dry run pulls nothing.

@@ -17,7 +17,7 @@ use crate::deploy::pipeline::{self, Intent, SwapLog};
 use crate::settings::Settings;
 
 pub async fn upgrade(settings: &Settings, args: UpgradeArgs) -> anyhow::Result<Outcome> {
-    let settings = &settings.with_tag(args.tag.as_deref())?;
+    let settings = &settings.with_release_and_tag(args.release, args.tag.as_deref())?;
     let inventory = targets::load_nodes(&args.nodes)?;
     let targets = resolve(&inventory, settings, &args.nodes)?;
     check_upgrade(&targets, &args)?;
