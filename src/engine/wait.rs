@@ -180,16 +180,7 @@ impl Engine {
             return Ok(outcome);
         }
         let has_healthcheck = status.has_healthcheck;
-        // Its own check, run here until it passes (see the module's
-        // header); waits that are not health gates never finish it.
-        let probing = async {
-            match (&status.check, up_window) {
-                (Some((command, limit)), Some(_)) if has_healthcheck => {
-                    self.passes_its_check(name, command, *limit).await
-                }
-                _ => std::future::pending().await,
-            }
-        };
+        let probing = self.gate_probe(name, &status, up_window.is_some());
         tokio::pin!(probing);
         // Without a healthcheck "up" means still running when the window
         // closes; with one, the window does not apply.
@@ -233,23 +224,42 @@ impl Engine {
                 }
                 Ok(Some(Ok(event))) => event,
             };
-            let action = event.action.unwrap_or_default();
-            if action == "die" {
-                let code = event
-                    .actor
-                    .and_then(|a| a.attributes)
-                    .and_then(|a| a.get("exitCode").and_then(|c| c.parse().ok()))
-                    .unwrap_or(-1);
-                return Ok(WaitOutcome::Exited(code));
-            }
-            if up_window.is_some() && has_healthcheck {
-                match action.as_str() {
-                    "health_status: healthy" => return Ok(WaitOutcome::Healthy),
-                    "health_status: unhealthy" => return Ok(WaitOutcome::Unhealthy),
-                    _ => {}
-                }
+            if let Some(outcome) = event_outcome(event, up_window.is_some() && has_healthcheck) {
+                return Ok(outcome);
             }
         }
+    }
+
+    /// A health gate's own run of the container's check (see the module's
+    /// header): finishes once it passes; never, for a wait that is not a
+    /// health gate or a container without a check.
+    async fn gate_probe(&self, name: &str, look: &Look, gate: bool) {
+        match &look.check {
+            Some((command, limit)) if gate && look.has_healthcheck => {
+                self.passes_its_check(name, command, *limit).await
+            }
+            _ => std::future::pending().await,
+        }
+    }
+}
+
+/// What one of the container's events ends a wait with: its death, or
+/// (`gated`: a health gate on a container with a healthcheck) the
+/// engine's verdict on its health. None: keep waiting.
+fn event_outcome(event: bollard::models::EventMessage, gated: bool) -> Option<WaitOutcome> {
+    let action = event.action.unwrap_or_default();
+    if action == "die" {
+        let code = event
+            .actor
+            .and_then(|a| a.attributes)
+            .and_then(|a| a.get("exitCode").and_then(|c| c.parse().ok()))
+            .unwrap_or(-1);
+        return Some(WaitOutcome::Exited(code));
+    }
+    match action.as_str() {
+        "health_status: healthy" if gated => Some(WaitOutcome::Healthy),
+        "health_status: unhealthy" if gated => Some(WaitOutcome::Unhealthy),
+        _ => None,
     }
 }
 
