@@ -114,10 +114,17 @@ fn deploy_is_idempotent_replaces_only_what_changed_and_keeps_data() {
     );
     assert_eq!(d.read_data("/data/boot.log"), "bootstrap\nbootstrap\n");
 
-    // ps --output json says what the engine says.
-    let output = d.kolla("ps", &["--output", "json"]);
-    assert!(output.status.success(), "{}", describe(&output));
-    let rows: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+    // ps --output json says what the engine says. kolla's gate ran the
+    // healthcheck itself; the engine's own first check comes an interval
+    // (1 s here) after the start, so its verdict is awaited, briefly.
+    let rows: Vec<serde_json::Value> =
+        common::eventually("the engine's own check of web", 10, || {
+            let output = d.kolla("ps", &["--output", "json"]);
+            assert!(output.status.success(), "{}", describe(&output));
+            let rows: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+            let web = rows.iter().find(|r| r["container"] == d.container("web"))?;
+            (web["health"] == "healthy").then_some(rows)
+        });
     let engine = d.containers();
     assert_eq!(rows.len(), engine.len());
     for row in &rows {
