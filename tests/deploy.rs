@@ -248,6 +248,50 @@ fn a_healthcheck_that_never_passes_fails_the_deploy_with_its_logs() {
     assert!(!d.containers().contains_key(&d.container("api")));
 }
 
+/// The gate runs the service's own check itself: with the engine's first
+/// check a minute after the start, and the check in the compose spec's
+/// string form (a shell line), web is gated, and the services that wait
+/// for it healthy are started, long before the engine has looked.
+#[test]
+fn the_gate_runs_the_check_itself_not_waiting_for_the_engines_interval() {
+    let d = Deployment::new("selfprobe");
+    let file = d.compose_dir.join("controller.yml");
+    let text = std::fs::read_to_string(&file).unwrap().replace(
+        "      test: [CMD, wget, -q, -O, /dev/null, \"http://127.0.0.1:${WEB_PORT}/index.html\"]\n      interval: 1s",
+        "      test: \"wget -q -O /dev/null http://127.0.0.1:${WEB_PORT}/index.html || exit 1\"\n      interval: 60s",
+    );
+    assert!(
+        text.contains("interval: 60s"),
+        "the fixture changed:\n{text}"
+    );
+    std::fs::write(&file, text).unwrap();
+    let started = std::time::Instant::now();
+    let output = d.kolla("deploy", &[]);
+    let took = started.elapsed();
+    assert!(output.status.success(), "{}", describe(&output));
+    // What a client sees, at once: web, and api, which waited for web
+    // to be healthy.
+    assert!(http_get(d.env("WEB_PORT"), "/index.html").is_some());
+    assert_eq!(
+        http_get(d.env("API_PORT"), "/index.html").as_deref(),
+        Some("hello\n")
+    );
+    assert!(
+        took < std::time::Duration::from_secs(60),
+        "the deploy took {took:?}: it waited for the engine's first check"
+    );
+    // And the engine itself has not checked web yet: the gate's verdict
+    // was kolla's own run of the check.
+    let ps = d.kolla("ps", &["--output", "json"]);
+    assert!(ps.status.success(), "{}", describe(&ps));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&ps.stdout).unwrap();
+    let web = rows
+        .iter()
+        .find(|r| r["container"] == d.container("web"))
+        .expect("web in ps");
+    assert_eq!(web["health"], "starting", "{web}");
+}
+
 #[test]
 fn a_missing_image_stops_before_any_change() {
     let d = Deployment::new("noimage");
