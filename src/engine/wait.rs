@@ -232,12 +232,11 @@ impl Engine {
 
     /// A health gate's own run of the container's check (see the module's
     /// header): finishes once it passes; never, for a wait that is not a
-    /// health gate or a container without a check.
+    /// health gate or a container without a check (`check` is None for
+    /// `NONE`).
     async fn gate_probe(&self, name: &str, look: &Look, gate: bool) {
         match &look.check {
-            Some((command, limit)) if gate && look.has_healthcheck => {
-                self.passes_its_check(name, command, *limit).await
-            }
+            Some((command, limit)) if gate => self.passes_its_check(name, command, *limit).await,
             _ => std::future::pending().await,
         }
     }
