@@ -176,7 +176,7 @@ fn template_override_changes_output_and_rebuilds_only_that_image() {
     assert!(output.status.success(), "{}", describe(&output));
     let plain = std::fs::read_to_string(render_plain.join("fx-tool/Dockerfile")).unwrap();
     assert!(
-        plain.contains(&format!("FROM {}/fx-base:zed", sandbox.namespace)),
+        plain.contains(&format!("FROM {}", sandbox.image_ref("fx-base"))),
         "{plain}"
     );
     assert!(!plain.contains("overridden"), "{plain}");
@@ -206,7 +206,10 @@ fn template_override_changes_output_and_rebuilds_only_that_image() {
     assert!(output.status.success(), "{}", describe(&output));
     let over = std::fs::read_to_string(render_over.join("fx-tool/Dockerfile")).unwrap();
     assert!(
-        over.contains("RUN echo overridden zed > /override.txt"),
+        over.contains(&format!(
+            "RUN echo overridden {} > /override.txt",
+            sandbox.release.default_tag()
+        )),
         "{over}"
     );
     assert_eq!(
@@ -247,7 +250,7 @@ fn push_to_registry_and_pull_back_by_digest() {
         .as_str()
         .unwrap()
         .to_string();
-    let reference = format!("{}/{}/fx-tool:zed", common::REGISTRY, sandbox.namespace);
+    let reference = format!("{}/{}", common::REGISTRY, sandbox.image_ref("fx-tool"));
 
     // Drop every local copy, then pull by digest: the registry holds the
     // very image that was built.

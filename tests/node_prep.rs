@@ -19,7 +19,7 @@ fn the_shared_mount_job_shares_a_folder_and_the_check_reads_it_back() {
     let rt = common::runtime();
     assert!(
         rt.block_on(engine.image(IMAGE)).ok().flatten().is_some(),
-        "the jobs run in {IMAGE}: run tools/make-base-image (tools/test does)"
+        "the jobs run in {IMAGE}: run tools/make-base-image debian:bookworm (tools/test does)"
     );
     let folder = std::env::temp_dir()
         .join(common::unique_name("kolla test", "mount 'a\"b\\c"))

@@ -16,71 +16,22 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::{Bounded, Deployment, Reply, Sandbox, describe, eventually};
+use kolla::config::release::Release;
 
-const BASE_IMAGE: &str = "debian:bookworm";
 /// Every port the all-in-one binds on the host.
 const PORTS: &[u16] = &[3306, 5000, 5672, 8774, 8775, 8778, 9292, 9696, 11211];
 /// Where the all-in-one's APIs answer.
 const LOCAL: &str = "127.0.0.1";
 
+/// One all-in-one at a time: both bind the same host ports (tools/test
+/// runs them one after the other anyway; this is for a run by hand).
+static ALL_IN_ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 #[ignore = "heavy: builds and deploys real OpenStack services; tools/test runs it"]
 fn all_in_one_builds_deploys_and_serves_the_apis() {
-    common::phase("begin");
-    let images = Sandbox::for_project_images("aio", BASE_IMAGE);
-    assert!(
-        images.image(BASE_IMAGE).is_some(),
-        "the base image {BASE_IMAGE} is missing: run tools/make-base-image (tools/test does)"
-    );
-    for port in PORTS {
-        assert!(
-            std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok(),
-            "port {port} is taken: the all-in-one needs it free"
-        );
-    }
-    common::phase("build the image tree");
-    let (output, summary) = images.build_with_summary(&["--threads", "2"]);
-    assert!(output.status.success(), "{}", describe(&output));
-    let shipped = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/images"))
-        .unwrap()
-        .count();
-    let built = summary["images"].as_array().unwrap();
-    assert_eq!(built.len(), shipped, "{summary}");
-    // Built here, or found up to date in the heavy tests' cache.
-    assert!(
-        built
-            .iter()
-            .all(|i| i["status"] == "built" || i["status"] == "up_to_date"),
-        "{summary}"
-    );
-    common::phase("keystone-manage and eventlet checks");
-    keystone_manage_runs(&images);
-    eventlet_finishes_what_it_accepted(&images);
-
-    let globals = format!("namespace: {}\n", images.namespace);
-    let mut d = Deployment::of(images, "aio", "swap", &globals);
-    // A copy of the project's compose files: the test changes a config
-    // (a deploy must replace nova-libvirt), never the project's own.
-    d.compose_dir = d.images.dir.path().join("project-compose");
-    common::copy_tree(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("compose"),
-        &d.compose_dir,
-    );
-    d.env.clear();
-    std::fs::write(
-        &d.inventory,
-        "nodes:\n  aio:\n    roles: [controller, compute]\n    privileged: auto\n",
-    )
-    .unwrap();
-
-    let output = d.kolla("genpwd", &[]);
-    assert!(output.status.success(), "{}", describe(&output));
-    let output = d.kolla("prechecks", &[]);
-    assert!(output.status.success(), "{}", describe(&output));
-
-    common::phase("deploy");
-    let deployed = d.kolla("deploy", &["--health-timeout", "300"]);
-    assert!(deployed.status.success(), "{}", describe(&deployed));
+    let _one = ALL_IN_ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let (d, deployed) = deploy_the_all_in_one(Release::DEFAULT, "aio");
     let containers = d.containers();
     for service in [
         "mariadb",
@@ -95,11 +46,13 @@ fn all_in_one_builds_deploys_and_serves_the_apis() {
         "nova-libvirt",
         "nova-compute",
         "neutron-server",
-        "neutron-linuxbridge-agent",
         "neutron-dhcp-agent",
         "neutron-l3-agent",
         "neutron-metadata-agent",
-    ] {
+    ]
+    .iter()
+    .chain(switch_services(d.images.release))
+    {
         let (_, state) = &containers[&d.container(service)];
         assert_eq!(state, "running", "{service}");
     }
@@ -109,6 +62,7 @@ fn all_in_one_builds_deploys_and_serves_the_apis() {
     let passwords = std::fs::read_to_string(d.images.config_dir.join("passwords.yml")).unwrap();
     let admin = common::admin_password(&d.images.config_dir);
     common::phase("deployed; glance and nova checks");
+    assert_each_runs_its_release(&d);
     let token = admin_token(&admin).expect("keystone issues a token to admin");
     assert!(
         admin_token(&format!("{admin}-wrong")).is_none(),
@@ -191,7 +145,7 @@ fn all_in_one_builds_deploys_and_serves_the_apis() {
     common::phase("a guest outlives nova-compute's upgrade");
     a_guest_outlives_an_upgrade_of_nova_compute(&d, &token);
     common::phase("address and floating IP");
-    network::a_server_gets_its_address_and_a_floating_ip(&d, &admin);
+    network::a_server_gets_its_address_and_a_floating_ip(&d, &admin, network::Swaps::Too);
 
     common::phase("secrets and sockets");
     // libvirt answers on its unix socket only: nothing listens on TCP.
@@ -256,9 +210,169 @@ fn all_in_one_builds_deploys_and_serves_the_apis() {
     let output = d.kolla("destroy", &["--purge-data", "--yes-i-really-mean-it"]);
     assert!(output.status.success(), "{}", describe(&output));
     assert!(d.containers().is_empty());
-    // The provider network's veth pair the deployment's L2 agent made.
-    network::remove_provider_veth();
+    // The provider network's veth pair the deployment's L2 agent made, and
+    // the userspace switch's taps.
+    network::remove_node_network_leftovers();
     common::phase("end");
+}
+
+/// Zed, the release the upgrade to Epoxy starts from, deployed as an
+/// operator who stays on it would: its own tree, the same compose files,
+/// `openstack_release: zed`. The real client gets a token, stores and reads
+/// back an image, sees every compute service up, and a server gets its
+/// address by DHCP and answers ping on a floating IP.
+#[test]
+#[ignore = "heavy: builds and deploys real OpenStack services; tools/test runs it"]
+fn zed_all_in_one_deploys_and_serves_the_client() {
+    let _one = ALL_IN_ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let (d, _) = deploy_the_all_in_one(Release::Zed, "zed");
+    assert_each_runs_its_release(&d);
+    let admin = common::admin_password(&d.images.config_dir);
+    let token = admin_token(&admin).expect("keystone issues a token to admin");
+    let payload: Vec<u8> = (0..50_000u32).map(|i| (i % 241) as u8).collect();
+    let id = upload_image(&token, "kolla-test", &payload);
+    assert!(
+        image_bytes(&token, &id) == payload,
+        "glance returned other bytes"
+    );
+    common::phase("the real client");
+    the_real_client_reaches_the_cloud(&d);
+    common::phase("address and floating IP");
+    network::a_server_gets_its_address_and_a_floating_ip(&d, &admin, network::Swaps::None);
+    common::phase("destroy --purge-data");
+    let output = d.kolla("destroy", &["--purge-data", "--yes-i-really-mean-it"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert!(d.containers().is_empty());
+    network::remove_node_network_leftovers();
+    common::phase("end");
+}
+
+/// The project's tree for `release` built (or found up to date in the heavy
+/// tests' cache), checked, and deployed as the all-in-one from a copy of
+/// the project's compose files (a test may change a config; never the
+/// project's own); the deployment and what its deploy printed.
+fn deploy_the_all_in_one(release: Release, name: &str) -> (Deployment, std::process::Output) {
+    common::phase(&format!("begin ({release})"));
+    let images = Sandbox::for_project_images(name, release);
+    for port in PORTS {
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok(),
+            "port {port} is taken: the all-in-one needs it free"
+        );
+    }
+    common::phase("build the image tree");
+    let (output, summary) = images.build_with_summary(&["--threads", "2"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let shipped = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/images"))
+        .unwrap()
+        .count();
+    let built = summary["images"].as_array().unwrap();
+    assert_eq!(built.len(), shipped, "{summary}");
+    // Built here, or found up to date in the heavy tests' cache.
+    assert!(
+        built
+            .iter()
+            .all(|i| i["status"] == "built" || i["status"] == "up_to_date"),
+        "{summary}"
+    );
+    common::phase("keystone-manage and eventlet checks");
+    keystone_manage_runs(&images);
+    eventlet_finishes_what_it_accepted(&images);
+
+    let globals = images.globals();
+    let mut d = Deployment::of(images, name, "swap", &globals);
+    d.compose_dir = d.images.dir.path().join("project-compose");
+    common::copy_tree(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("compose"),
+        &d.compose_dir,
+    );
+    d.env.clear();
+    std::fs::write(
+        &d.inventory,
+        "nodes:\n  aio:\n    roles: [controller, compute]\n    privileged: auto\n",
+    )
+    .unwrap();
+
+    let output = d.kolla("genpwd", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let output = d.kolla("prechecks", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+
+    common::phase("deploy");
+    let deployed = d.kolla("deploy", &["--health-timeout", "300"]);
+    assert!(deployed.status.success(), "{}", describe(&deployed));
+    (d, deployed)
+}
+
+/// The services a release's network switches with.
+fn switch_services(release: Release) -> &'static [&'static str] {
+    match release {
+        Release::Zed => &["neutron-linuxbridge-agent"],
+        Release::Epoxy => &[
+            "openvswitch-db",
+            "openvswitch-vswitchd",
+            "neutron-openvswitch-agent",
+        ],
+    }
+}
+
+/// Every service container runs its release's image: the tag, and the
+/// release the image itself says it was built for (the base image's
+/// KOLLA_OPENSTACK_RELEASE), and the OpenStack code in it is that
+/// release's (nova's major version: 26 is Zed, 31 Epoxy).
+fn assert_each_runs_its_release(d: &Deployment) {
+    let release = d.images.release;
+    let mut checked = 0;
+    for (name, (_, state)) in d.containers() {
+        if state != "running" {
+            continue;
+        }
+        let seen = common::docker(&[
+            "inspect",
+            "-f",
+            "{{.Config.Image}} {{range .Config.Env}}{{.}} {{end}}",
+            &name,
+        ]);
+        assert!(seen.status.success(), "{}", describe(&seen));
+        let seen = common::stdout_of(&seen);
+        let image = seen.split(' ').next().unwrap_or("");
+        if !image.starts_with(&format!("{}/", d.images.namespace)) {
+            continue; // not one of the tree's images (kolla's own helpers)
+        }
+        assert!(
+            image.ends_with(&format!(":{}", release.default_tag())),
+            "{name} runs {image}, not the {release} tree"
+        );
+        assert!(
+            seen.contains(&format!(" KOLLA_OPENSTACK_RELEASE={release} ")),
+            "{name}'s image says another release: {seen}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 15, "only {checked} of the tree's containers run");
+    let nova = common::docker(&[
+        "exec",
+        &d.container("nova-api"),
+        "python3",
+        "-c",
+        "import nova.version; print(nova.version.version_info.version_string())",
+    ]);
+    let major = common::stdout_of(&nova)
+        .trim()
+        .split('.')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let expected = match release {
+        Release::Zed => "26",
+        Release::Epoxy => "31",
+    };
+    assert_eq!(
+        major,
+        expected,
+        "nova in the {release} tree: {}",
+        describe(&nova)
+    );
 }
 
 /// An upgrade of glance-api to a changed image dumps Glance's database in

@@ -18,18 +18,13 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::{Cluster, Deployment, Sandbox, TestNode, api, describe, eventually, stdout_of};
-
-const BASE_IMAGE: &str = "debian:bookworm";
+use kolla::config::release::Release;
 
 #[test]
 #[ignore = "heavy: deploys real OpenStack services over two test nodes; tools/test runs it"]
 fn a_cloud_over_two_nodes_keeps_a_guest_on_each_compute_node_through_a_rolling_upgrade() {
     common::phase("begin");
-    let images = Sandbox::for_project_images("mn", BASE_IMAGE);
-    assert!(
-        images.image(BASE_IMAGE).is_some(),
-        "the base image {BASE_IMAGE} is missing: run tools/make-base-image (tools/test does)"
-    );
+    let images = Sandbox::for_project_images("mn", Release::DEFAULT);
     common::phase("build the image tree");
     let output = images.build(&["--threads", "2"]);
     assert!(output.status.success(), "{}", describe(&output));
@@ -38,10 +33,7 @@ fn a_cloud_over_two_nodes_keeps_a_guest_on_each_compute_node_through_a_rolling_u
     let cluster = Cluster::start("os", 2);
     let (n1, n2) = (cluster.node("n1"), cluster.node("n2"));
     let controller = n1.address.clone();
-    let globals = format!(
-        "namespace: {}\ninternal_address: {controller}\n",
-        images.namespace
-    );
+    let globals = format!("{}internal_address: {controller}\n", images.globals());
     let mut d = Deployment::of(images, "mn", "swap", &globals);
     d.compose_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("compose");
     d.env.clear();

@@ -106,7 +106,7 @@ fn pushes_and_pulls_use_the_operators_registry_login() {
     assert!(pushed.status.success(), "{}", describe(&pushed));
 
     // The deployment's image is only in the registry now.
-    let image = format!("{}/{}/fx-base:zed", registry.address, d.images.namespace);
+    let image = format!("{}/{}", registry.address, d.images.image_ref("fx-base"));
     let rt = common::runtime();
     rt.block_on(d.images.engine.remove_image(&image, true))
         .expect("remove the local copy");

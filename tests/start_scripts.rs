@@ -6,19 +6,31 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The releases whose L2 agent the start script starts (Zed's Linux bridge
+/// agent, Epoxy's Open vSwitch one), and that agent's service name.
+const AGENTS: [(&str, &str); 2] = [
+    ("zed", "neutron-linuxbridge-agent"),
+    ("epoxy", "neutron-openvswitch-agent"),
+];
+
 /// One run of the L2 agent's start script (rendered for node
-/// `node-under-test`) in a folder of its own, with an `ip` that records
-/// its arguments and knows no link: the script stops at its checks, before
-/// it writes the agent's mapping (a path only the container may write).
+/// `node-under-test` and `release`) in a folder of its own, with an `ip`
+/// that records its arguments and knows no link: the script stops at its
+/// checks, before it writes the agent's mapping (a path only the container
+/// may write) or asks Open vSwitch anything.
 struct Run {
     dir: tempfile::TempDir,
     output: Output,
 }
 
 impl Run {
-    fn linuxbridge_agent(interface: &str) -> Run {
+    fn l2_agent(release: (&str, &str), interface: &str) -> Run {
+        Run::l2_agent_with(release, &[("NEUTRON_EXTERNAL_INTERFACE", interface)])
+    }
+
+    fn l2_agent_with(release: (&str, &str), environment: &[(&str, &str)]) -> Run {
         let dir = tempfile::tempdir().expect("a temporary folder");
-        let script = render_start_script(dir.path());
+        let script = render_start_script(dir.path(), release);
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).expect("bin folder");
         std::fs::write(
@@ -33,7 +45,7 @@ impl Run {
             .current_dir(dir.path())
             .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
             .env("IP_CALLS", dir.path().join("ip-calls"))
-            .env("NEUTRON_EXTERNAL_INTERFACE", interface)
+            .envs(environment.iter().copied())
             .output()
             .expect("bash runs");
         Run { dir, output }
@@ -53,26 +65,27 @@ impl Run {
             .expect("the run's folder")
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| !["bin", "ip-calls", "kolla-linuxbridge-agent.sh"].contains(&n.as_str()))
+            .filter(|n| !["bin", "ip-calls", "kolla-l2-agent.sh"].contains(&n.as_str()))
             .collect();
         names.sort();
         names
     }
 }
 
-fn render_start_script(dir: &Path) -> PathBuf {
-    let source =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("compose/neutron/kolla-linuxbridge-agent.sh");
+fn render_start_script(dir: &Path, (release, service): (&str, &str)) -> PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("compose/neutron/kolla-l2-agent.sh");
     let text = std::fs::read_to_string(&source).expect("the shipped start script is readable");
     let mut tera = kolla::templates::tera();
     tera.add_raw_template("start", &text)
         .expect("the start script is a valid template");
     let mut context = tera::Context::new();
     context.insert("node_name", "node-under-test");
+    context.insert("openstack_release", release);
+    context.insert("service_name", service);
     let rendered = tera
         .render("start", &context)
         .expect("the start script renders");
-    let path = dir.join("kolla-linuxbridge-agent.sh");
+    let path = dir.join("kolla-l2-agent.sh");
     std::fs::write(&path, rendered).expect("the rendered script is written");
     path
 }
@@ -94,8 +107,8 @@ fn a_provider_interface_that_is_not_an_interface_name_is_refused_before_anything
         "a-name-of-16-chr",
         "eth0\t",
     ];
-    for value in hostile {
-        let run = Run::linuxbridge_agent(value);
+    for (value, agent) in hostile.iter().flat_map(|v| AGENTS.map(|a| (*v, a))) {
+        let run = Run::l2_agent(agent, value);
         assert_eq!(
             run.output.status.code(),
             Some(1),
@@ -105,7 +118,8 @@ fn a_provider_interface_that_is_not_an_interface_name_is_refused_before_anything
         assert!(
             run.stderr().contains("NEUTRON_EXTERNAL_INTERFACE=")
                 && run.stderr().contains("is not an interface name"),
-            "{value:?}: the refusal names the setting: {}",
+            "{value:?}: {} names the setting: {}",
+            agent.1,
             run.stderr()
         );
         assert_eq!(run.ip_calls(), "", "{value:?}: ip ran");
@@ -119,21 +133,72 @@ fn a_provider_interface_that_is_not_an_interface_name_is_refused_before_anything
 
 #[test]
 fn a_provider_interface_the_node_lacks_is_named_with_the_node() {
-    let run = Run::linuxbridge_agent("eth-missing");
-    assert_eq!(run.output.status.code(), Some(1), "{}", run.stderr());
-    assert!(
-        run.stderr()
-            .contains("the provider interface eth-missing (NEUTRON_EXTERNAL_INTERFACE) does not exist on node node-under-test"),
-        "{}",
-        run.stderr()
-    );
-    assert_eq!(run.ip_calls(), "link show eth-missing\n");
+    for agent in AGENTS {
+        let run = Run::l2_agent(agent, "eth-missing");
+        assert_eq!(run.output.status.code(), Some(1), "{}", run.stderr());
+        assert!(
+            run.stderr()
+                .contains(&format!("{}: the provider interface eth-missing (NEUTRON_EXTERNAL_INTERFACE) does not exist on node node-under-test", agent.1)),
+            "{}",
+            run.stderr()
+        );
+        assert_eq!(run.ip_calls(), "link show eth-missing\n");
+    }
+}
+
+#[test]
+fn a_datapath_that_is_not_one_of_the_three_is_refused_before_anything_runs() {
+    let epoxy = AGENTS[1];
+    for value in [
+        "kernel",
+        "system; touch pwned",
+        "$(touch pwned)",
+        "netdev\n",
+        "",
+    ] {
+        let run = Run::l2_agent_with(epoxy, &[("NEUTRON_OVS_DATAPATH", value)]);
+        if value.is_empty() {
+            // Unset and empty mean auto: the script goes on to the interface.
+            assert!(
+                run.ip_calls().starts_with("link show kolla-ext"),
+                "{}",
+                run.stderr()
+            );
+            assert!(
+                !run.stderr().contains("NEUTRON_OVS_DATAPATH="),
+                "{}",
+                run.stderr()
+            );
+            continue;
+        }
+        assert_eq!(
+            run.output.status.code(),
+            Some(1),
+            "{value:?}: {}",
+            run.stderr()
+        );
+        assert!(
+            run.stderr().contains("NEUTRON_OVS_DATAPATH=")
+                && run.stderr().contains("say system, netdev or auto"),
+            "{value:?}: {}",
+            run.stderr()
+        );
+        assert_eq!(run.ip_calls(), "", "{value:?}: ip ran");
+        assert_eq!(
+            run.made(),
+            Vec::<String>::new(),
+            "{value:?}: files appeared"
+        );
+    }
 }
 
 #[test]
 fn names_the_kernel_takes_pass_the_check() {
-    for value in ["eth0.100", "enp0s31f6", "bond_1", "a-name-of-15-ch"] {
-        let run = Run::linuxbridge_agent(value);
+    for (value, agent) in ["eth0.100", "enp0s31f6", "bond_1", "a-name-of-15-ch"]
+        .iter()
+        .flat_map(|v| AGENTS.map(|a| (*v, a)))
+    {
+        let run = Run::l2_agent(agent, value);
         assert!(
             run.stderr()
                 .contains(&format!("the provider interface {value} (")),

@@ -79,7 +79,7 @@ struct GivenKeys {
 impl Default for Globals {
     fn default() -> Self {
         let profile = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
-        let release = Release::Zed;
+        let release = Release::DEFAULT;
         Globals {
             registry: None,
             namespace: "kolla".into(),
@@ -399,10 +399,16 @@ mod tests {
         assert_eq!(g.base_image, "debian:trixie");
         assert_eq!(g.base_distro_release, "trixie");
         assert_eq!(g.compose_variables()["OPENSTACK_RELEASE"], "epoxy");
-        let zed = parse("namespace: k\n").unwrap();
+        let zed = parse("openstack_release: zed\n").unwrap();
         assert_eq!(
             (zed.tag.as_str(), zed.base_image.as_str()),
             ("zed", "debian:bookworm")
+        );
+        let default = parse("namespace: k\n").unwrap();
+        assert_eq!(default.openstack_release, Release::Epoxy, "the newest");
+        assert_eq!(
+            (default.tag.as_str(), default.base_image.as_str()),
+            ("epoxy", "debian:trixie")
         );
     }
 

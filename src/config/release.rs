@@ -23,6 +23,9 @@ impl Release {
     /// Every release kolla knows, oldest first.
     pub const ALL: [Release; 2] = [Release::Zed, Release::Epoxy];
 
+    /// What a globals.yml without `openstack_release` gets: the newest.
+    pub const DEFAULT: Release = Release::Epoxy;
+
     /// The name globals.yml and `--release` use.
     pub fn name(self) -> &'static str {
         match self {

@@ -71,7 +71,8 @@ pub struct Desired {
 
 /// Build the desired state of `node` from its compose files (no engine
 /// yet: digests are filled in by `resolve_images`). Services in
-/// `profiles` are left out unless one of their profiles is active.
+/// `profiles` are left out unless one of their profiles is active or names
+/// the release deployed.
 pub fn desired(
     node: &Node,
     files: &[(String, ComposeFile)],
@@ -97,9 +98,17 @@ pub fn desired(
     for (role, file) in files {
         add_volumes(&mut out, file, &globals.container_prefix);
         inputs.node_role.clone_from(role);
+        // The release deployed is a profile too, always active: a service
+        // that exists in one release only (Zed's Linux bridge agent,
+        // Epoxy's Open vSwitch) says so with `profiles: [zed]`, as data in
+        // its compose file.
+        let release = globals.openstack_release.name();
         let active = file.services.iter().filter(|service| {
             service.profiles.is_empty()
-                || service.profiles.iter().any(|p| active_profiles.contains(p))
+                || service
+                    .profiles
+                    .iter()
+                    .any(|p| p == release || active_profiles.contains(p))
         });
         for service in active {
             if let Some(first) = origin.get(&service.name) {
@@ -325,6 +334,7 @@ pub enum DesiredError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::release::Release;
 
     fn desired_for(mode: PrivilegedMode) -> Desired {
         let text = "services:\n  libvirt:\n    image: x/libvirt\n    privileged: true\n  plain:\n    image: x/plain\n";
@@ -408,36 +418,53 @@ mod tests {
     #[test]
     fn the_shipped_roles_share_the_l2_agent_on_an_all_in_one() {
         let compose_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("compose");
-        let globals = Globals::default();
-        let variables = Variables {
-            environment: BTreeMap::new(),
-            globals: globals.compose_variables(),
-        };
         let passwords: BTreeMap<String, String> = crate::config::passwords::TEMPLATE
             .lines()
             .filter_map(|line| line.strip_suffix(':'))
             .map(|name| (name.to_string(), "secret".to_string()))
             .collect();
-        let mut node = desired_node();
-        node.roles = vec!["controller".into(), "compute".into()];
-        let files = load_files(&node, &compose_dir, &variables).unwrap();
-        let both = desired(&node, &files, &globals, &passwords, &[]).unwrap();
-        for service in [
-            "neutron-server",
-            "neutron-linuxbridge-agent",
-            "neutron-dhcp-agent",
-            "nova-compute",
+        let zed = ["neutron-linuxbridge-agent"];
+        let epoxy = [
+            "openvswitch-db",
+            "openvswitch-vswitchd",
+            "neutron-openvswitch-agent",
+        ];
+        for (release, own, other) in [
+            (Release::Zed, &zed[..], &epoxy[..]),
+            (Release::Epoxy, &epoxy[..], &zed[..]),
         ] {
-            assert!(both.services.contains_key(service), "{service}");
+            let mut globals = Globals::default();
+            globals.set_release(release);
+            let variables = Variables {
+                environment: BTreeMap::new(),
+                globals: globals.compose_variables(),
+            };
+            let mut node = desired_node();
+            node.roles = vec!["controller".into(), "compute".into()];
+            let files = load_files(&node, &compose_dir, &variables).unwrap();
+            let both = desired(&node, &files, &globals, &passwords, &[]).unwrap();
+            for service in ["neutron-server", "neutron-dhcp-agent", "nova-compute"]
+                .iter()
+                .chain(own)
+            {
+                assert!(both.services.contains_key(*service), "{release}: {service}");
+            }
+            for service in other {
+                assert!(
+                    !both.services.contains_key(*service),
+                    "{release}: {service}"
+                );
+            }
+            node.roles = vec!["compute".into()];
+            let files = load_files(&node, &compose_dir, &variables).unwrap();
+            let compute = desired(&node, &files, &globals, &passwords, &[]).unwrap();
+            for service in own {
+                assert_eq!(
+                    compute.services[*service].config_hash, both.services[*service].config_hash,
+                    "{release}: the compute role's {service} is the controller role's"
+                );
+            }
         }
-        node.roles = vec!["compute".into()];
-        let files = load_files(&node, &compose_dir, &variables).unwrap();
-        let compute = desired(&node, &files, &globals, &passwords, &[]).unwrap();
-        assert_eq!(
-            compute.services["neutron-linuxbridge-agent"].config_hash,
-            both.services["neutron-linuxbridge-agent"].config_hash,
-            "the compute role's L2 agent is the controller role's"
-        );
     }
 
     fn desired_node() -> Node {

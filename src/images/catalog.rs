@@ -268,7 +268,7 @@ mod tests {
         let err = parents_of("RUN x\nFROM kolla/base:other\n", path, &tree, &g).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "images/x/Dockerfile.tera:2: FROM kolla/base:other names an image that is neither in the tree nor the base image (debian:bookworm)"
+            "images/x/Dockerfile.tera:2: FROM kolla/base:other names an image that is neither in the tree nor the base image (debian:trixie)"
         );
         assert!(matches!(
             parents_of("RUN x\n", path, &tree, &g),

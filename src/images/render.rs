@@ -368,10 +368,10 @@ mod tests {
         assert_eq!(t.order, vec!["base", "app"]);
         assert_eq!(
             t.images["app"].dockerfile,
-            "FROM kolla/base:zed\nLABEL name=app\n\n"
+            "FROM kolla/base:epoxy\nLABEL name=app\n\n"
         );
         assert_eq!(t.images["app"].parents, vec!["base"]);
-        assert_eq!(t.images["base"].dockerfile, "FROM debian:bookworm\n\n");
+        assert_eq!(t.images["base"].dockerfile, "FROM debian:trixie\n\n");
         assert_eq!(t.descendants("base"), BTreeSet::from(["app".to_string()]));
         assert_eq!(t.ancestors("app"), BTreeSet::from(["base".to_string()]));
     }
@@ -385,9 +385,9 @@ mod tests {
         let t = render_tree(tree(), &Globals::default(), &[o]).unwrap();
         assert_eq!(
             t.images["app"].dockerfile,
-            "FROM kolla/base:zed\nLABEL name=app\nRUN echo zed\n"
+            "FROM kolla/base:epoxy\nLABEL name=app\nRUN echo epoxy\n"
         );
-        assert_eq!(t.images["base"].dockerfile, "FROM debian:bookworm\n\n");
+        assert_eq!(t.images["base"].dockerfile, "FROM debian:trixie\n\n");
     }
 
     #[test]
@@ -461,7 +461,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("images/app/Dockerfile.tera:1: FROM kolla/nothere:zed"),
+            err.contains("images/app/Dockerfile.tera:1: FROM kolla/nothere:epoxy"),
             "{err}"
         );
 
@@ -547,7 +547,7 @@ mod tests {
                 (
                     "Dockerfile".into(),
                     0o644,
-                    "FROM kolla/base:zed\nLABEL name=app kolla.build-hash=\"h\\\"1\"\n\n".into()
+                    "FROM kolla/base:epoxy\nLABEL name=app kolla.build-hash=\"h\\\"1\"\n\n".into()
                 ),
                 ("bin/start".into(), 0o755, "#!/bin/sh\n".into())
             ]

@@ -95,7 +95,7 @@ fn node_image() -> &'static str {
         let base = docker(&["image", "inspect", "-f", "{{.Id}}", BASE_IMAGE]);
         assert!(
             base.status.success(),
-            "the multi-node tests need the Debian base image {BASE_IMAGE}: run tools/make-base-image (tools/test does)"
+            "the multi-node tests need the Debian base image {BASE_IMAGE}: run tools/make-base-image debian:bookworm (tools/test does)"
         );
         let dir = fixtures().join("node");
         let mut hash = Sha256::new();

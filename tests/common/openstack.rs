@@ -263,7 +263,7 @@ pub fn guest() -> Guest {
     let base = super::docker(&["image", "inspect", "-f", "{{.Id}}", "debian:bookworm"]);
     assert!(
         base.status.success(),
-        "the guest is built on the Debian base image: run tools/make-base-image (tools/test does)"
+        "the guest is built on the Debian base image: run tools/make-base-image debian:bookworm (tools/test does)"
     );
     let mut hash = Sha256::new();
     hash.update(&base.stdout);

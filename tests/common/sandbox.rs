@@ -16,6 +16,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
 
+use kolla::config::release::Release;
 use kolla::engine::Engine;
 
 use super::{COUNTER, REGISTRY, copy_tree, describe, engine, fixtures, kolla_command, runtime};
@@ -27,14 +28,17 @@ pub struct Sandbox {
     pub config_dir: PathBuf,
     /// What the tree's root builds FROM.
     pub base_image: String,
+    /// The OpenStack release the tree is built for; its images are tagged
+    /// with the release's name.
+    pub release: Release,
     pub engine: Engine,
     /// Ids of images this sandbox built, so that images a rebuild left
     /// untagged are removed too.
     built_ids: RefCell<Vec<String>>,
-    /// The images tagged `zed` in the namespace are shared (by the heavy
-    /// tests, or by every test of a run; the namespace is named by the
-    /// tree's content hash): kept when the sandbox goes, so the next test,
-    /// or the next run on this machine, finds them up to date.
+    /// The images tagged with the release in the namespace are shared (by
+    /// the heavy tests, or by every test of a run; the namespace is named by
+    /// the tree's content hash): kept when the sandbox goes, so the next
+    /// test, or the next run on this machine, finds them up to date.
     keeps_tree: bool,
     /// Tags this sandbox added to a kept tree (`changed_image`): its own,
     /// removed with it. Another test sharing the tree adds its own; a tag
@@ -58,18 +62,27 @@ impl Sandbox {
         sandbox
     }
 
-    /// The project's own image tree (read in place) on `base_image`, in the
-    /// namespace `kolla-test-tree-<hash>`, named by the tree's files and
-    /// the base image's id: the heavy tests build the real images once per
-    /// content on a machine and share them (`kolla build` finds them up to
-    /// date). Tags a test adds there (changed images) are its own and go
-    /// with the sandbox; the tree's images stay. Caches of other trees
-    /// that no container uses are removed.
-    pub fn for_project_images(name: &str, base_image: &str) -> Sandbox {
-        let mut sandbox = Sandbox::empty(name, base_image);
+    /// The project's own image tree (read in place) for `release`, on the
+    /// release's base image, in the namespace `kolla-test-tree-<hash>`,
+    /// named by the tree's files and the base image's id: the heavy tests
+    /// build the real images once per content on a machine and share them
+    /// (`kolla build` finds them up to date). Tags a test adds there
+    /// (changed images) are its own and go with the sandbox; the tree's
+    /// images stay. Caches of other trees of the same release that no
+    /// container uses are removed (the other release's tree is another
+    /// test's).
+    pub fn for_project_images(name: &str, release: Release) -> Sandbox {
+        let mut sandbox = Sandbox::empty(name, &release.base_image());
+        sandbox.release = release;
         sandbox.images_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("images");
+        assert!(
+            sandbox.image(&sandbox.base_image).is_some(),
+            "the base image {} of {release} is missing: run tools/make-base-image {} (tools/test does)",
+            sandbox.base_image,
+            sandbox.base_image,
+        );
         let base_id = sandbox
-            .image(base_image)
+            .image(&sandbox.base_image)
             .map(|info| info.id)
             .unwrap_or_default();
         sandbox.namespace = format!(
@@ -81,12 +94,22 @@ impl Sandbox {
         let cached = rt
             .block_on(sandbox.engine.image_tags_matching("kolla-test-tree-*/*"))
             .expect("list images");
+        let this_release = format!(":{}", release.default_tag());
         for tag in cached {
-            if !tag.starts_with(&format!("{}/", sandbox.namespace)) {
+            if tag.ends_with(&this_release) && !tag.starts_with(&format!("{}/", sandbox.namespace))
+            {
                 let _ = rt.block_on(sandbox.engine.remove_image(&tag, false));
             }
         }
         sandbox
+    }
+
+    /// The globals.yml lines a deployment of this sandbox's images needs.
+    pub fn globals(&self) -> String {
+        format!(
+            "namespace: {}\nopenstack_release: {}\n",
+            self.namespace, self.release
+        )
     }
 
     /// A tree of one image, `folder` (under tests/fixtures), on
@@ -120,6 +143,7 @@ impl Sandbox {
             images_dir,
             config_dir,
             base_image: base_image.to_string(),
+            release: Release::DEFAULT,
             engine,
             built_ids: RefCell::new(Vec::new()),
             keeps_tree: false,
@@ -149,6 +173,8 @@ impl Sandbox {
                 &self.namespace,
                 "--base-image",
                 &self.base_image,
+                "--release",
+                self.release.name(),
             ])
             .args(args);
         command
@@ -182,7 +208,7 @@ impl Sandbox {
     }
 
     pub fn image_ref(&self, name: &str) -> String {
-        format!("{}/{name}:zed", self.namespace)
+        format!("{}/{name}:{}", self.namespace, self.release.default_tag())
     }
 
     /// The image on the engine, if present.

@@ -2,15 +2,17 @@
 //! `openstack` client only. Neutron's agents are alive; a tenant network
 //! (VXLAN) behind a router to the flat provider network; the tiny guest
 //! boots on it, gets the address Neutron gave its port by DHCP (its own
-//! console says so), and answers ping from the node on a floating IP; an
-//! upgrade and a rollback of neutron-server keep the network, the port and
-//! the guest's traffic. Everything made here is deleted again, and the
+//! console says so), and answers ping from the node on a floating IP; with
+//! `Swaps::Too`, an upgrade and a rollback of neutron-server keep the
+//! network, the port and the guest's traffic, and the guest outlives
+//! nova-libvirt's swaps. Everything made here is deleted again, and the
 //! node's end of the provider network loses the address given to it.
 
 use std::process::Output;
 use std::time::Instant;
 
 use super::common::{self, Bounded, Cli, Deployment, describe, eventually};
+use kolla::config::release::Release;
 
 /// The provider network of the test: TEST-NET-2 (TEST-NET-3 is routed on
 /// some machines, and an address there on the node cuts them off), reached from the node
@@ -20,7 +22,14 @@ const PROVIDER_CIDR: &str = "198.51.100.0/24";
 const NODE_ADDRESS: &str = "198.51.100.1/24";
 const NODE_END: &str = "kolla-ext-gw";
 
-pub fn a_server_gets_its_address_and_a_floating_ip(d: &Deployment, admin: &str) {
+/// Whether the network check swaps services under the guest too.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Swaps {
+    Too,
+    None,
+}
+
+pub fn a_server_gets_its_address_and_a_floating_ip(d: &Deployment, admin: &str, swaps: Swaps) {
     let started = Instant::now();
     let phase =
         |what: &str| eprintln!("network: {what} at {:.1}s", started.elapsed().as_secs_f64());
@@ -38,7 +47,12 @@ pub fn a_server_gets_its_address_and_a_floating_ip(d: &Deployment, admin: &str) 
         "no network endpoint: {endpoints:?}"
     );
     // Neutron's view: each agent's first report over RabbitMQ (kolla gated
-    // on the containers); they report every 30 s.
+    // on the containers); they report every 30 s. The L2 agent is the
+    // release's: Epoxy has no Linux bridge agent.
+    let l2_agent = match d.images.release {
+        Release::Zed => "Linux bridge agent",
+        Release::Epoxy => "Open vSwitch agent",
+    };
     eventually("four neutron agents alive", 60, || {
         let agents = cli.json(&["network", "agent", "list", "-f", "json"]);
         let alive = |kind: &str| {
@@ -46,15 +60,10 @@ pub fn a_server_gets_its_address_and_a_floating_ip(d: &Deployment, admin: &str) 
                 .iter()
                 .any(|a| a["Agent Type"] == kind && a["Alive"] == true && a["Host"] == "aio")
         };
-        [
-            "Linux bridge agent",
-            "DHCP agent",
-            "L3 agent",
-            "Metadata agent",
-        ]
-        .iter()
-        .all(|k| alive(k))
-        .then_some(())
+        [l2_agent, "DHCP agent", "L3 agent", "Metadata agent"]
+            .iter()
+            .all(|k| alive(k))
+            .then_some(())
     });
     phase("agents alive");
 
@@ -84,6 +93,31 @@ pub fn a_server_gets_its_address_and_a_floating_ip(d: &Deployment, admin: &str) 
     });
     phase("floating IP answers");
 
+    if swaps == Swaps::Too {
+        swaps_keep_the_guest(d, &cli, &net, &server, &floating);
+    }
+
+    cli.ok(&["server", "delete", "--wait", &server]);
+    let servers = cli.json(&["server", "list", "-f", "json"]);
+    assert!(
+        !servers.iter().any(|s| s["ID"] == server.as_str()),
+        "the server is still listed: {servers:?}"
+    );
+    cli.ok(&["floating", "ip", "delete", &floating]);
+    net.delete(&cli);
+    phase("cleaned up");
+}
+
+/// neutron-server's upgrade and rollback, then nova-libvirt's swaps and a
+/// kill, under the guest.
+fn swaps_keep_the_guest(d: &Deployment, cli: &Cli, net: &Network, server: &str, floating: &str) {
+    let started = Instant::now();
+    let phase = |what: &str| {
+        eprintln!(
+            "network: {what} after {:.1}s",
+            started.elapsed().as_secs_f64()
+        )
+    };
     super::changed_image(d, "neutron-server", "network");
     let output = d.kolla(
         "upgrade",
@@ -96,24 +130,14 @@ pub fn a_server_gets_its_address_and_a_floating_ip(d: &Deployment, admin: &str) 
         ],
     );
     assert!(output.status.success(), "{}", describe(&output));
-    still_there(&cli, &net, &server, &floating);
+    still_there(cli, net, server, floating);
     let output = d.kolla("rollback", &["neutron-server"]);
     assert!(output.status.success(), "{}", describe(&output));
-    still_there(&cli, &net, &server, &floating);
+    still_there(cli, net, server, floating);
     phase("neutron-server upgraded and rolled back");
 
-    a_guest_outlives_nova_libvirt(d, &cli, &server, &floating);
+    a_guest_outlives_nova_libvirt(d, cli, server, floating);
     phase("the guest outlived nova-libvirt's swaps and kill");
-
-    cli.ok(&["server", "delete", "--wait", &server]);
-    let servers = cli.json(&["server", "list", "-f", "json"]);
-    assert!(
-        !servers.iter().any(|s| s["ID"] == server.as_str()),
-        "the server is still listed: {servers:?}"
-    );
-    cli.ok(&["floating", "ip", "delete", &floating]);
-    net.delete(&cli);
-    phase("cleaned up");
 }
 
 /// The network, its port and the guest's traffic outlived a swap of
@@ -330,12 +354,25 @@ impl Drop for NodeAddress {
     }
 }
 
-/// Remove the veth pair the L2 agent made for the provider network (its
-/// node end goes with it).
-pub fn remove_provider_veth() {
+/// The tap devices Open vSwitch's userspace datapath makes for its bridges
+/// (Epoxy on a kernel without the openvswitch module): persistent, so that
+/// a restarted ovs-vswitchd finds its ports, and so left on the node by a
+/// destroy.
+const SWITCH_TAPS: [&str; 4] = ["br-int", "br-ex", "br-tun", "ovs-netdev"];
+
+/// Remove what the deployment's network left on the node: the veth pair
+/// the L2 agent made for the provider network (its node end goes with it)
+/// and the userspace switch's taps.
+pub fn remove_node_network_leftovers() {
     let _ = ip(&["link", "del", "kolla-ext"]);
     let left = ip(&["link", "show", NODE_END]);
     assert!(!left.status.success(), "{NODE_END} is still there");
+    for tap in SWITCH_TAPS {
+        if ip(&["link", "show", tap]).status.success() {
+            let removed = ip(&["link", "del", tap]);
+            assert!(removed.status.success(), "{}", describe(&removed));
+        }
+    }
 }
 
 fn ip(args: &[&str]) -> Output {
