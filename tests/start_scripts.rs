@@ -59,6 +59,22 @@ impl Run {
         String::from_utf8_lossy(&self.output.stderr).into_owned()
     }
 
+    /// The script refused `value` before it touched anything: it failed,
+    /// said each of `says`, ran no `ip` and made no file.
+    fn assert_refused_untouched(&self, value: &str, says: &[&str]) {
+        let stderr = self.stderr();
+        assert_eq!(self.output.status.code(), Some(1), "{value:?}: {stderr}");
+        for said in says {
+            assert!(stderr.contains(said), "{value:?}: not {said:?} in {stderr}");
+        }
+        assert_eq!(self.ip_calls(), "", "{value:?}: ip ran");
+        assert_eq!(
+            self.made(),
+            Vec::<String>::new(),
+            "{value:?}: files appeared"
+        );
+    }
+
     /// What the folder holds besides what the test put there.
     fn made(&self) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(self.dir.path())
@@ -109,25 +125,8 @@ fn a_provider_interface_that_is_not_an_interface_name_is_refused_before_anything
     ];
     for (value, agent) in hostile.iter().flat_map(|v| AGENTS.map(|a| (*v, a))) {
         let run = Run::l2_agent(agent, value);
-        assert_eq!(
-            run.output.status.code(),
-            Some(1),
-            "{value:?}: {}",
-            run.stderr()
-        );
-        assert!(
-            run.stderr().contains("NEUTRON_EXTERNAL_INTERFACE=")
-                && run.stderr().contains("is not an interface name"),
-            "{value:?}: {} names the setting: {}",
-            agent.1,
-            run.stderr()
-        );
-        assert_eq!(run.ip_calls(), "", "{value:?}: ip ran");
-        assert_eq!(
-            run.made(),
-            Vec::<String>::new(),
-            "{value:?}: files appeared"
-        );
+        let setting = format!("{}: NEUTRON_EXTERNAL_INTERFACE=", agent.1);
+        run.assert_refused_untouched(value, &[&setting, "is not an interface name"]);
     }
 }
 
@@ -143,6 +142,33 @@ fn a_provider_interface_the_node_lacks_is_named_with_the_node() {
             run.stderr()
         );
         assert_eq!(run.ip_calls(), "link show eth-missing\n");
+    }
+}
+
+#[test]
+fn a_tunnel_interface_that_is_not_an_interface_name_is_refused_before_anything_runs() {
+    for agent in AGENTS {
+        for value in [
+            "eth1; touch pwned",
+            "$(touch pwned)",
+            "-all",
+            "eth1\nlocal_ip = 1.2.3.4",
+        ] {
+            let run = Run::l2_agent_with(agent, &[("NEUTRON_TUNNEL_INTERFACE", value)]);
+            let setting = format!("{}: NEUTRON_TUNNEL_INTERFACE=", agent.1);
+            run.assert_refused_untouched(value, &[&setting, "is not an interface name"]);
+        }
+        let run = Run::l2_agent_with(agent, &[("NEUTRON_TUNNEL_INTERFACE", "eth-gone")]);
+        assert_eq!(run.output.status.code(), Some(1), "{}", run.stderr());
+        assert!(
+            run.stderr().contains(&format!(
+                "{}: the tunnel interface eth-gone (NEUTRON_TUNNEL_INTERFACE) does not exist on node node-under-test",
+                agent.1
+            )),
+            "{}",
+            run.stderr()
+        );
+        assert_eq!(run.ip_calls(), "link show eth-gone\n");
     }
 }
 
@@ -171,23 +197,9 @@ fn a_datapath_that_is_not_one_of_the_three_is_refused_before_anything_runs() {
             );
             continue;
         }
-        assert_eq!(
-            run.output.status.code(),
-            Some(1),
-            "{value:?}: {}",
-            run.stderr()
-        );
-        assert!(
-            run.stderr().contains("NEUTRON_OVS_DATAPATH=")
-                && run.stderr().contains("say system, netdev or auto"),
-            "{value:?}: {}",
-            run.stderr()
-        );
-        assert_eq!(run.ip_calls(), "", "{value:?}: ip ran");
-        assert_eq!(
-            run.made(),
-            Vec::<String>::new(),
-            "{value:?}: files appeared"
+        run.assert_refused_untouched(
+            value,
+            &["NEUTRON_OVS_DATAPATH=", "say system, netdev or auto"],
         );
     }
 }

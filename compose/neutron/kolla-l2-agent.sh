@@ -26,7 +26,28 @@ system | netdev) ;;
     ;;
 esac
 {%- endif %}
+# A name the kernel takes, that `ip` cannot read as an option and an ini
+# line cannot be broken by.
+check_name() { # VARIABLE VALUE
+    if ! [[ "$2" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$ ]]; then
+        echo "{{ service_name }}: $1=${2@Q} is not an interface name" >&2
+        exit 1
+    fi
+}
+check_exists() { # VARIABLE VALUE WHAT
+    if ! ip link show "$2" >/dev/null 2>&1; then
+        echo "{{ service_name }}: the $3 interface $2 ($1) does not exist on node {{ node_name }}" >&2
+        exit 1
+    fi
+}
+# NEUTRON_TUNNEL_INTERFACE: the interface VXLAN to other nodes leaves by
+# (its IPv4 address is this node's tunnel end); unset, the node's
+# api_address is.
+tunnel="${NEUTRON_TUNNEL_INTERFACE:-}"
+[ -z "$tunnel" ] || check_name NEUTRON_TUNNEL_INTERFACE "$tunnel"
 interface="${NEUTRON_EXTERNAL_INTERFACE:-}"
+[ -z "$interface" ] || check_name NEUTRON_EXTERNAL_INTERFACE "$interface"
+[ -z "$tunnel" ] || check_exists NEUTRON_TUNNEL_INTERFACE "$tunnel" tunnel
 if [ -z "$interface" ]; then
     interface=kolla-ext
     if ! ip link show kolla-ext >/dev/null 2>&1; then
@@ -34,18 +55,24 @@ if [ -z "$interface" ]; then
     fi
     ip link set kolla-ext up
     ip link set kolla-ext-gw up
-# A name the kernel takes, that `ip` cannot read as an option and an ini
-# line cannot be broken by.
-elif ! [[ "$interface" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$ ]]; then
-    echo "{{ service_name }}: NEUTRON_EXTERNAL_INTERFACE=${interface@Q} is not an interface name" >&2
-    exit 1
-elif ! ip link show "$interface" >/dev/null 2>&1; then
-    echo "{{ service_name }}: the provider interface $interface (NEUTRON_EXTERNAL_INTERFACE) does not exist on node {{ node_name }}" >&2
-    exit 1
+else
+    check_exists NEUTRON_EXTERNAL_INTERFACE "$interface" provider
 fi
+# The first IPv4 address of an interface, with its prefix length.
+address_of() { # INTERFACE
+    ip -4 -o addr show dev "$1" | awk '{ print $4; exit }'
+}
 {%- if openstack_release == "zed" %}
 printf '[linux_bridge]\nphysical_interface_mappings = physnet1:%s\n' "$interface" \
     > /etc/neutron/plugins/ml2/physnets.ini
+if [ -n "$tunnel" ]; then
+    address=$(address_of "$tunnel")
+    if [ -z "$address" ]; then
+        echo "{{ service_name }}: the tunnel interface $tunnel (NEUTRON_TUNNEL_INTERFACE) has no IPv4 address on node {{ node_name }}" >&2
+        exit 1
+    fi
+    printf '[vxlan]\nlocal_ip = %s\n' "${address%/*}" >> /etc/neutron/plugins/ml2/physnets.ini
+fi
 exec neutron-linuxbridge-agent --config-file /etc/neutron/neutron.conf \
     --config-file /etc/neutron/plugins/ml2/linuxbridge_agent.ini \
     --config-file /etc/neutron/plugins/ml2/physnets.ini
@@ -57,6 +84,37 @@ ovs-vsctl --timeout=60 --may-exist add-br br-ex \
     -- --may-exist add-port br-ex "$interface"
 printf '[ovs]\nbridge_mappings = physnet1:br-ex\ndatapath_type = %s\n' "$datapath" \
     > /etc/neutron/plugins/ml2/physnets.ini
+if [ -n "$tunnel" ]; then
+    if [ "$datapath" = netdev ]; then
+        # Userspace tunnels leave by an Open vSwitch bridge that holds the
+        # tunnel address (Open vSwitch's own routing): the interface
+        # becomes the port of br-phy, and its address moves there (once;
+        # a restart finds it on br-phy).
+        ovs-vsctl --timeout=60 --may-exist add-br br-phy \
+            -- set bridge br-phy datapath_type=netdev \
+            -- --may-exist add-port br-phy "$tunnel"
+        for _ in $(seq 1 100); do
+            ip link show br-phy >/dev/null 2>&1 && break
+            sleep 0.1
+        done
+        moving=$(address_of "$tunnel")
+        if [ -n "$moving" ]; then
+            ip addr del "$moving" dev "$tunnel"
+            ip addr replace "$moving" dev br-phy
+        fi
+        ip link set br-phy up
+        address=$(address_of br-phy)
+    else
+        address=$(address_of "$tunnel")
+    fi
+    if [ -z "$address" ]; then
+        echo "{{ service_name }}: the tunnel interface $tunnel (NEUTRON_TUNNEL_INTERFACE) has no IPv4 address on node {{ node_name }}" >&2
+        exit 1
+    fi
+    printf 'local_ip = %s\n' "${address%/*}" >> /etc/neutron/plugins/ml2/physnets.ini
+elif [ "$datapath" = netdev ]; then
+    echo "{{ service_name }}: userspace datapath and no NEUTRON_TUNNEL_INTERFACE: VXLAN to other nodes cannot leave this node (set it to a spare interface with an address)"
+fi
 exec neutron-openvswitch-agent --config-file /etc/neutron/neutron.conf \
     --config-file /etc/neutron/plugins/ml2/openvswitch_agent.ini \
     --config-file /etc/neutron/plugins/ml2/physnets.ini

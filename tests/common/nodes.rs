@@ -43,6 +43,9 @@ pub struct TestNode {
     pub container: String,
     /// Its address on the cluster's network.
     pub address: String,
+    /// Its interface on the cluster's tunnel network, once it has one
+    /// (`Cluster::add_tunnel_network`).
+    pub tunnel_interface: Option<String>,
 }
 
 impl TestNode {
@@ -228,6 +231,46 @@ impl Cluster {
             name: name.to_string(),
             container,
             address,
+            tunnel_interface: None,
+        }
+    }
+
+    /// A second network for the nodes, for tunnel traffic only (VXLAN
+    /// between Neutron's agents): each node's interface on it becomes its
+    /// `NEUTRON_TUNNEL_INTERFACE` in the inventories written after. The
+    /// userspace switch (kernels without the openvswitch module) moves the
+    /// interface's address onto a bridge of its own, which the node's
+    /// engine and ssh must not depend on.
+    pub fn add_tunnel_network(&mut self) {
+        let network = format!("{}-tunnel", self.network);
+        let label = format!("{LABEL}={}", self.name);
+        let made = docker(&["network", "create", "--label", &label, &network]);
+        assert!(made.status.success(), "{}", describe(&made));
+        for node in &mut self.nodes {
+            let joined = docker(&["network", "connect", &network, &node.container]);
+            assert!(joined.status.success(), "{}", describe(&joined));
+            let format =
+                format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}");
+            let address = docker(&["inspect", "-f", &format, &node.container]);
+            let address = String::from_utf8_lossy(&address.stdout).trim().to_string();
+            assert!(!address.is_empty(), "{} has no tunnel address", node.name);
+            let shown = docker(&[
+                "exec",
+                &node.container,
+                "ip",
+                "-o",
+                "-4",
+                "addr",
+                "show",
+                "to",
+                &address,
+            ]);
+            let line = String::from_utf8_lossy(&shown.stdout).to_string();
+            let interface = line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_else(|| panic!("{}: no interface holds {address}: {line}", node.name));
+            node.tunnel_interface = Some(interface.to_string());
         }
     }
 
@@ -324,6 +367,11 @@ impl Cluster {
                 cert = self.certs.join("cert.pem").display(),
                 key = self.certs.join("key.pem").display(),
             ));
+            if let Some(interface) = &node.tunnel_interface {
+                text.push_str(&format!(
+                    "    variables: {{NEUTRON_TUNNEL_INTERFACE: {interface}}}\n"
+                ));
+            }
         }
         let path = self.dir.path().join(file);
         std::fs::write(&path, text).expect("write the inventory");
@@ -430,6 +478,7 @@ impl Drop for Cluster {
             let _ = docker(&args);
         }
         let _ = docker(&["network", "rm", &self.network]);
+        let _ = docker(&["network", "rm", &format!("{}-tunnel", self.network)]);
         // The node engines' cgroups (empty once their containers died).
         for node in &self.nodes {
             remove_cgroups(&node.container);
