@@ -712,9 +712,10 @@ fn shipped_all_in_one_templates_render_for_every_service() {
             !program.is_empty(),
             "{service}: config.json names no command"
         );
-        // The L2 agent's start script makes the provider interface first.
+        // The L2 agents' start script makes the provider interface first.
+        let l2_agent = ["neutron-linuxbridge-agent", "neutron-openvswitch-agent"];
         let own_program = (service.starts_with("nova-") && service != "nova-libvirt")
-            || (service.starts_with("neutron-") && service != "neutron-linuxbridge-agent");
+            || (service.starts_with("neutron-") && !l2_agent.contains(&service.as_str()));
         if own_program {
             assert_eq!(program, service, "{service} runs another service's program");
         }
