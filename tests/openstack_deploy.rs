@@ -80,23 +80,7 @@ fn all_in_one_builds_deploys_and_serves_the_apis() {
 
     // nova-compute reports through the conductor, the scheduler maps the
     // host into cell1, and the node's resources appear in Placement.
-    // Nova's own view: each service's first report (kolla gated on the
-    // containers, not on Nova's database); they report every 10 s, and
-    // nova-compute first connects to libvirt and registers its host (58 s
-    // seen on a busy 2-core machine).
-    let services = eventually("every nova service up", 120, || {
-        let reply = http("GET", 8774, "/v2.1/os-services", &token, &[], b"");
-        let services = reply.json()["services"].as_array()?.clone();
-        let up = |binary: &str| {
-            services
-                .iter()
-                .any(|s| s["binary"] == binary && s["state"] == "up" && s["status"] == "enabled")
-        };
-        ["nova-conductor", "nova-scheduler", "nova-compute"]
-            .iter()
-            .all(|b| up(b))
-            .then_some(services)
-    });
+    let services = every_nova_service_up(&token);
     assert!(
         services
             .iter()
@@ -245,6 +229,26 @@ fn zed_all_in_one_deploys_and_serves_the_client() {
     assert!(d.containers().is_empty());
     network::remove_node_network_leftovers();
     common::phase("end");
+}
+
+/// Nova's own view, once each service has made its first report (kolla
+/// gated on the containers, not on Nova's database): they report every
+/// 10 s, and nova-compute first connects to libvirt and registers its host
+/// (58 s seen on a busy 2-core machine). The services as Nova lists them.
+fn every_nova_service_up(token: &str) -> Vec<serde_json::Value> {
+    eventually("every nova service up", 120, || {
+        let reply = http("GET", 8774, "/v2.1/os-services", token, &[], b"");
+        let services = reply.json()["services"].as_array()?.clone();
+        let up = |binary: &str| {
+            services
+                .iter()
+                .any(|s| s["binary"] == binary && s["state"] == "up" && s["status"] == "enabled")
+        };
+        ["nova-conductor", "nova-scheduler", "nova-compute"]
+            .iter()
+            .all(|b| up(b))
+            .then_some(services)
+    })
 }
 
 /// The project's tree for `release` built (or found up to date in the heavy
