@@ -219,6 +219,7 @@ fn zed_all_in_one_deploys_and_serves_the_client() {
         image_bytes(&token, &id) == payload,
         "glance returned other bytes"
     );
+    every_nova_service_up(&token);
     common::phase("the real client");
     the_real_client_reaches_the_cloud(&d);
     common::phase("address and floating IP");
