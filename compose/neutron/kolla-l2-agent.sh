@@ -62,16 +62,23 @@ fi
 address_of() { # INTERFACE
     ip -4 -o addr show dev "$1" | awk '{ print $4; exit }'
 }
-{%- if openstack_release == "zed" %}
-printf '[linux_bridge]\nphysical_interface_mappings = physnet1:%s\n' "$interface" \
-    > /etc/neutron/plugins/ml2/physnets.ini
-if [ -n "$tunnel" ]; then
-    address=$(address_of "$tunnel")
+# This node's tunnel end: the tunnel interface's address, as it is found on
+# INTERFACE (the tunnel interface, or the bridge it moved to).
+tunnel_end() { # INTERFACE
+    local address
+    address=$(address_of "$1")
     if [ -z "$address" ]; then
         echo "{{ service_name }}: the tunnel interface $tunnel (NEUTRON_TUNNEL_INTERFACE) has no IPv4 address on node {{ node_name }}" >&2
         exit 1
     fi
-    printf '[vxlan]\nlocal_ip = %s\n' "${address%/*}" >> /etc/neutron/plugins/ml2/physnets.ini
+    echo "${address%/*}"
+}
+{%- if openstack_release == "zed" %}
+printf '[linux_bridge]\nphysical_interface_mappings = physnet1:%s\n' "$interface" \
+    > /etc/neutron/plugins/ml2/physnets.ini
+if [ -n "$tunnel" ]; then
+    local_ip=$(tunnel_end "$tunnel")
+    printf '[vxlan]\nlocal_ip = %s\n' "$local_ip" >> /etc/neutron/plugins/ml2/physnets.ini
 fi
 exec neutron-linuxbridge-agent --config-file /etc/neutron/neutron.conf \
     --config-file /etc/neutron/plugins/ml2/linuxbridge_agent.ini \
@@ -103,15 +110,11 @@ if [ -n "$tunnel" ]; then
             ip addr replace "$moving" dev br-phy
         fi
         ip link set br-phy up
-        address=$(address_of br-phy)
+        local_ip=$(tunnel_end br-phy)
     else
-        address=$(address_of "$tunnel")
+        local_ip=$(tunnel_end "$tunnel")
     fi
-    if [ -z "$address" ]; then
-        echo "{{ service_name }}: the tunnel interface $tunnel (NEUTRON_TUNNEL_INTERFACE) has no IPv4 address on node {{ node_name }}" >&2
-        exit 1
-    fi
-    printf 'local_ip = %s\n' "${address%/*}" >> /etc/neutron/plugins/ml2/physnets.ini
+    printf 'local_ip = %s\n' "$local_ip" >> /etc/neutron/plugins/ml2/physnets.ini
 elif [ "$datapath" = netdev ]; then
     echo "{{ service_name }}: userspace datapath and no NEUTRON_TUNNEL_INTERFACE: VXLAN to other nodes cannot leave this node (set it to a spare interface with an address)"
 fi
