@@ -75,16 +75,13 @@ impl Sandbox {
         let mut sandbox = Sandbox::empty(name, &release.base_image());
         sandbox.release = release;
         sandbox.images_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("images");
-        assert!(
-            sandbox.image(&sandbox.base_image).is_some(),
-            "the base image {} of {release} is missing: run tools/make-base-image {} (tools/test does)",
-            sandbox.base_image,
-            sandbox.base_image,
-        );
-        let base_id = sandbox
-            .image(&sandbox.base_image)
-            .map(|info| info.id)
-            .unwrap_or_default();
+        let base_id = match sandbox.image(&sandbox.base_image) {
+            Some(info) => info.id,
+            None => panic!(
+                "the base image {} of {release} is missing: run tools/make-base-image {} (tools/test does)",
+                sandbox.base_image, sandbox.base_image,
+            ),
+        };
         sandbox.namespace = format!(
             "kolla-test-tree-{}",
             tree_hash(&sandbox.images_dir, &base_id)
