@@ -177,6 +177,53 @@ mod tests {
         assert_eq!(states[1], (odd.to_string(), MountState::None));
     }
 
+    /// Two binds at once stack two mounts, the lower one private: the
+    /// check says what the engine sees (the lower one), and the script
+    /// leaves one shared mount. Run here, as root, on a folder of its own.
+    #[test]
+    fn stacked_binds_are_undone_to_one_shared_mount() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let path = dir.path().to_string_lossy().into_owned();
+        let sh = |script: &str| {
+            let output = std::process::Command::new("sh")
+                .args(["-c", script, "sh", &path])
+                .output()
+                .expect("sh runs");
+            (
+                output.status.success(),
+                String::from_utf8_lossy(&output.stdout).into_owned()
+                    + &String::from_utf8_lossy(&output.stderr),
+            )
+        };
+        let stack = "mount --bind \"$1\" \"$1\" && mount --bind \"$1\" \"$1\" \
+                     && mount --make-private \"$1\" && mount --make-shared \"$1\"";
+        let (stacked, said) = sh(stack);
+        assert!(stacked, "this test mounts, so it runs as root: {said}");
+        let count = || {
+            std::fs::read_to_string("/proc/self/mountinfo")
+                .expect("mountinfo")
+                .lines()
+                .filter(|l| l.split(' ').nth(4) == Some(path.as_str()))
+                .count()
+        };
+        assert_eq!(count(), 2);
+        let (_, checked) = sh(MOUNTS_CHECK);
+        assert_eq!(
+            parse_mounts_check(&checked),
+            [(path.clone(), MountState::Private)]
+        );
+
+        let (made, said) = sh(SHARED_MOUNTS);
+        let left = count();
+        let (_, checked) = sh(MOUNTS_CHECK);
+        while count() > 0 {
+            let _ = std::process::Command::new("umount").arg(&path).status();
+        }
+        assert!(made, "{said}");
+        assert_eq!(left, 1);
+        assert_eq!(parse_mounts_check(&checked), [(path, MountState::Shared)]);
+    }
+
     #[test]
     fn the_check_says_shared_private_or_none() {
         let out = "shared /run/netns\nprivate /srv\nnone /missing\nnsenter: noise\n";

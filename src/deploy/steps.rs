@@ -301,6 +301,12 @@ impl StepRunner<'_> {
         if paths.is_empty() {
             return Ok(());
         }
+        // One at a time from this run: two services of one level (the DHCP
+        // and L3 agents) binding /run/netns together stacked two mounts,
+        // and the engine refused the lower, private one. The script itself
+        // undoes a stack another run left.
+        static SHARED_MOUNTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _one_at_a_time = SHARED_MOUNTS.lock().await;
         let spec = node_prep::shared_mounts_job(&self.job_owner(wanted), paths);
         self.run_node_job(
             wanted,

@@ -56,8 +56,20 @@ pub fn select(
         })?;
         let hits: Vec<&String> = tree.order.iter().filter(|n| regex.is_match(n)).collect();
         if hits.is_empty() {
-            return Err(ImagesError::NoMatch {
-                pattern: pattern.clone(),
+            let absent: Vec<String> = tree
+                .not_in_release
+                .iter()
+                .filter(|n| regex.is_match(n))
+                .cloned()
+                .collect();
+            return Err(match absent.is_empty() {
+                true => ImagesError::NoMatch {
+                    pattern: pattern.clone(),
+                },
+                false => ImagesError::NotInRelease {
+                    pattern: pattern.clone(),
+                    images: absent,
+                },
             });
         }
         matched.extend(hits.into_iter().cloned());

@@ -188,6 +188,33 @@ pub fn parents_of(
     Ok(parents)
 }
 
+/// Refuse a FROM of `dockerfile` (of image `path`) that names an image of
+/// the tree whose template renders nothing for these settings (`absent`).
+pub fn refuse_absent_parents(
+    dockerfile: &str,
+    path: &Path,
+    absent: &BTreeSet<String>,
+    globals: &Globals,
+) -> Result<(), ImagesError> {
+    let prefix = globals.image_prefix();
+    let suffix = format!(":{}", globals.tag);
+    for from in from_lines(dockerfile) {
+        let named = from
+            .reference
+            .strip_prefix(&prefix)
+            .and_then(|r| r.strip_suffix(&suffix));
+        if let Some(parent) = named.filter(|name| absent.contains(*name)) {
+            return Err(ImagesError::ParentNotInRelease {
+                path: path.to_path_buf(),
+                line: from.line,
+                parent: parent.to_string(),
+                release: globals.openstack_release.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Order image names parents first (a topological order, ties by name), or
 /// report a cycle as the chain of names that closes it.
 pub fn topological_order(

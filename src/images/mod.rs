@@ -45,6 +45,23 @@ pub enum ImagesError {
     },
     #[error("{path}: the rendered Dockerfile has no FROM line")]
     NoFrom { path: PathBuf },
+    #[error(
+        "{path}:{line}: builds FROM {parent}, whose template renders nothing for release {release} (not in that release)"
+    )]
+    ParentNotInRelease {
+        path: PathBuf,
+        line: usize,
+        parent: String,
+        release: String,
+    },
+    #[error(
+        "{pattern:?} matches only images that are not in this release ({}): their templates render nothing for its settings",
+        .images.join(", ")
+    )]
+    NotInRelease {
+        pattern: String,
+        images: Vec<String>,
+    },
     #[error("the image tree has a cycle: {}", .0.join(" -> "))]
     Cycle(Vec<String>),
     #[error("unknown profile {name:?}; globals.yml defines: {}", .known.join(", "))]

@@ -57,6 +57,10 @@ pub struct RenderedImage {
 pub struct Tree {
     pub images: BTreeMap<String, RenderedImage>,
     pub order: Vec<String>,
+    /// Images whose template renders no instruction for this build's
+    /// settings: not part of this release (Epoxy's Neutron has no Linux
+    /// bridge agent; Zed's cloud runs no Open vSwitch).
+    pub not_in_release: BTreeSet<String>,
 }
 
 impl Tree {
@@ -120,9 +124,9 @@ pub fn render_tree(
     }
     let leaf_overrides = register_overrides(&mut tera, &sources, overrides)?;
 
-    let names: BTreeSet<String> = sources.iter().map(|s| s.name.clone()).collect();
     let base_context = crate::templates::globals_context(globals);
-    let mut images = BTreeMap::new();
+    let mut rendered = Vec::new();
+    let mut not_in_release = BTreeSet::new();
     for source in sources {
         let mut context = base_context.clone();
         context.insert("image_name", &source.name);
@@ -136,6 +140,21 @@ pub fn render_tree(
                 path: entry_path,
                 message: e.to_string(),
             })?;
+        if has_no_instruction(&dockerfile) {
+            not_in_release.insert(source.name);
+        } else {
+            rendered.push((source, dockerfile));
+        }
+    }
+    let names: BTreeSet<String> = rendered.iter().map(|(s, _)| s.name.clone()).collect();
+    let mut images = BTreeMap::new();
+    for (source, dockerfile) in rendered {
+        catalog::refuse_absent_parents(
+            &dockerfile,
+            &source.template_path,
+            &not_in_release,
+            globals,
+        )?;
         let parents = catalog::parents_of(&dockerfile, &source.template_path, &names, globals)?;
         images.insert(
             source.name.clone(),
@@ -153,7 +172,20 @@ pub fn render_tree(
         .map(|(name, image)| (name.clone(), image.parents.clone()))
         .collect();
     let order = catalog::topological_order(&parents)?;
-    Ok(Tree { images, order })
+    Ok(Tree {
+        images,
+        order,
+        not_in_release,
+    })
+}
+
+/// A rendered Dockerfile of blank and comment lines only: the template
+/// says the image has no build for these settings.
+fn has_no_instruction(dockerfile: &str) -> bool {
+    dockerfile
+        .lines()
+        .map(str::trim)
+        .all(|line| line.is_empty() || line.starts_with('#'))
 }
 
 /// Register the overrides in Tera and return, per image, the override to
@@ -451,6 +483,40 @@ mod tests {
             .to_string();
         assert!(err.starts_with("images/app/Dockerfile.tera:"), "{err}");
         assert!(err.contains("no_such_var") && err.contains(":2:"), "{err}");
+    }
+
+    /// A template that renders only comments for a release leaves its
+    /// image out of that release's tree; building FROM it, or asking for
+    /// it by name, says so.
+    #[test]
+    fn an_image_whose_template_renders_nothing_is_not_in_the_release() {
+        let only_zed = "{% if openstack_release == \"zed\" %}FROM {{ image_prefix }}base:{{ tag }}\n\
+                        {% else %}# no agent in {{ openstack_release }}\n{% endif %}";
+        let mut sources = tree();
+        sources.push(source("agent", only_zed));
+        let epoxy = render_tree(sources.clone(), &Globals::default(), &[]).unwrap();
+        assert_eq!(epoxy.order, ["base", "app"]);
+        assert_eq!(epoxy.not_in_release, BTreeSet::from(["agent".to_string()]));
+        let err = crate::images::build::select(&epoxy, &["^agent$".into()], false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not in this release (agent)"), "{err}");
+
+        let mut zed = Globals::default();
+        zed.set_release(crate::config::release::Release::Zed);
+        let tree_zed = render_tree(sources.clone(), &zed, &[]).unwrap();
+        assert_eq!(tree_zed.order, ["base", "agent", "app"]);
+        assert!(tree_zed.not_in_release.is_empty());
+
+        sources.push(source("child", "FROM {{ image_prefix }}agent:{{ tag }}\n"));
+        let err = render_tree(sources, &Globals::default(), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("images/child/Dockerfile.tera:1: builds FROM agent")
+                && err.contains("release epoxy"),
+            "{err}"
+        );
     }
 
     #[test]

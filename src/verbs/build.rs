@@ -32,6 +32,17 @@ pub async fn build(settings: &Settings, args: BuildArgs) -> anyhow::Result<Outco
         patterns.extend(build::profile_patterns(&globals, profile)?);
     }
     let selection = build::select(&tree, &patterns, args.skip_parents)?;
+    if !tree.not_in_release.is_empty() && patterns.is_empty() {
+        eprintln!(
+            "not in release {}: {} (their templates render nothing for it)",
+            globals.openstack_release,
+            tree.not_in_release
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
 
     if args.list_images {
         for name in &selection.build {

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Print, for each folder of the arguments, `shared PATH`, `private PATH` (a
 # mount point, not shared) or `none PATH` (no mount point, or missing).
-# mountinfo writes a space, tab, newline or backslash in a path as an
+# Of mounts stacked at one path, the lowest one decides, as it does for the
+# engine. mountinfo writes a space, tab, newline or backslash in a path as an
 # octal escape: the path is compared unescaped (and reaches awk through
 # the environment, which, unlike -v, leaves its backslashes alone).
 for p; do
@@ -12,7 +13,7 @@ for p; do
             gsub(/\\134/, "\\", s)
             return s
         }
-        unescaped($5) == p {
+        !state && unescaped($5) == p {
             state = "private"
             for (i = 7; $i != "-"; i++) if ($i ~ /^shared:/) state = "shared"
         }
