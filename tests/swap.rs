@@ -192,6 +192,61 @@ fn failed_upgrades_leave_v1_serving_and_the_data_intact() {
     assert_eq!(text.matches(" failed ").count(), 1, "{text}");
 }
 
+/// The new image's upgrade check runs before anything of a running
+/// service changes: not on the first deploy, from the new image on an
+/// upgrade; a failure stops the upgrade with the check's output and
+/// nothing touched, a warning exit code is shown and the upgrade goes on;
+/// a rollback (to a kept container) runs none.
+#[test]
+fn the_new_images_upgrade_check_comes_first_and_a_failure_changes_nothing() {
+    let d = setup("check", &["1.0.0", "2.0.0"]);
+    deploy_v1(&d);
+    assert_eq!(d.read_data_if_any("/data/checks.log"), "");
+    let before = d.containers();
+
+    let failing = d
+        .command("upgrade", &["web", "--tag", "2.0.0"])
+        .env("CHECK_EXIT", "2")
+        .bounded_output()
+        .unwrap();
+    assert_eq!(failing.status.code(), Some(1), "{}", describe(&failing));
+    let err = stderr(&failing);
+    assert!(
+        err.contains("upgrade check exited 2: nothing was changed")
+            && err.contains("the check says: exit 2"),
+        "{}",
+        describe(&failing)
+    );
+    assert_eq!(d.containers(), before);
+    v1_intact(&d, "bootstrap\n");
+    assert_eq!(d.read_data("/data/checks.log"), "version 2.0.0\n");
+
+    let warned = d
+        .command("upgrade", &["web", "--tag", "2.0.0"])
+        .env("CHECK_EXIT", "1")
+        .bounded_output()
+        .unwrap();
+    assert!(warned.status.success(), "{}", describe(&warned));
+    let said = describe(&warned);
+    assert!(
+        said.contains("upgrade check warns (exit 1)") && said.contains("the check says: exit 1"),
+        "{said}"
+    );
+    assert_eq!(serving(&d).as_deref(), Some("version 2.0.0\n"));
+    assert_eq!(d.read_data("/data/boot.log"), "bootstrap\nbootstrap\n");
+    let checks = "version 2.0.0\nversion 2.0.0\n";
+    assert_eq!(d.read_data("/data/checks.log"), checks);
+
+    let back = d
+        .command("rollback", &["web"])
+        .env("CHECK_EXIT", "1")
+        .bounded_output()
+        .unwrap();
+    assert!(back.status.success(), "{}", describe(&back));
+    assert_eq!(serving(&d).as_deref(), Some("version 1.0.0\n"));
+    assert_eq!(d.read_data("/data/checks.log"), checks);
+}
+
 #[test]
 fn nothing_to_roll_back_to_and_a_held_lock_are_refused() {
     let d = setup("lock", &["1.0.0", "2.0.0"]);
@@ -418,8 +473,8 @@ fn guests_are_kept_through_a_swap_or_it_is_refused_naming_them() {
     let compose = d.compose_dir.join("controller.yml");
     let text = std::fs::read_to_string(&compose).expect("compose file");
     let with_guests = text.replacen(
-        "    x-kolla:\n      bootstrap:",
-        "    x-kolla:\n      guests: /usr/local/bin/guests\n      bootstrap:",
+        "    x-kolla:\n      upgrade_check:",
+        "    x-kolla:\n      guests: /usr/local/bin/guests\n      upgrade_check:",
         1,
     );
     assert_ne!(

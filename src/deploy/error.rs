@@ -24,6 +24,15 @@ pub enum DeployError {
         code: i64,
         logs: String,
     },
+    #[error(
+        "node {node}: service {service}: the new image's upgrade check exited {code}: nothing was changed; its output:\n{logs}"
+    )]
+    UpgradeCheck {
+        node: String,
+        service: String,
+        code: i64,
+        logs: String,
+    },
     #[error("node {node}: service {service}: {what}; its last lines:\n{logs}")]
     Unhealthy {
         node: String,

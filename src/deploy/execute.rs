@@ -432,6 +432,9 @@ impl Executor<'_> {
         // Before anything runs: a swap that would take guests down is not
         // started at all.
         self.refuse_if_guests_would_stop(live).await?;
+        // The new image's own judgement of the live cloud, before anything
+        // of it changes.
+        self.runner.upgrade_check(wanted, &swap.volumes).await?;
         // The dump must succeed before the job migrates anything: without
         // it, the upgrade does not start.
         if let (Some(spec), Some(_)) = (

@@ -132,12 +132,79 @@ impl StepRunner<'_> {
         let Some(command) = &wanted.service.kolla.bootstrap else {
             return Ok(());
         };
+        let step = format!("running bootstrap job {}", command.join(" "));
+        let started = Some(FaultPoint::BootstrapStarted);
+        let end = self
+            .run_job(wanted, volumes, command, &step, started)
+            .await?;
+        match end.code {
+            Some(0) => Ok(()),
+            code => Err(DeployError::Bootstrap {
+                node: self.run.node.to_string(),
+                service: wanted.service.name.clone(),
+                code: code.unwrap_or(-1),
+                logs: end.logs,
+            }),
+        }
+    }
+
+    /// The new image's upgrade check, if the service has one: a job like
+    /// the bootstrap (same image, volumes and config), run before anything
+    /// of a running service changes. A warning exit code shows the check's
+    /// output and goes on; any other failure stops the swap untouched.
+    pub(super) async fn upgrade_check(
+        &self,
+        wanted: &DesiredService,
+        volumes: &[VolumeMount],
+    ) -> Result<(), DeployError> {
+        let Some(check) = &wanted.service.kolla.upgrade_check else {
+            return Ok(());
+        };
+        let service = &wanted.service.name;
+        let step = format!("running upgrade check {}", check.command.join(" "));
+        let end = self
+            .run_job(wanted, volumes, &check.command, &step, None)
+            .await?;
+        match end.code {
+            Some(0) => {
+                self.run
+                    .steps
+                    .event(self.run.node, service, "upgrade check passed");
+                Ok(())
+            }
+            Some(code) if check.warning_exit_codes.contains(&code) => {
+                let said = format!("upgrade check warns (exit {code}), going on:\n{}", end.logs);
+                self.run.steps.event(self.run.node, service, &said);
+                Ok(())
+            }
+            code => Err(DeployError::UpgradeCheck {
+                node: self.run.node.to_string(),
+                service: service.clone(),
+                code: code.unwrap_or(-1),
+                logs: end.logs,
+            }),
+        }
+    }
+
+    /// Run `command` as the service's one-shot job (its image, volumes and
+    /// job config) to its end; the job's last lines come back unless it
+    /// exited 0. A job still running after the health timeout is left
+    /// running (kolla never kills a job: it may be migrating a schema; the
+    /// next run waits for it) and ends as code None. `started`: the fault
+    /// point the crash-safety tests freeze at once the job runs.
+    async fn run_job(
+        &self,
+        wanted: &DesiredService,
+        volumes: &[VolumeMount],
+        command: &[String],
+        step: &str,
+        started: Option<FaultPoint>,
+    ) -> Result<JobEnd, DeployError> {
         let service = &wanted.service.name;
         let name = labels::container_name(self.run.placement_prefix, service, Role::Bootstrap);
-        let step = format!("running bootstrap job {}", command.join(" "));
-        self.run.steps.status(self.run.node, service, &step);
+        self.run.steps.status(self.run.node, service, step);
         let mut spec = self.spec_for(wanted, name.clone(), 0);
-        spec.command = Some(command.clone());
+        spec.command = Some(command.to_vec());
         spec.restart_policy = Some("no".into());
         spec.healthcheck = None;
         self.mount_volumes(wanted, &mut spec, volumes).await?;
@@ -155,7 +222,9 @@ impl StepRunner<'_> {
                 .start_container(&id)
                 .await
                 .map_err(|e| self.run.engine_error(e))?;
-            fault::point(FaultPoint::BootstrapStarted);
+            if let Some(point) = started {
+                fault::point(point);
+            }
             self.run
                 .engine
                 .wait_for(&id, WaitGoal::Exited, self.run.options.health_timeout)
@@ -163,38 +232,34 @@ impl StepRunner<'_> {
                 .map_err(|e| self.run.engine_error(e))
         }
         .await;
-        // Still running after the timeout: kolla never kills a job (it may
-        // be migrating a schema); the next run waits for it.
-        let still_running = matches!(&outcome, Ok(o) if !matches!(o, WaitOutcome::Exited(_)));
-        let result = match outcome {
-            Ok(WaitOutcome::Exited(0)) => Ok(()),
-            Ok(WaitOutcome::Exited(code)) => Err(DeployError::Bootstrap {
-                node: self.run.node.to_string(),
-                service: service.clone(),
-                code,
-                logs: self.logs(&name).await,
-            }),
-            Ok(_) => Err(DeployError::Bootstrap {
-                node: self.run.node.to_string(),
-                service: service.clone(),
-                code: -1,
-                logs: format!(
-                    "(still running after {}s)\n{}",
-                    self.run.options.health_timeout.as_secs(),
-                    self.logs(&name).await
-                ),
-            }),
-            Err(e) => Err(e),
+        let code = match outcome {
+            Ok(WaitOutcome::Exited(code)) => Some(code),
+            Ok(_) => None,
+            Err(e) => {
+                // The wait ended in an engine error: the job goes unless it
+                // still runs (never killed; the next run waits for it), and
+                // the first error is the one said.
+                let _ = self.run.engine.remove_container(&id, false).await;
+                return Err(e);
+            }
         };
-        if still_running {
-            return result;
+        let logs = match code {
+            Some(0) => String::new(),
+            Some(_) => self.logs(&name).await,
+            None => format!(
+                "(still running after {}s)\n{}",
+                self.run.options.health_timeout.as_secs(),
+                self.logs(&name).await
+            ),
+        };
+        if code.is_some() {
+            self.run
+                .engine
+                .remove_container(&id, false)
+                .await
+                .map_err(|e| self.run.engine_error(e))?;
         }
-        self.run
-            .engine
-            .remove_container(&id, false)
-            .await
-            .map_err(|e| self.run.engine_error(e))?;
-        result
+        Ok(JobEnd { code, logs })
     }
 
     /// Mount the volumes the plan gave `spec`'s anonymous paths
@@ -455,4 +520,11 @@ impl StepRunner<'_> {
             logs: self.logs(container).await,
         }
     }
+}
+
+/// How a one-shot job ended: its exit code (None: still running when the
+/// wait ended) and, unless it exited 0, its last lines.
+struct JobEnd {
+    code: Option<i64>,
+    logs: String,
 }

@@ -166,6 +166,11 @@ impl Deployment {
         self.with_data(&["cat", path])
     }
 
+    /// A file of the data container's volumes, or "" where there is none.
+    pub fn read_data_if_any(&self, path: &str) -> String {
+        self.with_data(&["sh", "-c", "cat \"$1\" 2>/dev/null || true", "sh", path])
+    }
+
     /// Write `text` to a file in the data container's volumes.
     pub fn write_data(&self, path: &str, text: &str) {
         self.with_data(&["sh", "-c", &format!("printf '%s' '{text}' > {path}")]);

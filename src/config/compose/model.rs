@@ -129,6 +129,17 @@ impl RestorePointSpec {
     }
 }
 
+/// `x-kolla.upgrade_check`: a one-shot job of the new image, with the
+/// service's volumes and config, that must exit 0 (or one of
+/// `warning_exit_codes`, whose output is shown and the swap goes on: 1 for
+/// the `*-status upgrade check` commands of oslo.upgradecheck, where 1 is
+/// a warning, 2 a failure and 255 an error).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UpgradeCheck {
+    pub command: Vec<String>,
+    pub warning_exit_codes: Vec<i64>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct KollaSettings {
     /// A data container: created, never started, never recreated or removed
@@ -138,6 +149,11 @@ pub struct KollaSettings {
     /// A one-shot job (e.g. `glance-manage db_sync`) run before the service
     /// starts, once per image and config change; it must exit 0.
     pub bootstrap: Option<Vec<String>>,
+    /// The new image's own readiness check against the live cloud (e.g.
+    /// `nova-status upgrade check`), run before a running service is
+    /// swapped, ahead of its restore point and bootstrap job: a failure
+    /// stops the swap with the check's output, nothing touched.
+    pub upgrade_check: Option<UpgradeCheck>,
     /// Dump the service's databases before its bootstrap job replaces a
     /// running generation (`rollback --restore-db` loads it back).
     pub restore_point: Option<RestorePointSpec>,

@@ -210,6 +210,14 @@ pub(super) struct RawBootstrap {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(super) struct RawUpgradeCheck {
+    pub(super) command: StringOrList,
+    #[serde(default)]
+    pub(super) warning_exit_codes: Vec<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct RawRestorePoint {
     pub(super) service: Option<String>,
     #[serde(default)]
@@ -225,6 +233,7 @@ pub(super) struct RawKolla {
     pub(super) data: bool,
     pub(super) config: Option<RawConfigTemplates>,
     pub(super) bootstrap: Option<RawBootstrap>,
+    pub(super) upgrade_check: Option<RawUpgradeCheck>,
     pub(super) restore_point: Option<RawRestorePoint>,
     pub(super) update_order: Option<String>,
     #[serde(default)]

@@ -860,11 +860,33 @@ impl Resolver<'_> {
             None => None,
             Some(b) => self.argv(line, service, "x-kolla.bootstrap.command", Some(b.command))?,
         };
-        if raw.data && (bootstrap.is_some() || config.is_some()) {
+        let upgrade_check = match raw.upgrade_check {
+            None => None,
+            Some(check) => {
+                let command = self.argv(
+                    line,
+                    service,
+                    "x-kolla.upgrade_check.command",
+                    Some(check.command),
+                )?;
+                if check.warning_exit_codes.contains(&0) {
+                    return Err(self.error(
+                        line,
+                        service,
+                        "x-kolla.upgrade_check.warning_exit_codes: 0 is a pass, not a warning",
+                    ));
+                }
+                command.map(|command| UpgradeCheck {
+                    command,
+                    warning_exit_codes: check.warning_exit_codes,
+                })
+            }
+        };
+        if raw.data && (bootstrap.is_some() || config.is_some() || upgrade_check.is_some()) {
             return Err(self.error(
                 line,
                 service,
-                "a data container (x-kolla.data) never runs, so it takes no config or bootstrap",
+                "a data container (x-kolla.data) never runs, so it takes no config, bootstrap or upgrade_check",
             ));
         }
         let restore_point = raw
@@ -907,6 +929,7 @@ impl Resolver<'_> {
             data: raw.data,
             config,
             bootstrap,
+            upgrade_check,
             restore_point,
             update_order,
             host_ports,
