@@ -262,6 +262,10 @@ services:
     image: ${IMAGE}
     command: [sleep, "3600"]
     profiles: [debug]
+  old-agent:
+    image: ${IMAGE}
+    command: [sleep, "3600"]
+    profiles: [zed]
 "#,
     )
     .unwrap();
@@ -271,10 +275,18 @@ services:
         2,
         &["profile \"typo\"", "debug"],
     );
+    // A release's services follow the release deployed, never a flag.
+    d.expect(
+        "deploy",
+        &["--profile", "zed"],
+        2,
+        &["zed is a release, not a profile", "--release zed"],
+    );
     assert!(d.containers().is_empty());
     let output = d.kolla("deploy", &[]);
     assert!(output.status.success(), "{}", describe(&output));
     assert!(!d.containers().contains_key(&d.container("debug")));
+    assert!(!d.containers().contains_key(&d.container("old-agent")));
     let output = d
         .command("deploy", &[])
         .env("COMPOSE_PROFILES", "debug")
