@@ -224,12 +224,98 @@ fn zed_all_in_one_deploys_and_serves_the_client() {
     the_real_client_reaches_the_cloud(&d);
     common::phase("address and floating IP");
     network::a_server_gets_its_address_and_a_floating_ip(&d, &admin, network::Swaps::None);
+    common::phase("glance and keystone to epoxy and back");
+    across_releases_and_back(&d, &token, &id, &payload);
     common::phase("destroy --purge-data");
     let output = d.kolla("destroy", &["--purge-data", "--yes-i-really-mean-it"]);
     assert!(output.status.success(), "{}", describe(&output));
     assert!(d.containers().is_empty());
     network::remove_node_network_leftovers();
     common::phase("end");
+}
+
+/// Glance, then Keystone, carried from Zed to Epoxy by `kolla upgrade
+/// SERVICE --release epoxy` while a client lists images (with a token
+/// Zed's Keystone issued) or has that token validated: the Epoxy image's
+/// upgrade check passes against the Zed cloud, its bootstrap migrates the
+/// schema, and the start-first swap fails no request. The image reads back
+/// byte for byte from Epoxy's Glance. Then `rollback --restore-db`, Keystone
+/// first: each is Zed again on its own schema, the image still whole.
+fn across_releases_and_back(d: &Deployment, token: &str, id: &str, payload: &[u8]) {
+    let epoxy = Sandbox::for_project_images("zed-to-epoxy", Release::Epoxy);
+    let services = ["glance-api", "keystone"];
+    let (output, _) = epoxy.build_with_summary(&["^glance-api$", "^keystone$"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    for service in services {
+        let from = format!("{}/{service}:epoxy", epoxy.namespace);
+        let to = format!("{}/{service}:epoxy", d.images.namespace);
+        let tagged = common::docker(&["tag", &from, &to]);
+        assert!(tagged.status.success(), "{}", describe(&tagged));
+    }
+    let images_token = token.to_string();
+    let list_images: Request =
+        Box::new(move || http("GET", 9292, "/v2/images", &images_token, &[], b"").status);
+    let keystone_token = token.to_string();
+    let validate_token: Request = Box::new(move || {
+        let subject = [("X-Subject-Token", keystone_token.as_str())];
+        let path = "/v3/auth/tokens";
+        http("GET", 5000, path, &keystone_token, &subject, b"").status
+    });
+    let requests = std::sync::Arc::new([list_images, validate_token]);
+    for (index, service) in services.iter().enumerate() {
+        let asked = requests.clone();
+        let (output, seen) = polled(
+            move || asked[index](),
+            || d.kolla("upgrade", &[service, "--release", "epoxy"]),
+        );
+        assert!(output.status.success(), "{}", describe(&output));
+        eprintln!("{service}: zed to epoxy: {seen:?}");
+        seen.assert_served(&format!("{service}: zed to epoxy"), &output);
+        assert!(
+            describe(&output).contains("upgrade check passed")
+                || describe(&output).contains("upgrade check warns"),
+            "{service}: no upgrade check ran: {}",
+            describe(&output)
+        );
+        assert_eq!(release_of(d, service), "epoxy");
+    }
+    assert!(
+        image_bytes(token, id) == payload,
+        "epoxy's glance returned other bytes"
+    );
+    for (index, service) in services.iter().enumerate().rev() {
+        let asked = requests.clone();
+        let (output, seen) = polled(
+            move || asked[index](),
+            || {
+                d.kolla(
+                    "rollback",
+                    &[service, "--restore-db", "--health-timeout", "300"],
+                )
+            },
+        );
+        assert!(output.status.success(), "{}", describe(&output));
+        eprintln!("{service}: back to zed: {seen:?}");
+        assert_eq!(release_of(d, service), "zed");
+    }
+    let read = eventually("zed's glance serves the image again", 60, || {
+        let shown = http("GET", 9292, &format!("/v2/images/{id}"), token, &[], b"");
+        (shown.json()["status"] == "active").then(|| image_bytes(token, id))
+    });
+    assert!(read == payload, "zed's glance returned other bytes");
+}
+
+/// The OpenStack release `service`'s live container runs, as its image
+/// says (`KOLLA_OPENSTACK_RELEASE`).
+fn release_of(d: &Deployment, service: &str) -> String {
+    let format = "{{range .Config.Env}}{{println .}}{{end}}";
+    let inspected = common::docker(&["inspect", "-f", format, &d.container(service)]);
+    assert!(inspected.status.success(), "{}", describe(&inspected));
+    common::stdout_of(&inspected)
+        .lines()
+        .find_map(|line| line.strip_prefix("KOLLA_OPENSTACK_RELEASE="))
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Nova's own view, once each service has made its first report (kolla

@@ -343,7 +343,7 @@ async fn swap_back(
         engine.start_container(&outgoing.id).await.map_err(err)?;
     }
     // Return only once the old generation serves again.
-    if let Err(again) = StepRunner::of(run).gate(service, &outgoing.id).await {
+    if let Err(again) = StepRunner::of(run).gate_dark(service, &outgoing.id).await {
         let event = format!(
             "warning: generation {} is back but not healthy either: {}",
             outgoing.generation,

@@ -448,11 +448,23 @@ impl StepRunner<'_> {
     /// The health gate: healthy (with a healthcheck), or still running
     /// after the monitor window (without).
     pub(super) async fn gate(&self, service: &str, container: &str) -> Result<(), DeployError> {
-        self.gate_within(service, container, self.run.options.health_timeout, None)
-            .await
+        let limit = self.run.options.health_timeout;
+        self.wait_gate(service, container, limit, None, false).await
     }
 
-    /// The gate with its own time limit; `budget` names the limit in the
+    /// The gate of a container coming back while its service is dark (an
+    /// old generation swapped back): its check runs at the eager pace.
+    pub(super) async fn gate_dark(
+        &self,
+        service: &str,
+        container: &str,
+    ) -> Result<(), DeployError> {
+        let limit = self.run.options.health_timeout;
+        self.wait_gate(service, container, limit, None, true).await
+    }
+
+    /// The gate of a stop-first swap's new container, the service dark
+    /// meanwhile, with its own time limit; `budget` names the limit in the
     /// error when it is the operator's dark-window budget.
     pub(super) async fn gate_within(
         &self,
@@ -460,6 +472,18 @@ impl StepRunner<'_> {
         container: &str,
         limit: Duration,
         budget: Option<Duration>,
+    ) -> Result<(), DeployError> {
+        self.wait_gate(service, container, limit, budget, true)
+            .await
+    }
+
+    async fn wait_gate(
+        &self,
+        service: &str,
+        container: &str,
+        limit: Duration,
+        budget: Option<Duration>,
+        dark: bool,
     ) -> Result<(), DeployError> {
         let started = Instant::now();
         self.run
@@ -472,6 +496,7 @@ impl StepRunner<'_> {
                 container,
                 WaitGoal::Up {
                     window: self.run.options.monitor_window,
+                    dark,
                 },
                 limit,
             )

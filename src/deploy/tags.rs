@@ -1,5 +1,6 @@
-//! Image tags as versions: `upgrade` refuses a lower semantic version
-//! unless told otherwise. Pure.
+//! Image tags as versions: `upgrade` refuses a lower semantic version, or
+//! an older OpenStack release (the tags `zed`, `epoxy` that `--release`
+//! gives), unless told otherwise. Pure.
 
 /// How a new image tag relates to the running one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -8,7 +9,8 @@ pub enum TagChange {
     Same,
     Higher,
     Lower,
-    /// One of the tags is not a semantic version: not compared.
+    /// The tags are neither both semantic versions nor both releases:
+    /// not compared.
     NotComparable,
 }
 
@@ -23,12 +25,27 @@ pub fn compare_tags(running: &str, wanted: &str) -> TagChange {
     if old == new {
         return TagChange::Same;
     }
+    if let (Some(old), Some(new)) = (release_order(old), release_order(new)) {
+        return match new.cmp(&old) {
+            std::cmp::Ordering::Greater => TagChange::Higher,
+            std::cmp::Ordering::Less => TagChange::Lower,
+            std::cmp::Ordering::Equal => TagChange::Same,
+        };
+    }
     match (semver_of(old), semver_of(new)) {
         (Some(old), Some(new)) if new > old => TagChange::Higher,
         (Some(old), Some(new)) if new < old => TagChange::Lower,
         (Some(_), Some(_)) => TagChange::Same,
         _ => TagChange::NotComparable,
     }
+}
+
+/// A release's place in OpenStack's order, for a tag that names one.
+fn release_order(tag: &str) -> Option<usize> {
+    use crate::config::release::Release;
+    Release::ALL
+        .iter()
+        .position(|release| release.default_tag() == tag)
 }
 
 #[cfg(test)]
@@ -61,6 +78,22 @@ mod tests {
         assert_eq!(
             compare_tags("127.0.0.1:4000/a:1.0.0", "127.0.0.1:4000/a:0.9.0"),
             TagChange::Lower
+        );
+    }
+
+    #[test]
+    fn release_tags_compare_in_openstacks_order() {
+        assert_eq!(
+            compare_tags("kolla/a:zed", "kolla/a:epoxy"),
+            TagChange::Higher
+        );
+        assert_eq!(
+            compare_tags("kolla/a:epoxy", "kolla/a:zed"),
+            TagChange::Lower
+        );
+        assert_eq!(
+            compare_tags("kolla/a:epoxy", "kolla/a:1.0.0"),
+            TagChange::NotComparable
         );
     }
 }

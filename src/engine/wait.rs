@@ -8,7 +8,7 @@
 //! life (a fifth of two cores for 16 containers checked every 2 s,
 //! measured). While it waits, a gate runs the container's own healthcheck
 //! command itself, soon after the start and then less and less often
-//! (`probe_delay`); the engine's checks, at the interval the compose file
+//! (`probe_delay`), or every 0.5 s while the service is dark; the engine's checks, at the interval the compose file
 //! sets, keep watch after that.
 
 use std::collections::HashMap;
@@ -70,8 +70,11 @@ pub enum WaitOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitGoal {
     /// Healthy (if the container has a healthcheck) or still running once
-    /// `window` has passed (if not).
-    Up { window: Duration },
+    /// `window` has passed (if not). `dark`: the service serves no one
+    /// meanwhile (a stop-first swap's new container, an old one swapped
+    /// back), so its check runs every 0.5 s rather than less and less
+    /// often: the dark window ends when the check first passes.
+    Up { window: Duration, dark: bool },
     /// Exited (for one-shot jobs).
     Exited,
 }
@@ -152,14 +155,19 @@ impl Engine {
     }
 
     /// Returns once `command` (a healthcheck's) exits 0 in `name`, run
-    /// after each `probe_delay`, each run given `limit`. A run that fails,
+    /// after each `probe_delay` (the first one each time while `dark`),
+    /// each run given `limit`. A run that fails,
     /// cannot start, or outlasts its limit is a check not passed yet: the
     /// caller bounds the whole wait and sees the container die by its
     /// events.
-    async fn passes_its_check(&self, name: &str, command: &[String], limit: Duration) {
+    async fn passes_its_check(&self, name: &str, command: &[String], limit: Duration, dark: bool) {
         let mut attempt: u32 = 0;
         loop {
-            tokio::time::sleep(probe_delay(attempt)).await;
+            let delay = match dark {
+                true => probe_delay(0),
+                false => probe_delay(attempt),
+            };
+            tokio::time::sleep(delay).await;
             attempt = attempt.saturating_add(1);
             let run = self.exec(name, command, "", &[]);
             if let Ok(Ok(output)) = tokio::time::timeout(limit, run).await
@@ -183,9 +191,9 @@ impl Engine {
         let options = EventsOptionsBuilder::default().filters(&filters).build();
         let mut events = self.docker.events(Some(options));
         let deadline = tokio::time::Instant::now() + timeout;
-        let up_window = match goal {
-            WaitGoal::Up { window } => Some(window),
-            WaitGoal::Exited => None,
+        let (up_window, dark) = match goal {
+            WaitGoal::Up { window, dark } => (Some(window), dark),
+            WaitGoal::Exited => (None, false),
         };
         // A container the engine is restarting has already exited once: a
         // crash loop is a failure, whatever its healthcheck says.
@@ -194,7 +202,7 @@ impl Engine {
             return Ok(outcome);
         }
         let has_healthcheck = status.has_healthcheck;
-        let probing = self.gate_probe(name, &status, up_window.is_some());
+        let probing = self.gate_probe(name, &status, up_window.is_some(), dark);
         tokio::pin!(probing);
         // Without a healthcheck "up" means still running when the window
         // closes; with one, the window does not apply.
@@ -248,9 +256,11 @@ impl Engine {
     /// header): finishes once it passes; never, for a wait that is not a
     /// health gate or a container without a check (`check` is None for
     /// `NONE`).
-    async fn gate_probe(&self, name: &str, look: &Look, gate: bool) {
+    async fn gate_probe(&self, name: &str, look: &Look, gate: bool, dark: bool) {
         match &look.check {
-            Some((command, limit)) if gate => self.passes_its_check(name, command, *limit).await,
+            Some((command, limit)) if gate => {
+                self.passes_its_check(name, command, *limit, dark).await
+            }
             _ => std::future::pending().await,
         }
     }
