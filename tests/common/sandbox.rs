@@ -387,3 +387,22 @@ fn busybox_path() -> PathBuf {
     }
     panic!("busybox-static is not installed (apt-get install busybox-static; tools/test does)");
 }
+
+/// The image folders of the project's tree that `release` builds: every
+/// one but the images of services the release does not have, whose
+/// templates render nothing for it (said here, as the spec the tree is
+/// held to, not read from kolla).
+pub fn release_images(release: Release) -> Vec<String> {
+    let not_in_release: &[&str] = match release {
+        Release::Zed => &["neutron-openvswitch-agent", "openvswitch"],
+        Release::Epoxy => &["neutron-linuxbridge-agent"],
+    };
+    let mut names: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/images"))
+        .expect("the image tree")
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| !not_in_release.contains(&name.as_str()))
+        .collect();
+    names.sort();
+    names
+}
