@@ -741,6 +741,21 @@ mod tests {
         assert_eq!(select(&t, &[], false).unwrap().build.len(), 7);
     }
 
+    /// Asking by name for an image the release does not build says so.
+    #[test]
+    fn an_image_not_in_the_release_is_named_when_asked_for() {
+        let mut t = tree();
+        t.not_in_release.insert("agent".into());
+        let err = select(&t, &["^agent$".into()], false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not in this release (agent)"), "{err}");
+        let err = select(&t, &["^nothing$".into()], false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("matches no image"), "{err}");
+    }
+
     #[test]
     fn images_that_unblock_more_start_first() {
         let t = tree();

@@ -27,22 +27,9 @@ pub async fn build(settings: &Settings, args: BuildArgs) -> anyhow::Result<Outco
     let sources = load_tree(&args.images_dir, &globals)?;
     let tree = render::render_tree(sources, &globals, &overrides)?;
 
-    let mut patterns = args.patterns.clone();
-    if let Some(profile) = &args.profile {
-        patterns.extend(build::profile_patterns(&globals, profile)?);
-    }
+    let patterns = selected_patterns(&args, &globals)?;
     let selection = build::select(&tree, &patterns, args.skip_parents)?;
-    if !tree.not_in_release.is_empty() && patterns.is_empty() {
-        eprintln!(
-            "not in release {}: {} (their templates render nothing for it)",
-            globals.openstack_release,
-            tree.not_in_release
-                .iter()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
+    say_not_in_release(&tree, &globals, &patterns);
 
     if args.list_images {
         for name in &selection.build {
@@ -107,6 +94,34 @@ pub async fn build(settings: &Settings, args: BuildArgs) -> anyhow::Result<Outco
     } else {
         Outcome::Failed
     })
+}
+
+/// The image patterns asked for: those given, and those of `--profile`.
+fn selected_patterns(
+    args: &BuildArgs,
+    globals: &crate::config::Globals,
+) -> anyhow::Result<Vec<String>> {
+    let mut patterns = args.patterns.clone();
+    if let Some(profile) = &args.profile {
+        patterns.extend(build::profile_patterns(globals, profile)?);
+    }
+    Ok(patterns)
+}
+
+/// Name the images of the tree the release does not build, when the
+/// whole tree is asked for (`patterns` empty).
+fn say_not_in_release(tree: &render::Tree, globals: &crate::config::Globals, patterns: &[String]) {
+    if patterns.is_empty() && !tree.not_in_release.is_empty() {
+        eprintln!(
+            "not in release {}: {} (their templates render nothing for it)",
+            globals.openstack_release,
+            tree.not_in_release
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
 }
 
 /// The image tree in `dir`, each image with a reference the engine takes

@@ -220,23 +220,7 @@ pub fn resolve<'a>(
     let passwords = passwords::load(&settings.config_dir.join(passwords::PASSWORDS_FILE))?;
     let dotenv = compose::dotenv_in(&args.compose_dir)?;
     let profiles = settings.profiles(&args.profiles, &dotenv);
-    // A release's profile follows the release deployed: activated by hand
-    // it would start one release's services in another's cloud (Zed's
-    // Linux bridge agent beside Epoxy's Open vSwitch).
-    if let Some(release) = profiles.iter().find_map(|p| {
-        crate::config::release::Release::ALL
-            .into_iter()
-            .find(|r| r.name() == p.as_str())
-    }) {
-        return Err(ConfigError::Invalid {
-            path: args.compose_dir.clone(),
-            message: format!(
-                "{release} is a release, not a profile to activate: its services come with \
-                 `--release {release}` (or `openstack_release: {release}` in globals.yml)"
-            ),
-        }
-        .into());
-    }
+    refuse_release_profiles(&profiles, &args.compose_dir)?;
     let mut loaded = Vec::new();
     for node in nodes {
         loaded.push((
@@ -303,4 +287,28 @@ pub fn deploy_waves(
     let nodes: Vec<&[String]> = targets.iter().map(|t| t.node.roles.as_slice()).collect();
     let has_file = |role: &str| desired::compose_path(compose_dir, role).is_file();
     node_order::waves(&nodes, &roles, &has_file)
+}
+
+/// A release's profile follows the release deployed: activated by hand it
+/// would start one release's services in another's cloud (Zed's Linux
+/// bridge agent beside Epoxy's Open vSwitch).
+fn refuse_release_profiles(
+    profiles: &[String],
+    compose_dir: &std::path::Path,
+) -> Result<(), ConfigError> {
+    let release = profiles.iter().find_map(|p| {
+        crate::config::release::Release::ALL
+            .into_iter()
+            .find(|r| r.name() == p.as_str())
+    });
+    match release {
+        None => Ok(()),
+        Some(release) => Err(ConfigError::Invalid {
+            path: compose_dir.to_path_buf(),
+            message: format!(
+                "{release} is a release, not a profile to activate: its services come with \
+                 `--release {release}` (or `openstack_release: {release}` in globals.yml)"
+            ),
+        }),
+    }
 }

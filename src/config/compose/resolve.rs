@@ -860,28 +860,7 @@ impl Resolver<'_> {
             None => None,
             Some(b) => self.argv(line, service, "x-kolla.bootstrap.command", Some(b.command))?,
         };
-        let upgrade_check = match raw.upgrade_check {
-            None => None,
-            Some(check) => {
-                let command = self.argv(
-                    line,
-                    service,
-                    "x-kolla.upgrade_check.command",
-                    Some(check.command),
-                )?;
-                if check.warning_exit_codes.contains(&0) {
-                    return Err(self.error(
-                        line,
-                        service,
-                        "x-kolla.upgrade_check.warning_exit_codes: 0 is a pass, not a warning",
-                    ));
-                }
-                command.map(|command| UpgradeCheck {
-                    command,
-                    warning_exit_codes: check.warning_exit_codes,
-                })
-            }
-        };
+        let upgrade_check = self.upgrade_check(line, service, raw.upgrade_check)?;
         if raw.data && (bootstrap.is_some() || config.is_some() || upgrade_check.is_some()) {
             return Err(self.error(
                 line,
@@ -999,6 +978,36 @@ impl Resolver<'_> {
                 }
             })
             .collect()
+    }
+
+    /// `x-kolla.upgrade_check`: its command, and the exit codes that only
+    /// warn (never 0, which passes).
+    fn upgrade_check(
+        &self,
+        line: u64,
+        service: &str,
+        raw: Option<RawUpgradeCheck>,
+    ) -> Result<Option<UpgradeCheck>, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        if raw.warning_exit_codes.contains(&0) {
+            return Err(self.error(
+                line,
+                service,
+                "x-kolla.upgrade_check.warning_exit_codes: 0 is a pass, not a warning",
+            ));
+        }
+        let command = self.argv(
+            line,
+            service,
+            "x-kolla.upgrade_check.command",
+            Some(raw.command),
+        )?;
+        Ok(command.map(|command| UpgradeCheck {
+            command,
+            warning_exit_codes: raw.warning_exit_codes,
+        }))
     }
 
     /// `x-kolla.restore_point`: MariaDB's commands for `databases`, or the
