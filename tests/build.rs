@@ -98,16 +98,28 @@ fn cold_build_then_noop_then_one_file_changed() {
             "{child} started at {started}, before {parent} finished at {parent_done}"
         );
     }
-    // Two threads: images that become ready together run together.
-    let overlap = |a: &str, b: &str| {
-        let (a, b) = (&images[a], &images[b]);
-        a["started_secs"].as_f64().unwrap() < b["finished_secs"].as_f64().unwrap()
-            && b["started_secs"].as_f64().unwrap() < a["finished_secs"].as_f64().unwrap()
+    // Two threads, and more images ready than threads once fx-lib is
+    // built (its five children): each child runs beside another image.
+    // Which one depends on how long the others took (a busy machine).
+    let span = |name: &str| {
+        let image = &images[name];
+        Some((
+            image["started_secs"].as_f64()?,
+            image["finished_secs"].as_f64()?,
+        ))
     };
-    assert!(
-        overlap("fx-app-a", "fx-app-b"),
-        "fx-app-a and fx-app-b did not run in parallel: {images:#?}"
-    );
+    let overlap = |a: &str, b: &str| match (span(a), span(b)) {
+        (Some((a_start, a_end)), Some((b_start, b_end))) => a_start < b_end && b_start < a_end,
+        _ => false,
+    };
+    for child in ["fx-app-a", "fx-app-b"] {
+        assert!(
+            images
+                .keys()
+                .any(|other| other != child && overlap(child, other)),
+            "{child} ran alone with two threads and images ready: {images:#?}"
+        );
+    }
 
     // Every built image carries the hash the summary reports.
     let mut ids = BTreeMap::new();
