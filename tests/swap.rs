@@ -248,6 +248,68 @@ fn the_new_images_upgrade_check_comes_first_and_a_failure_changes_nothing() {
 }
 
 #[test]
+fn a_hung_upgrade_check_is_killed_at_its_limit_and_one_a_killed_run_left_goes() {
+    let d = setup("checkhang", &["1.0.0", "2.0.0"]);
+    deploy_v1(&d);
+    let before = d.containers();
+    let check = format!("{}web.kolla-check", d.prefix);
+
+    // A check that never ends: killed at the limit, nothing changed.
+    let hung = d
+        .command(
+            "upgrade",
+            &["web", "--tag", "2.0.0", "--health-timeout", "3"],
+        )
+        .env("CHECK_SLEEP", "3600")
+        .bounded_output()
+        .unwrap();
+    assert_eq!(hung.status.code(), Some(1), "{}", describe(&hung));
+    let err = stderr(&hung);
+    assert!(
+        err.contains("upgrade check did not finish within 3s and was killed: nothing was changed")
+            && err.contains("the check began"),
+        "{}",
+        describe(&hung)
+    );
+    assert_eq!(d.containers(), before, "the check container is gone");
+    v1_intact(&d, "bootstrap\n");
+    assert_eq!(d.read_data("/data/checks.log"), "version 2.0.0\n");
+
+    // kolla SIGKILLed while its check runs: the check runs on; the next
+    // upgrade removes it and runs its own.
+    let mut upgrade = d.command("upgrade", &["web", "--tag", "2.0.0"]);
+    upgrade.env("CHECK_SLEEP", "3600");
+    let mut child = upgrade
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !d
+        .read_data_if_any("/data/checks.log")
+        .ends_with("2.0.0\nversion 2.0.0\n")
+    {
+        assert!(std::time::Instant::now() < deadline, "the check never ran");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        d.containers().get(&check).map(|(_, state)| state.as_str()),
+        Some("running"),
+        "the killed run's check runs on"
+    );
+    let output = d.kolla("upgrade", &["web", "--tag", "2.0.0"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(serving(&d).as_deref(), Some("version 2.0.0\n"));
+    assert!(!d.containers().contains_key(&check), "{:?}", d.containers());
+    assert_eq!(
+        d.read_data("/data/checks.log"),
+        "version 2.0.0\nversion 2.0.0\nversion 2.0.0\n"
+    );
+}
+
+#[test]
 fn nothing_to_roll_back_to_and_a_held_lock_are_refused() {
     let d = setup("lock", &["1.0.0", "2.0.0"]);
     deploy_v1(&d);

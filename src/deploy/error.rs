@@ -33,6 +33,15 @@ pub enum DeployError {
         code: i64,
         logs: String,
     },
+    #[error(
+        "node {node}: service {service}: the new image's upgrade check did not finish within {waited}s and was killed: nothing was changed; its output:\n{logs}\n  hint: see why it waits (a service it asks that does not answer?), or give it longer with --health-timeout"
+    )]
+    UpgradeCheckHung {
+        node: String,
+        service: String,
+        waited: u64,
+        logs: String,
+    },
     #[error("node {node}: service {service}: {what}; its last lines:\n{logs}")]
     Unhealthy {
         node: String,

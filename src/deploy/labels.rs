@@ -64,6 +64,7 @@ pub const CANDIDATE_SUFFIX: &str = ".kolla-new";
 pub const KEPT_INFIX: &str = ".kolla-gen-";
 pub const LOCK_SUFFIX: &str = ".kolla-lock";
 pub const BOOTSTRAP_SUFFIX: &str = ".kolla-bootstrap";
+pub const CHECK_SUFFIX: &str = ".kolla-check";
 pub const HELPER_SUFFIX: &str = ".kolla-swap";
 
 /// What a container's name says about it.
@@ -79,6 +80,9 @@ pub enum Role {
     Lock,
     /// `<svc>.kolla-bootstrap`: a one-shot job.
     Bootstrap,
+    /// `<svc>.kolla-check`: the new image's upgrade check, a one-shot job
+    /// that only reads (killed at its limit, unlike a bootstrap job).
+    Check,
     /// `<svc>.kolla-swap`: the helper running a swap's critical section.
     Helper,
 }
@@ -99,6 +103,9 @@ pub fn parse_name<'a>(prefix: &str, name: &'a str) -> Option<(&'a str, Role)> {
     if let Some(service) = name.strip_suffix(BOOTSTRAP_SUFFIX) {
         return Some((service, Role::Bootstrap));
     }
+    if let Some(service) = name.strip_suffix(CHECK_SUFFIX) {
+        return Some((service, Role::Check));
+    }
     if let Some(service) = name.strip_suffix(HELPER_SUFFIX) {
         return Some((service, Role::Helper));
     }
@@ -118,6 +125,7 @@ pub fn container_name(prefix: &str, service: &str, role: Role) -> String {
         Role::Kept(generation) => format!("{prefix}{service}{KEPT_INFIX}{generation}"),
         Role::Lock => format!("{prefix}{service}{LOCK_SUFFIX}"),
         Role::Bootstrap => format!("{prefix}{service}{BOOTSTRAP_SUFFIX}"),
+        Role::Check => format!("{prefix}{service}{CHECK_SUFFIX}"),
         Role::Helper => format!("{prefix}{service}{HELPER_SUFFIX}"),
     }
 }
@@ -252,6 +260,7 @@ mod tests {
             Role::Kept(7),
             Role::Lock,
             Role::Bootstrap,
+            Role::Check,
             Role::Helper,
         ] {
             let name = container_name("t1-", "glance-api", role);

@@ -133,9 +133,8 @@ impl StepRunner<'_> {
             return Ok(());
         };
         let step = format!("running bootstrap job {}", command.join(" "));
-        let started = Some(FaultPoint::BootstrapStarted);
         let end = self
-            .run_job(wanted, volumes, command, &step, started)
+            .run_job(wanted, volumes, command, &step, Job::Bootstrap)
             .await?;
         match end.code {
             Some(0) => Ok(()),
@@ -163,7 +162,7 @@ impl StepRunner<'_> {
         let service = &wanted.service.name;
         let step = format!("running upgrade check {}", check.command.join(" "));
         let end = self
-            .run_job(wanted, volumes, &check.command, &step, None)
+            .run_job(wanted, volumes, &check.command, &step, Job::UpgradeCheck)
             .await?;
         match end.code {
             Some(0) => {
@@ -177,10 +176,16 @@ impl StepRunner<'_> {
                 self.run.steps.event(self.run.node, service, &said);
                 Ok(())
             }
-            code => Err(DeployError::UpgradeCheck {
+            Some(code) => Err(DeployError::UpgradeCheck {
                 node: self.run.node.to_string(),
                 service: service.clone(),
-                code: code.unwrap_or(-1),
+                code,
+                logs: end.logs,
+            }),
+            None => Err(DeployError::UpgradeCheckHung {
+                node: self.run.node.to_string(),
+                service: service.clone(),
+                waited: self.run.options.health_timeout.as_secs(),
                 logs: end.logs,
             }),
         }
@@ -198,17 +203,20 @@ impl StepRunner<'_> {
         volumes: &[VolumeMount],
         command: &[String],
         step: &str,
-        started: Option<FaultPoint>,
+        job: Job,
     ) -> Result<JobEnd, DeployError> {
         let service = &wanted.service.name;
-        let name = labels::container_name(self.run.placement_prefix, service, Role::Bootstrap);
+        let name = labels::container_name(self.run.placement_prefix, service, job.role());
         self.run.steps.status(self.run.node, service, step);
         let mut spec = self.spec_for(wanted, name.clone(), 0);
         spec.command = Some(command.to_vec());
         spec.restart_policy = Some("no".into());
         spec.healthcheck = None;
         self.mount_volumes(wanted, &mut spec, volumes).await?;
-        self.settle_job(service, &name).await?;
+        match job {
+            Job::Bootstrap => drop(self.settle_job(service, &name).await?),
+            Job::UpgradeCheck => self.remove_check(service, &name).await?,
+        }
         let id = self
             .run
             .engine
@@ -222,7 +230,7 @@ impl StepRunner<'_> {
                 .start_container(&id)
                 .await
                 .map_err(|e| self.run.engine_error(e))?;
-            if let Some(point) = started {
+            if let Some(point) = job.started() {
                 fault::point(point);
             }
             self.run
@@ -252,10 +260,12 @@ impl StepRunner<'_> {
                 self.logs(&name).await
             ),
         };
-        if code.is_some() {
+        // A bootstrap job that runs on may be migrating a schema: it is
+        // never killed (the next run waits for it). A check only reads.
+        if code.is_some() || job == Job::UpgradeCheck {
             self.run
                 .engine
-                .remove_container(&id, false)
+                .remove_container(&id, code.is_none())
                 .await
                 .map_err(|e| self.run.engine_error(e))?;
         }
@@ -324,6 +334,22 @@ impl StepRunner<'_> {
             .remove_container(&job.id, false)
             .await
             .map(|()| true)
+            .map_err(|e| self.run.engine_error(e))
+    }
+
+    /// Remove an upgrade check an earlier run left (killed if it still
+    /// runs: it only reads).
+    pub(super) async fn remove_check(&self, service: &str, name: &str) -> Result<(), DeployError> {
+        let Some(check) = owned::find(self.run.engine, name, self.run.project, service)
+            .await
+            .map_err(|e| self.run.owned_error(e))?
+        else {
+            return Ok(());
+        };
+        self.run
+            .engine
+            .remove_container(&check.id, true)
+            .await
             .map_err(|e| self.run.engine_error(e))
     }
 
@@ -543,6 +569,32 @@ impl StepRunner<'_> {
             service: service.to_string(),
             what,
             logs: self.logs(container).await,
+        }
+    }
+}
+
+/// Which one-shot job a service runs from its image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Job {
+    /// `x-kolla.bootstrap`: migrations and registrations; never killed.
+    Bootstrap,
+    /// `x-kolla.upgrade_check`: reads the live cloud; killed at its limit.
+    UpgradeCheck,
+}
+
+impl Job {
+    fn role(self) -> Role {
+        match self {
+            Job::Bootstrap => Role::Bootstrap,
+            Job::UpgradeCheck => Role::Check,
+        }
+    }
+
+    /// Where a fault-injection build may stop once the job started.
+    fn started(self) -> Option<FaultPoint> {
+        match self {
+            Job::Bootstrap => Some(FaultPoint::BootstrapStarted),
+            Job::UpgradeCheck => None,
         }
     }
 }

@@ -30,6 +30,7 @@ fn kind_of(role: Role, data: bool) -> String {
         Role::Kept(_) => "kept".into(),
         Role::Lock => "lock".into(),
         Role::Bootstrap => "bootstrap".into(),
+        Role::Check => "check".into(),
         Role::Helper => "helper".into(),
     }
 }

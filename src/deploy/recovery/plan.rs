@@ -32,6 +32,9 @@ use crate::deploy::labels::{ObservedContainer, Role, State, beyond_retain};
 pub enum Step {
     /// Wait for a bootstrap job left behind to end, then remove it.
     SettleJob { name: String },
+    /// Remove an upgrade check left behind, killed if it runs (it only
+    /// reads the cloud; the next upgrade runs it again).
+    RemoveCheck { name: String },
     /// Give a kept container the live name back.
     Restore { id: String, from: String },
     /// Remove a candidate that never went live.
@@ -56,6 +59,7 @@ impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Step::SettleJob { name } => write!(f, "settle the bootstrap job {name}"),
+            Step::RemoveCheck { name } => write!(f, "remove the upgrade check {name}"),
             Step::Restore { from, .. } => write!(f, "rename {from} back to the live name"),
             Step::RemoveCandidate { name, .. } => write!(f, "remove the candidate {name}"),
             Step::StopKept { name, .. } => write!(f, "stop the kept generation {name}"),
@@ -117,6 +121,11 @@ pub fn recovery_plan(
     for job in mine.iter().filter(|c| c.role == Role::Bootstrap) {
         steps.push(Step::SettleJob {
             name: job.name.clone(),
+        });
+    }
+    for check in mine.iter().filter(|c| c.role == Role::Check) {
+        steps.push(Step::RemoveCheck {
+            name: check.name.clone(),
         });
     }
     let mut kept: Vec<&ObservedContainer> = mine
@@ -258,6 +267,28 @@ mod tests {
             c.state = State::Exited;
         }
         c
+    }
+
+    #[test]
+    fn an_upgrade_check_left_behind_is_removed_and_a_bootstrap_job_waited_for() {
+        let live = container("api", Role::Live, 1);
+        let mut check = container("api", Role::Check, 0);
+        check.state = State::Running;
+        let job = container("api", Role::Bootstrap, 0);
+        let steps = recovery_plan(&[&live, &check, &job], false, None, 2);
+        assert_eq!(
+            steps[..2],
+            [
+                Step::SettleJob {
+                    name: job.name.clone()
+                },
+                Step::RemoveCheck {
+                    name: check.name.clone()
+                }
+            ]
+        );
+        assert!(needs_recovery(&[live.clone(), check], "api", 2));
+        assert!(!needs_recovery(&[live], "api", 2));
     }
 
     #[test]

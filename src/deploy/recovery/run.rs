@@ -208,6 +208,10 @@ async fn run_steps(
                 StepRunner::of(run).settle_job(service, name).await?;
                 done.push(format!("removed the bootstrap job {name}"));
             }
+            Step::RemoveCheck { name } => {
+                StepRunner::of(run).remove_check(service, name).await?;
+                done.push(format!("removed the upgrade check {name}"));
+            }
             Step::Restore { id, from } => {
                 engine.rename_container(id, &live_name).await.map_err(err)?;
                 done.push(format!("renamed {from} back to {live_name}"));
