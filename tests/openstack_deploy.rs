@@ -537,13 +537,15 @@ fn changed_image(d: &Deployment, service: &str, tag: &str) {
         .changed_image(&current, &format!("{}/{service}:{tag}", d.images.namespace));
 }
 
-/// The longest one request of a client may wait during a start-first swap.
-/// uwsgi binds the shared port before it loads the application, so a
-/// connection the kernel hands the new generation in that time waits for
-/// the load: 5.6 s for Keystone on a busy 2-core machine (eventlet binds
-/// after the load, so Glance and the Nova API waited at most 0.6 s). A
-/// request held longer than this is a stall of kolla's own making.
-const SLOWEST_ALLOWED: Duration = Duration::from_secs(15);
+/// How much longer than its typical request (the median) one request of a
+/// client may wait during a start-first swap (issue 30's target). Servers
+/// bind the shared port before they can answer (uwsgi before it loads the
+/// application, oslo.service's parent before its worker starts), and their
+/// parents held it until their last process ended: single requests waited
+/// 4.7 s (Keystone) and 9.9 s (neutron-server) before kolla_reuseport sent
+/// new connections to the oldest listener and the stopping one shut its
+/// listener down at once (then: at most 159 ms on an idle 2-core machine).
+const ABOVE_TYPICAL: Duration = Duration::from_secs(1);
 /// Fewer requests than this over a swap and the client never really ran.
 const FEWEST_REQUESTS: u32 = 20;
 
@@ -558,6 +560,8 @@ struct Seen {
     failures: Vec<(Duration, u16)>,
     /// The longest wait for one answer.
     slowest: Duration,
+    /// The median wait.
+    typical: Duration,
 }
 
 impl Seen {
@@ -569,9 +573,10 @@ impl Seen {
             describe(output)
         );
         assert!(
-            self.slowest < SLOWEST_ALLOWED,
-            "{what}: a request waited {:?}: {self:?}",
-            self.slowest
+            self.slowest <= self.typical + ABOVE_TYPICAL,
+            "{what}: a request waited {:?}, more than {ABOVE_TYPICAL:?} over the typical {:?}: {self:?}",
+            self.slowest,
+            self.typical
         );
         assert!(
             self.requests >= FEWEST_REQUESTS,
@@ -588,10 +593,12 @@ fn polled<T>(request: impl Fn() -> u16 + Send + 'static, during: impl FnOnce() -
     let stopping = stop.clone();
     let poller = std::thread::spawn(move || {
         let mut seen = Seen::default();
+        let mut waits = Vec::new();
         let begun = Instant::now();
         while !stopping.load(Ordering::Relaxed) {
             let started = Instant::now();
             let status = request();
+            waits.push(started.elapsed());
             seen.slowest = seen.slowest.max(started.elapsed());
             seen.requests += 1;
             if !(200..300).contains(&status) {
@@ -600,6 +607,8 @@ fn polled<T>(request: impl Fn() -> u16 + Send + 'static, during: impl FnOnce() -
             }
             std::thread::sleep(Duration::from_millis(2));
         }
+        waits.sort();
+        seen.typical = waits.get(waits.len() / 2).copied().unwrap_or_default();
         seen
     });
     let result = during();
