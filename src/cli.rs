@@ -165,8 +165,20 @@ fn parse_seconds_flag(text: &str) -> Result<std::time::Duration, String> {
 #[derive(Debug, Args)]
 pub struct UpgradeArgs {
     /// Services to upgrade.
-    #[arg(value_name = "SERVICE", required = true)]
+    #[arg(value_name = "SERVICE", required_unless_present = "all")]
     pub services: Vec<String>,
+
+    /// Every service of the selected nodes, stage by stage in the order the
+    /// compose files give (what each needs to start, `x-kolla.upgrade_after`):
+    /// each stage on every node before the next; a failure stops there and
+    /// a rerun continues (what is done is found done).
+    #[arg(long, conflicts_with = "services")]
+    pub all: bool,
+
+    /// With --all: print the stages, each service's nodes, images and why
+    /// it comes where it does; change nothing.
+    #[arg(long, requires = "all")]
+    pub dry_run: bool,
 
     #[command(flatten)]
     pub nodes: NodeArgs,

@@ -597,3 +597,83 @@ fn guests_are_kept_through_a_swap_or_it_is_refused_naming_them() {
     );
     assert_eq!(d.read_data("/data/guests.stopped"), "stop 60\nstop 60\n");
 }
+
+/// The image a container of the deployment runs.
+fn image_of(d: &Deployment, service: &str) -> String {
+    let inspected = common::docker(&["inspect", "-f", "{{.Config.Image}}", &d.container(service)]);
+    assert!(inspected.status.success(), "{}", describe(&inspected));
+    common::stdout_of(&inspected).trim().to_string()
+}
+
+#[test]
+fn upgrade_all_goes_stage_by_stage_stops_at_a_failure_and_a_rerun_continues() {
+    let d = common::swap_deployment_of("upgrade-all", "all", &["1.0.0", "2.0.0"]);
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let (v1, v2) = (
+        format!("{}/fx-web:1.0.0", d.images.namespace),
+        format!("{}/fx-web:2.0.0", d.images.namespace),
+    );
+    let before = d.containers();
+
+    // The plan: three stages, each service's cause and images; nothing
+    // changes.
+    let plan = d.kolla("upgrade", &["--all", "--tag", "2.0.0", "--dry-run"]);
+    assert!(plan.status.success(), "{}", describe(&plan));
+    let text = String::from_utf8_lossy(&plan.stdout).into_owned();
+    let at = |what: &str| {
+        text.find(what)
+            .unwrap_or_else(|| panic!("{what:?} not in the plan:\n{text}"))
+    };
+    assert!(
+        at("stage 1 of 3:") < at("  db: first: it needs nothing"),
+        "{text}"
+    );
+    assert!(
+        at("stage 2 of 3:") < at("  api: after db (it needs it to start)"),
+        "{text}"
+    );
+    assert!(
+        at("stage 3 of 3:") < at("  agent: after api (x-kolla.upgrade_after)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("node local: {v1} -> {v2}")),
+        "{text}"
+    );
+    assert!(
+        !text.contains("apidata"),
+        "a data container is no step: {text}"
+    );
+    assert_eq!(d.containers(), before, "a dry run changes nothing");
+
+    // api's bootstrap fails: db is done, api swapped back, agent untouched.
+    let failed = d
+        .command("upgrade", &["--all", "--tag", "2.0.0"])
+        .env("FAIL_API", "yes")
+        .bounded_output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(1), "{}", describe(&failed));
+    let err = stderr(&failed);
+    assert!(
+        err.contains("upgrade --all stopped at stage 2 of 3 (api): done: db; left: agent")
+            && err.contains("api says no"),
+        "{}",
+        describe(&failed)
+    );
+    assert_eq!(image_of(&d, "db"), v2);
+    assert_eq!(image_of(&d, "api"), v1);
+    assert_eq!(image_of(&d, "agent"), v1);
+
+    // The rerun finds db done and goes on, api before agent.
+    let rerun = d.kolla("upgrade", &["--all", "--tag", "2.0.0"]);
+    assert!(rerun.status.success(), "{}", describe(&rerun));
+    let said = describe(&rerun);
+    assert!(said.contains("db already at generation"), "{said}");
+    let api = said.find("api upgraded").expect("api upgraded");
+    let agent = said.find("agent upgraded").expect("agent upgraded");
+    assert!(api < agent, "{said}");
+    for service in ["db", "api", "agent"] {
+        assert_eq!(image_of(&d, service), v2, "{service}");
+    }
+}

@@ -42,6 +42,7 @@ pub mod steps;
 pub mod supply;
 
 pub mod tags;
+pub mod upgrade_order;
 pub mod volumes;
 
 /// Seconds since the Unix epoch, for history records and lock ages.

@@ -24,6 +24,7 @@ mod ps;
 mod recover;
 mod swap;
 mod targets;
+mod upgrade_all;
 
 use std::future::Future;
 

@@ -20,6 +20,12 @@ pub async fn upgrade(settings: &Settings, args: UpgradeArgs) -> anyhow::Result<O
     let settings = &settings.with_release_and_tag(args.release, args.tag.as_deref())?;
     let inventory = targets::load_nodes(&args.nodes)?;
     let targets = resolve(&inventory, settings, &args.nodes)?;
+    if args.all {
+        let log = SwapLog::default();
+        let outcome = super::upgrade_all::upgrade_all(settings, &args, targets, &log).await?;
+        print_records(&log, args.output == OutputFormat::Json)?;
+        return Ok(outcome);
+    }
     check_upgrade(&targets, &args)?;
     let targets: Vec<Target> = targets
         .into_iter()

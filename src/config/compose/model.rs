@@ -179,6 +179,10 @@ pub struct KollaSettings {
     /// guest would die with it (unless told to stop them), reports the
     /// guests kept by a swap, and stops them before `destroy`.
     pub guests: Option<String>,
+    /// Services `kolla upgrade --all` upgrades before this one, beside what
+    /// it needs to start (upstream's order: e.g. Glance after Keystone).
+    /// Names no selected node runs are left out.
+    pub upgrade_after: Vec<String>,
 }
 
 /// One service, resolved: interpolated, defaults applied, references checked.

@@ -242,6 +242,8 @@ pub(super) struct RawKolla {
     #[serde(default)]
     pub(super) host_shared_mounts: Vec<String>,
     pub(super) guests: Option<String>,
+    #[serde(default)]
+    pub(super) upgrade_after: Vec<String>,
 }
 
 /// The service keys kolla supports. `net` and `name` are the legacy v1

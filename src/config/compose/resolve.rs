@@ -901,7 +901,16 @@ impl Resolver<'_> {
                 format!("x-kolla.guests: {program:?} must name one program (no spaces)"),
             ));
         }
+        let upgrade_after = self.upgrade_after(line, service, raw.upgrade_after)?;
+        if raw.data && !upgrade_after.is_empty() {
+            return Err(self.error(
+                line,
+                service,
+                "a data container (x-kolla.data) is never upgraded, so it takes no upgrade_after",
+            ));
+        }
         Ok(KollaSettings {
+            upgrade_after,
             guests,
             host_sysctls,
             host_shared_mounts,
@@ -949,6 +958,40 @@ impl Resolver<'_> {
 
     /// `x-kolla.host_shared_mounts`: plain absolute folders (they reach a
     /// root shell on the node as arguments), never `/` itself.
+    /// `x-kolla.upgrade_after`: service names, not the service itself.
+    fn upgrade_after(
+        &self,
+        line: u64,
+        service: &str,
+        raw: Vec<String>,
+    ) -> Result<Vec<String>, ConfigError> {
+        raw.iter()
+            .map(|name| {
+                let name = self.text(line, service, "x-kolla.upgrade_after", name)?;
+                if name == service {
+                    return Err(self.error(
+                        line,
+                        service,
+                        "x-kolla.upgrade_after names the service itself",
+                    ));
+                }
+                let plain = !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+                if plain {
+                    Ok(name)
+                } else {
+                    Err(self.error(
+                        line,
+                        service,
+                        format!("x-kolla.upgrade_after: {name:?} is not a service name"),
+                    ))
+                }
+            })
+            .collect()
+    }
+
     fn host_shared_mounts(
         &self,
         line: u64,

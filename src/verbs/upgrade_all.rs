@@ -1,0 +1,163 @@
+//! `kolla upgrade --all`: every service of the selected nodes, stage by
+//! stage in the order `deploy::upgrade_order` reads from the compose files.
+//! Every node's images come first (nothing is swapped until every image is
+//! on its node); then each stage runs on every node that has its services
+//! (`--parallel` at a time) before the next begins. A failure stops the
+//! run at its stage and says what is done and what is left; a rerun finds
+//! the done services current and goes on from there. `--dry-run` prints
+//! the stages and changes nothing.
+
+use super::targets::{Target, apply_options, connect, node_at, observe};
+use super::{Fanout, Outcome, over_nodes};
+use crate::cli::UpgradeArgs;
+use crate::config::ConfigError;
+use crate::deploy::labels::Role;
+use crate::deploy::pipeline::{self, Intent, SwapLog};
+use crate::deploy::upgrade_order::{self, Step};
+use crate::settings::Settings;
+
+/// The stages of upgrading what `targets` run, or the compose files'
+/// cycle as an error naming the compose folder.
+fn stages_of(targets: &[Target], args: &UpgradeArgs) -> Result<Vec<Vec<Step>>, ConfigError> {
+    let services = targets
+        .iter()
+        .flat_map(|t| t.desired.services.values().map(|w| &w.service));
+    upgrade_order::stages(services).map_err(|cycle| ConfigError::Invalid {
+        path: args.nodes.compose_dir.clone(),
+        message: cycle.to_string(),
+    })
+}
+
+/// The names of a stage's services.
+fn names(stage: &[Step]) -> Vec<String> {
+    stage.iter().map(|s| s.service.clone()).collect()
+}
+
+pub async fn upgrade_all(
+    settings: &Settings,
+    args: &UpgradeArgs,
+    targets: Vec<Target<'_>>,
+    log: &SwapLog,
+) -> anyhow::Result<Outcome> {
+    let stages = stages_of(&targets, args)?;
+    if args.dry_run {
+        print_plan(settings, &targets, &stages).await?;
+        return Ok(Outcome::Success);
+    }
+    let options = &apply_options(&args.gate);
+    let credentials = &settings.credentials()?;
+    let every: Vec<String> = stages.iter().flat_map(|s| names(s)).collect();
+    let every = &every;
+    let supplied = over_nodes(
+        targets.iter().collect(),
+        Fanout::all(settings.forks),
+        |target| async move {
+            let engine = connect(settings, target.node).await?;
+            let at = node_at(&engine, target.node, settings, (options, credentials));
+            pipeline::supply(&at, target.desired.clone(), Some(every)).await
+        },
+    )
+    .await;
+    if supplied != Outcome::Success {
+        return Ok(supplied);
+    }
+    let fanout = Fanout {
+        batch: usize::from(args.parallel),
+        stop_after_failure: true,
+        report_on_stderr: args.output == crate::cli::OutputFormat::Json,
+    };
+    for (number, stage) in stages.iter().enumerate() {
+        let services = &names(stage);
+        crate::progress::say(format!(
+            "stage {} of {}: {}",
+            number + 1,
+            stages.len(),
+            services.join(", ")
+        ));
+        let intent = &Intent::Upgrade {
+            services,
+            allow_downgrade: args.allow_downgrade,
+        };
+        let running: Vec<&Target> = targets
+            .iter()
+            .filter(|t| services.iter().any(|s| t.desired.services.contains_key(s)))
+            .collect();
+        let outcome = over_nodes(running, fanout, |target| async move {
+            let engine = connect(settings, target.node).await?;
+            let at = node_at(&engine, target.node, settings, (options, credentials));
+            pipeline::run(&at, target.desired.clone(), intent, log).await
+        })
+        .await;
+        if outcome != Outcome::Success {
+            say_where_it_stopped(&stages, number);
+            return Ok(outcome);
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+/// After a failure at stage `failed`: what is done, what is left.
+fn say_where_it_stopped(stages: &[Vec<Step>], failed: usize) {
+    let list = |range: &[Vec<Step>]| {
+        let all: Vec<String> = range.iter().flat_map(|s| names(s)).collect();
+        if all.is_empty() {
+            "nothing".to_string()
+        } else {
+            all.join(", ")
+        }
+    };
+    eprintln!(
+        "upgrade --all stopped at stage {} of {} ({}): done: {}; left: {}\n  hint: fix what failed, then run the same `kolla upgrade --all` again: what is done is found done",
+        failed + 1,
+        stages.len(),
+        list(&stages[failed..=failed]),
+        list(&stages[..failed]),
+        list(&stages[failed + 1..])
+    );
+}
+
+/// `--dry-run`: each stage, each service with why it comes there, and
+/// for each node that runs it the image it runs and the one it would get.
+async fn print_plan(
+    settings: &Settings,
+    targets: &[Target<'_>],
+    stages: &[Vec<Step>],
+) -> anyhow::Result<()> {
+    let mut running = Vec::new();
+    for target in targets {
+        let engine = connect(settings, target.node).await?;
+        running.push(observe(settings, &engine, &target.node.name).await?);
+    }
+    for (number, stage) in stages.iter().enumerate() {
+        outln!("stage {} of {}:", number + 1, stages.len());
+        for step in stage {
+            let why: Vec<String> = step.causes.iter().map(ToString::to_string).collect();
+            let why = if why.is_empty() {
+                "first: it needs nothing".to_string()
+            } else {
+                why.join(", ")
+            };
+            outln!("  {}: {why}", step.service);
+            for (target, observed) in targets.iter().zip(&running) {
+                let Some(wanted) = target.desired.services.get(&step.service) else {
+                    continue;
+                };
+                let live = observed
+                    .iter()
+                    .find(|c| c.service == step.service && c.role == Role::Live);
+                let change = match live {
+                    Some(live) if live.image == wanted.service.image => {
+                        format!("{} (same image; swapped if its config changed)", live.image)
+                    }
+                    Some(live) => format!("{} -> {}", live.image, wanted.service.image),
+                    None => format!(
+                        "not deployed ({}): `kolla deploy` creates it",
+                        wanted.service.image
+                    ),
+                };
+                outln!("    node {}: {change}", target.node.name);
+            }
+        }
+    }
+    Ok(())
+}
