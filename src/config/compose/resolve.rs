@@ -956,8 +956,24 @@ impl Resolver<'_> {
         Ok(host_sysctls)
     }
 
-    /// `x-kolla.host_shared_mounts`: plain absolute folders (they reach a
-    /// root shell on the node as arguments), never `/` itself.
+    /// Each of `raw` interpolated, or the first that `check` refuses
+    /// (its reason), as an error naming `key`.
+    fn checked_texts(
+        &self,
+        (line, service, key): (u64, &str, &str),
+        raw: Vec<String>,
+        check: impl Fn(&str) -> Result<(), String>,
+    ) -> Result<Vec<String>, ConfigError> {
+        raw.iter()
+            .map(|raw| {
+                let text = self.text(line, service, key, raw)?;
+                check(&text)
+                    .map(|()| text)
+                    .map_err(|why| self.error(line, service, format!("{key}: {why}")))
+            })
+            .collect()
+    }
+
     /// `x-kolla.upgrade_after`: service names, not the service itself.
     fn upgrade_after(
         &self,
@@ -965,62 +981,45 @@ impl Resolver<'_> {
         service: &str,
         raw: Vec<String>,
     ) -> Result<Vec<String>, ConfigError> {
-        raw.iter()
-            .map(|name| {
-                let name = self.text(line, service, "x-kolla.upgrade_after", name)?;
-                if name == service {
-                    return Err(self.error(
-                        line,
-                        service,
-                        "x-kolla.upgrade_after names the service itself",
-                    ));
-                }
-                let plain = !name.is_empty()
-                    && name
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-                if plain {
-                    Ok(name)
-                } else {
-                    Err(self.error(
-                        line,
-                        service,
-                        format!("x-kolla.upgrade_after: {name:?} is not a service name"),
-                    ))
-                }
-            })
-            .collect()
+        self.checked_texts((line, service, "x-kolla.upgrade_after"), raw, |name| {
+            let plain = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+            if name == service {
+                Err("names the service itself".to_string())
+            } else if plain {
+                Ok(())
+            } else {
+                Err(format!("{name:?} is not a service name"))
+            }
+        })
     }
 
+    /// `x-kolla.host_shared_mounts`: plain absolute folders (they reach a
+    /// root shell on the node as arguments), never `/` itself.
     fn host_shared_mounts(
         &self,
         line: u64,
         service: &str,
         raw: Vec<String>,
     ) -> Result<Vec<String>, ConfigError> {
-        raw.iter()
-            .map(|path| {
-                let path = self.text(line, service, "x-kolla.host_shared_mounts", path)?;
-                let plain = path.len() > 1
-                    && path.starts_with('/')
-                    && !path.ends_with('/')
-                    && path
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
-                    && !path.split('/').any(|part| part == "." || part == "..");
-                if plain {
-                    Ok(path)
-                } else {
-                    Err(self.error(
-                        line,
-                        service,
-                        format!(
-                            "x-kolla.host_shared_mounts: {path:?}: an absolute folder of the node other than / (letters, digits, /, ., _ and -)"
-                        ),
-                    ))
-                }
-            })
-            .collect()
+        self.checked_texts((line, service, "x-kolla.host_shared_mounts"), raw, |path| {
+            let plain = path.len() > 1
+                && path.starts_with('/')
+                && !path.ends_with('/')
+                && path
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+                && !path.split('/').any(|part| part == "." || part == "..");
+            if plain {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{path:?}: an absolute folder of the node other than / (letters, digits, /, ., _ and -)"
+                ))
+            }
+        })
     }
 
     /// `x-kolla.upgrade_check`: its command, and the exit codes that only

@@ -927,6 +927,27 @@ fn bad_mounts_are_refused() {
 }
 
 #[test]
+fn bad_upgrade_orders_are_refused() {
+    assert_refused(&[
+        (
+            "    x-kolla: {upgrade_after: [a]}\n",
+            "x-kolla.upgrade_after: names the service itself",
+        ),
+        (
+            "    x-kolla: {upgrade_after: [\"b c\"]}\n",
+            "x-kolla.upgrade_after: \"b c\" is not a service name",
+        ),
+        (
+            "    volumes: [/d]\n    x-kolla: {data: true, upgrade_after: [b]}\n",
+            "takes no upgrade_after",
+        ),
+    ]);
+    let file = parse_text("services:\n  b:\n    image: y\n  a:\n    image: x\n    x-kolla: {upgrade_after: [b, elsewhere]}\n").unwrap();
+    let a = file.service("a").unwrap();
+    assert_eq!(a.kolla.upgrade_after, ["b", "elsewhere"]);
+}
+
+#[test]
 fn a_restore_point_names_its_databases_or_its_own_commands() {
     let text = "services:\n  glance:\n    image: g\n    x-kolla:\n      bootstrap: {command: x}\n      restore_point: {databases: [glance, glance_cache]}\n  own:\n    image: o\n    x-kolla:\n      bootstrap: {command: x}\n      restore_point: {service: db, dump: cat /s, restore: [sh, -c, 'cat > /s']}\n";
     let file = parse_text(text).unwrap();
