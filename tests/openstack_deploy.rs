@@ -278,6 +278,11 @@ fn across_releases_and_back(d: &Deployment, token: &str, id: &str, payload: &[u8
             describe(&output)
         );
         assert_eq!(release_of(d, service), "epoxy");
+        assert_eq!(
+            last_releases(d, service),
+            (Some("zed".to_string()), Some("epoxy".to_string())),
+            "{service}: the history's releases"
+        );
     }
     assert!(
         image_bytes(token, id) == payload,
@@ -311,6 +316,21 @@ fn across_releases_and_back(d: &Deployment, token: &str, id: &str, payload: &[u8
 
 /// The OpenStack release `service`'s live container runs, as its image
 /// says (`KOLLA_OPENSTACK_RELEASE`).
+/// The releases the history's last record of `service` says it went
+/// from and to.
+fn last_releases(d: &Deployment, service: &str) -> (Option<String>, Option<String>) {
+    let output = d.kolla("history", &[service, "--output", "json"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("history's JSON");
+    let last = json["history"]
+        .as_array()
+        .and_then(|records| records.last())
+        .cloned()
+        .unwrap_or_default();
+    let text = |key: &str| last[key].as_str().map(str::to_string);
+    (text("from_release"), text("to_release"))
+}
+
 fn release_of(d: &Deployment, service: &str) -> String {
     let format = "{{range .Config.Env}}{{println .}}{{end}}";
     let inspected = common::docker(&["inspect", "-f", format, &d.container(service)]);

@@ -133,6 +133,28 @@ fn upgrade_then_rollback_keeps_data_and_history() {
         ]
     );
     assert_eq!(history["containers"]["local"].as_array().unwrap().len(), 2);
+    // Each record names the image before and after.
+    let images: Vec<(String, String)> = history["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let tag = |key: &str| {
+                let image = r[key].as_str().unwrap_or_default();
+                image.rsplit(':').next().unwrap_or_default().to_string()
+            };
+            (tag("from_image"), tag("image"))
+        })
+        .collect();
+    let pair = |from: &str, to: &str| (from.to_string(), to.to_string());
+    assert_eq!(
+        images,
+        vec![
+            pair("1.0.0", "2.0.0"),
+            pair("2.0.0", "1.0.0"),
+            pair("1.0.0", "2.0.0")
+        ]
+    );
 }
 
 #[test]

@@ -199,6 +199,7 @@ fn wanted_service(
         job_files,
         image_volumes: Vec::new(),
         level: 0,
+        release: None,
     };
     Ok((wanted, rendered))
 }

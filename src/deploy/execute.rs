@@ -409,8 +409,10 @@ impl Executor<'_> {
         let mut record = Attempt {
             from: live.generation,
             to: swap.generation,
+            from_image: live.image.clone(),
             image: wanted.service.image.clone(),
             digest: wanted.digest.clone().unwrap_or_default(),
+            releases: (live.release.clone(), wanted.release.clone()),
             swapping: false,
         };
         *attempt = Some(record.clone());
@@ -676,8 +678,10 @@ impl Executor<'_> {
         let attempt = Attempt {
             from: live.generation,
             to: target.generation,
+            from_image: live.image.clone(),
             image: target.image.clone(),
             digest: target.digest.clone(),
+            releases: (live.release.clone(), target.release.clone()),
             swapping: true,
         };
         session.close(Some(attempt), result, |d| Some(*d)).await

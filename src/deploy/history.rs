@@ -21,8 +21,17 @@ pub struct Record {
     pub action: String,
     pub from_generation: u64,
     pub to_generation: u64,
+    /// The image it ran before (none in records older than this field).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub from_image: String,
     pub image: String,
     pub digest: String,
+    /// The OpenStack release of the image before and after, where the
+    /// image says (kolla's tree labels each image `openstack_release`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_release: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_release: Option<String>,
     pub user: String,
     /// `ok`, or `swapped back: <why>`.
     pub result: String,
@@ -134,8 +143,11 @@ mod tests {
             action: "upgrade".into(),
             from_generation: to - 1,
             to_generation: to,
+            from_image: "i:zed".into(),
             image: "i".into(),
             digest: "d".into(),
+            from_release: Some("zed".into()),
+            to_release: Some("epoxy".into()),
             user: "u".into(),
             result: "ok".into(),
             dark_window_secs: Some(0.2),
@@ -154,6 +166,24 @@ mod tests {
         assert_eq!(log.services(), BTreeSet::from(["db", "web"]));
         assert_eq!(log.skipped(), None);
         assert!(read(&dir.path().join("none")).unwrap().records.is_empty());
+    }
+
+    #[test]
+    fn a_record_written_before_the_releases_were_kept_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = r#"{"time":1,"node":"n","service":"web","action":"upgrade","from_generation":1,"to_generation":2,"image":"i","digest":"d","user":"u","result":"ok","dark_window_secs":null}"#;
+        std::fs::write(path(dir.path()), format!("{old}\n")).unwrap();
+        let log = read(dir.path()).unwrap();
+        assert_eq!(log.unreadable, Vec::<usize>::new());
+        let record = &log.records[0];
+        assert_eq!(
+            (
+                record.from_image.as_str(),
+                &record.from_release,
+                &record.to_release
+            ),
+            ("", &None, &None)
+        );
     }
 
     #[test]

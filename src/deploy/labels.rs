@@ -30,6 +30,9 @@ pub const UPDATE_ORDER: &str = "kolla.update-order";
 /// The program of the image that lists and stops the service's guests
 /// (`x-kolla.guests`).
 pub const GUESTS: &str = "kolla.guests";
+/// The OpenStack release an image of kolla's tree was built for (an image
+/// label, which its containers carry too).
+pub const RELEASE: &str = "openstack_release";
 
 /// The service's dependency level on its node: `stop` and `destroy` stop
 /// higher levels (dependents) first.
@@ -166,6 +169,8 @@ pub struct ObservedContainer {
     pub start_first: bool,
     /// The program that lists and stops its guests (`kolla.guests`).
     pub guests: Option<String>,
+    /// The OpenStack release of its image (`openstack_release`), if any.
+    pub release: Option<String>,
 }
 
 #[cfg(test)]
@@ -195,6 +200,7 @@ impl ObservedContainer {
             lock_restore_db: None,
             start_first: false,
             guests: None,
+            release: None,
         }
     }
 }
@@ -235,6 +241,7 @@ impl ObservedContainer {
             lock_restore_db: labels.get(LOCK_RESTORE_DB).and_then(|g| g.parse().ok()),
             start_first: labels.get(UPDATE_ORDER).is_some_and(|v| v == "start-first"),
             guests: labels.get(GUESTS).cloned(),
+            release: labels.get(RELEASE).cloned(),
         })
     }
 }

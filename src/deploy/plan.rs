@@ -798,6 +798,7 @@ services:
                 job_files: Vec::new(),
                 image_volumes: Vec::new(),
                 level: 0,
+                release: None,
                 service,
             })
             .collect()
@@ -835,6 +836,7 @@ services:
             lock_restore_db: None,
             start_first: false,
             guests: None,
+            release: None,
         }
     }
 

@@ -26,4 +26,7 @@ pub struct DesiredService {
     pub image_volumes: Vec<String>,
     /// Its dependency level on the node (0: depends on nothing).
     pub level: usize,
+    /// The OpenStack release of its image (`openstack_release`), once the
+    /// image is known on the node.
+    pub release: Option<String>,
 }

@@ -41,8 +41,12 @@ pub struct Intent<'s> {
 pub struct Attempt {
     pub from: u64,
     pub to: u64,
+    /// The image the service ran before (its live container's).
+    pub from_image: String,
     pub image: String,
     pub digest: String,
+    /// The OpenStack releases of the images, from and to, where known.
+    pub releases: (Option<String>, Option<String>),
     /// The swap itself began (the old container was touched), so a
     /// failure was swapped back rather than stopped before.
     pub swapping: bool,
@@ -93,8 +97,11 @@ impl<'r, 'a> Session<'r, 'a> {
                 action: self.action.clone(),
                 from_generation: attempt.from,
                 to_generation: attempt.to,
+                from_image: attempt.from_image,
                 image: attempt.image,
                 digest: attempt.digest,
+                from_release: attempt.releases.0,
+                to_release: attempt.releases.1,
                 user: self.run.user.to_string(),
                 result: result_text(&result, attempt.swapping),
                 dark_window_secs: result

@@ -226,6 +226,7 @@ async fn resolve_images_or_list(
                 refuse_forged_labels(node, &wanted.service.name, image, info)?;
                 wanted.digest = Some(info.id.clone());
                 wanted.image_volumes = info.volumes.clone();
+                wanted.release = info.labels.get(super::labels::RELEASE).cloned();
             }
             None if list_missing => {
                 if !missing.contains(image) {

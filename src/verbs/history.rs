@@ -128,6 +128,17 @@ fn unknown_service(args: &HistoryArgs, known: &BTreeSet<String>) -> ConfigError 
     }
 }
 
+/// A record's releases: `zed->epoxy`, one alone when the other is not
+/// known, `-` when neither is.
+fn releases(record: &history::Record) -> String {
+    match (&record.from_release, &record.to_release) {
+        (Some(from), Some(to)) if from == to => to.clone(),
+        (Some(from), Some(to)) => format!("{from}->{to}"),
+        (Some(one), None) | (None, Some(one)) => one.clone(),
+        (None, None) => "-".to_string(),
+    }
+}
+
 /// The log's records of the service, then what runs now on each node.
 fn print_history(
     args: &HistoryArgs,
@@ -156,7 +167,7 @@ fn print_history(
         }
         OutputFormat::Human => {
             outln!(
-                "{:<20} {:<10} {:<9} {:>4} -> {:<4} {:<10} {:<8} {:<8} IMAGE",
+                "{:<20} {:<10} {:<9} {:>4} -> {:<4} {:<10} {:<8} {:<8} {:<14} IMAGE",
                 "TIME (UTC s)",
                 "NODE",
                 "ACTION",
@@ -164,11 +175,12 @@ fn print_history(
                 "TO",
                 "RESULT",
                 "DARK",
-                "USER"
+                "USER",
+                "RELEASE"
             );
             for r in records {
                 outln!(
-                    "{:<20} {:<10} {:<9} {:>4} -> {:<4} {:<10} {:<8} {:<8} {}",
+                    "{:<20} {:<10} {:<9} {:>4} -> {:<4} {:<10} {:<8} {:<8} {:<14} {}",
                     r.time,
                     r.node,
                     r.action,
@@ -179,6 +191,7 @@ fn print_history(
                         .map(|d| format!("{d:.3}s"))
                         .unwrap_or_else(|| "-".into()),
                     r.user,
+                    releases(r),
                     r.image
                 );
             }
