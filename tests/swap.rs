@@ -667,6 +667,10 @@ fn upgrade_all_goes_stage_by_stage_stops_at_a_failure_and_a_rerun_continues() {
         !text.contains("apidata"),
         "a data container is no step: {text}"
     );
+    assert!(
+        at("stage 3 of 3:") < at("then, post-upgrade: api: sh -c cat /www/index.html"),
+        "{text}"
+    );
     assert_eq!(d.containers(), before, "a dry run changes nothing");
 
     // api's bootstrap fails: db is done, api swapped back, agent untouched.
@@ -686,6 +690,11 @@ fn upgrade_all_goes_stage_by_stage_stops_at_a_failure_and_a_rerun_continues() {
     assert_eq!(image_of(&d, "db"), v2);
     assert_eq!(image_of(&d, "api"), v1);
     assert_eq!(image_of(&d, "agent"), v1);
+    assert_eq!(
+        post_log(&d),
+        "",
+        "no post-upgrade step before every stage is done"
+    );
 
     // The rerun finds db done and goes on, api before agent.
     let rerun = d.kolla("upgrade", &["--all", "--tag", "2.0.0"]);
@@ -698,4 +707,27 @@ fn upgrade_all_goes_stage_by_stage_stops_at_a_failure_and_a_rerun_continues() {
     for service in ["db", "api", "agent"] {
         assert_eq!(image_of(&d, service), v2, "{service}");
     }
+    // Last, api's post-upgrade step, from its new image; a rerun with
+    // nothing left to swap runs it again (such steps are idempotent).
+    assert!(
+        said.find("api: post-upgrade step done").expect("the step") > agent,
+        "{said}"
+    );
+    assert_eq!(post_log(&d), "version 2.0.0\n");
+    let again = d.kolla("upgrade", &["--all", "--tag", "2.0.0"]);
+    assert!(again.status.success(), "{}", describe(&again));
+    assert_eq!(post_log(&d), "version 2.0.0\nversion 2.0.0\n");
+}
+
+/// What api's post-upgrade steps logged ("" before the first).
+fn post_log(d: &Deployment) -> String {
+    let log = common::docker(&[
+        "exec",
+        &d.container("api"),
+        "sh",
+        "-c",
+        "cat /data/post.log 2>/dev/null || true",
+    ]);
+    assert!(log.status.success(), "{}", describe(&log));
+    common::stdout_of(&log)
 }

@@ -25,6 +25,15 @@ pub enum DeployError {
         logs: String,
     },
     #[error(
+        "node {node}: service {service}: the post-upgrade step exited {code} (the service runs its new image); its last lines:\n{logs}\n  hint: once its cause is fixed, `kolla upgrade --all` again runs it again"
+    )]
+    PostUpgrade {
+        node: String,
+        service: String,
+        code: i64,
+        logs: String,
+    },
+    #[error(
         "node {node}: service {service}: the new image's upgrade check exited {code}: nothing was changed; its output:\n{logs}"
     )]
     UpgradeCheck {

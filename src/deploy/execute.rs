@@ -474,6 +474,43 @@ impl Executor<'_> {
         .map_err(|e| self.run.engine_error(e))
     }
 
+    /// `wanted`'s post-upgrade step, under its lock, once the service runs
+    /// `wanted` (its image and config): Ok(true) when a step ran, Ok(false)
+    /// when it has none or is not there yet (nothing to follow up).
+    pub async fn post_upgrade(
+        &self,
+        wanted: &DesiredService,
+        observed: &[ObservedContainer],
+    ) -> Result<bool, DeployError> {
+        if wanted.service.kolla.post_upgrade.is_none() {
+            return Ok(false);
+        }
+        let service = wanted.service.name.as_str();
+        let live = self.live_of(observed, service)?;
+        if !super::plan::is_current(wanted, &live) {
+            return Ok(false);
+        }
+        let session = Session::open(
+            self.run,
+            Intent {
+                service,
+                image: &wanted.service.image,
+                image_volumes: Some(&wanted.image_volumes),
+                action: "post-upgrade",
+                target: format!("generation {} ({})", live.generation, wanted.service.image),
+                from: Some(live.generation),
+                from_running: live.state == State::Running,
+                restore_db: None,
+                takeover: Takeover::Never,
+            },
+        )
+        .await?;
+        let volumes =
+            super::plan::upgrade_action(wanted, observed, self.run.placement_prefix).volumes;
+        let result = self.runner.post_upgrade(wanted, &volumes).await;
+        session.close(None, result, |_| None).await
+    }
+
     fn live_of(
         &self,
         observed: &[ObservedContainer],

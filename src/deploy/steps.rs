@@ -191,6 +191,32 @@ impl StepRunner<'_> {
         }
     }
 
+    /// The service's post-upgrade step, if it has one: a job like the
+    /// bootstrap (its image, volumes and job config) that must exit 0.
+    /// Ok(false) when it has none.
+    pub(super) async fn post_upgrade(
+        &self,
+        wanted: &DesiredService,
+        volumes: &[VolumeMount],
+    ) -> Result<bool, DeployError> {
+        let Some(command) = &wanted.service.kolla.post_upgrade else {
+            return Ok(false);
+        };
+        let step = format!("running post-upgrade step {}", command.join(" "));
+        let end = self
+            .run_job(wanted, volumes, command, &step, Job::PostUpgrade)
+            .await?;
+        match end.code {
+            Some(0) => Ok(true),
+            code => Err(DeployError::PostUpgrade {
+                node: self.run.node.to_string(),
+                service: wanted.service.name.clone(),
+                code: code.unwrap_or(-1),
+                logs: end.logs,
+            }),
+        }
+    }
+
     /// Run `command` as the service's one-shot job (its image, volumes and
     /// job config) to its end; the job's last lines come back unless it
     /// exited 0. A job still running after the health timeout is left
@@ -214,7 +240,7 @@ impl StepRunner<'_> {
         spec.healthcheck = None;
         self.mount_volumes(wanted, &mut spec, volumes).await?;
         match job {
-            Job::Bootstrap => drop(self.settle_job(service, &name).await?),
+            Job::Bootstrap | Job::PostUpgrade => drop(self.settle_job(service, &name).await?),
             Job::UpgradeCheck => self.remove_check(service, &name).await?,
         }
         let id = self
@@ -580,12 +606,15 @@ enum Job {
     Bootstrap,
     /// `x-kolla.upgrade_check`: reads the live cloud; killed at its limit.
     UpgradeCheck,
+    /// `x-kolla.post_upgrade`: data migrations after a whole upgrade;
+    /// never killed, and in the bootstrap job's name (one of them runs).
+    PostUpgrade,
 }
 
 impl Job {
     fn role(self) -> Role {
         match self {
-            Job::Bootstrap => Role::Bootstrap,
+            Job::Bootstrap | Job::PostUpgrade => Role::Bootstrap,
             Job::UpgradeCheck => Role::Check,
         }
     }
@@ -594,7 +623,7 @@ impl Job {
     fn started(self) -> Option<FaultPoint> {
         match self {
             Job::Bootstrap => Some(FaultPoint::BootstrapStarted),
-            Job::UpgradeCheck => None,
+            Job::UpgradeCheck | Job::PostUpgrade => None,
         }
     }
 }

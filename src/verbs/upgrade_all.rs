@@ -11,6 +11,8 @@ use super::targets::{Target, apply_options, connect, node_at, observe};
 use super::{Fanout, Outcome, over_nodes};
 use crate::cli::UpgradeArgs;
 use crate::config::ConfigError;
+use crate::credentials::Store;
+use crate::deploy::context::ApplyOptions;
 use crate::deploy::labels::Role;
 use crate::deploy::pipeline::{self, Intent, SwapLog};
 use crate::deploy::upgrade_order::{self, Step};
@@ -33,6 +35,52 @@ fn names(stage: &[Step]) -> Vec<String> {
     stage.iter().map(|s| s.service.clone()).collect()
 }
 
+/// What every stage's run on the nodes shares.
+struct Run<'r, 'a> {
+    settings: &'r Settings,
+    targets: &'r [Target<'a>],
+    options: &'r ApplyOptions,
+    credentials: &'r Store,
+    fanout: Fanout,
+    log: &'r SwapLog,
+}
+
+impl Run<'_, '_> {
+    /// `intent` on every target that runs one of `services`, `--parallel`
+    /// nodes at a time, stopping after a node fails.
+    async fn on_nodes_running(&self, services: &[String], intent: &Intent<'_>) -> Outcome {
+        let (settings, options, credentials, log) =
+            (self.settings, self.options, self.credentials, self.log);
+        let running: Vec<&Target> = self
+            .targets
+            .iter()
+            .filter(|t| services.iter().any(|s| t.desired.services.contains_key(s)))
+            .collect();
+        over_nodes(running, self.fanout, |target| async move {
+            let engine = connect(settings, target.node).await?;
+            let at = node_at(&engine, target.node, settings, (options, credentials));
+            pipeline::run(&at, target.desired.clone(), intent, log).await
+        })
+        .await
+    }
+
+    /// Every service's image onto every node that runs it, all nodes at
+    /// once, before anything is swapped.
+    async fn supply(&self, services: &[String]) -> Outcome {
+        let (settings, options, credentials) = (self.settings, self.options, self.credentials);
+        over_nodes(
+            self.targets.iter().collect(),
+            Fanout::all(settings.forks),
+            |target| async move {
+                let engine = connect(settings, target.node).await?;
+                let at = node_at(&engine, target.node, settings, (options, credentials));
+                pipeline::supply(&at, target.desired.clone(), Some(services)).await
+            },
+        )
+        .await
+    }
+}
+
 pub async fn upgrade_all(
     settings: &Settings,
     args: &UpgradeArgs,
@@ -44,28 +92,23 @@ pub async fn upgrade_all(
         print_plan(settings, &targets, &stages).await?;
         return Ok(Outcome::Success);
     }
-    let options = &apply_options(&args.gate);
-    let credentials = &settings.credentials()?;
-    let every: Vec<String> = stages.iter().flat_map(|s| names(s)).collect();
-    let every = &every;
-    let supplied = over_nodes(
-        targets.iter().collect(),
-        Fanout::all(settings.forks),
-        |target| async move {
-            let engine = connect(settings, target.node).await?;
-            let at = node_at(&engine, target.node, settings, (options, credentials));
-            pipeline::supply(&at, target.desired.clone(), Some(every)).await
+    let run = Run {
+        settings,
+        targets: &targets,
+        options: &apply_options(&args.gate),
+        credentials: &settings.credentials()?,
+        fanout: Fanout {
+            batch: usize::from(args.parallel),
+            stop_after_failure: true,
+            report_on_stderr: args.output == crate::cli::OutputFormat::Json,
         },
-    )
-    .await;
+        log,
+    };
+    let every: Vec<String> = stages.iter().flat_map(|s| names(s)).collect();
+    let supplied = run.supply(&every).await;
     if supplied != Outcome::Success {
         return Ok(supplied);
     }
-    let fanout = Fanout {
-        batch: usize::from(args.parallel),
-        stop_after_failure: true,
-        report_on_stderr: args.output == crate::cli::OutputFormat::Json,
-    };
     for (number, stage) in stages.iter().enumerate() {
         let services = &names(stage);
         crate::progress::say(format!(
@@ -74,26 +117,48 @@ pub async fn upgrade_all(
             stages.len(),
             services.join(", ")
         ));
-        let intent = &Intent::Upgrade {
+        let intent = Intent::Upgrade {
             services,
             allow_downgrade: args.allow_downgrade,
         };
-        let running: Vec<&Target> = targets
-            .iter()
-            .filter(|t| services.iter().any(|s| t.desired.services.contains_key(s)))
-            .collect();
-        let outcome = over_nodes(running, fanout, |target| async move {
-            let engine = connect(settings, target.node).await?;
-            let at = node_at(&engine, target.node, settings, (options, credentials));
-            pipeline::run(&at, target.desired.clone(), intent, log).await
-        })
-        .await;
+        let outcome = run.on_nodes_running(services, &intent).await;
         if outcome != Outcome::Success {
             say_where_it_stopped(&stages, number);
             return Ok(outcome);
         }
     }
-    Ok(Outcome::Success)
+    let steps = &post_steps(&targets, &stages);
+    if steps.is_empty() {
+        return Ok(Outcome::Success);
+    }
+    crate::progress::say(format!("post-upgrade steps: {}", steps.join(", ")));
+    let outcome = run
+        .on_nodes_running(steps, &Intent::PostUpgrade { services: steps })
+        .await;
+    if outcome != Outcome::Success {
+        eprintln!(
+            "upgrade --all: every stage is done; a post-upgrade step failed\n  hint: fix what failed, then run the same `kolla upgrade --all` again: the stages are found done and the steps run again"
+        );
+    }
+    Ok(outcome)
+}
+
+/// The services with a post-upgrade step (`x-kolla.post_upgrade`), in the
+/// order of the stages.
+fn post_steps(targets: &[Target], stages: &[Vec<Step>]) -> Vec<String> {
+    stages
+        .iter()
+        .flatten()
+        .filter(|step| {
+            targets.iter().any(|t| {
+                t.desired
+                    .services
+                    .get(&step.service)
+                    .is_some_and(|w| w.service.kolla.post_upgrade.is_some())
+            })
+        })
+        .map(|step| step.service.clone())
+        .collect()
 }
 
 /// After a failure at stage `failed`: what is done, what is left.
@@ -158,6 +223,21 @@ async fn print_plan(
                 outln!("    node {}: {change}", target.node.name);
             }
         }
+    }
+    for service in post_steps(targets, stages) {
+        let command = targets
+            .iter()
+            .find_map(|t| {
+                t.desired
+                    .services
+                    .get(&service)?
+                    .service
+                    .kolla
+                    .post_upgrade
+                    .clone()
+            })
+            .unwrap_or_default();
+        outln!("then, post-upgrade: {service}: {}", command.join(" "));
     }
     Ok(())
 }

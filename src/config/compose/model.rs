@@ -183,6 +183,11 @@ pub struct KollaSettings {
     /// it needs to start (upstream's order: e.g. Glance after Keystone).
     /// Names no selected node runs are left out.
     pub upgrade_after: Vec<String>,
+    /// A one-shot job of the service's image that `kolla upgrade --all`
+    /// runs once every stage is done (e.g. `nova-manage db
+    /// online_data_migrations`, Keystone's `db_sync --contract`); must
+    /// exit 0. Never killed, like a bootstrap job.
+    pub post_upgrade: Option<Vec<String>>,
 }
 
 /// One service, resolved: interpolated, defaults applied, references checked.

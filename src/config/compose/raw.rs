@@ -244,6 +244,7 @@ pub(super) struct RawKolla {
     pub(super) guests: Option<String>,
     #[serde(default)]
     pub(super) upgrade_after: Vec<String>,
+    pub(super) post_upgrade: Option<RawBootstrap>,
 }
 
 /// The service keys kolla supports. `net` and `name` are the legacy v1

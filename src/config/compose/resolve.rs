@@ -902,14 +902,24 @@ impl Resolver<'_> {
             ));
         }
         let upgrade_after = self.upgrade_after(line, service, raw.upgrade_after)?;
-        if raw.data && !upgrade_after.is_empty() {
+        let post_upgrade = match raw.post_upgrade {
+            None => None,
+            Some(p) => self.argv(
+                line,
+                service,
+                "x-kolla.post_upgrade.command",
+                Some(p.command),
+            )?,
+        };
+        if raw.data && (!upgrade_after.is_empty() || post_upgrade.is_some()) {
             return Err(self.error(
                 line,
                 service,
-                "a data container (x-kolla.data) is never upgraded, so it takes no upgrade_after",
+                "a data container (x-kolla.data) is never upgraded, so it takes no upgrade_after or post_upgrade",
             ));
         }
         Ok(KollaSettings {
+            post_upgrade,
             upgrade_after,
             guests,
             host_sysctls,

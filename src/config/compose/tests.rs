@@ -939,7 +939,7 @@ fn bad_upgrade_orders_are_refused() {
         ),
         (
             "    volumes: [/d]\n    x-kolla: {data: true, upgrade_after: [b]}\n",
-            "takes no upgrade_after",
+            "takes no upgrade_after or post_upgrade",
         ),
     ]);
     let file = parse_text("services:\n  b:\n    image: y\n  a:\n    image: x\n    x-kolla: {upgrade_after: [b, elsewhere]}\n").unwrap();

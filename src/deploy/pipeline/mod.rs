@@ -35,6 +35,9 @@ pub enum Intent<'a> {
         services: &'a [String],
         allow_downgrade: bool,
     },
+    /// Run the post-upgrade steps of `services` that run their desired
+    /// image and config (`kolla upgrade --all`, once every stage is done).
+    PostUpgrade { services: &'a [String] },
     /// Swap `services` back to a kept generation.
     Rollback {
         services: &'a [String],
@@ -62,9 +65,9 @@ impl Intent<'_> {
         match *self {
             Intent::Deploy { dry_run: true, .. } => None,
             Intent::Deploy { .. } => Some((None, false)),
-            Intent::Upgrade { services, .. } | Intent::Rollback { services, .. } => {
-                Some((Some(services), false))
-            }
+            Intent::Upgrade { services, .. }
+            | Intent::PostUpgrade { services }
+            | Intent::Rollback { services, .. } => Some((Some(services), false)),
             Intent::Recover { services, force } => Some((services, force)),
         }
     }
@@ -72,7 +75,10 @@ impl Intent<'_> {
     /// A rollback swaps kept containers: it needs no image and creates no
     /// privileged container; recovery touches existing containers only.
     fn needs_images(&self) -> bool {
-        matches!(self, Intent::Deploy { .. } | Intent::Upgrade { .. })
+        matches!(
+            self,
+            Intent::Deploy { .. } | Intent::Upgrade { .. } | Intent::PostUpgrade { .. }
+        )
     }
 }
 
@@ -164,6 +170,9 @@ pub async fn run(
             .await
             .map(|line| vec![line])
             .map_err(NodeErrors::from),
+        Intent::PostUpgrade { services } => swaps::post_upgrade(at, &desired, &observed, services)
+            .await
+            .map_err(NodeErrors::from),
         Intent::Rollback {
             services,
             to,
@@ -191,7 +200,7 @@ async fn ready(
     desired: &mut Desired,
     intent: &Intent<'_>,
 ) -> Result<Ready, NodeErrors> {
-    if let Intent::Upgrade { services, .. } = intent {
+    if let Intent::Upgrade { services, .. } | Intent::PostUpgrade { services } = intent {
         desired.services.retain(|s, _| services.contains(s));
     }
     let mut lines = Vec::new();

@@ -131,6 +131,33 @@ pub(super) async fn upgrade(
     Ok(done.join("; "))
 }
 
+/// The post-upgrade step of each of `services` the node runs at its
+/// desired image and config, in turn: a line each.
+pub(super) async fn post_upgrade(
+    at: &NodeAt<'_>,
+    desired: &Desired,
+    observed: &[ObservedContainer],
+    services: &[String],
+) -> anyhow::Result<Vec<String>> {
+    let mut lines = Vec::new();
+    for service in services {
+        let Some(wanted) = desired.services.get(service) else {
+            continue;
+        };
+        if Executor::of(&at.run).post_upgrade(wanted, observed).await? {
+            at.run
+                .steps
+                .event(at.run.node, service, "post-upgrade step done");
+            lines.push(format!("{service}: post-upgrade step done"));
+        } else if wanted.service.kolla.post_upgrade.is_some() {
+            lines.push(format!(
+                "{service}: not at its new image and config: its post-upgrade step waits for its upgrade"
+            ));
+        }
+    }
+    Ok(lines)
+}
+
 /// Swap each of `services` the node runs back to a kept generation
 /// (`to`, else the newest kept): a line each.
 pub(super) async fn rollback(
