@@ -124,6 +124,8 @@ fn all_in_one_builds_deploys_and_serves_the_apis() {
 
     common::phase("restore point round trip");
     restore_point_round_trip(&d, &token, &id, &payload);
+    common::phase("mariadb swapped under the cloud");
+    mariadb_swap_keeps_the_data(&d, &token, &id, &payload);
     common::phase("start-first swaps under a client");
     start_first_swaps_under_a_client(&d, &token);
     common::phase("a guest outlives nova-compute's upgrade");
@@ -244,9 +246,9 @@ fn zed_all_in_one_deploys_and_serves_the_client() {
 fn across_releases_and_back(d: &Deployment, token: &str, id: &str, payload: &[u8]) {
     let epoxy = Sandbox::for_project_images("zed-to-epoxy", Release::Epoxy);
     let services = ["glance-api", "keystone"];
-    let (output, _) = epoxy.build_with_summary(&["^glance-api$", "^keystone$"]);
+    let (output, _) = epoxy.build_with_summary(&["^glance-api$", "^keystone$", "^mariadb$"]);
     assert!(output.status.success(), "{}", describe(&output));
-    for service in services {
+    for service in ["mariadb", "glance-api", "keystone"] {
         let from = format!("{}/{service}:epoxy", epoxy.namespace);
         let to = format!("{}/{service}:epoxy", d.images.namespace);
         let tagged = common::docker(&["tag", &from, &to]);
@@ -261,6 +263,31 @@ fn across_releases_and_back(d: &Deployment, token: &str, id: &str, payload: &[u8
         let path = "/v3/auth/tokens";
         http("GET", 5000, path, &keystone_token, &subject, b"").status
     });
+    // The database first, as `upgrade --all` orders it: MariaDB 10.11 to
+    // 11.8 in place (mariadb-upgrade as the new server starts); Zed's
+    // services reconnect to it.
+    let version = |d: &Deployment| {
+        let output = common::docker(&[
+            "exec",
+            &d.container("mariadb"),
+            "mariadb",
+            "--socket=/run/mysqld/mysqld.sock",
+            "-N",
+            "-e",
+            "SELECT VERSION()",
+        ]);
+        assert!(output.status.success(), "{}", describe(&output));
+        common::stdout_of(&output)
+    };
+    assert!(version(d).starts_with("10.11."), "{}", version(d));
+    let output = d.kolla("upgrade", &["mariadb", "--release", "epoxy"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert!(version(d).starts_with("11.8."), "{}", version(d));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while image_bytes(token, id) != payload {
+        assert!(Instant::now() < deadline, "zed's glance on mariadb 11.8");
+        std::thread::sleep(Duration::from_secs(1));
+    }
     let requests = std::sync::Arc::new([list_images, validate_token]);
     for (index, service) in services.iter().enumerate() {
         let asked = requests.clone();
@@ -492,6 +519,45 @@ fn assert_each_runs_its_release(d: &Deployment) {
 /// the MariaDB container first (the restore point); a table the new
 /// generation adds (standing in for its migration) is gone after
 /// `rollback --restore-db`, and Glance serves the image it had.
+/// MariaDB swapped to a changed image while the cloud runs: its bootstrap
+/// job leaves the data directory to the running server (it used to start a
+/// second server on it, which InnoDB refused), the new server checks its
+/// system tables with mariadb-upgrade and applies bootstrap.sql, and Glance
+/// finds its image again once it has reconnected.
+fn mariadb_swap_keeps_the_data(d: &Deployment, token: &str, id: &str, payload: &[u8]) {
+    changed_image(d, "mariadb", "swap2");
+    let output = d.kolla("upgrade", &["mariadb", "--tag", "swap2"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let logs = common::docker(&["logs", &d.container("mariadb")]);
+    let logs = format!(
+        "{}{}",
+        common::stdout_of(&logs),
+        String::from_utf8_lossy(&logs.stderr)
+    );
+    assert!(
+        logs.contains("already upgraded") || logs.contains("Phase 1/"),
+        "mariadb-upgrade did not run:\n{logs}"
+    );
+    assert!(!logs.contains("kolla_mariadb_start:"), "{logs}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let shown = http("GET", 9292, &format!("/v2/images/{id}"), token, &[], b"");
+        if shown.json()["status"] == "active" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "glance after mariadb's swap: {}",
+            shown.text()
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert!(
+        image_bytes(token, id) == payload,
+        "glance returned other bytes"
+    );
+}
+
 fn restore_point_round_trip(d: &Deployment, token: &str, id: &str, payload: &[u8]) {
     let tag = "restore2";
     changed_image(d, "glance-api", tag);
