@@ -246,9 +246,10 @@ fn zed_all_in_one_deploys_and_serves_the_client() {
 fn across_releases_and_back(d: &Deployment, token: &str, id: &str, payload: &[u8]) {
     let epoxy = Sandbox::for_project_images("zed-to-epoxy", Release::Epoxy);
     let services = ["glance-api", "keystone"];
-    let (output, _) = epoxy.build_with_summary(&["^glance-api$", "^keystone$", "^mariadb$"]);
+    let (output, _) =
+        epoxy.build_with_summary(&["^glance-api$", "^keystone$", "^mariadb$", "^rabbitmq$"]);
     assert!(output.status.success(), "{}", describe(&output));
-    for service in ["mariadb", "glance-api", "keystone"] {
+    for service in ["mariadb", "rabbitmq", "glance-api", "keystone"] {
         let from = format!("{}/{service}:epoxy", epoxy.namespace);
         let to = format!("{}/{service}:epoxy", d.images.namespace);
         let tagged = common::docker(&["tag", &from, &to]);
@@ -288,6 +289,38 @@ fn across_releases_and_back(d: &Deployment, token: &str, id: &str, payload: &[u8
         assert!(Instant::now() < deadline, "zed's glance on mariadb 11.8");
         std::thread::sleep(Duration::from_secs(1));
     }
+    // RabbitMQ 3.10 to 4.0: a broker on fresh state (no in-place path);
+    // nova-compute reports through it to the conductor once it has
+    // reconnected.
+    let compute_report = || {
+        let reply = http("GET", 8774, "/v2.1/os-services", token, &[], b"");
+        let services = reply.json()["services"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        services
+            .iter()
+            .find(|s| s["binary"] == "nova-compute")
+            .map(|s| s["updated_at"].to_string())
+            .unwrap_or_default()
+    };
+    let output = d.kolla("upgrade", &["rabbitmq", "--release", "epoxy"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    eprintln!(
+        "rabbitmq: zed to epoxy: {}",
+        describe(&output).lines().last().unwrap_or_default()
+    );
+    let logs = common::docker(&["logs", &d.container("rabbitmq")]);
+    assert!(
+        common::stdout_of(&logs).contains("RabbitMQ 4.0")
+            && common::stdout_of(&logs).contains("fresh state"),
+        "{}",
+        describe(&logs)
+    );
+    let after_swap = compute_report();
+    common::eventually("nova-compute reports through RabbitMQ 4.0", 180, || {
+        (compute_report() != after_swap).then_some(())
+    });
     let requests = std::sync::Arc::new([list_images, validate_token]);
     for (index, service) in services.iter().enumerate() {
         let asked = requests.clone();
