@@ -673,6 +673,24 @@ fn upgrade_all_goes_stage_by_stage_stops_at_a_failure_and_a_rerun_continues() {
     );
     assert_eq!(d.containers(), before, "a dry run changes nothing");
 
+    // A service the files add is a deploy's work: refused, nothing done.
+    let file = d.compose_dir.join("controller.yml");
+    let shipped = std::fs::read_to_string(&file).unwrap();
+    let newcomer =
+        "  newcomer:\n    image: ${IMAGE_PREFIX}fx-web:${TAG}\n    command: [sleep, \"3600\"]\n";
+    std::fs::write(&file, format!("{shipped}{newcomer}")).unwrap();
+    d.expect(
+        "upgrade",
+        &["--all", "--tag", "2.0.0"],
+        2,
+        &[
+            "node local: newcomer is not deployed",
+            "nothing was changed",
+        ],
+    );
+    assert_eq!(d.containers(), before);
+    std::fs::write(&file, shipped).unwrap();
+
     // api's bootstrap fails: db is done, api swapped back, agent untouched.
     let failed = d
         .command("upgrade", &["--all", "--tag", "2.0.0"])

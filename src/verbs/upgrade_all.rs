@@ -13,7 +13,7 @@ use crate::cli::UpgradeArgs;
 use crate::config::ConfigError;
 use crate::credentials::Store;
 use crate::deploy::context::ApplyOptions;
-use crate::deploy::labels::Role;
+use crate::deploy::labels::{ObservedContainer, Role};
 use crate::deploy::pipeline::{self, Intent, SwapLog};
 use crate::deploy::upgrade_order::{self, Step};
 use crate::settings::Settings;
@@ -88,10 +88,12 @@ pub async fn upgrade_all(
     log: &SwapLog,
 ) -> anyhow::Result<Outcome> {
     let stages = stages_of(&targets, args)?;
+    let running = observe_all(settings, &targets).await?;
     if args.dry_run {
-        print_plan(settings, &targets, &stages).await?;
+        print_plan(&targets, &running, &stages);
         return Ok(Outcome::Success);
     }
+    refuse_what_upgrade_cannot_do(&targets, &running, args)?;
     let run = Run {
         settings,
         targets: &targets,
@@ -181,18 +183,67 @@ fn say_where_it_stopped(stages: &[Vec<Step>], failed: usize) {
     );
 }
 
-/// `--dry-run`: each stage, each service with why it comes there, and
-/// for each node that runs it the image it runs and the one it would get.
-async fn print_plan(
+/// What each target runs now, in the order of `targets`.
+async fn observe_all(
     settings: &Settings,
     targets: &[Target<'_>],
-    stages: &[Vec<Step>],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<Vec<ObservedContainer>>> {
     let mut running = Vec::new();
     for target in targets {
         let engine = connect(settings, target.node).await?;
         running.push(observe(settings, &engine, &target.node.name).await?);
     }
+    Ok(running)
+}
+
+/// Before anything changes: an upgrade swaps what runs; a service the
+/// compose files add (a release's new service) or one they no longer have
+/// (one it drops) is a change of the cloud's shape that `kolla deploy`
+/// makes, not a swap. Refused with each, node by node.
+fn refuse_what_upgrade_cannot_do(
+    targets: &[Target<'_>],
+    running: &[Vec<ObservedContainer>],
+    args: &UpgradeArgs,
+) -> Result<(), ConfigError> {
+    let mut problems = Vec::new();
+    for (target, observed) in targets.iter().zip(running) {
+        let live = |service: &str| {
+            observed
+                .iter()
+                .any(|c| c.service == service && c.role == Role::Live)
+        };
+        for wanted in target.desired.services.values() {
+            if !wanted.service.kolla.data && !live(&wanted.service.name) {
+                problems.push(format!(
+                    "node {}: {} is not deployed (new in these compose files)",
+                    target.node.name, wanted.service.name
+                ));
+            }
+        }
+        for gone in observed.iter().filter(|c| {
+            c.role == Role::Live && !c.data && !target.desired.services.contains_key(&c.service)
+        }) {
+            problems.push(format!(
+                "node {}: {} runs but is in no compose file of its roles now",
+                target.node.name, gone.service
+            ));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(ConfigError::Invalid {
+        path: args.nodes.compose_dir.clone(),
+        message: format!(
+            "upgrade --all swaps the services that run for the ones the compose files name, and these differ; nothing was changed:\n  {}\n  hint: services a release adds or drops (as Epoxy's Open vSwitch agents replace Zed's Linux bridge agent) change the cloud's shape: that is `kolla deploy`'s work (and a migration of its own), not a swap",
+            problems.join("\n  ")
+        ),
+    })
+}
+
+/// `--dry-run`: each stage, each service with why it comes there, and
+/// for each node that runs it the image it runs and the one it would get.
+fn print_plan(targets: &[Target<'_>], running: &[Vec<ObservedContainer>], stages: &[Vec<Step>]) {
     for (number, stage) in stages.iter().enumerate() {
         outln!("stage {} of {}:", number + 1, stages.len());
         for step in stage {
@@ -203,7 +254,7 @@ async fn print_plan(
                 why.join(", ")
             };
             outln!("  {}: {why}", step.service);
-            for (target, observed) in targets.iter().zip(&running) {
+            for (target, observed) in targets.iter().zip(running) {
                 let Some(wanted) = target.desired.services.get(&step.service) else {
                     continue;
                 };
@@ -239,5 +290,4 @@ async fn print_plan(
             .unwrap_or_default();
         outln!("then, post-upgrade: {service}: {}", command.join(" "));
     }
-    Ok(())
 }
