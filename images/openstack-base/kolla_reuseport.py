@@ -35,11 +35,24 @@ its process launcher stops. uWSGI does the same itself with
 import ctypes
 import os
 import socket
+import stat
 import sys
 
+SOL_SOCKET = 1
+SO_TYPE = 3
+SO_REUSEPORT = 15
+SO_ACCEPTCONN = 30
+SO_DOMAIN = 39
 SO_ATTACH_REUSEPORT_CBPF = 51
+SHUT_RDWR = 2
 BPF_RET_K = 0x06  # BPF_RET | BPF_K: return the constant k
 OLDEST = 0
+
+# Plain libc calls on the descriptors, never a Python socket object: under
+# eventlet's monkey patching a socket object made over a descriptor turns
+# it non-blocking, which another user of it (a privsep channel, a native
+# thread) would not expect.
+LIBC = ctypes.CDLL(None, use_errno=True)
 
 
 class SockFilter(ctypes.Structure):
@@ -55,78 +68,65 @@ class SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(SockFilter))]
 
 
+def _option(fd, name):
+    """An integer socket option of fd, or None where there is none."""
+    value = ctypes.c_int(0)
+    size = ctypes.c_uint32(ctypes.sizeof(value))
+    if LIBC.getsockopt(fd, SOL_SOCKET, name, ctypes.byref(value), ctypes.byref(size)) != 0:
+        return None
+    return value.value
+
+
 def _shared_listener(fd):
-    """The address of fd when it is a TCP socket listening with
-    SO_REUSEPORT, else None."""
+    """Whether fd is a TCP socket listening with SO_REUSEPORT."""
     try:
-        sock = socket.socket(fileno=fd)
+        if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+            return False
     except OSError:
-        return None
-    try:
-        if sock.family not in (socket.AF_INET, socket.AF_INET6):
-            return None
-        if sock.type != socket.SOCK_STREAM:
-            return None
-        if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
-            return None
-        if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT):
-            return None
-        return sock.getsockname()
-    except OSError:
-        return None
-    finally:
-        # The descriptor stays the server's.
-        sock.detach()
+        return False
+    return (
+        _option(fd, SO_DOMAIN) in (socket.AF_INET, socket.AF_INET6)
+        and _option(fd, SO_TYPE) == socket.SOCK_STREAM
+        and _option(fd, SO_ACCEPTCONN) == 1
+        and _option(fd, SO_REUSEPORT) == 1
+    )
 
 
 def _shared_listeners():
-    """(fd, address) of each shared TCP listener of this process."""
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        address = _shared_listener(fd)
-        if address is not None:
-            yield fd, address
+    """The descriptors of this process's shared TCP listeners."""
+    return [int(name) for name in os.listdir("/proc/self/fd") if _shared_listener(int(name))]
+
+
+def _say(fd, what):
+    print(f"kolla_reuseport: pid {os.getpid()} fd {fd}: {what}", file=sys.stderr)
 
 
 def unlisten_all():
     """Shut every shared TCP listener of this process down: it leaves its
     port's group, for every process holding it."""
-    for fd, address in list(_shared_listeners()):
-        try:
-            _shutdown(fd)
-        except OSError as error:
-            print(f"kolla_reuseport: {address}: not shut down: {error}", file=sys.stderr)
+    for fd in _shared_listeners():
+        if LIBC.shutdown(fd, SHUT_RDWR) != 0:
+            _say(fd, f"not shut down: {os.strerror(ctypes.get_errno())}")
         else:
-            print(f"kolla_reuseport: {address}: shut down, its queue moves on", file=sys.stderr)
-
-
-def _shutdown(fd):
-    sock = socket.socket(fileno=fd)
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    finally:
-        sock.detach()
+            _say(fd, "shut down, its queue moves on")
 
 
 def steer_all():
     """Attach the program to every shared TCP listener of this process."""
-    libc = ctypes.CDLL(None, use_errno=True)
     program = (SockFilter * 1)(SockFilter(BPF_RET_K, 0, 0, OLDEST))
     fprog = SockFprog(1, program)
-    for fd, address in list(_shared_listeners()):
-        done = libc.setsockopt(
+    for fd in _shared_listeners():
+        done = LIBC.setsockopt(
             fd,
-            socket.SOL_SOCKET,
+            SOL_SOCKET,
             SO_ATTACH_REUSEPORT_CBPF,
             ctypes.byref(fprog),
             ctypes.sizeof(fprog),
         )
         if done != 0:
-            error = os.strerror(ctypes.get_errno())
-            print(f"kolla_reuseport: {address}: not steered: {error}", file=sys.stderr)
+            _say(fd, f"not steered: {os.strerror(ctypes.get_errno())}")
         else:
-            print(f"kolla_reuseport: {address}: new connections go to the oldest listener",
-                  file=sys.stderr)
+            _say(fd, "new connections go to the oldest listener")
 
 
 try:
