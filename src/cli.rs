@@ -177,7 +177,7 @@ pub struct UpgradeArgs {
 
     /// With --all: print the stages, each service's nodes, images and why
     /// it comes where it does; change nothing.
-    #[arg(long, requires = "all")]
+    #[arg(long)]
     pub dry_run: bool,
 
     #[command(flatten)]

@@ -673,6 +673,15 @@ fn upgrade_all_goes_stage_by_stage_stops_at_a_failure_and_a_rerun_continues() {
     );
     assert_eq!(d.containers(), before, "a dry run changes nothing");
 
+    // --dry-run on a named service's upgrade never upgrades it.
+    d.expect(
+        "upgrade",
+        &["api", "--tag", "2.0.0", "--dry-run"],
+        2,
+        &["--dry-run prints the plan of `upgrade --all`"],
+    );
+    assert_eq!(d.containers(), before);
+
     // A service the files add is a deploy's work: refused, nothing done.
     let file = d.compose_dir.join("controller.yml");
     let shipped = std::fs::read_to_string(&file).unwrap();

@@ -17,6 +17,13 @@ use crate::deploy::pipeline::{self, Intent, SwapLog};
 use crate::settings::Settings;
 
 pub async fn upgrade(settings: &Settings, args: UpgradeArgs) -> anyhow::Result<Outcome> {
+    if args.dry_run && !args.all {
+        // Never an upgrade for an operator who asked to change nothing.
+        bail!(ConfigError::Invalid {
+            path: args.nodes.compose_dir.clone(),
+            message: "--dry-run prints the plan of `upgrade --all`: give --all (a named service's upgrade has no dry run yet; `kolla deploy --dry-run` shows what a deploy would swap)".into(),
+        });
+    }
     let settings = &settings.with_release_and_tag(args.release, args.tag.as_deref())?;
     let inventory = targets::load_nodes(&args.nodes)?;
     let targets = resolve(&inventory, settings, &args.nodes)?;

@@ -70,7 +70,10 @@ impl Run<'_, '_> {
         let (settings, options, credentials) = (self.settings, self.options, self.credentials);
         over_nodes(
             self.targets.iter().collect(),
-            Fanout::all(settings.forks),
+            Fanout {
+                report_on_stderr: self.fanout.report_on_stderr,
+                ..Fanout::all(settings.forks)
+            },
             |target| async move {
                 let engine = connect(settings, target.node).await?;
                 let at = node_at(&engine, target.node, settings, (options, credentials));
