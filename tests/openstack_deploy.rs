@@ -81,6 +81,7 @@ fn all_in_one_builds_deploys_and_serves_the_apis() {
     // nova-compute reports through the conductor, the scheduler maps the
     // host into cell1, and the node's resources appear in Placement.
     let services = every_nova_service_up(&token);
+    compute_host_mapped(&d);
     assert!(
         services
             .iter()
@@ -222,6 +223,7 @@ fn zed_all_in_one_deploys_and_serves_the_client() {
         "glance returned other bytes"
     );
     every_nova_service_up(&token);
+    compute_host_mapped(&d);
     common::phase("the real client");
     the_real_client_reaches_the_cloud(&d);
     common::phase("address and floating IP");
@@ -400,6 +402,22 @@ fn release_of(d: &Deployment, service: &str) -> String {
         .find_map(|line| line.strip_prefix("KOLLA_OPENSTACK_RELEASE="))
         .unwrap_or_default()
         .to_string()
+}
+
+/// The compute host mapped to cell1 (nova-scheduler discovers new hosts
+/// every `discover_hosts_in_cells_interval`): before it is, a server
+/// scheduled there fails ("Host is not mapped to any cell").
+fn compute_host_mapped(d: &Deployment) {
+    common::eventually("the compute host mapped to its cell", 120, || {
+        let hosts = common::docker(&[
+            "exec",
+            &d.container("nova-api"),
+            "nova-manage",
+            "cell_v2",
+            "list_hosts",
+        ]);
+        common::stdout_of(&hosts).contains(" cell1 ").then_some(())
+    });
 }
 
 /// Nova's own view, once each service has made its first report (kolla
