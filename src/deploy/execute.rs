@@ -474,26 +474,22 @@ impl Executor<'_> {
         .map_err(|e| self.run.engine_error(e))
     }
 
-    /// `wanted`'s post-upgrade step, under its lock, once the service runs
-    /// `wanted` (its image and config): Ok(true) when a step ran, Ok(false)
-    /// when it has none or is not there yet (nothing to follow up).
+    /// `wanted`'s post-upgrade step under its lock, the service running
+    /// `wanted` as `live` (the plan found it current); the job mounts
+    /// `volumes`. Ok(false) when it has no step.
     pub async fn post_upgrade(
         &self,
         wanted: &DesiredService,
-        observed: &[ObservedContainer],
+        live: &ObservedContainer,
+        volumes: &[VolumeMount],
     ) -> Result<bool, DeployError> {
         if wanted.service.kolla.post_upgrade.is_none() {
-            return Ok(false);
-        }
-        let service = wanted.service.name.as_str();
-        let live = self.live_of(observed, service)?;
-        if !super::plan::is_current(wanted, &live) {
             return Ok(false);
         }
         let session = Session::open(
             self.run,
             Intent {
-                service,
+                service: &wanted.service.name,
                 image: &wanted.service.image,
                 image_volumes: Some(&wanted.image_volumes),
                 action: "post-upgrade",
@@ -505,9 +501,7 @@ impl Executor<'_> {
             },
         )
         .await?;
-        let volumes =
-            super::plan::upgrade_action(wanted, observed, self.run.placement_prefix).volumes;
-        let result = self.runner.post_upgrade(wanted, &volumes).await;
+        let result = self.runner.post_upgrade(wanted, volumes).await;
         session.close(None, result, |_| None).await
     }
 

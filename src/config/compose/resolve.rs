@@ -888,36 +888,13 @@ impl Resolver<'_> {
             .collect::<Result<Vec<_>, _>>()?;
         let host_sysctls = self.host_sysctls(line, service, raw.host_sysctls)?;
         let host_shared_mounts = self.host_shared_mounts(line, service, raw.host_shared_mounts)?;
-        let guests = raw
-            .guests
-            .map(|program| self.text(line, service, "x-kolla.guests", &program))
-            .transpose()?;
-        if let Some(program) = &guests
-            && (program.is_empty() || program.chars().any(|c| c.is_whitespace() || c.is_control()))
-        {
-            return Err(self.error(
-                line,
-                service,
-                format!("x-kolla.guests: {program:?} must name one program (no spaces)"),
-            ));
-        }
-        let upgrade_after = self.upgrade_after(line, service, raw.upgrade_after)?;
-        let post_upgrade = match raw.post_upgrade {
-            None => None,
-            Some(p) => self.argv(
-                line,
-                service,
-                "x-kolla.post_upgrade.command",
-                Some(p.command),
-            )?,
-        };
-        if raw.data && (!upgrade_after.is_empty() || post_upgrade.is_some()) {
-            return Err(self.error(
-                line,
-                service,
-                "a data container (x-kolla.data) is never upgraded, so it takes no upgrade_after or post_upgrade",
-            ));
-        }
+        let guests = self.guests(line, service, raw.guests)?;
+        let (upgrade_after, post_upgrade) = self.upgrade_steps(
+            line,
+            service,
+            (raw.upgrade_after, raw.post_upgrade),
+            raw.data,
+        )?;
         Ok(KollaSettings {
             post_upgrade,
             upgrade_after,
@@ -932,6 +909,57 @@ impl Resolver<'_> {
             update_order,
             host_ports,
         })
+    }
+
+    /// `x-kolla.guests`: one program's name.
+    fn guests(
+        &self,
+        line: u64,
+        service: &str,
+        raw: Option<String>,
+    ) -> Result<Option<String>, ConfigError> {
+        let guests = raw
+            .map(|program| self.text(line, service, "x-kolla.guests", &program))
+            .transpose()?;
+        if let Some(program) = &guests
+            && (program.is_empty() || program.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return Err(self.error(
+                line,
+                service,
+                format!("x-kolla.guests: {program:?} must name one program (no spaces)"),
+            ));
+        }
+        Ok(guests)
+    }
+
+    /// `x-kolla.upgrade_after` and `x-kolla.post_upgrade`, which a data
+    /// container (never upgraded) takes neither of.
+    fn upgrade_steps(
+        &self,
+        line: u64,
+        service: &str,
+        (after, post): (Vec<String>, Option<RawBootstrap>),
+        data: bool,
+    ) -> Result<(Vec<String>, Option<Vec<String>>), ConfigError> {
+        let upgrade_after = self.upgrade_after(line, service, after)?;
+        let post_upgrade = match post {
+            None => None,
+            Some(p) => self.argv(
+                line,
+                service,
+                "x-kolla.post_upgrade.command",
+                Some(p.command),
+            )?,
+        };
+        if data && (!upgrade_after.is_empty() || post_upgrade.is_some()) {
+            return Err(self.error(
+                line,
+                service,
+                "a data container (x-kolla.data) is never upgraded, so it takes no upgrade_after or post_upgrade",
+            ));
+        }
+        Ok((upgrade_after, post_upgrade))
     }
 
     /// `x-kolla.host_sysctls`: network settings only (`net.*`), with plain

@@ -144,15 +144,24 @@ pub(super) async fn post_upgrade(
         let Some(wanted) = desired.services.get(service) else {
             continue;
         };
-        if Executor::of(&at.run).post_upgrade(wanted, observed).await? {
+        let Some(live) = live_of(observed, service).filter(|live| plan::is_current(wanted, live))
+        else {
+            if wanted.service.kolla.post_upgrade.is_some() {
+                lines.push(format!(
+                    "{service}: not at its new image and config: its post-upgrade step waits for its upgrade"
+                ));
+            }
+            continue;
+        };
+        let volumes = plan::upgrade_action(wanted, observed, at.run.placement_prefix).volumes;
+        if Executor::of(&at.run)
+            .post_upgrade(wanted, live, &volumes)
+            .await?
+        {
             at.run
                 .steps
                 .event(at.run.node, service, "post-upgrade step done");
             lines.push(format!("{service}: post-upgrade step done"));
-        } else if wanted.service.kolla.post_upgrade.is_some() {
-            lines.push(format!(
-                "{service}: not at its new image and config: its post-upgrade step waits for its upgrade"
-            ));
         }
     }
     Ok(lines)
