@@ -623,6 +623,10 @@ fn mariadb_swap_keeps_the_data(d: &Deployment, token: &str, id: &str, payload: &
         image_bytes(token, id) == payload,
         "glance returned other bytes"
     );
+    // Back to the image the compose files name, as the later phases expect.
+    let output = d.kolla("rollback", &["mariadb"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    mariadb_updated(d);
 }
 
 fn restore_point_round_trip(d: &Deployment, token: &str, id: &str, payload: &[u8]) {

@@ -67,6 +67,41 @@ fn dark_text(done: &Done) -> String {
         .unwrap_or_default()
 }
 
+/// For each action, the changing actions it waits for: its dependencies
+/// that change, and through each that does not, what that one waits for
+/// (glance-api needs keystone, which is unchanged, which needs mariadb,
+/// which is being swapped: glance's restore point and bootstrap need
+/// mariadb up). Bounded by the number of changing actions per service, so
+/// a deploy that changes nothing stays linear. `plan.levels` is in
+/// dependency order.
+fn changing_dependencies(plan: &Plan) -> HashMap<&str, BTreeSet<&str>> {
+    let mut blockers: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+    let changes: HashMap<&str, bool> = plan
+        .levels
+        .iter()
+        .flatten()
+        .map(|a| (a.service.as_str(), a.kind.changes_something()))
+        .collect();
+    for action in plan.levels.iter().flatten() {
+        let mut mine = BTreeSet::new();
+        for dependency in &action.after {
+            match changes.get(dependency.as_str()) {
+                Some(true) => {
+                    mine.insert(dependency.as_str());
+                }
+                Some(false) => {
+                    if let Some(theirs) = blockers.get(dependency.as_str()) {
+                        mine.extend(theirs.iter().copied());
+                    }
+                }
+                None => {}
+            }
+        }
+        blockers.insert(action.service.as_str(), mine);
+    }
+    blockers
+}
+
 /// Runs a plan's actions, swaps and rollbacks on one node, over its
 /// `NodeRun`; decides nothing.
 #[derive(Clone, Copy)]
@@ -146,19 +181,24 @@ impl Executor<'_> {
         config_files: &BTreeMap<String, Vec<RenderedFile>>,
     ) -> Result<Vec<Done>, Vec<DeployError>> {
         let mut done = Vec::new();
-        let (mut waiting, unchanged): (Vec<&Action>, Vec<&Action>) = plan
+        let blockers = changing_dependencies(plan);
+        let mut waiting: Vec<&Action> = plan
             .levels
             .iter()
             .flatten()
-            .partition(|a| a.kind.changes_something());
-        let mut finished: BTreeSet<&str> = unchanged.iter().map(|a| a.service.as_str()).collect();
+            .filter(|a| a.kind.changes_something())
+            .collect();
+        let mut finished: BTreeSet<&str> = BTreeSet::new();
         let mut running = FuturesUnordered::new();
         let mut errors = Vec::new();
         loop {
             if errors.is_empty() {
-                let (ready, still): (Vec<&Action>, Vec<&Action>) = waiting
-                    .into_iter()
-                    .partition(|a| a.after.iter().all(|d| finished.contains(d.as_str())));
+                let (ready, still): (Vec<&Action>, Vec<&Action>) =
+                    waiting.into_iter().partition(|a| {
+                        blockers
+                            .get(a.service.as_str())
+                            .is_none_or(|b| b.iter().all(|d| finished.contains(d)))
+                    });
                 waiting = still;
                 for action in &waiting {
                     self.run.steps.pending(
@@ -875,5 +915,56 @@ impl Executor<'_> {
         };
         self.run.steps.event(self.run.node, service, &said);
         Ok(dark)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deploy::plan::Gate;
+
+    fn action(service: &str, kind: ActionKind, after: &[&str]) -> Action {
+        Action {
+            kind,
+            service: service.into(),
+            cause: String::new(),
+            generation: None,
+            from: None,
+            gate: Gate::Nothing,
+            start_first: false,
+            volumes: Vec::new(),
+            after: after.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_swap_waits_for_a_changing_dependency_behind_an_unchanged_one() {
+        let plan = Plan {
+            levels: vec![
+                vec![
+                    action("mariadb", ActionKind::Replace, &[]),
+                    action("memcached", ActionKind::Keep, &[]),
+                ],
+                vec![action(
+                    "keystone",
+                    ActionKind::Keep,
+                    &["mariadb", "memcached"],
+                )],
+                vec![action("glance-api", ActionKind::Replace, &["keystone"])],
+                vec![action(
+                    "nova-api",
+                    ActionKind::Replace,
+                    &["glance-api", "memcached"],
+                )],
+            ],
+            ..Plan::default()
+        };
+        let blockers = changing_dependencies(&plan);
+        let of = |s: &str| blockers[s].iter().copied().collect::<Vec<_>>();
+        assert_eq!(of("glance-api"), ["mariadb"]);
+        assert_eq!(of("keystone"), ["mariadb"]);
+        // Through a changing dependency, only that one: it waited already.
+        assert_eq!(of("nova-api"), ["glance-api"]);
+        assert!(of("mariadb").is_empty() && of("memcached").is_empty());
     }
 }
