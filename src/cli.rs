@@ -212,8 +212,27 @@ pub struct UpgradeArgs {
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
     /// Services to roll back.
-    #[arg(value_name = "SERVICE", required = true)]
+    #[arg(value_name = "SERVICE", required_unless_present = "all")]
     pub services: Vec<String>,
+
+    /// Every service of the selected nodes, stage by stage in the reverse
+    /// of `upgrade --all`'s order, each back to the newest kept generation
+    /// of --release or --tag (one of them is needed): a service already
+    /// there is left as it is (a rerun goes on where a failure stopped),
+    /// and one marked `x-kolla.one_way` stays on its newer image.
+    #[arg(long, conflicts_with_all = ["services", "to"])]
+    pub all: bool,
+
+    /// Back to the newest kept generation whose image is of this OpenStack
+    /// release (its `openstack_release` label); a service that runs it
+    /// already is left as it is.
+    #[arg(long, value_name = "RELEASE", conflicts_with_all = ["to", "tag"])]
+    pub release: Option<Release>,
+
+    /// Back to the newest kept generation whose image has this tag; a
+    /// service that runs it already is left as it is.
+    #[arg(long, conflicts_with = "to")]
+    pub tag: Option<String>,
 
     #[command(flatten)]
     pub nodes: NodeArgs,

@@ -2,7 +2,8 @@
 //! the engine turns into a create request and the deployer derives from a
 //! compose service. It sits apart from both, so the engine depends on
 //! neither the deployer nor the config (the engine is a leaf). Also the
-//! reading of engine URLs both sides need (loopback or not, `ssh://`).
+//! reading of engine URLs both sides need (loopback or not, `ssh://`), and
+//! of an image reference's tag.
 
 use std::collections::BTreeMap;
 
@@ -69,6 +70,15 @@ pub struct ContainerSpec {
     pub stop_signal: Option<String>,
     pub extra_hosts: Vec<String>,
     pub sysctls: BTreeMap<String, String>,
+}
+
+/// Split `name:tag` at the tag's colon (not a registry port's); no tag
+/// is `latest`.
+pub fn split_tag(reference: &str) -> (&str, &str) {
+    match reference.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name, tag),
+        _ => (reference, "latest"),
+    }
 }
 
 /// Whether a `tcp://host:port` URL names a loopback address, the only kind

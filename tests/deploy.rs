@@ -713,9 +713,8 @@ fn shipped_all_in_one_templates_render_for_every_service() {
             "{service}: config.json names no command"
         );
         // The L2 agents' start script makes the provider interface first.
-        let l2_agent = ["neutron-linuxbridge-agent", "neutron-openvswitch-agent"];
         let own_program = (service.starts_with("nova-") && service != "nova-libvirt")
-            || (service.starts_with("neutron-") && !l2_agent.contains(&service.as_str()));
+            || (service.starts_with("neutron-") && service != "neutron-openvswitch-agent");
         if own_program {
             assert_eq!(program, service, "{service} runs another service's program");
         }

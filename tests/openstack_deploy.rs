@@ -49,10 +49,10 @@ fn all_in_one_builds_deploys_and_serves_the_apis() {
         "neutron-dhcp-agent",
         "neutron-l3-agent",
         "neutron-metadata-agent",
-    ]
-    .iter()
-    .chain(switch_services(d.images.release))
-    {
+        "openvswitch-db",
+        "openvswitch-vswitchd",
+        "neutron-openvswitch-agent",
+    ] {
         let (_, state) = &containers[&d.container(service)];
         assert_eq!(state, "running", "{service}");
     }
@@ -226,10 +226,15 @@ fn zed_all_in_one_deploys_and_serves_the_client() {
     compute_host_mapped(&d);
     common::phase("the real client");
     the_real_client_reaches_the_cloud(&d);
-    common::phase("address and floating IP");
-    network::a_server_gets_its_address_and_a_floating_ip(&d, &admin, network::Swaps::None);
-    common::phase("glance and keystone to epoxy and back");
-    across_releases_and_back(&d, &token, &id, &payload);
+    common::phase("address and floating IP; the cloud to epoxy under the guest");
+    let upgrade = |_server: &str| the_cloud_to_epoxy(&d, &admin, &token, &id, &payload);
+    network::a_server_gets_its_address_and_a_floating_ip(
+        &d,
+        &admin,
+        network::Swaps::Under(&upgrade),
+    );
+    common::phase("glance and keystone back to zed");
+    back_to_zed(&d, &token, &id, &payload);
     common::phase("destroy --purge-data");
     let output = d.kolla("destroy", &["--purge-data", "--yes-i-really-mean-it"]);
     assert!(output.status.success(), "{}", describe(&output));
@@ -238,34 +243,27 @@ fn zed_all_in_one_deploys_and_serves_the_client() {
     common::phase("end");
 }
 
-/// Glance, then Keystone, carried from Zed to Epoxy by `kolla upgrade
-/// SERVICE --release epoxy` while a client lists images (with a token
-/// Zed's Keystone issued) or has that token validated: the Epoxy image's
-/// upgrade check passes against the Zed cloud, its bootstrap migrates the
-/// schema, and the start-first swap fails no request. The image reads back
-/// byte for byte from Epoxy's Glance. Then `rollback --restore-db`, Keystone
-/// first: each is Zed again on its own schema, the image still whole.
-fn across_releases_and_back(d: &Deployment, token: &str, id: &str, payload: &[u8]) {
+/// The Zed cloud carried to Epoxy: MariaDB (10.11 to 11.8 in place),
+/// RabbitMQ (3.10 to 4.0, fresh state) and Memcached one by one, as the
+/// first stage of `upgrade --all` orders them, each checked on its own;
+/// then `kolla upgrade --all --release epoxy` for everything else, while
+/// clients validate and issue tokens and list images, networks and
+/// servers: not one request fails (every API swaps start-first), none
+/// waits long. Every service runs Epoxy after; the image reads back byte
+/// for byte; the history says zed to epoxy.
+fn the_cloud_to_epoxy(d: &Deployment, admin: &str, token: &str, id: &str, payload: &[u8]) {
     let epoxy = Sandbox::for_project_images("zed-to-epoxy", Release::Epoxy);
-    let services = ["glance-api", "keystone"];
-    let (output, _) =
-        epoxy.build_with_summary(&["^glance-api$", "^keystone$", "^mariadb$", "^rabbitmq$"]);
+    let (output, summary) = epoxy.build_with_summary(&[]);
     assert!(output.status.success(), "{}", describe(&output));
-    for service in ["mariadb", "rabbitmq", "glance-api", "keystone"] {
-        let from = format!("{}/{service}:epoxy", epoxy.namespace);
-        let to = format!("{}/{service}:epoxy", d.images.namespace);
+    let built = summary["images"].as_array().cloned().unwrap_or_default();
+    assert!(!built.is_empty(), "{summary}");
+    for image in &built {
+        let name = image["name"].as_str().expect("an image's name");
+        let from = format!("{}/{name}:epoxy", epoxy.namespace);
+        let to = format!("{}/{name}:epoxy", d.images.namespace);
         let tagged = common::docker(&["tag", &from, &to]);
         assert!(tagged.status.success(), "{}", describe(&tagged));
     }
-    let images_token = token.to_string();
-    let list_images: Request =
-        Box::new(move || http("GET", 9292, "/v2/images", &images_token, &[], b"").status);
-    let keystone_token = token.to_string();
-    let validate_token: Request = Box::new(move || {
-        let subject = [("X-Subject-Token", keystone_token.as_str())];
-        let path = "/v3/auth/tokens";
-        http("GET", 5000, path, &keystone_token, &subject, b"").status
-    });
     // The database first, as `upgrade --all` orders it: MariaDB 10.11 to
     // 11.8 in place (mariadb-upgrade as the new server starts); Zed's
     // services reconnect to it.
@@ -329,23 +327,38 @@ fn across_releases_and_back(d: &Deployment, token: &str, id: &str, payload: &[u8
     common::eventually("nova-compute reports through RabbitMQ 4.0", 180, || {
         (compute_report() != after_swap).then_some(())
     });
-    let requests = std::sync::Arc::new([list_images, validate_token]);
-    for (index, service) in services.iter().enumerate() {
-        let asked = requests.clone();
-        let (output, seen) = polled(
-            move || asked[index](),
-            || d.kolla("upgrade", &[service, "--release", "epoxy"]),
-        );
-        assert!(output.status.success(), "{}", describe(&output));
-        eprintln!("{service}: zed to epoxy: {seen:?}");
-        seen.assert_served(&format!("{service}: zed to epoxy"), &output);
-        assert!(
-            describe(&output).contains("upgrade check passed")
-                || describe(&output).contains("upgrade check warns"),
-            "{service}: no upgrade check ran: {}",
-            describe(&output)
-        );
-        assert_eq!(release_of(d, service), "epoxy");
+    let output = d.kolla("upgrade", &["memcached", "--release", "epoxy"]);
+    assert!(output.status.success(), "{}", describe(&output));
+
+    // The rest: every API's client on its own thread, every 20 ms.
+    let clients: Vec<(&str, Request)> = vec![
+        ("validate a token", validate_token_request(token)),
+        ("issue a token", issue_token_request(admin)),
+        ("list images", list_request(9292, "/v2/images", token)),
+        ("list networks", list_request(9696, "/v2.0/networks", token)),
+        ("list servers", list_request(8774, "/v2.1/servers", token)),
+    ];
+    let started = Instant::now();
+    let (output, seen) = polled_all(clients, Duration::from_millis(20), || {
+        d.kolla(
+            "upgrade",
+            &["--all", "--release", "epoxy", "--health-timeout", "300"],
+        )
+    });
+    let took = started.elapsed();
+    assert!(output.status.success(), "{}", describe(&output));
+    eprintln!("upgrade --all, zed to epoxy: {took:?}");
+    for (what, seen) in &seen {
+        eprintln!("{what} through upgrade --all: {seen:?}");
+        seen.assert_served(&format!("{what} through upgrade --all"), &output);
+    }
+    let said = describe(&output);
+    assert!(
+        said.contains("kolla-upgrade-check.sh: a fast-forward upgrade"),
+        "nova-api's check took no fast-forward step: {said}"
+    );
+    assert_each_runs(d, Release::Epoxy);
+    for service in ["glance-api", "keystone", "nova-compute", "neutron-server"] {
         assert_eq!(
             last_releases(d, service),
             (Some("zed".to_string()), Some("epoxy".to_string())),
@@ -356,6 +369,16 @@ fn across_releases_and_back(d: &Deployment, token: &str, id: &str, payload: &[u8
         image_bytes(token, id) == payload,
         "epoxy's glance returned other bytes"
     );
+}
+
+/// Glance and Keystone back to Zed by `rollback --restore-db`, Keystone
+/// first: each is Zed again on its own schema, the image still whole.
+fn back_to_zed(d: &Deployment, token: &str, id: &str, payload: &[u8]) {
+    let services = ["glance-api", "keystone"];
+    let requests: std::sync::Arc<[Request; 2]> = std::sync::Arc::new([
+        list_request(9292, "/v2/images", token),
+        validate_token_request(token),
+    ]);
     for (index, service) in services.iter().enumerate().rev() {
         let asked = requests.clone();
         let (output, seen) = polled(
@@ -382,8 +405,6 @@ fn across_releases_and_back(d: &Deployment, token: &str, id: &str, payload: &[u8
     assert!(read == payload, "zed's glance returned other bytes");
 }
 
-/// The OpenStack release `service`'s live container runs, as its image
-/// says (`KOLLA_OPENSTACK_RELEASE`).
 /// The releases the history's last record of `service` says it went
 /// from and to.
 fn last_releases(d: &Deployment, service: &str) -> (Option<String>, Option<String>) {
@@ -399,6 +420,8 @@ fn last_releases(d: &Deployment, service: &str) -> (Option<String>, Option<Strin
     (text("from_release"), text("to_release"))
 }
 
+/// The OpenStack release `service`'s live container runs, as its image
+/// says (`KOLLA_OPENSTACK_RELEASE`).
 fn release_of(d: &Deployment, service: &str) -> String {
     let format = "{{range .Config.Env}}{{println .}}{{end}}";
     let inspected = common::docker(&["inspect", "-f", format, &d.container(service)]);
@@ -501,24 +524,17 @@ fn deploy_the_all_in_one(release: Release, name: &str) -> (Deployment, std::proc
     (d, deployed)
 }
 
-/// The services a release's network switches with.
-fn switch_services(release: Release) -> &'static [&'static str] {
-    match release {
-        Release::Zed => &["neutron-linuxbridge-agent"],
-        Release::Epoxy => &[
-            "openvswitch-db",
-            "openvswitch-vswitchd",
-            "neutron-openvswitch-agent",
-        ],
-    }
-}
-
 /// Every service container runs its release's image: the tag, and the
 /// release the image itself says it was built for (the base image's
 /// KOLLA_OPENSTACK_RELEASE), and the OpenStack code in it is that
 /// release's (nova's major version: 26 is Zed, 31 Epoxy).
 fn assert_each_runs_its_release(d: &Deployment) {
-    let release = d.images.release;
+    assert_each_runs(d, d.images.release);
+}
+
+/// Every service container runs `release`'s image, as
+/// `assert_each_runs_its_release` says.
+fn assert_each_runs(d: &Deployment, release: Release) {
     let mut checked = 0;
     for (name, (_, state)) in d.containers() {
         if state != "running" {
@@ -744,11 +760,54 @@ impl Seen {
 
 /// Repeat `request` (its HTTP status; 0 for no answer) every 2 ms on
 /// another thread while `during` runs; what the client saw.
-fn polled<T>(request: impl Fn() -> u16 + Send + 'static, during: impl FnOnce() -> T) -> (T, Seen) {
+fn polled<T>(
+    request: impl Fn() -> u16 + Send + Sync + 'static,
+    during: impl FnOnce() -> T,
+) -> (T, Seen) {
+    let (result, mut seen) = polled_all(
+        vec![("", Box::new(request) as Request)],
+        Duration::from_millis(2),
+        during,
+    );
+    (result, seen.remove(0).1)
+}
+
+/// Each of `requests` repeated every `pause` on a thread of its own while
+/// `during` runs; what each client saw, by its name.
+fn polled_all<T>(
+    requests: Vec<(&str, Request)>,
+    pause: Duration,
+    during: impl FnOnce() -> T,
+) -> (T, Vec<(&str, Seen)>) {
     use std::sync::atomic::{AtomicBool, Ordering};
     let stop = std::sync::Arc::new(AtomicBool::new(false));
-    let stopping = stop.clone();
-    let poller = std::thread::spawn(move || {
+    let pollers: Vec<_> = requests
+        .into_iter()
+        .map(|(name, request)| {
+            let stopping = stop.clone();
+            (
+                name,
+                std::thread::spawn(move || poll(&*request, pause, &stopping)),
+            )
+        })
+        .collect();
+    let result = during();
+    stop.store(true, Ordering::Relaxed);
+    let seen = pollers
+        .into_iter()
+        .map(|(name, poller)| (name, poller.join().expect("a poller")))
+        .collect();
+    (result, seen)
+}
+
+/// `request` again and again, `pause` apart, until `stop`.
+fn poll(
+    request: &dyn Fn() -> u16,
+    pause: Duration,
+    stopping: &std::sync::atomic::AtomicBool,
+) -> Seen {
+    use std::sync::atomic::Ordering;
+    {
         let mut seen = Seen::default();
         let mut waits = Vec::new();
         let begun = Instant::now();
@@ -762,15 +821,34 @@ fn polled<T>(request: impl Fn() -> u16 + Send + 'static, during: impl FnOnce() -
                 seen.failed += 1;
                 seen.failures.push((begun.elapsed(), status));
             }
-            std::thread::sleep(Duration::from_millis(2));
+            std::thread::sleep(pause);
         }
         waits.sort();
         seen.typical = waits.get(waits.len() / 2).copied().unwrap_or_default();
         seen
-    });
-    let result = during();
-    stop.store(true, Ordering::Relaxed);
-    (result, poller.join().expect("the poller"))
+    }
+}
+
+/// A client asking Keystone to validate `token` (what every service's
+/// keystonemiddleware asks most).
+fn validate_token_request(token: &str) -> Request {
+    let token = token.to_string();
+    Box::new(move || {
+        let subject = [("X-Subject-Token", token.as_str())];
+        http("GET", 5000, "/v3/auth/tokens", &token, &subject, b"").status
+    })
+}
+
+/// A client asking Keystone for a new token with the admin password.
+fn issue_token_request(admin: &str) -> Request {
+    let admin = admin.to_string();
+    Box::new(move || common::token_request(LOCAL, &admin).status)
+}
+
+/// A client listing what the API on `port` serves at `path`.
+fn list_request(port: u16, path: &'static str, token: &str) -> Request {
+    let token = token.to_string();
+    Box::new(move || http("GET", port, path, &token, &[], b"").status)
 }
 
 /// Keystone, glance-api, placement-api and nova-api upgraded start-first

@@ -6,10 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The releases whose L2 agent the start script starts (Zed's Linux bridge
-/// agent, Epoxy's Open vSwitch one), and that agent's service name.
+/// The releases the L2 agent's start script is rendered for, and the
+/// agent's service name (Open vSwitch's in both).
 const AGENTS: [(&str, &str); 2] = [
-    ("zed", "neutron-linuxbridge-agent"),
+    ("zed", "neutron-openvswitch-agent"),
     ("epoxy", "neutron-openvswitch-agent"),
 ];
 

@@ -744,6 +744,57 @@ fn upgrade_all_goes_stage_by_stage_stops_at_a_failure_and_a_rerun_continues() {
     let again = d.kolla("upgrade", &["--all", "--tag", "2.0.0"]);
     assert!(again.status.success(), "{}", describe(&again));
     assert_eq!(post_log(&d), "version 2.0.0\nversion 2.0.0\n");
+
+    // rollback --all: where to is required; a tag no kept generation has
+    // stops at the first stage, nothing changed.
+    let upgraded = d.containers();
+    d.expect(
+        "rollback",
+        &["--all"],
+        2,
+        &["rollback --all needs where to: --release", "--tag"],
+    );
+    let refused = d.kolla("rollback", &["--all", "--tag", "0.9.0"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", describe(&refused));
+    let err = stderr(&refused);
+    assert!(
+        err.contains("no kept generation has tag 0.9.0")
+            && err.contains(
+                "rollback --all stopped at stage 1 of 2 (agent): done: nothing; left: api"
+            ),
+        "{}",
+        describe(&refused)
+    );
+    assert_eq!(
+        d.containers(),
+        upgraded,
+        "a refused rollback changed containers"
+    );
+
+    // The reverse order, agent before api; db (one-way) stays on 2.0.0.
+    let back = d.kolla("rollback", &["--all", "--tag", "1.0.0"]);
+    assert!(back.status.success(), "{}", describe(&back));
+    let said = describe(&back);
+    assert!(
+        said.contains("db: left on its newer image (x-kolla.one_way"),
+        "{said}"
+    );
+    let agent = said.find("agent rolled back").expect("agent rolled back");
+    let api = said.find("api rolled back").expect("api rolled back");
+    assert!(agent < api, "{said}");
+    assert_eq!(image_of(&d, "agent"), v1);
+    assert_eq!(image_of(&d, "api"), v1);
+    assert_eq!(image_of(&d, "db"), v2);
+    // A rerun finds everything there and changes nothing.
+    let rolled_back = d.containers();
+    let rerun = d.kolla("rollback", &["--all", "--tag", "1.0.0"]);
+    assert!(rerun.status.success(), "{}", describe(&rerun));
+    assert!(
+        describe(&rerun).contains("agent already at tag 1.0.0"),
+        "{}",
+        describe(&rerun)
+    );
+    assert_eq!(d.containers(), rolled_back);
 }
 
 /// What api's post-upgrade steps logged ("" before the first).

@@ -1,14 +1,12 @@
 #!/bin/bash
-# The L2 agent's start: the provider network's interface (physnet1), then
-# the agent (Zed: the Linux bridge agent; Epoxy: Open vSwitch's, the Linux
-# bridge one being gone upstream). NEUTRON_EXTERNAL_INTERFACE names a spare
+# The L2 agent's start: the provider network's interface (physnet1) as the
+# port of Open vSwitch's br-ex, then the agent. NEUTRON_EXTERNAL_INTERFACE names a spare
 # interface of the node (nothing else may use it: its traffic becomes the
 # provider network's). Left empty, as on the all-in-one, the node gets a
 # veth pair instead: `kolla-ext` for Neutron and `kolla-ext-gw`, the node's
 # own end (give it an address of the provider subnet to reach floating IPs
 # from the node).
 set -euo pipefail
-{%- if openstack_release != "zed" %}
 # The switch's datapath: the kernel's (the openvswitch module) where the
 # node has it, else Open vSwitch's userspace one (slower; for nodes whose
 # kernel lacks the module). NEUTRON_OVS_DATAPATH=system|netdev decides.
@@ -25,7 +23,6 @@ system | netdev) ;;
     exit 1
     ;;
 esac
-{%- endif %}
 # A name the kernel takes, that `ip` cannot read as an option and an ini
 # line cannot be broken by.
 check_name() { # VARIABLE VALUE
@@ -73,17 +70,6 @@ tunnel_end() { # INTERFACE
     fi
     echo "${address%/*}"
 }
-{%- if openstack_release == "zed" %}
-printf '[linux_bridge]\nphysical_interface_mappings = physnet1:%s\n' "$interface" \
-    > /etc/neutron/plugins/ml2/physnets.ini
-if [ -n "$tunnel" ]; then
-    local_ip=$(tunnel_end "$tunnel")
-    printf '[vxlan]\nlocal_ip = %s\n' "$local_ip" >> /etc/neutron/plugins/ml2/physnets.ini
-fi
-exec neutron-linuxbridge-agent --config-file /etc/neutron/neutron.conf \
-    --config-file /etc/neutron/plugins/ml2/linuxbridge_agent.ini \
-    --config-file /etc/neutron/plugins/ml2/physnets.ini
-{%- else %}
 # The provider bridge must exist before the agent starts (it maps physnet1
 # to it); its port is the provider interface.
 ovs-vsctl --timeout=60 --may-exist add-br br-ex \
@@ -121,4 +107,3 @@ fi
 exec neutron-openvswitch-agent --config-file /etc/neutron/neutron.conf \
     --config-file /etc/neutron/plugins/ml2/openvswitch_agent.ini \
     --config-file /etc/neutron/plugins/ml2/physnets.ini
-{%- endif %}

@@ -99,9 +99,8 @@ pub fn desired(
         add_volumes(&mut out, file, &globals.container_prefix);
         inputs.node_role.clone_from(role);
         // The release deployed is a profile too, always active: a service
-        // that exists in one release only (Zed's Linux bridge agent,
-        // Epoxy's Open vSwitch) says so with `profiles: [zed]`, as data in
-        // its compose file.
+        // that exists in one release only says so with `profiles: [zed]`,
+        // as data in its compose file.
         let release = globals.openstack_release.name();
         let active = file.services.iter().filter(|service| {
             service.profiles.is_empty()
@@ -424,16 +423,12 @@ mod tests {
             .filter_map(|line| line.strip_suffix(':'))
             .map(|name| (name.to_string(), "secret".to_string()))
             .collect();
-        let zed = ["neutron-linuxbridge-agent"];
-        let epoxy = [
+        let switch = [
             "openvswitch-db",
             "openvswitch-vswitchd",
             "neutron-openvswitch-agent",
         ];
-        for (release, own, other) in [
-            (Release::Zed, &zed[..], &epoxy[..]),
-            (Release::Epoxy, &epoxy[..], &zed[..]),
-        ] {
+        for release in [Release::Zed, Release::Epoxy] {
             let mut globals = Globals::default();
             globals.set_release(release);
             let variables = Variables {
@@ -446,22 +441,16 @@ mod tests {
             let both = desired(&node, &files, &globals, &passwords, &[]).unwrap();
             for service in ["neutron-server", "neutron-dhcp-agent", "nova-compute"]
                 .iter()
-                .chain(own)
+                .chain(&switch)
             {
                 assert!(both.services.contains_key(*service), "{release}: {service}");
-            }
-            for service in other {
-                assert!(
-                    !both.services.contains_key(*service),
-                    "{release}: {service}"
-                );
             }
             node.roles = vec!["compute".into()];
             let files = load_files(&node, &compose_dir, &variables).unwrap();
             let compute = desired(&node, &files, &globals, &passwords, &[]).unwrap();
-            for service in own {
+            for service in switch {
                 assert_eq!(
-                    compute.services[*service].config_hash, both.services[*service].config_hash,
+                    compute.services[service].config_hash, both.services[service].config_hash,
                     "{release}: the compute role's {service} is the controller role's"
                 );
             }

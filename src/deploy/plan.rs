@@ -746,6 +746,69 @@ pub fn rollback_target<'a>(
     Ok(target)
 }
 
+/// What a rollback returns a service to when it names where, not which
+/// generation: an OpenStack release (the image's `openstack_release`) or
+/// an image tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackTo {
+    Release(String),
+    Tag(String),
+}
+
+impl BackTo {
+    fn matches(&self, container: &ObservedContainer) -> bool {
+        match self {
+            BackTo::Release(release) => container.release.as_deref() == Some(release.as_str()),
+            BackTo::Tag(tag) => crate::container::split_tag(&container.image).1 == tag.as_str(),
+        }
+    }
+}
+
+impl std::fmt::Display for BackTo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BackTo::Release(release) => write!(f, "release {release}"),
+            BackTo::Tag(tag) => write!(f, "tag {tag}"),
+        }
+    }
+}
+
+/// The kept container a rollback `back_to` swaps in for `live`: the
+/// newest kept one that matches; None when `live` matches already (done,
+/// or never upgraded: a rerun goes on from there). Refused when no kept
+/// container matches.
+pub fn rollback_target_back_to<'a>(
+    live: &ObservedContainer,
+    kept: &'a [ObservedContainer],
+    back_to: &BackTo,
+) -> Result<Option<&'a ObservedContainer>, String> {
+    if back_to.matches(live) {
+        return Ok(None);
+    }
+    kept.iter()
+        .filter(|c| back_to.matches(c))
+        .max_by_key(|c| c.generation)
+        .map(Some)
+        .ok_or_else(|| {
+            let mut others: Vec<&ObservedContainer> = kept.iter().collect();
+            others.sort_by_key(|c| c.generation);
+            let others: Vec<String> = others
+                .iter()
+                .map(|c| format!("{} ({})", c.generation, c.image))
+                .collect();
+            format!(
+                "no kept generation has {back_to} (live: {} ({}); kept: {})",
+                live.generation,
+                live.image,
+                if others.is_empty() {
+                    "none".to_string()
+                } else {
+                    others.join(", ")
+                }
+            )
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1253,5 +1316,43 @@ level 0:
             fresh.contains(&format!("volume {db_volume} at /var/lib/db: created")),
             "{fresh}"
         );
+    }
+
+    #[test]
+    fn a_rollback_back_to_a_release_or_tag_picks_the_newest_match_or_nothing() {
+        let container = |generation: u64, image: &str, release: Option<&str>, role: Role| {
+            let mut c = ObservedContainer::running("glance-api", role);
+            c.generation = generation;
+            c.image = image.to_string();
+            c.release = release.map(str::to_string);
+            c
+        };
+        let live = container(4, "ns/glance-api:epoxy", Some("epoxy"), Role::Live);
+        let kept = vec![
+            container(1, "ns/glance-api:zed", Some("zed"), Role::Kept(1)),
+            container(2, "ns/glance-api:zed", Some("zed"), Role::Kept(2)),
+            container(3, "ns/glance-api:epoxy", Some("epoxy"), Role::Kept(3)),
+        ];
+        let zed = BackTo::Release("zed".into());
+        let target = rollback_target_back_to(&live, &kept, &zed).unwrap();
+        assert_eq!(target.map(|c| c.generation), Some(2));
+        let by_tag = rollback_target_back_to(&live, &kept, &BackTo::Tag("zed".into())).unwrap();
+        assert_eq!(by_tag.map(|c| c.generation), Some(2));
+        // Already there: nothing to do.
+        let back = container(2, "ns/glance-api:zed", Some("zed"), Role::Live);
+        assert_eq!(rollback_target_back_to(&back, &kept, &zed).unwrap(), None);
+        // No kept generation of that release: refused, naming what is kept.
+        let err =
+            rollback_target_back_to(&live, &kept, &BackTo::Release("yoga".into())).unwrap_err();
+        assert!(err.contains("no kept generation has release yoga"), "{err}");
+        assert!(
+            err.contains("1 (ns/glance-api:zed), 2 (ns/glance-api:zed)"),
+            "{err}"
+        );
+        let err = rollback_target_back_to(&live, &[], &zed).unwrap_err();
+        assert!(err.contains("kept: none"), "{err}");
+        // An image without the label matches no release.
+        let unlabelled = vec![container(1, "ns/glance-api:zed", None, Role::Kept(1))];
+        assert!(rollback_target_back_to(&live, &unlabelled, &zed).is_err());
     }
 }

@@ -20,8 +20,8 @@ fn semver_of(tag: &str) -> Option<semver::Version> {
 
 /// Compare the tags of two image references by semantic version.
 pub fn compare_tags(running: &str, wanted: &str) -> TagChange {
-    let (_, old) = crate::engine::split_tag(running);
-    let (_, new) = crate::engine::split_tag(wanted);
+    let (_, old) = crate::container::split_tag(running);
+    let (_, new) = crate::container::split_tag(wanted);
     if old == new {
         return TagChange::Same;
     }

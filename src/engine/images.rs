@@ -444,13 +444,7 @@ fn step_line(name: &str) -> String {
     }
 }
 
-/// Split `name:tag` at the tag's colon (not a registry port's).
-pub fn split_tag(reference: &str) -> (&str, &str) {
-    match reference.rsplit_once(':') {
-        Some((name, tag)) if !tag.contains('/') => (name, tag),
-        _ => (reference, "latest"),
-    }
-}
+pub use crate::container::split_tag;
 
 #[cfg(test)]
 mod tests {

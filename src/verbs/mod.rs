@@ -12,6 +12,7 @@
 //! node pipeline (`deploy::pipeline::run`): verbs resolve, connect and
 //! report; they do not sequence what happens on a node.
 
+mod all_services;
 mod build;
 mod certs;
 mod deploy;
@@ -24,7 +25,6 @@ mod ps;
 mod recover;
 mod swap;
 mod targets;
-mod upgrade_all;
 
 use std::future::Future;
 

@@ -14,6 +14,7 @@ use crate::config::ConfigError;
 use crate::credentials::Store;
 use crate::deploy::desired::Desired;
 use crate::deploy::pipeline::{self, Intent, SwapLog};
+use crate::deploy::plan::BackTo;
 use crate::settings::Settings;
 
 pub async fn upgrade(settings: &Settings, args: UpgradeArgs) -> anyhow::Result<Outcome> {
@@ -29,7 +30,7 @@ pub async fn upgrade(settings: &Settings, args: UpgradeArgs) -> anyhow::Result<O
     let targets = resolve(&inventory, settings, &args.nodes)?;
     if args.all {
         let log = SwapLog::default();
-        let outcome = super::upgrade_all::upgrade_all(settings, &args, targets, &log).await?;
+        let outcome = super::all_services::upgrade_all(settings, &args, targets, &log).await?;
         print_records(&log, args.output == OutputFormat::Json)?;
         return Ok(outcome);
     }
@@ -138,7 +139,32 @@ fn check_upgrade(targets: &[Target], args: &UpgradeArgs) -> Result<(), ConfigErr
     Ok(())
 }
 
+/// Where `--release` or `--tag` sends a rollback, if either is given.
+fn back_to(args: &RollbackArgs) -> Option<BackTo> {
+    match (&args.release, &args.tag) {
+        (Some(release), _) => Some(BackTo::Release(release.name().to_string())),
+        (None, Some(tag)) => Some(BackTo::Tag(tag.clone())),
+        (None, None) => None,
+    }
+}
+
 pub async fn rollback(settings: &Settings, args: RollbackArgs) -> anyhow::Result<Outcome> {
+    let back_to = back_to(&args);
+    if args.all {
+        let Some(back_to) = back_to else {
+            bail!(ConfigError::Invalid {
+                path: args.nodes.compose_dir.clone(),
+                message: "rollback --all needs where to: --release (e.g. --release zed) or --tag, the release or tag every service goes back to".into(),
+            });
+        };
+        let inventory = targets::load_nodes(&args.nodes)?;
+        let targets = resolve(&inventory, settings, &args.nodes)?;
+        let log = SwapLog::default();
+        let outcome =
+            super::all_services::rollback_all(settings, &args, &back_to, targets, &log).await?;
+        print_records(&log, args.output == OutputFormat::Json)?;
+        return Ok(outcome);
+    }
     let inventory = targets::load_nodes(&args.nodes)?;
     let selected = inventory.select(&args.nodes.node)?;
     let options = apply_options(&args.gate);
@@ -155,6 +181,7 @@ pub async fn rollback(settings: &Settings, args: RollbackArgs) -> anyhow::Result
     let intent = &Intent::Rollback {
         services: &args.services,
         to: args.to,
+        back_to: back_to.as_ref(),
         force: args.force,
         restore_db: args.restore_db,
     };

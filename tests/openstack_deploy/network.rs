@@ -5,14 +5,16 @@
 //! console says so), and answers ping from the node on a floating IP; with
 //! `Swaps::Too`, an upgrade and a rollback of neutron-server keep the
 //! network, the port and the guest's traffic, and the guest outlives
-//! nova-libvirt's swaps. Everything made here is deleted again, and the
+//! nova-libvirt's swaps; with `Swaps::Under`, the guest is pinged through
+//! the caller's upgrade (a whole release's), which keeps every network
+//! object and the server, and a second server boots on the upgraded cloud
+//! and gets its address. Everything made here is deleted again, and the
 //! node's end of the provider network loses the address given to it.
 
 use std::process::Output;
 use std::time::Instant;
 
 use super::common::{self, Bounded, Cli, Deployment, describe, eventually};
-use kolla::config::release::Release;
 
 /// The provider network of the test: TEST-NET-2 (TEST-NET-3 is routed on
 /// some machines, and an address there on the node cuts them off), reached from the node
@@ -23,13 +25,15 @@ const NODE_ADDRESS: &str = "198.51.100.1/24";
 const NODE_END: &str = "kolla-ext-gw";
 
 /// Whether the network check swaps services under the guest too.
-#[derive(Clone, Copy, PartialEq)]
-pub enum Swaps {
+#[derive(Clone, Copy)]
+pub enum Swaps<'a> {
     Too,
-    None,
+    /// The caller's upgrade, run with the guest up (given its server id),
+    /// pinged once a second throughout.
+    Under(&'a dyn Fn(&str)),
 }
 
-pub fn a_server_gets_its_address_and_a_floating_ip(d: &Deployment, admin: &str, swaps: Swaps) {
+pub fn a_server_gets_its_address_and_a_floating_ip(d: &Deployment, admin: &str, swaps: Swaps<'_>) {
     let started = Instant::now();
     let phase =
         |what: &str| eprintln!("network: {what} at {:.1}s", started.elapsed().as_secs_f64());
@@ -47,12 +51,8 @@ pub fn a_server_gets_its_address_and_a_floating_ip(d: &Deployment, admin: &str, 
         "no network endpoint: {endpoints:?}"
     );
     // Neutron's view: each agent's first report over RabbitMQ (kolla gated
-    // on the containers); they report every 30 s. The L2 agent is the
-    // release's: Epoxy has no Linux bridge agent.
-    let l2_agent = match d.images.release {
-        Release::Zed => "Linux bridge agent",
-        Release::Epoxy => "Open vSwitch agent",
-    };
+    // on the containers); they report every 30 s.
+    let l2_agent = "Open vSwitch agent";
     eventually("four neutron agents alive", 60, || {
         let agents = cli.json(&["network", "agent", "list", "-f", "json"]);
         let alive = |kind: &str| {
@@ -93,8 +93,16 @@ pub fn a_server_gets_its_address_and_a_floating_ip(d: &Deployment, admin: &str, 
     });
     phase("floating IP answers");
 
-    if swaps == Swaps::Too {
-        swaps_keep_the_guest(d, &cli, &net, &server, &floating);
+    match swaps {
+        Swaps::Too => swaps_keep_the_guest(d, &cli, &net, &server, &floating),
+        Swaps::Under(upgrade) => {
+            the_guest_through(&cli, &net, &server, &floating, upgrade);
+            phase("the guest kept through the upgrade");
+            let second = boot_another(&cli, &names, &net);
+            cli.guest_shows_its_dhcp_address(&second);
+            cli.ok(&["server", "delete", "--wait", &second]);
+            phase("a second server booted on the upgraded cloud");
+        }
     }
 
     cli.ok(&["server", "delete", "--wait", &server]);
@@ -106,6 +114,30 @@ pub fn a_server_gets_its_address_and_a_floating_ip(d: &Deployment, admin: &str, 
     cli.ok(&["floating", "ip", "delete", &floating]);
     net.delete(&cli);
     phase("cleaned up");
+}
+
+/// The caller's upgrade under the guest: pinged once a second, it loses
+/// no ping; the network, the server's port and the server are all there
+/// after, the API answering.
+fn the_guest_through(
+    cli: &Cli,
+    net: &Network,
+    server: &str,
+    floating: &str,
+    upgrade: &dyn Fn(&str),
+) {
+    let pinger = Pinger::start(floating);
+    upgrade(server);
+    let (sent, lost, longest) = pinger.finish();
+    println!("pings through the upgrade: {sent} sent, {lost} lost, longest run {longest}");
+    still_there(cli, net, server, floating);
+    let shown = cli.json_object(&["server", "show", server, "-f", "json"]);
+    assert_eq!(shown["status"], "ACTIVE", "{shown}");
+    assert!(sent >= 10, "{sent} pings");
+    assert_eq!(
+        lost, 0,
+        "{lost} of {sent} pings lost (longest run {longest})"
+    );
 }
 
 /// neutron-server's upgrade and rollback, then nova-libvirt's swaps and a
@@ -320,6 +352,31 @@ fn boot(cli: &Cli, names: &Names, net: &Network) -> String {
         listed.iter().any(|s| s["ID"] == server.as_str()),
         "server list lacks the server: {listed:?}"
     );
+    server
+}
+
+/// A second server on the tenant network, from the image and flavor
+/// `boot` made; its id once ACTIVE.
+fn boot_another(cli: &Cli, names: &Names, net: &Network) -> String {
+    let name = format!("{}-2", names.server);
+    let server = cli.value(&[
+        "server",
+        "create",
+        "--image",
+        &names.image,
+        "--flavor",
+        &names.flavor,
+        "--network",
+        &net.tenant,
+        "--wait",
+        &name,
+        "-f",
+        "value",
+        "-c",
+        "id",
+    ]);
+    let shown = cli.json_object(&["server", "show", &server, "-f", "json"]);
+    assert_eq!(shown["status"], "ACTIVE", "{shown}");
     server
 }
 

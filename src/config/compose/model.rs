@@ -188,6 +188,10 @@ pub struct KollaSettings {
     /// online_data_migrations`, Keystone's `db_sync --contract`); must
     /// exit 0. Never killed, like a bootstrap job.
     pub post_upgrade: Option<Vec<String>>,
+    /// Its upgrade changes its data so that its older image cannot read it
+    /// (MariaDB's system tables after mariadb-upgrade): `kolla rollback
+    /// --all` leaves it on its newer image, saying so.
+    pub one_way: bool,
 }
 
 /// One service, resolved: interpolated, defaults applied, references checked.

@@ -245,6 +245,8 @@ pub(super) struct RawKolla {
     #[serde(default)]
     pub(super) upgrade_after: Vec<String>,
     pub(super) post_upgrade: Option<RawBootstrap>,
+    #[serde(default)]
+    pub(super) one_way: bool,
 }
 
 /// The service keys kolla supports. `net` and `name` are the legacy v1

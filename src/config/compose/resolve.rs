@@ -892,10 +892,11 @@ impl Resolver<'_> {
         let (upgrade_after, post_upgrade) = self.upgrade_steps(
             line,
             service,
-            (raw.upgrade_after, raw.post_upgrade),
+            (raw.upgrade_after, raw.post_upgrade, raw.one_way),
             raw.data,
         )?;
         Ok(KollaSettings {
+            one_way: raw.one_way,
             post_upgrade,
             upgrade_after,
             guests,
@@ -933,13 +934,14 @@ impl Resolver<'_> {
         Ok(guests)
     }
 
-    /// `x-kolla.upgrade_after` and `x-kolla.post_upgrade`, which a data
-    /// container (never upgraded) takes neither of.
+    /// `x-kolla.upgrade_after`, `x-kolla.post_upgrade` and
+    /// `x-kolla.one_way`, which a data container (never upgraded) takes
+    /// none of.
     fn upgrade_steps(
         &self,
         line: u64,
         service: &str,
-        (after, post): (Vec<String>, Option<RawBootstrap>),
+        (after, post, one_way): (Vec<String>, Option<RawBootstrap>, bool),
         data: bool,
     ) -> Result<(Vec<String>, Option<Vec<String>>), ConfigError> {
         let upgrade_after = self.upgrade_after(line, service, after)?;
@@ -952,11 +954,11 @@ impl Resolver<'_> {
                 Some(p.command),
             )?,
         };
-        if data && (!upgrade_after.is_empty() || post_upgrade.is_some()) {
+        if data && (!upgrade_after.is_empty() || post_upgrade.is_some() || one_way) {
             return Err(self.error(
                 line,
                 service,
-                "a data container (x-kolla.data) is never upgraded, so it takes no upgrade_after or post_upgrade",
+                "a data container (x-kolla.data) is never upgraded, so it takes no upgrade_after, post_upgrade or one_way",
             ));
         }
         Ok((upgrade_after, post_upgrade))

@@ -939,12 +939,18 @@ fn bad_upgrade_orders_are_refused() {
         ),
         (
             "    volumes: [/d]\n    x-kolla: {data: true, upgrade_after: [b]}\n",
-            "takes no upgrade_after or post_upgrade",
+            "takes no upgrade_after, post_upgrade or one_way",
+        ),
+        (
+            "    volumes: [/d]\n    x-kolla: {data: true, one_way: true}\n",
+            "takes no upgrade_after, post_upgrade or one_way",
         ),
     ]);
-    let file = parse_text("services:\n  b:\n    image: y\n  a:\n    image: x\n    x-kolla: {upgrade_after: [b, elsewhere]}\n").unwrap();
+    let file = parse_text("services:\n  b:\n    image: y\n    x-kolla: {one_way: true}\n  a:\n    image: x\n    x-kolla: {upgrade_after: [b, elsewhere]}\n").unwrap();
     let a = file.service("a").unwrap();
     assert_eq!(a.kolla.upgrade_after, ["b", "elsewhere"]);
+    assert!(!a.kolla.one_way);
+    assert!(file.service("b").unwrap().kolla.one_way);
 }
 
 #[test]

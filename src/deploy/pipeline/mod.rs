@@ -14,6 +14,7 @@ use super::context::NodeRun;
 use super::desired::Desired;
 use super::error::DeployError;
 use super::labels::{ObservedContainer, Role};
+use super::plan::BackTo;
 use super::supply::{self, CopySource, Supply};
 use super::{observe, privileged, recovery};
 use crate::config::Globals;
@@ -38,10 +39,13 @@ pub enum Intent<'a> {
     /// Run the post-upgrade steps of `services` that run their desired
     /// image and config (`kolla upgrade --all`, once every stage is done).
     PostUpgrade { services: &'a [String] },
-    /// Swap `services` back to a kept generation.
+    /// Swap `services` back to a kept generation: generation `to`, the
+    /// newest one that matches `back_to` (a service that matches already
+    /// is left as it is), else the newest one.
     Rollback {
         services: &'a [String],
         to: Option<u64>,
+        back_to: Option<&'a BackTo>,
         force: bool,
         restore_db: bool,
     },
@@ -176,9 +180,18 @@ pub async fn run(
         Intent::Rollback {
             services,
             to,
+            back_to,
             force,
             restore_db,
-        } => swaps::rollback(at, &observed, services, (to, force, restore_db), log).await,
+        } => {
+            let how = swaps::RollbackTo {
+                to,
+                back_to,
+                force,
+                restore_db,
+            };
+            swaps::rollback(at, &observed, services, how, log).await
+        }
         Intent::Recover { .. } => Ok(vec![
             if recovered {
                 "recovered"

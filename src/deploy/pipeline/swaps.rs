@@ -15,7 +15,7 @@ use crate::deploy::desired::Desired;
 use crate::deploy::error::DeployError;
 use crate::deploy::execute::Executor;
 use crate::deploy::labels::{ObservedContainer, Role};
-use crate::deploy::plan::{self, DesiredService};
+use crate::deploy::plan::{self, BackTo, DesiredService};
 use crate::deploy::restore_point::RestorePoints;
 use crate::deploy::tags::{self, TagChange};
 use crate::progress::{Finished, Tone};
@@ -169,14 +169,23 @@ pub(super) async fn post_upgrade(
 
 /// Swap each of `services` the node runs back to a kept generation
 /// (`to`, else the newest kept): a line each.
+/// Which generation a rollback swaps in, and how.
+pub(super) struct RollbackTo<'a> {
+    pub(super) to: Option<u64>,
+    pub(super) back_to: Option<&'a BackTo>,
+    pub(super) force: bool,
+    pub(super) restore_db: bool,
+}
+
 pub(super) async fn rollback(
     at: &NodeAt<'_>,
     observed: &[ObservedContainer],
     services: &[String],
-    (to, force, restore_db): (Option<u64>, bool, bool),
+    how: RollbackTo<'_>,
     log: &SwapLog,
 ) -> Result<Vec<String>, NodeErrors> {
     let (run, name) = (&at.run, at.run.node);
+    let restore_db = how.restore_db;
     let mut lines = Vec::new();
     for service in services {
         let Some(live) = live_of(observed, service) else {
@@ -184,8 +193,21 @@ pub(super) async fn rollback(
         };
         log.found.store(true, Ordering::Relaxed);
         let kept = plan::kept_of(observed, service);
-        let target = plan::rollback_target(live, &kept, to, force)
-            .map_err(|e| anyhow::anyhow!("node {name}: service {service}: {e}"))?;
+        let refused = |e: String| anyhow::anyhow!("node {name}: service {service}: {e}");
+        let target = match how.back_to {
+            Some(back_to) => match plan::rollback_target_back_to(live, &kept, back_to) {
+                Ok(Some(target)) => target,
+                Ok(None) => {
+                    lines.push(format!(
+                        "{service} already at {back_to} (generation {})",
+                        live.generation
+                    ));
+                    continue;
+                }
+                Err(e) => return Err(refused(e).into()),
+            },
+            None => plan::rollback_target(live, &kept, how.to, how.force).map_err(refused)?,
+        };
         if !restore_db {
             warn_if_migrated(run, live, target).await?;
         }

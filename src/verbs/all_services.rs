@@ -1,31 +1,35 @@
-//! `kolla upgrade --all`: every service of the selected nodes, stage by
-//! stage in the order `deploy::upgrade_order` reads from the compose files.
-//! Every node's images come first (nothing is swapped until every image is
-//! on its node); then each stage runs on every node that has its services
-//! (`--parallel` at a time) before the next begins. A failure stops the
-//! run at its stage and says what is done and what is left; a rerun finds
-//! the done services current and goes on from there. `--dry-run` prints
-//! the stages and changes nothing.
+//! `kolla upgrade --all` and `kolla rollback --all`: every service of the
+//! selected nodes, stage by stage in the order `deploy::upgrade_order`
+//! reads from the compose files (a rollback in the reverse order). An
+//! upgrade's images come first on every node (nothing is swapped until
+//! every image is on its node); then each stage runs on every node that
+//! has its services (`--parallel` at a time) before the next begins. A
+//! failure stops the run at its stage and says what is done and what is
+//! left; a rerun finds the done services done and goes on from there.
+//! `upgrade --all --dry-run` prints the stages and changes nothing.
+
+use std::path::Path;
 
 use super::targets::{Target, apply_options, connect, node_at, observe};
 use super::{Fanout, Outcome, over_nodes};
-use crate::cli::UpgradeArgs;
+use crate::cli::{RollbackArgs, UpgradeArgs};
 use crate::config::ConfigError;
 use crate::credentials::Store;
 use crate::deploy::context::ApplyOptions;
 use crate::deploy::labels::{ObservedContainer, Role};
 use crate::deploy::pipeline::{self, Intent, SwapLog};
+use crate::deploy::plan::BackTo;
 use crate::deploy::upgrade_order::{self, Step};
 use crate::settings::Settings;
 
 /// The stages of upgrading what `targets` run, or the compose files'
 /// cycle as an error naming the compose folder.
-fn stages_of(targets: &[Target], args: &UpgradeArgs) -> Result<Vec<Vec<Step>>, ConfigError> {
+fn stages_of(targets: &[Target], compose_dir: &Path) -> Result<Vec<Vec<Step>>, ConfigError> {
     let services = targets
         .iter()
         .flat_map(|t| t.desired.services.values().map(|w| &w.service));
     upgrade_order::stages(services).map_err(|cycle| ConfigError::Invalid {
-        path: args.nodes.compose_dir.clone(),
+        path: compose_dir.to_path_buf(),
         message: cycle.to_string(),
     })
 }
@@ -90,7 +94,7 @@ pub async fn upgrade_all(
     targets: Vec<Target<'_>>,
     log: &SwapLog,
 ) -> anyhow::Result<Outcome> {
-    let stages = stages_of(&targets, args)?;
+    let stages = stages_of(&targets, &args.nodes.compose_dir)?;
     let running = observe_all(settings, &targets).await?;
     if args.dry_run {
         print_plan(&targets, &running, &stages);
@@ -128,7 +132,7 @@ pub async fn upgrade_all(
         };
         let outcome = run.on_nodes_running(services, &intent).await;
         if outcome != Outcome::Success {
-            say_where_it_stopped(&stages, number);
+            say_where_it_stopped("upgrade --all", &stages, number);
             return Ok(outcome);
         }
     }
@@ -146,6 +150,78 @@ pub async fn upgrade_all(
         );
     }
     Ok(outcome)
+}
+
+/// `kolla rollback --all`: the stages of `upgrade --all` in reverse, each
+/// service back to the newest kept generation `back_to` names (one that is
+/// there already is left as it is), on every node that runs it. A service
+/// marked `x-kolla.one_way` stays where it is, said first.
+pub async fn rollback_all(
+    settings: &Settings,
+    args: &RollbackArgs,
+    back_to: &BackTo,
+    targets: Vec<Target<'_>>,
+    log: &SwapLog,
+) -> anyhow::Result<Outcome> {
+    let mut stages = stages_of(&targets, &args.nodes.compose_dir)?;
+    stages.reverse();
+    let one_way: Vec<String> = stages
+        .iter()
+        .flatten()
+        .filter(|step| {
+            targets.iter().any(|t| {
+                t.desired
+                    .services
+                    .get(&step.service)
+                    .is_some_and(|w| w.service.kolla.one_way)
+            })
+        })
+        .map(|step| step.service.clone())
+        .collect();
+    for service in &one_way {
+        crate::progress::say(format!(
+            "{service}: left on its newer image (x-kolla.one_way: its older image cannot read the data the upgrade changed)"
+        ));
+    }
+    for stage in &mut stages {
+        stage.retain(|step| !one_way.contains(&step.service));
+    }
+    stages.retain(|stage| !stage.is_empty());
+    let run = Run {
+        settings,
+        targets: &targets,
+        options: &apply_options(&args.gate),
+        // A rollback pulls nothing: no credentials are read.
+        credentials: &Store::default(),
+        fanout: Fanout {
+            batch: usize::from(args.parallel),
+            stop_after_failure: true,
+            report_on_stderr: args.output == crate::cli::OutputFormat::Json,
+        },
+        log,
+    };
+    for (number, stage) in stages.iter().enumerate() {
+        let services = &names(stage);
+        crate::progress::say(format!(
+            "stage {} of {}: {} back to {back_to}",
+            number + 1,
+            stages.len(),
+            services.join(", ")
+        ));
+        let intent = Intent::Rollback {
+            services,
+            to: None,
+            back_to: Some(back_to),
+            force: false,
+            restore_db: args.restore_db,
+        };
+        let outcome = run.on_nodes_running(services, &intent).await;
+        if outcome != Outcome::Success {
+            say_where_it_stopped("rollback --all", &stages, number);
+            return Ok(outcome);
+        }
+    }
+    Ok(Outcome::Success)
 }
 
 /// The services with a post-upgrade step (`x-kolla.post_upgrade`), in the
@@ -166,8 +242,8 @@ fn post_steps(targets: &[Target], stages: &[Vec<Step>]) -> Vec<String> {
         .collect()
 }
 
-/// After a failure at stage `failed`: what is done, what is left.
-fn say_where_it_stopped(stages: &[Vec<Step>], failed: usize) {
+/// After a failure at stage `failed` of `verb`: what is done, what is left.
+fn say_where_it_stopped(verb: &str, stages: &[Vec<Step>], failed: usize) {
     let list = |range: &[Vec<Step>]| {
         let all: Vec<String> = range.iter().flat_map(|s| names(s)).collect();
         if all.is_empty() {
@@ -177,7 +253,7 @@ fn say_where_it_stopped(stages: &[Vec<Step>], failed: usize) {
         }
     };
     eprintln!(
-        "upgrade --all stopped at stage {} of {} ({}): done: {}; left: {}\n  hint: fix what failed, then run the same `kolla upgrade --all` again: what is done is found done",
+        "{verb} stopped at stage {} of {} ({}): done: {}; left: {}\n  hint: fix what failed, then run the same `kolla {verb}` again: what is done is found done",
         failed + 1,
         stages.len(),
         list(&stages[failed..=failed]),
@@ -238,7 +314,7 @@ fn refuse_what_upgrade_cannot_do(
     Err(ConfigError::Invalid {
         path: args.nodes.compose_dir.clone(),
         message: format!(
-            "upgrade --all swaps the services that run for the ones the compose files name, and these differ; nothing was changed:\n  {}\n  hint: services a release adds or drops (as Epoxy's Open vSwitch agents replace Zed's Linux bridge agent) change the cloud's shape: that is `kolla deploy`'s work (and a migration of its own), not a swap",
+            "upgrade --all swaps the services that run for the ones the compose files name, and these differ; nothing was changed:\n  {}\n  hint: services the files add or drop change the cloud's shape: that is `kolla deploy`'s work (a switch to another network agent, say, is a migration of its own), not a swap",
             problems.join("\n  ")
         ),
     })
