@@ -62,6 +62,67 @@ fn logs_show_what_the_live_container_printed_each_stream_to_its_own() {
     assert_eq!(stdout_of(&output), "", "{}", describe(&output));
     let output = d.kolla("logs", &["talker", "--since", "yesterday"]);
     expect_exit(&output, 2, &["--since", "RFC 3339"]);
+
+    // -f keeps printing what comes: a line the container prints now (on
+    // its init's output, the container's) shows up while kolla runs.
+    let mut follower = d.command("logs", &["talker", "-f", "--tail", "0"]);
+    let follower = Follower::spawn(&mut follower);
+    let since = Instant::now();
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l == "followed") {
+        assert!(
+            since.elapsed() < Duration::from_secs(30),
+            "kolla logs -f showed no new line within 30 s: {seen:?}"
+        );
+        // Again until seen: kolla may not be reading yet, and --tail 0
+        // shows nothing from before.
+        let said = d.kolla(
+            "exec",
+            &["talker", "--", "sh", "-c", "echo followed > /proc/1/fd/1"],
+        );
+        expect_exit(&said, 0, &[]);
+        seen.extend(follower.lines.recv_timeout(Duration::from_millis(500)));
+    }
+    assert!(seen.iter().all(|l| l == "followed"), "{seen:?}");
+}
+
+/// `kolla logs -f` running, its output lines as they come; killed when
+/// dropped (it never ends by itself).
+struct Follower {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Follower {
+    fn spawn(command: &mut Command) -> Follower {
+        use std::io::BufRead;
+        let mut child = command
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start kolla logs -f");
+        let stdout = child.stdout.take().expect("its output");
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Follower { child, lines }
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 #[test]
