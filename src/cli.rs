@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::release::Release;
+use crate::config::since::Since;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,7 +30,7 @@ pub struct Cli {
     pub state_dir: PathBuf,
 
     /// Nodes worked on at once by verbs that reach every node (deploy, ps,
-    /// pull, prechecks, stop, destroy, history, recover).
+    /// pull, prechecks, stop, destroy, history, recover, logs, exec).
     #[arg(long, global = true, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     pub forks: u16,
 
@@ -81,6 +82,13 @@ pub enum Command {
     Unlock(ServiceArgs),
     /// Show the swaps of a service and what runs now.
     History(HistoryArgs),
+    /// Show the log of a service's live container on every selected node
+    /// that has one (each line after its node's name when there are
+    /// several).
+    Logs(LogsArgs),
+    /// Run a command in a service's live container, on the one node that
+    /// runs it (a terminal when kolla has one); its exit code is kolla's.
+    Exec(ExecArgs),
     /// Finish or undo swaps a crash interrupted, so exactly one container
     /// of each service runs.
     Recover(RecoverArgs),
@@ -283,6 +291,42 @@ pub struct HistoryArgs {
 
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
     pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[arg(value_name = "SERVICE")]
+    pub service: String,
+
+    #[command(flatten)]
+    pub nodes: NodeArgs,
+
+    /// Keep printing what the containers print (Ctrl-C ends).
+    #[arg(short, long)]
+    pub follow: bool,
+
+    /// Only the last N lines of each node's log.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<u64>,
+
+    /// Only what was printed since TIME: a time (RFC 3339 such as
+    /// 2025-05-01T10:00:00Z, or Unix seconds) or a duration before now
+    /// (10m, 1h30m), as `docker logs --since` takes it.
+    #[arg(long, value_name = "TIME", value_parser = crate::config::since::parse_since)]
+    pub since: Option<Since>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[arg(value_name = "SERVICE")]
+    pub service: String,
+
+    #[command(flatten)]
+    pub nodes: NodeArgs,
+
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
 }
 
 /// Which nodes, and where their compose files are.
@@ -547,6 +591,51 @@ mod tests {
             };
             assert!(Cli::try_parse_from(argv).is_ok(), "{verb}");
         }
+    }
+
+    #[test]
+    fn exec_takes_its_command_after_the_double_dash_only() {
+        let cli = Cli::try_parse_from([
+            "kolla", "exec", "web", "--node", "n1", "--", "sh", "-c", "exit 7",
+        ])
+        .unwrap();
+        let Command::Exec(args) = cli.command else {
+            panic!("not exec");
+        };
+        assert_eq!(args.service, "web");
+        assert_eq!(args.nodes.node, ["n1"]);
+        assert_eq!(args.command, ["sh", "-c", "exit 7"]);
+        // Flags after `--` are the command's.
+        let cli = Cli::try_parse_from(["kolla", "exec", "web", "--", "ls", "--node"]).unwrap();
+        let Command::Exec(args) = cli.command else {
+            panic!("not exec");
+        };
+        assert_eq!(args.command, ["ls", "--node"]);
+        for argv in [
+            &["kolla", "exec", "web"][..],
+            &["kolla", "exec", "web", "ls"],
+        ] {
+            let err = Cli::try_parse_from(argv).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn logs_flags_are_read() {
+        let argv = [
+            "kolla", "logs", "web", "-f", "--tail", "5", "--since", "10m",
+        ];
+        let Command::Logs(args) = Cli::try_parse_from(argv).unwrap().command else {
+            panic!("not logs");
+        };
+        assert!(args.follow);
+        assert_eq!(args.tail, Some(5));
+        assert_eq!(
+            args.since,
+            Some(Since::Ago(std::time::Duration::from_secs(600)))
+        );
+        let err = Cli::try_parse_from(["kolla", "logs", "web", "--since", "soon"]).unwrap_err();
+        assert!(err.to_string().contains("RFC 3339"), "{err}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod names;
 pub mod passwords;
 pub mod reference;
 pub mod release;
+pub mod since;
 pub mod yaml;
 
 pub use globals::Globals;

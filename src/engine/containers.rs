@@ -1,7 +1,9 @@
 //! Containers on an engine: list, create, start, stop, remove, rename,
-//! restart policy, config upload, logs, inspect, and one-shot runs.
+//! restart policy, config upload, logs (collected, or streamed as `kolla
+//! logs` shows them), inspect, and one-shot runs.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
@@ -12,7 +14,7 @@ use bollard::query_parameters::{
     UploadToContainerOptionsBuilder,
 };
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 
 use super::body::{create_body, restart_policy};
 use super::deadline::{DATA_REMOVAL, STREAM_QUIET, seconds};
@@ -25,6 +27,30 @@ use crate::container::{ContainerSpec, Health, ListedContainer, State};
 pub struct RunOutput {
     pub exit_code: i64,
     pub output: String,
+}
+
+/// A piece of what a container printed, on its standard output or its
+/// standard error (a container or command with a TTY has only the one
+/// stream, its terminal's: output).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Printed {
+    Out(Bytes),
+    Err(Bytes),
+}
+
+/// What a container printed, piece by piece, as the engine sends it; an
+/// error ends it.
+pub type PrintedStream = Pin<Box<dyn Stream<Item = Result<Printed, EngineError>> + Send>>;
+
+/// Which part of a container's log `logs` streams.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogRequest {
+    /// Keep the stream open for what the container prints next.
+    pub follow: bool,
+    /// Only the last this many lines (None: all of them).
+    pub tail: Option<u64>,
+    /// Only what was printed from this moment on (Unix seconds).
+    pub since: Option<i64>,
 }
 
 /// One container, inspected.
@@ -174,6 +200,28 @@ impl Engine {
             output.push_str(&chunk.to_string());
         }
         Ok(output)
+    }
+
+    /// The log of container `name` as `request` asks, streamed. A log read
+    /// to its end may go `STREAM_QUIET` between two pieces; a followed one
+    /// as long as the container stays quiet (the operator ends it).
+    pub fn logs(&self, name: &str, request: LogRequest) -> PrintedStream {
+        let tail = request
+            .tail
+            .map_or_else(|| "all".to_string(), |n| n.to_string());
+        let mut options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .follow(request.follow)
+            .tail(&tail);
+        if let Some(since) = request.since {
+            // The engine takes an i32: a start past 2038 is as good as
+            // the last second it can hold (nothing was printed after it).
+            options = options.since(i32::try_from(since.max(0)).unwrap_or(i32::MAX));
+        }
+        let inner = Box::pin(self.docker.logs(name, Some(options.build())));
+        let quiet = (!request.follow).then_some(STREAM_QUIET);
+        printed_stream(self.clone(), format!("logs of {name}"), quiet, inner)
     }
 
     /// Every container (running or not) carrying `label` (`key=value`):
@@ -419,6 +467,51 @@ fn listed(c: ContainerSummary) -> ListedContainer {
             .iter()
             .filter_map(|m| m.destination.clone())
             .collect(),
+    }
+}
+
+/// `inner` (pieces of output as bollard gives them) as kolla's stream:
+/// pieces as `Printed`, errors mapped once and ending it, and each piece
+/// within `quiet` of the one before when there is a limit.
+pub(super) fn printed_stream<S>(
+    engine: Engine,
+    what: String,
+    quiet: Option<Duration>,
+    inner: S,
+) -> PrintedStream
+where
+    S: Stream<Item = Result<bollard::container::LogOutput, BollardError>> + Send + Unpin + 'static,
+{
+    let state = Some((inner, engine, what));
+    Box::pin(futures_util::stream::unfold(
+        state,
+        move |state| async move {
+            let (mut inner, engine, what) = state?;
+            let next = match quiet {
+                Some(quiet) => engine.next_within(&what, quiet, &mut inner).await,
+                None => Ok(inner.next().await),
+            };
+            match next {
+                Err(missed) => Some((Err(missed), None)),
+                Ok(None) => None,
+                Ok(Some(Err(e))) => Some((Err(EngineError::from_api(&what, e)), None)),
+                Ok(Some(Ok(piece))) => Some((Ok(printed(piece)), Some((inner, engine, what)))),
+            }
+        },
+    ))
+}
+
+fn printed(piece: bollard::container::LogOutput) -> Printed {
+    use bollard::container::LogOutput;
+    match piece {
+        LogOutput::StdErr { message } => Printed::Err(message),
+        // A TTY's output (`Console`), and the input echoed back, which
+        // kolla never asks for, read as output. (The engine's refusal to
+        // start an exec's command comes framed as output too, as the
+        // docker CLI shows it.)
+        LogOutput::StdOut { message }
+        | LogOutput::Console { message }
+        | LogOutput::StdIn { message } => Printed::Out(message),
     }
 }
 

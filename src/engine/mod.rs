@@ -7,7 +7,8 @@
 
 //!
 //! Files: `containers` (create, start, stop, rename, inspect, list, logs),
-//! `images` (inspect, build, pull, push), `wait` (health gates and
+//! `exec` (commands in running containers, collected or attached; files
+//! in and out), `images` (inspect, build, pull, push), `wait` (health gates and
 //! following logs, on the event stream), `volumes`, `body` (our specs as
 //! the engine's request bodies, pure), `ssh` (the forward to an
 //! `ssh://` node's engine), `deadline` (how long each request may take);
@@ -29,9 +30,9 @@ use bollard::errors::Error as BollardError;
 
 use crate::container::is_loopback_url;
 pub use body::{SYSTEMPATHS_UNCONFINED, create_body};
-pub use containers::{ContainerDetails, RunOutput};
+pub use containers::{ContainerDetails, LogRequest, Printed, PrintedStream, RunOutput};
 pub use deadline::{DEFAULT_ANSWER, Deadlines};
-pub use exec::ExecOutput;
+pub use exec::{AttachedExec, ExecOutput, ExecRequest};
 pub use images::{BuildRequest, ImageInfo, RegistryAuth, split_tag};
 pub use wait::{WaitGoal, WaitOutcome};
 

@@ -8,7 +8,8 @@
 //! nodes to work on), `deploy` (deploy, pull), `lifecycle` (stop,
 //! destroy), `ps`, `prechecks`, `genpwd`, `post_deploy` (the admin's
 //! client files), `swap` (upgrade, rollback), `recover` (recover, unlock),
-//! `history`. Deploy, upgrade, rollback and recover hand each node to the
+//! `history`, `logs`, `exec` (with `live`, which finds a service's live
+//! containers or refuses its name, `suggest` and `terminal`). Deploy, upgrade, rollback and recover hand each node to the
 //! node pipeline (`deploy::pipeline::run`): verbs resolve, connect and
 //! report; they do not sequence what happens on a node.
 
@@ -16,15 +17,20 @@ mod all_services;
 mod build;
 mod certs;
 mod deploy;
+mod exec;
 mod genpwd;
 mod history;
 mod lifecycle;
+mod live;
+mod logs;
 mod post_deploy;
 mod prechecks;
 mod ps;
 mod recover;
+mod suggest;
 mod swap;
 mod targets;
+mod terminal;
 
 use std::future::Future;
 
@@ -55,6 +61,9 @@ pub enum Outcome {
     NeedsRecovery,
     /// The operator interrupted the run (Ctrl-C).
     Interrupted,
+    /// The command `kolla exec` ran ended with this exit code, which is
+    /// kolla's own.
+    Exited(u8),
 }
 
 /// Exit codes, as documented in the README.
@@ -94,6 +103,7 @@ impl Outcome {
             Outcome::Locked => exit::LOCKED,
             Outcome::NeedsRecovery => exit::NEEDS_RECOVERY,
             Outcome::Interrupted => exit::INTERRUPTED,
+            Outcome::Exited(code) => code,
         }
     }
 }
@@ -123,6 +133,8 @@ pub fn is_usage_error(error: &anyhow::Error) -> bool {
                 || e.is::<ImagesError>()
                 || e.is::<crate::deploy::desired::DesiredError>()
                 || e.is::<crate::deploy::plan::PlanError>()
+                || e.downcast_ref::<live::LiveError>()
+                    .is_some_and(live::LiveError::is_bad_input)
                 || matches!(
                     e.downcast_ref::<EngineError>(),
                     Some(EngineError::Insecure { .. } | EngineError::BadEndpoint { .. })
@@ -402,6 +414,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Unlock(args) => recover::unlock(s, args).await,
         Command::Recover(args) => recover::recover(s, args).await,
         Command::History(args) => history::history(s, args).await,
+        Command::Logs(args) => logs::logs(s, args).await,
+        Command::Exec(args) => exec::exec(s, args).await,
         Command::SwapHelper(_) => Ok(Outcome::Success),
     };
     crate::progress::steps().end();
