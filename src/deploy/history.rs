@@ -1,7 +1,10 @@
 //! `kolla history`: an append-only JSON-lines log of every swap (deploy of
 //! a changed service, upgrade, rollback) in the state directory. The labels
 //! on the node remain the truth about what runs; this log adds when, who,
-//! and how it went.
+//! and how it went. This module owns the record's format (fields added
+//! later default, so every older line still reads) and reading the log
+//! around lines that are not records; how the records are shown is
+//! `verbs::history`'s.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -13,7 +16,8 @@ pub const HISTORY_FILE: &str = "history.jsonl";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
-    /// Seconds since the Unix epoch.
+    /// Seconds since the Unix epoch, as every record since the first has
+    /// it (shown as RFC 3339 by `utc`).
     pub time: u64,
     pub node: String,
     pub service: String,
@@ -33,9 +37,40 @@ pub struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_release: Option<String>,
     pub user: String,
+    /// The machine kolla ran on (none in records older than this field):
+    /// two operators of one name on two machines are two operators.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host: String,
     /// `ok`, or `swapped back: <why>`.
     pub result: String,
     pub dark_window_secs: Option<f64>,
+    /// How long the change held the service's lock, start to end (none in
+    /// records older than this field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<f64>,
+}
+
+impl Record {
+    /// Who made the change: `user@host`, or the user alone in a record
+    /// from before the host was kept.
+    pub fn operator(&self) -> String {
+        match self.host.is_empty() {
+            true => self.user.clone(),
+            false => format!("{}@{}", self.user, self.host),
+        }
+    }
+}
+
+/// `secs` after the Unix epoch as an RFC 3339 UTC time
+/// (`2026-12-06T09:27:05Z`). A number RFC 3339 cannot write (past the
+/// year 9999: a corrupt record) is shown as the number it is, unit named.
+pub fn utc(secs: u64) -> String {
+    use time::format_description::well_known::Rfc3339;
+    i64::try_from(secs)
+        .ok()
+        .and_then(|secs| time::OffsetDateTime::from_unix_timestamp(secs).ok())
+        .and_then(|at| at.format(&Rfc3339).ok())
+        .unwrap_or_else(|| format!("{secs} s after 1970-01-01T00:00:00Z"))
 }
 
 pub fn path(state_dir: &Path) -> PathBuf {
@@ -149,9 +184,36 @@ mod tests {
             from_release: Some("zed".into()),
             to_release: Some("epoxy".into()),
             user: "u".into(),
+            host: "h".into(),
             result: "ok".into(),
             dark_window_secs: Some(0.2),
+            duration_secs: Some(3.5),
         }
+    }
+
+    #[test]
+    fn times_are_rfc_3339_in_utc() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(1_796_527_625), "2026-12-06T03:27:05Z");
+        // Leap day, and the last second RFC 3339 can write.
+        assert_eq!(utc(1_709_210_096), "2024-02-29T12:34:56Z");
+        assert_eq!(utc(253_402_300_799), "9999-12-31T23:59:59Z");
+        assert_eq!(
+            utc(253_402_300_800),
+            "253402300800 s after 1970-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            utc(u64::MAX),
+            format!("{} s after 1970-01-01T00:00:00Z", u64::MAX)
+        );
+    }
+
+    #[test]
+    fn the_operator_is_user_at_host_or_the_user_of_an_older_record() {
+        let mut r = record("web", 2);
+        assert_eq!(r.operator(), "u@h");
+        r.host.clear();
+        assert_eq!(r.operator(), "u");
     }
 
     #[test]
@@ -184,6 +246,19 @@ mod tests {
             ),
             ("", &None, &None)
         );
+        // Nor host nor duration: the operator is the user alone.
+        assert_eq!((record.host.as_str(), record.duration_secs), ("", None));
+        assert_eq!(record.operator(), "u");
+    }
+
+    #[test]
+    fn a_new_record_keeps_its_host_and_duration_through_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        append(dir.path(), &record("web", 2)).unwrap();
+        let line = std::fs::read_to_string(path(dir.path())).unwrap();
+        assert!(line.contains(r#""host":"h""#), "{line}");
+        assert!(line.contains(r#""duration_secs":3.5"#), "{line}");
+        assert_eq!(read(dir.path()).unwrap().records, vec![record("web", 2)]);
     }
 
     #[test]

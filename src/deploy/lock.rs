@@ -356,7 +356,8 @@ fn age(secs: u64) -> String {
     }
 }
 
-fn this_host() -> String {
+/// This machine's name, as locks and history records name it.
+pub(super) fn this_host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|h| h.trim().to_string())

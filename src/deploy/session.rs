@@ -5,7 +5,7 @@
 //! in that order, whatever the work returned, and the work's error wins
 //! over a failed release.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::context::NodeRun;
 use super::error::DeployError;
@@ -58,6 +58,8 @@ pub struct Session<'r, 'a> {
     lock: Lock,
     service: String,
     action: String,
+    /// When the lock was taken: the history's duration runs from here.
+    started: Instant,
 }
 
 impl<'r, 'a> Session<'r, 'a> {
@@ -68,6 +70,7 @@ impl<'r, 'a> Session<'r, 'a> {
             lock,
             service: intent.service.to_string(),
             action: intent.action.to_string(),
+            started: Instant::now(),
         })
     }
 
@@ -103,12 +106,14 @@ impl<'r, 'a> Session<'r, 'a> {
                 from_release: attempt.releases.0,
                 to_release: attempt.releases.1,
                 user: self.run.user.to_string(),
+                host: lock::this_host(),
                 result: result_text(&result, attempt.swapping),
                 dark_window_secs: result
                     .as_ref()
                     .ok()
                     .and_then(&dark)
                     .map(|d| d.as_secs_f64()),
+                duration_secs: Some(self.started.elapsed().as_secs_f64()),
             });
         }
         let released = self.run.unlock(self.lock).await;
