@@ -164,16 +164,6 @@ fn no_passwords_yml_error_shows_a_value() {
             "line 1: web_password",
         ),
         (
-            "a map",
-            format!("web_password: {{x: {a}}}\n"),
-            "line 1: web_password",
-        ),
-        (
-            "a block map",
-            format!("web_password:\n  private_key: {a}\n"),
-            "line 1: web_password",
-        ),
-        (
             "a number",
             format!("number_password: {n}\n"),
             "line 1: number_password",
@@ -319,6 +309,46 @@ fn no_passwords_yml_error_shows_a_value() {
         &output,
         &["passwords.yml", "cannot read"],
     ));
+    assert_none(problems);
+}
+
+/// A map (kolla-ansible's ssh key pairs) is set aside, not refused: genpwd
+/// keeps it as it is, and only a template that asks for it is refused,
+/// naming its line and the file's, never showing what the map holds.
+#[test]
+fn a_map_is_refused_only_where_a_template_asks_for_it_never_shown() {
+    let [a, b, ..] = SECRETS;
+    let maps = [
+        ("a map", format!("web_password: {{x: {a}, y: {b}}}\n")),
+        (
+            "a block map",
+            format!("web_password:\n  private_key: '{a}\n\n    {b}'\n  public_key: {b}\n"),
+        ),
+    ];
+    let mut problems = Vec::new();
+    for (case, text) in &maps {
+        let asks = Files::new(
+            text.as_bytes(),
+            "x\npw = {{ passwords.web_password | ini }}\n",
+        );
+        problems.extend(refused_without_secrets(
+            &format!("{case} (deploy)"),
+            &asks.kolla("deploy"),
+            &[
+                "web.conf",
+                "line 2: asks for passwords.web_password",
+                "passwords.yml holds at line 1 as a map",
+            ],
+        ));
+        let output = asks.kolla("genpwd");
+        let after = std::fs::read_to_string(asks.path("config/passwords.yml")).unwrap();
+        if !output.status.success() || !after.starts_with(text.as_str()) {
+            problems.push(format!(
+                "{case}: genpwd did not keep the map as it was:\n{after}\n{}",
+                describe(&output)
+            ));
+        }
+    }
     assert_none(problems);
 }
 

@@ -3,19 +3,27 @@
 //! context (see `templates`).
 //!
 //! Reading is strict, and no message says a value: every password is a
-//! string (a null, a number, a list or a map is refused, naming the line and
-//! the key), a value with a line break or control character fits no config
+//! string (a null, a number or a list is refused, naming the line and the
+//! key), a value with a line break or control character fits no config
 //! context and is refused, and a file the YAML parser rejects is reported by
 //! line, column and a fixed description, never by the parser's own text or
 //! source snippet (both can quote the file, secrets included).
 //!
+//! kolla-ansible's `kolla-genpwd` writes /etc/kolla/passwords.yml too, and
+//! a host may have both: its file reads. Its maps (the ssh key pairs,
+//! `nova_ssh_key: {private_key: ..., public_key: ...}`) and the keys it
+//! leaves null on purpose (`LEFT_BLANK`) are set aside, not refused: no
+//! template is given them, and one that asks for one is refused naming
+//! the entry's line (`Passwords::asked_for_set_aside`). Its other keys are
+//! passwords like any (kolla's templates use the ones they name).
+//!
 //! `kolla genpwd` fills the keys without a value (empty or null, and the
 //! names kolla's templates use that the file lacks) with random passwords.
 //! It edits the file's text rather than rewriting it, so the operator's
-//! comments, order and every value already there stay byte for byte; it
-//! writes through a symlink to its target, atomically, keeping the file's
-//! mode and owner, and refuses a file that no one may write (see
-//! `generate`).
+//! comments, order, every value already there and every entry set aside
+//! stay byte for byte; it writes through a symlink to its target,
+//! atomically, keeping the file's mode and owner, and refuses a file that
+//! no one may write (see `generate`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -38,11 +46,98 @@ const LENGTH: usize = 40;
 /// What the parser's errors say instead of their own text.
 const NOT_YAML: &str = "not valid YAML here (the line is not shown: it may hold a secret)";
 
+/// Keys kolla-ansible's genpwd leaves null on purpose (an empty Docker
+/// registry password means no login), which kolla uses none of: a null
+/// there is set aside, and kolla's genpwd leaves it null too (a random
+/// password would have kolla-ansible log in with it).
+pub const LEFT_BLANK: &[&str] = &["docker_registry_password"];
+
+/// passwords.yml as kolla reads it: the passwords, and the entries set
+/// aside (read, given to no template). Its `Debug` names, never values.
+#[derive(Clone, Default, PartialEq)]
+pub struct Passwords {
+    /// The file read (where an entry set aside is to be found).
+    pub path: PathBuf,
+    /// name -> password.
+    pub values: BTreeMap<String, String>,
+    /// name -> the entry set aside.
+    pub set_aside: BTreeMap<String, SetAside>,
+}
+
+/// An entry of passwords.yml that holds no password and is not refused
+/// for it: a map (kolla-ansible's ssh key pairs), or a key of `LEFT_BLANK`
+/// with no value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAside {
+    pub line: u64,
+    /// What it holds, in words ("a map", "no value").
+    pub what: &'static str,
+}
+
+impl fmt::Debug for Passwords {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.debug_struct("Passwords")
+            .field("path", &self.path)
+            .field("names", &self.values.keys().collect::<Vec<_>>())
+            .field("set_aside", &self.set_aside)
+            .finish()
+    }
+}
+
+/// Passwords that are all strings, with nothing set aside (what tests and
+/// callers without a passwords.yml have).
+impl From<BTreeMap<String, String>> for Passwords {
+    fn from(values: BTreeMap<String, String>) -> Passwords {
+        Passwords {
+            values,
+            ..Passwords::default()
+        }
+    }
+}
+
+impl Passwords {
+    /// Why a template (its text) cannot render, when it asks for an entry
+    /// set aside (`passwords.NAME` or `passwords["NAME"]`): its line in
+    /// the template and in passwords.yml, and what the entry holds. The
+    /// entries set aside are never in a template's context, so such a
+    /// template fails anyway (Tera's "not found"); this says why.
+    pub fn asked_for_set_aside(&self, template: &str) -> Option<String> {
+        if self.set_aside.is_empty() {
+            return None;
+        }
+        let asks = regex::Regex::new(
+            r#"passwords\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*["']([^"']*)["']\s*\])"#,
+        )
+        .ok()?;
+        asks.captures_iter(template).find_map(|found| {
+            let name = found.get(1).or_else(|| found.get(2))?;
+            let entry = self.set_aside.get(name.as_str())?;
+            let line = template[..name.start()].matches('\n').count() + 1;
+            Some(format!(
+                "line {line}: asks for passwords.{}, which {} holds at line {} as {}, not a password (kolla-ansible's genpwd writes its ssh key pairs as maps); kolla's templates are given only the passwords that are strings",
+                name.as_str(),
+                self.path.display(),
+                entry.line,
+                entry.what
+            ))
+        })
+    }
+}
+
 /// Read passwords.yml; a missing file means no passwords.
 pub fn load(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+    read(path).map(|passwords| passwords.values)
+}
+
+/// Read passwords.yml, the entries set aside with the passwords; a missing
+/// file means none.
+pub fn read(path: &Path) -> Result<Passwords, ConfigError> {
     match std::fs::read_to_string(path) {
-        Ok(text) => parse(&text, path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Ok(text) => read_text(&text, path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Passwords {
+            path: path.to_path_buf(),
+            ..Passwords::default()
+        }),
         Err(source) => Err(ConfigError::Read {
             path: path.to_path_buf(),
             source,
@@ -50,15 +145,33 @@ pub fn load(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
     }
 }
 
-/// The passwords of `text`: every entry must be a string without control
-/// characters.
+/// The passwords of `text`.
+#[cfg(test)]
 fn parse(text: &str, path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
-    let mut passwords = BTreeMap::new();
+    read_text(text, path).map(|passwords| passwords.values)
+}
+
+/// The passwords and entries set aside of `text`: every other entry must
+/// be a string without control characters.
+fn read_text(text: &str, path: &Path) -> Result<Passwords, ConfigError> {
+    let mut passwords = Passwords {
+        path: path.to_path_buf(),
+        ..Passwords::default()
+    };
     let (found, mut errors) = entries(text, path)?;
     for entry in found {
+        if let Some(what) = entry.set_aside() {
+            let line = entry.line;
+            passwords
+                .set_aside
+                .insert(entry.name, SetAside { line, what });
+            continue;
+        }
         match entry.password() {
             Ok(value) => {
-                passwords.insert(entry.name.clone(), value.to_string());
+                passwords
+                    .values
+                    .insert(entry.name.clone(), value.to_string());
             }
             Err(why) => errors.push((entry.line, entry.error(path, &why))),
         }
@@ -73,6 +186,8 @@ fn parse(text: &str, path: &Path) -> Result<BTreeMap<String, String>, ConfigErro
 enum Value {
     Text(String),
     Null,
+    /// A mapping (its entries are not kept: kolla reads none of them).
+    Map,
     /// Not a string: "a number", "a list", ...
     Other(&'static str),
 }
@@ -83,6 +198,7 @@ impl fmt::Debug for Value {
         match self {
             Value::Text(text) => write!(f, "Text(<{} characters>)", text.chars().count()),
             Value::Null => f.write_str("Null"),
+            Value::Map => f.write_str("Map"),
             Value::Other(what) => write!(f, "Other({what})"),
         }
     }
@@ -108,7 +224,11 @@ impl Entry {
             Value::Null => Err(
                 "no value (null); run `kolla genpwd` to generate one, or set one in quotes".into(),
             ),
-            Value::Other(what @ ("a list" | "a map")) => Err(format!(
+            Value::Map => Err(
+                "the value must be a string, not a map: kolla reads no password made of parts"
+                    .into(),
+            ),
+            Value::Other(what @ "a list") => Err(format!(
                 "the value must be a string, not {what}: kolla reads no password made of parts"
             )),
             Value::Other(what) => Err(format!(
@@ -117,9 +237,21 @@ impl Entry {
         }
     }
 
-    /// Whether genpwd is to fill it: null, or the empty string.
+    /// Whether genpwd is to fill it: null, or the empty string (never an
+    /// entry set aside, nor a key of `LEFT_BLANK`, which stays blank).
     fn unset(&self) -> bool {
-        self.value == Value::Null || self.value == Value::Text(String::new())
+        (self.value == Value::Null || self.value == Value::Text(String::new()))
+            && !LEFT_BLANK.contains(&self.name.as_str())
+    }
+
+    /// What the entry holds when it is set aside rather than read as a
+    /// password (see `SetAside`).
+    fn set_aside(&self) -> Option<&'static str> {
+        match &self.value {
+            Value::Map => Some("a map"),
+            Value::Null if LEFT_BLANK.contains(&self.name.as_str()) => Some("no value"),
+            _ => None,
+        }
     }
 
     fn error(&self, path: &Path, why: &str) -> ConfigError {
@@ -232,7 +364,7 @@ fn entries(text: &str, path: &Path) -> Result<(Vec<Entry>, LineErrors), ConfigEr
         }
         let value = match value.value {
             Node::Value(v) => v,
-            Node::Map(_) => Value::Other("a map"),
+            Node::Map(_) => Value::Map,
         };
         out.push(Entry {
             name,
@@ -495,11 +627,18 @@ fn fill(text: &str, template: &str, path: &Path) -> Result<(String, Vec<String>)
     let (found, errors) = entries(text, path)?;
     let mut expected = BTreeMap::new();
     let mut names = Vec::new();
+    let kept: BTreeMap<String, SetAside> = found
+        .iter()
+        .filter_map(|e| {
+            let what = e.set_aside()?;
+            Some((e.name.clone(), SetAside { line: e.line, what }))
+        })
+        .collect();
     let mut text = fill_lines(text, &found, errors, path, &mut expected, &mut names)?;
     let indent = found.first().map_or(0, |e| e.column.saturating_sub(1));
     let indent = " ".repeat(usize::try_from(indent).unwrap_or(0));
     for entry in entries(template, Path::new("<built-in passwords template>"))?.0 {
-        if expected.contains_key(&entry.name) {
+        if expected.contains_key(&entry.name) || kept.contains_key(&entry.name) {
             continue;
         }
         if !text.is_empty() && !text.ends_with('\n') {
@@ -511,8 +650,10 @@ fn fill(text: &str, template: &str, path: &Path) -> Result<(String, Vec<String>)
         expected.insert(entry.name.clone(), password);
         names.push(entry.name);
     }
-    // Never write a file that would not read back as these secrets.
-    if parse(&text, path).ok().as_ref() != Some(&expected) {
+    // Never write a file that would not read back as these secrets, with
+    // the same entries set aside at the same lines.
+    let after = read_text(&text, path).ok();
+    if after.as_ref().map(|p| (&p.values, &p.set_aside)) != Some((&expected, &kept)) {
         return Err(ConfigError::Invalid {
             path: path.to_path_buf(),
             message: "kolla genpwd cannot add the new passwords so that the file reads back with them and every value unchanged (does it end with `...`, or hold a flow mapping `{...}`?); the file was left as it was".into(),
@@ -534,6 +675,10 @@ fn fill_lines(
 ) -> Result<String, ConfigError> {
     let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
     for entry in found {
+        // Kept as written, byte for byte: kolla reads nothing of it.
+        if entry.set_aside().is_some() {
+            continue;
+        }
         if !entry.unset() {
             match entry.password() {
                 Ok(value) => {
@@ -778,11 +923,7 @@ mod tests {
             ("12345.67", "not a number"),
             ("true", "not true or false"),
             ("[hunter22]", "not a list"),
-            ("{x: hunter22}", "not a map"),
-            (
-                "\n  private_key: hunter22\n  public_key: hunter33",
-                "not a map",
-            ),
+            ("\n  - hunter22\n  - hunter33", "not a list"),
         ];
         for (value, why) in cases {
             let text = format!("ok_password: fine\nx_password: {value}\n");
@@ -870,5 +1011,104 @@ mod tests {
             .map(|e| e.name)
             .collect();
         assert!(names.contains(&"keystone_admin_password".to_string()));
+    }
+
+    /// kolla-ansible's genpwd's way (PyYAML's `safe_dump`): keys sorted, an
+    /// ssh key pair as a map whose private key is a single-quoted scalar
+    /// over several lines, the registry password left null.
+    const KOLLA_ANSIBLE: &str = "database_password: 9Xq2hunter22aaaa\n\
+        docker_registry_password: null\n\
+        keystone_admin_password: Wb7hunter33bbbb\n\
+        nova_ssh_key:\n  \
+          private_key: '-----BEGIN PRIVATE KEY-----\n\n    \
+            MIIhunter44\n\n    \
+            -----END PRIVATE KEY-----\n\n    '\n  \
+          public_key: ssh-rsa AAAAhunter55\n\
+        octavia_ca_password: Qm4hunter66cccc\n";
+
+    #[test]
+    fn kolla_ansibles_maps_and_blank_keys_are_set_aside_and_its_other_keys_read() {
+        let read = read_text(KOLLA_ANSIBLE, Path::new("p.yml")).unwrap();
+        let names: Vec<&str> = read.values.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "database_password",
+                "keystone_admin_password",
+                "octavia_ca_password"
+            ]
+        );
+        let set_aside = |line, what| SetAside { line, what };
+        assert_eq!(
+            read.set_aside,
+            BTreeMap::from([
+                ("docker_registry_password".into(), set_aside(2, "no value")),
+                ("nova_ssh_key".into(), set_aside(4, "a map")),
+            ])
+        );
+        // Its Debug names entries, never values.
+        let shown = format!("{read:?}");
+        assert!(
+            shown.contains("nova_ssh_key") && !shown.contains("hunter"),
+            "{shown}"
+        );
+        // A null is set aside only for the keys left blank on purpose.
+        let err = parse("other_password: null\n", Path::new("p.yml")).unwrap_err();
+        assert!(
+            err.to_string().contains("line 1: other_password: no value"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn genpwd_keeps_what_kolla_ansible_wrote_byte_for_byte() {
+        let (filled, names) = fill(KOLLA_ANSIBLE, TEMPLATE_NAMES, Path::new("p.yml")).unwrap();
+        // kolla's own missing name is added; the null left blank stays.
+        assert_eq!(names, vec!["rabbitmq_password"]);
+        assert!(filled.starts_with(KOLLA_ANSIBLE), "{filled}");
+        assert!(filled.contains("docker_registry_password: null\n"));
+        let read = read_text(&filled, Path::new("p.yml")).unwrap();
+        assert_eq!(read.set_aside.len(), 2);
+        assert_eq!(read.values["keystone_admin_password"], "Wb7hunter33bbbb");
+        // A template that names an entry set aside adds no second one.
+        let (again, names) = fill(&filled, "nova_ssh_key:\n", Path::new("p.yml")).unwrap();
+        assert_eq!((again, names), (filled, vec![]));
+        // The blank key is never filled, null or empty.
+        let (filled, names) =
+            fill("docker_registry_password: ''\n", "", Path::new("p.yml")).unwrap();
+        assert_eq!(
+            (filled.as_str(), names),
+            ("docker_registry_password: ''\n", vec![])
+        );
+    }
+
+    #[test]
+    fn a_template_asking_for_an_entry_set_aside_names_both_lines() {
+        let read = read_text(KOLLA_ANSIBLE, Path::new("/etc/kolla/passwords.yml")).unwrap();
+        let said = read
+            .asked_for_set_aside("a\n{{ passwords.nova_ssh_key.private_key | plain }}\n")
+            .unwrap();
+        assert!(
+            said.starts_with("line 2: asks for passwords.nova_ssh_key, which /etc/kolla/passwords.yml holds at line 4 as a map"),
+            "{said}"
+        );
+        let said = read
+            .asked_for_set_aside("{{ passwords[\"docker_registry_password\"] }}")
+            .unwrap();
+        assert!(said.contains("at line 2 as no value"), "{said}");
+        for fine in [
+            "{{ passwords.database_password }}",
+            "passwords.nova_ssh_keys",
+            "x",
+        ] {
+            assert_eq!(read.asked_for_set_aside(fine), None, "{fine}");
+        }
+        assert!(!said.contains("hunter"), "{said}");
+    }
+
+    #[test]
+    fn kolla_uses_none_of_the_keys_left_blank() {
+        let (names, _) = entries(TEMPLATE, Path::new("t")).unwrap();
+        assert!(names.iter().all(|e| !LEFT_BLANK.contains(&e.name.as_str())));
     }
 }

@@ -2,11 +2,11 @@
 //! the files uploaded into its container before it starts. Secrets reach a
 //! container only this way: never through labels, env or command lines.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::config::ConfigError;
 use crate::config::compose::ServiceSpec;
+use crate::config::passwords::Passwords;
 
 /// One rendered config file: where it goes in the container, and its
 /// bytes, which may hold secrets: its `Debug` shows the path and the size,
@@ -37,7 +37,9 @@ impl fmt::Debug for RenderedFile {
 #[derive(Debug, Clone, Default)]
 pub struct TemplateInputs {
     pub globals: tera::Context,
-    pub passwords: BTreeMap<String, String>,
+    /// The passwords (`passwords.NAME`); the entries set aside are only
+    /// named when a template asks for one.
+    pub passwords: Passwords,
     pub node_name: String,
     pub node_role: String,
     /// The address the node's services bind and advertise.
@@ -78,7 +80,7 @@ pub fn render(
         });
     }
     let mut context = inputs.globals.clone();
-    context.insert("passwords", &inputs.passwords);
+    context.insert("passwords", &inputs.passwords.values);
     context.insert("node_name", &inputs.node_name);
     context.insert("node_role", &inputs.node_role);
     context.insert("api_address", &inputs.api_address);
@@ -92,13 +94,17 @@ pub fn render(
         })?;
         let mut tera = crate::templates::tera();
         // Tera's messages can quote a value (a password given to `int`).
-        let secrets = inputs.passwords.values().map(String::as_str);
+        let secrets = inputs.passwords.values.values().map(String::as_str);
         let template_error = |e: tera::Error| ConfigError::Invalid {
             path: path.clone(),
             message: format!(
                 "service {}: {}",
                 service.name,
-                crate::templates::error_text(&e, secrets.clone())
+                // Tera would say "not found": say what the entry is.
+                inputs
+                    .passwords
+                    .asked_for_set_aside(&text)
+                    .unwrap_or_else(|| crate::templates::error_text(&e, secrets.clone()))
             ),
         };
         tera.add_raw_template(&relative, &text)
@@ -127,6 +133,7 @@ pub fn tar(files: &[RenderedFile]) -> Result<Vec<u8>, std::io::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     #[test]
     fn a_rendered_file_shows_its_path_and_size_never_its_bytes() {
@@ -161,7 +168,7 @@ mod tests {
         globals.insert("tag", "zed");
         let inputs = TemplateInputs {
             globals,
-            passwords: BTreeMap::from([("web_password".to_string(), "s3cret".to_string())]),
+            passwords: BTreeMap::from([("web_password".to_string(), "s3cret".to_string())]).into(),
             node_name: "ctl1".into(),
             node_role: "controller".into(),
             api_address: "10.0.0.5".into(),
@@ -213,5 +220,38 @@ mod tests {
             err.contains("web/web.conf") && err.contains("service web"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_template_asking_for_an_entry_set_aside_is_told_its_line() {
+        use crate::config::passwords::SetAside;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("web")).unwrap();
+        std::fs::write(
+            dir.path().join("web/id_rsa"),
+            "# key\n{{ passwords.nova_ssh_key.private_key }}\n",
+        )
+        .unwrap();
+        let text =
+            "services:\n  web:\n    image: x\n    x-kolla: {config: {src: web, dest: /etc/web}}\n";
+        let file = parse(
+            text,
+            &dir.path().join("c.yml"),
+            &Variables::default(),
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        let mut inputs = TemplateInputs::default();
+        inputs.passwords.path = "/etc/kolla/passwords.yml".into();
+        let entry = SetAside {
+            line: 7,
+            what: "a map",
+        };
+        inputs
+            .passwords
+            .set_aside
+            .insert("nova_ssh_key".into(), entry);
+        let err = render(&file.services[0], &inputs).unwrap_err().to_string();
+        assert!(err.contains("web/id_rsa: service web: line 2: asks for passwords.nova_ssh_key, which /etc/kolla/passwords.yml holds at line 7 as a map"), "{err}");
     }
 }

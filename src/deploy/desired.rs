@@ -15,6 +15,7 @@ use super::plan::{DesiredService, PlanError};
 use super::spec::{self, Placement};
 use crate::config::compose::{self, ComposeFile, ServiceSpec, Variables};
 use crate::config::inventory::{Node, PrivilegedMode};
+use crate::config::passwords::Passwords;
 use crate::config::{ConfigError, Globals};
 
 /// The compose file a role deploys.
@@ -72,7 +73,8 @@ pub struct Desired {
 /// Build the desired state of `node` from its compose files (no engine
 /// yet: digests are filled in by `resolve_images`). Services in
 /// `profiles` are left out unless one of their profiles is active or names
-/// the release deployed.
+/// the release deployed. (Passwords given as a map are all strings; see
+/// `desired_of` for passwords.yml as read.)
 pub fn desired(
     node: &Node,
     files: &[(String, ComposeFile)],
@@ -80,8 +82,21 @@ pub fn desired(
     passwords: &BTreeMap<String, String>,
     active_profiles: &[String],
 ) -> Result<Desired, DesiredError> {
+    let passwords = Passwords::from(passwords.clone());
+    desired_of(node, files, globals, &passwords, active_profiles)
+}
+
+/// `desired`, with passwords.yml as read (its entries set aside named to
+/// a template that asks for one).
+pub fn desired_of(
+    node: &Node,
+    files: &[(String, ComposeFile)],
+    globals: &Globals,
+    passwords: &Passwords,
+    active_profiles: &[String],
+) -> Result<Desired, DesiredError> {
     let mut out = Desired {
-        hash_key: spec::hash_key(passwords),
+        hash_key: spec::hash_key(&passwords.values),
         ..Desired::default()
     };
     let mut origin: BTreeMap<String, String> = BTreeMap::new();

@@ -217,7 +217,7 @@ pub fn resolve<'a>(
         environment: settings.environment.variables.clone(),
         globals: globals.compose_variables(),
     };
-    let passwords = passwords::load(&settings.config_dir.join(passwords::PASSWORDS_FILE))?;
+    let passwords = passwords::read(&settings.config_dir.join(passwords::PASSWORDS_FILE))?;
     let dotenv = compose::dotenv_in(&args.compose_dir)?;
     let profiles = settings.profiles(&args.profiles, &dotenv);
     refuse_release_profiles(&profiles, &args.compose_dir)?;
@@ -247,7 +247,7 @@ pub fn resolve<'a>(
     }
     let mut targets = Vec::new();
     for (node, files) in loaded {
-        let desired = desired::desired(node, &files, globals, &passwords, &profiles)?;
+        let desired = desired::desired_of(node, &files, globals, &passwords, &profiles)?;
         let roles_after = files
             .iter()
             .map(|(role, file)| {
