@@ -92,10 +92,36 @@ pub enum Command {
     /// Finish or undo swaps a crash interrupted, so exactly one container
     /// of each service runs.
     Recover(RecoverArgs),
+    /// Print the shell completion script for kolla (bash, zsh or fish).
+    Completions(CompletionsArgs),
+    /// Print kolla's man page, or a verb's (roff: `kolla manpage | man -l -`).
+    Manpage(ManpageArgs),
     /// Run one swap's critical section: what kolla's helper container runs
     /// on a node (its task comes in the environment). Not for operators.
     #[command(hide = true)]
     SwapHelper(SwapHelperArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell the script is for.
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManpageArgs {
+    /// The verb whose page to print (kolla-VERB(1)); kolla(1) without.
+    #[arg(value_name = "VERB")]
+    pub verb: Option<String>,
+}
+
+/// The shells `kolla completions` writes a script for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, Args)]

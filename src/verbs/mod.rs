@@ -9,13 +9,15 @@
 //! destroy), `ps`, `prechecks`, `genpwd`, `post_deploy` (the admin's
 //! client files), `swap` (upgrade, rollback), `recover` (recover, unlock),
 //! `history`, `logs`, `exec` (with `live`, which finds a service's live
-//! containers or refuses its name, `suggest` and `terminal`). Deploy, upgrade, rollback and recover hand each node to the
+//! containers or refuses its name, `suggest` and `terminal`), `completions`
+//! (completions and manpage, from `cli`'s definitions). Deploy, upgrade, rollback and recover hand each node to the
 //! node pipeline (`deploy::pipeline::run`): verbs resolve, connect and
 //! report; they do not sequence what happens on a node.
 
 mod all_services;
 mod build;
 mod certs;
+mod completions;
 mod deploy;
 mod exec;
 mod genpwd;
@@ -133,6 +135,7 @@ pub fn is_usage_error(error: &anyhow::Error) -> bool {
                 || e.is::<ImagesError>()
                 || e.is::<crate::deploy::desired::DesiredError>()
                 || e.is::<crate::deploy::plan::PlanError>()
+                || e.is::<completions::UnknownVerb>()
                 || e.downcast_ref::<live::LiveError>()
                     .is_some_and(live::LiveError::is_bad_input)
                 || matches!(
@@ -390,10 +393,17 @@ pub fn main(cli: Cli) -> std::process::ExitCode {
 /// Resolve the settings and run the verb.
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     crate::progress::started();
-    // The helper container has no config: its task is all it needs.
-    if let Command::SwapHelper(args) = &cli.command {
-        crate::deploy::helper::serve(&args.task).await?;
-        return Ok(Outcome::Success);
+    // The helper container has no config: its task is all it needs; nor
+    // do the completions and the man page, which must work while
+    // globals.yml is being mended.
+    match &cli.command {
+        Command::SwapHelper(args) => {
+            crate::deploy::helper::serve(&args.task).await?;
+            return Ok(Outcome::Success);
+        }
+        Command::Completions(args) => return completions::completions(args),
+        Command::Manpage(args) => return completions::manpage(args),
+        _ => {}
     }
     let settings = Settings::resolve(&cli, Environment::read())?;
     crate::progress::init_steps(settings.environment.colour);
@@ -416,7 +426,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::History(args) => history::history(s, args).await,
         Command::Logs(args) => logs::logs(s, args).await,
         Command::Exec(args) => exec::exec(s, args).await,
-        Command::SwapHelper(_) => Ok(Outcome::Success),
+        Command::SwapHelper(_) | Command::Completions(_) | Command::Manpage(_) => {
+            Ok(Outcome::Success)
+        }
     };
     crate::progress::steps().end();
     outcome
