@@ -17,6 +17,7 @@ use super::desired::Desired;
 use super::error::DeployError;
 use super::labels::{ObservedContainer, Role};
 use super::plan::BackTo;
+use super::recovery::Recovering;
 use super::supply::{self, CopySource, Supply};
 use super::{observe, privileged, recovery};
 use crate::config::Globals;
@@ -74,19 +75,25 @@ impl Intent<'_> {
         matches!(self, Intent::Deploy { dry_run: true, .. })
     }
 
-    /// The services whose leftovers are settled first (None: all of
-    /// them), and whether a lock may be taken over by force; nothing is
-    /// recovered in a dry run.
-    fn recovers(&self) -> Option<(Option<&[String]>, bool)> {
-        match *self {
-            Intent::Deploy { dry_run: true, .. } => None,
-            Intent::Deploy { only, .. } => Some((only, false)),
+    /// What is recovered first: the services whose leftovers are settled
+    /// (None: all of them), whether a lock may be taken over by force, and
+    /// whether a stopped live container counts; nothing is recovered in a
+    /// dry run.
+    fn recovers(&self) -> Option<Recovering<'_>> {
+        let (only, force) = match *self {
+            Intent::Deploy { dry_run: true, .. } => return None,
+            Intent::Deploy { only, .. } => (only, false),
             Intent::Upgrade { services, .. }
             | Intent::PostUpgrade { services }
-            | Intent::Rollback { services, .. } => Some((Some(services), false)),
-            Intent::Recover { services, force } => Some((services, force)),
-            Intent::Start { services, .. } => Some((services, false)),
-        }
+            | Intent::Rollback { services, .. } => (Some(services), false),
+            Intent::Recover { services, force } => (services, force),
+            Intent::Start { services, .. } => (services, false),
+        };
+        Some(Recovering {
+            only,
+            force,
+            stopped_too: !matches!(self, Intent::Start { .. }),
+        })
     }
 
     /// A rollback swaps kept containers: it needs no image and creates no
@@ -265,8 +272,8 @@ async fn ready(
         refuse_data_containers(at, &observed, services)?;
     }
     let mut recovered = false;
-    if let Some((only, force)) = intent.recovers() {
-        recovered = recovery::recover_first(&at.run, &observed, only, force).await?;
+    if let Some(how) = intent.recovers() {
+        recovered = recovery::recover_first(&at.run, &observed, how).await?;
         if recovered {
             observed = observe_node(at).await?;
         }
