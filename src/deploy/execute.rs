@@ -4,9 +4,10 @@
 //! as many in parallel as are ready; nothing new starts after a failure
 //! (what is under way finishes). Creating a service runs its bootstrap job
 //! and uploads its config before it starts; replacing one is the swap that
-//! `kolla upgrade` runs too, and rolling back swaps a kept container in.
-//! Every change to a service runs in a `Session` (lock -> work -> record ->
-//! release).
+//! `kolla upgrade` runs too, and rolling back swaps a kept container in;
+//! `kolla start` and `restart` start (or stop and start) a live container
+//! as their plan's turn, rechecked under the lock, says. Every change to a
+//! service runs in a `Session` (lock -> work -> record -> release).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
