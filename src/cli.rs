@@ -30,7 +30,8 @@ pub struct Cli {
     pub state_dir: PathBuf,
 
     /// Nodes worked on at once by verbs that reach every node (deploy, ps,
-    /// pull, prechecks, stop, destroy, history, recover, logs, exec).
+    /// pull, prechecks, stop, start, destroy, history, recover, logs,
+    /// exec).
     #[arg(long, global = true, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     pub forks: u16,
 
@@ -59,10 +60,20 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Show the deployment's containers per node.
     Ps(PsArgs),
-    /// Pull every image the selected nodes deploy.
-    Pull(NodeArgs),
-    /// Stop the deployment's containers (data containers are never started).
-    Stop(NodeArgs),
+    /// Pull the images the selected nodes deploy (of the services named, or
+    /// of every service).
+    Pull(PullArgs),
+    /// Stop the deployment's containers, or the live containers of the
+    /// services named (data containers are never started).
+    Stop(StopArgs),
+    /// Start the live containers that are stopped (of the services named,
+    /// or of every service), dependencies first, each gated by its health
+    /// check.
+    Start(StartArgs),
+    /// Restart the live containers (of the services named, or of every
+    /// service) one node at a time, dependencies first, each gated by its
+    /// health check: same container, new process.
+    Restart(RestartArgs),
     /// Remove the deployment's containers; data only with --purge-data.
     Destroy(DestroyArgs),
     /// Check nodes before a deploy: engine, privileges, ports, images, disk.
@@ -148,16 +159,34 @@ pub struct RecoverArgs {
     pub force: bool,
 }
 
-/// Timing of swaps and their health gates.
+/// How long a started container's health gate may take.
 #[derive(Debug, Args, Clone)]
-pub struct GateArgs {
+pub struct HealthArgs {
     /// Seconds a service may take to become healthy (or a job to finish).
     #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(..=MAX_SECS))]
     pub health_timeout: u64,
 
-    /// Seconds a service without a healthcheck must keep running after a swap.
+    /// Seconds a service without a healthcheck must keep running after a
+    /// start or a swap.
     #[arg(long, value_name = "SECS", default_value = "2", value_parser = parse_seconds_flag)]
     pub monitor_window: std::time::Duration,
+}
+
+/// What a verb that takes service locks does when another run holds one.
+#[derive(Debug, Args, Clone)]
+pub struct LockWaitArgs {
+    /// When another kolla run holds a service's lock, wait up to DURATION
+    /// for it to end (e.g. 30s, 10m; the holder is named while waiting),
+    /// then go on; past it, exit 4 as without the flag.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_flag)]
+    pub lock_wait: Option<std::time::Duration>,
+}
+
+/// Timing of swaps and their health gates.
+#[derive(Debug, Args, Clone)]
+pub struct GateArgs {
+    #[command(flatten)]
+    pub health: HealthArgs,
 
     /// Replaced containers kept per service for rollback.
     #[arg(long, default_value_t = 2)]
@@ -174,6 +203,9 @@ pub struct GateArgs {
     /// refuse the swap.
     #[arg(long)]
     pub stop_guests: bool,
+
+    #[command(flatten)]
+    pub lock: LockWaitArgs,
 }
 
 /// The longest any duration flag may be, in seconds: what the engine
@@ -382,6 +414,11 @@ pub struct NodeArgs {
 
 #[derive(Debug, Args)]
 pub struct DeployArgs {
+    /// Only these services (default: every service of the selected
+    /// nodes). What they depend on is not touched, and must be up.
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+
     #[command(flatten)]
     pub nodes: NodeArgs,
 
@@ -390,7 +427,7 @@ pub struct DeployArgs {
     pub dry_run: bool,
 
     /// Remove containers of services no compose file of the node names.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "services")]
     pub remove_orphans: bool,
 
     /// OpenStack release to deploy (overrides globals.yml
@@ -400,6 +437,55 @@ pub struct DeployArgs {
 
     #[command(flatten)]
     pub gate: GateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Only the images of these services (default: every service).
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+
+    #[command(flatten)]
+    pub nodes: NodeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Only the live containers of these services (default: every
+    /// container of the deployment).
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+
+    #[command(flatten)]
+    pub nodes: NodeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Only these services (default: every service of the selected nodes).
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+
+    #[command(flatten)]
+    pub nodes: NodeArgs,
+
+    #[command(flatten)]
+    pub health: HealthArgs,
+
+    #[command(flatten)]
+    pub lock: LockWaitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    #[command(flatten)]
+    pub start: StartArgs,
+
+    /// A service whose guests (x-kolla.guests: libvirt's QEMUs) would stop
+    /// with its container: shut them down cleanly and restart, rather than
+    /// refuse the restart.
+    #[arg(long)]
+    pub stop_guests: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -665,13 +751,79 @@ mod tests {
     }
 
     #[test]
+    fn the_lifecycle_verbs_take_service_names_and_lock_wait_where_locks_are_taken() {
+        let parse = |argv: &[&str]| Cli::try_parse_from(argv).map(|cli| cli.command);
+        let Ok(Command::Restart(args)) = parse(&[
+            "kolla",
+            "restart",
+            "glance-api",
+            "nova-api",
+            "--node",
+            "controller",
+            "--lock-wait",
+            "1m30s",
+            "--stop-guests",
+        ]) else {
+            panic!("not a restart");
+        };
+        assert_eq!(args.start.services, ["glance-api", "nova-api"]);
+        assert_eq!(args.start.nodes.node, ["controller"]);
+        assert_eq!(
+            args.start.lock.lock_wait,
+            Some(std::time::Duration::from_secs(90))
+        );
+        assert!(args.stop_guests);
+        let Ok(Command::Start(args)) = parse(&["kolla", "start"]) else {
+            panic!("not a start");
+        };
+        assert!(args.services.is_empty() && args.lock.lock_wait.is_none());
+        let Ok(Command::Deploy(args)) =
+            parse(&["kolla", "deploy", "nova-api", "--lock-wait", "5s"])
+        else {
+            panic!("not a deploy");
+        };
+        assert_eq!(args.services, ["nova-api"]);
+        assert_eq!(
+            args.gate.lock.lock_wait,
+            Some(std::time::Duration::from_secs(5))
+        );
+        for verb in ["upgrade", "rollback", "recover"] {
+            let argv = ["kolla", verb, "web", "--lock-wait", "10m"];
+            assert!(parse(&argv).is_ok(), "{verb}");
+        }
+        let Ok(Command::Stop(args)) = parse(&["kolla", "stop", "web"]) else {
+            panic!("not a stop");
+        };
+        assert_eq!(args.services, ["web"]);
+        let Ok(Command::Pull(args)) = parse(&["kolla", "pull", "web", "api"]) else {
+            panic!("not a pull");
+        };
+        assert_eq!(args.services, ["web", "api"]);
+        // Stop and pull take no lock: no flag to wait for one.
+        for verb in ["stop", "pull"] {
+            let err = parse(&["kolla", verb, "--lock-wait", "5s"]).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{verb}");
+        }
+        // A lock wait is a duration, never zero; orphans are the whole
+        // node's business.
+        for argv in [
+            &["kolla", "start", "--lock-wait", "0s"][..],
+            &["kolla", "restart", "--lock-wait", "soon"],
+            &["kolla", "deploy", "web", "--remove-orphans"],
+        ] {
+            let err = parse(argv).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{argv:?}");
+        }
+    }
+
+    #[test]
     fn gate_flags_within_bounds_are_read() {
         let cli = deploy(&["--monitor-window", "0.5", "--max-dark", "1m30s"]).unwrap();
         let Command::Deploy(args) = cli.command else {
             panic!("not deploy");
         };
         assert_eq!(
-            args.gate.monitor_window,
+            args.gate.health.monitor_window,
             std::time::Duration::from_millis(500)
         );
         assert_eq!(args.gate.max_dark, Some(std::time::Duration::from_secs(90)));
@@ -679,7 +831,11 @@ mod tests {
         let Command::Deploy(args) = cli.command else {
             panic!("not deploy");
         };
-        assert_eq!(args.gate.monitor_window, std::time::Duration::from_secs(2));
-        assert_eq!(args.gate.health_timeout, 300);
+        assert_eq!(
+            args.gate.health.monitor_window,
+            std::time::Duration::from_secs(2)
+        );
+        assert_eq!(args.gate.health.health_timeout, 300);
+        assert_eq!(args.gate.lock.lock_wait, None);
     }
 }

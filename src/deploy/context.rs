@@ -32,6 +32,9 @@ pub struct ApplyOptions {
     /// Stop a service's guests (`x-kolla.guests`) that would not survive
     /// its swap, rather than refuse the swap.
     pub stop_guests: bool,
+    /// How long to wait for a service lock another run holds
+    /// (`--lock-wait`); None: a held lock fails at once.
+    pub lock_wait: Option<Duration>,
 }
 
 impl Default for ApplyOptions {
@@ -41,6 +44,7 @@ impl Default for ApplyOptions {
             monitor_window: Duration::from_secs(2),
             max_dark: None,
             stop_guests: false,
+            lock_wait: None,
             retain: 2,
             log_lines: 30,
         }

@@ -4,9 +4,10 @@
 //! as many in parallel as are ready; nothing new starts after a failure
 //! (what is under way finishes). Creating a service runs its bootstrap job
 //! and uploads its config before it starts; replacing one is the swap that
-//! `kolla upgrade` runs too, and rolling back swaps a kept container in.
-//! Every change to a service runs in a `Session` (lock -> work -> record ->
-//! release).
+//! `kolla upgrade` runs too, and rolling back swaps a kept container in;
+//! `kolla start` and `restart` start (or stop and start) a live container
+//! as their plan's turn, rechecked under the lock, says. Every change to a
+//! service runs in a `Session` (lock -> work -> record -> release).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -21,6 +22,7 @@ use super::error::DeployError;
 use super::fault::{self, FaultPoint};
 use super::guests;
 use super::labels::{self, ObservedContainer, Role, State};
+use super::lifecycle::{Decision, Turn};
 use super::lock::Takeover;
 use super::owned;
 use super::plan::{Action, ActionKind, DesiredService, Plan, Recheck, SwapOptions};
@@ -303,12 +305,14 @@ impl Executor<'_> {
         })
     }
 
-    /// After a deploy: every desired, non-data service must be running (or,
-    /// for one-shot services others wait on, have exited 0).
+    /// After a deploy: every desired, non-data service (of `only`, when
+    /// a deploy named them) must be running (or, for one-shot services
+    /// others wait on, have exited 0).
     pub async fn verify(
         &self,
         desired: &BTreeMap<String, DesiredService>,
         observed: &[ObservedContainer],
+        only: Option<&[String]>,
     ) -> Result<(), Vec<DeployError>> {
         let completed: Vec<&str> = desired
             .values()
@@ -322,7 +326,10 @@ impl Executor<'_> {
             .map(|c| (c.service.as_str(), c))
             .collect();
         let mut errors = Vec::new();
-        for wanted in desired.values().filter(|d| !d.service.kolla.data) {
+        let checked = desired.values().filter(|d| {
+            !d.service.kolla.data && only.is_none_or(|only| only.contains(&d.service.name))
+        });
+        for wanted in checked {
             let name = wanted.service.name.as_str();
             let Some(container) = by_service.get(name) else {
                 continue;
@@ -738,13 +745,12 @@ impl Executor<'_> {
             },
         )
         .await?;
-        let result = match self.refuse_if_guests_would_stop(live).await {
+        let result = match self.still_as_seen(&session, live, target).await {
             Err(e) => Err(e),
-            Ok(()) if restore_db => self.restore_then_roll_back(live, target, kept).await,
-            Ok(()) if live.start_first && target.start_first => {
-                self.roll_back_start_first(live, target, kept).await
+            Ok(()) => {
+                self.roll_back_in_session(live, target, kept, restore_db)
+                    .await
             }
-            Ok(()) => self.rollback_locked(live, target, kept).await,
         };
         let attempt = Attempt {
             from: live.generation,
@@ -756,6 +762,52 @@ impl Executor<'_> {
             swapping: true,
         };
         session.close(Some(attempt), result, |d| Some(*d)).await
+    }
+
+    /// The rollback once its lock is held, as its flags and the
+    /// containers' update order say.
+    async fn roll_back_in_session(
+        &self,
+        live: &ObservedContainer,
+        target: &ObservedContainer,
+        kept: &[ObservedContainer],
+        restore_db: bool,
+    ) -> Result<Duration, DeployError> {
+        self.refuse_if_guests_would_stop(live).await?;
+        if restore_db {
+            self.restore_then_roll_back(live, target, kept).await
+        } else if live.start_first && target.start_first {
+            self.roll_back_start_first(live, target, kept).await
+        } else {
+            self.rollback_locked(live, target, kept).await
+        }
+    }
+
+    /// A rollback is decided from the node as seen before its lock: if
+    /// the session waited for another run's lock (`--lock-wait`), that run
+    /// may have swapped the service since, so `live` must still be live
+    /// and `target` still kept, else nothing is done.
+    async fn still_as_seen(
+        &self,
+        session: &Session<'_, '_>,
+        live: &ObservedContainer,
+        target: &ObservedContainer,
+    ) -> Result<(), DeployError> {
+        let Some(holder) = session.waited_for() else {
+            return Ok(());
+        };
+        let now = self.observe().await?;
+        let role_of = |id: &str| now.iter().find(|c| c.id == id).map(|c| c.role);
+        if role_of(&live.id) == Some(Role::Live) && role_of(&target.id) == Some(target.role) {
+            return Ok(());
+        }
+        Err(DeployError::Refused {
+            node: self.run.node.to_string(),
+            message: format!(
+                "service {}: changed while this run waited for the lock of {holder}: nothing was done; run the rollback again to decide from what runs now",
+                live.service
+            ),
+        })
     }
 
     /// `rollback --restore-db`: the database back to `target`'s restore
@@ -820,6 +872,113 @@ impl Executor<'_> {
         };
         let task = SwapTask::new(live, kept, incoming, None);
         self.perform_keeping_guests(live, task).await
+    }
+
+    /// Start or restart a service's live container as `turn` planned, in a
+    /// session. `planned` is its live container when the plan was made
+    /// (the lock is made from its image). Once the lock is held the turn is
+    /// decided again from the node (`Turn::recheck`); what it comes to is
+    /// returned, with the dark window of a restart: from its stop to its
+    /// first passing gate. A restart sees to the service's guests first,
+    /// as a swap does.
+    pub async fn start_live(
+        &self,
+        turn: &Turn,
+        planned: &ObservedContainer,
+    ) -> Result<(Decision, Option<Duration>), DeployError> {
+        let service = turn.service.as_str();
+        let image = if planned.digest.is_empty() {
+            &planned.image
+        } else {
+            &planned.digest
+        };
+        let session = Session::open(
+            self.run,
+            Intent {
+                service,
+                image,
+                image_volumes: None,
+                action: if turn.restart { "restart" } else { "start" },
+                target: format!("generation {}", planned.generation),
+                from: Some(planned.generation),
+                from_running: planned.state == State::Running,
+                restore_db: None,
+                takeover: Takeover::Never,
+            },
+        )
+        .await?;
+        let result = self.start_live_locked(turn).await;
+        session.close(None, result, |_| None).await
+    }
+
+    async fn start_live_locked(
+        &self,
+        turn: &Turn,
+    ) -> Result<(Decision, Option<Duration>), DeployError> {
+        let service = turn.service.as_str();
+        let observed = self.observe().await?;
+        let Some((live, decision)) = turn.recheck(&observed) else {
+            return Err(self.run.engine_error(EngineError::NotFound {
+                what: format!("the live container of {service}"),
+            }));
+        };
+        let engine = self.run.engine;
+        let dark_since = match decision {
+            Decision::Leave(_) => return Ok((decision, None)),
+            Decision::Start => None,
+            Decision::Restart => {
+                self.stop_guests_for_restart(live).await?;
+                self.run.steps.status(self.run.node, service, "stopping");
+                let since = Instant::now();
+                // None: the signal and grace period it was created with.
+                engine
+                    .stop_container(&live.id, None)
+                    .await
+                    .map_err(|e| self.run.engine_error(e))?;
+                Some(since)
+            }
+        };
+        self.run.steps.status(self.run.node, service, "starting");
+        engine
+            .start_container(&live.id)
+            .await
+            .map_err(|e| self.run.engine_error(e))?;
+        // Dark until it passes: the eager pace of a swap's dark gate.
+        self.runner.gate_dark(service, &live.name).await?;
+        Ok((decision, dark_since.map(|since| since.elapsed())))
+    }
+
+    /// Before a restart stops `live`: a guest (`x-kolla.guests`) that
+    /// would stop with it is refused, unless `--stop-guests`, which shuts
+    /// them down cleanly first.
+    async fn stop_guests_for_restart(&self, live: &ObservedContainer) -> Result<(), DeployError> {
+        let Some(program) = &live.guests else {
+            return Ok(());
+        };
+        let listed = self.guests_of_live(live, program).await?;
+        let stopping = listed
+            .as_deref()
+            .map(guests::would_stop)
+            .unwrap_or_default();
+        if stopping.is_empty() {
+            return Ok(());
+        }
+        let service = live.service.as_str();
+        self.run.steps.event(
+            self.run.node,
+            service,
+            &format!(
+                "stopping guests (--stop-guests): {}",
+                guests::named(&stopping)
+            ),
+        );
+        guests::stop(self.run.engine, &live.id, program)
+            .await
+            .map_err(|message| DeployError::Guests {
+                node: self.run.node.to_string(),
+                service: service.to_string(),
+                message,
+            })
     }
 
     /// Refuse to touch `live` while a guest of it (`x-kolla.guests`) would

@@ -296,6 +296,8 @@ pub async fn serve(task: &str) -> anyhow::Result<()> {
         max_dark: input.max_dark_ms.map(Duration::from_millis),
         // The guests were seen to before the helper was asked.
         stop_guests: false,
+        // The lock is kolla's, taken before the helper was asked.
+        lock_wait: None,
     };
     let steps = Steps::untimed();
     let run = NodeRun {

@@ -14,9 +14,16 @@
 //!   held from another host is never taken over without `--force` (or
 //!   `kolla unlock`): from here, nothing proves that run dead;
 //! - a lock container is never a data risk: the image's declared volumes
-//!   are covered by tmpfs mounts, so creating it makes no volume.
+//!   are covered by tmpfs mounts, so creating it makes no volume;
+//! - a run may wait for a held lock (`--lock-wait`, a `Wait`): it tries
+//!   again every `POLL` until the holder releases it (or is proven gone,
+//!   where taking over is allowed), naming each holder once, and gives up
+//!   at its limit with the same `Held` error, which then says how long it
+//!   waited. Polling, not the engine's events: the lock may be released by
+//!   a run on another machine, and a try is one create call.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use super::labels::{self, Role};
 use super::now_secs;
@@ -36,14 +43,22 @@ pub use super::labels::{
 /// little longer (10, 20, 40 ... ms, about 2.5 s in all).
 const ATTEMPTS: u32 = 8;
 
+/// How often a run waiting for a held lock tries again: a swap takes
+/// seconds, so half a second more is little, and two create calls a
+/// second cost the engine nothing.
+pub const POLL: Duration = Duration::from_millis(500);
+
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error(
-        "service {service} is locked by {holder}\n  hint: another kolla run is working on it; wait for it. If that run is gone, `kolla unlock {service}` clears the lock"
+        "service {service} is locked by {holder}{}\n  hint: another kolla run is working on it; wait for it (`--lock-wait 10m` waits for it). If that run is gone, `kolla unlock {service}` clears the lock",
+        .waited.map(|w| format!(" (still, after waiting {} for it)", waited_text(w))).unwrap_or_default()
     )]
     Held {
         service: String,
         holder: Box<Holder>,
+        /// How long this run waited for it (`--lock-wait`), if it did.
+        waited: Option<Duration>,
     },
     #[error(
         "service {service}: the lock changed hands {ATTEMPTS} times while kolla tried to take it; try again"
@@ -113,6 +128,9 @@ pub struct Lock {
     name: String,
     /// The holder whose lock this run took over, if it did.
     pub took_over: Option<Holder>,
+    /// The last holder this run waited for (`--lock-wait`), if it waited:
+    /// what the run saw of the node before may have changed since.
+    pub waited_for: Option<Holder>,
 }
 
 impl Lock {
@@ -157,6 +175,7 @@ pub async fn acquire(
                     id,
                     name,
                     took_over,
+                    waited_for: None,
                 });
             }
             Err(EngineError::Conflict { .. }) => {}
@@ -177,6 +196,7 @@ pub async fn acquire(
             return Err(LockError::Held {
                 service: request.service.to_string(),
                 holder: Box::new(holder),
+                waited: None,
             });
         }
         // By id: if the stale lock was already replaced by a live run's,
@@ -187,6 +207,88 @@ pub async fn acquire(
     Err(LockError::Contended {
         service: request.service.to_string(),
     })
+}
+
+/// Take the lock of `request.service`, waiting for its holder as `wait`
+/// allows (none: a held lock is an error at once, as `acquire`); `tell`
+/// hears of each holder waited for, once.
+pub async fn acquire_waiting(
+    engine: &Engine,
+    request: &LockRequest<'_>,
+    takeover: Takeover,
+    wait: &mut Wait,
+    mut tell: impl FnMut(&Holder),
+) -> Result<Lock, LockError> {
+    loop {
+        match acquire(engine, request, takeover).await {
+            Err(LockError::Held {
+                service, holder, ..
+            }) => wait.again(service, *holder, &mut tell).await?,
+            Ok(mut lock) => {
+                lock.waited_for = wait.told.take();
+                return Ok(lock);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A run's wait for locks others hold (`--lock-wait`): from its first
+/// refusal, up to `limit`.
+#[derive(Debug)]
+pub struct Wait {
+    limit: Option<Duration>,
+    /// Between tries (`POLL`).
+    poll: Duration,
+    since: Option<Instant>,
+    /// The holder last named to the operator.
+    told: Option<Holder>,
+}
+
+impl Wait {
+    /// A wait of at most `limit` (None: no waiting at all).
+    pub fn up_to(limit: Option<Duration>) -> Wait {
+        Wait {
+            limit,
+            poll: POLL,
+            since: None,
+            told: None,
+        }
+    }
+
+    /// The lock of `service` is held by `holder`: within the limit, name a
+    /// holder not named yet and sleep a `POLL` (less if the limit comes
+    /// first), for the caller to try again; past it, `Held`, saying how
+    /// long this run waited.
+    pub async fn again(
+        &mut self,
+        service: String,
+        holder: Holder,
+        tell: impl FnOnce(&Holder),
+    ) -> Result<(), LockError> {
+        let since = *self.since.get_or_insert_with(Instant::now);
+        let left = self
+            .limit
+            .map(|limit| limit.saturating_sub(since.elapsed()));
+        let Some(left) = left.filter(|left| !left.is_zero()) else {
+            return Err(LockError::Held {
+                service,
+                holder: Box::new(holder),
+                waited: self.limit,
+            });
+        };
+        if self.told.as_ref() != Some(&holder) {
+            tell(&holder);
+            self.told = Some(holder);
+        }
+        tokio::time::sleep(self.poll.min(left)).await;
+        Ok(())
+    }
+
+    /// The last holder waited for, if this run waited.
+    pub fn waited_for(&self) -> Option<&Holder> {
+        self.told.as_ref()
+    }
 }
 
 /// Release a lock taken by this run (by id: never another run's lock).
@@ -347,6 +449,15 @@ impl std::fmt::Display for Holder {
     }
 }
 
+/// `90s`, `1.5s`: how long a run waited, as the operator gave it.
+fn waited_text(waited: Duration) -> String {
+    if waited.subsec_millis() == 0 {
+        format!("{}s", waited.as_secs())
+    } else {
+        format!("{:.1}s", waited.as_secs_f64())
+    }
+}
+
 /// "42s ago", "3m 5s ago", "2h 1m ago".
 fn age(secs: u64) -> String {
     match secs {
@@ -456,6 +567,45 @@ mod tests {
             me.labels("p", "web").into_iter().collect(),
         );
         assert_eq!(Holder::from_labels(&details), me);
+    }
+
+    #[tokio::test]
+    async fn a_wait_names_each_holder_once_and_gives_up_at_its_limit() {
+        let first = holder("h1", "b", 42, Some("1"));
+        let second = holder("h2", "b", 43, Some("1"));
+        let mut told = Vec::new();
+        let mut wait = Wait::up_to(Some(Duration::from_millis(1500)));
+        // Short polls, so the test takes a moment; the rule is the same.
+        wait.poll = Duration::from_millis(400);
+        let started = Instant::now();
+        for h in [&first, &first, &second, &second] {
+            wait.again("web".into(), h.clone(), |h| told.push(h.host.clone()))
+                .await
+                .unwrap_or_else(|e| panic!("within the limit: {e}"));
+        }
+        assert_eq!(told, [Some("h1".into()), Some("h2".into())]);
+        assert_eq!(wait.waited_for(), Some(&second));
+        // Three polls and what was left of the limit: it is spent.
+        assert!(started.elapsed() >= Duration::from_millis(1500));
+        let err = wait
+            .again("web".into(), second.clone(), |_| panic!("not told again"))
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("service web is locked by ops on h2 (pid 43)")
+                && text.contains("(still, after waiting 1.5s for it)"),
+            "{text}"
+        );
+        // No limit: refused at once, saying nothing of a wait.
+        let mut none = Wait::up_to(None);
+        let err = none
+            .again("web".into(), first, |_| panic!("no wait, nothing told"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LockError::Held { waited: None, .. }));
+        assert!(!err.to_string().contains("after waiting"), "{err}");
+        assert!(err.to_string().contains("`--lock-wait 10m` waits for it"));
     }
 
     #[test]

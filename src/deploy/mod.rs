@@ -3,13 +3,14 @@
 //! service's image found, pulled or copied onto its node) and `observe`
 //! (one list call -> observed containers) feed `plan` (pure: actions with
 //! causes, in the levels `crate::graph` computes, as `node_order`'s are)
-//! and `recovery::plan` (pure: steps for leftovers of a crash); `execute`
+//! and `recovery::plan` (pure: steps for leftovers of a crash), and
+//! `lifecycle` (pure: what a start or restart does); `execute`
 //! runs the actions and `recovery::run` the steps, each change to a
 //! service in a `session` (lock -> work -> record -> release) made of
 //! `steps` and, for a swap, the `critical` section (run on the node by
 //! `helper` when it can). `pipeline` is the one owner of that order for a
 //! node: supply, observe, recover first, settle privileges, then the
-//! intent (deploy, upgrade, rollback, recover). The executor decides
+//! intent (deploy, upgrade, rollback, recover, start). The executor decides
 //! nothing: under a service's lock it runs what the plan's action says
 //! once rechecked against the node (`plan::Action::recheck`). Containers
 //! carry all the state (`labels`); only the history is a local file.
@@ -25,6 +26,7 @@ pub mod guests;
 pub mod helper;
 pub mod history;
 pub mod labels;
+pub mod lifecycle;
 pub mod lock;
 pub mod node_order;
 pub mod node_prep;

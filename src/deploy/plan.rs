@@ -7,10 +7,15 @@
 //! network_mode service:). Levels are how a plan reads and where cycles are
 //! caught; apply runs each action as soon as its own dependencies are done
 //! (see `dependencies`). Every action carries its cause, as a phrase.
+//!
+//! A deploy of named services (`kolla deploy nova-api`) plans those alone:
+//! what they depend on is left as it is, so it must be up already (as its
+//! condition says), or the plan is refused naming it. Levels are still
+//! those of every desired service, so cycles are caught the same.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::labels::{ObservedContainer, Role, State};
+use super::labels::{Health, ObservedContainer, Role, State};
 use super::recovery::plan::{LockedFrom, Step, recovery_plan, services_needing_recovery};
 pub use super::service::DesiredService;
 use super::volumes::{VolumeInputs, VolumeMount, anonymous_volumes};
@@ -303,6 +308,9 @@ impl Plan {
 #[derive(Debug, Clone, Default)]
 pub struct PlanOptions {
     pub remove_orphans: bool,
+    /// Plan only these services (a deploy of named services); None: every
+    /// desired service, and the orphans.
+    pub only: Option<BTreeSet<String>>,
     /// Kept generations per service (recovery prunes beyond it).
     pub retain: usize,
     /// The deployment's container prefix (kolla's volume names use it).
@@ -316,6 +324,16 @@ pub enum PlanError {
     Cycle(Vec<String>),
     #[error("service {service} depends on {dependency}, which this node does not deploy")]
     MissingDependency { service: String, dependency: String },
+    #[error(
+        "service {service} depends on {dependency}, which this deploy leaves as it is, and {dependency} {why}\n  hint: name it too (`kolla deploy {dependency} {service}`){}",
+        if .why.contains("not deployed") { "" } else { ", or start it (`kolla start`)" }
+    )]
+    DependencyNotUp {
+        service: String,
+        dependency: String,
+        /// As the node shows it: "is exited, not running".
+        why: String,
+    },
     #[error(
         "service {service} is defined twice for this node (roles {first} and {second}); service names must be unique per node"
     )]
@@ -448,21 +466,125 @@ pub fn plan(
         &options.volumes.existing,
         &options.prefix,
     );
+    let planned = |name: &str| options.only.as_ref().is_none_or(|only| only.contains(name));
     let mut plan = Plan {
         recovery: recoveries(observed, options.retain),
         volumes: named_volumes(&options.volumes),
         ..Plan::default()
     };
+    plan.recovery.retain(|r| planned(&r.service));
     for level in levels(&services)? {
-        let actions = level
+        let actions: Vec<Action> = level
             .iter()
+            .filter(|name| planned(name))
             .filter_map(|name| by_name.get(name.as_str()))
             .map(|wanted| service_action(wanted, &lookups))
             .collect();
-        plan.levels.push(actions);
+        // A deploy of named services shows only the levels it has.
+        if !actions.is_empty() || options.only.is_none() {
+            plan.levels.push(actions);
+        }
     }
-    plan.orphans = orphans(observed, &by_name, options.remove_orphans);
+    if let Some(only) = &options.only {
+        let named: Vec<&DesiredService> = by_name
+            .iter()
+            .filter(|(name, _)| only.contains(**name))
+            .map(|(_, d)| *d)
+            .collect();
+        refuse_dependencies_not_up(&named, only, &lookups)?;
+        // Only the volumes those services mount; orphans are the whole
+        // node's business.
+        plan.volumes
+            .retain(|v| named.iter().any(|d| mounts(d, &v.name)));
+    } else {
+        plan.orphans = orphans(observed, &by_name, options.remove_orphans);
+    }
     Ok(plan)
+}
+
+/// Whether `wanted` mounts the named volume `volume` (a bind of it).
+fn mounts(wanted: &DesiredService, volume: &str) -> bool {
+    wanted
+        .spec
+        .binds
+        .iter()
+        .any(|bind| bind.split(':').next() == Some(volume))
+}
+
+/// A deploy of `named` services alone: each of what they need that is not
+/// named must be up on the node as its need says (the first that is not,
+/// in name order, is refused), since nothing starts or waits for it.
+fn refuse_dependencies_not_up(
+    named: &[&DesiredService],
+    only: &BTreeSet<String>,
+    lookups: &Lookups,
+) -> Result<(), PlanError> {
+    for wanted in named {
+        let service = &wanted.service;
+        for dependency in service.needs() {
+            if only.contains(dependency) {
+                continue;
+            }
+            let need = match service.depends_on.get(dependency) {
+                Some(condition) => Need::Condition(*condition),
+                None if service
+                    .network_mode
+                    .as_deref()
+                    .and_then(|m| m.strip_prefix("service:"))
+                    == Some(dependency) =>
+                {
+                    Need::Condition(Condition::Started)
+                }
+                None => Need::Exists,
+            };
+            if let Some(why) = not_up(lookups.live.get(dependency).copied(), need) {
+                return Err(PlanError::DependencyNotUp {
+                    service: service.name.clone(),
+                    dependency: dependency.to_string(),
+                    why,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a service needs of a dependency a deploy leaves as it is.
+#[derive(Debug, Clone, Copy)]
+enum Need {
+    /// As its `depends_on` condition (or `network_mode: service:`, which
+    /// joins a running container) says.
+    Condition(Condition),
+    /// Only that it exists (`volumes_from`: its volumes, running or not).
+    Exists,
+}
+
+/// Why `live`, a dependency's live container (if any), does not meet
+/// `need`; None when it does. A health check still `starting` counts as
+/// up: the engine's first check comes an interval after a start that
+/// kolla's own gate already passed, and the service named is gated
+/// anyway.
+fn not_up(live: Option<&ObservedContainer>, need: Need) -> Option<String> {
+    let Some(live) = live else {
+        return Some("is not deployed on this node".to_string());
+    };
+    let state = live.state.as_str();
+    match need {
+        _ if live.data => None,
+        Need::Exists => None,
+        Need::Condition(Condition::CompletedSuccessfully) => match (&live.state, live.exit_code) {
+            (State::Exited, Some(0)) => None,
+            (State::Exited, Some(code)) => Some(format!("exited with code {code}")),
+            _ => Some(format!("has not completed (it is {state})")),
+        },
+        Need::Condition(condition) => match (&live.state, live.health) {
+            (State::Running, Some(Health::Unhealthy)) if condition == Condition::Healthy => {
+                Some("is unhealthy".to_string())
+            }
+            (State::Running, _) => None,
+            _ => Some(format!("is {state}, not running")),
+        },
+    }
 }
 
 /// One service's action, from its live container (if any).
@@ -1117,6 +1239,126 @@ orphans:
         .unwrap();
         assert_eq!(removing.orphans[0].kind, ActionKind::RemoveOrphan);
         assert_eq!(removing.changes(), 7);
+    }
+
+    fn only(names: &[&str]) -> PlanOptions {
+        PlanOptions {
+            only: Some(names.iter().map(|n| n.to_string()).collect()),
+            ..PlanOptions::default()
+        }
+    }
+
+    #[test]
+    fn a_deploy_of_named_services_plans_them_alone() {
+        let mut observed: Vec<_> = ["data", "db", "cache", "api", "worker"]
+            .into_iter()
+            .map(running)
+            .collect();
+        observed[1].config_hash = "old".into(); // db: would be replaced
+        observed[3].config_hash = "old".into(); // api: replaced
+        observed[4].config_hash = "old".into(); // worker: would be replaced
+        let mut orphan = running("legacy");
+        orphan.generation = 4;
+        observed.push(orphan);
+        let plan = plan(&desired(), &observed, &only(&["api"])).unwrap();
+        assert_eq!(
+            plan.text(),
+            "level 0:
+  replace      api                      (config changed)
+               generation 1 -> 2, stop-first, gate: up
+"
+        );
+        assert_eq!(plan.changes(), 1);
+        // Two of them, each at its own level; what neither names stays.
+        let plan = super::plan(&desired(), &observed, &only(&["worker", "db"])).unwrap();
+        let named: Vec<&str> = plan
+            .levels
+            .iter()
+            .flatten()
+            .map(|a| a.service.as_str())
+            .collect();
+        assert_eq!(named, ["db", "worker"]);
+        assert_eq!(plan.levels.len(), 2, "{}", plan.text());
+    }
+
+    #[test]
+    fn what_a_named_service_needs_must_be_up_as_its_condition_says() {
+        let all: Vec<_> = ["data", "db", "cache", "api", "worker"]
+            .into_iter()
+            .map(running)
+            .collect();
+        let refused = |observed: &[ObservedContainer], names: &[&str]| {
+            super::plan(&desired(), observed, &only(names))
+                .map(|p| p.text())
+                .unwrap_err()
+                .to_string()
+        };
+        // api needs db healthy and cache started: both run.
+        assert!(super::plan(&desired(), &all, &only(&["api"])).is_ok());
+        let mut stopped = all.clone();
+        stopped[1].state = State::Exited;
+        assert_eq!(
+            refused(&stopped, &["api"]),
+            "service api depends on db, which this deploy leaves as it is, and db is exited, not running\n  hint: name it too (`kolla deploy db api`), or start it (`kolla start`)"
+        );
+        // Named too: then it is planned (started), not required.
+        assert!(super::plan(&desired(), &stopped, &only(&["api", "db"])).is_ok());
+        let mut sick = all.clone();
+        sick[1].health = Some(Health::Unhealthy);
+        assert!(refused(&sick, &["api"]).contains("and db is unhealthy"));
+        // A check still starting counts as up (kolla's own gate passed).
+        sick[1].health = Some(Health::Starting);
+        assert!(super::plan(&desired(), &sick, &only(&["api"])).is_ok());
+        // Started is enough for cache; an unhealthy one still runs.
+        let mut cache = all.clone();
+        cache[2].health = Some(Health::Unhealthy);
+        assert!(super::plan(&desired(), &cache, &only(&["api"])).is_ok());
+        // Not deployed: nothing to start; deploy it too.
+        let without_api: Vec<_> = all.iter().filter(|c| c.service != "api").cloned().collect();
+        let text = refused(&without_api, &["worker"]);
+        assert!(
+            text.contains("and api is not deployed on this node\n  hint: name it too (`kolla deploy api worker`)")
+                && !text.contains("kolla start"),
+            "{text}"
+        );
+        // volumes_from: the data container only has to exist.
+        assert!(super::plan(&desired(), &all, &only(&["db"])).is_ok());
+        let without_data: Vec<_> = all
+            .iter()
+            .filter(|c| c.service != "data")
+            .cloned()
+            .collect();
+        assert!(refused(&without_data, &["db"]).contains("db depends on data"));
+    }
+
+    #[test]
+    fn a_named_service_after_a_one_shot_needs_it_completed() {
+        let text = "services:\n  job:\n    image: j\n  app:\n    image: a\n    depends_on: {job: {condition: service_completed_successfully}}\n  net:\n    image: n\n    network_mode: service:app\n";
+        let wanted = desired_from(text);
+        let mut job = running("job");
+        job.state = State::Exited;
+        job.exit_code = Some(0);
+        let observed = vec![job.clone(), running("app")];
+        let options = only(&["app"]);
+        assert!(plan(&wanted, &observed, &options).is_ok());
+        job.exit_code = Some(3);
+        let err = plan(&wanted, &[job.clone(), running("app")], &options).unwrap_err();
+        assert!(
+            err.to_string().contains("and job exited with code 3"),
+            "{err}"
+        );
+        job.state = State::Running;
+        let err = plan(&wanted, &[job, running("app")], &options).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("job has not completed (it is running)"),
+            "{err}"
+        );
+        // network_mode service: joins a running container.
+        let mut app = running("app");
+        app.state = State::Exited;
+        let err = plan(&wanted, &[app], &only(&["net"])).unwrap_err();
+        assert!(err.to_string().contains("net depends on app"), "{err}");
     }
 
     #[test]

@@ -3,14 +3,15 @@
 //! recovery. `open` takes the lock (recording who, why, and the target);
 //! `close` records the attempt in the history and releases the lock by id,
 //! in that order, whatever the work returned, and the work's error wins
-//! over a failed release.
+//! over a failed release. A lock another run holds is waited for when the
+//! run's options say so (`--lock-wait`), each holder named once.
 
 use std::time::{Duration, Instant};
 
 use super::context::NodeRun;
 use super::error::DeployError;
 use super::history::Record;
-use super::lock::{self, Holder, Lock, LockRequest, Takeover};
+use super::lock::{self, Holder, Lock, LockRequest, Takeover, Wait};
 
 /// What the lock says about the change it guards.
 #[derive(Debug, Clone)]
@@ -77,6 +78,12 @@ impl<'r, 'a> Session<'r, 'a> {
     /// The holder whose lock this session took over (it was gone).
     pub fn took_over(&self) -> Option<&Holder> {
         self.lock.took_over.as_ref()
+    }
+
+    /// The holder this session waited for (`--lock-wait`), if it waited:
+    /// what the node showed before the lock was taken may be stale.
+    pub fn waited_for(&self) -> Option<&Holder> {
+        self.lock.waited_for.as_ref()
     }
 
     /// The lock container's name (recovery leaves it out of what it sees).
@@ -165,7 +172,24 @@ async fn acquire(run: &NodeRun<'_>, intent: &Intent<'_>) -> Result<Lock, DeployE
         restore_db: intent.restore_db,
         user: run.user,
     };
-    lock::acquire(run.engine, &request, intent.takeover)
+    let mut wait = Wait::up_to(run.options.lock_wait);
+    let tell = |holder: &Holder| say_waiting(run, intent.service, holder);
+    lock::acquire_waiting(run.engine, &request, intent.takeover, &mut wait, tell)
         .await
         .map_err(|e| run.lock_error(e))
+}
+
+/// Tell the operator this run waits for `holder`'s lock on `service`
+/// (`--lock-wait`), and for how long at most.
+pub fn say_waiting(run: &NodeRun<'_>, service: &str, holder: &Holder) {
+    let limit = run
+        .options
+        .lock_wait
+        .map(|limit| format!(" (--lock-wait: at most {}s)", limit.as_secs_f64()))
+        .unwrap_or_default();
+    run.steps.event(
+        run.node,
+        service,
+        &format!("waiting for its lock, held by {holder}{limit}"),
+    );
 }

@@ -1,15 +1,17 @@
 //! `kolla deploy` (converge each selected node to its compose files) and
-//! `kolla pull` (fetch every image they use). Files are resolved first, so
-//! bad input fails before any engine is touched; then each node, in its
-//! wave, goes through the node pipeline (`deploy::pipeline`).
+//! `kolla pull` (fetch every image they use), of every service or of the
+//! services named. Files are resolved first, so bad input (a name no file
+//! knows among it) fails before any engine is touched; then each node, in
+//! its wave, goes through the node pipeline (`deploy::pipeline`). Named
+//! services leave the nodes that deploy none of them alone.
 
 use std::pin::pin;
 
 use futures_util::future::Either;
 
 use super::targets::{self, Target, apply_options, node_at, resolve};
-use super::{Fanout, NodeReport, Outcome, over_nodes, over_nodes_in_waves};
-use crate::cli::{DeployArgs, NodeArgs};
+use super::{Fanout, NodeReport, Outcome, named, over_nodes, over_nodes_in_waves};
+use crate::cli::{DeployArgs, PullArgs};
 use crate::config::inventory::Node;
 use crate::credentials::Store;
 use crate::deploy::desired::Desired;
@@ -21,7 +23,7 @@ use crate::settings::Settings;
 pub async fn deploy(settings: &Settings, args: DeployArgs) -> anyhow::Result<Outcome> {
     let settings = &settings.with_release_and_tag(args.release, None)?;
     let inventory = targets::load_nodes(&args.nodes)?;
-    let targets = resolve(&inventory, settings, &args.nodes)?;
+    let targets = only_named(resolve(&inventory, settings, &args.nodes)?, &args.services)?;
     // Read once for every node; a dry run pulls nothing.
     let credentials = match args.dry_run {
         true => Store::default(),
@@ -89,10 +91,11 @@ impl<'a> Ahead<'a> {
     ) {
         let options = &apply_options(&args.gate);
         super::each_node(&self.nodes, settings.forks, |(node, desired, gate)| async move {
+            let only = named_only(&args.services);
             let copied = async {
                 let engine = asked.connect(settings, node).await?;
                 let at = node_at(&engine, node, settings, (options, credentials));
-                pipeline::supply(&at, desired.clone(), None).await
+                pipeline::supply(&at, desired.clone(), only).await
             };
             if let Err(NodeErrors(errors)) = copied.await {
                 for error in errors {
@@ -121,15 +124,38 @@ async fn deploy_node(
     let intent = Intent::Deploy {
         remove_orphans: args.remove_orphans,
         dry_run: args.dry_run,
+        only: named_only(&args.services),
     };
     pipeline::run(&at, target.desired, &intent, &SwapLog::default()).await
 }
 
-pub async fn pull(settings: &Settings, args: NodeArgs) -> anyhow::Result<Outcome> {
-    let inventory = targets::load_nodes(&args)?;
-    let targets = resolve(&inventory, settings, &args)?;
+/// The services named on the command line, if any (None: every one).
+fn named_only(services: &[String]) -> Option<&[String]> {
+    (!services.is_empty()).then_some(services)
+}
+
+/// `targets` for a verb given `services`: refused if one is a name no
+/// selected node deploys; else the nodes that deploy one of them (all of
+/// them when none is named).
+fn only_named<'a>(
+    targets: Vec<Target<'a>>,
+    services: &[String],
+) -> Result<Vec<Target<'a>>, named::UnknownService> {
+    named::refuse_unknown_in(services, &targets)?;
+    Ok(targets
+        .into_iter()
+        .filter(|t| {
+            services.is_empty() || services.iter().any(|s| t.desired.services.contains_key(s))
+        })
+        .collect())
+}
+
+pub async fn pull(settings: &Settings, args: PullArgs) -> anyhow::Result<Outcome> {
+    let inventory = targets::load_nodes(&args.nodes)?;
+    let targets = only_named(resolve(&inventory, settings, &args.nodes)?, &args.services)?;
     let credentials = &settings.credentials()?;
     let asked = &targets::ask_engines(settings, targets.iter().map(|t| t.node)).await;
+    let only = named_only(&args.services);
     Ok(
         over_nodes(targets, Fanout::all(settings.forks), |target| async move {
             let name = &target.node.name;
@@ -138,6 +164,7 @@ pub async fn pull(settings: &Settings, args: NodeArgs) -> anyhow::Result<Outcome
                 .desired
                 .services
                 .values()
+                .filter(|d| only.is_none_or(|only| only.contains(&d.service.name)))
                 .map(|d| d.service.image.clone())
                 .collect();
             images.sort();

@@ -1,33 +1,92 @@
-//! `kolla stop` and `kolla destroy`: the deployment's containers stopped
-//! gracefully, dependents first; destroy then removes them, and data
-//! containers and volumes only with `--purge-data --yes-i-really-mean-it`.
+//! `kolla stop`, `kolla start`, `kolla restart` and `kolla destroy`: the
+//! deployment's containers (or the live containers of the services named)
+//! stopped gracefully, dependents first; started again, or restarted one
+//! node at a time, dependencies first and each gated, through the node
+//! pipeline's start intent (which takes each service's lock); destroy
+//! removes them, and data containers and volumes only with `--purge-data
+//! --yes-i-really-mean-it`.
 
 use futures_util::future::join_all;
 
-use super::targets;
-use super::{Fanout, Outcome, over_nodes};
-use crate::cli::{DestroyArgs, NodeArgs};
+use super::targets::{self, connect, node_at, start_options};
+use super::{Fanout, Outcome, named, over_nodes};
+use crate::cli::{DestroyArgs, RestartArgs, StartArgs, StopArgs};
 use crate::config::inventory::Node;
+use crate::credentials::Store;
+use crate::deploy::desired::Desired;
 use crate::deploy::guests;
-use crate::deploy::labels::{self, ObservedContainer, State};
+use crate::deploy::labels::{self, ObservedContainer, Role, State};
+use crate::deploy::pipeline::{self, Intent, SwapLog};
 use crate::deploy::restore_point;
 use crate::engine::{Engine, EngineError};
 use crate::progress::say;
 use crate::settings::Settings;
 
-pub async fn stop(settings: &Settings, args: NodeArgs) -> anyhow::Result<Outcome> {
-    let inventory = targets::load_nodes(&args)?;
-    let nodes = inventory.select(&args.node)?;
+pub async fn stop(settings: &Settings, args: StopArgs) -> anyhow::Result<Outcome> {
+    let inventory = targets::load_nodes(&args.nodes)?;
+    let nodes = inventory.select(&args.nodes.node)?;
+    named::refuse_unknown_on(settings, &nodes, &args.nodes, &args.services).await?;
     let asked = &targets::ask_engines(settings, nodes.iter().copied()).await;
+    let only = &args.services;
     Ok(
         over_nodes(nodes, Fanout::all(settings.forks), |node| async move {
             let engine = asked.connect(settings, node).await?;
-            let observed = targets::observe(settings, &engine, &node.name).await?;
+            let mut observed = targets::observe(settings, &engine, &node.name).await?;
+            // Named services: their live containers alone (a swap's other
+            // containers are the swap's).
+            if !only.is_empty() {
+                observed.retain(|c| c.role == Role::Live && only.contains(&c.service));
+            }
             let stopped = stop_in_order(&engine, &node.name, &observed).await?;
             Ok(vec![format!("{stopped} containers stopped")])
         })
         .await,
     )
+}
+
+pub async fn start(settings: &Settings, args: StartArgs) -> anyhow::Result<Outcome> {
+    start_or_restart(settings, args, None).await
+}
+
+pub async fn restart(settings: &Settings, args: RestartArgs) -> anyhow::Result<Outcome> {
+    let stop_guests = args.stop_guests;
+    start_or_restart(settings, args.start, Some(stop_guests)).await
+}
+
+/// `kolla start` (`restart` None), or `kolla restart` (Some: whether to
+/// stop guests that would stop with their container): every selected node
+/// at once for a start; one node after another for a restart, stopping
+/// at the first that fails, so a bad restart reaches one node only.
+async fn start_or_restart(
+    settings: &Settings,
+    args: StartArgs,
+    restart: Option<bool>,
+) -> anyhow::Result<Outcome> {
+    let inventory = targets::load_nodes(&args.nodes)?;
+    let nodes = inventory.select(&args.nodes.node)?;
+    named::refuse_unknown_on(settings, &nodes, &args.nodes, &args.services).await?;
+    let options = crate::deploy::context::ApplyOptions {
+        stop_guests: restart.unwrap_or(false),
+        ..start_options(&args.health, &args.lock)
+    };
+    let fanout = match restart {
+        Some(_) => Fanout::ONE_BY_ONE,
+        None => Fanout::all(settings.forks),
+    };
+    // Nothing is pulled: no credentials are read.
+    let credentials = Store::default();
+    let (options, credentials) = (&options, &credentials);
+    let intent = &Intent::Start {
+        services: (!args.services.is_empty()).then_some(args.services.as_slice()),
+        restart: restart.is_some(),
+    };
+    Ok(over_nodes(nodes, fanout, |node| async move {
+        let engine = connect(settings, node).await?;
+        let at = node_at(&engine, node, settings, (options, credentials));
+        // From what the node runs: the compose files are not read.
+        pipeline::run(&at, Desired::default(), intent, &SwapLog::default()).await
+    })
+    .await)
 }
 
 /// Stop the running containers of `observed` gracefully, each with the

@@ -196,7 +196,11 @@ fn none_live(
 /// The services the compose files of `nodes` define. A file that does not
 /// read leaves its services out: these verbs are what an operator reaches
 /// for while a file is being mended.
-fn compose_services(settings: &Settings, nodes: &[&Node], args: &NodeArgs) -> BTreeSet<String> {
+pub(super) fn compose_services(
+    settings: &Settings,
+    nodes: &[&Node],
+    args: &NodeArgs,
+) -> BTreeSet<String> {
     let variables = Variables {
         environment: settings.environment.variables.clone(),
         globals: settings.globals.compose_variables(),

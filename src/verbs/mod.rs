@@ -5,12 +5,14 @@
 //! each node the same way and turns the failures into the outcome.
 //!
 //! Files: `build` (images), `targets` (inventory + compose files -> the
-//! nodes to work on), `deploy` (deploy, pull), `lifecycle` (stop,
+//! nodes to work on), `named` (service names on the command line, checked
+//! first), `deploy` (deploy, pull), `lifecycle` (stop, start, restart,
 //! destroy), `ps`, `prechecks`, `genpwd`, `post_deploy` (the admin's
 //! client files), `swap` (upgrade, rollback), `recover` (recover, unlock),
 //! `history`, `logs`, `exec` (with `live`, which finds a service's live
 //! containers or refuses its name, `suggest` and `terminal`), `completions`
-//! (completions and manpage, from `cli`'s definitions). Deploy, upgrade, rollback and recover hand each node to the
+//! (completions and manpage, from `cli`'s definitions). Deploy, upgrade,
+//! rollback, recover, start and restart hand each node to the
 //! node pipeline (`deploy::pipeline::run`): verbs resolve, connect and
 //! report; they do not sequence what happens on a node.
 
@@ -25,6 +27,7 @@ mod history;
 mod lifecycle;
 mod live;
 mod logs;
+mod named;
 mod post_deploy;
 mod prechecks;
 mod ps;
@@ -136,6 +139,7 @@ pub fn is_usage_error(error: &anyhow::Error) -> bool {
                 || e.is::<crate::deploy::desired::DesiredError>()
                 || e.is::<crate::deploy::plan::PlanError>()
                 || e.is::<completions::UnknownVerb>()
+                || e.is::<named::UnknownService>()
                 || e.downcast_ref::<live::LiveError>()
                     .is_some_and(live::LiveError::is_bad_input)
                 || matches!(
@@ -414,6 +418,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Pull(args) => deploy::pull(s, args).await,
         Command::Ps(args) => ps::ps(s, args).await,
         Command::Stop(args) => lifecycle::stop(s, args).await,
+        Command::Start(args) => lifecycle::start(s, args).await,
+        Command::Restart(args) => lifecycle::restart(s, args).await,
         Command::Destroy(args) => lifecycle::destroy(s, args).await,
         Command::Prechecks(args) => prechecks::prechecks(s, args).await,
         Command::Genpwd(args) => genpwd::genpwd(s, args),
@@ -445,6 +451,7 @@ mod tests {
         let locked: anyhow::Error = LockError::Held {
             service: "web".into(),
             holder: Box::default(),
+            waited: None,
         }
         .into();
         let stuck: anyhow::Error = DeployError::NeedsRecovery {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use futures_util::StreamExt;
 
-use crate::cli::{GateArgs, NodeArgs};
+use crate::cli::{GateArgs, HealthArgs, LockWaitArgs, NodeArgs};
 use crate::config::compose::{self, Variables};
 use crate::config::inventory::Node;
 use crate::config::{ConfigError, Inventory, passwords};
@@ -52,14 +52,23 @@ impl super::NodeName for &Target<'_> {
     }
 }
 
-/// How long swaps and gates wait, from the command line.
+/// How long swaps, gates and lock waits take, from the command line.
 pub fn apply_options(gate: &GateArgs) -> ApplyOptions {
     ApplyOptions {
-        health_timeout: Duration::from_secs(gate.health_timeout),
-        monitor_window: gate.monitor_window,
         retain: gate.retain,
         max_dark: gate.max_dark,
         stop_guests: gate.stop_guests,
+        ..start_options(&gate.health, &gate.lock)
+    }
+}
+
+/// How long gates and lock waits take, for the verbs that start
+/// containers without swapping them (`start`, `restart`).
+pub fn start_options(health: &HealthArgs, lock: &LockWaitArgs) -> ApplyOptions {
+    ApplyOptions {
+        health_timeout: Duration::from_secs(health.health_timeout),
+        monitor_window: health.monitor_window,
+        lock_wait: lock.lock_wait,
         ..ApplyOptions::default()
     }
 }

@@ -1,6 +1,7 @@
 //! The deploy intent once the node is ready: its volumes looked at, the
 //! pure plan made and shown, then (unless a dry run, or nothing changes)
-//! executed and checked, summed up in one line.
+//! executed and checked, summed up in one line. A deploy of named services
+//! plans, runs and checks those alone.
 
 use std::collections::BTreeMap;
 
@@ -38,15 +39,27 @@ pub(super) async fn check_external_volumes(
     Ok(())
 }
 
+/// How a deploy converges a node (the deploy intent's settings).
+pub(super) struct How<'a> {
+    pub(super) remove_orphans: bool,
+    pub(super) dry_run: bool,
+    /// Only these services; None: every one.
+    pub(super) only: Option<&'a [String]>,
+}
+
 /// Plan the node, say the plan, and unless `dry_run` (or nothing is to
 /// change) execute and check it: the lines to report.
 pub(super) async fn converge(
     at: &NodeAt<'_>,
     desired: &Desired,
     observed: &[ObservedContainer],
-    remove_orphans: bool,
-    dry_run: bool,
+    how: How<'_>,
 ) -> Result<Vec<String>, NodeErrors> {
+    let How {
+        remove_orphans,
+        dry_run,
+        only,
+    } = how;
     let name = at.run.node;
     let services: Vec<_> = desired.services.values().cloned().collect();
     let existing = existing_volumes(at, desired)
@@ -54,6 +67,7 @@ pub(super) async fn converge(
         .map_err(|e| on_node(e, name))?;
     let options = PlanOptions {
         remove_orphans,
+        only: only.map(|only| only.iter().cloned().collect()),
         retain: at.run.options.retain,
         prefix: at.globals.container_prefix.clone(),
         volumes: Volumes {
@@ -79,7 +93,7 @@ pub(super) async fn converge(
         .map_err(NodeErrors::many)?;
     let after = super::observe_node(at).await?;
     executor
-        .verify(&desired.services, &after)
+        .verify(&desired.services, &after, only)
         .await
         .map_err(NodeErrors::many)?;
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
@@ -90,7 +104,8 @@ pub(super) async fn converge(
     Ok(vec![format!(
         "{} ({} unchanged)",
         described.join(", "),
-        desired.services.len().saturating_sub(done.len())
+        only.map_or(desired.services.len(), <[String]>::len)
+            .saturating_sub(done.len())
     )])
 }
 

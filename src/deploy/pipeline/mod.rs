@@ -4,10 +4,12 @@
 //! settled (and the node observed again when that changed it),
 //! `privileged: auto` settled, then the intent carried out: a deploy plans
 //! the node and executes the plan (`converge`), an upgrade or a rollback
-//! swaps each named service (`swaps`). Verbs resolve files, connect, pick
+//! swaps each named service (`swaps`), a start or a restart brings live
+//! containers up again (`lifecycle`). Verbs resolve files, connect, pick
 //! the nodes and report; what happens on a node is decided here and below.
 
 mod converge;
+mod lifecycle;
 mod swaps;
 
 use super::context::NodeRun;
@@ -15,6 +17,7 @@ use super::desired::Desired;
 use super::error::DeployError;
 use super::labels::{ObservedContainer, Role};
 use super::plan::BackTo;
+use super::recovery::Recovering;
 use super::supply::{self, CopySource, Supply};
 use super::{observe, privileged, recovery};
 use crate::config::Globals;
@@ -30,6 +33,9 @@ pub enum Intent<'a> {
         remove_orphans: bool,
         /// Plan and say, change nothing (no pull, no probe, no recovery).
         dry_run: bool,
+        /// Only these services (`kolla deploy SERVICE...`): what they
+        /// depend on is left as it is, and must be up.
+        only: Option<&'a [String]>,
     },
     /// Swap `services` to their desired image and config.
     Upgrade {
@@ -55,6 +61,13 @@ pub enum Intent<'a> {
         services: Option<&'a [String]>,
         force: bool,
     },
+    /// Start the stopped live containers of `services` (every service
+    /// when None), or restart them (`restart`), each gated, dependencies
+    /// first: from what the node runs, no compose file read.
+    Start {
+        services: Option<&'a [String]>,
+        restart: bool,
+    },
 }
 
 impl Intent<'_> {
@@ -62,18 +75,25 @@ impl Intent<'_> {
         matches!(self, Intent::Deploy { dry_run: true, .. })
     }
 
-    /// The services whose leftovers are settled first (None: all of
-    /// them), and whether a lock may be taken over by force; nothing is
-    /// recovered in a dry run.
-    fn recovers(&self) -> Option<(Option<&[String]>, bool)> {
-        match *self {
-            Intent::Deploy { dry_run: true, .. } => None,
-            Intent::Deploy { .. } => Some((None, false)),
+    /// What is recovered first: the services whose leftovers are settled
+    /// (None: all of them), whether a lock may be taken over by force, and
+    /// whether a stopped live container counts; nothing is recovered in a
+    /// dry run.
+    fn recovers(&self) -> Option<Recovering<'_>> {
+        let (only, force) = match *self {
+            Intent::Deploy { dry_run: true, .. } => return None,
+            Intent::Deploy { only, .. } => (only, false),
             Intent::Upgrade { services, .. }
             | Intent::PostUpgrade { services }
-            | Intent::Rollback { services, .. } => Some((Some(services), false)),
-            Intent::Recover { services, force } => Some((services, force)),
-        }
+            | Intent::Rollback { services, .. } => (Some(services), false),
+            Intent::Recover { services, force } => (services, force),
+            Intent::Start { services, .. } => (services, false),
+        };
+        Some(Recovering {
+            only,
+            force,
+            stopped_too: !matches!(self, Intent::Start { .. }),
+        })
     }
 
     /// A rollback swaps kept containers: it needs no image and creates no
@@ -162,8 +182,14 @@ pub async fn run(
         Intent::Deploy {
             remove_orphans,
             dry_run,
+            only,
         } => {
-            let done = converge::converge(at, &desired, &observed, remove_orphans, dry_run).await?;
+            let how = converge::How {
+                remove_orphans,
+                dry_run,
+                only,
+            };
+            let done = converge::converge(at, &desired, &observed, how).await?;
             lines.extend(done);
             Ok(lines)
         }
@@ -200,6 +226,10 @@ pub async fn run(
             }
             .to_string(),
         ]),
+        Intent::Start { services, restart } => {
+            lines.extend(lifecycle::start(at, &observed, services, restart).await?);
+            Ok(lines)
+        }
     }
 }
 
@@ -216,6 +246,20 @@ async fn ready(
     if let Intent::Upgrade { services, .. } | Intent::PostUpgrade { services } = intent {
         desired.services.retain(|s, _| services.contains(s));
     }
+    // A deploy of named services plans them against every desired service
+    // (what they depend on), but supplies and settles theirs alone.
+    let others = match intent {
+        Intent::Deploy {
+            only: Some(only), ..
+        } => {
+            let (named, others) = std::mem::take(&mut desired.services)
+                .into_iter()
+                .partition(|(s, _)| only.contains(s));
+            desired.services = named;
+            others
+        }
+        _ => std::collections::BTreeMap::new(),
+    };
     let mut lines = Vec::new();
     if intent.needs_images() {
         lines = supply_images(at, desired, intent.dry_run()).await?;
@@ -228,8 +272,8 @@ async fn ready(
         refuse_data_containers(at, &observed, services)?;
     }
     let mut recovered = false;
-    if let Some((only, force)) = intent.recovers() {
-        recovered = recovery::recover_first(&at.run, &observed, only, force).await?;
+    if let Some(how) = intent.recovers() {
+        recovered = recovery::recover_first(&at.run, &observed, how).await?;
         if recovered {
             observed = observe_node(at).await?;
         }
@@ -237,6 +281,7 @@ async fn ready(
     if intent.needs_images() {
         settle_privileged(at, desired, &observed, intent.dry_run()).await?;
     }
+    desired.services.extend(others);
     Ok(Ready {
         observed,
         recovered,

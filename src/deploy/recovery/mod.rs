@@ -10,17 +10,39 @@ use super::context::NodeRun;
 use super::error::DeployError;
 use super::labels::ObservedContainer;
 
-/// Recover the leftovers of interrupted swaps of `only` (all services when
-/// None) before working on them; says what it did. Returns whether anything
+/// What a pipeline recovers before its own work.
+#[derive(Debug, Clone, Copy)]
+pub struct Recovering<'a> {
+    /// Only these services (None: every one).
+    pub only: Option<&'a [String]>,
+    /// Take over any lock (`recover --force`).
+    pub force: bool,
+    /// A live container that is merely stopped counts as work (it is
+    /// started and gated); false for `start` and `restart`, whose own
+    /// work that is (see `plan::services_with_leftovers`).
+    pub stopped_too: bool,
+}
+
+/// Recover the leftovers of interrupted swaps of the services `how` says
+/// before working on them; says what it did. Returns whether anything
 /// changed (the caller then looks at the node again).
 pub async fn recover_first(
     run: &NodeRun<'_>,
     observed: &[ObservedContainer],
-    only: Option<&[String]>,
-    force: bool,
+    how: Recovering<'_>,
 ) -> Result<bool, DeployError> {
+    let Recovering {
+        only,
+        force,
+        stopped_too,
+    } = how;
+    let services = if stopped_too {
+        plan::services_needing_recovery(observed, run.options.retain)
+    } else {
+        plan::services_with_leftovers(observed, run.options.retain)
+    };
     let mut changed = false;
-    for service in plan::services_needing_recovery(observed, run.options.retain) {
+    for service in services {
         if only.is_some_and(|only| !only.contains(&service)) {
             continue;
         }

@@ -255,6 +255,27 @@ pub fn services_needing_recovery(observed: &[ObservedContainer], retain: usize) 
         .collect()
 }
 
+/// Services with leftovers of an interrupted run, sorted: as
+/// `services_needing_recovery`, but a live container that is merely
+/// stopped is none (`kolla stop` leaves it so; `kolla start` and `kolla
+/// restart` start it as their own work, and say so, rather than have
+/// recovery start it first).
+pub fn services_with_leftovers(observed: &[ObservedContainer], retain: usize) -> Vec<String> {
+    let mut by_service: BTreeMap<&str, Vec<ObservedContainer>> = BTreeMap::new();
+    for c in observed {
+        let mut seen = c.clone();
+        if c.role == Role::Live && !c.data {
+            seen.state = State::Running;
+        }
+        by_service.entry(c.service.as_str()).or_default().push(seen);
+    }
+    by_service
+        .into_iter()
+        .filter(|(_, mine)| has_work(&mine.iter().collect::<Vec<_>>(), retain))
+        .map(|(service, _)| service.to_string())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,6 +288,18 @@ mod tests {
             c.state = State::Exited;
         }
         c
+    }
+
+    #[test]
+    fn a_stopped_live_container_is_work_for_recovery_but_no_leftover() {
+        let mut stopped = container("web", Role::Live, 1);
+        stopped.state = State::Exited;
+        stopped.exit_code = Some(143);
+        let mut lock = container("api", Role::Lock, 0);
+        lock.state = State::Created;
+        let observed = vec![stopped, container("api", Role::Live, 1), lock];
+        assert_eq!(services_needing_recovery(&observed, 2), ["api", "web"]);
+        assert_eq!(services_with_leftovers(&observed, 2), ["api"]);
     }
 
     #[test]

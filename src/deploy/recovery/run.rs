@@ -10,9 +10,9 @@ use crate::deploy::context::NodeRun;
 use crate::deploy::error::DeployError;
 use crate::deploy::execute::Executor;
 use crate::deploy::labels::{self, ObservedContainer, Role};
-use crate::deploy::lock::Takeover;
+use crate::deploy::lock::{Holder, Takeover, Wait};
 use crate::deploy::restore_point::RestorePoints;
-use crate::deploy::session::{Intent, Session};
+use crate::deploy::session::{Intent, Session, say_waiting};
 use crate::deploy::steps::StepRunner;
 
 /// Recover `service`: take its lock (over a gone holder's, or any with
@@ -67,12 +67,18 @@ pub async fn recover_service(
             restore_db: h.restore_db,
         })
     });
+    // A lock whose holder this run waited for (`--lock-wait`) was released
+    // by that holder, its work finished: not an interrupted run's.
     let interrupted = session.took_over().is_some()
-        || observed
-            .iter()
-            .any(|c| c.service == service && c.role == Role::Lock);
+        || (session.waited_for().is_none()
+            && observed
+                .iter()
+                .any(|c| c.service == service && c.role == Role::Lock));
     if let Some(holder) = session.took_over() {
         done.push(format!("took over the lock of {holder}"));
+    } else if let Some(holder) = session.waited_for() {
+        // Said as done: the caller looks at the node again, as it changed.
+        done.push(format!("waited for the lock of {holder}"));
     }
     let result = recover_locked(run, service, &session, (interrupted, from), &mut done).await;
     session.close(None, result, |_| None).await?;
@@ -162,34 +168,42 @@ async fn finish_restore(
 }
 
 /// A service whose only container is a lock: clear it if its holder is
-/// gone (or forced).
+/// gone (or forced); else wait for its holder as `--lock-wait` allows (a
+/// first create holds the lock before its container exists).
 async fn clear_lone_lock(
     run: &NodeRun<'_>,
     service: &str,
     force: bool,
 ) -> Result<Vec<String>, DeployError> {
     let name = labels::container_name(run.placement_prefix, service, Role::Lock);
-    let Some(details) = crate::deploy::owned::find(run.engine, &name, run.project, service)
+    let mut wait = Wait::up_to(run.options.lock_wait);
+    loop {
+        let Some(details) = crate::deploy::owned::find(run.engine, &name, run.project, service)
+            .await
+            .map_err(|e| run.owned_error(e))?
+        else {
+            return Ok(wait
+                .waited_for()
+                .map(|holder| vec![format!("waited for the lock of {holder}")])
+                .unwrap_or_default());
+        };
+        let holder = Holder::from_labels(&details);
+        if force || holder.is_gone() {
+            run.engine
+                .remove_container(&details.id, false)
+                .await
+                .map_err(|e| run.engine_error(e))?;
+            return Ok(vec![format!("cleared the lock of {holder}")]);
+        }
+        wait.again(service.to_string(), holder, |h| {
+            say_waiting(run, service, h)
+        })
         .await
-        .map_err(|e| run.owned_error(e))?
-    else {
-        return Ok(Vec::new());
-    };
-    let holder = crate::deploy::lock::Holder::from_labels(&details);
-    if !force && !holder.is_gone() {
-        return Err(DeployError::Lock {
+        .map_err(|source| DeployError::Lock {
             node: run.node.to_string(),
-            source: crate::deploy::lock::LockError::Held {
-                service: service.to_string(),
-                holder: Box::new(holder),
-            },
-        });
+            source,
+        })?;
     }
-    run.engine
-        .remove_container(&details.id, false)
-        .await
-        .map_err(|e| run.engine_error(e))?;
-    Ok(vec![format!("cleared the lock of {holder}")])
 }
 
 async fn run_steps(
