@@ -34,6 +34,7 @@ mod ps;
 mod recover;
 mod suggest;
 mod swap;
+mod table;
 mod targets;
 mod terminal;
 
