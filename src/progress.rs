@@ -150,7 +150,7 @@ impl Progress {
 }
 
 /// A plain line saying how `name` ended: `name: word: detail`.
-fn result_line(name: &str, status: Finished, detail: &str, colour: bool) -> String {
+pub fn result_line(name: &str, status: Finished, detail: &str, colour: bool) -> String {
     format!("{name}: {}{detail}", paint(status, colour, 0))
 }
 
@@ -378,40 +378,22 @@ pub fn started() -> std::time::Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::ColorChoice;
-    use crate::settings::{Environment, colour_for};
 
     const FAILED: Finished = Finished {
         word: "failed",
         tone: Tone::Bad,
     };
 
-    fn colour_with(choice: ColorChoice, variables: &[(&str, &str)]) -> bool {
-        let variables = variables
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        // As on an operator's terminal, where colour is on by default.
-        colour_for(choice, Environment::from_variables(variables).colour, true)
-    }
-
     #[test]
-    fn no_color_and_color_never_leave_no_escape_codes() {
-        for colour in [
-            colour_with(ColorChoice::Auto, &[("NO_COLOR", "1")]),
-            colour_with(ColorChoice::Never, &[]),
-        ] {
-            let line = result_line("glance-api", FAILED, ": boom", colour);
-            assert_eq!(line, "glance-api: failed: boom");
-            assert!(!paint(FAILED, colour, 10).contains('\x1b'));
-        }
-        // The contrast: colour by default, and --color always over NO_COLOR.
-        for colour in [
-            colour_with(ColorChoice::Auto, &[("NO_COLOR", "")]),
-            colour_with(ColorChoice::Always, &[("NO_COLOR", "1")]),
-        ] {
-            let line = result_line("glance-api", FAILED, "", colour);
-            assert_eq!(line, "glance-api: \x1b[31mfailed\x1b[0m");
-        }
+    fn results_are_painted_only_when_asked() {
+        assert_eq!(
+            result_line("glance-api", FAILED, ": boom", false),
+            "glance-api: failed: boom"
+        );
+        assert_eq!(paint(FAILED, false, 8), "failed  ");
+        assert_eq!(
+            result_line("glance-api", FAILED, "", true),
+            "glance-api: \x1b[31mfailed\x1b[0m"
+        );
     }
 }

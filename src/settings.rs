@@ -314,6 +314,30 @@ mod tests {
         assert!(!environment(&[("NO_COLOR", "1")]).colour);
     }
 
+    /// From the operator's environment and flag to the line printed: no
+    /// escape code with NO_COLOR or with `--color never`, even on a
+    /// terminal, where colour is otherwise on.
+    #[test]
+    fn no_color_and_color_never_leave_no_escape_codes() {
+        use crate::progress::{Finished, Tone, result_line};
+        let failed = Finished {
+            word: "failed",
+            tone: Tone::Bad,
+        };
+        let line = |choice, variables: &[(&str, &str)]| {
+            let colour = colour_for(choice, environment(variables).colour, true);
+            result_line("glance-api", failed, ": boom", colour)
+        };
+        for plain in [
+            line(ColorChoice::Auto, &[("NO_COLOR", "1")]),
+            line(ColorChoice::Never, &[]),
+        ] {
+            assert_eq!(plain, "glance-api: failed: boom");
+        }
+        assert!(line(ColorChoice::Auto, &[]).contains('\x1b'));
+        assert!(line(ColorChoice::Always, &[("NO_COLOR", "1")]).contains('\x1b'));
+    }
+
     #[test]
     fn the_color_flag_wins_over_no_color_and_auto_needs_a_terminal() {
         let no_color = environment(&[("NO_COLOR", "1")]).colour;
