@@ -48,6 +48,12 @@ pub struct Cli {
     )]
     pub engine_timeout: u64,
 
+    /// Colour in human output: `auto` colours a terminal unless NO_COLOR
+    /// is set (and not empty); `always` and `never` decide regardless of
+    /// both.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -486,6 +492,14 @@ pub struct RestartArgs {
     /// refuse the restart.
     #[arg(long)]
     pub stop_guests: bool,
+}
+
+/// `--color`: when human output is coloured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -106,16 +106,14 @@ impl Store {
     }
 
     /// The `auths` entry of `server`, also under the URL forms the CLI
-    /// writes (`https://host/`, `http://host`).
+    /// writes (`https://host/`, `http://host`) and, for Docker Hub, under
+    /// any of its names.
     fn lookup(&self, server: &str) -> Option<&RawAuth> {
-        self.config.auths.iter().find_map(|(key, auth)| {
-            let bare = key
-                .trim_start_matches("https://")
-                .trim_start_matches("http://")
-                .trim_end_matches('/');
-            let bare = bare.strip_suffix("/v1").unwrap_or(bare);
-            (key == server || bare == server.trim_end_matches('/')).then_some(auth)
-        })
+        let wanted = canonical(server);
+        self.config
+            .auths
+            .iter()
+            .find_map(|(key, auth)| (canonical(key) == wanted).then_some(auth))
     }
 
     fn decode(&self, server: &str, auth: &RawAuth) -> Result<Credentials, CredentialsError> {
@@ -146,12 +144,30 @@ impl Store {
 
 /// The registry an image reference names: its first component when that
 /// looks like a host (a dot, a port, or `localhost`), else Docker Hub.
+/// Docker Hub is always named by the key `docker login` stores it under,
+/// whichever of its names the image uses (`docker.io/library/busybox`,
+/// `busybox`), so its credentials are found either way.
 pub fn registry_of(image: &str) -> String {
     match image.split_once('/') {
         Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
-            first.to_string()
+            canonical(first)
         }
         _ => DOCKER_HUB.to_string(),
+    }
+}
+
+/// A registry as one string: the host (`reg.example:5000`) without the
+/// scheme, path or trailing slash the CLI may have written, and Docker Hub
+/// by its config key whatever name it was given.
+fn canonical(server: &str) -> String {
+    let bare = server
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let bare = bare.strip_suffix("/v1").unwrap_or(bare);
+    match bare {
+        "docker.io" | "index.docker.io" | "registry-1.docker.io" => DOCKER_HUB.to_string(),
+        host => host.to_string(),
     }
 }
 
@@ -215,6 +231,39 @@ mod tests {
         assert_eq!(registry_of("localhost/kolla/nova"), "localhost");
         assert_eq!(registry_of("kolla/nova:zed"), DOCKER_HUB);
         assert_eq!(registry_of("busybox"), DOCKER_HUB);
+        assert_eq!(registry_of("docker.io/kolla/nova:zed"), DOCKER_HUB);
+        assert_eq!(registry_of("index.docker.io/library/busybox"), DOCKER_HUB);
+    }
+
+    #[test]
+    fn docker_hub_images_find_the_login_docker_stores() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // `docker login` without a server writes this key; "b3BzOnB3" is
+        // base64 of ops:pw.
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"auths": {"https://index.docker.io/v1/": {"auth": "b3BzOnB3"}}}"#,
+        )
+        .expect("config");
+        let store = Store::load(dir.path()).expect("store");
+        for image in [
+            "docker.io/kolla/keystone:epoxy",
+            "docker.io/library/busybox",
+            "kolla/keystone:epoxy",
+            "busybox",
+        ] {
+            let found = store
+                .for_image(image)
+                .expect("lookup")
+                .unwrap_or_else(|| panic!("{image}: no credentials"));
+            assert_eq!(found.server, DOCKER_HUB, "{image}");
+            assert_eq!(found.username.as_deref(), Some("ops"), "{image}");
+        }
+        // Another registry does not get Docker Hub's login.
+        assert_eq!(
+            store.for_image("quay.io/kolla/keystone").expect("lookup"),
+            None
+        );
     }
 
     #[test]

@@ -7,6 +7,10 @@
 //! each service's result are printed; otherwise one line per event with the
 //! seconds since the command started. Its own types: callers map their
 //! outcomes to a `Finished`, so this file knows no builder or deployer.
+//!
+//! Colour is decided once, by the caller (`Settings::colour`: `--color`,
+//! NO_COLOR, a terminal or not); here `colour` only says whether to paint
+//! the result words, in bars and in plain lines alike.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
@@ -33,7 +37,7 @@ pub enum Tone {
 
 pub enum Progress {
     Terminal(TerminalProgress),
-    Plain { unit: &'static str },
+    Plain { unit: &'static str, colour: bool },
 }
 
 pub struct TerminalProgress {
@@ -63,14 +67,14 @@ impl Progress {
                 bars: Mutex::new(HashMap::new()),
             })
         } else {
-            Progress::Plain { unit }
+            Progress::Plain { unit, colour }
         }
     }
 
     pub fn begin(&self, total: usize) {
         match self {
             Progress::Terminal(t) => t.overall.set_length(total as u64),
-            Progress::Plain { unit } => eprintln!("{unit}: {total} to do"),
+            Progress::Plain { unit, .. } => eprintln!("{unit}: {total} to do"),
         }
     }
 
@@ -132,7 +136,9 @@ impl Progress {
                     .multi
                     .println(format!("{} {name}{detail}", paint(status, t.colour, 0)));
             }
-            Progress::Plain { .. } => eprintln!("{name}: {}{detail}", status.word),
+            Progress::Plain { colour, .. } => {
+                eprintln!("{}", result_line(name, status, &detail, *colour))
+            }
         }
     }
 
@@ -141,6 +147,11 @@ impl Progress {
             t.overall.finish_and_clear();
         }
     }
+}
+
+/// A plain line saying how `name` ended: `name: word: detail`.
+pub fn result_line(name: &str, status: Finished, detail: &str, colour: bool) -> String {
+    format!("{name}: {}{detail}", paint(status, colour, 0))
 }
 
 /// The word, padded to `width` (so names after it line up) and coloured.
@@ -171,7 +182,7 @@ enum StepsDisplay {
     },
     /// One line per event; `timed` prefixes the seconds since the start
     /// (a swap helper's lines are timed by the operator's side instead).
-    Lines { timed: bool },
+    Lines { timed: bool, colour: bool },
 }
 
 impl Steps {
@@ -184,15 +195,22 @@ impl Steps {
                 live: Mutex::new(BTreeMap::new()),
             }
         } else {
-            StepsDisplay::Lines { timed: true }
+            StepsDisplay::Lines {
+                timed: true,
+                colour,
+            }
         };
         Steps { display }
     }
 
-    /// Plain lines without times, for output that another process relays.
+    /// Plain lines without times, for output that another process relays
+    /// (uncoloured: the relaying side decides about colour).
     pub fn untimed() -> Steps {
         Steps {
-            display: StepsDisplay::Lines { timed: false },
+            display: StepsDisplay::Lines {
+                timed: false,
+                colour: false,
+            },
         }
     }
 
@@ -249,8 +267,13 @@ impl Steps {
                 let word = paint(result, *colour, 10);
                 let _ = multi.println(format!("{word} {key}{elapsed}{detail}"));
             }
-            StepsDisplay::Lines { .. } => {
-                self.note(format!("{node}: {service}: {}{detail}", result.word));
+            StepsDisplay::Lines { colour, .. } => {
+                self.note(result_line(
+                    &format!("{node}: {service}"),
+                    result,
+                    &detail,
+                    *colour,
+                ));
             }
         }
     }
@@ -265,10 +288,10 @@ impl Steps {
                     eprintln!("{line}");
                 }
             }
-            StepsDisplay::Lines { timed: true } => {
+            StepsDisplay::Lines { timed: true, .. } => {
                 eprintln!("[{:>7.3}s] {line}", started().elapsed().as_secs_f64());
             }
-            StepsDisplay::Lines { timed: false } => eprintln!("{line}"),
+            StepsDisplay::Lines { timed: false, .. } => eprintln!("{line}"),
         }
     }
 
@@ -313,13 +336,17 @@ fn live_line(
 /// plain timed lines if nothing set it up).
 pub fn steps() -> &'static Steps {
     STEPS.get_or_init(|| Steps {
-        display: StepsDisplay::Lines { timed: true },
+        display: StepsDisplay::Lines {
+            timed: true,
+            colour: false,
+        },
     })
 }
 
 static STEPS: std::sync::OnceLock<Steps> = std::sync::OnceLock::new();
 
-/// Choose the display for this command: live lines on a terminal.
+/// Choose the display for this command: live lines on a terminal;
+/// `colour` as `Settings::colour` decided.
 pub fn init_steps(colour: bool) {
     let _ = STEPS.set(Steps::for_stderr(colour));
 }
@@ -346,4 +373,27 @@ pub fn say(line: String) {
 pub fn started() -> std::time::Instant {
     static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     *START.get_or_init(std::time::Instant::now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FAILED: Finished = Finished {
+        word: "failed",
+        tone: Tone::Bad,
+    };
+
+    #[test]
+    fn results_are_painted_only_when_asked() {
+        assert_eq!(
+            result_line("glance-api", FAILED, ": boom", false),
+            "glance-api: failed: boom"
+        );
+        assert_eq!(paint(FAILED, false, 8), "failed  ");
+        assert_eq!(
+            result_line("glance-api", FAILED, "", true),
+            "glance-api: \x1b[31mfailed\x1b[0m"
+        );
+    }
 }

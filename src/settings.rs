@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{BuildArgs, Cli};
+use crate::cli::{BuildArgs, Cli, ColorChoice};
 use crate::config::inventory::Node;
 use crate::config::release::Release;
 use crate::config::{ConfigError, Globals, globals};
@@ -30,6 +30,8 @@ pub struct Settings {
     pub forks: usize,
     /// How long each kind of engine request may take (`--engine-timeout`).
     pub deadlines: Deadlines,
+    /// Whether human output on stderr is coloured (`colour_for`).
+    pub colour: bool,
 }
 
 /// What kolla reads from its environment, read once.
@@ -42,7 +44,8 @@ pub struct Environment {
     pub user: String,
     /// The engine of a node without a `docker:` URL (and of `build`).
     pub local_endpoint: Endpoint,
-    /// Colour in human output (`NO_COLOR` unset or empty).
+    /// Colour allowed by the environment (`NO_COLOR` unset or empty); the
+    /// command line may still decide otherwise (`colour_for`).
     pub colour: bool,
     /// The ssh client configuration for `ssh://` nodes (`KOLLA_SSH_CONFIG`;
     /// None: the user's own).
@@ -80,6 +83,18 @@ impl Environment {
             ssh_config,
             docker_config,
         }
+    }
+}
+
+/// Whether to colour: `--color always|never` wins (no-color.org: a flag
+/// the operator typed overrides NO_COLOR), else colour only a terminal
+/// and only when NO_COLOR allows it. Escape codes in a CI log or a file
+/// are noise.
+pub fn colour_for(choice: ColorChoice, environment_allows: bool, terminal: bool) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => environment_allows && terminal,
     }
 }
 
@@ -121,11 +136,16 @@ impl Settings {
             globals,
             config_dir,
             state_dir: cli.state_dir.clone(),
-            environment,
             forks: usize::from(cli.forks),
             deadlines: Deadlines {
                 answer: std::time::Duration::from_secs(cli.engine_timeout),
             },
+            colour: colour_for(
+                cli.color,
+                environment.colour,
+                std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            ),
+            environment,
         })
     }
 
@@ -294,6 +314,41 @@ mod tests {
         assert!(!environment(&[("NO_COLOR", "1")]).colour);
     }
 
+    /// From the operator's environment and flag to the line printed: no
+    /// escape code with NO_COLOR or with `--color never`, even on a
+    /// terminal, where colour is otherwise on.
+    #[test]
+    fn no_color_and_color_never_leave_no_escape_codes() {
+        use crate::progress::{Finished, Tone, result_line};
+        let failed = Finished {
+            word: "failed",
+            tone: Tone::Bad,
+        };
+        let line = |choice, variables: &[(&str, &str)]| {
+            let colour = colour_for(choice, environment(variables).colour, true);
+            result_line("glance-api", failed, ": boom", colour)
+        };
+        for plain in [
+            line(ColorChoice::Auto, &[("NO_COLOR", "1")]),
+            line(ColorChoice::Never, &[]),
+        ] {
+            assert_eq!(plain, "glance-api: failed: boom");
+        }
+        assert!(line(ColorChoice::Auto, &[]).contains('\x1b'));
+        assert!(line(ColorChoice::Always, &[("NO_COLOR", "1")]).contains('\x1b'));
+    }
+
+    #[test]
+    fn the_color_flag_wins_over_no_color_and_auto_needs_a_terminal() {
+        let no_color = environment(&[("NO_COLOR", "1")]).colour;
+        assert!(!colour_for(ColorChoice::Auto, no_color, true));
+        assert!(colour_for(ColorChoice::Always, no_color, false));
+        let allowed = environment(&[]).colour;
+        assert!(colour_for(ColorChoice::Auto, allowed, true));
+        assert!(!colour_for(ColorChoice::Auto, allowed, false));
+        assert!(!colour_for(ColorChoice::Never, allowed, true));
+    }
+
     #[test]
     fn profiles_come_from_the_flag_then_the_environment_then_dotenv() {
         let settings = Settings {
@@ -303,6 +358,7 @@ mod tests {
             environment: environment(&[("COMPOSE_PROFILES", "a, b,,")]),
             forks: 1,
             deadlines: Deadlines::default(),
+            colour: false,
         };
         let dotenv = BTreeMap::from([("COMPOSE_PROFILES".to_string(), "c".to_string())]);
         assert_eq!(settings.profiles(&["x".into()], &dotenv), vec!["x"]);

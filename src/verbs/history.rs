@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use super::Outcome;
+use super::table::table;
 use super::targets;
 use crate::cli::{HistoryArgs, NodeArgs, OutputFormat};
 use crate::config::ConfigError;
@@ -235,34 +236,6 @@ fn change(from: Option<&str>, to: Option<&str>) -> String {
 /// Seconds as the table shows them, `-` when not known.
 fn seconds(secs: Option<f64>, decimals: usize) -> String {
     secs.map_or_else(|| "-".to_string(), |s| format!("{s:.decimals$}s"))
-}
-
-/// Lines of a table: each column as wide as its widest cell, the last
-/// one not padded (no trailing blanks).
-fn table(header: &[&str], rows: &[Vec<String>]) -> Vec<String> {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
-    std::iter::once(&header)
-        .chain(rows)
-        .map(|row| {
-            let last = row.len().saturating_sub(1);
-            let cells: Vec<String> = row
-                .iter()
-                .zip(&widths)
-                .enumerate()
-                .map(|(i, (cell, width))| match i == last {
-                    true => cell.clone(),
-                    false => format!("{cell:<width$}"),
-                })
-                .collect();
-            cells.join("  ")
-        })
-        .collect()
 }
 
 /// The history's table: a row per record.

@@ -34,6 +34,7 @@ mod ps;
 mod recover;
 mod suggest;
 mod swap;
+mod table;
 mod targets;
 mod terminal;
 
@@ -410,7 +411,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         _ => {}
     }
     let settings = Settings::resolve(&cli, Environment::read())?;
-    crate::progress::init_steps(settings.environment.colour);
+    crate::progress::init_steps(settings.colour);
     let s = &settings;
     let outcome = match cli.command {
         Command::Build(args) => build::build(s, args).await,

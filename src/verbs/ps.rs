@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::Outcome;
+use super::table::table;
 use super::targets;
 use crate::cli::{OutputFormat, PsArgs};
 use crate::deploy::labels::Role;
@@ -76,30 +77,83 @@ pub async fn ps(settings: &Settings, args: PsArgs) -> anyhow::Result<Outcome> {
     match args.output {
         OutputFormat::Json => outln!("{}", serde_json::to_string_pretty(&rows)?),
         OutputFormat::Human => {
-            outln!(
-                "{:<12} {:<24} {:<32} {:<9} {:<10} {:<10} {:>4}  IMAGE",
-                "NODE",
-                "SERVICE",
-                "CONTAINER",
-                "KIND",
-                "STATE",
-                "HEALTH",
-                "GEN"
-            );
-            for r in &rows {
-                outln!(
-                    "{:<12} {:<24} {:<32} {:<9} {:<10} {:<10} {:>4}  {}",
-                    r.node,
-                    r.service,
-                    r.container,
-                    r.kind,
-                    r.state,
-                    r.health.as_deref().unwrap_or("-"),
-                    r.generation,
-                    r.image
-                );
+            for line in ps_table(&rows) {
+                outln!("{line}");
             }
         }
     }
     Ok(Outcome::of_failures(&failures))
+}
+
+/// The human table: every column as wide as its longest cell, so
+/// `neutron-openvswitch-agent` and registry-qualified images stay aligned.
+fn ps_table(rows: &[PsRow]) -> Vec<String> {
+    const HEADER: [&str; 8] = [
+        "NODE",
+        "SERVICE",
+        "CONTAINER",
+        "KIND",
+        "STATE",
+        "HEALTH",
+        "GEN",
+        "IMAGE",
+    ];
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.node.clone(),
+                r.service.clone(),
+                r.container.clone(),
+                r.kind.clone(),
+                r.state.clone(),
+                r.health.clone().unwrap_or_else(|| "-".into()),
+                r.generation.to_string(),
+                r.image.clone(),
+            ]
+        })
+        .collect();
+    table(&HEADER, &cells)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(service: &str, container: &str, image: &str) -> PsRow {
+        PsRow {
+            node: "controller-1".into(),
+            service: service.into(),
+            container: container.into(),
+            kind: "live".into(),
+            state: "running".into(),
+            health: Some("healthy".into()),
+            image: image.into(),
+            generation: 12,
+        }
+    }
+
+    #[test]
+    fn long_names_widen_their_columns_and_the_rest_stays_aligned() {
+        let rows = [
+            row(
+                "neutron-openvswitch-agent",
+                "kolla-neutron-openvswitch-agent",
+                "registry.example.com:5000/kolla/neutron-openvswitch-agent:2025.1-epoxy",
+            ),
+            PsRow {
+                health: None,
+                generation: 3,
+                ..row("glance-api", "kolla-glance-api", "kolla/glance-api:epoxy")
+            },
+        ];
+        assert_eq!(
+            ps_table(&rows),
+            [
+                "NODE          SERVICE                    CONTAINER                        KIND  STATE    HEALTH   GEN  IMAGE",
+                "controller-1  neutron-openvswitch-agent  kolla-neutron-openvswitch-agent  live  running  healthy  12   registry.example.com:5000/kolla/neutron-openvswitch-agent:2025.1-epoxy",
+                "controller-1  glance-api                 kolla-glance-api                 live  running  -        3    kolla/glance-api:epoxy",
+            ]
+        );
+    }
 }

@@ -10,11 +10,13 @@
 //! globals.yml, in that order. The legacy v1 layout of the original Kolla
 //! files (services at the top level, `net:`, `name:`) is read too.
 //!
-//! Files: `model` (the typed services), `raw` (the serde shapes of the
+//! Files: `dotenv` (`.env` and `env_file`, as compose reads them), `model`
+//! (the typed services), `raw` (the serde shapes of the
 //! YAML), `resolve` (raw -> model, one function per key), `validate`
 //! (the model against the engine's rules, under the deployment's container
 //! prefix); this file reads a file through them.
 
+mod dotenv;
 mod model;
 mod raw;
 mod resolve;
@@ -26,10 +28,11 @@ use std::path::Path;
 use serde_saphyr::Spanned;
 
 use super::ConfigError;
+pub use dotenv::parse_dotenv;
 pub use model::*;
 use raw::*;
 use resolve::*;
-pub use resolve::{RESERVED_LABEL_PREFIX, parse_dotenv, parse_duration};
+pub use resolve::{RESERVED_LABEL_PREFIX, parse_duration};
 
 // ---------------------------------------------------------------------------
 

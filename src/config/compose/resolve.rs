@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_saphyr::Spanned;
 
+use super::dotenv::parse_dotenv;
 use super::model::*;
 use super::raw::*;
 use crate::config::ConfigError;
@@ -1346,30 +1347,4 @@ fn check_cycles(file: &ComposeFile) -> Result<(), ConfigError> {
             })
         }
     }
-}
-
-/// `.env`: `KEY=value` lines, `#` comments, optional quotes around values.
-pub fn parse_dotenv(text: &str, path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
-    let mut vars = BTreeMap::new();
-    for (index, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((key, value)) = line.split_once('=') else {
-            return Err(ConfigError::Invalid {
-                path: path.to_path_buf(),
-                message: format!("line {}: expected KEY=value", index + 1),
-            });
-        };
-        let value = value.trim();
-        let value = value
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
-            .unwrap_or(value);
-        vars.insert(key.trim().to_string(), value.to_string());
-    }
-    Ok(vars)
 }
