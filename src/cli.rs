@@ -78,6 +78,10 @@ pub enum Command {
     Destroy(DestroyArgs),
     /// Check nodes before a deploy: engine, privileges, ports, images, disk.
     Prechecks(NodeArgs),
+    /// Print the services each selected node deploys, as kolla resolved
+    /// its compose files (interpolation, anchors, profiles, x-kolla), with
+    /// every secret masked; no engine is reached.
+    Config(ConfigArgs),
     /// Fill passwords.yml with random passwords (existing ones are kept).
     Genpwd(GenpwdArgs),
     /// Write clouds.yaml and admin-openrc.sh (0600) for the cloud's admin.
@@ -437,6 +441,20 @@ pub struct DeployArgs {
 
     #[command(flatten)]
     pub gate: GateArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Only these services (default: every service of the selected nodes).
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+
+    #[command(flatten)]
+    pub nodes: NodeArgs,
+
+    /// `json`: one JSON array on stdout, an element per node.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Args)]

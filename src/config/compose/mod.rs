@@ -18,6 +18,7 @@
 mod model;
 mod raw;
 mod resolve;
+pub mod show;
 mod validate;
 
 use std::collections::BTreeMap;
