@@ -74,7 +74,8 @@ pub enum Command {
     /// service) one node at a time, dependencies first, each gated by its
     /// health check: same container, new process.
     Restart(RestartArgs),
-    /// Remove the deployment's containers; data only with --purge-data.
+    /// Remove the deployment's containers; data only with --purge-data
+    /// (more than one node, or data: confirm with --yes-i-really-mean-it).
     Destroy(DestroyArgs),
     /// Check nodes before a deploy: engine, privileges, ports, images, disk.
     Prechecks(NodeArgs),
@@ -526,11 +527,14 @@ pub struct DestroyArgs {
     #[command(flatten)]
     pub nodes: NodeArgs,
 
-    /// Also remove data containers and the deployment's volumes.
-    #[arg(long, requires = "yes_i_really_mean_it")]
+    /// Also remove data containers, restore points and the deployment's
+    /// volumes (only with --yes-i-really-mean-it).
+    #[arg(long)]
     pub purge_data: bool,
 
-    /// Confirms --purge-data: the data is gone for good.
+    /// Confirms a destroy that removes data (--purge-data) or containers
+    /// on more than one node; without it such a destroy removes nothing
+    /// and says what would have gone.
     #[arg(long)]
     pub yes_i_really_mean_it: bool,
 }

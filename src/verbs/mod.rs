@@ -141,6 +141,7 @@ pub fn is_usage_error(error: &anyhow::Error) -> bool {
                 || e.is::<crate::deploy::plan::PlanError>()
                 || e.is::<completions::UnknownVerb>()
                 || e.is::<named::UnknownService>()
+                || e.is::<lifecycle::Unconfirmed>()
                 || e.downcast_ref::<live::LiveError>()
                     .is_some_and(live::LiveError::is_bad_input)
                 || matches!(
