@@ -80,7 +80,10 @@ pub fn to_json(nodes: &[NodeServices], mask: &dyn Fn(&str) -> String) -> Result<
     serde_json::to_string_pretty(&values).map_err(|e| e.to_string())
 }
 
-/// `node` as a value tree with every text (keys too) masked.
+/// `node` as a value tree with every text value masked. Keys are not:
+/// they are kolla's own words and the names of services, variables and
+/// labels, and the mask hides any run of a few of a password's letters,
+/// so a password holding `config` would hide the key `config`.
 fn masked(node: &NodeServices, mask: &dyn Fn(&str) -> String) -> Result<Value, String> {
     let value = serde_json::to_value(node).map_err(|e| e.to_string())?;
     Ok(mask_value(value, mask))
@@ -94,7 +97,7 @@ fn mask_value(value: Value, mask: &dyn Fn(&str) -> String) -> Value {
         }
         Value::Object(map) => Value::Object(
             map.into_iter()
-                .map(|(k, v)| (mask(&k), mask_value(v, mask)))
+                .map(|(k, v)| (k, mask_value(v, mask)))
                 .collect(),
         ),
         other => other,
