@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::model::{Condition, Mount, ServiceSpec, UpdateOrder};
+use super::model::{Condition, Healthcheck, Mount, Port, ServiceSpec, UpdateOrder};
 
 /// What a masked value reads as.
 pub const HIDDEN: &str = "<hidden>";
@@ -223,18 +223,7 @@ fn service(s: &ServiceSpec, files: &[String]) -> Value {
         .collect();
     put(&mut m, "depends_on", json!(depends));
     if let Some(h) = &s.healthcheck {
-        let mut check = serde_json::Map::new();
-        put(&mut check, "test", json!(h.test));
-        put(&mut check, "interval", json!(h.interval.map(duration)));
-        put(&mut check, "timeout", json!(h.timeout.map(duration)));
-        put(&mut check, "retries", json!(h.retries));
-        put(
-            &mut check,
-            "start_period",
-            json!(h.start_period.map(duration)),
-        );
-        put(&mut check, "disable", json!(h.disable));
-        put(&mut m, "healthcheck", Value::Object(check));
+        put(&mut m, "healthcheck", healthcheck(h));
     }
     put(&mut m, "restart", json!(s.restart));
     put(&mut m, "init", json!(s.init));
@@ -248,20 +237,7 @@ fn service(s: &ServiceSpec, files: &[String]) -> Value {
     put(&mut m, "extra_hosts", json!(s.extra_hosts));
     put(&mut m, "sysctls", json!(s.sysctls));
     put(&mut m, "labels", json!(s.labels));
-    let ports: Vec<String> = s
-        .ports
-        .iter()
-        .map(|p| {
-            let mut text = String::new();
-            if let Some(ip) = &p.host_ip {
-                text.push_str(&format!("{ip}:"));
-            }
-            if let Some(published) = p.published {
-                text.push_str(&format!("{published}:"));
-            }
-            format!("{text}{}/{}", p.target, p.protocol)
-        })
-        .collect();
+    let ports: Vec<String> = s.ports.iter().map(port).collect();
     put(&mut m, "ports", json!(ports));
     put(&mut m, "profiles", json!(s.profiles));
     put(
@@ -272,6 +248,34 @@ fn service(s: &ServiceSpec, files: &[String]) -> Value {
     put(&mut m, "stop_signal", json!(s.stop_signal));
     put(&mut m, "x-kolla", kolla(s, files));
     Value::Object(m)
+}
+
+fn healthcheck(h: &Healthcheck) -> Value {
+    use serde_json::json;
+    let mut check = serde_json::Map::new();
+    put(&mut check, "test", json!(h.test));
+    put(&mut check, "interval", json!(h.interval.map(duration)));
+    put(&mut check, "timeout", json!(h.timeout.map(duration)));
+    put(&mut check, "retries", json!(h.retries));
+    put(
+        &mut check,
+        "start_period",
+        json!(h.start_period.map(duration)),
+    );
+    put(&mut check, "disable", json!(h.disable));
+    Value::Object(check)
+}
+
+/// A port in the short syntax: `[HOST_IP:][PUBLISHED:]TARGET/PROTOCOL`.
+fn port(p: &Port) -> String {
+    let mut text = String::new();
+    if let Some(ip) = &p.host_ip {
+        text.push_str(&format!("{ip}:"));
+    }
+    if let Some(published) = p.published {
+        text.push_str(&format!("{published}:"));
+    }
+    format!("{text}{}/{}", p.target, p.protocol)
 }
 
 fn kolla(s: &ServiceSpec, files: &[String]) -> Value {
