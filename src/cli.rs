@@ -80,10 +80,15 @@ pub enum Command {
     /// service) one node at a time, dependencies first, each gated by its
     /// health check: same container, new process.
     Restart(RestartArgs),
-    /// Remove the deployment's containers; data only with --purge-data.
+    /// Remove the deployment's containers; data only with --purge-data
+    /// (more than one node, or data: confirm with --yes-i-really-mean-it).
     Destroy(DestroyArgs),
     /// Check nodes before a deploy: engine, privileges, ports, images, disk.
     Prechecks(NodeArgs),
+    /// Print the services each selected node deploys, as kolla resolved
+    /// its compose files (interpolation, anchors, profiles, x-kolla), with
+    /// every secret masked; no engine is reached.
+    Config(ConfigArgs),
     /// Fill passwords.yml with random passwords (existing ones are kept).
     Genpwd(GenpwdArgs),
     /// Write clouds.yaml and admin-openrc.sh (0600) for the cloud's admin.
@@ -446,6 +451,20 @@ pub struct DeployArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Only these services (default: every service of the selected nodes).
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+
+    #[command(flatten)]
+    pub nodes: NodeArgs,
+
+    /// `json`: one JSON array on stdout, an element per node.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
 pub struct PullArgs {
     /// Only the images of these services (default: every service).
     #[arg(value_name = "SERVICE")]
@@ -522,11 +541,14 @@ pub struct DestroyArgs {
     #[command(flatten)]
     pub nodes: NodeArgs,
 
-    /// Also remove data containers and the deployment's volumes.
-    #[arg(long, requires = "yes_i_really_mean_it")]
+    /// Also remove data containers, restore points and the deployment's
+    /// volumes (only with --yes-i-really-mean-it).
+    #[arg(long)]
     pub purge_data: bool,
 
-    /// Confirms --purge-data: the data is gone for good.
+    /// Confirms a destroy that removes data (--purge-data) or containers
+    /// on more than one node; without it such a destroy removes nothing
+    /// and says what would have gone.
     #[arg(long)]
     pub yes_i_really_mean_it: bool,
 }

@@ -4,7 +4,9 @@
 //! node at a time, dependencies first and each gated, through the node
 //! pipeline's start intent (which takes each service's lock); destroy
 //! removes them, and data containers and volumes only with `--purge-data
-//! --yes-i-really-mean-it`.
+//! --yes-i-really-mean-it`; a destroy that reaches containers on more than
+//! one node is confirmed the same way (without it nothing is removed and
+//! what would have gone is listed).
 
 use futures_util::future::join_all;
 
@@ -150,11 +152,27 @@ async fn stop_guests(
     Ok(())
 }
 
+/// A destroy that needs `--yes-i-really-mean-it` and did not get it:
+/// nothing was removed (what would have gone is printed before).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "destroy {why}: nothing was removed (what would have gone is listed above); add --yes-i-really-mean-it to go ahead"
+)]
+pub struct Unconfirmed {
+    why: String,
+}
+
 pub async fn destroy(settings: &Settings, args: DestroyArgs) -> anyhow::Result<Outcome> {
     let inventory = targets::load_nodes(&args.nodes)?;
     let nodes = inventory.select(&args.nodes.node)?;
-    let purge = args.purge_data && args.yes_i_really_mean_it;
+    let purge = args.purge_data;
     let asked = &targets::ask_engines(settings, nodes.iter().copied()).await;
+    // A one-node destroy without data is undone by a deploy; one that
+    // reaches several nodes (an inventory or --node mistaken) or removes
+    // data is not, so it is confirmed first, from what the nodes hold.
+    if !args.yes_i_really_mean_it && (purge || nodes.len() > 1) {
+        refuse_unconfirmed(settings, &nodes, purge, asked).await?;
+    }
     Ok(
         over_nodes(nodes, Fanout::all(settings.forks), |node| async move {
             destroy_node(settings, node, purge, asked)
@@ -163,6 +181,91 @@ pub async fn destroy(settings: &Settings, args: DestroyArgs) -> anyhow::Result<O
         })
         .await,
     )
+}
+
+/// What a destroy of `nodes` would remove, printed node by node; an
+/// `Unconfirmed` error when that needs confirming (data, or containers
+/// on more than one node). A node that cannot be reached counts as one
+/// with containers: what it holds is not known.
+async fn refuse_unconfirmed(
+    settings: &Settings,
+    nodes: &[&Node],
+    purge: bool,
+    asked: &targets::Asked,
+) -> anyhow::Result<()> {
+    let found = super::each_node(nodes.iter().copied(), settings.forks, |node| async move {
+        would_go(settings, node, purge, asked).await
+    })
+    .await;
+    let mut nodes_touched = 0;
+    let mut data = false;
+    let mut lines = Vec::new();
+    for (node, found) in nodes.iter().zip(found) {
+        match found {
+            Ok((names, has_data)) => {
+                if !names.is_empty() {
+                    nodes_touched += 1;
+                    lines.push(format!(
+                        "node {}: would remove {}",
+                        node.name,
+                        names.join(", ")
+                    ));
+                }
+                data |= has_data;
+            }
+            Err(e) => {
+                nodes_touched += 1;
+                lines.push(format!(
+                    "node {}: not reached ({}), would be destroyed too",
+                    node.name,
+                    super::describe_error(&e)
+                ));
+            }
+        }
+    }
+    let why = if purge && data {
+        "--purge-data removes data for good".to_string()
+    } else if nodes_touched > 1 {
+        format!("would remove containers on {nodes_touched} nodes")
+    } else {
+        return Ok(());
+    };
+    for line in lines {
+        eprintln!("{line}");
+    }
+    Err(Unconfirmed { why }.into())
+}
+
+/// The names of what a destroy would remove on `node` (containers, and
+/// with `purge` restore points and volumes), and whether any of it is data.
+async fn would_go(
+    settings: &Settings,
+    node: &Node,
+    purge: bool,
+    asked: &targets::Asked,
+) -> anyhow::Result<(Vec<String>, bool)> {
+    let engine = asked.connect(settings, node).await?;
+    let observed = targets::observe(settings, &engine, &node.name).await?;
+    let mut names: Vec<String> = observed
+        .iter()
+        .filter(|c| purge || !c.data)
+        .map(|c| c.name.clone())
+        .collect();
+    let mut data = purge && observed.iter().any(|c| c.data);
+    if purge {
+        let (points, partial) = restore_point::scan(&engine, &settings.globals.project).await?;
+        let project = format!("{}={}", labels::PROJECT, settings.globals.project);
+        let volumes = engine.volume_names(&project).await?;
+        data |= !points.is_empty() || !partial.is_empty() || !volumes.is_empty();
+        names.extend(
+            points
+                .iter()
+                .chain(&partial)
+                .map(|p| format!("restore point {}", p.name)),
+        );
+        names.extend(volumes.into_iter().map(|v| format!("volume {v}")));
+    }
+    Ok((names, data))
 }
 
 async fn destroy_node(

@@ -9,7 +9,7 @@
 //! first), `deploy` (deploy, pull), `lifecycle` (stop, start, restart,
 //! destroy), `ps`, `prechecks`, `genpwd`, `post_deploy` (the admin's
 //! client files), `swap` (upgrade, rollback), `recover` (recover, unlock),
-//! `history`, `logs`, `exec` (with `live`, which finds a service's live
+//! `history`, `config` (the resolved compose files, masked), `logs`, `exec` (with `live`, which finds a service's live
 //! containers or refuses its name, `suggest` and `terminal`), `completions`
 //! (completions and manpage, from `cli`'s definitions). Deploy, upgrade,
 //! rollback, recover, start and restart hand each node to the
@@ -20,6 +20,7 @@ mod all_services;
 mod build;
 mod certs;
 mod completions;
+mod config;
 mod deploy;
 mod exec;
 mod genpwd;
@@ -141,6 +142,7 @@ pub fn is_usage_error(error: &anyhow::Error) -> bool {
                 || e.is::<crate::deploy::plan::PlanError>()
                 || e.is::<completions::UnknownVerb>()
                 || e.is::<named::UnknownService>()
+                || e.is::<lifecycle::Unconfirmed>()
                 || e.downcast_ref::<live::LiveError>()
                     .is_some_and(live::LiveError::is_bad_input)
                 || matches!(
@@ -423,6 +425,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Restart(args) => lifecycle::restart(s, args).await,
         Command::Destroy(args) => lifecycle::destroy(s, args).await,
         Command::Prechecks(args) => prechecks::prechecks(s, args).await,
+        Command::Config(args) => config::config(s, args),
         Command::Genpwd(args) => genpwd::genpwd(s, args),
         Command::PostDeploy(args) => post_deploy::post_deploy(s, args),
         Command::Certs(args) => certs::certs(s, args),

@@ -20,6 +20,7 @@ mod dotenv;
 mod model;
 mod raw;
 mod resolve;
+pub mod show;
 mod validate;
 
 use std::collections::BTreeMap;
