@@ -370,9 +370,35 @@ fn the_cloud_to_epoxy(d: &Deployment, admin: &str, token: &str, id: &str, payloa
     }
     // Every request answered; none waited long in its own API's swap
     // (what the rest of the upgrade costs the two cores, the migrations
-    // above all, is printed, not held to the swap's bound).
+    // above all, is printed, not held to the swap's bound). Neutron is the
+    // exception: Zed's server cannot work on a schema Epoxy's expand
+    // migrations moved (upstream's rolling upgrade spans one release, not
+    // four), so it fails requests from some point of the bootstrap job
+    // until the new server takes over: held to that stretch, and printed.
     let said = describe(&output);
+    let neutron = (
+        stamp(&said, "neutron-server", "running bootstrap job"),
+        stamp(&said, "neutron-server", "upgraded"),
+    );
     for (what, seen) in &seen {
+        if *what == "list networks" {
+            let (first, last) = (seen.failures.first(), seen.failures.last());
+            eprintln!(
+                "list networks: {} failed, from {:?} to {:?}, within neutron-server's bootstrap and swap ({:?}..{:?})",
+                seen.failed,
+                first.map(|f| f.0),
+                last.map(|f| f.0),
+                neutron.0,
+                neutron.1
+            );
+            assert!(
+                seen.failures
+                    .iter()
+                    .all(|(at, _)| *at >= neutron.0 && *at <= neutron.1),
+                "list networks failed outside neutron-server's bootstrap and swap: {seen:?}"
+            );
+            continue;
+        }
         let service = match *what {
             "validate a token" | "issue a token" => "keystone",
             "list images" => "glance-api",
@@ -394,9 +420,14 @@ fn the_cloud_to_epoxy(d: &Deployment, admin: &str, token: &str, id: &str, payloa
             "{what}: a request waited {slowest:?} in {service}'s swap, more than {ABOVE_TYPICAL:?} over the typical: {seen:?}"
         );
     }
-    let said = describe(&output);
+    // Before the migration, Epoxy's nova-status either fails only on the
+    // Zed computes or cannot read the Zed schema at all (then it runs
+    // again in the bootstrap job): a warning naming the step, either way.
     assert!(
-        said.contains("kolla-upgrade-check.sh: a fast-forward upgrade"),
+        said.contains("kolla-upgrade-check.sh: a fast-forward upgrade")
+            || said.contains(
+                "kolla-upgrade-check.sh: this release's nova-status cannot read the live schema"
+            ),
         "nova-api's check took no fast-forward step: {said}"
     );
     assert_each_runs(d, Release::Epoxy);
@@ -417,19 +448,25 @@ fn the_cloud_to_epoxy(d: &Deployment, admin: &str, token: &str, id: &str, payloa
 /// began, as its progress lines count): from the new container's start
 /// beside the old one to the swap's end.
 fn swap_window(said: &str, service: &str) -> (Duration, Duration) {
-    let at = |what: &str| {
-        said.lines()
-            .find(|line| line.contains(&format!(": {service}: {what}")))
-            .and_then(|line| line.trim_start().strip_prefix('['))
-            .and_then(|line| line.split_once("s]"))
-            .and_then(|(seconds, _)| seconds.trim().parse::<f64>().ok())
-            .map(Duration::from_secs_f64)
-            .unwrap_or_else(|| panic!("no \"{service}: {what}\" in kolla's output:\n{said}"))
-    };
     (
-        at("starting the new container beside the old one"),
-        at("upgraded"),
+        stamp(
+            said,
+            service,
+            "starting the new container beside the old one",
+        ),
+        stamp(said, service, "upgraded"),
     )
+}
+
+/// When kolla said `service: what` first (since kolla began).
+fn stamp(said: &str, service: &str, what: &str) -> Duration {
+    said.lines()
+        .find(|line| line.contains(&format!(": {service}: {what}")))
+        .and_then(|line| line.trim_start().strip_prefix('['))
+        .and_then(|line| line.split_once("s]"))
+        .and_then(|(seconds, _)| seconds.trim().parse::<f64>().ok())
+        .map(Duration::from_secs_f64)
+        .unwrap_or_else(|| panic!("no \"{service}: {what}\" in kolla's output:\n{said}"))
 }
 
 /// Glance and Keystone back to Zed by `rollback --restore-db`, Keystone
