@@ -14,6 +14,7 @@ use super::targets::{Target, apply_options, connect, node_at, observe};
 use super::{Fanout, Outcome, over_nodes};
 use crate::cli::{RollbackArgs, UpgradeArgs};
 use crate::config::ConfigError;
+use crate::config::compose::KollaSettings;
 use crate::credentials::Store;
 use crate::deploy::context::ApplyOptions;
 use crate::deploy::labels::{ObservedContainer, Role};
@@ -37,6 +38,53 @@ fn stages_of(targets: &[Target], compose_dir: &Path) -> Result<Vec<Vec<Step>>, C
 /// The names of a stage's services.
 fn names(stage: &[Step]) -> Vec<String> {
     stage.iter().map(|s| s.service.clone()).collect()
+}
+
+/// What each stage does to its services.
+enum Each<'a> {
+    Upgrade {
+        allow_downgrade: bool,
+    },
+    Rollback {
+        back_to: &'a BackTo,
+        restore_db: bool,
+    },
+}
+
+impl Each<'_> {
+    fn intent<'s>(&'s self, services: &'s [String]) -> Intent<'s> {
+        match *self {
+            Each::Upgrade { allow_downgrade } => Intent::Upgrade {
+                services,
+                allow_downgrade,
+            },
+            Each::Rollback {
+                back_to,
+                restore_db,
+            } => Intent::Rollback {
+                services,
+                to: None,
+                back_to: Some(back_to),
+                force: false,
+                restore_db,
+            },
+        }
+    }
+
+    fn verb(&self) -> &'static str {
+        match self {
+            Each::Upgrade { .. } => "upgrade --all",
+            Each::Rollback { .. } => "rollback --all",
+        }
+    }
+
+    /// What a stage's progress line says after its services.
+    fn said_after(&self) -> String {
+        match self {
+            Each::Upgrade { .. } => String::new(),
+            Each::Rollback { back_to, .. } => format!(" back to {back_to}"),
+        }
+    }
 }
 
 /// What every stage's run on the nodes shares.
@@ -66,6 +114,30 @@ impl Run<'_, '_> {
             pipeline::run(&at, target.desired.clone(), intent, log).await
         })
         .await
+    }
+
+    /// Each stage, one after the other, on every node that runs its
+    /// services; stops at a stage that fails, saying what is done and
+    /// what is left.
+    async fn each_stage(&self, stages: &[Vec<Step>], each: &Each<'_>) -> Outcome {
+        for (number, stage) in stages.iter().enumerate() {
+            let services = &names(stage);
+            crate::progress::say(format!(
+                "stage {} of {}: {}{}",
+                number + 1,
+                stages.len(),
+                services.join(", "),
+                each.said_after()
+            ));
+            let outcome = self
+                .on_nodes_running(services, &each.intent(services))
+                .await;
+            if outcome != Outcome::Success {
+                say_where_it_stopped(each.verb(), stages, number);
+                return outcome;
+            }
+        }
+        Outcome::Success
     }
 
     /// Every service's image onto every node that runs it, all nodes at
@@ -118,23 +190,12 @@ pub async fn upgrade_all(
     if supplied != Outcome::Success {
         return Ok(supplied);
     }
-    for (number, stage) in stages.iter().enumerate() {
-        let services = &names(stage);
-        crate::progress::say(format!(
-            "stage {} of {}: {}",
-            number + 1,
-            stages.len(),
-            services.join(", ")
-        ));
-        let intent = Intent::Upgrade {
-            services,
-            allow_downgrade: args.allow_downgrade,
-        };
-        let outcome = run.on_nodes_running(services, &intent).await;
-        if outcome != Outcome::Success {
-            say_where_it_stopped("upgrade --all", &stages, number);
-            return Ok(outcome);
-        }
+    let upgrade = Each::Upgrade {
+        allow_downgrade: args.allow_downgrade,
+    };
+    let outcome = run.each_stage(&stages, &upgrade).await;
+    if outcome != Outcome::Success {
+        return Ok(outcome);
     }
     let steps = &post_steps(&targets, &stages);
     if steps.is_empty() {
@@ -165,19 +226,7 @@ pub async fn rollback_all(
 ) -> anyhow::Result<Outcome> {
     let mut stages = stages_of(&targets, &args.nodes.compose_dir)?;
     stages.reverse();
-    let one_way: Vec<String> = stages
-        .iter()
-        .flatten()
-        .filter(|step| {
-            targets.iter().any(|t| {
-                t.desired
-                    .services
-                    .get(&step.service)
-                    .is_some_and(|w| w.service.kolla.one_way)
-            })
-        })
-        .map(|step| step.service.clone())
-        .collect();
+    let one_way = marked(&targets, &stages, |kolla| kolla.one_way);
     for service in &one_way {
         crate::progress::say(format!(
             "{service}: left on its newer image (x-kolla.one_way: its older image cannot read the data the upgrade changed)"
@@ -200,33 +249,26 @@ pub async fn rollback_all(
         },
         log,
     };
-    for (number, stage) in stages.iter().enumerate() {
-        let services = &names(stage);
-        crate::progress::say(format!(
-            "stage {} of {}: {} back to {back_to}",
-            number + 1,
-            stages.len(),
-            services.join(", ")
-        ));
-        let intent = Intent::Rollback {
-            services,
-            to: None,
-            back_to: Some(back_to),
-            force: false,
-            restore_db: args.restore_db,
-        };
-        let outcome = run.on_nodes_running(services, &intent).await;
-        if outcome != Outcome::Success {
-            say_where_it_stopped("rollback --all", &stages, number);
-            return Ok(outcome);
-        }
-    }
-    Ok(Outcome::Success)
+    let rollback = Each::Rollback {
+        back_to,
+        restore_db: args.restore_db,
+    };
+    Ok(run.each_stage(&stages, &rollback).await)
 }
 
 /// The services with a post-upgrade step (`x-kolla.post_upgrade`), in the
 /// order of the stages.
 fn post_steps(targets: &[Target], stages: &[Vec<Step>]) -> Vec<String> {
+    marked(targets, stages, |kolla| kolla.post_upgrade.is_some())
+}
+
+/// The services of `stages` whose x-kolla settings on some target say
+/// `mark`, in the order of the stages.
+fn marked(
+    targets: &[Target],
+    stages: &[Vec<Step>],
+    mark: impl Fn(&KollaSettings) -> bool,
+) -> Vec<String> {
     stages
         .iter()
         .flatten()
@@ -235,7 +277,7 @@ fn post_steps(targets: &[Target], stages: &[Vec<Step>]) -> Vec<String> {
                 t.desired
                     .services
                     .get(&step.service)
-                    .is_some_and(|w| w.service.kolla.post_upgrade.is_some())
+                    .is_some_and(|w| mark(&w.service.kolla))
             })
         })
         .map(|step| step.service.clone())
