@@ -208,6 +208,16 @@ pub(super) async fn rollback(
             },
             None => plan::rollback_target(live, &kept, how.to, how.force).map_err(refused)?,
         };
+        // A rollback by release or tag (`rollback --all`) restores the
+        // databases of the services that have a restore point for their
+        // target and swaps the rest as they are; a rollback to a
+        // generation with `--restore-db` still needs its restore point.
+        let restore_db = restore_db
+            && (how.back_to.is_none()
+                || RestorePoints::of(run)
+                    .restore_point(service, target.generation)
+                    .await?
+                    .is_some());
         if !restore_db {
             warn_if_migrated(run, live, target).await?;
         }
