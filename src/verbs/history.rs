@@ -14,13 +14,11 @@ use serde::Serialize;
 use super::Outcome;
 use super::table::table;
 use super::targets;
-use crate::cli::{HistoryArgs, NodeArgs, OutputFormat};
+use crate::cli::{HistoryArgs, OutputFormat};
 use crate::config::ConfigError;
-use crate::config::compose::Variables;
-use crate::config::inventory::Node;
+use crate::deploy::history;
 use crate::deploy::labels::ObservedContainer;
 use crate::deploy::restore_point::{self, RestorePoint};
-use crate::deploy::{desired, history};
 use crate::settings::Settings;
 
 pub async fn history(settings: &Settings, args: HistoryArgs) -> anyhow::Result<Outcome> {
@@ -81,7 +79,7 @@ pub async fn history(settings: &Settings, args: HistoryArgs) -> anyhow::Result<O
         && !on_nodes.contains(&args.service)
         && log.of(&args.service).next().is_none()
     {
-        let mut known = compose_services(settings, &nodes, &args.nodes);
+        let mut known = super::live::compose_services(settings, &nodes, &args.nodes);
         if !known.contains(&args.service) {
             known.extend(log.services().into_iter().map(str::to_string));
             known.extend(on_nodes);
@@ -90,22 +88,6 @@ pub async fn history(settings: &Settings, args: HistoryArgs) -> anyhow::Result<O
     }
     print_history(&args, &log, &now, &kept_points)?;
     Ok(Outcome::of_failures(&failures))
-}
-
-/// The services the compose files of the selected nodes define. A file
-/// that does not read leaves its services out: `history` shows the log and
-/// the containers, and must work while a compose file is being mended.
-fn compose_services(settings: &Settings, nodes: &[&Node], args: &NodeArgs) -> BTreeSet<String> {
-    let variables = Variables {
-        environment: settings.environment.variables.clone(),
-        globals: settings.globals.compose_variables(),
-    };
-    nodes
-        .iter()
-        .filter_map(|node| desired::load_files(node, &args.compose_dir, &variables).ok())
-        .flatten()
-        .flat_map(|(_, file)| file.services.into_iter().map(|s| s.name))
-        .collect()
 }
 
 /// A service that no compose file, log record or container names.
