@@ -872,11 +872,14 @@ impl Seen {
             "{what}: requests failed: {self:?}\n{}",
             describe(output)
         );
+        // kolla's time-stamped lines (since its start, a few ms after the
+        // client's) say what the swap was doing when the request waited.
         assert!(
             self.slowest <= self.typical + ABOVE_TYPICAL,
-            "{what}: a request waited {:?}, more than {ABOVE_TYPICAL:?} over the typical {:?}: {self:?}",
+            "{what}: a request waited {:?}, more than {ABOVE_TYPICAL:?} over the typical {:?}: {self:?}\n{}",
             self.slowest,
-            self.typical
+            self.typical,
+            describe(output)
         );
         assert!(
             self.requests >= FEWEST_REQUESTS,

@@ -1,7 +1,8 @@
 //! The shipped start scripts run as their containers run them, with hostile
 //! values from the operator's environment: they refuse what they do not
 //! expect, naming it, before they touch the node. The node's `ip` is a
-//! recorder on PATH; the script is the real one, rendered as kolla does.
+//! recorder on PATH; the script is the real one, rendered as kolla does,
+//! beside the snippet it sources (kolla-datapath.sh).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -30,7 +31,7 @@ impl Run {
 
     fn l2_agent_with(release: (&str, &str), environment: &[(&str, &str)]) -> Run {
         let dir = tempfile::tempdir().expect("a temporary folder");
-        let script = render_start_script(dir.path(), release);
+        let script = render_start_scripts(dir.path(), release, "kolla-l2-agent.sh");
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).expect("bin folder");
         std::fs::write(
@@ -81,29 +82,41 @@ impl Run {
             .expect("the run's folder")
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| !["bin", "ip-calls", "kolla-l2-agent.sh"].contains(&n.as_str()))
+            .filter(|n| {
+                !["bin", "ip-calls"].contains(&n.as_str()) && !SCRIPTS.contains(&n.as_str())
+            })
             .collect();
         names.sort();
         names
     }
 }
 
-fn render_start_script(dir: &Path, (release, service): (&str, &str)) -> PathBuf {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("compose/neutron/kolla-l2-agent.sh");
-    let text = std::fs::read_to_string(&source).expect("the shipped start script is readable");
-    let mut tera = kolla::templates::tera();
-    tera.add_raw_template("start", &text)
-        .expect("the start script is a valid template");
-    let mut context = tera::Context::new();
-    context.insert("node_name", "node-under-test");
-    context.insert("openstack_release", release);
-    context.insert("service_name", service);
-    let rendered = tera
-        .render("start", &context)
-        .expect("the start script renders");
-    let path = dir.join("kolla-l2-agent.sh");
-    std::fs::write(&path, rendered).expect("the rendered script is written");
-    path
+/// The start scripts of the neutron folder the tests run, and the snippet
+/// both source.
+const SCRIPTS: [&str; 3] = [
+    "kolla-l2-agent.sh",
+    "kolla-ns-agent.sh",
+    "kolla-datapath.sh",
+];
+
+/// Every script of `SCRIPTS` rendered for `release` and `service` into
+/// `dir`, as kolla renders the config folder; the path of `script`.
+fn render_start_scripts(dir: &Path, (release, service): (&str, &str), script: &str) -> PathBuf {
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("compose/neutron");
+    for name in SCRIPTS {
+        let text =
+            std::fs::read_to_string(folder.join(name)).expect("the shipped script is readable");
+        let mut tera = kolla::templates::tera();
+        tera.add_raw_template(name, &text)
+            .expect("the script is a valid template");
+        let mut context = tera::Context::new();
+        context.insert("node_name", "node-under-test");
+        context.insert("openstack_release", release);
+        context.insert("service_name", service);
+        let rendered = tera.render(name, &context).expect("the script renders");
+        std::fs::write(dir.join(name), rendered).expect("the rendered script is written");
+    }
+    dir.join(script)
 }
 
 #[test]
@@ -219,4 +232,83 @@ fn names_the_kernel_takes_pass_the_check() {
         );
         assert_eq!(run.ip_calls(), format!("link show {value}\n"), "{value:?}");
     }
+}
+
+/// The DHCP and L3 agents' start script: on the userspace datapath their
+/// namespaces' ports are veth pairs (a restarted ovs-vswitchd would orphan
+/// its tap devices there), on the kernel's Open vSwitch's internal ports;
+/// then the agent's own command runs, with that setting's file added. A
+/// datapath it does not know is refused before the agent starts.
+#[test]
+fn the_namespace_agents_plug_veth_pairs_on_the_userspace_datapath() {
+    for (release, setting, veth) in [
+        ("zed", "netdev", "true"),
+        ("epoxy", "netdev", "true"),
+        ("epoxy", "system", "false"),
+    ] {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let script = render_start_scripts(
+            dir.path(),
+            (release, "neutron-l3-agent"),
+            "kolla-ns-agent.sh",
+        );
+        let output = Command::new("bash")
+            .arg(&script)
+            .args([
+                "echo",
+                "neutron-l3-agent",
+                "--config-file",
+                "/etc/neutron/l3_agent.ini",
+            ])
+            .env("NEUTRON_OVS_DATAPATH", setting)
+            .output()
+            .expect("bash runs");
+        let said = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{setting}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let written = dir.path().join("datapath.ini");
+        assert_eq!(
+            said.trim(),
+            format!(
+                "neutron-l3-agent --config-file /etc/neutron/l3_agent.ini --config-file {}",
+                written.display()
+            ),
+            "{setting}: the agent's command line"
+        );
+        let ini = std::fs::read_to_string(&written).expect("the datapath's settings");
+        assert_eq!(
+            ini,
+            format!("[DEFAULT]\novs_use_veth = {veth}\n"),
+            "{release} {setting}"
+        );
+    }
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let script = render_start_scripts(
+        dir.path(),
+        ("epoxy", "neutron-dhcp-agent"),
+        "kolla-ns-agent.sh",
+    );
+    let output = Command::new("bash")
+        .arg(&script)
+        .args(["touch", "started"])
+        .env("NEUTRON_OVS_DATAPATH", "dpdk")
+        .current_dir(dir.path())
+        .output()
+        .expect("bash runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "neutron-dhcp-agent: NEUTRON_OVS_DATAPATH='dpdk': say system, netdev or auto"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("datapath.ini").exists(),
+        "settings written for a refused datapath"
+    );
+    assert!(!dir.path().join("started").exists(), "the agent started");
 }

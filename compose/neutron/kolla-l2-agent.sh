@@ -7,22 +7,8 @@
 # own end (give it an address of the provider subnet to reach floating IPs
 # from the node).
 set -euo pipefail
-# The switch's datapath: the kernel's (the openvswitch module) where the
-# node has it, else Open vSwitch's userspace one (slower; for nodes whose
-# kernel lacks the module). NEUTRON_OVS_DATAPATH=system|netdev decides.
-datapath="${NEUTRON_OVS_DATAPATH:-auto}"
-case "$datapath" in
-auto)
-    datapath=netdev
-    [ -d /sys/module/openvswitch ] && datapath=system
-    echo "{{ service_name }}: the $datapath datapath (the kernel's openvswitch module is $([ "$datapath" = system ] || echo "not ")loaded)"
-    ;;
-system | netdev) ;;
-*)
-    echo "{{ service_name }}: NEUTRON_OVS_DATAPATH=${datapath@Q}: say system, netdev or auto" >&2
-    exit 1
-    ;;
-esac
+# The switch's datapath, in $datapath (kolla-datapath.sh, beside this script).
+. "$(dirname "${BASH_SOURCE[0]}")/kolla-datapath.sh"
 # A name the kernel takes, that `ip` cannot read as an option and an ini
 # line cannot be broken by.
 check_name() { # VARIABLE VALUE
