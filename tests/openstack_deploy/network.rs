@@ -117,7 +117,7 @@ pub fn a_server_gets_its_address_and_a_floating_ip(d: &Deployment, admin: &str, 
 /// end; the network, the server's port and the server are all there after,
 /// the API answering at once. (Before the DHCP and L3 agents plugged veth
 /// pairs on the userspace datapath, the floating IP went dark for good at
-/// ovs-vswitchd's stage: 68 of 252 pings lost, to the end.)
+/// ovs-vswitchd's stage: 68 of 252 pings lost, to the end; after, 1 of 260.)
 fn the_guest_through(
     cli: &Cli,
     net: &Network,
