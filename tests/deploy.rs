@@ -707,11 +707,17 @@ fn shipped_all_in_one_templates_render_for_every_service() {
         let config: serde_json::Value = serde_json::from_slice(&config.bytes)
             .unwrap_or_else(|e| panic!("{service}: config.json is not JSON: {e}"));
         let command = config["command"].as_str().unwrap_or_default();
-        let program = command.split_whitespace().next().unwrap_or_default();
+        let mut words = command.split_whitespace();
+        let mut program = words.next().unwrap_or_default();
         assert!(
             !program.is_empty(),
             "{service}: config.json names no command"
         );
+        // The DHCP and L3 agents start through a script that sets how their
+        // namespaces plug into the switch: the agent is its first argument.
+        if program == "/etc/neutron/kolla-ns-agent.sh" {
+            program = words.next().unwrap_or_default();
+        }
         // The L2 agents' start script makes the provider interface first.
         let own_program = (service.starts_with("nova-") && service != "nova-libvirt")
             || (service.starts_with("neutron-") && service != "neutron-openvswitch-agent");

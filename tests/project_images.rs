@@ -1,8 +1,9 @@
 //! The project's own image tree, for each release from the Debian base
 //! that tools/make-base-image imports for it, into the heavy tests' cache
 //! (the namespace named by the tree's content, `Sandbox::for_project_images`):
-//! tools/test runs both trees side by side, beside the fast suite, so that
-//! the heavy tests find every image up to date. Every shipped image is built or found up
+//! tools/test runs the Epoxy tree beside the fast suite, so that both heavy
+//! tests find every image up to date, and the Zed tree once the fast suite
+//! is done, for the Zed all-in-one. Every shipped image is built or found up
 //! to date, and the builds' downloads went through the run's package
 //! cache, each file from the archive once. Ignored by default (minutes;
 //! it needs the Debian mirror); tools/test and CI run it.
