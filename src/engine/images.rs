@@ -1,5 +1,5 @@
 //! Images on an engine: inspect, build (the context as a tar, the
-//! builder's stream), pull, push, remove.
+//! builder's stream), pull, push, list, remove.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -59,6 +59,20 @@ pub struct ImageInfo {
     pub repo_digests: Vec<String>,
     /// The paths its `VOLUME` instructions declare.
     pub volumes: Vec<String>,
+}
+
+/// An image on a node as one list call shows it (`kolla prune-images`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedImage {
+    pub id: String,
+    /// `name:tag` references (none for a dangling image).
+    pub tags: Vec<String>,
+    pub labels: HashMap<String, String>,
+    /// Bytes of all its layers, those it shares with other images too.
+    pub size: u64,
+    /// Of those, the bytes other images share, where the engine says
+    /// (API 1.42 and later); what removing it alone frees is the rest.
+    pub shared_size: Option<u64>,
 }
 
 /// One image build: the tar of the context (with `Dockerfile` at its root)
@@ -323,6 +337,33 @@ impl Engine {
             Ok(_) | Err(EngineError::NotFound { .. }) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// Every tagged or dangling top-level image on the engine (not the
+    /// intermediate layers of classic builds), with the bytes it shares
+    /// with others where the engine counts them.
+    pub async fn list_images(&self) -> Result<Vec<ListedImage>, EngineError> {
+        let options = ListImagesOptionsBuilder::default()
+            .shared_size(true)
+            .build();
+        let images = self
+            .answer("list images", self.docker.list_images(Some(options)))
+            .await?;
+        Ok(images
+            .into_iter()
+            .map(|i| ListedImage {
+                id: i.id,
+                tags: i
+                    .repo_tags
+                    .into_iter()
+                    .filter(|t| t != "<none>:<none>")
+                    .collect(),
+                labels: i.labels,
+                size: u64::try_from(i.size).unwrap_or(0),
+                // -1: the engine did not count it.
+                shared_size: u64::try_from(i.shared_size).ok(),
+            })
+            .collect())
     }
 
     /// Tags (`name:tag`) of every image whose reference matches `pattern`
