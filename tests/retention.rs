@@ -29,6 +29,13 @@ fn web_generations(d: &Deployment) -> Vec<String> {
         .collect()
 }
 
+/// `kolla prune-images ARGS`, which must succeed; what it printed.
+fn prune_images(d: &Deployment, args: &[&str]) -> String {
+    let output = d.kolla("prune-images", args);
+    assert!(output.status.success(), "{}", describe(&output));
+    stdout(&output)
+}
+
 fn add_to_globals(d: &Deployment, line: &str) {
     let path = d.images.config_dir.join("globals.yml");
     let mut globals = std::fs::read_to_string(&path).expect("globals.yml");
@@ -113,9 +120,7 @@ fn prune_images_keeps_what_kept_generations_use_and_rollback_still_works() {
         "removed under a held lock"
     );
 
-    let output = d.kolla("prune-images", &["--dry-run"]);
-    assert!(output.status.success(), "{}", describe(&output));
-    let said = stdout(&output);
+    let said = prune_images(&d, &["--dry-run"]);
     assert!(
         said.contains(&format!("would remove {}", image("4.0.0"))),
         "{said}"
@@ -126,14 +131,32 @@ fn prune_images_keeps_what_kept_generations_use_and_rollback_still_works() {
         "the dry run removed it"
     );
 
-    let output = d.kolla("prune-images", &[]);
-    assert!(output.status.success(), "{}", describe(&output));
-    let said = stdout(&output);
+    let said = prune_images(&d, &[]);
     assert!(
         said.contains(&format!("removed {}", image("4.0.0"))),
         "{said}"
     );
     assert!(said.contains("bytes) freed"), "{said}");
+    // What 4.0.0 frees is its own layers: the shared busybox beneath it
+    // stays (its size alone is more than a MiB).
+    let base = d.images.image(common::shared_busybox()).expect("the base");
+    let base_size = common::runtime()
+        .block_on(d.images.engine.list_images())
+        .expect("list images")
+        .into_iter()
+        .find(|i| i.id == base.id)
+        .expect("the base listed")
+        .size;
+    let freed: u64 = said
+        .split(" bytes) freed")
+        .next()
+        .and_then(|before| before.rsplit('(').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no byte count: {said}"));
+    assert!(
+        freed > 0 && freed < base_size,
+        "{freed} of {base_size}: {said}"
+    );
     assert!(d.images.image(&image("4.0.0")).is_none(), "{said}");
     for kept in ["1.0.0", "2.0.0", "3.0.0", "alias"] {
         assert!(
@@ -149,13 +172,8 @@ fn prune_images_keeps_what_kept_generations_use_and_rollback_still_works() {
     assert_eq!(d.containers(), containers);
 
     // Nothing left to remove.
-    let output = d.kolla("prune-images", &[]);
-    assert!(output.status.success(), "{}", describe(&output));
-    assert!(
-        stdout(&output).contains("no unused kolla image"),
-        "{}",
-        describe(&output)
-    );
+    let said = prune_images(&d, &[]);
+    assert!(said.contains("no unused kolla image"), "{said}");
 
     // The newest kept generation comes back, healthy, on its own image.
     let output = d.kolla("rollback", &["web"]);

@@ -67,9 +67,39 @@ pub struct Unused {
     /// Its own bytes: its size less what it shares with other images
     /// where the engine says, else its whole size.
     pub bytes: u64,
-    /// Whether the engine counted the shared bytes (else `bytes` is at
-    /// most what removing it frees).
+    /// Whether the engine counted the shared bytes (else `bytes` is an
+    /// estimate: see `estimate_from_layers`).
     pub exact: bool,
+}
+
+/// For an engine that does not count shared bytes (before API 1.42): each
+/// of `unused` gets its size less the largest image of `images` whose
+/// layers (`layers`: image id -> diff ids, base first) its own begin with,
+/// its parent in the tree most often, whose bytes stay with that image
+/// (or are counted once, where that one goes too). Layers shared with a
+/// sibling only are still counted: the total is at most what is freed.
+pub fn estimate_from_layers(
+    unused: &mut [Unused],
+    images: &[ListedImage],
+    layers: &std::collections::HashMap<String, Vec<String>>,
+) {
+    for image in unused.iter_mut().filter(|i| !i.exact) {
+        let Some(mine) = layers.get(&image.id) else {
+            continue;
+        };
+        let base = images
+            .iter()
+            .filter(|other| other.id != image.id)
+            .filter(|other| {
+                layers
+                    .get(&other.id)
+                    .is_some_and(|theirs| !theirs.is_empty() && mine.starts_with(theirs))
+            })
+            .map(|other| other.size)
+            .max()
+            .unwrap_or(0);
+        image.bytes = image.bytes.saturating_sub(base);
+    }
 }
 
 /// Of `images`, kolla's that nothing needs: every tag kolla's (an image
@@ -209,6 +239,40 @@ mod tests {
         images[0].shared_size = None;
         let unused = unused_images(&images, &BTreeSet::new(), &ours());
         assert_eq!((unused[0].bytes, unused[0].exact), (100, false));
+    }
+
+    #[test]
+    fn without_the_engines_count_the_parents_bytes_are_left_out() {
+        let mut images = vec![
+            image("base", &["kolla/base:3.0"], true, 60),
+            image("old", &["kolla/web:1.0"], true, 100),
+            image("sibling", &["kolla/api:1.0"], true, 90),
+        ];
+        for i in &mut images {
+            i.shared_size = None;
+        }
+        let layers = HashMap::from([
+            ("base".to_string(), vec!["l1".to_string(), "l2".into()]),
+            (
+                "old".to_string(),
+                vec!["l1".into(), "l2".into(), "l3".into()],
+            ),
+            ("sibling".to_string(), vec!["l1".into(), "l4".into()]),
+        ]);
+        let mut unused = unused_images(&images, &BTreeSet::new(), &ours());
+        assert_eq!(ids(&unused), ["sibling", "old"]);
+        estimate_from_layers(&mut unused, &images, &layers);
+        // `old` begins with all of base's layers; `sibling` with one only,
+        // which no image ends at: counted whole.
+        assert_eq!((unused[1].bytes, unused[0].bytes), (40, 90));
+        // Counted by the engine: left as it is.
+        let mut counted = vec![Unused {
+            exact: true,
+            ..unused[1].clone()
+        }];
+        counted[0].bytes = 7;
+        estimate_from_layers(&mut counted, &images, &layers);
+        assert_eq!(counted[0].bytes, 7);
     }
 
     #[test]

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
 use bollard::moby::buildkit::v1::StatusResponse;
-use bollard::models::BuildInfoAux;
+use bollard::models::{BuildInfoAux, ImageSummary};
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, BuilderVersion, CreateImageOptionsBuilder, ImportImageOptionsBuilder,
-    ListImagesOptionsBuilder, PushImageOptionsBuilder, RemoveImageOptionsBuilder,
+    ListImagesOptions, ListImagesOptionsBuilder, PushImageOptionsBuilder,
+    RemoveImageOptionsBuilder,
 };
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -59,6 +60,9 @@ pub struct ImageInfo {
     pub repo_digests: Vec<String>,
     /// The paths its `VOLUME` instructions declare.
     pub volumes: Vec<String>,
+    /// Its layers' diff ids, base first: an image whose layers begin with
+    /// another's shares that one's bytes.
+    pub layers: Vec<String>,
 }
 
 /// An image on a node as one list call shows it (`kolla prune-images`).
@@ -110,6 +114,7 @@ impl Engine {
                     .and_then(|c| c.labels.clone())
                     .unwrap_or_default(),
                 volumes: inspect.config.and_then(|c| c.volumes).unwrap_or_default(),
+                layers: inspect.root_fs.and_then(|r| r.layers).unwrap_or_default(),
                 repo_digests: inspect.repo_digests.unwrap_or_default(),
             })),
             Err(e) => match EngineError::from_api(format!("image {reference}"), e) {
@@ -346,18 +351,13 @@ impl Engine {
         let options = ListImagesOptionsBuilder::default()
             .shared_size(true)
             .build();
-        let images = self
-            .answer("list images", self.docker.list_images(Some(options)))
-            .await?;
-        Ok(images
+        Ok(self
+            .summaries(options)
+            .await?
             .into_iter()
             .map(|i| ListedImage {
                 id: i.id,
-                tags: i
-                    .repo_tags
-                    .into_iter()
-                    .filter(|t| t != "<none>:<none>")
-                    .collect(),
+                tags: named(i.repo_tags).collect(),
                 labels: i.labels,
                 size: u64::try_from(i.size).unwrap_or(0),
                 // -1: the engine did not count it.
@@ -373,15 +373,26 @@ impl Engine {
         let options = ListImagesOptionsBuilder::default()
             .filters(&filters)
             .build();
-        let images = self
-            .answer("list images", self.docker.list_images(Some(options)))
-            .await?;
+        let images = self.summaries(options).await?;
         Ok(images
             .into_iter()
-            .flat_map(|i| i.repo_tags)
-            .filter(|t| t != "<none>:<none>")
+            .flat_map(|i| named(i.repo_tags))
             .collect())
     }
+
+    /// One list call.
+    async fn summaries(
+        &self,
+        options: ListImagesOptions,
+    ) -> Result<Vec<ImageSummary>, EngineError> {
+        self.answer("list images", self.docker.list_images(Some(options)))
+            .await
+    }
+}
+
+/// An image's tags, without the engine's `<none>:<none>` of an untagged one.
+fn named(tags: Vec<String>) -> impl Iterator<Item = String> {
+    tags.into_iter().filter(|t| t != "<none>:<none>")
 }
 
 /// A BuildKit session id for one build: unique on the engine while it runs

@@ -7,7 +7,7 @@
 //! stale lock is never taken over: recovery needs what it records.
 //! `--dry-run` says what would go and takes no lock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::targets::{self, Target};
 use super::{Fanout, NodeReport, Outcome, over_nodes};
@@ -17,7 +17,7 @@ use crate::deploy::error::DeployError;
 use crate::deploy::labels::{ObservedContainer, Role, State};
 use crate::deploy::lock::{Holder, LockError, Takeover};
 use crate::deploy::session::{Intent, Session};
-use crate::deploy::unused_images::{Ours, Unused, unused_images};
+use crate::deploy::unused_images::{Ours, Unused, estimate_from_layers, unused_images};
 use crate::engine::{Engine, EngineError};
 use crate::settings::Settings;
 
@@ -77,11 +77,23 @@ async fn prune_node(
     Ok(lines)
 }
 
-/// The images of the node that nothing needs, looked at now.
+/// The images of the node that nothing needs, looked at now, with the
+/// bytes each frees (estimated from the images' layers where the engine
+/// does not count shared bytes: an inspect per image, older engines only).
 async fn unused_on(engine: &Engine, ours: &Ours) -> Result<Vec<Unused>, EngineError> {
     let in_use = engine.image_ids_in_use().await?;
     let images = engine.list_images().await?;
-    Ok(unused_images(&images, &in_use, ours))
+    let mut unused = unused_images(&images, &in_use, ours);
+    if unused.iter().any(|i| !i.exact) {
+        let mut layers = HashMap::new();
+        for image in &images {
+            if let Some(info) = engine.image(&image.id).await? {
+                layers.insert(image.id.clone(), info.layers);
+            }
+        }
+        estimate_from_layers(&mut unused, &images, &layers);
+    }
+    Ok(unused)
 }
 
 /// Take the lock of every service with a container on the node, in name
@@ -221,7 +233,8 @@ fn report(images: &[Unused], verb: &str, freed: &str) -> Vec<String> {
     let bytes: u64 = images.iter().map(|i| i.bytes).sum();
     let bound = match images.iter().all(|i| i.exact) {
         true => "",
-        // Engines before API 1.42 do not count the layers images share.
+        // Engines before API 1.42 do not count the layers images share:
+        // the figure is estimated from the layers (`estimate_from_layers`).
         false => "at most ",
     };
     lines.push(format!(
