@@ -21,7 +21,7 @@ use crate::deploy::unused_images::{Ours, Unused, estimate_from_layers, unused_im
 use crate::engine::{Engine, EngineError};
 use crate::settings::Settings;
 
-/// The lock's reason, as `kolla history` and a waiting run show it.
+/// The locks' reason, as a run waiting for one of them is told.
 const ACTION: &str = "prune-images";
 
 pub async fn prune_images(settings: &Settings, args: PruneImagesArgs) -> anyhow::Result<Outcome> {
