@@ -104,6 +104,10 @@ pub enum Command {
     Unlock(ServiceArgs),
     /// Show the swaps of a service and what runs now.
     History(HistoryArgs),
+    /// Remove kolla's images that no container on the node uses (live,
+    /// kept for rollback, or stopped), under every service's lock; print
+    /// what went and the bytes freed.
+    PruneImages(PruneImagesArgs),
     /// Show the log of a service's live container on every selected node
     /// that has one (each line after its node's name when there are
     /// several).
@@ -199,9 +203,10 @@ pub struct GateArgs {
     #[command(flatten)]
     pub health: HealthArgs,
 
-    /// Replaced containers kept per service for rollback.
-    #[arg(long, default_value_t = 2)]
-    pub retain: usize,
+    /// Replaced containers kept per service for rollback, for this run
+    /// (default: globals.yml `retain`, else 2); older ones are removed.
+    #[arg(long, value_name = "N")]
+    pub retain: Option<usize>,
 
     /// Longest a swap may leave a service dark (from the old container's
     /// stop to the new one's first passing health check, e.g. 30s, 1m30s);
@@ -360,6 +365,20 @@ pub struct HistoryArgs {
 
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
     pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneImagesArgs {
+    #[command(flatten)]
+    pub nodes: NodeArgs,
+
+    /// Print the images that would be removed and the bytes freed; take
+    /// no lock and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub lock: LockWaitArgs,
 }
 
 #[derive(Debug, Args)]
@@ -873,5 +892,41 @@ mod tests {
         );
         assert_eq!(args.gate.health.health_timeout, 300);
         assert_eq!(args.gate.lock.lock_wait, None);
+        // Unset, globals.yml's `retain` decides (settings).
+        assert_eq!(args.gate.retain, None);
+        let Command::Deploy(args) = deploy(&["--retain", "5"]).unwrap().command else {
+            panic!("not deploy");
+        };
+        assert_eq!(args.gate.retain, Some(5));
+        assert_eq!(deploy(&["--retain", "-1"]).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn prune_images_takes_nodes_a_dry_run_and_a_lock_wait() {
+        let argv = [
+            "kolla",
+            "prune-images",
+            "--node",
+            "compute",
+            "--dry-run",
+            "--lock-wait",
+            "30s",
+        ];
+        let Command::PruneImages(args) = Cli::try_parse_from(argv).unwrap().command else {
+            panic!("not prune-images");
+        };
+        assert_eq!(args.nodes.node, ["compute"]);
+        assert!(args.dry_run);
+        assert_eq!(
+            args.lock.lock_wait,
+            Some(std::time::Duration::from_secs(30))
+        );
+        let Command::PruneImages(args) = Cli::try_parse_from(["kolla", "prune-images"])
+            .unwrap()
+            .command
+        else {
+            panic!("not prune-images");
+        };
+        assert!(!args.dry_run && args.lock.lock_wait.is_none());
     }
 }

@@ -15,6 +15,35 @@ use super::{ConfigError, names, reference};
 /// The file name looked up inside `--config-dir`.
 pub const GLOBALS_FILE: &str = "globals.yml";
 
+/// Kept generations per service when neither globals.yml nor `--retain`
+/// says.
+pub const DEFAULT_RETAIN: usize = 2;
+
+/// `retain:` as a whole number of kept generations, 0 or more. Written out
+/// so that `-1`, `2.5` or `three` are refused saying what the key takes
+/// (the YAML error adds the line and column).
+fn retain_count<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<usize, D::Error> {
+    struct Count;
+    impl serde::de::Visitor<'_> for Count {
+        type Value = usize;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("retain: a whole number of kept generations per service, 0 or more")
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<usize, E> {
+            usize::try_from(v)
+                .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<usize, E> {
+            u64::try_from(v)
+                .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+                .and_then(|v| self.visit_u64(v))
+        }
+    }
+    // `any`: the YAML reader's own u64 parse would refuse `-1` without
+    // saying what the key takes.
+    deserializer.deserialize_any(Count)
+}
+
 /// Settings shared by the image builder and the deployer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -53,6 +82,11 @@ pub struct Globals {
     /// on every node reach the database, the message queue, memcached and
     /// Keystone. Loopback for an all-in-one.
     pub internal_address: String,
+    /// Replaced containers kept per service for rollback (`--retain`
+    /// overrides it for one run): a plain run keeps what the operator
+    /// asked for here instead of pruning to the built-in default.
+    #[serde(deserialize_with = "retain_count")]
+    pub retain: usize,
     /// Which of the values the release implies were set in globals.yml or
     /// by a flag, so that a change of release leaves them be.
     #[serde(skip)]
@@ -105,6 +139,7 @@ impl Default for Globals {
             container_prefix: String::new(),
             swap_helper: true,
             internal_address: "127.0.0.1".into(),
+            retain: DEFAULT_RETAIN,
             pinned: Pinned::default(),
         }
     }
@@ -463,6 +498,21 @@ mod tests {
         assert!(err.starts_with("globals.yml:"), "{err}");
         assert!(err.contains("regsitry"), "{err}");
         assert!(err.contains('2'), "line missing: {err}");
+    }
+
+    #[test]
+    fn retain_is_a_count_of_kept_generations_refused_with_its_line_otherwise() {
+        assert_eq!(parse("tag: x\n").unwrap().retain, DEFAULT_RETAIN);
+        assert_eq!(parse("retain: 5\n").unwrap().retain, 5);
+        assert_eq!(parse("retain: 0\n").unwrap().retain, 0);
+        for bad in ["-1", "2.5", "three", "\"3\"", "[3]", "null"] {
+            let err = parse(&format!("tag: x\nretain: {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("globals.yml:"), "{bad}: {err}");
+            assert!(err.contains("line 2"), "{bad}: {err}");
+            assert!(err.contains("0 or more"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -45,7 +45,7 @@ impl Default for ApplyOptions {
             max_dark: None,
             stop_guests: false,
             lock_wait: None,
-            retain: 2,
+            retain: crate::config::globals::DEFAULT_RETAIN,
             log_lines: 30,
         }
     }
@@ -69,7 +69,7 @@ pub struct NodeRun<'a> {
 }
 
 impl NodeRun<'_> {
-    pub(super) fn engine_error(&self, source: EngineError) -> DeployError {
+    pub fn engine_error(&self, source: EngineError) -> DeployError {
         DeployError::Engine {
             node: self.node.to_string(),
             source,

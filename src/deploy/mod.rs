@@ -14,6 +14,7 @@
 //! nothing: under a service's lock it runs what the plan's action says
 //! once rechecked against the node (`plan::Action::recheck`). Containers
 //! carry all the state (`labels`); only the history is a local file.
+//! `unused_images` (pure) says which images `kolla prune-images` removes.
 
 pub mod config_files;
 pub mod context;
@@ -44,6 +45,7 @@ pub mod steps;
 pub mod supply;
 
 pub mod tags;
+pub mod unused_images;
 pub mod upgrade_order;
 pub mod volumes;
 

@@ -2,7 +2,7 @@
 //! restart policy, config upload, logs (collected, or streamed as `kolla
 //! logs` shows them), inspect, and one-shot runs.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -91,6 +91,19 @@ impl Engine {
     pub async fn container_ids(&self, key: &str, value: &str) -> Result<Vec<String>, EngineError> {
         let containers = self.containers_matching(key, value).await?;
         Ok(containers.into_iter().filter_map(|c| c.id).collect())
+    }
+
+    /// The image ids of every container on the engine, running or not,
+    /// whoever made it: an image one of them uses is in use.
+    pub async fn image_ids_in_use(&self) -> Result<BTreeSet<String>, EngineError> {
+        let options = ListContainersOptionsBuilder::default().all(true).build();
+        let containers = self
+            .answer(
+                "list containers",
+                self.docker.list_containers(Some(options)),
+            )
+            .await?;
+        Ok(containers.into_iter().filter_map(|c| c.image_id).collect())
     }
 
     /// Every container (running or not) matching one engine filter.

@@ -1,5 +1,5 @@
 //! Images on an engine: inspect, build (the context as a tar, the
-//! builder's stream), pull, push, remove.
+//! builder's stream), pull, push, list, remove.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
 use bollard::moby::buildkit::v1::StatusResponse;
-use bollard::models::BuildInfoAux;
+use bollard::models::{BuildInfoAux, ImageSummary};
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, BuilderVersion, CreateImageOptionsBuilder, ImportImageOptionsBuilder,
-    ListImagesOptionsBuilder, PushImageOptionsBuilder, RemoveImageOptionsBuilder,
+    ListImagesOptions, ListImagesOptionsBuilder, PushImageOptionsBuilder,
+    RemoveImageOptionsBuilder,
 };
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -59,6 +60,23 @@ pub struct ImageInfo {
     pub repo_digests: Vec<String>,
     /// The paths its `VOLUME` instructions declare.
     pub volumes: Vec<String>,
+    /// Its layers' diff ids, base first: an image whose layers begin with
+    /// another's shares that one's bytes.
+    pub layers: Vec<String>,
+}
+
+/// An image on a node as one list call shows it (`kolla prune-images`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedImage {
+    pub id: String,
+    /// `name:tag` references (none for a dangling image).
+    pub tags: Vec<String>,
+    pub labels: HashMap<String, String>,
+    /// Bytes of all its layers, those it shares with other images too.
+    pub size: u64,
+    /// Of those, the bytes other images share, where the engine says
+    /// (API 1.42 and later); what removing it alone frees is the rest.
+    pub shared_size: Option<u64>,
 }
 
 /// One image build: the tar of the context (with `Dockerfile` at its root)
@@ -96,6 +114,7 @@ impl Engine {
                     .and_then(|c| c.labels.clone())
                     .unwrap_or_default(),
                 volumes: inspect.config.and_then(|c| c.volumes).unwrap_or_default(),
+                layers: inspect.root_fs.and_then(|r| r.layers).unwrap_or_default(),
                 repo_digests: inspect.repo_digests.unwrap_or_default(),
             })),
             Err(e) => match EngineError::from_api(format!("image {reference}"), e) {
@@ -325,6 +344,28 @@ impl Engine {
         }
     }
 
+    /// Every tagged or dangling top-level image on the engine (not the
+    /// intermediate layers of classic builds), with the bytes it shares
+    /// with others where the engine counts them.
+    pub async fn list_images(&self) -> Result<Vec<ListedImage>, EngineError> {
+        let options = ListImagesOptionsBuilder::default()
+            .shared_size(true)
+            .build();
+        Ok(self
+            .summaries(options)
+            .await?
+            .into_iter()
+            .map(|i| ListedImage {
+                id: i.id,
+                tags: named(i.repo_tags).collect(),
+                labels: i.labels,
+                size: u64::try_from(i.size).unwrap_or(0),
+                // -1: the engine did not count it.
+                shared_size: u64::try_from(i.shared_size).ok(),
+            })
+            .collect())
+    }
+
     /// Tags (`name:tag`) of every image whose reference matches `pattern`
     /// (Docker's `reference` filter, e.g. `kolla/*`).
     pub async fn image_tags_matching(&self, pattern: &str) -> Result<Vec<String>, EngineError> {
@@ -332,15 +373,26 @@ impl Engine {
         let options = ListImagesOptionsBuilder::default()
             .filters(&filters)
             .build();
-        let images = self
-            .answer("list images", self.docker.list_images(Some(options)))
-            .await?;
+        let images = self.summaries(options).await?;
         Ok(images
             .into_iter()
-            .flat_map(|i| i.repo_tags)
-            .filter(|t| t != "<none>:<none>")
+            .flat_map(|i| named(i.repo_tags))
             .collect())
     }
+
+    /// One list call.
+    async fn summaries(
+        &self,
+        options: ListImagesOptions,
+    ) -> Result<Vec<ImageSummary>, EngineError> {
+        self.answer("list images", self.docker.list_images(Some(options)))
+            .await
+    }
+}
+
+/// An image's tags, without the engine's `<none>:<none>` of an untagged one.
+fn named(tags: Vec<String>) -> impl Iterator<Item = String> {
+    tags.into_iter().filter(|t| t != "<none>:<none>")
 }
 
 /// A BuildKit session id for one build: unique on the engine while it runs

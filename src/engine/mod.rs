@@ -33,7 +33,7 @@ pub use body::{SYSTEMPATHS_UNCONFINED, create_body};
 pub use containers::{ContainerDetails, LogRequest, Printed, PrintedStream, RunOutput};
 pub use deadline::{DEFAULT_ANSWER, Deadlines};
 pub use exec::{AttachedExec, ExecOutput, ExecRequest};
-pub use images::{BuildRequest, ImageInfo, RegistryAuth, split_tag};
+pub use images::{BuildRequest, ImageInfo, ListedImage, RegistryAuth, split_tag};
 pub use wait::{WaitGoal, WaitOutcome};
 
 /// bollard's own timeout, on response headers only: a backstop, far above

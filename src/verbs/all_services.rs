@@ -176,7 +176,7 @@ pub async fn upgrade_all(
     let run = Run {
         settings,
         targets: &targets,
-        options: &apply_options(&args.gate),
+        options: &apply_options(&args.gate, settings),
         credentials: &settings.credentials()?,
         fanout: Fanout {
             batch: usize::from(args.parallel),
@@ -239,7 +239,7 @@ pub async fn rollback_all(
     let run = Run {
         settings,
         targets: &targets,
-        options: &apply_options(&args.gate),
+        options: &apply_options(&args.gate, settings),
         // A rollback pulls nothing: no credentials are read.
         credentials: &Store::default(),
         fanout: Fanout {

@@ -89,7 +89,7 @@ impl<'a> Ahead<'a> {
         credentials: &Store,
         asked: &targets::Asked,
     ) {
-        let options = &apply_options(&args.gate);
+        let options = &apply_options(&args.gate, settings);
         super::each_node(&self.nodes, settings.forks, |(node, desired, gate)| async move {
             let only = named_only(&args.services);
             let copied = async {
@@ -119,7 +119,7 @@ async fn deploy_node(
     asked: &targets::Asked,
 ) -> NodeReport {
     let engine = asked.connect(settings, target.node).await?;
-    let options = apply_options(&args.gate);
+    let options = apply_options(&args.gate, settings);
     let at = node_at(&engine, target.node, settings, (&options, credentials));
     let intent = Intent::Deploy {
         remove_orphans: args.remove_orphans,

@@ -69,7 +69,7 @@ async fn start_or_restart(
     named::refuse_unknown_on(settings, &nodes, &args.nodes, &args.services).await?;
     let options = crate::deploy::context::ApplyOptions {
         stop_guests: restart.unwrap_or(false),
-        ..start_options(&args.health, &args.lock)
+        ..start_options(&args.health, &args.lock, settings)
     };
     let fanout = match restart {
         Some(_) => Fanout::ONE_BY_ONE,

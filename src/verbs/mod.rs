@@ -9,7 +9,8 @@
 //! first), `deploy` (deploy, pull), `lifecycle` (stop, start, restart,
 //! destroy), `ps`, `prechecks`, `genpwd`, `post_deploy` (the admin's
 //! client files), `swap` (upgrade, rollback), `recover` (recover, unlock),
-//! `history`, `config` (the resolved compose files, masked), `logs`, `exec` (with `live`, which finds a service's live
+//! `history`, `prune_images` (kolla's images nothing uses), `config` (the
+//! resolved compose files, masked), `logs`, `exec` (with `live`, which finds a service's live
 //! containers or refuses its name, `suggest` and `terminal`), `completions`
 //! (completions and manpage, from `cli`'s definitions). Deploy, upgrade,
 //! rollback, recover, start and restart hand each node to the
@@ -31,6 +32,7 @@ mod logs;
 mod named;
 mod post_deploy;
 mod prechecks;
+mod prune_images;
 mod ps;
 mod recover;
 mod suggest;
@@ -434,6 +436,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Unlock(args) => recover::unlock(s, args).await,
         Command::Recover(args) => recover::recover(s, args).await,
         Command::History(args) => history::history(s, args).await,
+        Command::PruneImages(args) => prune_images::prune_images(s, args).await,
         Command::Logs(args) => logs::logs(s, args).await,
         Command::Exec(args) => exec::exec(s, args).await,
         Command::SwapHelper(_) | Command::Completions(_) | Command::Manpage(_) => {

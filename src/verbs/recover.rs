@@ -15,7 +15,7 @@ use crate::settings::Settings;
 pub async fn recover(settings: &Settings, args: RecoverArgs) -> anyhow::Result<Outcome> {
     let inventory = targets::load_nodes(&args.nodes)?;
     let nodes = inventory.select(&args.nodes.node)?;
-    let options = apply_options(&args.gate);
+    let options = apply_options(&args.gate, settings);
     let fanout = Fanout::all(settings.forks);
     let asked = &targets::ask_engines(settings, nodes.iter().copied()).await;
     // Recovery pulls nothing: no credentials are read.

@@ -43,7 +43,7 @@ pub async fn upgrade(settings: &Settings, args: UpgradeArgs) -> anyhow::Result<O
                 .any(|s| t.desired.services.contains_key(s))
         })
         .collect();
-    let options = apply_options(&args.gate);
+    let options = apply_options(&args.gate, settings);
     let json = args.output == OutputFormat::Json;
     let fanout = Fanout {
         batch: usize::from(args.parallel),
@@ -167,7 +167,7 @@ pub async fn rollback(settings: &Settings, args: RollbackArgs) -> anyhow::Result
     }
     let inventory = targets::load_nodes(&args.nodes)?;
     let selected = inventory.select(&args.nodes.node)?;
-    let options = apply_options(&args.gate);
+    let options = apply_options(&args.gate, settings);
     let json = args.output == OutputFormat::Json;
     let fanout = Fanout {
         batch: usize::from(args.parallel),

@@ -52,23 +52,31 @@ impl super::NodeName for &Target<'_> {
     }
 }
 
-/// How long swaps, gates and lock waits take, from the command line.
-pub fn apply_options(gate: &GateArgs) -> ApplyOptions {
+/// How long swaps, gates and lock waits take, and how many kept
+/// generations stay: from the command line, `--retain` over globals.yml's
+/// `retain`.
+pub fn apply_options(gate: &GateArgs, settings: &Settings) -> ApplyOptions {
     ApplyOptions {
-        retain: gate.retain,
+        retain: gate.retain.unwrap_or(settings.globals.retain),
         max_dark: gate.max_dark,
         stop_guests: gate.stop_guests,
-        ..start_options(&gate.health, &gate.lock)
+        ..start_options(&gate.health, &gate.lock, settings)
     }
 }
 
 /// How long gates and lock waits take, for the verbs that start
-/// containers without swapping them (`start`, `restart`).
-pub fn start_options(health: &HealthArgs, lock: &LockWaitArgs) -> ApplyOptions {
+/// containers without swapping them (`start`, `restart`). The recovery
+/// they run first prunes kept generations to globals.yml's `retain`.
+pub fn start_options(
+    health: &HealthArgs,
+    lock: &LockWaitArgs,
+    settings: &Settings,
+) -> ApplyOptions {
     ApplyOptions {
         health_timeout: Duration::from_secs(health.health_timeout),
         monitor_window: health.monitor_window,
         lock_wait: lock.lock_wait,
+        retain: settings.globals.retain,
         ..ApplyOptions::default()
     }
 }
