@@ -17,8 +17,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{
-    Bounded, Deployment, OwnTag, Registry, Sandbox, describe, docker, expect_exit, free_port,
-    http_get, runtime, stdout_of, swap_deployment,
+    Bounded, Deployment, OwnTag, Registry, Sandbox, describe, docker, expect_exit, http_get,
+    runtime, stdout_of, swap_deployment,
 };
 
 /// name -> (id, state) of the deployment's containers.

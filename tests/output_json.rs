@@ -256,14 +256,14 @@ fn pull_says_of_each_image_pulled_already_present_or_failed() {
         "{}/{}/fx-missing:1.0.0",
         registry.address, d.images.namespace
     );
-    std::fs::write(
-        d.compose_dir.join("controller.yml"),
-        format!(
-            "services:\n  fetched:\n    image: {}\n    command: [sleep, \"3600\"]\n  absent:\n    image: {missing}\n    command: [sleep, \"3600\"]\n",
-            image.0
-        ),
-    )
-    .expect("compose file");
+    // Two services that sleep: one of the pushed image, one of an image
+    // the registry lacks.
+    let services =
+        [("fetched", image.0.as_str()), ("absent", missing.as_str())].map(|(name, image)| {
+            format!("  {name}:\n    image: {image}\n    command: [sleep, \"3600\"]\n")
+        });
+    let compose = format!("services:\n{}", services.concat());
+    std::fs::write(d.compose_dir.join("controller.yml"), compose).expect("compose file");
 
     let result_of = |document: &Value, reference: &str| {
         let images = node(document, "local")["images"]

@@ -1,14 +1,12 @@
-//! A container registry of its own on loopback for a test (no login: the
-//! engine pulls from loopback over plain HTTP), stopped when dropped, and
-//! image tags a test made, removed with it.
+//! A container registry of its own on loopback for a test (the engine
+//! pulls from loopback over plain HTTP), with no login or one user's, and
+//! stopped when dropped; and image tags a test made, removed with it.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{free_port, runtime};
+use super::{Bounded, describe, free_port, runtime};
 
-/// A registry of its own on loopback, with no login (the engine pulls
-/// from loopback over plain HTTP).
 pub struct Registry {
     child: Child,
     pub address: String,
@@ -16,11 +14,41 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// A registry anyone may push to and pull from.
     pub fn start() -> Registry {
+        Registry::serve(tempfile::tempdir().expect("temp dir"), "")
+    }
+
+    /// A registry that accepts only `user` with `password`, as private
+    /// registries do.
+    pub fn with_login(user: &str, password: &str) -> Registry {
         let dir = tempfile::tempdir().expect("temp dir");
+        let hashed = Command::new("python3")
+            .args([
+                "-c",
+                "import crypt, sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))",
+                password,
+            ])
+            .bounded_output()
+            .expect("python3 for a bcrypt hash");
+        assert!(hashed.status.success(), "{}", describe(&hashed));
+        let hash = String::from_utf8_lossy(&hashed.stdout).trim().to_string();
+        assert!(hash.starts_with("$2"), "no bcrypt hash: {hash}");
+        let htpasswd = dir.path().join("htpasswd");
+        std::fs::write(&htpasswd, format!("{user}:{hash}\n")).expect("htpasswd");
+        let auth = format!(
+            "auth:\n  htpasswd:\n    realm: kolla-test\n    path: {}\n",
+            htpasswd.display()
+        );
+        Registry::serve(dir, &auth)
+    }
+
+    /// Serve from `dir`, with `extra` added to the configuration; once it
+    /// answers.
+    fn serve(dir: tempfile::TempDir, extra: &str) -> Registry {
         let address = format!("127.0.0.1:{}", free_port());
         let config = format!(
-            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {address}\n",
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {address}\n{extra}",
             dir.path().join("data").display(),
         );
         let config_path = dir.path().join("registry.yml");
