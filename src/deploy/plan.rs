@@ -1209,22 +1209,24 @@ level 3:
         assert!(after["cache"].is_empty());
     }
 
-    #[test]
-    fn converged_node_changes_nothing() {
-        let observed: Vec<_> = ["data", "db", "cache", "api", "worker"]
+    /// A live, running container for each service of `FILE`.
+    fn all_running() -> Vec<ObservedContainer> {
+        ["data", "db", "cache", "api", "worker"]
             .into_iter()
             .map(running)
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn converged_node_changes_nothing() {
+        let observed = all_running();
         let plan = plan(&desired(), &observed, &PlanOptions::default()).unwrap();
         assert_eq!(plan.changes(), 0, "{}", plan.text());
     }
 
     #[test]
     fn each_difference_has_its_action_and_cause() {
-        let mut observed: Vec<_> = ["data", "db", "cache", "api", "worker"]
-            .into_iter()
-            .map(running)
-            .collect();
+        let mut observed = all_running();
         observed[0].config_hash = "old".into(); // data: never replaced
         observed[1].digest = "sha256:older".into(); // db: rebuilt image
         observed[2].state = State::Exited; // cache: stopped
@@ -1282,10 +1284,7 @@ orphans:
 
     #[test]
     fn a_replace_for_a_new_image_names_both_images_and_one_for_config_none() {
-        let mut observed: Vec<_> = ["data", "db", "cache", "api", "worker"]
-            .into_iter()
-            .map(running)
-            .collect();
+        let mut observed = all_running();
         observed[1].digest = "sha256:older".into(); // db: rebuilt image
         observed[3].config_hash = "old".into(); // api: config changed
         let plan = plan(&desired(), &observed, &PlanOptions::default()).unwrap();
@@ -1322,10 +1321,7 @@ orphans:
 
     #[test]
     fn a_deploy_of_named_services_plans_them_alone() {
-        let mut observed: Vec<_> = ["data", "db", "cache", "api", "worker"]
-            .into_iter()
-            .map(running)
-            .collect();
+        let mut observed = all_running();
         observed[1].config_hash = "old".into(); // db: would be replaced
         observed[3].config_hash = "old".into(); // api: replaced
         observed[4].config_hash = "old".into(); // worker: would be replaced
@@ -1455,10 +1451,7 @@ orphans:
 
     #[test]
     fn an_image_missing_on_the_node_does_not_count_as_changed() {
-        let observed: Vec<_> = ["data", "db", "cache", "api", "worker"]
-            .into_iter()
-            .map(running)
-            .collect();
+        let observed = all_running();
         let mut wanted = desired();
         wanted[1].digest = None;
         assert_eq!(

@@ -5,8 +5,10 @@
 //! `privileged: auto` settled, then the intent carried out: a deploy plans
 //! the node and executes the plan (`converge`), an upgrade or a rollback
 //! swaps each named service (`swaps`), a start or a restart brings live
-//! containers up again (`lifecycle`). Verbs resolve files, connect, pick
-//! the nodes and report; what happens on a node is decided here and below.
+//! containers up again (`lifecycle`). What a deploy and a recovery came
+//! to is kept, typed, in the run's log for `--output json` (`report`), as
+//! swaps are (`swaps`). Verbs resolve files, connect, pick the nodes and
+//! report; what happens on a node is decided here and below.
 
 mod converge;
 mod lifecycle;
