@@ -7,7 +7,7 @@
 //! swaps each named service (`swaps`), a start or a restart brings live
 //! containers up again (`lifecycle`). What a deploy and a recovery came
 //! to is kept, typed, in the run's log for `--output json` (`report`), as
-//! swaps are (`swaps`). Verbs resolve files, connect, pick the nodes and
+//! swaps are. Verbs resolve files, connect, pick the nodes and
 //! report; what happens on a node is decided here and below.
 
 mod converge;
@@ -27,8 +27,7 @@ use crate::config::Globals;
 use crate::config::inventory::{Node, PrivilegedMode};
 use crate::credentials::Store;
 
-pub use report::{DeployRecord, RecoveryRecord};
-pub use swaps::{RunLog, SwapRecord};
+pub use report::{DeployRecord, RecoveryRecord, RunLog, SwapRecord};
 
 /// What the pipeline does on a node once the node is ready for it.
 pub enum Intent<'a> {

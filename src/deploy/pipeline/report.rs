@@ -1,17 +1,58 @@
-//! What a node's deploy and its recoveries came to, as typed records for
-//! `--output json` (`deploy`, `deploy --dry-run`, `recover`): each
-//! service's planned action and cause, then its result. Built from the
-//! plan and the executor's results; kept in the run's `RunLog` so that a
-//! node's records survive the error that ends its run.
+//! What a run did, as typed records for `--output json`, kept in its
+//! `RunLog` so that a node's records survive the error that ends its run:
+//! each swap (`upgrade`, `rollback`: written by `swaps`), each node's
+//! deploy (`deploy`, `deploy --dry-run`: each service's planned action and
+//! cause, then its result, from the plan and the executor's results) and
+//! each service's recovery (`recover`, and what every intent recovers
+//! first).
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
-use super::RunLog;
 use crate::deploy::execute::Applied;
 use crate::deploy::plan::{Action, ImageChange, Plan};
 use crate::deploy::recovery::Recoveries;
+
+/// One service's swap, as `--output json` reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SwapRecord {
+    pub(super) node: String,
+    pub(super) service: String,
+    pub(super) action: &'static str,
+    /// `swapped`, `unchanged` (already there) or `failed`.
+    pub(super) result: &'static str,
+    pub(super) from_generation: u64,
+    pub(super) to_generation: Option<u64>,
+    /// From the old generation's stop to the new one's first passing
+    /// health check: what a client saw.
+    pub(super) dark_window_secs: Option<f64>,
+    pub(super) error: Option<String>,
+}
+
+/// What a run did on every node, for `--output json`: the swaps (upgrade,
+/// rollback) in the order they ended, and whether any node ran one of the
+/// services named; each node's deploy and recoveries.
+#[derive(Default)]
+pub struct RunLog {
+    pub(super) records: Records<SwapRecord>,
+    pub(super) found: AtomicBool,
+    pub(super) deploys: Records<(String, DeployRecord)>,
+    pub(super) recoveries: Records<(String, RecoveryRecord)>,
+}
+
+impl RunLog {
+    /// Every swap record so far.
+    pub fn records(&self) -> Vec<SwapRecord> {
+        self.records.all()
+    }
+
+    /// Whether a node ran one of the services a rollback named.
+    pub fn found_any(&self) -> bool {
+        self.found.load(Ordering::Relaxed)
+    }
+}
 
 /// Records of one kind, from every node at once.
 #[derive(Debug)]

@@ -3,12 +3,10 @@
 //! kept generation), its live line ended with the result, and a record of
 //! each swap for `--output json`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use serde::Serialize;
-
-use super::report::{DeployRecord, Records, RecoveryRecord};
+use super::report::{RunLog, SwapRecord};
 use super::{NodeAt, NodeErrors};
 use crate::deploy::context::NodeRun;
 use crate::deploy::desired::Desired;
@@ -19,45 +17,6 @@ use crate::deploy::plan::{self, BackTo, DesiredService};
 use crate::deploy::restore_point::RestorePoints;
 use crate::deploy::tags::{self, TagChange};
 use crate::progress::{Finished, Tone};
-
-/// One service's swap, as `--output json` reports it.
-#[derive(Debug, Clone, Serialize)]
-pub struct SwapRecord {
-    node: String,
-    service: String,
-    action: &'static str,
-    /// `swapped`, `unchanged` (already there) or `failed`.
-    result: &'static str,
-    from_generation: u64,
-    to_generation: Option<u64>,
-    /// From the old generation's stop to the new one's first passing
-    /// health check: what a client saw.
-    dark_window_secs: Option<f64>,
-    error: Option<String>,
-}
-
-/// What a run did on every node, for `--output json`: the swaps (upgrade,
-/// rollback) in the order they ended, and whether any node ran one of the
-/// services named; each node's deploy and recoveries (`report`).
-#[derive(Default)]
-pub struct RunLog {
-    records: Records<SwapRecord>,
-    found: AtomicBool,
-    pub(super) deploys: Records<(String, DeployRecord)>,
-    pub(super) recoveries: Records<(String, RecoveryRecord)>,
-}
-
-impl RunLog {
-    /// Every swap record so far.
-    pub fn records(&self) -> Vec<SwapRecord> {
-        self.records.all()
-    }
-
-    /// Whether a node ran one of the services a rollback named.
-    pub fn found_any(&self) -> bool {
-        self.found.load(Ordering::Relaxed)
-    }
-}
 
 fn live_of<'a>(observed: &'a [ObservedContainer], service: &str) -> Option<&'a ObservedContainer> {
     observed
