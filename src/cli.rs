@@ -84,7 +84,7 @@ pub enum Command {
     /// (more than one node, or data: confirm with --yes-i-really-mean-it).
     Destroy(DestroyArgs),
     /// Check nodes before a deploy: engine, privileges, ports, images, disk.
-    Prechecks(NodeArgs),
+    Prechecks(PrechecksArgs),
     /// Print the services each selected node deploys, as kolla resolved
     /// its compose files (interpolation, anchors, profiles, x-kolla), with
     /// every secret masked; no engine is reached.
@@ -172,6 +172,22 @@ pub struct RecoverArgs {
     /// Take over locks even when their holder may still be running.
     #[arg(long)]
     pub force: bool,
+
+    /// `json`: one JSON array on stdout, an element per node (each service
+    /// with leftovers and what recovery did); the report stays on stderr.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct PrechecksArgs {
+    #[command(flatten)]
+    pub nodes: NodeArgs,
+
+    /// `json`: one JSON array on stdout, an element per node with each
+    /// check (name, passed, failed or warning, message).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
 }
 
 /// How long a started container's health gate may take.
@@ -467,6 +483,12 @@ pub struct DeployArgs {
 
     #[command(flatten)]
     pub gate: GateArgs,
+
+    /// `json`: one JSON array on stdout, an element per node with each
+    /// service's action, its cause and its result (with --dry-run: the
+    /// plan); the plan text and progress stay on stderr.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Args)]
@@ -491,6 +513,11 @@ pub struct PullArgs {
 
     #[command(flatten)]
     pub nodes: NodeArgs,
+
+    /// `json`: one JSON array on stdout, an element per node with each
+    /// image (pulled, already present or failed, and why).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Args)]

@@ -17,8 +17,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{
-    Bounded, Deployment, Sandbox, describe, docker, expect_exit, free_port, http_get, runtime,
-    stdout_of, swap_deployment,
+    Bounded, Deployment, OwnTag, Registry, Sandbox, describe, docker, expect_exit, http_get,
+    runtime, stdout_of, swap_deployment,
 };
 
 /// name -> (id, state) of the deployment's containers.
@@ -365,64 +365,6 @@ fn a_second_run_waits_for_the_lock_holder_and_gives_up_at_its_limit() {
     assert!(waited < Duration::from_secs(30), "gave up after {waited:?}");
     assert_eq!(started_at(&web), began);
     release(&d, lock);
-}
-
-/// A registry of its own on loopback, with no login (the engine pulls
-/// from loopback over plain HTTP).
-struct Registry {
-    child: Child,
-    address: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Registry {
-    fn start() -> Registry {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let address = format!("127.0.0.1:{}", free_port());
-        let config = format!(
-            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {address}\n",
-            dir.path().join("data").display(),
-        );
-        let config_path = dir.path().join("registry.yml");
-        std::fs::write(&config_path, config).expect("registry config");
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry (tools/setup installs it)");
-        let registry = Registry {
-            child,
-            address,
-            _dir: dir,
-        };
-        let started = Instant::now();
-        while std::net::TcpStream::connect(&registry.address).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "the registry did not start"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        registry
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// An image tag this test made, removed with it.
-struct OwnTag(String);
-
-impl Drop for OwnTag {
-    fn drop(&mut self) {
-        let _ = runtime().block_on(common::engine().remove_image(&self.0, true));
-    }
 }
 
 #[test]

@@ -865,6 +865,13 @@ impl Seen {
             .unwrap_or_default()
     }
 
+    /// No request failed, none waited past the bound, and enough of them.
+    fn within_bounds(&self) -> bool {
+        self.failed == 0
+            && self.slowest <= self.typical + ABOVE_TYPICAL
+            && self.requests >= FEWEST_REQUESTS
+    }
+
     /// Every request answered with a 2xx, soon enough, and enough of them.
     fn assert_served(&self, what: &str, output: &std::process::Output) {
         assert!(
@@ -1036,23 +1043,38 @@ fn start_first_swaps_under_a_client(d: &Deployment, token: &str) {
     for (service, request) in cases {
         changed_image(d, service, "startfirst");
         let request = std::sync::Arc::new(request);
-        let again = request.clone();
-        let old = container_id(d, service);
-        let upload = (service == "glance-api").then(|| slow_upload(token, &old));
-        let (output, seen) = polled(
-            move || again(),
-            || d.kolla("upgrade", &[service, "--tag", "startfirst"]),
-        );
-        assert!(output.status.success(), "{}", describe(&output));
-        eprintln!("{service}: start-first upgrade: {seen:?}");
-        if let Some(upload) = upload {
-            an_upload_in_flight_completed(token, &old, upload);
+        // A request that waited past the bound (none failed) gets the swap
+        // and its rollback measured once more: on two cores beside another
+        // cloud one slow request in a swap is seen now and then (1.1 s and
+        // 1.5 s in two CI runs out of five, 0.4 s on an idle machine), and
+        // twice in a row would be the swap's own doing.
+        for attempt in 1..=2 {
+            let again = request.clone();
+            let old = container_id(d, service);
+            let upload = (service == "glance-api").then(|| slow_upload(token, &old));
+            let (upgraded, up) = polled(
+                move || again(),
+                || d.kolla("upgrade", &[service, "--tag", "startfirst"]),
+            );
+            assert!(upgraded.status.success(), "{}", describe(&upgraded));
+            eprintln!("{service}: start-first upgrade: {up:?}");
+            if let Some(upload) = upload {
+                an_upload_in_flight_completed(token, &old, upload);
+            }
+            let again = request.clone();
+            let (rolled, back) = polled(move || again(), || d.kolla("rollback", &[service]));
+            assert!(rolled.status.success(), "{}", describe(&rolled));
+            eprintln!("{service}: start-first rollback: {back:?}");
+            if attempt == 2
+                || (up.within_bounds() && back.within_bounds())
+                || up.failed + back.failed > 0
+            {
+                up.assert_served(&format!("{service}: start-first upgrade"), &upgraded);
+                back.assert_served(&format!("{service}: start-first rollback"), &rolled);
+                break;
+            }
+            eprintln!("{service}: a request waited past the bound: the swaps once more");
         }
-        seen.assert_served(&format!("{service}: start-first upgrade"), &output);
-        let (output, seen) = polled(move || request(), || d.kolla("rollback", &[service]));
-        assert!(output.status.success(), "{}", describe(&output));
-        eprintln!("{service}: start-first rollback: {seen:?}");
-        seen.assert_served(&format!("{service}: start-first rollback"), &output);
     }
 }
 

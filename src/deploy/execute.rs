@@ -43,6 +43,15 @@ pub struct Done {
     pub dark_window: Option<Duration>,
 }
 
+/// What applying a plan came to: the actions that ran to their end, and
+/// every failure with the service whose action met it (None: one of the
+/// plan's volumes). Actions a failure kept from starting are in neither.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub done: Vec<Done>,
+    pub failed: Vec<(Option<String>, DeployError)>,
+}
+
 const FAILED: Finished = Finished {
     word: "failed",
     tone: Tone::Bad,
@@ -132,19 +141,26 @@ impl Executor<'_> {
         desired: &BTreeMap<String, DesiredService>,
         observed: &[ObservedContainer],
         config_files: &BTreeMap<String, Vec<RenderedFile>>,
-    ) -> Result<Vec<Done>, Vec<DeployError>> {
+    ) -> Applied {
+        let mut applied = Applied::default();
         for volume in plan.volumes.iter().filter(|v| v.create) {
             let labels =
                 HashMap::from([(labels::PROJECT.to_string(), self.run.project.to_string())]);
-            self.run
+            if let Err(e) = self
+                .run
                 .engine
                 .create_volume(&volume.name, volume.driver.as_deref(), labels)
                 .await
-                .map_err(|e| vec![self.run.engine_error(e)])?;
+            {
+                applied.failed.push((None, self.run.engine_error(e)));
+                return applied;
+            }
         }
-        let mut done = self
-            .run_actions(plan, desired, observed, config_files)
-            .await?;
+        self.run_actions(plan, desired, observed, config_files, &mut applied)
+            .await;
+        if !applied.failed.is_empty() {
+            return applied;
+        }
         for orphan in plan
             .orphans
             .iter()
@@ -158,19 +174,19 @@ impl Executor<'_> {
                     "{}: removing {} (orphan)",
                     self.run.node, container.name
                 ));
-                self.run
-                    .engine
-                    .remove_container(&container.id, false)
-                    .await
-                    .map_err(|e| vec![self.run.engine_error(e)])?;
+                if let Err(e) = self.run.engine.remove_container(&container.id, false).await {
+                    let error = self.run.engine_error(e);
+                    applied.failed.push((Some(orphan.service.clone()), error));
+                    return applied;
+                }
             }
-            done.push(Done {
+            applied.done.push(Done {
                 service: orphan.service.clone(),
                 kind: ActionKind::RemoveOrphan,
                 dark_window: None,
             });
         }
-        Ok(done)
+        applied
     }
 
     /// The services' actions, each as soon as the actions of what it
@@ -181,8 +197,8 @@ impl Executor<'_> {
         desired: &BTreeMap<String, DesiredService>,
         observed: &[ObservedContainer],
         config_files: &BTreeMap<String, Vec<RenderedFile>>,
-    ) -> Result<Vec<Done>, Vec<DeployError>> {
-        let mut done = Vec::new();
+        applied: &mut Applied,
+    ) {
         let blockers = changing_dependencies(plan);
         let mut waiting: Vec<&Action> = plan
             .levels
@@ -192,9 +208,8 @@ impl Executor<'_> {
             .collect();
         let mut finished: BTreeSet<&str> = BTreeSet::new();
         let mut running = FuturesUnordered::new();
-        let mut errors = Vec::new();
         loop {
-            if errors.is_empty() {
+            if applied.failed.is_empty() {
                 let (ready, still): (Vec<&Action>, Vec<&Action>) =
                     waiting.into_iter().partition(|a| {
                         blockers
@@ -230,25 +245,20 @@ impl Executor<'_> {
                         &dark_text(&d),
                     );
                     finished.insert(service);
-                    done.push(d);
+                    applied.done.push(d);
                 }
                 Some((service, Err(e))) => {
                     self.run
                         .steps
                         .done(self.run.node, service, FAILED, &e.to_string());
-                    errors.push(e);
+                    applied.failed.push((Some(service.to_string()), e));
                 }
                 None => break,
             }
         }
         // Plans are checked for cycles and missing services, so nothing is
         // left waiting unless something failed.
-        debug_assert!(waiting.is_empty() || !errors.is_empty());
-        if errors.is_empty() {
-            Ok(done)
-        } else {
-            Err(errors)
-        }
+        debug_assert!(waiting.is_empty() || !applied.failed.is_empty());
     }
 
     async fn run_action(
@@ -307,13 +317,13 @@ impl Executor<'_> {
 
     /// After a deploy: every desired, non-data service (of `only`, when
     /// a deploy named them) must be running (or, for one-shot services
-    /// others wait on, have exited 0).
+    /// others wait on, have exited 0); each that is not, with its error.
     pub async fn verify(
         &self,
         desired: &BTreeMap<String, DesiredService>,
         observed: &[ObservedContainer],
         only: Option<&[String]>,
-    ) -> Result<(), Vec<DeployError>> {
+    ) -> Result<(), Vec<(String, DeployError)>> {
         let completed: Vec<&str> = desired
             .values()
             .flat_map(|d| d.service.depends_on.iter())
@@ -348,7 +358,8 @@ impl Executor<'_> {
                 } else {
                     ""
                 };
-                errors.push(
+                errors.push((
+                    name.to_string(),
                     self.runner
                         .unhealthy(
                             name,
@@ -356,7 +367,7 @@ impl Executor<'_> {
                             format!("is {}, not running{hint}", container.state.as_str()),
                         )
                         .await,
-                );
+                ));
             }
         }
         if errors.is_empty() {
@@ -1093,6 +1104,7 @@ mod tests {
             start_first: false,
             volumes: Vec::new(),
             after: after.iter().map(|a| a.to_string()).collect(),
+            image: None,
         }
     }
 

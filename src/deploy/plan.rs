@@ -97,6 +97,41 @@ pub struct Action {
     pub volumes: Vec<VolumeMount>,
     /// The services whose actions must be done before this one starts.
     pub after: BTreeSet<String>,
+    /// Replace because the image changed: the live container's image and
+    /// the wanted one (what `deploy --dry-run --output json` shows).
+    pub image: Option<ImageChange>,
+}
+
+/// An image as the plan knows it: the reference a compose file or a
+/// container's label names, and its id where the node has it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ImageRef {
+    pub reference: String,
+    pub id: Option<String>,
+}
+
+/// The image a replace moves a service from, and the one it moves it to.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ImageChange {
+    pub from: ImageRef,
+    pub to: ImageRef,
+}
+
+impl ImageChange {
+    /// From `live`'s image to `wanted`'s (an id the node lacks is None).
+    fn of(wanted: &DesiredService, live: &ObservedContainer) -> ImageChange {
+        let id = |digest: &str| (!digest.is_empty()).then(|| digest.to_string());
+        ImageChange {
+            from: ImageRef {
+                reference: live.image.clone(),
+                id: id(&live.digest),
+            },
+            to: ImageRef {
+                reference: wanted.service.image.clone(),
+                id: wanted.digest.as_deref().and_then(id),
+            },
+        }
+    }
 }
 
 impl Action {
@@ -111,6 +146,7 @@ impl Action {
             start_first: false,
             volumes: Vec::new(),
             after: BTreeSet::new(),
+            image: None,
         }
     }
 
@@ -611,6 +647,9 @@ pub fn service_action(wanted: &DesiredService, lookups: &Lookups) -> Action {
             );
             action.volumes = anonymous_volumes(wanted, live, &lookups.volumes);
             action.start_first = swap_options(wanted).start_first;
+            action.image = live
+                .filter(|live| image_changed(wanted, live))
+                .map(|live| ImageChange::of(wanted, live));
         }
         _ => {}
     }
@@ -1170,22 +1209,24 @@ level 3:
         assert!(after["cache"].is_empty());
     }
 
-    #[test]
-    fn converged_node_changes_nothing() {
-        let observed: Vec<_> = ["data", "db", "cache", "api", "worker"]
+    /// A live, running container for each service of `FILE`.
+    fn all_running() -> Vec<ObservedContainer> {
+        ["data", "db", "cache", "api", "worker"]
             .into_iter()
             .map(running)
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn converged_node_changes_nothing() {
+        let observed = all_running();
         let plan = plan(&desired(), &observed, &PlanOptions::default()).unwrap();
         assert_eq!(plan.changes(), 0, "{}", plan.text());
     }
 
     #[test]
     fn each_difference_has_its_action_and_cause() {
-        let mut observed: Vec<_> = ["data", "db", "cache", "api", "worker"]
-            .into_iter()
-            .map(running)
-            .collect();
+        let mut observed = all_running();
         observed[0].config_hash = "old".into(); // data: never replaced
         observed[1].digest = "sha256:older".into(); // db: rebuilt image
         observed[2].state = State::Exited; // cache: stopped
@@ -1241,6 +1282,36 @@ orphans:
         assert_eq!(removing.changes(), 7);
     }
 
+    #[test]
+    fn a_replace_for_a_new_image_names_both_images_and_one_for_config_none() {
+        let mut observed = all_running();
+        observed[1].digest = "sha256:older".into(); // db: rebuilt image
+        observed[3].config_hash = "old".into(); // api: config changed
+        let plan = plan(&desired(), &observed, &PlanOptions::default()).unwrap();
+        let image_of = |service: &str| {
+            plan.levels
+                .iter()
+                .flatten()
+                .find(|a| a.service == service)
+                .map(|a| a.image.clone())
+        };
+        assert_eq!(
+            image_of("db"),
+            Some(Some(ImageChange {
+                from: ImageRef {
+                    reference: "db".into(),
+                    id: Some("sha256:older".into()),
+                },
+                to: ImageRef {
+                    reference: "db".into(),
+                    id: Some("sha256:db".into()),
+                },
+            }))
+        );
+        assert_eq!(image_of("api"), Some(None));
+        assert_eq!(image_of("worker"), Some(None));
+    }
+
     fn only(names: &[&str]) -> PlanOptions {
         PlanOptions {
             only: Some(names.iter().map(|n| n.to_string()).collect()),
@@ -1250,10 +1321,7 @@ orphans:
 
     #[test]
     fn a_deploy_of_named_services_plans_them_alone() {
-        let mut observed: Vec<_> = ["data", "db", "cache", "api", "worker"]
-            .into_iter()
-            .map(running)
-            .collect();
+        let mut observed = all_running();
         observed[1].config_hash = "old".into(); // db: would be replaced
         observed[3].config_hash = "old".into(); // api: replaced
         observed[4].config_hash = "old".into(); // worker: would be replaced
@@ -1383,10 +1451,7 @@ orphans:
 
     #[test]
     fn an_image_missing_on_the_node_does_not_count_as_changed() {
-        let observed: Vec<_> = ["data", "db", "cache", "api", "worker"]
-            .into_iter()
-            .map(running)
-            .collect();
+        let observed = all_running();
         let mut wanted = desired();
         wanted[1].digest = None;
         assert_eq!(

@@ -18,7 +18,7 @@ use crate::config::compose::KollaSettings;
 use crate::credentials::Store;
 use crate::deploy::context::ApplyOptions;
 use crate::deploy::labels::{ObservedContainer, Role};
-use crate::deploy::pipeline::{self, Intent, SwapLog};
+use crate::deploy::pipeline::{self, Intent, RunLog};
 use crate::deploy::plan::BackTo;
 use crate::deploy::upgrade_order::{self, Step};
 use crate::settings::Settings;
@@ -94,7 +94,7 @@ struct Run<'r, 'a> {
     options: &'r ApplyOptions,
     credentials: &'r Store,
     fanout: Fanout,
-    log: &'r SwapLog,
+    log: &'r RunLog,
 }
 
 impl Run<'_, '_> {
@@ -164,7 +164,7 @@ pub async fn upgrade_all(
     settings: &Settings,
     args: &UpgradeArgs,
     targets: Vec<Target<'_>>,
-    log: &SwapLog,
+    log: &RunLog,
 ) -> anyhow::Result<Outcome> {
     let stages = stages_of(&targets, &args.nodes.compose_dir)?;
     let running = observe_all(settings, &targets).await?;
@@ -222,7 +222,7 @@ pub async fn rollback_all(
     args: &RollbackArgs,
     back_to: &BackTo,
     targets: Vec<Target<'_>>,
-    log: &SwapLog,
+    log: &RunLog,
 ) -> anyhow::Result<Outcome> {
     let mut stages = stages_of(&targets, &args.nodes.compose_dir)?;
     stages.reverse();

@@ -18,7 +18,7 @@ use crate::credentials::Store;
 use crate::deploy::desired::Desired;
 use crate::deploy::guests;
 use crate::deploy::labels::{self, ObservedContainer, Role, State};
-use crate::deploy::pipeline::{self, Intent, SwapLog};
+use crate::deploy::pipeline::{self, Intent, RunLog};
 use crate::deploy::restore_point;
 use crate::engine::{Engine, EngineError};
 use crate::progress::say;
@@ -86,7 +86,7 @@ async fn start_or_restart(
         let engine = connect(settings, node).await?;
         let at = node_at(&engine, node, settings, (options, credentials));
         // From what the node runs: the compose files are not read.
-        pipeline::run(&at, Desired::default(), intent, &SwapLog::default()).await
+        pipeline::run(&at, Desired::default(), intent, &RunLog::default()).await
     })
     .await)
 }

@@ -9,7 +9,8 @@
 //! first), `deploy` (deploy, pull), `lifecycle` (stop, start, restart,
 //! destroy), `ps`, `prechecks`, `genpwd`, `post_deploy` (the admin's
 //! client files), `swap` (upgrade, rollback), `recover` (recover, unlock),
-//! `history`, `prune_images` (kolla's images nothing uses), `config` (the
+//! `history`, `prune_images` (kolla's images nothing uses), `json` (what
+//! `--output json` of the node-by-node verbs shares), `config` (the
 //! resolved compose files, masked), `logs`, `exec` (with `live`, which finds a service's live
 //! containers or refuses its name, `suggest` and `terminal`), `completions`
 //! (completions and manpage, from `cli`'s definitions). Deploy, upgrade,
@@ -26,6 +27,7 @@ mod deploy;
 mod exec;
 mod genpwd;
 mod history;
+mod json;
 mod lifecycle;
 mod live;
 mod logs;

@@ -2,30 +2,110 @@
 //! one: the engine answers, every image is there, host ports are free,
 //! there is disk space, the folders services share mounts through can be
 //! made shared, and privileged containers start (or the node's
-//! `privileged` setting copes with an engine that refuses them).
+//! `privileged` setting copes with an engine that refuses them). Each
+//! check is named and passes, fails or warns (passes, but says what it
+//! could not check); `--output json` prints them node by node.
+
+use serde::Serialize;
 
 use super::Outcome;
+use super::json::{self, NodeEntry};
 use super::targets::{self, Target, resolve};
-use crate::cli::NodeArgs;
+use crate::cli::{OutputFormat, PrechecksArgs};
 use crate::config::inventory::{Node, PrivilegedMode};
 use crate::deploy::labels::{Role, State};
 use crate::deploy::{node_prep, privileged};
 use crate::engine::Engine;
 use crate::settings::Settings;
 
-pub async fn prechecks(settings: &Settings, args: NodeArgs) -> anyhow::Result<Outcome> {
-    let inventory = targets::load_nodes(&args)?;
-    let targets = resolve(&inventory, settings, &args)?;
+/// One check of a node.
+#[derive(Debug, Serialize)]
+struct Check {
+    /// What was checked: `engine`, `image`, `host port`, `shared mount`,
+    /// `disk` or `privileged`.
+    name: &'static str,
+    status: Status,
+    message: String,
+}
+
+/// How a check came out; a warning passes (it is said, never fails the
+/// run): something not checked, or a setting that copes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Status {
+    Passed,
+    Failed,
+    Warning,
+}
+
+impl Check {
+    fn passed(name: &'static str, message: String) -> Check {
+        Check {
+            name,
+            status: Status::Passed,
+            message,
+        }
+    }
+
+    fn failed(name: &'static str, message: String) -> Check {
+        Check {
+            status: Status::Failed,
+            ..Check::passed(name, message)
+        }
+    }
+
+    fn warning(name: &'static str, message: String) -> Check {
+        Check {
+            status: Status::Warning,
+            ..Check::passed(name, message)
+        }
+    }
+}
+
+/// A node's part of `prechecks --output json`.
+#[derive(Debug, Serialize)]
+struct NodeChecks {
+    checks: Vec<Check>,
+}
+
+pub async fn prechecks(settings: &Settings, args: PrechecksArgs) -> anyhow::Result<Outcome> {
+    let inventory = targets::load_nodes(&args.nodes)?;
+    let targets = resolve(&inventory, settings, &args.nodes)?;
     let asked = &targets::ask_engines(settings, targets.iter().map(|t| t.node)).await;
     let results = super::each_node(targets.iter(), settings.forks, |target| {
         precheck_node(target, settings, asked)
     })
     .await;
-    let mut failed = false;
-    for (name, lines) in results {
-        for (ok, line) in lines {
-            outln!("{name}: {} {line}", if ok { "ok  " } else { "FAIL" });
-            failed |= !ok;
+    let failed = results
+        .iter()
+        .flat_map(|(_, checks)| checks)
+        .any(|c| c.status == Status::Failed);
+    match args.output {
+        OutputFormat::Json => json::print(
+            &results
+                .into_iter()
+                .map(|(node, checks)| NodeEntry {
+                    node,
+                    result: if checks.iter().any(|c| c.status == Status::Failed) {
+                        "failed"
+                    } else {
+                        "ok"
+                    },
+                    errors: Vec::new(),
+                    report: NodeChecks { checks },
+                })
+                .collect::<Vec<_>>(),
+        )?,
+        OutputFormat::Human => {
+            for (name, checks) in results {
+                for check in checks {
+                    let mark = match check.status {
+                        Status::Failed => "FAIL",
+                        Status::Passed | Status::Warning => "ok  ",
+                    };
+                    outln!("{name}: {mark} {}", check.message);
+                }
+            }
         }
     }
     Ok(if failed {
@@ -39,23 +119,23 @@ async fn precheck_node(
     target: &Target<'_>,
     settings: &Settings,
     asked: &targets::Asked,
-) -> (String, Vec<(bool, String)>) {
+) -> (String, Vec<Check>) {
     let globals = &settings.globals;
     let node = target.node;
     let mut lines = Vec::new();
     let engine = match asked.connect(settings, node).await {
         Ok(engine) => engine,
         Err(e) => {
-            lines.push((false, format!("engine: {e:#}")));
+            lines.push(Check::failed("engine", format!("engine: {e:#}")));
             return (node.name.clone(), lines);
         }
     };
     match engine.server_version().await {
-        Ok((version, api)) => lines.push((
-            true,
+        Ok((version, api)) => lines.push(Check::passed(
+            "engine",
             format!("engine {version} (API {api}) at {}", engine.endpoint()),
         )),
-        Err(e) => lines.push((false, format!("engine version: {e}"))),
+        Err(e) => lines.push(Check::failed("engine", format!("engine version: {e}"))),
     }
     // Each image once, however many services run it; the privileged probe
     // prefers a privileged service's own image.
@@ -73,13 +153,13 @@ async fn precheck_node(
         match engine.image(image).await {
             Ok(Some(_)) => {
                 present.get_or_insert_with(|| image.to_string());
-                lines.push((true, format!("image {image} present")));
+                lines.push(Check::passed("image", format!("image {image} present")));
             }
-            Ok(None) => lines.push((
-                false,
+            Ok(None) => lines.push(Check::failed(
+                "image",
                 format!("image {image} missing (kolla build, or push it and kolla pull)"),
             )),
-            Err(e) => lines.push((false, format!("image {image}: {e}"))),
+            Err(e) => lines.push(Check::failed("image", format!("image {image}: {e}"))),
         }
     }
     lines.extend(check_host_ports(target, &engine, settings).await);
@@ -96,11 +176,7 @@ async fn precheck_node(
 /// Ports host-network services will listen on must be free, unless the
 /// service's own container already holds them. Only an engine on this
 /// machine can be checked from here.
-async fn check_host_ports(
-    target: &Target<'_>,
-    engine: &Engine,
-    settings: &Settings,
-) -> Vec<(bool, String)> {
+async fn check_host_ports(target: &Target<'_>, engine: &Engine, settings: &Settings) -> Vec<Check> {
     let wanted: Vec<(&str, u16)> = target
         .desired
         .services
@@ -122,8 +198,8 @@ async fn check_host_ports(
         .as_deref()
         .is_none_or(|url| url.starts_with("unix://"));
     if !local {
-        return vec![(
-            true,
+        return vec![Check::warning(
+            "host port",
             format!(
                 "host ports of {} services not checked: the engine is remote",
                 wanted.len()
@@ -136,16 +212,21 @@ async fn check_host_ports(
             .filter(|c| c.role == Role::Live && c.state == State::Running)
             .map(|c| c.service)
             .collect(),
-        Err(e) => return vec![(false, format!("cannot list containers: {e}"))],
+        Err(e) => {
+            return vec![Check::failed(
+                "host port",
+                format!("cannot list containers: {e}"),
+            )];
+        }
     };
     wanted
         .into_iter()
         .filter(|(service, _)| !running.iter().any(|r| r == service))
         .map(
             |(service, port)| match std::net::TcpListener::bind(("0.0.0.0", port)) {
-                Ok(_) => (true, format!("port {port} free for {service}")),
-                Err(e) => (
-                    false,
+                Ok(_) => Check::passed("host port", format!("port {port} free for {service}")),
+                Err(e) => Check::failed(
+                    "host port",
                     format!("port {port} that {service} needs is taken ({e})"),
                 ),
             },
@@ -164,7 +245,7 @@ async fn check_shared_mounts(
     target: &Target<'_>,
     engine: &Engine,
     settings: &Settings,
-) -> Vec<(bool, String)> {
+) -> Vec<Check> {
     let mut wanted: Vec<(&str, Vec<&str>)> = Vec::new();
     for d in target.desired.services.values() {
         for path in &d.service.kolla.host_shared_mounts {
@@ -196,8 +277,8 @@ async fn check_shared_mounts(
     {
         Ok(ran) if ran.exit_code == 0 => ran,
         Ok(ran) => {
-            return vec![(
-                false,
+            return vec![Check::failed(
+                "shared mount",
                 format!(
                     "cannot look at the node's mounts ({}); make {} shared mounts yourself (mount --bind DIR DIR; mount --make-shared DIR)",
                     ran.output.trim(),
@@ -205,7 +286,12 @@ async fn check_shared_mounts(
                 ),
             )];
         }
-        Err(e) => return vec![(false, format!("node mounts check: {e}"))],
+        Err(e) => {
+            return vec![Check::failed(
+                "shared mount",
+                format!("node mounts check: {e}"),
+            )];
+        }
     };
     let states = node_prep::parse_mounts_check(&ran.output);
     wanted
@@ -213,15 +299,16 @@ async fn check_shared_mounts(
         .map(|(path, services)| {
             let users = services.join(", ");
             match states.iter().find(|(p, _)| p == path).map(|(_, s)| s) {
-                Some(node_prep::MountState::Shared) => {
-                    (true, format!("{path} is a shared mount (for {users})"))
-                }
-                Some(_) => (
-                    true,
+                Some(node_prep::MountState::Shared) => Check::passed(
+                    "shared mount",
+                    format!("{path} is a shared mount (for {users})"),
+                ),
+                Some(_) => Check::passed(
+                    "shared mount",
                     format!("{path} is not a shared mount yet: deploy makes it one (for {users})"),
                 ),
-                None => (
-                    false,
+                None => Check::failed(
+                    "shared mount",
                     format!("{path}: the node's mounts check said nothing"),
                 ),
             }
@@ -233,7 +320,7 @@ async fn check_shared_mounts(
 /// an engine on this machine can be measured from here.
 const MIN_FREE_BYTES: u64 = 5 << 30;
 
-async fn check_disk(target: &Target<'_>, engine: &Engine) -> (bool, String) {
+async fn check_disk(target: &Target<'_>, engine: &Engine) -> Check {
     let local = target
         .node
         .docker
@@ -241,11 +328,11 @@ async fn check_disk(target: &Target<'_>, engine: &Engine) -> (bool, String) {
         .is_none_or(|url| url.starts_with("unix://"));
     let root = match engine.root_dir().await {
         Ok(root) => root,
-        Err(e) => return (false, format!("engine info: {e}")),
+        Err(e) => return Check::failed("disk", format!("engine info: {e}")),
     };
     if !local {
-        return (
-            true,
+        return Check::warning(
+            "disk",
             format!("disk space under {root} not checked: the engine is remote"),
         );
     }
@@ -254,10 +341,10 @@ async fn check_disk(target: &Target<'_>, engine: &Engine) -> (bool, String) {
             let free = stat.blocks_available().saturating_mul(stat.fragment_size());
             let gib = free as f64 / f64::from(1u32 << 30);
             if free >= MIN_FREE_BYTES {
-                (true, format!("{gib:.1} GiB free under {root}"))
+                Check::passed("disk", format!("{gib:.1} GiB free under {root}"))
             } else {
-                (
-                    false,
+                Check::failed(
+                    "disk",
                     format!(
                         "only {gib:.1} GiB free under {root}; images and volumes need at least {} GiB",
                         MIN_FREE_BYTES >> 30
@@ -265,8 +352,8 @@ async fn check_disk(target: &Target<'_>, engine: &Engine) -> (bool, String) {
                 )
             }
         }
-        Err(e) => (
-            false,
+        Err(e) => Check::failed(
+            "disk",
             format!("cannot measure free space under {root}: {e}"),
         ),
     }
@@ -279,10 +366,10 @@ async fn check_privileged(
     engine: &Engine,
     prefix: &str,
     image: Option<&str>,
-) -> (bool, String) {
+) -> Check {
     let Some(image) = image else {
-        return (
-            false,
+        return Check::failed(
+            "privileged",
             "privileged: no image on the node to probe with".into(),
         );
     };
@@ -291,27 +378,28 @@ async fn check_privileged(
 }
 
 /// What prechecks make of a privileged probe under the node's `privileged`
-/// setting: (passed, what to say). Pure: each engine the tests meet
-/// starts privileged containers or refuses them, never both, so both
-/// answers are tested here.
+/// setting: a pass, a warning (refused, and `auto` copes) or a failure.
+/// Pure: each engine the tests meet starts privileged containers or
+/// refuses them, never both, so both answers are tested here.
 fn privileged_verdict(
     outcome: Result<(), privileged::ProbeError>,
     mode: PrivilegedMode,
     node: &str,
-) -> (bool, String) {
+) -> Check {
+    const NAME: &str = "privileged";
     match (outcome, mode) {
-        (Ok(()), _) => (true, "privileged containers start".into()),
+        (Ok(()), _) => Check::passed(NAME, "privileged containers start".into()),
         (Err(e @ privileged::ProbeError::Engine(_)), _) => {
-            (false, format!("privileged probe container: {e}"))
+            Check::failed(NAME, format!("privileged probe container: {e}"))
         }
-        (Err(e), PrivilegedMode::Auto) => (
-            true,
+        (Err(e), PrivilegedMode::Auto) => Check::warning(
+            NAME,
             format!(
                 "this engine refuses privileged containers ({e}); `privileged: auto` gives them explicit privileges"
             ),
         ),
-        (Err(e), _) => (
-            false,
+        (Err(e), _) => Check::failed(
+            NAME,
             format!(
                 "this engine refuses privileged containers ({e}); set `privileged: explicit` (or `auto`) on node {node} in the inventory"
             ),
@@ -339,21 +427,23 @@ mod tests {
             PrivilegedMode::Explicit,
             PrivilegedMode::Auto,
         ] {
-            let (passed, said) = privileged_verdict(Ok(()), mode, "n1");
-            assert!(passed, "{mode:?}: {said}");
+            let check = privileged_verdict(Ok(()), mode, "n1");
+            assert_eq!(check.status, Status::Passed, "{mode:?}: {check:?}");
         }
     }
 
     #[test]
     fn an_engine_that_refuses_passes_under_auto_and_says_what_to_set_otherwise() {
-        let (passed, said) = privileged_verdict(Err(refused()), PrivilegedMode::Auto, "n1");
-        assert!(passed, "{said}");
-        assert!(said.contains("explicit privileges"), "{said}");
-        let (passed, said) = privileged_verdict(Err(refused()), PrivilegedMode::Native, "n1");
-        assert!(!passed, "{said}");
+        let check = privileged_verdict(Err(refused()), PrivilegedMode::Auto, "n1");
+        assert_eq!(check.status, Status::Warning, "{check:?}");
+        assert!(check.message.contains("explicit privileges"), "{check:?}");
+        let check = privileged_verdict(Err(refused()), PrivilegedMode::Native, "n1");
+        assert_eq!(check.status, Status::Failed, "{check:?}");
         assert!(
-            said.contains("set `privileged: explicit` (or `auto`) on node n1"),
-            "{said}"
+            check
+                .message
+                .contains("set `privileged: explicit` (or `auto`) on node n1"),
+            "{check:?}"
         );
     }
 
@@ -365,8 +455,8 @@ mod tests {
             })
         };
         for mode in [PrivilegedMode::Native, PrivilegedMode::Auto] {
-            let (passed, said) = privileged_verdict(Err(failed()), mode, "n1");
-            assert!(!passed, "{mode:?}: {said}");
+            let check = privileged_verdict(Err(failed()), mode, "n1");
+            assert_eq!(check.status, Status::Failed, "{mode:?}: {check:?}");
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::cli::{OutputFormat, RollbackArgs, UpgradeArgs};
 use crate::config::ConfigError;
 use crate::credentials::Store;
 use crate::deploy::desired::Desired;
-use crate::deploy::pipeline::{self, Intent, SwapLog};
+use crate::deploy::pipeline::{self, Intent, RunLog};
 use crate::deploy::plan::BackTo;
 use crate::settings::Settings;
 
@@ -29,7 +29,7 @@ pub async fn upgrade(settings: &Settings, args: UpgradeArgs) -> anyhow::Result<O
     let inventory = targets::load_nodes(&args.nodes)?;
     let targets = resolve(&inventory, settings, &args.nodes)?;
     if args.all {
-        let log = SwapLog::default();
+        let log = RunLog::default();
         let outcome = super::all_services::upgrade_all(settings, &args, targets, &log).await?;
         print_records(&log, args.output == OutputFormat::Json)?;
         return Ok(outcome);
@@ -50,7 +50,7 @@ pub async fn upgrade(settings: &Settings, args: UpgradeArgs) -> anyhow::Result<O
         stop_after_failure: true,
         report_on_stderr: json,
     };
-    let log = SwapLog::default();
+    let log = RunLog::default();
     let credentials = settings.credentials()?;
     let (args, options, log_ref, credentials) = (&args, &options, &log, &credentials);
     let intent = &Intent::Upgrade {
@@ -89,7 +89,7 @@ pub async fn upgrade(settings: &Settings, args: UpgradeArgs) -> anyhow::Result<O
 }
 
 /// The swaps of every node, as one JSON list, with `--output json`.
-fn print_records(log: &SwapLog, json: bool) -> anyhow::Result<()> {
+fn print_records(log: &RunLog, json: bool) -> anyhow::Result<()> {
     if json {
         outln!("{}", serde_json::to_string_pretty(&log.records())?);
     }
@@ -159,7 +159,7 @@ pub async fn rollback(settings: &Settings, args: RollbackArgs) -> anyhow::Result
         };
         let inventory = targets::load_nodes(&args.nodes)?;
         let targets = resolve(&inventory, settings, &args.nodes)?;
-        let log = SwapLog::default();
+        let log = RunLog::default();
         let outcome =
             super::all_services::rollback_all(settings, &args, &back_to, targets, &log).await?;
         print_records(&log, args.output == OutputFormat::Json)?;
@@ -174,7 +174,7 @@ pub async fn rollback(settings: &Settings, args: RollbackArgs) -> anyhow::Result
         stop_after_failure: true,
         report_on_stderr: json,
     };
-    let log = SwapLog::default();
+    let log = RunLog::default();
     // A rollback pulls nothing: no credentials are read.
     let credentials = Store::default();
     let (args, options, log_ref, credentials) = (&args, &options, &log, &credentials);

@@ -23,6 +23,7 @@ mod gated;
 mod http;
 mod nodes;
 mod openstack;
+mod registry;
 mod sandbox;
 mod silent;
 
@@ -34,6 +35,7 @@ pub use http::*;
 pub use kolla::deploy::fault::FaultPoint;
 pub use nodes::*;
 pub use openstack::*;
+pub use registry::*;
 pub use sandbox::*;
 pub use silent::*;
 

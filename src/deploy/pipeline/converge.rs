@@ -5,12 +5,13 @@
 
 use std::collections::BTreeMap;
 
-use super::{NodeAt, NodeErrors};
+use super::report::DeployRecord;
+use super::{NodeAt, NodeErrors, RunLog};
 use crate::config::ConfigError;
 use crate::deploy::desired::Desired;
 use crate::deploy::execute::Executor;
 use crate::deploy::labels::{self, ObservedContainer};
-use crate::deploy::plan::{self, PlanOptions, Volumes};
+use crate::deploy::plan::{self, Plan, PlanOptions, Volumes};
 use crate::engine::EngineError;
 
 /// A volume made outside kolla must be there: never an empty substitute
@@ -45,29 +46,28 @@ pub(super) struct How<'a> {
     pub(super) dry_run: bool,
     /// Only these services; None: every one.
     pub(super) only: Option<&'a [String]>,
+    /// Say the plan on stderr, not stdout.
+    pub(super) plan_on_stderr: bool,
 }
 
 /// Plan the node, say the plan, and unless `dry_run` (or nothing is to
-/// change) execute and check it: the lines to report.
+/// change) execute and check it: the lines to report. The plan and each
+/// action's result are recorded in `log`, whatever the outcome.
 pub(super) async fn converge(
     at: &NodeAt<'_>,
     desired: &Desired,
     observed: &[ObservedContainer],
     how: How<'_>,
+    log: &RunLog,
 ) -> Result<Vec<String>, NodeErrors> {
-    let How {
-        remove_orphans,
-        dry_run,
-        only,
-    } = how;
     let name = at.run.node;
     let services: Vec<_> = desired.services.values().cloned().collect();
     let existing = existing_volumes(at, desired)
         .await
         .map_err(|e| on_node(e, name))?;
     let options = PlanOptions {
-        remove_orphans,
-        only: only.map(|only| only.iter().cloned().collect()),
+        remove_orphans: how.remove_orphans,
+        only: how.only.map(|only| only.iter().cloned().collect()),
         retain: at.run.options.retain,
         prefix: at.globals.container_prefix.clone(),
         volumes: Volumes {
@@ -76,8 +76,28 @@ pub(super) async fn converge(
         },
     };
     let plan = plan::plan(&services, observed, &options).map_err(|e| on_node(e, name))?;
-    out!("node {name}:\n{}", plan.text());
-    if dry_run {
+    let text = format!("node {name}:\n{}", plan.text());
+    if how.plan_on_stderr {
+        eprint!("{text}");
+    } else {
+        out!("{text}");
+    }
+    let mut record = DeployRecord::of(&plan, how.dry_run);
+    let result = execute(at, desired, observed, (&plan, how), &mut record).await;
+    log.deployed(name, record);
+    result
+}
+
+/// The plan carried out (unless a dry run, or nothing is to change),
+/// each result written into `record`: the line to report.
+async fn execute(
+    at: &NodeAt<'_>,
+    desired: &Desired,
+    observed: &[ObservedContainer],
+    (plan, how): (&Plan, How<'_>),
+    record: &mut DeployRecord,
+) -> Result<Vec<String>, NodeErrors> {
+    if how.dry_run {
         return Ok(vec![format!(
             "{} changes planned (dry run: nothing changed)",
             plan.changes()
@@ -87,15 +107,21 @@ pub(super) async fn converge(
         return Ok(vec!["up to date, nothing changed".to_string()]);
     }
     let executor = Executor::of(&at.run);
-    let done = executor
-        .apply(&plan, &desired.services, observed, &desired.files)
-        .await
-        .map_err(NodeErrors::many)?;
+    let applied = executor
+        .apply(plan, &desired.services, observed, &desired.files)
+        .await;
+    record.applied(&applied);
+    if !applied.failed.is_empty() {
+        return Err(NodeErrors::many(applied.failed.into_iter().map(|(_, e)| e)));
+    }
     let after = super::observe_node(at).await?;
-    executor
-        .verify(&desired.services, &after, only)
-        .await
-        .map_err(NodeErrors::many)?;
+    if let Err(failed) = executor.verify(&desired.services, &after, how.only).await {
+        for (service, error) in &failed {
+            record.failed(service, error.to_string());
+        }
+        return Err(NodeErrors::many(failed.into_iter().map(|(_, e)| e)));
+    }
+    let done = applied.done;
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for d in &done {
         *counts.entry(d.kind.as_str()).or_default() += 1;
@@ -104,7 +130,8 @@ pub(super) async fn converge(
     Ok(vec![format!(
         "{} ({} unchanged)",
         described.join(", "),
-        only.map_or(desired.services.len(), <[String]>::len)
+        how.only
+            .map_or(desired.services.len(), <[String]>::len)
             .saturating_sub(done.len())
     )])
 }

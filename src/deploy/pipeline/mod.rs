@@ -5,11 +5,14 @@
 //! `privileged: auto` settled, then the intent carried out: a deploy plans
 //! the node and executes the plan (`converge`), an upgrade or a rollback
 //! swaps each named service (`swaps`), a start or a restart brings live
-//! containers up again (`lifecycle`). Verbs resolve files, connect, pick
-//! the nodes and report; what happens on a node is decided here and below.
+//! containers up again (`lifecycle`). What a deploy and a recovery came
+//! to is kept, typed, in the run's log for `--output json` (`report`), as
+//! swaps are. Verbs resolve files, connect, pick the nodes and
+//! report; what happens on a node is decided here and below.
 
 mod converge;
 mod lifecycle;
+mod report;
 mod swaps;
 
 use super::context::NodeRun;
@@ -24,7 +27,7 @@ use crate::config::Globals;
 use crate::config::inventory::{Node, PrivilegedMode};
 use crate::credentials::Store;
 
-pub use swaps::{SwapLog, SwapRecord};
+pub use report::{DeployRecord, RecoveryRecord, RunLog, SwapRecord};
 
 /// What the pipeline does on a node once the node is ready for it.
 pub enum Intent<'a> {
@@ -36,6 +39,8 @@ pub enum Intent<'a> {
         /// Only these services (`kolla deploy SERVICE...`): what they
         /// depend on is left as it is, and must be up.
         only: Option<&'a [String]>,
+        /// The plan's text on stderr (stdout then holds a JSON document).
+        plan_on_stderr: bool,
     },
     /// Swap `services` to their desired image and config.
     Upgrade {
@@ -166,30 +171,32 @@ struct Ready {
 
 /// Carry `intent` out on the node `at`, whose desired state is `desired`
 /// (a rollback and a recovery work from what the node has and read none);
-/// swaps are recorded in `log`.
+/// swaps, deploys and recoveries are recorded in `log`.
 pub async fn run(
     at: &NodeAt<'_>,
     mut desired: Desired,
     intent: &Intent<'_>,
-    log: &SwapLog,
+    log: &RunLog,
 ) -> NodeResult {
     let Ready {
         observed,
         recovered,
         mut lines,
-    } = ready(at, &mut desired, intent).await?;
+    } = ready(at, &mut desired, intent, log).await?;
     match *intent {
         Intent::Deploy {
             remove_orphans,
             dry_run,
             only,
+            plan_on_stderr,
         } => {
             let how = converge::How {
                 remove_orphans,
                 dry_run,
                 only,
+                plan_on_stderr,
             };
-            let done = converge::converge(at, &desired, &observed, how).await?;
+            let done = converge::converge(at, &desired, &observed, how, log).await?;
             lines.extend(done);
             Ok(lines)
         }
@@ -236,12 +243,14 @@ pub async fn run(
 /// What every intent does first, in this order: the images supplied
 /// (deploy and upgrade; an upgrade's only), a deploy's external volumes
 /// checked, the node observed, a rollback of a data container refused,
-/// the leftovers of interrupted swaps settled (and the node observed
-/// again if that changed it), `privileged: auto` settled.
+/// the leftovers of interrupted swaps settled (and what that did kept in
+/// `log`; the node observed again if that changed it), `privileged: auto`
+/// settled.
 async fn ready(
     at: &NodeAt<'_>,
     desired: &mut Desired,
     intent: &Intent<'_>,
+    log: &RunLog,
 ) -> Result<Ready, NodeErrors> {
     if let Intent::Upgrade { services, .. } | Intent::PostUpgrade { services } = intent {
         desired.services.retain(|s, _| services.contains(s));
@@ -273,7 +282,9 @@ async fn ready(
     }
     let mut recovered = false;
     if let Some(how) = intent.recovers() {
-        recovered = recovery::recover_first(&at.run, &observed, how).await?;
+        let recoveries = recovery::recover_first(&at.run, &observed, how).await;
+        log.recovered(at.run.node, &recoveries);
+        recovered = recoveries.changed()?;
         if recovered {
             observed = observe_node(at).await?;
         }

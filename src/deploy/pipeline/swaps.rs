@@ -3,12 +3,10 @@
 //! kept generation), its live line ended with the result, and a record of
 //! each swap for `--output json`.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use serde::Serialize;
-
+use super::report::{RunLog, SwapRecord};
 use super::{NodeAt, NodeErrors};
 use crate::deploy::context::NodeRun;
 use crate::deploy::desired::Desired;
@@ -19,52 +17,6 @@ use crate::deploy::plan::{self, BackTo, DesiredService};
 use crate::deploy::restore_point::RestorePoints;
 use crate::deploy::tags::{self, TagChange};
 use crate::progress::{Finished, Tone};
-
-/// One service's swap, as `--output json` reports it.
-#[derive(Debug, Clone, Serialize)]
-pub struct SwapRecord {
-    node: String,
-    service: String,
-    action: &'static str,
-    /// `swapped`, `unchanged` (already there) or `failed`.
-    result: &'static str,
-    from_generation: u64,
-    to_generation: Option<u64>,
-    /// From the old generation's stop to the new one's first passing
-    /// health check: what a client saw.
-    dark_window_secs: Option<f64>,
-    error: Option<String>,
-}
-
-/// The swaps of every node, in the order they ended, and whether any node
-/// ran one of the services named.
-#[derive(Default)]
-pub struct SwapLog {
-    records: Mutex<Vec<SwapRecord>>,
-    found: AtomicBool,
-}
-
-impl SwapLog {
-    fn push(&self, record: SwapRecord) {
-        self.records
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(record);
-    }
-
-    /// Every record so far.
-    pub fn records(&self) -> Vec<SwapRecord> {
-        self.records
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Whether a node ran one of the services a rollback named.
-    pub fn found_any(&self) -> bool {
-        self.found.load(Ordering::Relaxed)
-    }
-}
 
 fn live_of<'a>(observed: &'a [ObservedContainer], service: &str) -> Option<&'a ObservedContainer> {
     observed
@@ -79,7 +31,7 @@ pub(super) async fn upgrade(
     desired: &Desired,
     observed: &[ObservedContainer],
     (services, allow_downgrade): (&[String], bool),
-    log: &SwapLog,
+    log: &RunLog,
 ) -> anyhow::Result<String> {
     let (run, name) = (&at.run, at.run.node);
     let mut done = Vec::new();
@@ -104,7 +56,7 @@ pub(super) async fn upgrade(
             error: None,
         };
         if plan::is_current(wanted, live) {
-            log.push(record);
+            log.records.push(record);
             done.push(format!(
                 "{service} already at generation {} (same image and config)",
                 live.generation
@@ -122,7 +74,8 @@ pub(super) async fn upgrade(
             .await;
         show_result(run, service, "upgraded", replaced.as_ref().copied());
         record.to_generation = Some(plan::next_generation(observed, service));
-        log.push(finish_record(record, replaced.as_ref().copied()));
+        log.records
+            .push(finish_record(record, replaced.as_ref().copied()));
         done.push(match replaced? {
             Some(dark) => format!("{service} upgraded, dark window {:.3}s", dark.as_secs_f64()),
             None => format!("{service} already upgraded by another run"),
@@ -182,7 +135,7 @@ pub(super) async fn rollback(
     observed: &[ObservedContainer],
     services: &[String],
     how: RollbackTo<'_>,
-    log: &SwapLog,
+    log: &RunLog,
 ) -> Result<Vec<String>, NodeErrors> {
     let (run, name) = (&at.run, at.run.node);
     let restore_db = how.restore_db;
@@ -236,7 +189,7 @@ pub(super) async fn rollback(
             dark_window_secs: None,
             error: None,
         };
-        log.push(finish_record(record, result));
+        log.records.push(finish_record(record, result));
         let dark = rolled_back?;
         lines.push(format!(
             "{service} rolled back from generation {} to {}, dark window {:.3}s",

@@ -23,14 +23,33 @@ pub struct Recovering<'a> {
     pub stopped_too: bool,
 }
 
+/// What recovery did on a node: each service with leftovers, in turn,
+/// and what was done for it (a phrase a step; none: nothing was left once
+/// its lock was held); the first failure ends it, and is kept apart.
+#[derive(Debug, Default)]
+pub struct Recoveries {
+    pub done: Vec<(String, Vec<String>)>,
+    pub failed: Option<(String, DeployError)>,
+}
+
+impl Recoveries {
+    /// Whether anything changed (the caller then looks at the node again),
+    /// or the failure.
+    pub fn changed(self) -> Result<bool, DeployError> {
+        match self.failed {
+            Some((_, error)) => Err(error),
+            None => Ok(self.done.iter().any(|(_, steps)| !steps.is_empty())),
+        }
+    }
+}
+
 /// Recover the leftovers of interrupted swaps of the services `how` says
-/// before working on them; says what it did. Returns whether anything
-/// changed (the caller then looks at the node again).
+/// before working on them, saying each step; stops at the first failure.
 pub async fn recover_first(
     run: &NodeRun<'_>,
     observed: &[ObservedContainer],
     how: Recovering<'_>,
-) -> Result<bool, DeployError> {
+) -> Recoveries {
     let Recovering {
         only,
         force,
@@ -41,17 +60,24 @@ pub async fn recover_first(
     } else {
         plan::services_with_leftovers(observed, run.options.retain)
     };
-    let mut changed = false;
+    let mut recoveries = Recoveries::default();
     for service in services {
         if only.is_some_and(|only| !only.contains(&service)) {
             continue;
         }
-        let done = run::recover_service(run, &service, observed, force).await?;
-        for step in &done {
-            run.steps
-                .note(format!("{}: {service}: recovery: {step}", run.node));
+        match run::recover_service(run, &service, observed, force).await {
+            Ok(done) => {
+                for step in &done {
+                    run.steps
+                        .note(format!("{}: {service}: recovery: {step}", run.node));
+                }
+                recoveries.done.push((service, done));
+            }
+            Err(error) => {
+                recoveries.failed = Some((service, error));
+                break;
+            }
         }
-        changed |= !done.is_empty();
     }
-    Ok(changed)
+    recoveries
 }
