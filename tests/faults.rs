@@ -531,12 +531,40 @@ mod fault_points {
         let mut said = run.rest();
         said.push('\n');
         said.push_str(&helper_finished(d));
+        if at.is_some() {
+            requests_landed(d);
+        }
         Kill {
             iteration,
             command: format!("{verb} {}", args.join(" ")),
             aim,
             at,
             steps: steps_said(&said),
+        }
+    }
+
+    /// How long the engine's listing of the deployment must stay the same
+    /// before a killed run's last requests count as landed.
+    const QUIET: Duration = Duration::from_secs(1);
+
+    /// Wait for the requests a killed run had in flight to land: the engine
+    /// goes on with a create whose client is gone, so a lock the run was
+    /// taking may appear a moment after the kill (on two busy cores, after
+    /// the next command had looked and found nothing to recover: a CI run).
+    /// An operator's next command comes seconds later; the test's must
+    /// too, or it blames that command for a container it never saw. Waits
+    /// until the listing is unchanged for `QUIET`, at most 10 s.
+    fn requests_landed(d: &Deployment) {
+        let waiting = Instant::now();
+        let mut last = d.containers();
+        let mut since = Instant::now();
+        while since.elapsed() < QUIET && waiting.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = d.containers();
+            if now != last {
+                last = now;
+                since = Instant::now();
+            }
         }
     }
 
@@ -634,6 +662,23 @@ mod fault_points {
         );
     }
 
+    /// The labels of the service's lock, if one is there: whose it is (the
+    /// killed run's pid, or the next command's) tells a lock released too
+    /// early from one never released.
+    fn lock_holder(d: &Deployment) -> String {
+        let output = common::docker(&[
+            "inspect",
+            "-f",
+            "{{json .Config.Labels}} created {{.Created}}",
+            &d.container("web.kolla-lock"),
+        ]);
+        if output.status.success() {
+            common::stdout_of(&output).trim().to_string()
+        } else {
+            "none".into()
+        }
+    }
+
     /// After `kill`: one of recover, deploy, upgrade, rollback must succeed
     /// and leave one serving container, the kept ones within retain, the data
     /// intact and every job whole.
@@ -653,7 +698,15 @@ mod fault_points {
             kill.row(),
             describe(&output)
         );
-        d.assert_one_live_and_no_leftovers("web", &format!("iteration {i} (seed {seed})"));
+        let context = format!(
+            "iteration {i} (seed {seed}), then {} {}:\n{TABLE_HEADER}\n{}\n{}\nlock: {}",
+            next.0,
+            next.1.join(" "),
+            kill.row(),
+            describe(&output),
+            lock_holder(d)
+        );
+        d.assert_one_live_and_no_leftovers("web", &context);
         let containers = d.containers();
         let kept = containers
             .keys()
