@@ -215,3 +215,61 @@ fn output_into_a_closed_pipe_neither_panics_nor_stops_the_work() {
         .map(|(_, state)| state.as_str());
     assert_eq!(web, Some("running"), "{containers:?}");
 }
+
+/// A replace for a changed config names what changed (the variable, the
+/// rendered file, passwords.yml), from what the live container keeps of
+/// its parts: keyed hashes, no value. The dry run changes nothing.
+#[test]
+fn a_dry_run_names_the_parts_of_a_config_that_changed() {
+    let d = Deployment::new("dryparts");
+    std::fs::create_dir_all(d.compose_dir.join("app")).expect("template folder");
+    let write = |level: &str, greeting: &str, password: &str| {
+        std::fs::write(
+            d.compose_dir.join("app/app.conf"),
+            format!("greeting = {greeting}\npassword = {{{{ passwords.app_password }}}}\n"),
+        )
+        .expect("template");
+        std::fs::write(
+            d.compose_dir.join("controller.yml"),
+            format!(
+                "services:\n  app:\n    image: ${{IMAGE}}\n    command: [sleep, \"3600\"]\n    environment: {{LEVEL: \"{level}\", KEPT: \"1\"}}\n    x-kolla:\n      config: {{src: app/, dest: /etc/app}}\n"
+            ),
+        )
+        .expect("compose file");
+        std::fs::write(
+            d.images.config_dir.join("passwords.yml"),
+            format!("app_password: {password}\n"),
+        )
+        .expect("passwords");
+    };
+    write("info", "hello", "first-secret-value");
+    let output = d.kolla("deploy", &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let live = d.containers()[&d.container("app")].0.clone();
+
+    let dry_run = |expected: &str| {
+        let output = d.kolla("deploy", &["--dry-run"]);
+        assert!(output.status.success(), "{}", describe(&output));
+        let said = stdout_of(&output);
+        let line = said
+            .lines()
+            .find(|l| l.contains("replace") && l.contains(" app "))
+            .unwrap_or_else(|| panic!("no replace of app in:\n{said}"));
+        assert!(
+            line.ends_with(&format!("(config changed: {expected})")),
+            "{line}"
+        );
+        assert!(!said.contains("second-secret-value"), "{said}");
+        assert_eq!(
+            d.containers()[&d.container("app")].0,
+            live,
+            "a dry run replaced it"
+        );
+    };
+    write("debug", "hello", "first-secret-value");
+    dry_run("environment LEVEL");
+    write("debug", "bonjour", "first-secret-value");
+    dry_run("environment LEVEL, file /etc/app/app.conf");
+    write("info", "hello", "second-secret-value");
+    dry_run("passwords.yml");
+}

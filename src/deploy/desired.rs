@@ -207,6 +207,7 @@ fn wanted_service(
         service: service.clone(),
         spec: Default::default(),
         config_hash: String::new(),
+        config_parts: Default::default(),
         digest: None,
         node_role: role.to_string(),
         privileged: node.privileged,
@@ -278,6 +279,15 @@ fn derive_spec(
 ) {
     (wanted.spec, wanted.config_hash) =
         derived(wanted, wanted.privileged, rendered, globals, hash_key);
+    wanted.config_parts = spec::config_parts(
+        hash_key,
+        spec::HashInputs {
+            spec: &wanted.spec,
+            files: rendered,
+            job_files: &wanted.job_files,
+            bootstrap: wanted.service.kolla.bootstrap.as_deref(),
+        },
+    );
 }
 
 impl Desired {

@@ -15,6 +15,9 @@ pub const IMAGE: &str = "kolla.image";
 pub const DIGEST: &str = "kolla.digest";
 /// Hash of the service definition and its rendered config.
 pub const CONFIG_HASH: &str = "kolla.config-hash";
+/// What each part of the config hash hashes to (`spec::config_parts`), as
+/// JSON: how a plan names what changed.
+pub const CONFIG_PARTS: &str = "kolla.config-parts";
 /// 1, 2, 3, ... per service, bumped on every swap.
 pub const GENERATION: &str = "kolla.generation";
 /// "true" on data containers, which are never started or replaced.
@@ -144,6 +147,9 @@ pub struct ObservedContainer {
     pub image: String,
     pub digest: String,
     pub config_hash: String,
+    /// Its config's parts (`kolla.config-parts`); None on a container made
+    /// before kolla kept them.
+    pub config_parts: Option<std::collections::BTreeMap<String, String>>,
     pub generation: u64,
     pub data: bool,
     pub state: State,
@@ -186,6 +192,7 @@ impl ObservedContainer {
             image: "i".into(),
             digest: "d".into(),
             config_hash: "h".into(),
+            config_parts: None,
             generation: 1,
             data: false,
             state: State::Running,
@@ -229,6 +236,9 @@ impl ObservedContainer {
             image: label(IMAGE),
             digest: label(DIGEST),
             config_hash: label(CONFIG_HASH),
+            config_parts: labels
+                .get(CONFIG_PARTS)
+                .and_then(|parts| serde_json::from_str(parts).ok()),
             generation: label(GENERATION).parse().unwrap_or(0),
             data: label(DATA) == "true",
             level: label(LEVEL).parse().unwrap_or(0),

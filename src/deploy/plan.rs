@@ -700,7 +700,9 @@ fn decide(
             }
         }
         Some(c) if image_changed(wanted, c) => (ActionKind::Replace, "image changed"),
-        Some(c) if c.config_hash != wanted.config_hash => (ActionKind::Replace, "config changed"),
+        Some(c) if c.config_hash != wanted.config_hash => {
+            return (ActionKind::Replace, config_changed(wanted, c));
+        }
         Some(c) if job && c.state == State::Exited && c.exit_code == Some(0) => {
             (ActionKind::Keep, "job completed")
         }
@@ -713,6 +715,21 @@ fn decide(
         Some(_) => (ActionKind::Keep, "up to date"),
     };
     (kind, cause.to_string())
+}
+
+/// "config changed", naming the parts that did where the live container
+/// says what its parts were.
+fn config_changed(wanted: &DesiredService, live: &ObservedContainer) -> String {
+    let changed = live
+        .config_parts
+        .as_ref()
+        .map(|parts| crate::deploy::spec::changed_parts(parts, &wanted.config_parts))
+        .unwrap_or_default();
+    if changed.is_empty() {
+        "config changed".to_string()
+    } else {
+        format!("config changed: {}", changed.join(", "))
+    }
 }
 
 /// What a fresh start of `wanted` must reach before its dependents start:
@@ -1015,6 +1032,7 @@ services:
             .into_iter()
             .map(|service| DesiredService {
                 config_hash: format!("hash-{}", service.name),
+                config_parts: Default::default(),
                 digest: Some(format!("sha256:{}", service.name)),
                 spec: ContainerSpec::default(),
                 node_role: "controller".into(),
@@ -1042,6 +1060,7 @@ services:
             image: service.into(),
             digest: format!("sha256:{service}"),
             config_hash: format!("hash-{service}"),
+            config_parts: None,
             generation: 1,
             data: service == "data",
             exit_code: None,
@@ -1280,6 +1299,44 @@ orphans:
         .unwrap();
         assert_eq!(removing.orphans[0].kind, ActionKind::RemoveOrphan);
         assert_eq!(removing.changes(), 7);
+    }
+
+    #[test]
+    fn a_config_change_names_its_parts_where_the_live_container_kept_them() {
+        let parts = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let mut wanted = desired();
+        let api = wanted.iter_mut().find(|d| d.service.name == "api").unwrap();
+        api.config_parts = parts(&[
+            ("passwords.yml", "k"),
+            ("environment A", "2"),
+            ("file /a", "f"),
+        ]);
+        let mut observed = all_running();
+        observed[3].config_hash = "old".into();
+        observed[3].config_parts = Some(parts(&[
+            ("passwords.yml", "k"),
+            ("environment A", "1"),
+            ("file /a", "f"),
+        ]));
+        let cause = |observed: &[ObservedContainer]| {
+            let plan = plan(&wanted, observed, &PlanOptions::default()).unwrap();
+            plan.levels
+                .iter()
+                .flatten()
+                .find(|a| a.service == "api")
+                .unwrap()
+                .cause
+                .clone()
+        };
+        assert_eq!(cause(&observed), "config changed: environment A");
+        // Made before kolla kept parts: the cause as it was.
+        observed[3].config_parts = None;
+        assert_eq!(cause(&observed), "config changed");
     }
 
     #[test]

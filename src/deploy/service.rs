@@ -13,6 +13,8 @@ pub struct DesiredService {
     pub service: ServiceSpec,
     pub spec: ContainerSpec,
     pub config_hash: String,
+    /// What each part of its config hashes to (`spec::config_parts`).
+    pub config_parts: std::collections::BTreeMap<String, String>,
     /// Id of the service's image on the node, None when it is not there.
     pub digest: Option<String>,
     /// The node role whose compose file defines it.

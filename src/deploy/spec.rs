@@ -302,6 +302,101 @@ pub fn config_hash(key: &[u8], inputs: HashInputs<'_>) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
+/// What each part a config hash covers hashes to, under the same key:
+/// one entry per field of the container spec (named as a compose file
+/// names it; each environment variable its own), per rendered file and
+/// per bootstrap file, and the bootstrap command. Kept on the container
+/// (`kolla.config-parts`), so a later plan can say which of them changed
+/// ("config changed: environment DEBUG, file /etc/glance/glance-api.conf")
+/// without keeping a secret or its plain hash on the node.
+pub fn config_parts(key: &[u8], inputs: HashInputs<'_>) -> BTreeMap<String, String> {
+    let mut parts = BTreeMap::new();
+    let mut add = |name: String, bytes: &[u8]| {
+        let hash = part_hash(key, &name, bytes);
+        parts.insert(name, hash);
+    };
+    // The key's own mark: a changed password changes every part's hash.
+    add(PASSWORDS_PART.to_string(), b"");
+    // Plain data (strings, vectors, B-tree maps): serializing cannot fail.
+    if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(inputs.spec) {
+        for (field, value) in fields {
+            match (field.as_str(), value) {
+                ("env", serde_json::Value::Array(entries)) => {
+                    for entry in entries {
+                        let entry = entry.as_str().unwrap_or_default();
+                        let name = entry.split_once('=').map_or(entry, |(name, _)| name);
+                        add(format!("environment {name}"), entry.as_bytes());
+                    }
+                }
+                (field, value) => add(compose_key(field).to_string(), value.to_string().as_bytes()),
+            }
+        }
+    }
+    for file in inputs.files {
+        add(format!("file {}", file.path), &file.bytes);
+    }
+    for file in inputs.job_files {
+        add(format!("bootstrap file {}", file.path), &file.bytes);
+    }
+    if let Some(command) = inputs.bootstrap {
+        add("bootstrap command".into(), command.join("\0").as_bytes());
+    }
+    parts
+}
+
+/// The part that stands for the key (every password): when it differs,
+/// the other parts cannot be compared, and passwords.yml is what changed.
+const PASSWORDS_PART: &str = "passwords.yml";
+
+/// A spec field's name in a compose file, where it has one.
+fn compose_key(field: &str) -> &str {
+    match field {
+        "binds" | "anonymous_volumes" => "volumes",
+        "restart_policy" => "restart",
+        "stop_timeout_secs" => "stop_grace_period",
+        "ipc_mode" => "ipc",
+        "pid_mode" => "pid",
+        other => other,
+    }
+}
+
+/// One part's keyed hash, short: it only tells parts apart.
+fn part_hash(key: &[u8], name: &str, bytes: &[u8]) -> String {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
+        return String::new();
+    };
+    for part in [b"kolla-config-part-v1".as_slice(), name.as_bytes(), bytes] {
+        mac.update(&(part.len() as u64).to_le_bytes());
+        mac.update(part);
+    }
+    hex::encode(&mac.finalize().into_bytes()[..8])
+}
+
+/// The parts that differ between a live container's and the wanted ones:
+/// changed, added or gone, each named once, in order.
+pub fn changed_parts(
+    live: &BTreeMap<String, String>,
+    wanted: &BTreeMap<String, String>,
+) -> Vec<String> {
+    if live.get(PASSWORDS_PART) != wanted.get(PASSWORDS_PART) {
+        return vec![PASSWORDS_PART.to_string()];
+    }
+    let mut names: Vec<String> = live
+        .iter()
+        .filter(|(name, hash)| wanted.get(*name) != Some(hash))
+        .map(|(name, _)| name.clone())
+        .chain(
+            wanted
+                .keys()
+                .filter(|name| !live.contains_key(*name))
+                .cloned(),
+        )
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// The kolla labels of a container: who it belongs to and what it was
 /// made from. User labels come first so they cannot overwrite ours.
 pub fn labels_for(
@@ -407,6 +502,101 @@ mod tests {
         // A service that is not privileged is untouched on such a node.
         let plain = container_spec(&service(""), &placement(PrivilegedMode::Explicit));
         assert!(plain.cap_add.is_empty() && plain.device_cgroup_rules.is_empty());
+    }
+
+    #[test]
+    fn config_parts_name_what_changed_and_nothing_else() {
+        let p = placement(PrivilegedMode::Native);
+        let key = hash_key(&BTreeMap::from([("db".to_string(), "s3cret".to_string())]));
+        let parts = |service_text: &str, files: &[RenderedFile], bootstrap: Option<&[String]>| {
+            config_parts(
+                &key,
+                HashInputs {
+                    spec: &container_spec(&service(service_text), &p),
+                    files,
+                    job_files: &[],
+                    bootstrap,
+                },
+            )
+        };
+        let conf = |text: &str| [RenderedFile::new("/etc/x/x.conf", text.as_bytes().to_vec())];
+        let base = parts("    environment: {A: '1', B: '2'}\n", &conf("a"), None);
+        assert_eq!(
+            changed_parts(
+                &base,
+                &parts("    environment: {A: '1', B: '2'}\n", &conf("a"), None)
+            ),
+            Vec::<String>::new()
+        );
+        // One variable, one file, one spec key (named as compose names
+        // it), an added variable and the bootstrap: each named alone.
+        let cases: [(&str, &[RenderedFile], Option<&[String]>, &[&str]); 5] = [
+            (
+                "    environment: {A: '1', B: '3'}\n",
+                &conf("a"),
+                None,
+                &["environment B"],
+            ),
+            (
+                "    environment: {A: '1', B: '2'}\n",
+                &conf("b"),
+                None,
+                &["file /etc/x/x.conf"],
+            ),
+            (
+                "    environment: {A: '1', B: '2'}\n    restart: always\n",
+                &conf("a"),
+                None,
+                &["restart"],
+            ),
+            (
+                "    environment: {A: '1', B: '2', C: '4'}\n",
+                &conf("a"),
+                None,
+                &["environment C"],
+            ),
+            (
+                "    environment: {A: '1', B: '2'}\n",
+                &conf("a"),
+                Some(&["db-sync".to_string()]),
+                &["bootstrap command"],
+            ),
+        ];
+        for (text, files, bootstrap, named) in cases {
+            assert_eq!(
+                changed_parts(&base, &parts(text, files, bootstrap)),
+                named,
+                "{text}"
+            );
+        }
+        // A file gone is named too.
+        assert_eq!(
+            changed_parts(
+                &base,
+                &parts("    environment: {A: '1', B: '2'}\n", &[], None)
+            ),
+            ["file /etc/x/x.conf"]
+        );
+        // Keyed: the label tells nothing without every password (the same
+        // file under another key hashes otherwise), and holds no value.
+        let other_key = hash_key(&BTreeMap::new());
+        let other = config_parts(
+            &other_key,
+            HashInputs {
+                spec: &container_spec(&service("    environment: {A: '1', B: '2'}\n"), &p),
+                files: &conf("a"),
+                job_files: &[],
+                bootstrap: None,
+            },
+        );
+        assert_ne!(base["file /etc/x/x.conf"], other["file /etc/x/x.conf"]);
+        // A changed password is said as such, not as every part.
+        assert_eq!(changed_parts(&base, &other), ["passwords.yml"]);
+        let label = serde_json::to_string(&base).expect("json");
+        assert!(
+            !label.contains("s3cret") && !label.contains("A=1"),
+            "{label}"
+        );
     }
 
     #[test]

@@ -97,6 +97,9 @@ impl StepRunner<'_> {
         );
         spec.labels
             .insert(labels::LEVEL.to_string(), wanted.level.to_string());
+        if let Ok(parts) = serde_json::to_string(&wanted.config_parts) {
+            spec.labels.insert(labels::CONFIG_PARTS.to_string(), parts);
+        }
         spec
     }
 
