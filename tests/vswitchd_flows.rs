@@ -184,7 +184,7 @@ fn positions(all: &str, calls: &[&str]) -> Vec<usize> {
 }
 
 const SET_WAIT: &str =
-    "ovs-vsctl --timeout=5 set Open_vSwitch . other_config:flow-restore-wait=true";
+    "ovs-vsctl --timeout=5 --no-wait set Open_vSwitch . other_config:flow-restore-wait=true";
 const CLEAR_WAIT: &str = "remove Open_vSwitch . other_config flow-restore-wait";
 
 #[test]
