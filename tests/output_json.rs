@@ -156,7 +156,11 @@ fn a_failed_action_says_failed_with_its_error() {
     );
     assert_eq!(
         action_of(&failed, "web"),
-        ("replace".into(), "config changed".into(), "failed".into())
+        (
+            "replace".into(),
+            "config changed: environment FAIL_BOOTSTRAP".into(),
+            "failed".into()
+        )
     );
     let web = service(local, "web");
     assert!(
