@@ -530,7 +530,14 @@ mod tests {
         );
         // One variable, one file, one spec key (named as compose names
         // it), an added variable and the bootstrap: each named alone.
-        let cases: [(&str, &[RenderedFile], Option<&[String]>, &[&str]); 5] = [
+        // (compose text, rendered files, bootstrap command, parts named)
+        type Case<'a> = (
+            &'a str,
+            &'a [RenderedFile],
+            Option<&'a [String]>,
+            &'a [&'a str],
+        );
+        let cases: [Case; 5] = [
             (
                 "    environment: {A: '1', B: '3'}\n",
                 &conf("a"),
