@@ -31,6 +31,7 @@ static ALL_IN_ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 #[ignore = "heavy: builds and deploys real OpenStack services; tools/test runs it"]
 fn all_in_one_builds_deploys_and_serves_the_apis() {
     let _one = ALL_IN_ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let host = network::HostNetwork::now();
     let (d, deployed) = deploy_the_all_in_one(Release::DEFAULT, "aio");
     let containers = d.containers();
     for service in [
@@ -197,9 +198,10 @@ fn all_in_one_builds_deploys_and_serves_the_apis() {
     let output = d.kolla("destroy", &["--purge-data", "--yes-i-really-mean-it"]);
     assert!(output.status.success(), "{}", describe(&output));
     assert!(d.containers().is_empty());
-    // The provider network's veth pair the deployment's L2 agent made, and
-    // the userspace switch's taps.
-    network::remove_node_network_leftovers();
+    // The Neutron agents' cleanup jobs (x-kolla.cleanup) took what they
+    // made outside their containers: the provider network's veth pair, the
+    // userspace switch's taps, the routers' and DHCP servers' namespaces.
+    network::HostNetwork::now().assert_as(&host, "after destroy --purge-data");
     common::phase("end");
 }
 

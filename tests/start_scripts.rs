@@ -93,10 +93,11 @@ impl Run {
 
 /// The start scripts of the neutron folder the tests run, and the snippet
 /// both source.
-const SCRIPTS: [&str; 3] = [
+const SCRIPTS: [&str; 4] = [
     "kolla-l2-agent.sh",
     "kolla-ns-agent.sh",
     "kolla-datapath.sh",
+    "kolla-cleanup.sh",
 ];
 
 /// Every script of `SCRIPTS` rendered for `release` and `service` into
@@ -311,4 +312,122 @@ fn the_namespace_agents_plug_veth_pairs_on_the_userspace_datapath() {
         "settings written for a refused datapath"
     );
     assert!(!dir.path().join("started").exists(), "the agent started");
+}
+
+/// `ip` and `iptables` that know a node with two of Neutron's namespaces, one
+/// of the operator's, the switch's devices, and Neutron's chains with a
+/// jump into them (a comment with spaces, quoted as iptables quotes it)
+/// beside the node's own rule: each call is recorded.
+const NODE_RECORDERS: [(&str, &str); 2] = [
+    (
+        "ip",
+        r#"#!/bin/sh
+printf 'ip %s\n' "$*" >> "$CALLS"
+case "$*" in
+    "netns list") printf 'qdhcp-11 (id: 0)\nqrouter-22 (id: 1)\nmy-qdhcp-own\n' ;;
+    "link show kolla-ext"|"link show br-int"|"link show ovs-netdev") exit 0 ;;
+    "link show "*) exit 1 ;;
+esac
+exit 0
+"#,
+    ),
+    (
+        "iptables",
+        r#"#!/bin/sh
+{ printf 'iptables'; printf ' [%s]' "$@"; echo; } >> "$CALLS"
+case "$*" in
+    "-t filter -S")
+        echo '-P INPUT ACCEPT'
+        echo '-N neutron-openvswi-INPUT'
+        echo '-N neutron-filter-top'
+        echo '-A INPUT -m comment --comment "neutron jump here" -j neutron-openvswi-INPUT'
+        echo '-A INPUT -p tcp --dport 22 -j ACCEPT'
+        echo '-A neutron-filter-top -j RETURN'
+        ;;
+esac
+exit 0
+"#,
+    ),
+];
+
+/// The cleanup `kolla destroy` runs for the agents: it removes Neutron's
+/// namespaces of the prefixes asked and no other, the switch's devices
+/// present and no other, the jump into Neutron's chains (its quoted
+/// comment kept whole) and the chains, and never the node's own rule.
+#[test]
+fn the_cleanup_removes_what_neutron_made_and_nothing_else() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let script = render_start_scripts(
+        dir.path(),
+        ("epoxy", "neutron-l3-agent"),
+        "kolla-cleanup.sh",
+    );
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).expect("bin folder");
+    for (name, text) in NODE_RECORDERS {
+        std::fs::write(bin.join(name), text).expect("a recorder");
+        let chmod = Command::new("chmod").arg("+x").arg(bin.join(name)).status();
+        assert!(chmod.is_ok_and(|s| s.success()), "chmod +x {name}");
+    }
+    let calls = dir.path().join("calls");
+    let run = |args: &[&str]| {
+        let _ = std::fs::remove_file(&calls);
+        let output = Command::new("bash")
+            .arg(&script)
+            .args(args)
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("CALLS", &calls)
+            .output()
+            .expect("bash runs");
+        let said = std::fs::read_to_string(&calls).unwrap_or_default();
+        (output, said)
+    };
+
+    let (output, said) = run(&["namespaces", "qdhcp-"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(said.contains("ip netns delete qdhcp-11\n"), "{said}");
+    assert!(
+        !said.contains("qrouter-22") && !said.contains("delete my-qdhcp-own"),
+        "{said}"
+    );
+    let (_, said) = run(&["namespaces", "qrouter-", "snat-", "fip-"]);
+    assert!(said.contains("ip netns delete qrouter-22\n"), "{said}");
+    assert!(!said.contains("delete qdhcp-11"), "{said}");
+
+    let (output, said) = run(&["switch"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for removed in [
+        "ip link delete kolla-ext",
+        "ip link delete br-int",
+        "ip link delete ovs-netdev",
+    ] {
+        assert!(said.contains(removed), "{removed}: {said}");
+    }
+    assert!(
+        !said.contains("ip link delete br-ex"),
+        "a device not there: {said}"
+    );
+    assert!(
+        said.contains("iptables [-t] [filter] [-D] [INPUT] [-m] [comment] [--comment] [neutron jump here] [-j] [neutron-openvswi-INPUT]"),
+        "the jump, its comment one argument: {said}"
+    );
+    assert!(!said.contains("--dport 22"), "the node's own rule: {said}");
+    for chain in ["neutron-openvswi-INPUT", "neutron-filter-top"] {
+        assert!(
+            said.contains(&format!("iptables [-t] [filter] [-X] [{chain}]")),
+            "{chain}: {said}"
+        );
+    }
+
+    let (output, said) = run(&["everything"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(said, "", "an unknown mode touched the node");
 }

@@ -16,6 +16,7 @@
 //! carry all the state (`labels`); only the history is a local file.
 //! `unused_images` (pure) says which images `kolla prune-images` removes.
 
+pub mod cleanup;
 pub mod config_files;
 pub mod context;
 pub mod critical;

@@ -152,9 +152,27 @@ impl Engine {
         spec: &ContainerSpec,
         limit: Duration,
     ) -> Result<RunOutput, EngineError> {
+        self.run_spec_with_files_to_completion(spec, None, limit)
+            .await
+    }
+
+    /// As `run_spec_to_completion`, with `files` (a tar, unpacked at `/`)
+    /// put into the container before it starts.
+    pub async fn run_spec_with_files_to_completion(
+        &self,
+        spec: &ContainerSpec,
+        files: Option<Bytes>,
+        limit: Duration,
+    ) -> Result<RunOutput, EngineError> {
         let name = spec.name.as_str();
         self.create_container(spec).await?;
-        let result = self.start_wait_logs(name, limit).await;
+        let result = match files {
+            Some(tar) => match self.upload(name, "/", tar).await {
+                Ok(()) => self.start_wait_logs(name, limit).await,
+                Err(e) => Err(e),
+            },
+            None => self.start_wait_logs(name, limit).await,
+        };
         let remove = RemoveContainerOptionsBuilder::default().force(true).build();
         let what = format!("remove container {name}");
         let removed = self

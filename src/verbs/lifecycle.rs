@@ -15,6 +15,10 @@ use super::{Fanout, Outcome, named, over_nodes};
 use crate::cli::{DestroyArgs, RestartArgs, StartArgs, StopArgs};
 use crate::config::inventory::Node;
 use crate::credentials::Store;
+use std::collections::BTreeMap;
+
+use crate::config::inventory::PrivilegedMode;
+use crate::deploy::cleanup;
 use crate::deploy::desired::Desired;
 use crate::deploy::guests;
 use crate::deploy::labels::{self, ObservedContainer, Role, State};
@@ -173,9 +177,27 @@ pub async fn destroy(settings: &Settings, args: DestroyArgs) -> anyhow::Result<O
     if !args.yes_i_really_mean_it && (purge || nodes.len() > 1) {
         refuse_unconfirmed(settings, &nodes, purge, asked).await?;
     }
+    // The compose files say which services clean up after themselves; a
+    // destroy still goes on where they cannot be read (it needs only the
+    // containers), saying what was skipped.
+    let desired: BTreeMap<String, Desired> =
+        match targets::resolve(&inventory, settings, &args.nodes) {
+            Ok(targets) => targets
+                .into_iter()
+                .map(|t| (t.node.name.clone(), t.desired))
+                .collect(),
+            Err(e) => {
+                say(format!(
+                    "note: the compose files cannot be read ({}); no cleanup job runs",
+                    super::describe_error(&e)
+                ));
+                BTreeMap::new()
+            }
+        };
+    let desired = &desired;
     Ok(
         over_nodes(nodes, Fanout::all(settings.forks), |node| async move {
-            destroy_node(settings, node, purge, asked)
+            destroy_node(settings, node, (purge, desired.get(&node.name)), asked)
                 .await
                 .map_err(|e| e.context("destroy").into())
         })
@@ -271,7 +293,7 @@ async fn would_go(
 async fn destroy_node(
     settings: &Settings,
     node: &Node,
-    purge: bool,
+    (purge, desired): (bool, Option<&Desired>),
     asked: &targets::Asked,
 ) -> anyhow::Result<Vec<String>> {
     let engine = asked.connect(settings, node).await?;
@@ -279,6 +301,24 @@ async fn destroy_node(
     stop_guests(&engine, &node.name, &observed).await?;
     // Graceful first: a service killed mid-write is how data is lost.
     stop_in_order(&engine, &node.name, &observed).await?;
+    let mut cleaned = Vec::new();
+    if let Some(desired) = desired {
+        let mut desired = desired.clone();
+        // Each job is privileged as its service's containers were made.
+        if node.privileged == PrivilegedMode::Auto {
+            let mode = desired
+                .settled_by(&observed, &settings.globals)
+                .unwrap_or(PrivilegedMode::Explicit);
+            desired.set_privileged(mode, &settings.globals);
+        }
+        let at = cleanup::Node {
+            engine: &engine,
+            name: &node.name,
+            prefix: &settings.globals.container_prefix,
+            project: &settings.globals.project,
+        };
+        cleaned = cleanup::run_cleanups(&at, &desired, &observed, say).await;
+    }
     let mut removed = 0;
     for c in observed.iter().filter(|c| purge || !c.data) {
         say(format!("{}: removing {}", node.name, c.name));
@@ -298,6 +338,7 @@ async fn destroy_node(
         }
     }
     let mut lines = vec![format!("{removed} containers removed")];
+    lines.extend(cleaned);
     if !purge && !points.is_empty() {
         lines.push(format!(
             "{} restore points kept (--purge-data --yes-i-really-mean-it removes them)",

@@ -124,7 +124,7 @@ impl Deployment {
             .arg(self.images.dir.path().join("state"));
         match verb {
             "genpwd" => {}
-            "unlock" | "history" | "ps" | "destroy" | "post-deploy" => {
+            "unlock" | "history" | "ps" | "post-deploy" => {
                 command.arg("-i").arg(&self.inventory);
             }
             _ => {

@@ -499,6 +499,84 @@ impl Drop for NodeAddress {
     }
 }
 
+/// What a deployment's network may leave on the node: its network
+/// namespaces, its links (but the engine's own: a container's `veth`, a
+/// Docker network's `br-` and twelve hex digits, which tests running
+/// beside this one make and remove) and the iptables rules naming Neutron,
+/// in the tables of both iptables back ends.
+#[derive(Debug, PartialEq, Eq)]
+pub struct HostNetwork {
+    namespaces: std::collections::BTreeSet<String>,
+    links: std::collections::BTreeSet<String>,
+    neutron_rules: Vec<String>,
+}
+
+impl HostNetwork {
+    pub fn now() -> HostNetwork {
+        let words = |output: Output, column: usize| -> std::collections::BTreeSet<String> {
+            String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .filter_map(|l| l.split_whitespace().nth(column))
+                .map(|w| {
+                    w.split('@')
+                        .next()
+                        .unwrap_or(w)
+                        .trim_end_matches(':')
+                        .to_string()
+                })
+                .collect()
+        };
+        let docker_bridge = |n: &str| {
+            n.len() == 15 && n.starts_with("br-") && n[3..].chars().all(|c| c.is_ascii_hexdigit())
+        };
+        let links = words(ip(&["-o", "link", "show"]), 1)
+            .into_iter()
+            .filter(|n| !n.starts_with("veth") && !docker_bridge(n))
+            .collect();
+        let mut neutron_rules = Vec::new();
+        for save in ["iptables-save", "iptables-legacy-save"] {
+            if let Ok(output) = std::process::Command::new(save).bounded_output() {
+                neutron_rules.extend(
+                    String::from_utf8_lossy(&output.stdout)
+                        .lines()
+                        .filter(|l| l.contains("neutron"))
+                        .map(|l| format!("{save}: {l}")),
+                );
+            }
+        }
+        HostNetwork {
+            namespaces: words(ip(&["netns", "list"]), 0),
+            links,
+            neutron_rules,
+        }
+    }
+
+    /// The node is as `before` was: what differs, named.
+    pub fn assert_as(&self, before: &HostNetwork, context: &str) {
+        let diff = |now: &std::collections::BTreeSet<String>,
+                    then: &std::collections::BTreeSet<String>| {
+            (
+                now.difference(then).cloned().collect::<Vec<_>>(),
+                then.difference(now).cloned().collect::<Vec<_>>(),
+            )
+        };
+        let (new_namespaces, gone_namespaces) = diff(&self.namespaces, &before.namespaces);
+        let (new_links, gone_links) = diff(&self.links, &before.links);
+        assert!(
+            new_namespaces.is_empty()
+                && gone_namespaces.is_empty()
+                && new_links.is_empty()
+                && gone_links.is_empty()
+                && self.neutron_rules == before.neutron_rules,
+            "{context}: the node is not as it was: namespaces left {new_namespaces:?}, gone \
+             {gone_namespaces:?}; links left {new_links:?}, gone {gone_links:?}; Neutron's \
+             iptables rules now {:?}, before {:?}",
+            self.neutron_rules,
+            before.neutron_rules
+        );
+    }
+}
+
 /// The tap devices Open vSwitch's userspace datapath makes for its bridges
 /// (Epoxy on a kernel without the openvswitch module): persistent, so that
 /// a restarted ovs-vswitchd finds its ports, and so left on the node by a

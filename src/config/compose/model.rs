@@ -192,6 +192,12 @@ pub struct KollaSettings {
     /// (MariaDB's system tables after mariadb-upgrade): `kolla rollback
     /// --all` leaves it on its newer image, saying so.
     pub one_way: bool,
+    /// A one-shot job of the service's image that `kolla destroy` runs on
+    /// each node where the service ran, once every container there is
+    /// stopped and before any is removed: it removes what the service made
+    /// on the node outside its containers (Neutron's network namespaces,
+    /// the switch's devices). Its failure is reported; the destroy goes on.
+    pub cleanup: Option<Vec<String>>,
 }
 
 /// One service, resolved: interpolated, defaults applied, references checked.

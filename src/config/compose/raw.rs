@@ -247,6 +247,7 @@ pub(super) struct RawKolla {
     pub(super) post_upgrade: Option<RawBootstrap>,
     #[serde(default)]
     pub(super) one_way: bool,
+    pub(super) cleanup: Option<RawBootstrap>,
 }
 
 /// The service keys kolla supports. `net` and `name` are the legacy v1

@@ -862,11 +862,20 @@ impl Resolver<'_> {
             Some(b) => self.argv(line, service, "x-kolla.bootstrap.command", Some(b.command))?,
         };
         let upgrade_check = self.upgrade_check(line, service, raw.upgrade_check)?;
-        if raw.data && (bootstrap.is_some() || config.is_some() || upgrade_check.is_some()) {
+        let cleanup = match raw.cleanup {
+            None => None,
+            Some(c) => self.argv(line, service, "x-kolla.cleanup.command", Some(c.command))?,
+        };
+        if raw.data
+            && (bootstrap.is_some()
+                || config.is_some()
+                || upgrade_check.is_some()
+                || cleanup.is_some())
+        {
             return Err(self.error(
                 line,
                 service,
-                "a data container (x-kolla.data) never runs, so it takes no config, bootstrap or upgrade_check",
+                "a data container (x-kolla.data) never runs, so it takes no config, bootstrap, upgrade_check or cleanup",
             ));
         }
         let restore_point = raw
@@ -897,6 +906,7 @@ impl Resolver<'_> {
             raw.data,
         )?;
         Ok(KollaSettings {
+            cleanup,
             one_way: raw.one_way,
             post_upgrade,
             upgrade_after,

@@ -315,6 +315,7 @@ fn kolla(s: &ServiceSpec, files: &[String]) -> Value {
     put(&mut m, "upgrade_after", json!(k.upgrade_after));
     put(&mut m, "post_upgrade", json!(k.post_upgrade));
     put(&mut m, "one_way", json!(k.one_way));
+    put(&mut m, "cleanup", json!(k.cleanup));
     Value::Object(m)
 }
 

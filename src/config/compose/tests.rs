@@ -954,6 +954,34 @@ fn bad_upgrade_orders_are_refused() {
 }
 
 #[test]
+fn a_cleanup_job_is_a_command_and_no_data_container_takes_one() {
+    let file = parse_text(
+        "services:\n  agent:\n    image: a\n    x-kolla: {cleanup: {command: [kolla-cleanup, namespaces, qdhcp-]}}\n  plain:\n    image: p\n",
+    )
+    .unwrap();
+    assert_eq!(
+        file.service("agent").unwrap().kolla.cleanup.as_deref(),
+        Some(
+            ["kolla-cleanup", "namespaces", "qdhcp-"]
+                .map(String::from)
+                .as_slice()
+        )
+    );
+    assert_eq!(file.service("plain").unwrap().kolla.cleanup, None);
+    assert_refused(&[
+        (
+            "    volumes: [/d]\n    x-kolla: {data: true, cleanup: {command: [x]}}\n",
+            "takes no config, bootstrap, upgrade_check or cleanup",
+        ),
+        (
+            "    x-kolla: {cleanup: {command: []}}\n",
+            "x-kolla.cleanup.command",
+        ),
+        ("    x-kolla: {cleanup: {run: [x]}}\n", "run"),
+    ]);
+}
+
+#[test]
 fn a_restore_point_names_its_databases_or_its_own_commands() {
     let text = "services:\n  glance:\n    image: g\n    x-kolla:\n      bootstrap: {command: x}\n      restore_point: {databases: [glance, glance_cache]}\n  own:\n    image: o\n    x-kolla:\n      bootstrap: {command: x}\n      restore_point: {service: db, dump: cat /s, restore: [sh, -c, 'cat > /s']}\n";
     let file = parse_text(text).unwrap();
