@@ -378,6 +378,10 @@ fn the_cloud_to_epoxy(d: &Deployment, admin: &str, token: &str, id: &str, payloa
     // four), so it fails requests from some point of the bootstrap job
     // until the new server takes over: held to that stretch, and printed.
     let said = describe(&output);
+    let token_issue = seen
+        .iter()
+        .find(|(what, _)| *what == "issue a token")
+        .map_or(Duration::ZERO, |(_, seen)| seen.typical);
     let neutron = (
         stamp(&said, "neutron-server", "running bootstrap job"),
         stamp(&said, "neutron-server", "upgraded"),
@@ -409,6 +413,17 @@ fn the_cloud_to_epoxy(d: &Deployment, admin: &str, token: &str, id: &str, payloa
         };
         let (from, to) = swap_window(&said, service);
         let (slowest, at) = seen.slowest_between(from, to);
+        // A new API process's first request waits on its own service
+        // token (keystonemiddleware asks Keystone for one): one token
+        // issue more, whose typical the clients measured (0.76 s on two
+        // busy cores; a Glance request once waited 1.3 s, 38 ms typical).
+        let allowed = seen.typical
+            + ABOVE_TYPICAL
+            + if service == "keystone" {
+                Duration::ZERO
+            } else {
+                token_issue
+            };
         eprintln!(
             "{what}: slowest in {service}'s swap ({from:?}..{to:?}): {slowest:?} at {at:?}, typical {:?}",
             seen.typical
@@ -418,8 +433,8 @@ fn the_cloud_to_epoxy(d: &Deployment, admin: &str, token: &str, id: &str, payloa
             "{what} through upgrade --all: {seen:?}"
         );
         assert!(
-            slowest <= seen.typical + ABOVE_TYPICAL,
-            "{what}: a request waited {slowest:?} in {service}'s swap, more than {ABOVE_TYPICAL:?} over the typical: {seen:?}"
+            slowest <= allowed,
+            "{what}: a request waited {slowest:?} in {service}'s swap, more than {ABOVE_TYPICAL:?} and a token issue ({token_issue:?}) over the typical: {seen:?}"
         );
     }
     // Before the migration, Epoxy's nova-status either fails only on the

@@ -115,11 +115,8 @@ pub async fn run_cleanups(
     lines
 }
 
+/// The last `n` lines of `text`, quoted.
 fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..]
-        .iter()
-        .map(|l| format!("  | {l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    super::steps::quoted(&lines[lines.len().saturating_sub(n)..].join("\n"))
 }

@@ -63,12 +63,7 @@ impl StepRunner<'_> {
             .logs_tail(container, self.run.options.log_lines)
             .await
         {
-            Ok(text) if text.trim().is_empty() => "  (no output)".to_string(),
-            Ok(text) => text
-                .lines()
-                .map(|l| format!("  | {l}"))
-                .collect::<Vec<_>>()
-                .join("\n"),
+            Ok(text) => quoted(&text),
             Err(e) => format!("  (logs unavailable: {e})"),
         }
     }
@@ -636,4 +631,15 @@ impl Job {
 struct JobEnd {
     code: Option<i64>,
     logs: String,
+}
+
+/// A container's last lines as kolla quotes them under an error.
+pub(super) fn quoted(text: &str) -> String {
+    if text.trim().is_empty() {
+        return "  (no output)".to_string();
+    }
+    text.lines()
+        .map(|l| format!("  | {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
