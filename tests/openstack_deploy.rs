@@ -214,6 +214,7 @@ fn all_in_one_builds_deploys_and_serves_the_apis() {
 #[ignore = "heavy: builds and deploys real OpenStack services; tools/test runs it"]
 fn zed_all_in_one_deploys_and_serves_the_client() {
     let _one = ALL_IN_ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let host = network::HostNetwork::now();
     let (d, _) = deploy_the_all_in_one(Release::Zed, "zed");
     assert_each_runs_its_release(&d);
     let admin = common::admin_password(&d.images.config_dir);
@@ -241,7 +242,7 @@ fn zed_all_in_one_deploys_and_serves_the_client() {
     let output = d.kolla("destroy", &["--purge-data", "--yes-i-really-mean-it"]);
     assert!(output.status.success(), "{}", describe(&output));
     assert!(d.containers().is_empty());
-    network::remove_node_network_leftovers();
+    network::HostNetwork::now().assert_as(&host, "after destroy --purge-data");
     common::phase("end");
 }
 

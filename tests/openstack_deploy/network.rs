@@ -577,27 +577,6 @@ impl HostNetwork {
     }
 }
 
-/// The tap devices Open vSwitch's userspace datapath makes for its bridges
-/// (Epoxy on a kernel without the openvswitch module): persistent, so that
-/// a restarted ovs-vswitchd finds its ports, and so left on the node by a
-/// destroy.
-const SWITCH_TAPS: [&str; 4] = ["br-int", "br-ex", "br-tun", "ovs-netdev"];
-
-/// Remove what the deployment's network left on the node: the veth pair
-/// the L2 agent made for the provider network (its node end goes with it)
-/// and the userspace switch's taps.
-pub fn remove_node_network_leftovers() {
-    let _ = ip(&["link", "del", "kolla-ext"]);
-    let left = ip(&["link", "show", NODE_END]);
-    assert!(!left.status.success(), "{NODE_END} is still there");
-    for tap in SWITCH_TAPS {
-        if ip(&["link", "show", tap]).status.success() {
-            let removed = ip(&["link", "del", tap]);
-            assert!(removed.status.success(), "{}", describe(&removed));
-        }
-    }
-}
-
 fn ip(args: &[&str]) -> Output {
     std::process::Command::new("ip")
         .args(args)
