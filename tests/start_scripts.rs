@@ -377,6 +377,7 @@ fn the_cleanup_removes_what_neutron_made_and_nothing_else() {
             .args(args)
             .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
             .env("CALLS", &calls)
+            .env("OVS_RUNDIR", dir.path())
             .output()
             .expect("bash runs");
         let said = std::fs::read_to_string(&calls).unwrap_or_default();
@@ -398,7 +399,10 @@ fn the_cleanup_removes_what_neutron_made_and_nothing_else() {
     assert!(said.contains("ip netns delete qrouter-22\n"), "{said}");
     assert!(!said.contains("delete qdhcp-11"), "{said}");
 
+    let saved = dir.path().join("kolla-saved-flows");
+    std::fs::create_dir(&saved).expect("the switch's saved flows");
     let (output, said) = run(&["switch"]);
+    assert!(!saved.exists(), "the switch's saved flows were left");
     assert!(
         output.status.success(),
         "{}",

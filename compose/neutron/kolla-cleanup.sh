@@ -10,7 +10,8 @@
 #   switch                the L2 agent's: the provider network's veth pair
 #                         kolla-l2-agent.sh made, the switch's devices left
 #                         in the node's namespace (the userspace datapath's
-#                         taps, the kernel datapath itself), and Neutron's
+#                         taps, the kernel datapath itself), the flows the
+#                         switch saved when it stopped, and Neutron's
 #                         iptables rules and chains there
 # Each thing removed is said; one that cannot be is said on stderr and the
 # script goes on, failing at its end.
@@ -61,6 +62,12 @@ switch)
     for device in br-int br-ex br-tun ovs-netdev; do
         link_gone "$device"
     done
+    # The flows ovs-vswitchd saved when destroy stopped it (its start script
+    # restores them on a restart; OVS_RUNDIR is Open vSwitch's variable).
+    saved=${OVS_RUNDIR:-/run/openvswitch}/kolla-saved-flows
+    if [ -e "$saved" ]; then
+        if rm -rf "$saved"; then gone "the switch's saved flows"; else failed "$saved"; fi
+    fi
     for table in filter nat mangle raw; do
         # The jumps into Neutron's chains from the node's own (a chain in
         # use cannot go; rules inside Neutron's go with their chain), then

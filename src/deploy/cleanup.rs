@@ -14,7 +14,9 @@ use std::time::Duration;
 use super::config_files;
 use super::desired::Desired;
 use super::labels::{self, ObservedContainer, Role};
-use crate::engine::Engine;
+use super::service::DesiredService;
+use super::spec::ContainerSpec;
+use crate::engine::{Engine, EngineError, RunOutput};
 
 /// How long a cleanup job may run: deleting namespaces and links takes a
 /// second; one still running after this is stuck, and is removed.
@@ -53,27 +55,7 @@ pub async fn run_cleanups(
         if let Some(left) = observed.iter().find(|c| c.name == name) {
             let _ = node.engine.remove_container(&left.id, false).await;
         }
-        let mut spec = wanted.spec.clone();
-        spec.name = name;
-        // The image the service runs here, which the node has.
-        spec.image = if live.digest.is_empty() {
-            live.image.clone()
-        } else {
-            live.digest.clone()
-        };
-        spec.command = Some(command.clone());
-        spec.restart_policy = Some("no".into());
-        spec.healthcheck = None;
-        spec.ports.clear();
-        // No volume of its own, nor a data container's: it works on the node.
-        spec.anonymous_volumes.clear();
-        spec.volumes_from.clear();
-        spec.labels = [
-            (labels::PROJECT.to_string(), node.project.to_string()),
-            (labels::SERVICE.to_string(), service.clone()),
-        ]
-        .into_iter()
-        .collect();
+        let spec = job_spec(node, wanted, live, name, command);
         let files = desired
             .files
             .get(service)
@@ -95,27 +77,65 @@ pub async fn run_cleanups(
             .engine
             .run_spec_with_files_to_completion(&spec, Some(tar.into()), LIMIT)
             .await;
-        lines.push(match ran {
-            Ok(out) if out.exit_code == 0 => {
-                let said: Vec<&str> = out.output.lines().collect();
-                if said.is_empty() {
-                    format!("{service}: cleaned up")
-                } else {
-                    format!("{service}: cleaned up: {}", said.join("; "))
-                }
-            }
-            Ok(out) => format!(
-                "{service}: cleanup exited {} (the destroy goes on); its last lines:\n{}",
-                out.exit_code,
-                last_lines(&out.output, 20)
-            ),
-            Err(e) => format!("{service}: cleanup failed (the destroy goes on): {e}"),
-        });
+        lines.push(said(service, ran));
     }
     lines
 }
 
 /// The last `n` lines of `text`, quoted.
+/// The job's container: the service's as the compose files define it, with
+/// the job's command, under `name`.
+fn job_spec(
+    node: &Node<'_>,
+    wanted: &DesiredService,
+    live: &ObservedContainer,
+    name: String,
+    command: &[String],
+) -> ContainerSpec {
+    let mut spec = wanted.spec.clone();
+    spec.name = name;
+    // The image the service runs here, which the node has.
+    spec.image = if live.digest.is_empty() {
+        live.image.clone()
+    } else {
+        live.digest.clone()
+    };
+    spec.command = Some(command.to_vec());
+    spec.restart_policy = Some("no".into());
+    spec.healthcheck = None;
+    spec.ports.clear();
+    // No volume of its own, nor a data container's: it works on the node.
+    spec.anonymous_volumes.clear();
+    spec.volumes_from.clear();
+    spec.labels = [
+        (labels::PROJECT.to_string(), node.project.to_string()),
+        (labels::SERVICE.to_string(), wanted.service.name.clone()),
+    ]
+    .into_iter()
+    .collect();
+    spec
+}
+
+/// What a job did, in a line (a failure's with its last lines).
+fn said(service: &str, ran: Result<RunOutput, EngineError>) -> String {
+    match ran {
+        Ok(out) if out.exit_code == 0 => {
+            let said: Vec<&str> = out.output.lines().collect();
+            if said.is_empty() {
+                format!("{service}: cleaned up")
+            } else {
+                format!("{service}: cleaned up: {}", said.join("; "))
+            }
+        }
+        Ok(out) => format!(
+            "{service}: cleanup exited {} (the destroy goes on); its last lines:\n{}",
+            out.exit_code,
+            last_lines(&out.output, 20)
+        ),
+        Err(e) => format!("{service}: cleanup failed (the destroy goes on): {e}"),
+    }
+}
+
 fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     super::steps::quoted(&lines[lines.len().saturating_sub(n)..].join("\n"))

@@ -537,7 +537,7 @@ mod tests {
             Option<&'a [String]>,
             &'a [&'a str],
         );
-        let cases: [Case; 5] = [
+        let cases: [Case; 6] = [
             (
                 "    environment: {A: '1', B: '3'}\n",
                 &conf("a"),
@@ -568,6 +568,13 @@ mod tests {
                 Some(&["db-sync".to_string()]),
                 &["bootstrap command"],
             ),
+            // A file gone is named too.
+            (
+                "    environment: {A: '1', B: '2'}\n",
+                &[],
+                None,
+                &["file /etc/x/x.conf"],
+            ),
         ];
         for (text, files, bootstrap, named) in cases {
             assert_eq!(
@@ -576,26 +583,29 @@ mod tests {
                 "{text}"
             );
         }
-        // A file gone is named too.
-        assert_eq!(
-            changed_parts(
-                &base,
-                &parts("    environment: {A: '1', B: '2'}\n", &[], None)
-            ),
-            ["file /etc/x/x.conf"]
-        );
-        // Keyed: the label tells nothing without every password (the same
-        // file under another key hashes otherwise), and holds no value.
-        let other_key = hash_key(&BTreeMap::new());
-        let other = config_parts(
-            &other_key,
-            HashInputs {
-                spec: &container_spec(&service("    environment: {A: '1', B: '2'}\n"), &p),
-                files: &conf("a"),
-                job_files: &[],
-                bootstrap: None,
-            },
-        );
+    }
+
+    #[test]
+    fn config_parts_are_keyed_and_a_changed_password_is_said_as_such() {
+        let p = placement(PrivilegedMode::Native);
+        let parts_under = |key: &[u8]| {
+            config_parts(
+                key,
+                HashInputs {
+                    spec: &container_spec(&service("    environment: {A: '1', B: '2'}\n"), &p),
+                    files: &[RenderedFile::new("/etc/x/x.conf", b"a".to_vec())],
+                    job_files: &[],
+                    bootstrap: None,
+                },
+            )
+        };
+        let base = parts_under(&hash_key(&BTreeMap::from([(
+            "db".to_string(),
+            "s3cret".to_string(),
+        )])));
+        let other = parts_under(&hash_key(&BTreeMap::new()));
+        // The label tells nothing without every password (the same file
+        // under another key hashes otherwise), and holds no value.
         assert_ne!(base["file /etc/x/x.conf"], other["file /etc/x/x.conf"]);
         // A changed password is said as such, not as every part.
         assert_eq!(changed_parts(&base, &other), ["passwords.yml"]);

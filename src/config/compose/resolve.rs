@@ -857,21 +857,11 @@ impl Resolver<'_> {
             .config
             .map(|c| self.config_templates(line, service, c))
             .transpose()?;
-        let bootstrap = match raw.bootstrap {
-            None => None,
-            Some(b) => self.argv(line, service, "x-kolla.bootstrap.command", Some(b.command))?,
-        };
+        let bootstrap = self.job(line, service, "x-kolla.bootstrap.command", raw.bootstrap)?;
         let upgrade_check = self.upgrade_check(line, service, raw.upgrade_check)?;
-        let cleanup = match raw.cleanup {
-            None => None,
-            Some(c) => self.argv(line, service, "x-kolla.cleanup.command", Some(c.command))?,
-        };
-        if raw.data
-            && (bootstrap.is_some()
-                || config.is_some()
-                || upgrade_check.is_some()
-                || cleanup.is_some())
-        {
+        let cleanup = self.job(line, service, "x-kolla.cleanup.command", raw.cleanup)?;
+        let jobs = [&bootstrap, &cleanup].into_iter().flatten().count();
+        if raw.data && (jobs > 0 || config.is_some() || upgrade_check.is_some()) {
             return Err(self.error(
                 line,
                 service,
@@ -923,6 +913,29 @@ impl Resolver<'_> {
         })
     }
 
+    /// A one-shot job's command (`x-kolla.bootstrap`, `post_upgrade`,
+    /// `cleanup`): never empty, which would run the image's own command
+    /// (the service itself) as the job.
+    fn job(
+        &self,
+        line: u64,
+        service: &str,
+        field: &str,
+        raw: Option<RawBootstrap>,
+    ) -> Result<Option<Vec<String>>, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        match self.argv(line, service, field, Some(raw.command))? {
+            Some(command) if !command.is_empty() => Ok(Some(command)),
+            _ => Err(self.error(
+                line,
+                service,
+                format!("{field}: empty; give the job's command"),
+            )),
+        }
+    }
+
     /// `x-kolla.guests`: one program's name.
     fn guests(
         &self,
@@ -956,15 +969,7 @@ impl Resolver<'_> {
         data: bool,
     ) -> Result<(Vec<String>, Option<Vec<String>>), ConfigError> {
         let upgrade_after = self.upgrade_after(line, service, after)?;
-        let post_upgrade = match post {
-            None => None,
-            Some(p) => self.argv(
-                line,
-                service,
-                "x-kolla.post_upgrade.command",
-                Some(p.command),
-            )?,
-        };
+        let post_upgrade = self.job(line, service, "x-kolla.post_upgrade.command", post)?;
         if data && (!upgrade_after.is_empty() || post_upgrade.is_some() || one_way) {
             return Err(self.error(
                 line,

@@ -975,10 +975,21 @@ fn a_cleanup_job_is_a_command_and_no_data_container_takes_one() {
         ),
         (
             "    x-kolla: {cleanup: {command: []}}\n",
-            "x-kolla.cleanup.command",
+            "x-kolla.cleanup.command: empty",
         ),
-        ("    x-kolla: {cleanup: {run: [x]}}\n", "run"),
+        (
+            "    x-kolla: {bootstrap: {command: \"\"}}\n",
+            "x-kolla.bootstrap.command: empty",
+        ),
     ]);
+    let err = parse_text("services:\n  a:\n    image: x\n    x-kolla: {cleanup: {run: [x]}}\n")
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("line 4") && err.contains("unknown field `run`"),
+        "{err}"
+    );
 }
 
 #[test]
