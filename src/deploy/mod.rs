@@ -14,7 +14,9 @@
 //! nothing: under a service's lock it runs what the plan's action says
 //! once rechecked against the node (`plan::Action::recheck`). Containers
 //! carry all the state (`labels`); only the history is a local file.
-//! `unused_images` (pure) says which images `kolla prune-images` removes.
+//! `unused_images` (pure) says which images `kolla prune-images` removes;
+//! `cleanup` runs the jobs `kolla destroy` runs before it removes a node's
+//! containers.
 
 pub mod cleanup;
 pub mod config_files;

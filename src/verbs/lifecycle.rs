@@ -3,10 +3,13 @@
 //! stopped gracefully, dependents first; started again, or restarted one
 //! node at a time, dependencies first and each gated, through the node
 //! pipeline's start intent (which takes each service's lock); destroy
-//! removes them, and data containers and volumes only with `--purge-data
-//! --yes-i-really-mean-it`; a destroy that reaches containers on more than
+//! runs the services' cleanup jobs (`deploy::cleanup`) once they are
+//! stopped, then removes them, and data containers and volumes only with
+//! `--purge-data --yes-i-really-mean-it`; a destroy that reaches containers on more than
 //! one node is confirmed the same way (without it nothing is removed and
 //! what would have gone is listed).
+
+use std::collections::BTreeMap;
 
 use futures_util::future::join_all;
 
@@ -14,10 +17,8 @@ use super::targets::{self, connect, node_at, start_options};
 use super::{Fanout, Outcome, named, over_nodes};
 use crate::cli::{DestroyArgs, RestartArgs, StartArgs, StopArgs};
 use crate::config::inventory::Node;
-use crate::credentials::Store;
-use std::collections::BTreeMap;
-
 use crate::config::inventory::PrivilegedMode;
+use crate::credentials::Store;
 use crate::deploy::cleanup;
 use crate::deploy::desired::Desired;
 use crate::deploy::guests;
