@@ -75,7 +75,7 @@ fn destroy_runs_each_deployed_services_cleanup_and_goes_on_past_a_failed_one() {
     assert!(d.containers().is_empty(), "{:?}", d.containers());
 }
 
-/// Compose files that cannot be read (a passwords file gone) do not stop
+/// Compose files that cannot be read (one is not a map of services) do not stop
 /// a destroy: it says no cleanup runs and removes the containers.
 #[test]
 fn destroy_without_readable_compose_files_still_removes_the_containers() {
