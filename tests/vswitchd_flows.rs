@@ -16,7 +16,8 @@ const SCRIPT: &str = "images/openvswitch/kolla-ovs-vswitchd";
 /// The recorders: each appends its arguments to $CALLS; `ovs-ofctl` dumps
 /// two flows per bridge (with the header and ages a real dump has) and a
 /// group on br-int, and appends what it is asked to add; `ovs-vswitchd`
-/// sleeps until stopped. FAIL_ADD makes adding flows fail.
+/// sleeps until stopped. FAIL_ADD makes adding flows fail; SLOW_ADD
+/// seconds makes it slow.
 const RECORDERS: [(&str, &str); 4] = [
     (
         "ovs-vsctl",
@@ -48,6 +49,7 @@ case "$*" in
         ;;
     *add-flows*|*add-groups*)
         [ -z "$FAIL_ADD" ] || exit 1
+        [ -z "$SLOW_ADD" ] || sleep "$SLOW_ADD"
         sed 's/^/  added: /' "$last" >> "$CALLS"
         ;;
 esac
@@ -283,7 +285,43 @@ fn a_failed_restore_still_clears_the_flag_so_the_switch_forwards() {
 fn not_healthy_before_the_restore_is_over() {
     let node = Node::new();
     assert!(!node.health(), "healthy before the script made it ready");
-    let running = node.start(&[]);
+    assert!(node.start(&[]).stop().success());
+    std::fs::remove_file(node.path("ready")).expect("mark");
+    std::fs::remove_file(node.path("calls")).expect("calls");
+    // A restore that takes its time: while the flows are being added, the
+    // switch answers but the container is not healthy.
+    let mut child = node
+        .command(&[("SLOW_ADD", "2")])
+        .spawn()
+        .expect("bash runs");
+    let started = Instant::now();
+    while !node.calls().contains("add-flows") {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no restore began"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !node.health(),
+        "healthy while the flows were being restored"
+    );
+    let running = Running {
+        child: {
+            while !node.path("ready").exists() {
+                assert!(started.elapsed() < Duration::from_secs(30), "never ready");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert!(
+                child.try_wait().expect("wait").is_none(),
+                "the script ended"
+            );
+            child
+        },
+    };
+    let calls = node.calls();
+    let at = positions(&calls, &["add-flows br-int", CLEAR_WAIT]);
+    assert!(at[0] < at[1], "{calls}");
     assert!(node.health());
     drop(running);
 }
