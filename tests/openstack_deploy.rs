@@ -9,8 +9,12 @@
 //! the services free); tools/test and CI run it with --include-ignored.
 
 mod common;
+#[path = "openstack_deploy/dashboard.rs"]
+mod dashboard;
 #[path = "openstack_deploy/network.rs"]
 mod network;
+#[path = "openstack_deploy/orchestration.rs"]
+mod orchestration;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -19,7 +23,9 @@ use common::{Bounded, Deployment, Reply, Sandbox, describe, eventually};
 use kolla::config::release::Release;
 
 /// Every port the all-in-one binds on the host.
-const PORTS: &[u16] = &[3306, 5000, 5672, 8774, 8775, 8778, 9292, 9696, 11211];
+const PORTS: &[u16] = &[
+    80, 3306, 5000, 5672, 8000, 8004, 8774, 8775, 8778, 9292, 9696, 11211,
+];
 /// Where the all-in-one's APIs answer.
 const LOCAL: &str = "127.0.0.1";
 
@@ -53,6 +59,10 @@ fn all_in_one_builds_deploys_and_serves_the_apis() {
         "openvswitch-db",
         "openvswitch-vswitchd",
         "neutron-openvswitch-agent",
+        "heat-api",
+        "heat-api-cfn",
+        "heat-engine",
+        "horizon",
     ] {
         let (_, state) = &containers[&d.container(service)];
         assert_eq!(state, "running", "{service}");
@@ -1009,10 +1019,11 @@ fn list_request(port: u16, path: &'static str, token: &str) -> Request {
     Box::new(move || http("GET", port, path, &token, &[], b"").status)
 }
 
-/// Keystone, glance-api, placement-api and nova-api upgraded start-first
-/// to a changed image while a client asks to validate a token, for the
-/// image list, the resource providers and the flavors, and rolled back the same way: not
-/// one request fails, none waits long. Keystone is uwsgi, which drains on SIGTERM;
+/// Keystone, glance-api, placement-api, nova-api, heat-api and the
+/// dashboard upgraded start-first to a changed image while a client asks
+/// to validate a token, for the image list, the resource providers, the
+/// flavors, the stacks and the login page, and rolled back the same way:
+/// not one request fails, none waits long. Keystone is uwsgi, which drains on SIGTERM;
 /// glance-api-drain turns a stop of Glance into its reload's drain, and
 /// the image's eventlet finishes what it accepted (eventlet-graceful-
 /// shutdown). A slow image upload in flight when the old Glance begins its
@@ -1052,11 +1063,33 @@ fn start_first_swaps_under_a_client(d: &Deployment, token: &str) {
     };
     let nova_token = token.to_string();
     let list_flavors = move || http("GET", 8774, "/v2.1/flavors", &nova_token, &[], b"").status;
+    // Heat's API names the project in its paths: the token's own.
+    let scope = http(
+        "GET",
+        5000,
+        "/v3/auth/tokens",
+        token,
+        &[("X-Subject-Token", token)],
+        b"",
+    );
+    let project = scope.json()["token"]["project"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the token's project: {}", scope.text()))
+        .to_string();
+    let heat_token = token.to_string();
+    let list_stacks = move || {
+        let path = format!("/v1/{project}/stacks");
+        http("GET", 8004, &path, &heat_token, &[], b"").status
+    };
     let cases: Vec<(&str, Request)> = vec![
         ("glance-api", Box::new(list_images)),
         ("keystone", Box::new(validate_token)),
         ("placement-api", Box::new(list_providers)),
         ("nova-api", Box::new(list_flavors)),
+        ("heat-api", Box::new(list_stacks)),
+        // The dashboard's login page: Django renders it (sessions in
+        // Memcached, the compressed static files named in it).
+        ("horizon", Box::new(dashboard::login_page_status)),
     ];
     for (service, request) in cases {
         changed_image(d, service, "startfirst");

@@ -76,7 +76,12 @@ fn post_deploy_writes_the_admin_files_for_the_controller_0600() {
         common::stdout_of(&sourced).trim(),
         format!("http://10.1.2.3:5000/v3 admin {password}")
     );
-    // Nothing secret on the terminal.
+    // Nothing secret on the terminal; where the dashboard is, at the
+    // controller's address.
     let shown = format!("{}{}", common::stdout_of(&output), common::stderr(&output));
     assert!(!shown.contains(&password), "{shown}");
+    assert!(
+        shown.contains("the dashboard: http://10.1.2.3/ (user admin"),
+        "{shown}"
+    );
 }

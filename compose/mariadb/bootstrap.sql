@@ -8,6 +8,7 @@
   ["nova", passwords.nova_database_password],
   ["placement", passwords.placement_database_password],
   ["neutron", passwords.neutron_database_password],
+  ["heat", passwords.heat_database_password],
 ] %}
 {% for user in users %}
 CREATE DATABASE IF NOT EXISTS {{ user[0] }};

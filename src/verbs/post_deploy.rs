@@ -1,7 +1,8 @@
 //! `kolla post-deploy`: what the operator needs to use the cloud after a
 //! deploy: `clouds.yaml` and `admin-openrc.sh` for the admin (mode 0600,
 //! beside passwords.yml), pointing at Keystone on the first controller
-//! node, and how to run the real client with them.
+//! node, how to run the real client with them, and where the dashboard
+//! answers.
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -71,6 +72,11 @@ pub fn post_deploy(settings: &Settings, args: PostDeployArgs) -> anyhow::Result<
         clouds_path.display(),
         clouds::CLOUD_NAME,
         settings.globals.image_ref("kolla-toolbox")
+    );
+    outln!(
+        "  the dashboard: http://{}/ (user admin, password {ADMIN_PASSWORD} of {})",
+        controller.api_address_or_loopback(),
+        passwords_file.display()
     );
     Ok(Outcome::Success)
 }

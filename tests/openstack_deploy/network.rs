@@ -8,8 +8,11 @@
 //! within seconds of ovs-vswitchd's upgrade and rollback, and it outlives
 //! nova-libvirt's swaps; with `Swaps::Under`, the guest is pinged through
 //! the caller's upgrade (a whole release's), which keeps every network
-//! object and the server. Everything made here is deleted again, and the
-//! node's end of the provider network loses the address given to it.
+//! object and the server; with `Swaps::Too` too, a Heat stack builds a
+//! server of its own on the same ground (orchestration.rs) and a project
+//! user sees the first one in the dashboard (dashboard.rs). Everything
+//! made here is deleted again, and the node's end of the provider network
+//! loses the address given to it.
 
 use std::process::Output;
 use std::time::Instant;
@@ -94,10 +97,30 @@ pub fn a_server_gets_its_address_and_a_floating_ip(d: &Deployment, admin: &str, 
     phase("floating IP answers");
 
     match swaps {
-        Swaps::Too => swaps_keep_the_guest(d, &cli, &net, &server, &floating),
+        Swaps::Too => {
+            let ground = super::orchestration::Ground {
+                public: &net.public,
+                router: &net.router,
+                image: &names.image,
+                flavor: &names.flavor,
+            };
+            super::orchestration::a_stack_makes_a_reachable_server(&cli, &ground, answers_ping);
+            phase("a stack made its server, and its delete removed it");
+            let shots = super::dashboard::shots_folder("all-in-one-dashboard");
+            super::dashboard::a_user_logs_in_and_sees_the_server(&cli, &names.server, &shots);
+            phase("the dashboard shows the server");
+            swaps_keep_the_guest(d, &cli, &net, &server, &floating)
+        }
         Swaps::Under(upgrade) => {
             the_guest_through(&cli, &net, &server, &floating, upgrade);
             phase("the server and its network kept through the upgrade");
+            // The upgraded cloud makes new servers too: scheduled, built
+            // by the new nova-compute and libvirt, plugged by the new
+            // agents, its address from the new DHCP agent.
+            let second = boot_another(&cli, &names, &net, &format!("{}-after", names.server));
+            cli.guest_shows_its_dhcp_address(&second);
+            phase("a new server boots after the upgrade and gets its address");
+            cli.ok(&["server", "delete", "--wait", &second]);
         }
     }
 
@@ -428,7 +451,7 @@ impl Network {
 /// Upload the tiny guest and boot it on the tenant network; the server's
 /// id once ACTIVE.
 fn boot(cli: &Cli, names: &Names, net: &Network) -> String {
-    let image = cli.upload_guest(&names.image);
+    cli.upload_guest(&names.image);
     cli.ok(&[
         "flavor",
         "create",
@@ -440,17 +463,23 @@ fn boot(cli: &Cli, names: &Names, net: &Network) -> String {
         "1",
         &names.flavor,
     ]);
+    boot_another(cli, names, net, &names.server)
+}
+
+/// Boot a server `name` of the guest uploaded by `boot`, on the tenant
+/// network; its id once ACTIVE and listed.
+fn boot_another(cli: &Cli, names: &Names, net: &Network, name: &str) -> String {
     let server = cli.value(&[
         "server",
         "create",
         "--image",
-        &image,
+        &names.image,
         "--flavor",
         &names.flavor,
         "--network",
         &net.tenant,
         "--wait",
-        &names.server,
+        name,
         "-f",
         "value",
         "-c",
