@@ -54,6 +54,21 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
 
+    /// Only warnings, failures and results: no step-by-step progress.
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "KOLLA_QUIET",
+        conflicts_with = "verbose"
+    )]
+    pub quiet: bool,
+
+    /// More: every line of an image build, and the output of each job
+    /// (bootstrap, upgrade check, post-upgrade) even when it succeeds.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
     #[command(subcommand)]
     pub command: Command,
 }

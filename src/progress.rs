@@ -19,6 +19,28 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// How much the operator asked to see: `--quiet` keeps warnings,
+/// failures and results (no step-by-step progress, no builder lines);
+/// `-v` adds every builder line and each job's output, a success's too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Verbosity {
+    Quiet,
+    #[default]
+    Normal,
+    Verbose,
+}
+
+impl Verbosity {
+    /// From `--quiet` and the count of `-v` (clap keeps them apart).
+    pub fn from_flags(quiet: bool, verbose: u8) -> Verbosity {
+        match (quiet, verbose) {
+            (true, _) => Verbosity::Quiet,
+            (false, 0) => Verbosity::Normal,
+            (false, _) => Verbosity::Verbose,
+        }
+    }
+}
+
 /// How a task ended, as the display shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Finished {
@@ -37,21 +59,26 @@ pub enum Tone {
 
 pub enum Progress {
     Terminal(TerminalProgress),
-    Plain { unit: &'static str, colour: bool },
+    Plain {
+        unit: &'static str,
+        colour: bool,
+        verbosity: Verbosity,
+    },
 }
 
 pub struct TerminalProgress {
     colour: bool,
+    verbose: bool,
     multi: MultiProgress,
     overall: ProgressBar,
     bars: Mutex<HashMap<String, ProgressBar>>,
 }
 
 impl Progress {
-    /// Bars when stderr is a terminal, plain lines otherwise. `unit`
-    /// names what is counted (`build`: images).
-    pub fn for_stderr(unit: &'static str, colour: bool) -> Progress {
-        if std::io::stderr().is_terminal() {
+    /// Bars when stderr is a terminal (but `--quiet`'s), plain lines
+    /// otherwise. `unit` names what is counted (`build`: images).
+    pub fn for_stderr(unit: &'static str, colour: bool, verbosity: Verbosity) -> Progress {
+        if std::io::stderr().is_terminal() && verbosity != Verbosity::Quiet {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
             let overall = multi.add(ProgressBar::new(0));
             overall.set_style(
@@ -62,19 +89,30 @@ impl Progress {
             overall.set_prefix(unit);
             Progress::Terminal(TerminalProgress {
                 colour,
+                verbose: verbosity == Verbosity::Verbose,
                 multi,
                 overall,
                 bars: Mutex::new(HashMap::new()),
             })
         } else {
-            Progress::Plain { unit, colour }
+            Progress::Plain {
+                unit,
+                colour,
+                verbosity,
+            }
         }
     }
 
     pub fn begin(&self, total: usize) {
         match self {
             Progress::Terminal(t) => t.overall.set_length(total as u64),
-            Progress::Plain { unit, .. } => eprintln!("{unit}: {total} to do"),
+            Progress::Plain {
+                unit, verbosity, ..
+            } => {
+                if *verbosity != Verbosity::Quiet {
+                    eprintln!("{unit}: {total} to do")
+                }
+            }
         }
     }
 
@@ -94,26 +132,40 @@ impl Progress {
                     bars.insert(name.to_string(), bar);
                 }
             }
-            Progress::Plain { .. } => eprintln!("{name}: started"),
+            Progress::Plain { verbosity, .. } => {
+                if *verbosity != Verbosity::Quiet {
+                    eprintln!("{name}: started")
+                }
+            }
         }
     }
 
     /// One line of builder output. On a terminal it replaces the bar's
-    /// message; in plain mode only the builder's step lines are printed, so
-    /// CI logs show progress without every package manager line.
+    /// message (`-v`: and is printed above the bars); in plain mode only
+    /// the builder's step lines are printed, so CI logs show progress
+    /// without every package manager line (`-v`: every line; `--quiet`:
+    /// none).
     pub fn line(&self, name: &str, line: &str) {
         match self {
             Progress::Terminal(t) => {
                 if let Some(bar) = t.bars.lock().ok().and_then(|b| b.get(name).cloned()) {
                     bar.set_message(line.trim().to_string());
                 }
+                if t.verbose {
+                    let _ = t.multi.println(format!("{name}: {}", line.trim_end()));
+                }
             }
-            Progress::Plain { .. } => {
+            Progress::Plain { verbosity, .. } => {
                 let line = line.trim();
-                if line.starts_with("Step ")
-                    || line.starts_with("retry ")
-                    || line.starts_with("pushing ")
-                {
+                let step = ["Step ", "retry ", "pushing "]
+                    .iter()
+                    .any(|p| line.starts_with(p));
+                let shown = match verbosity {
+                    Verbosity::Quiet => false,
+                    Verbosity::Normal => step,
+                    Verbosity::Verbose => true,
+                };
+                if shown {
                     eprintln!("{name}: {line}");
                 }
             }
@@ -136,8 +188,12 @@ impl Progress {
                     .multi
                     .println(format!("{} {name}{detail}", paint(status, t.colour, 0)));
             }
-            Progress::Plain { colour, .. } => {
-                eprintln!("{}", result_line(name, status, &detail, *colour))
+            Progress::Plain {
+                colour, verbosity, ..
+            } => {
+                if *verbosity != Verbosity::Quiet || status.tone != Tone::Good {
+                    eprintln!("{}", result_line(name, status, &detail, *colour))
+                }
             }
         }
     }
@@ -171,6 +227,7 @@ fn paint(status: Finished, colour: bool, width: usize) -> String {
 /// The services of a deploy or swap as the operator follows them.
 pub struct Steps {
     display: StepsDisplay,
+    verbosity: Verbosity,
 }
 
 enum StepsDisplay {
@@ -186,9 +243,10 @@ enum StepsDisplay {
 }
 
 impl Steps {
-    /// Live lines when stderr is a terminal, timed lines otherwise.
-    pub fn for_stderr(colour: bool) -> Steps {
-        let display = if std::io::stderr().is_terminal() {
+    /// Live lines when stderr is a terminal (but `--quiet`'s), timed lines
+    /// otherwise.
+    pub fn for_stderr(colour: bool, verbosity: Verbosity) -> Steps {
+        let display = if std::io::stderr().is_terminal() && verbosity != Verbosity::Quiet {
             StepsDisplay::Terminal {
                 colour,
                 multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
@@ -200,7 +258,7 @@ impl Steps {
                 colour,
             }
         };
-        Steps { display }
+        Steps { display, verbosity }
     }
 
     /// Plain lines without times, for output that another process relays
@@ -211,12 +269,16 @@ impl Steps {
                 timed: false,
                 colour: false,
             },
+            verbosity: Verbosity::Normal,
         }
     }
 
     /// The step a service is at now (`creating`, `waiting for healthy`):
     /// its live line on a terminal, a line otherwise.
     pub fn status(&self, node: &str, service: &str, step: &str) {
+        if self.verbosity == Verbosity::Quiet {
+            return;
+        }
         match &self.display {
             StepsDisplay::Terminal { multi, live, .. } => {
                 live_line(multi, live, node, service).set_message(step.to_string());
@@ -244,6 +306,9 @@ impl Steps {
 
     /// A service's work is over: its live line goes, its result stays.
     pub fn done(&self, node: &str, service: &str, result: Finished, detail: &str) {
+        if self.verbosity == Verbosity::Quiet && result.tone == Tone::Good {
+            return;
+        }
         let detail = detail
             .lines()
             .find(|l| !l.trim().is_empty())
@@ -276,6 +341,19 @@ impl Steps {
                 ));
             }
         }
+    }
+
+    /// What only `-v` shows: a job's whole output, a success's too.
+    pub fn detail(&self, node: &str, service: &str, what: &str) {
+        if self.verbosity == Verbosity::Verbose {
+            self.note(format!("{node}: {service}: {what}"));
+        }
+    }
+
+    /// Whether `-v` asked for the details (`detail`): callers skip
+    /// fetching what would not be shown.
+    pub fn verbose(&self) -> bool {
+        self.verbosity == Verbosity::Verbose
     }
 
     /// A line for the operator that is about no one service.
@@ -340,15 +418,16 @@ pub fn steps() -> &'static Steps {
             timed: true,
             colour: false,
         },
+        verbosity: Verbosity::Normal,
     })
 }
 
 static STEPS: std::sync::OnceLock<Steps> = std::sync::OnceLock::new();
 
 /// Choose the display for this command: live lines on a terminal;
-/// `colour` as `Settings::colour` decided.
-pub fn init_steps(colour: bool) {
-    let _ = STEPS.set(Steps::for_stderr(colour));
+/// `colour` as `Settings::colour` decided, `verbosity` as the flags did.
+pub fn init_steps(colour: bool, verbosity: Verbosity) {
+    let _ = STEPS.set(Steps::for_stderr(colour, verbosity));
 }
 
 /// One line for the operator, on stderr, with the seconds since the

@@ -16,6 +16,7 @@ use crate::config::release::Release;
 use crate::config::{ConfigError, Globals, globals};
 use crate::credentials::CredentialsError;
 use crate::engine::{Deadlines, Endpoint, TlsFiles};
+pub use crate::progress::Verbosity;
 
 /// The resolved settings of one kolla run.
 #[derive(Debug, Clone)]
@@ -32,6 +33,8 @@ pub struct Settings {
     pub deadlines: Deadlines,
     /// Whether human output on stderr is coloured (`colour_for`).
     pub colour: bool,
+    /// How much progress stderr shows (`--quiet`, `-v`).
+    pub verbosity: Verbosity,
 }
 
 /// What kolla reads from its environment, read once.
@@ -145,6 +148,7 @@ impl Settings {
                 environment.colour,
                 std::io::IsTerminal::is_terminal(&std::io::stderr()),
             ),
+            verbosity: Verbosity::from_flags(cli.quiet, cli.verbose),
             environment,
         })
     }
@@ -359,6 +363,7 @@ mod tests {
             forks: 1,
             deadlines: Deadlines::default(),
             colour: false,
+            verbosity: Verbosity::Normal,
         };
         let dotenv = BTreeMap::from([("COMPOSE_PROFILES".to_string(), "c".to_string())]);
         assert_eq!(settings.profiles(&["x".into()], &dotenv), vec!["x"]);

@@ -473,3 +473,55 @@ fn a_build_past_its_timeout_fails_after_its_retries() {
     assert!(slow["duration_secs"].as_f64().unwrap() >= 4.0, "{slow}");
     assert_eq!(by_name(&summary)["fx-base"]["status"], "up_to_date");
 }
+
+/// `-v` shows every line a build prints (a RUN step's own output), where
+/// a plain run shows the builder's step lines only; `--quiet` shows
+/// neither, but still the summary of what was built.
+#[test]
+fn verbose_shows_the_builders_lines_and_quiet_none() {
+    let sandbox = Sandbox::new("verbosity");
+    // The step line names `$((40 + N))`; only the step's own output
+    // says the sum.
+    let over = |n: u32| {
+        let file = sandbox.dir.path().join(format!("override-{n}.tera"));
+        std::fs::write(
+            &file,
+            format!(
+                "{{% extends \"fx-tool/Dockerfile.tera\" %}}\n{{% block fx_tool_footer %}}RUN echo kolla-said-$((40 + {n})){{% endblock %}}\n"
+            ),
+        )
+        .unwrap();
+        file.to_str().unwrap().to_string()
+    };
+    let build = |flag: Option<&str>, n: u32| {
+        let file = over(n);
+        let mut args = vec!["^fx-tool$", "--template-override", file.as_str()];
+        args.extend(flag);
+        let output = sandbox.build(&args);
+        assert!(output.status.success(), "{}", describe(&output));
+        output
+    };
+    let loud = build(Some("-v"), 1);
+    let said = common::stderr(&loud);
+    assert!(said.contains("kolla-said-41"), "-v: {said}");
+    assert!(said.contains("Step "), "-v: {said}");
+
+    let plain = build(None, 2);
+    let said = common::stderr(&plain);
+    assert!(
+        said.contains("Step ") && !said.contains("kolla-said-42"),
+        "plain: {said}"
+    );
+
+    let quiet = build(Some("--quiet"), 3);
+    let said = common::stderr(&quiet);
+    assert!(
+        !said.contains("Step ") && !said.contains("started") && !said.contains("kolla-said-43"),
+        "--quiet: {said}"
+    );
+    assert!(
+        common::stdout_of(&quiet).contains("fx-tool"),
+        "--quiet still says what was built: {}",
+        describe(&quiet)
+    );
+}

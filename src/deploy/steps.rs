@@ -275,15 +275,7 @@ impl StepRunner<'_> {
                 return Err(e);
             }
         };
-        let logs = match code {
-            Some(0) => String::new(),
-            Some(_) => self.logs(&name).await,
-            None => format!(
-                "(still running after {}s)\n{}",
-                self.run.options.health_timeout.as_secs(),
-                self.logs(&name).await
-            ),
-        };
+        let logs = self.job_said(service, &name, step, code).await;
         // A bootstrap job that runs on may be migrating a schema: it is
         // never killed (the next run waits for it). A check only reads.
         if code.is_some() || job == Job::UpgradeCheck {
@@ -294,6 +286,27 @@ impl StepRunner<'_> {
                 .map_err(|e| self.run.engine_error(e))?;
         }
         Ok(JobEnd { code, logs })
+    }
+
+    /// What a job's end quotes: its last lines unless it exited 0 (then
+    /// only `-v` shows them, as a detail).
+    async fn job_said(&self, service: &str, name: &str, step: &str, code: Option<i64>) -> String {
+        match code {
+            Some(0) => {
+                if self.run.steps.verbose() {
+                    let said = self.logs(name).await;
+                    let what = format!("{step}: exited 0; its last lines:\n{said}");
+                    self.run.steps.detail(self.run.node, service, &what);
+                }
+                String::new()
+            }
+            Some(_) => self.logs(name).await,
+            None => format!(
+                "(still running after {}s)\n{}",
+                self.run.options.health_timeout.as_secs(),
+                self.logs(name).await
+            ),
+        }
     }
 
     /// Mount the volumes the plan gave `spec`'s anonymous paths

@@ -61,7 +61,8 @@ pub async fn build(settings: &Settings, args: BuildArgs) -> anyhow::Result<Outco
             )?),
         };
     options.http_proxy = cache.as_ref().map(PackageCache::proxy_url);
-    let progress = Arc::new(Progress::for_stderr("build", settings.colour));
+    let (colour, verbosity) = (settings.colour, settings.verbosity);
+    let progress = Arc::new(Progress::for_stderr("build", colour, verbosity));
     let interrupted = async {
         if tokio::signal::ctrl_c().await.is_err() {
             // No signal handler: never report an interruption.

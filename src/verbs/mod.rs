@@ -417,7 +417,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         _ => {}
     }
     let settings = Settings::resolve(&cli, Environment::read())?;
-    crate::progress::init_steps(settings.colour);
+    crate::progress::init_steps(settings.colour, settings.verbosity);
     let s = &settings;
     let outcome = match cli.command {
         Command::Build(args) => build::build(s, args).await,

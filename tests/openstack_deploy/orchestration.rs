@@ -37,8 +37,11 @@ pub fn a_stack_makes_a_reachable_server(
     for parameter in &parameters {
         create.extend(["--parameter", parameter.as_str()]);
     }
-    create.extend(["--wait", "-f", "json", &name]);
-    let created = cli.json_object(&create);
+    // `--wait` prints the stack's events as they come (a failure's with
+    // its reason) and fails unless the stack completes.
+    create.extend(["--wait", &name]);
+    cli.ok(&create);
+    let created = cli.json_object(&["stack", "show", &name, "-f", "json"]);
     assert_eq!(
         created["stack_status"], "CREATE_COMPLETE",
         "the stack: {created}"
