@@ -246,7 +246,7 @@ fn zed_all_in_one_deploys_and_serves_the_client() {
         &admin,
         network::Swaps::Under(&upgrade),
     );
-    common::phase("glance and keystone back to zed");
+    common::phase("glance, keystone and heat back to zed");
     back_to_zed(&d, &token, &id, &payload);
     common::phase("destroy --purge-data");
     let output = d.kolla("destroy", &["--purge-data", "--yes-i-really-mean-it"]);
@@ -498,7 +498,8 @@ fn stamp(said: &str, service: &str, what: &str) -> Duration {
 }
 
 /// Glance and Keystone back to Zed by `rollback --restore-db`, Keystone
-/// first: each is Zed again on its own schema, the image still whole.
+/// first: each is Zed again on its own schema, the image still whole;
+/// then Heat (heat_back_to_zed).
 fn back_to_zed(d: &Deployment, token: &str, id: &str, payload: &[u8]) {
     let services = ["glance-api", "keystone"];
     let requests: std::sync::Arc<[Request; 2]> = std::sync::Arc::new([
@@ -529,6 +530,46 @@ fn back_to_zed(d: &Deployment, token: &str, id: &str, payload: &[u8]) {
         (shown.json()["status"] == "active").then(|| image_bytes(token, id))
     });
     assert!(read == payload, "zed's glance returned other bytes");
+    heat_back_to_zed(d, token);
+}
+
+/// The id of the project `token` is scoped to.
+fn token_project(token: &str) -> String {
+    let scope = http(
+        "GET",
+        5000,
+        "/v3/auth/tokens",
+        token,
+        &[("X-Subject-Token", token)],
+        b"",
+    );
+    scope.json()["token"]["project"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the token's project: {}", scope.text()))
+        .to_string()
+}
+
+/// Heat back to Zed: its engine and CloudFormation API first (they share
+/// its database and run no migration of their own), then heat-api with
+/// its database as it was before Epoxy's bootstrap; Zed's Heat then lists
+/// the project's stacks.
+fn heat_back_to_zed(d: &Deployment, token: &str) {
+    for (service, args) in [
+        ("heat-engine", &[][..]),
+        ("heat-api-cfn", &[][..]),
+        ("heat-api", &["--restore-db"][..]),
+    ] {
+        let mut all = vec![service, "--health-timeout", "300"];
+        all.extend(args);
+        let output = d.kolla("rollback", &all);
+        assert!(output.status.success(), "{}", describe(&output));
+        assert_eq!(release_of(d, service), "zed", "{service}");
+    }
+    let project = token_project(token);
+    let path = format!("/v1/{project}/stacks");
+    eventually("zed's heat lists the stacks", 60, || {
+        (http("GET", 8004, &path, token, &[], b"").status == 200).then_some(())
+    });
 }
 
 /// The releases the history's last record of `service` says it went
@@ -1064,18 +1105,7 @@ fn start_first_swaps_under_a_client(d: &Deployment, token: &str) {
     let nova_token = token.to_string();
     let list_flavors = move || http("GET", 8774, "/v2.1/flavors", &nova_token, &[], b"").status;
     // Heat's API names the project in its paths: the token's own.
-    let scope = http(
-        "GET",
-        5000,
-        "/v3/auth/tokens",
-        token,
-        &[("X-Subject-Token", token)],
-        b"",
-    );
-    let project = scope.json()["token"]["project"]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("the token's project: {}", scope.text()))
-        .to_string();
+    let project = token_project(token);
     let heat_token = token.to_string();
     let list_stacks = move || {
         let path = format!("/v1/{project}/stacks");

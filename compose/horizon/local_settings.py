@@ -29,7 +29,16 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
         "LOCATION": "{{ internal_address }}:11211",
     },
+    # The pages' cached fragments (the angular templates the login page
+    # preloads, inside a block compressed when the image was built) stay
+    # in the process: from a shared cache a new release's dashboard would
+    # read its predecessor's fragment, find no compressed file for it, and
+    # answer every page with an error.
+    "template_fragments": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+    },
 }
+COMPRESS_CACHE_BACKEND = "template_fragments"
 # Served over plain HTTP on the node: a cookie marked secure would never
 # come back.
 SESSION_COOKIE_SECURE = False
