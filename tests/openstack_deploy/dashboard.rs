@@ -99,7 +99,7 @@ pub fn a_user_logs_in_and_sees_the_server(cli: &Cli, server: &str, shots: &Path)
         text.contains("Active").then_some(text)
     });
     browser.shot(shots, "instances");
-    eprintln!("dashboard: {server}'s row: {status}");
+    eprintln!("dashboard: {server}'s row: {}", status.replace('\n', " | "));
 
     browser.go("/project/network_topology/");
     browser.shot(shots, "network-topology");
@@ -240,7 +240,7 @@ impl Browser {
             )
             .ok()?;
         // W3C's element reference key.
-        found["element-6066-11e4-a52e-4a4e1a2b7d0c"]
+        found["element-6066-11e4-a52e-4f735466cecf"]
             .as_str()
             .map(str::to_string)
     }
