@@ -98,6 +98,9 @@ pub fn a_server_gets_its_address_and_a_floating_ip(d: &Deployment, admin: &str, 
 
     match swaps {
         Swaps::Too => {
+            // The swaps first, on a network no stack has just changed
+            // (its router interface and ports come and go with it).
+            swaps_keep_the_guest(d, &cli, &net, &server, &floating);
             let ground = super::orchestration::Ground {
                 public: &net.public,
                 router: &net.router,
@@ -109,7 +112,6 @@ pub fn a_server_gets_its_address_and_a_floating_ip(d: &Deployment, admin: &str, 
             let shots = super::dashboard::shots_folder("all-in-one-dashboard");
             super::dashboard::a_user_logs_in_and_sees_the_server(&cli, &names.server, &shots);
             phase("the dashboard shows the server");
-            swaps_keep_the_guest(d, &cli, &net, &server, &floating)
         }
         Swaps::Under(upgrade) => {
             the_guest_through(&cli, &net, &server, &floating, upgrade);
